@@ -1,0 +1,409 @@
+//! One typed configuration, assembled from command-line flags, their `SIGIL_*` environment
+//! twins and an optional TOML file (in that order of precedence), and validated once at
+//! start-up. Secrets (root passphrase, bootstrap token) come only from the environment or
+//! from `*_FILE` paths, never from flags (which leak into `ps`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::crypto::{RootKeySource, SecretBytes};
+use crate::error::SigilError;
+
+/// `sigil serve` flags. Every flag has an environment twin.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file with the same keys as the flags (snake_case).
+    #[arg(long, env = "SIGIL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (store, dev TLS certificate, generated keys).
+    #[arg(long, env = "SIGIL_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "SIGIL_LISTEN")]
+    pub listen: Option<String>,
+    /// Public base URL; the did:web host comes from it. Default: https://<listen>.
+    #[arg(long, env = "SIGIL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// PEM certificate chain for TLS.
+    #[arg(long, env = "SIGIL_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, env = "SIGIL_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (only allowed on a loopback address).
+    #[arg(long, env = "SIGIL_HTTP")]
+    pub http: bool,
+    /// File holding the 32-byte root key.
+    #[arg(long, env = "SIGIL_ROOT_KEY_FILE")]
+    pub root_key_file: Option<PathBuf>,
+    /// Maximum request body in bytes (default 65536).
+    #[arg(long, env = "SIGIL_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Maximum lifetime of a presentation proof in seconds (default 300).
+    #[arg(long, env = "SIGIL_MAX_PRESENTATION_TTL")]
+    pub max_presentation_ttl: Option<u64>,
+    /// Log format: `json` (default) or `text`.
+    #[arg(long, env = "SIGIL_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Worker threads for the HTTP server (default: number of CPUs).
+    #[arg(long, env = "SIGIL_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+/// The TOML file's shape: the same keys as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data: Option<PathBuf>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    http: Option<bool>,
+    root_key_file: Option<PathBuf>,
+    body_limit: Option<usize>,
+    max_presentation_ttl: Option<u64>,
+    log_format: Option<String>,
+    workers: Option<usize>,
+}
+
+/// How the listener speaks.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// TLS with an operator-provided certificate and key.
+    Tls { cert: PathBuf, key: PathBuf },
+    /// TLS with a self-signed certificate generated into the data directory.
+    DevTls,
+    /// Plain HTTP on loopback.
+    PlainHttp,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    /// Explicit public URL; `None` means "derive from the bound address" (port 0 in tests).
+    pub public_url: Option<PublicUrl>,
+    pub transport: Transport,
+    pub root_key: Option<RootKeySource>,
+    pub bootstrap_token: Option<SecretBytes>,
+    pub body_limit: usize,
+    pub max_presentation_ttl: u64,
+    pub log_format: LogFormat,
+    pub workers: usize,
+}
+
+/// A validated public base URL: `scheme://host[:port]`, no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    base: String,
+    did_host: String,
+}
+
+impl PublicUrl {
+    /// Parses `https://host[:port]` (or `http://` for loopback dev use).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim_end_matches('/');
+        let rest = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or_else(|| format!("public URL {s:?} must start with https://"))?;
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@', '[', ']', ' ']) {
+            return Err(format!(
+                "public URL {s:?} must be scheme://host[:port] with no path, user or IPv6 literal"
+            ));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => {
+                p.parse::<u16>()
+                    .map_err(|_| format!("public URL {s:?} has an invalid port"))?;
+                (h, Some(p))
+            }
+            None => (rest, None),
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !host_ok {
+            return Err(format!("public URL {s:?} has an invalid host"));
+        }
+        let host = host.to_ascii_lowercase();
+        // did:web encodes the port's colon as %3A (did:web method spec §3.1).
+        let did_host = match port {
+            Some(p) => format!("{host}%3A{p}"),
+            None => host.clone(),
+        };
+        let scheme = if s.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        let base = match port {
+            Some(p) => format!("{scheme}://{host}:{p}"),
+            None => format!("{scheme}://{host}"),
+        };
+        Ok(Self { base, did_host })
+    }
+
+    /// `scheme://host[:port]` without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The method-specific id prefix for did:web (`host%3Aport`).
+    pub fn did_host(&self) -> &str {
+        &self.did_host
+    }
+}
+
+fn cfg_err(msg: impl Into<String>) -> SigilError {
+    SigilError::Config(msg.into())
+}
+
+fn secret_from_env(name: &str) -> Result<Option<SecretBytes>, SigilError> {
+    let file_var = format!("{name}_FILE");
+    if let Ok(path) = std::env::var(&file_var) {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| cfg_err(format!("{file_var}: cannot read {path}: {e}")))?;
+        let trimmed: Vec<u8> = bytes.trim_ascii_end().to_vec();
+        return Ok(Some(SecretBytes::new(trimmed)));
+    }
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(Some(SecretBytes::new(v.into_bytes()))),
+        _ => Ok(None),
+    }
+}
+
+impl Config {
+    /// Builds and validates the configuration for `sigil serve`.
+    pub fn from_args(args: ServeArgs) -> Result<Self, SigilError> {
+        let file = match &args.config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        let data = args
+            .data
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let listen_s = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8443".into());
+        let listen: SocketAddr = listen_s.parse().map_err(|_| {
+            cfg_err(format!(
+                "--listen {listen_s:?} is not an address like 127.0.0.1:8443"
+            ))
+        })?;
+        let http = args.http || file.http.unwrap_or(false);
+        let tls_cert = args.tls_cert.or(file.tls_cert);
+        let tls_key = args.tls_key.or(file.tls_key);
+        let transport = match (http, tls_cert, tls_key) {
+            (true, None, None) => {
+                if !listen.ip().is_loopback() {
+                    return Err(cfg_err(format!(
+                        "--http is refused on non-loopback address {listen}; use TLS"
+                    )));
+                }
+                Transport::PlainHttp
+            }
+            (true, _, _) => {
+                return Err(cfg_err(
+                    "--http cannot be combined with --tls-cert/--tls-key",
+                ));
+            }
+            (false, Some(cert), Some(key)) => Transport::Tls { cert, key },
+            (false, None, None) => Transport::DevTls,
+            (false, _, _) => {
+                return Err(cfg_err("--tls-cert and --tls-key must be given together"));
+            }
+        };
+        let public_url = match args.public_url.or(file.public_url) {
+            Some(u) => Some(PublicUrl::parse(&u).map_err(cfg_err)?),
+            None => None,
+        };
+        if let Some(u) = &public_url {
+            let is_https = u.base().starts_with("https://");
+            if is_https == matches!(transport, Transport::PlainHttp)
+                && !matches!(transport, Transport::PlainHttp)
+            {
+                return Err(cfg_err("--public-url must use https:// when serving TLS"));
+            }
+        }
+        let root_key_file = args.root_key_file.or(file.root_key_file);
+        let passphrase = secret_from_env("SIGIL_ROOT_PASSPHRASE")?;
+        let root_key = match (root_key_file, passphrase) {
+            (Some(_), Some(_)) => {
+                return Err(cfg_err(
+                    "give either a root key file or SIGIL_ROOT_PASSPHRASE, not both",
+                ));
+            }
+            (Some(p), None) => Some(RootKeySource::File(p)),
+            (None, Some(pw)) => {
+                if pw.len() < 12 {
+                    return Err(cfg_err(
+                        "SIGIL_ROOT_PASSPHRASE must be at least 12 characters",
+                    ));
+                }
+                Some(RootKeySource::Passphrase(pw))
+            }
+            (None, None) => None,
+        };
+        let bootstrap_token = secret_from_env("SIGIL_BOOTSTRAP_TOKEN")?;
+        if let Some(t) = &bootstrap_token {
+            if t.len() < 32 || t.len() > 256 || !t.expose().iter().all(|b| b.is_ascii_graphic()) {
+                return Err(cfg_err(
+                    "SIGIL_BOOTSTRAP_TOKEN must be 32–256 printable ASCII characters (use ≥ 256 random bits)",
+                ));
+            }
+        }
+        let body_limit = args.body_limit.or(file.body_limit).unwrap_or(64 * 1024);
+        if !(1024..=16 * 1024 * 1024).contains(&body_limit) {
+            return Err(cfg_err(
+                "--body-limit must be between 1024 and 16777216 bytes",
+            ));
+        }
+        let max_presentation_ttl = args
+            .max_presentation_ttl
+            .or(file.max_presentation_ttl)
+            .unwrap_or(300);
+        if !(1..=86_400).contains(&max_presentation_ttl) {
+            return Err(cfg_err(
+                "--max-presentation-ttl must be between 1 and 86400 seconds",
+            ));
+        }
+        let log_format = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(cfg_err(format!(
+                    "--log-format {other:?} must be json or text"
+                )));
+            }
+        };
+        let workers = args.workers.or(file.workers).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+        if !(1..=512).contains(&workers) {
+            return Err(cfg_err("--workers must be between 1 and 512"));
+        }
+        Ok(Self {
+            data,
+            listen,
+            public_url,
+            transport,
+            root_key,
+            bootstrap_token,
+            body_limit,
+            max_presentation_ttl,
+            log_format,
+            workers,
+        })
+    }
+}
+
+fn load_file(p: &Path) -> Result<FileConfig, SigilError> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| cfg_err(format!("cannot read config file {}: {e}", p.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        let first = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("parse error")
+            .to_owned();
+        cfg_err(format!("config file {}: {first}", p.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_encodes_port_for_did_web() {
+        let u = PublicUrl::parse("https://Sigil.Example.com:8443/").unwrap();
+        assert_eq!(u.base(), "https://sigil.example.com:8443");
+        assert_eq!(u.did_host(), "sigil.example.com%3A8443");
+        assert_eq!(
+            PublicUrl::parse("https://id.example").unwrap().did_host(),
+            "id.example"
+        );
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://a/b",
+            "https://[::1]:8443",
+            "https://a:99999",
+            "https://u@h",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let a = ServeArgs {
+            http: true,
+            listen: Some("0.0.0.0:8080".into()),
+            ..Default::default()
+        };
+        assert!(matches!(Config::from_args(a), Err(SigilError::Config(_))));
+        let a = ServeArgs {
+            http: true,
+            listen: Some("127.0.0.1:8080".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::from_args(a).unwrap().transport,
+            Transport::PlainHttp
+        ));
+    }
+
+    #[test]
+    fn bad_values_are_config_errors() {
+        let a = ServeArgs {
+            listen: Some("nonsense".into()),
+            ..Default::default()
+        };
+        assert_eq!(Config::from_args(a).unwrap_err().exit_code(), 2);
+        let a = ServeArgs {
+            tls_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(Config::from_args(a).is_err());
+    }
+
+    #[test]
+    fn config_file_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sigil.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:9000\"\nlisen = 1\n").unwrap();
+        let a = ServeArgs {
+            config: Some(p.clone()),
+            ..Default::default()
+        };
+        assert!(Config::from_args(a).is_err());
+        std::fs::write(&p, "listen = \"127.0.0.1:9000\"\nbody_limit = 2048\n").unwrap();
+        let c = Config::from_args(ServeArgs {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.body_limit, 2048);
+    }
+}

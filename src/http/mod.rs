@@ -1,0 +1,88 @@
+//! The HTTP edge: actix-web handlers, authentication extractor, problem+json mapping and
+//! the OpenAPI document. Handlers are thin: parse, authenticate, call one service
+//! function, serialize. This layer never touches `store` or `crypto`.
+//!
+//! Routes are declared once in [`routes!`]; the same table registers them with actix and
+//! lists them for the test that fails when a route is missing from `openapi/openapi.json`.
+
+pub mod agents;
+pub mod auth;
+pub mod dto;
+pub mod middleware;
+pub mod openapi;
+pub mod problem;
+pub mod system;
+pub mod tenants;
+
+use actix_web::{HttpResponse, web};
+use serde::de::DeserializeOwned;
+
+use crate::ids::{AgentId, TenantId, TokenId};
+use problem::ApiError;
+
+/// Declares every API route once: registers it with actix and lists it in [`ROUTES`].
+macro_rules! routes {
+    ($( $path:literal => { $( $method:ident : $handler:path ),+ $(,)? } ),+ $(,)?) => {
+        /// Every (method, path) the API serves, as registered with actix.
+        pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), $path), )+ )+ ];
+
+        /// Registers every route.
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        $( .route(web::$method().to($handler)) )+
+                        .default_service(web::to(method_not_allowed)),
+                );
+            )+
+        }
+    };
+}
+
+routes! {
+    "/healthz" => { get: system::healthz },
+    "/readyz" => { get: system::readyz },
+    "/v1/tenants" => { post: tenants::create, get: tenants::list },
+    "/v1/tenants/{tenant}" => { delete: tenants::delete },
+    "/v1/tenants/{tenant}/tokens" => { post: tenants::create_token },
+    "/v1/tenants/{tenant}/tokens/{token}" => { delete: tenants::delete_token },
+    "/v1/tenants/{tenant}/agents" => { post: agents::create, get: agents::list },
+    "/v1/tenants/{tenant}/agents/{agent}" => { get: agents::get },
+    "/v1/tenants/{tenant}/agents/{agent}/tokens" => { post: agents::rotate_token },
+    "/v1/agent" => { get: agents::me },
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this resource",
+    ))
+}
+
+/// Fallback for unknown paths.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("not_found", "no such resource"))
+}
+
+/// A path segment naming a tenant; malformed ids name nothing, hence 404.
+pub(crate) fn parse_tenant(s: &str) -> Result<TenantId, ApiError> {
+    TenantId::parse(s).map_err(|_| ApiError::not_found("tenant_not_found", "no such tenant"))
+}
+
+pub(crate) fn parse_agent(s: &str) -> Result<AgentId, ApiError> {
+    AgentId::parse(s).map_err(|_| ApiError::not_found("agent_not_found", "no such agent"))
+}
+
+pub(crate) fn parse_token(s: &str) -> Result<TokenId, ApiError> {
+    TokenId::parse(s).map_err(|_| ApiError::not_found("token_not_found", "no such token"))
+}
+
+/// A body that may be empty (→ `T::default()`) but, when present, is parsed strictly.
+pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}

@@ -1,0 +1,173 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations. A modifier adds
+//! the standard problem+json responses to every operation so no route can forget them.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Doc, Ref, RefOr, Response};
+use utoipa::{Modify, OpenApi};
+
+use super::{agents, dto, problem, system, tenants};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sigil", description = "Cloud ID wallet for AI agents: did:web identities, W3C VC 2.0 credentials, action-bound presentations."),
+    paths(
+        system::healthz, system::readyz,
+        tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::delete_token,
+        agents::create, agents::list, agents::get, agents::rotate_token, agents::me,
+    ),
+    components(schemas(problem::Problem, dto::Health)),
+    modifiers(&Security, &StandardProblems),
+    tags(
+        (name = "system", description = "Health and readiness"),
+        (name = "tenants", description = "Tenants (operator token)"),
+        (name = "tokens", description = "Tenant admin and auditor tokens"),
+        (name = "agents", description = "Agents of a tenant (tenant admin; auditor may read)"),
+        (name = "agent", description = "Routes for an agent's own token"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut Doc) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("Sigil access token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+struct StandardProblems;
+
+fn problem_response(desc: &str) -> RefOr<Response> {
+    RefOr::T(
+        Response::builder()
+            .description(desc)
+            .content(
+                "application/problem+json",
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .build(),
+    )
+}
+
+fn add_defaults(op: &mut Operation, has_body: bool) {
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut add = |code: &str, desc: &str| {
+        op.responses
+            .responses
+            .entry(code.to_owned())
+            .or_insert_with(|| problem_response(desc));
+    };
+    add("400", "Invalid request (`invalid_request`)");
+    if has_body {
+        add("413", "Body too large (`payload_too_large`)");
+        add(
+            "415",
+            "Body is not application/json (`unsupported_media_type`)",
+        );
+    }
+    if secured {
+        add("401", "Missing or invalid token (`not_authenticated`)");
+        add(
+            "403",
+            "Token may not do this (`not_authorized`, `read_only`)",
+        );
+        add(
+            "404",
+            "Not found, or not visible to this token (`tenant_not_found`, `agent_not_found`, …)",
+        );
+    }
+    add("500", "Internal error (`internal_error`)");
+    add("503", "Storage unavailable (`unavailable`)");
+}
+
+impl Modify for StandardProblems {
+    fn modify(&self, doc: &mut Doc) {
+        for item in doc.paths.paths.values_mut() {
+            for (op, body) in [
+                (item.get.as_mut(), false),
+                (item.post.as_mut(), true),
+                (item.put.as_mut(), true),
+                (item.delete.as_mut(), false),
+                (item.patch.as_mut(), true),
+            ] {
+                if let Some(op) = op {
+                    add_defaults(op, body);
+                }
+            }
+        }
+    }
+}
+
+/// The document as pretty JSON (what `sigil openapi` prints and `openapi/openapi.json` holds).
+pub fn document_json() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.to_pretty_json().unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> serde_json::Value {
+        serde_json::from_str(&document_json()).unwrap()
+    }
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let d = doc();
+        let paths = d["paths"].as_object().unwrap();
+        let mut documented = Vec::new();
+        for (p, item) in paths {
+            for m in ["get", "post", "put", "delete", "patch"] {
+                if item.get(m).is_some() {
+                    documented.push((m.to_owned(), p.clone()));
+                }
+            }
+        }
+        let mut registered: Vec<(String, String)> = crate::http::ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        documented.sort();
+        registered.sort();
+        assert_eq!(
+            documented, registered,
+            "openapi paths differ from the registered routes"
+        );
+    }
+
+    #[test]
+    fn operations_have_ids_tags_and_problem_responses() {
+        let d = doc();
+        for (p, item) in d["paths"].as_object().unwrap() {
+            for (m, op) in item.as_object().unwrap() {
+                assert!(op["operationId"].is_string(), "{m} {p} lacks operationId");
+                assert!(
+                    op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                    "{m} {p} lacks tags"
+                );
+                assert!(
+                    op["responses"]["500"].is_object(),
+                    "{m} {p} lacks problem responses"
+                );
+            }
+        }
+        assert_eq!(d["openapi"], "3.1.0");
+        assert!(
+            d["info"]["license"]["name"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! Newtype identifiers, parsed once at the edge ("parse, don't validate").
+//!
+//! Ids are the only identifying data kept in plaintext at rest, so they must never carry
+//! user content: tenant ids are short slugs (they appear in public DIDs anyway), every other
+//! id is random.
+
+use std::fmt;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// Why an id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} id: {why}")]
+pub struct IdError {
+    pub kind: &'static str,
+    pub why: &'static str,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Characters allowed in every id: lowercase ASCII letters, digits, `-`. This keeps ids
+/// safe inside store keys, URLs, DIDs (`did:web` path segments) and AAD strings.
+fn check_chars(kind: &'static str, s: &str, min: usize, max: usize) -> Result<(), IdError> {
+    if s.len() < min || s.len() > max {
+        return Err(IdError {
+            kind,
+            why: "length out of range",
+        });
+    }
+    let ok = s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        return Err(IdError {
+            kind,
+            why: "only a-z, 0-9 and '-' are allowed",
+        });
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err(IdError {
+            kind,
+            why: "must not start or end with '-'",
+        });
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $min:expr, $max:expr, $rand_bytes:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new random id.
+            pub fn random() -> Self {
+                Self(random_hex($rand_bytes))
+            }
+            /// Parses an id from untrusted input.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                check_chars($kind, s, $min, $max)?;
+                Ok(Self(s.to_owned()))
+            }
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                check_chars($kind, &s, $min, $max)?;
+                Ok(Self(s))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant (organisation). Chosen by the operator or random; 2–63 characters.
+    TenantId, "tenant", 2, 63, 8
+);
+id_type!(
+    /// An agent inside a tenant; always random.
+    AgentId, "agent", 8, 64, 12
+);
+id_type!(
+    /// An access token's public id (never the token itself).
+    TokenId, "token", 8, 64, 12
+);
+id_type!(
+    /// A credential held in a wallet.
+    CredentialId, "credential", 8, 64, 16
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_reject_path_tricks_and_uppercase() {
+        for bad in [
+            "..%2f", "../x", "a/b", "ACME", "-ab", "ab-", "a", "a b", "é-x",
+        ] {
+            assert!(TenantId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(TenantId::parse("acme-payments").is_ok());
+        let a = AgentId::random();
+        assert_eq!(AgentId::parse(a.as_str()).unwrap(), a);
+    }
+
+    #[test]
+    fn ids_deserialize_through_validation() {
+        let r: Result<TenantId, _> = serde_json::from_str("\"../etc\"");
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! Sigil: a cloud ID wallet for AI agents.
+//!
+//! Every agent gets a `did:web` identity whose Ed25519 keys never leave Sigil, a wallet of
+//! W3C Verifiable Credentials, and presentations signed on demand for one action at a time.
+//! The layers follow `ARCHITECTURE.md`: `http` → `service` → (`policy`, `vc`, `audit`,
+//! `crypto`) → `store`; dependencies only point downwards.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod vc;

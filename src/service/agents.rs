@@ -1,0 +1,328 @@
+//! Agents: creation (signing key, access token, identity credential), listing, reading,
+//! and access-token rotation. An agent's private keys are sealed records of their own;
+//! the agent record holds only public halves and ids.
+
+use jiff::Timestamp;
+
+use super::records::{AgentRecord, AgentState, KeyState, KeyVersion, TokenRecord, TokenRole, kind};
+use super::tenants::validate_text;
+use super::{Caller, Page, ServiceError, Sigil, page_limit};
+use crate::crypto::{Aad, AccessToken, Signer};
+use crate::ids::{AgentId, TenantId, TokenId};
+use crate::store::{StoreError, Txn, keys};
+
+/// What an admin supplies to create an agent.
+#[derive(Debug, Clone, Default)]
+pub struct NewAgent {
+    pub name: String,
+    pub operator: Option<String>,
+    pub software: Option<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The result of creating an agent; the access token is shown once.
+#[derive(Debug)]
+pub struct AgentCreated {
+    pub id: AgentId,
+    pub did: String,
+    pub access_token: AccessToken,
+    pub token_id: TokenId,
+    pub identity_credential_id: Option<String>,
+}
+
+/// An agent as the API shows it (no secrets).
+#[derive(Debug, Clone)]
+pub struct AgentView {
+    pub record: AgentRecord,
+    pub did: String,
+}
+
+/// A new agent access token, shown once.
+#[derive(Debug)]
+pub struct AgentTokenIssued {
+    pub token_id: TokenId,
+    pub access_token: AccessToken,
+    pub expires: Option<Timestamp>,
+}
+
+const METADATA_MAX_BYTES: usize = 8 * 1024;
+const MAX_RETRIES: usize = 16;
+
+fn validate_metadata(m: &serde_json::Map<String, serde_json::Value>) -> Result<(), ServiceError> {
+    let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
+    if m.len() > 64 || size > METADATA_MAX_BYTES {
+        return Err(ServiceError::invalid(format!(
+            "metadata must have at most 64 keys and {METADATA_MAX_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl Sigil {
+    /// Creates an agent: signing key v1, access token, identity credential.
+    pub async fn create_agent(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        new: NewAgent,
+    ) -> Result<AgentCreated, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        validate_text("name", &new.name, 200)?;
+        for (f, v) in [("operator", &new.operator), ("software", &new.software)] {
+            if let Some(v) = v {
+                validate_text(f, v, 200)?;
+            }
+        }
+        validate_metadata(&new.metadata)?;
+        let t = tenant.as_str();
+        let tk = self.tenant_keys(t).await?;
+        let id = AgentId::random();
+        let a = id.as_str();
+        let now = self.clock.now();
+        let signer = Signer::generate();
+        let minted = self.mint_token(TokenRole::Agent, Some(&id), None);
+        let record = AgentRecord {
+            v: 1,
+            id: a.to_owned(),
+            name: new.name,
+            operator: new.operator,
+            software: new.software,
+            metadata: new.metadata,
+            state: AgentState::Active,
+            created: now,
+            keys: vec![KeyVersion {
+                version: 1,
+                public_hex: hex::encode(signer.public().0),
+                state: KeyState::Active,
+                created: now,
+                retired_at: None,
+            }],
+            current_key: 1,
+            token_ids: vec![minted.id.to_string()],
+            identity_credential_id: None,
+            credential_ids: Vec::new(),
+        };
+        let dk = tk
+            .current()
+            .ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+        let key_id = format!("{a}/1");
+        let mut txn = Txn::new();
+        txn.put(
+            keys::private_key(t, a, 1),
+            dk.seal_signer(
+                &Aad {
+                    tenant: t,
+                    kind: kind::PRIVATE_KEY,
+                    id: &key_id,
+                },
+                &signer,
+            ),
+        );
+        self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
+        txn.require_absent(keys::agent(t, a)).put(
+            keys::agent(t, a),
+            self.seal_record(&tk, t, kind::AGENT, a, &record)?,
+        );
+        self.store.commit(txn).await?;
+        Ok(AgentCreated {
+            did: self.agent_did(t, a),
+            id,
+            access_token: minted.token,
+            token_id: minted.id,
+            identity_credential_id: record.identity_credential_id,
+        })
+    }
+
+    /// Reads an agent record.
+    pub(crate) async fn agent_record(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> Result<(AgentRecord, Vec<u8>), ServiceError> {
+        let t = tenant.as_str();
+        let tk = self.tenant_keys(t).await?;
+        let key = keys::agent(t, agent.as_str());
+        let blob = self
+            .store
+            .get(&key)
+            .await?
+            .ok_or_else(ServiceError::agent_not_found)?;
+        let rec = self.open_record(&tk, t, kind::AGENT, agent.as_str(), &blob)?;
+        Ok((rec, blob))
+    }
+
+    /// Read-modify-write of an agent record with optimistic concurrency. `f` edits the
+    /// record and may stage further writes; it is re-run on conflict.
+    pub(crate) async fn update_agent<R>(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        mut f: impl FnMut(&mut AgentRecord, &mut Txn) -> Result<R, ServiceError>,
+    ) -> Result<(AgentRecord, R), ServiceError> {
+        let t = tenant.as_str();
+        let a = agent.as_str();
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, old) = self.agent_record(tenant, agent).await?;
+            let mut txn = Txn::new();
+            let out = f(&mut rec, &mut txn)?;
+            let key = keys::agent(t, a);
+            txn.require_equals(key.clone(), old)
+                .put(key, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
+            match self.store.commit(txn).await {
+                Ok(()) => return Ok((rec, out)),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::conflict(
+            "write_conflict",
+            "the agent is being modified concurrently; retry",
+        ))
+    }
+
+    /// One agent, for admins and auditors of its tenant.
+    pub async fn get_agent(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> Result<AgentView, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let (record, _) = self.agent_record(tenant, agent).await?;
+        Ok(AgentView {
+            did: self.agent_did(tenant.as_str(), agent.as_str()),
+            record,
+        })
+    }
+
+    /// The calling agent itself.
+    pub async fn whoami(&self, caller: &Caller) -> Result<AgentView, ServiceError> {
+        let Caller::Agent { tenant, agent, .. } = caller else {
+            return Err(ServiceError::forbidden(
+                "not_authorized",
+                "this route needs an agent token",
+            ));
+        };
+        let (record, _) = self.agent_record(tenant, agent).await?;
+        Ok(AgentView {
+            did: self.agent_did(tenant.as_str(), agent.as_str()),
+            record,
+        })
+    }
+
+    /// Agents of a tenant, by id, cursor-paginated.
+    pub async fn list_agents(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<AgentView>, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let t = tenant.as_str();
+        let tk = self.tenant_keys(t).await?;
+        let limit = page_limit(limit);
+        let after = match cursor {
+            Some(c) => Some(keys::agent(
+                t,
+                AgentId::parse(c)
+                    .map_err(|_| ServiceError::invalid("invalid cursor"))?
+                    .as_str(),
+            )),
+            None => None,
+        };
+        let prefix = keys::agent_prefix(t);
+        let rows = self
+            .store
+            .scan(&prefix, after.as_deref(), limit + 1)
+            .await?;
+        let more = rows.len() > limit;
+        let mut items = Vec::with_capacity(limit);
+        for (k, blob) in rows.into_iter().take(limit) {
+            let a = k
+                .strip_prefix(prefix.as_slice())
+                .and_then(|s| std::str::from_utf8(s).ok())
+                .unwrap_or_default();
+            let record: AgentRecord = self.open_record(&tk, t, kind::AGENT, a, &blob)?;
+            items.push(AgentView {
+                did: self.agent_did(t, a),
+                record,
+            });
+        }
+        let next_cursor = if more {
+            items.last().map(|i| i.record.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Issues a new access token for an agent; every previous token stops working.
+    pub async fn rotate_agent_token(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        agent: &AgentId,
+        expires_in: Option<u64>,
+    ) -> Result<AgentTokenIssued, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant.as_str();
+        let tk = self.tenant_keys(t).await?;
+        let expires = match expires_in {
+            Some(s) if (60..=31_536_000).contains(&s) => Some(
+                self.clock
+                    .now()
+                    .checked_add(jiff::SignedDuration::from_secs(s as i64))
+                    .map_err(|_| ServiceError::invalid("expires_in out of range"))?,
+            ),
+            Some(_) => {
+                return Err(ServiceError::invalid(
+                    "expires_in must be between 60 and 31536000 seconds",
+                ));
+            }
+            None => None,
+        };
+        // Old token records are read outside the retry loop; a concurrent rotation makes
+        // the agent record check fail and the whole thing is retried by the caller.
+        let (rec, _) = self.agent_record(tenant, agent).await?;
+        if rec.state == AgentState::Retired {
+            return Err(ServiceError::Gone {
+                code: "agent_retired",
+                detail: "the agent is retired".into(),
+            });
+        }
+        let mut old = Vec::new();
+        for id in &rec.token_ids {
+            if let Some(r) = self
+                .load_record::<TokenRecord>(&tk, t, kind::TOKEN, id, &keys::token(t, id))
+                .await?
+            {
+                old.push(r);
+            }
+        }
+        let minted = self.mint_token(TokenRole::Agent, Some(agent), expires);
+        let new_id = minted.id.to_string();
+        let expected_tokens = rec.token_ids.clone();
+        self.update_agent(tenant, agent, |r, txn| {
+            if r.token_ids != expected_tokens {
+                return Err(ServiceError::conflict(
+                    "write_conflict",
+                    "tokens changed concurrently; retry",
+                ));
+            }
+            for o in &old {
+                self.stage_token_removal(txn, tenant, o);
+            }
+            self.stage_tenant_token(txn, &tk, tenant, &minted)?;
+            r.token_ids = vec![new_id.clone()];
+            Ok(())
+        })
+        .await?;
+        Ok(AgentTokenIssued {
+            token_id: minted.id,
+            access_token: minted.token,
+            expires,
+        })
+    }
+}

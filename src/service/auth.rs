@@ -1,0 +1,307 @@
+//! Authentication (bearer token → [`Caller`]) and the authorization rules every use case
+//! applies. Tokens are looked up by keyed hash; the stored hash is compared again in
+//! constant time; results are cached briefly and evicted on revocation.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use jiff::Timestamp;
+
+use super::records::{TokenRecord, TokenRole, kind};
+use super::{ServiceError, Sigil};
+use crate::crypto::{AccessToken, TokenHash};
+use crate::ids::{AgentId, TenantId, TokenId};
+use crate::store::{Txn, keys};
+
+/// A tenant-scoped role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Auditor,
+}
+
+/// The authenticated principal behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Runs the installation: creates and deletes tenants.
+    Operator { token: TokenId },
+    /// Administers or audits one tenant.
+    Tenant {
+        tenant: TenantId,
+        role: Role,
+        token: TokenId,
+    },
+    /// One agent, acting only as itself.
+    Agent {
+        tenant: TenantId,
+        agent: AgentId,
+        token: TokenId,
+    },
+}
+
+impl Caller {
+    /// The token id, for audit records (never the token).
+    pub fn token_id(&self) -> &TokenId {
+        match self {
+            Caller::Operator { token }
+            | Caller::Tenant { token, .. }
+            | Caller::Agent { token, .. } => token,
+        }
+    }
+
+    /// Only the operator.
+    pub fn require_operator(&self) -> Result<(), ServiceError> {
+        match self {
+            Caller::Operator { .. } => Ok(()),
+            _ => Err(ServiceError::forbidden(
+                "not_authorized",
+                "this operation needs the operator token",
+            )),
+        }
+    }
+
+    /// Admin or auditor of `tenant` (reads). Callers from another tenant learn nothing.
+    pub fn require_tenant_read(&self, tenant: &TenantId) -> Result<(), ServiceError> {
+        match self {
+            Caller::Tenant { tenant: t, .. } if t == tenant => Ok(()),
+            Caller::Agent { tenant: t, .. } if t == tenant => Err(ServiceError::forbidden(
+                "not_authorized",
+                "agent tokens cannot use administration routes",
+            )),
+            Caller::Operator { .. } => Err(ServiceError::forbidden(
+                "not_authorized",
+                "the operator token does not grant access to tenant data",
+            )),
+            _ => Err(ServiceError::tenant_not_found()),
+        }
+    }
+
+    /// Admin of `tenant` (changes).
+    pub fn require_tenant_admin(&self, tenant: &TenantId) -> Result<(), ServiceError> {
+        self.require_tenant_read(tenant)?;
+        match self {
+            Caller::Tenant {
+                role: Role::Admin, ..
+            } => Ok(()),
+            _ => Err(ServiceError::forbidden(
+                "read_only",
+                "auditor tokens can only read",
+            )),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Cached {
+    caller: Caller,
+    hash: TokenHash,
+    expires: Option<Timestamp>,
+}
+
+/// Recently authenticated tokens. Bounded; evicted on token revocation and tenant deletion.
+#[derive(Default)]
+pub struct AuthCache {
+    map: RwLock<HashMap<TokenHash, Cached>>,
+}
+
+const AUTH_CACHE_MAX: usize = 100_000;
+
+impl AuthCache {
+    fn get(&self, h: &TokenHash) -> Option<Cached> {
+        self.map.read().ok()?.get(h).cloned()
+    }
+
+    fn put(&self, c: Cached) {
+        if let Ok(mut m) = self.map.write() {
+            if m.len() >= AUTH_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(c.hash, c);
+        }
+    }
+
+    /// Forgets every cached entry matching `pred`.
+    pub(crate) fn evict(&self, pred: impl Fn(&Caller) -> bool) {
+        if let Ok(mut m) = self.map.write() {
+            m.retain(|_, c| !pred(&c.caller));
+        }
+    }
+}
+
+/// A freshly minted token: the secret for the one response, and what to store.
+pub(crate) struct MintedToken {
+    pub token: AccessToken,
+    pub id: TokenId,
+    pub record: TokenRecord,
+}
+
+impl Sigil {
+    /// Resolves a bearer token to its caller.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Caller, ServiceError> {
+        let token = AccessToken::from_presented(bearer).ok_or(ServiceError::Unauthenticated)?;
+        let hash = self.keys.pepper.hash(&token);
+        let now = self.clock.now();
+        if let Some(c) = self.auth_cache.get(&hash) {
+            if c.hash.ct_eq(&hash) && c.expires.is_none_or(|e| now < e) {
+                return Ok(c.caller);
+            }
+        }
+        let Some(index) = self.store.get(&keys::token_hash(&hash.to_hex())).await? else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        let index = String::from_utf8(index)
+            .map_err(|_| ServiceError::Internal("bad token index".into()))?;
+        let (scope, token_id) = index
+            .split_once('/')
+            .ok_or_else(|| ServiceError::Internal("bad token index".into()))?;
+        let token_id = TokenId::parse(token_id)
+            .map_err(|_| ServiceError::Internal("bad token index".into()))?;
+        let (rec, tenant) = if scope == "_op" {
+            let Some(blob) = self
+                .store
+                .get(&keys::operator_token(token_id.as_str()))
+                .await?
+            else {
+                return Err(ServiceError::Unauthenticated);
+            };
+            let pt = self
+                .keys
+                .root
+                .open_system(kind::OPERATOR_TOKEN, token_id.as_str(), &blob)?;
+            let rec: TokenRecord = serde_json::from_slice(pt.expose())
+                .map_err(|_| ServiceError::Internal("bad operator token".into()))?;
+            (rec, None)
+        } else {
+            let tenant = TenantId::parse(scope)
+                .map_err(|_| ServiceError::Internal("bad token index".into()))?;
+            let tk = match self.tenant_keys(tenant.as_str()).await {
+                Ok(tk) => tk,
+                Err(ServiceError::NotFound { .. }) => return Err(ServiceError::Unauthenticated),
+                Err(e) => return Err(e),
+            };
+            let key = keys::token(tenant.as_str(), token_id.as_str());
+            let Some(rec) = self
+                .load_record::<TokenRecord>(
+                    &tk,
+                    tenant.as_str(),
+                    kind::TOKEN,
+                    token_id.as_str(),
+                    &key,
+                )
+                .await?
+            else {
+                return Err(ServiceError::Unauthenticated);
+            };
+            (rec, Some(tenant))
+        };
+        let stored = TokenHash(
+            hex::decode(&rec.hash_hex)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| ServiceError::Internal("bad token hash".into()))?,
+        );
+        if !stored.ct_eq(&hash) || rec.expires.is_some_and(|e| now >= e) {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let caller = match (rec.role, tenant) {
+            (TokenRole::Operator, None) => Caller::Operator { token: token_id },
+            (TokenRole::Admin, Some(tenant)) => Caller::Tenant {
+                tenant,
+                role: Role::Admin,
+                token: token_id,
+            },
+            (TokenRole::Auditor, Some(tenant)) => Caller::Tenant {
+                tenant,
+                role: Role::Auditor,
+                token: token_id,
+            },
+            (TokenRole::Agent, Some(tenant)) => {
+                let agent = rec
+                    .agent
+                    .as_deref()
+                    .and_then(|a| AgentId::parse(a).ok())
+                    .ok_or_else(|| ServiceError::Internal("agent token without agent".into()))?;
+                Caller::Agent {
+                    tenant,
+                    agent,
+                    token: token_id,
+                }
+            }
+            _ => {
+                return Err(ServiceError::Internal(
+                    "token role does not match its scope".into(),
+                ));
+            }
+        };
+        self.auth_cache.put(Cached {
+            caller: caller.clone(),
+            hash,
+            expires: rec.expires,
+        });
+        Ok(caller)
+    }
+
+    /// Mints a token of `role` (its record is not yet stored).
+    pub(crate) fn mint_token(
+        &self,
+        role: TokenRole,
+        agent: Option<&AgentId>,
+        expires: Option<Timestamp>,
+    ) -> MintedToken {
+        self.mint_token_from(AccessToken::generate(), role, agent, expires)
+    }
+
+    pub(crate) fn mint_token_from(
+        &self,
+        token: AccessToken,
+        role: TokenRole,
+        agent: Option<&AgentId>,
+        expires: Option<Timestamp>,
+    ) -> MintedToken {
+        let id = TokenId::random();
+        let record = TokenRecord {
+            v: 1,
+            id: id.to_string(),
+            role,
+            agent: agent.map(|a| a.to_string()),
+            created: self.clock.now(),
+            expires,
+            hash_hex: self.keys.pepper.hash(&token).to_hex(),
+        };
+        MintedToken { token, id, record }
+    }
+
+    /// Adds the writes that store a tenant-scoped token to `txn`.
+    pub(crate) fn stage_tenant_token(
+        &self,
+        txn: &mut Txn,
+        tk: &super::keyring::TenantKeys,
+        tenant: &TenantId,
+        minted: &MintedToken,
+    ) -> Result<(), ServiceError> {
+        let t = tenant.as_str();
+        let id = minted.id.as_str();
+        let blob = self.seal_record(tk, t, kind::TOKEN, id, &minted.record)?;
+        txn.require_absent(keys::token_hash(&minted.record.hash_hex))
+            .put(keys::token(t, id), blob)
+            .put(
+                keys::token_hash(&minted.record.hash_hex),
+                format!("{t}/{id}"),
+            )
+            .put(
+                keys::tenant_token_hash(t, &minted.record.hash_hex),
+                Vec::new(),
+            );
+        Ok(())
+    }
+
+    /// Adds the writes that delete a tenant-scoped token to `txn` and evicts it from cache.
+    pub(crate) fn stage_token_removal(&self, txn: &mut Txn, tenant: &TenantId, rec: &TokenRecord) {
+        let t = tenant.as_str();
+        txn.delete(keys::token(t, &rec.id))
+            .delete(keys::token_hash(&rec.hash_hex))
+            .delete(keys::tenant_token_hash(t, &rec.hash_hex));
+        let id = rec.id.clone();
+        self.auth_cache.evict(|c| c.token_id().as_str() == id);
+    }
+}

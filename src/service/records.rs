@@ -1,0 +1,107 @@
+//! Versioned record types as they are sealed into the store. Every record carries `v` so
+//! a later release can read (and migrate) what an earlier one wrote.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// AAD kind labels: one per record type, never reused.
+pub mod kind {
+    pub const TENANT: &str = "tenant";
+    pub const AGENT: &str = "agent";
+    pub const PRIVATE_KEY: &str = "private-key";
+    pub const TOKEN: &str = "token";
+    pub const OPERATOR_TOKEN: &str = "operator-token";
+    pub const CREDENTIAL: &str = "credential";
+}
+
+/// Lifecycle of a key version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Signs; listed in `authentication`/`assertionMethod`.
+    Active,
+    /// Private half destroyed; public half still listed so old signatures verify.
+    Retired,
+    /// Removed from the DID document entirely.
+    Compromised,
+}
+
+/// One version of an Ed25519 key (public half only; the private half is sealed apart).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyVersion {
+    pub version: u32,
+    /// Raw public key, hex.
+    pub public_hex: String,
+    pub state: KeyState,
+    pub created: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<Timestamp>,
+}
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub v: u16,
+    pub id: String,
+    pub name: String,
+    pub created: Timestamp,
+    pub issuer_keys: Vec<KeyVersion>,
+    pub issuer_current: u32,
+}
+
+/// Agent lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    Active,
+    Suspended,
+    Retired,
+}
+
+/// An agent and its wallet index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub v: u16,
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub operator: Option<String>,
+    #[serde(default)]
+    pub software: Option<String>,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub state: AgentState,
+    pub created: Timestamp,
+    pub keys: Vec<KeyVersion>,
+    pub current_key: u32,
+    pub token_ids: Vec<String>,
+    #[serde(default)]
+    pub identity_credential_id: Option<String>,
+    #[serde(default)]
+    pub credential_ids: Vec<String>,
+}
+
+/// Who a token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRole {
+    Operator,
+    Admin,
+    Auditor,
+    Agent,
+}
+
+/// An access token (its keyed hash, never the token).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub v: u16,
+    pub id: String,
+    pub role: TokenRole,
+    #[serde(default)]
+    pub agent: Option<String>,
+    pub created: Timestamp,
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
+    /// HMAC of the token, hex; compared in constant time after the index lookup.
+    pub hash_hex: String,
+}

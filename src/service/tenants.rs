@@ -1,0 +1,318 @@
+//! Tenants: creation (data key, issuer key, first admin token), listing, tenant tokens,
+//! and deletion by crypto-shredding (the data keys are destroyed first, durably, so that
+//! nothing of the tenant can be opened again even if the bulk removal is interrupted).
+
+use jiff::Timestamp;
+
+use super::auth::MintedToken;
+use super::keyring::TenantKeys;
+use super::records::{KeyState, KeyVersion, TenantRecord, TokenRecord, TokenRole, kind};
+use super::{Caller, Page, ServiceError, Sigil, page_limit};
+use crate::crypto::{Aad, AccessToken, DataKey, Signer};
+use crate::ids::{TenantId, TokenId};
+use crate::store::{Txn, keys};
+
+/// A tenant as listed.
+#[derive(Debug, Clone)]
+pub struct TenantSummary {
+    pub id: TenantId,
+    pub did: String,
+    pub name: String,
+    pub created: Timestamp,
+}
+
+/// The result of creating a tenant: the admin token is shown once.
+#[derive(Debug)]
+pub struct TenantCreated {
+    pub id: TenantId,
+    pub did: String,
+    pub admin_token: AccessToken,
+    pub admin_token_id: TokenId,
+}
+
+/// A newly created tenant token, shown once.
+#[derive(Debug)]
+pub struct TokenCreated {
+    pub id: TokenId,
+    pub role: TokenRole,
+    pub token: AccessToken,
+}
+
+pub(crate) fn validate_text(field: &str, s: &str, max: usize) -> Result<(), ServiceError> {
+    if s.trim().is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(format!(
+            "{field} must be 1–{max} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Sigil {
+    /// Creates a tenant with its first data key, issuer key and admin token.
+    pub async fn create_tenant(
+        &self,
+        caller: &Caller,
+        id: Option<&str>,
+        name: &str,
+    ) -> Result<TenantCreated, ServiceError> {
+        caller.require_operator()?;
+        validate_text("name", name, 200)?;
+        let id = match id {
+            Some(s) => TenantId::parse(s).map_err(|e| ServiceError::invalid(e.to_string()))?,
+            None => TenantId::random(),
+        };
+        let t = id.as_str();
+        let now = self.clock.now();
+        let dk = DataKey::generate(1);
+        let issuer = Signer::generate();
+        let record = TenantRecord {
+            v: 1,
+            id: t.to_owned(),
+            name: name.to_owned(),
+            created: now,
+            issuer_keys: vec![KeyVersion {
+                version: 1,
+                public_hex: hex::encode(issuer.public().0),
+                state: KeyState::Active,
+                created: now,
+                retired_at: None,
+            }],
+            issuer_current: 1,
+        };
+        let tk = TenantKeys {
+            current: 1,
+            versions: [(1, dk)].into_iter().collect(),
+        };
+        let dk = tk
+            .current()
+            .ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+        let mut txn = Txn::new();
+        txn.require_absent(keys::tenant_index(t))
+            .require_absent(keys::tenant_tombstone(t))
+            .put(keys::tenant_index(t), Vec::new())
+            .put(keys::data_key(t, 1), self.keys.root.wrap_data_key(t, dk))
+            .put(keys::data_key_current(t), 1u32.to_be_bytes().to_vec())
+            .put(
+                keys::tenant_record(t),
+                self.seal_record(&tk, t, kind::TENANT, t, &record)?,
+            )
+            .put(
+                keys::private_key(t, "issuer", 1),
+                dk.seal_signer(
+                    &Aad {
+                        tenant: t,
+                        kind: kind::PRIVATE_KEY,
+                        id: "issuer/1",
+                    },
+                    &issuer,
+                ),
+            );
+        let minted = self.mint_token(TokenRole::Admin, None, None);
+        self.stage_tenant_token(&mut txn, &tk, &id, &minted)?;
+        self.store.commit(txn).await.map_err(|e| match e {
+            crate::store::StoreError::Conflict => {
+                ServiceError::conflict("tenant_exists", "a tenant with this id already exists")
+            }
+            e => e.into(),
+        })?;
+        self.keys.insert(t, tk);
+        Ok(TenantCreated {
+            did: self.tenant_did(t),
+            id,
+            admin_token: minted.token,
+            admin_token_id: minted.id,
+        })
+    }
+
+    /// Lists tenants (operator only).
+    pub async fn list_tenants(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<TenantSummary>, ServiceError> {
+        caller.require_operator()?;
+        let limit = page_limit(limit);
+        let after = cursor.map(keys::tenant_index);
+        let rows = self
+            .store
+            .scan(keys::TENANT_INDEX_PREFIX, after.as_deref(), limit + 1)
+            .await?;
+        let more = rows.len() > limit;
+        let mut items = Vec::with_capacity(limit);
+        for (k, _) in rows.into_iter().take(limit) {
+            let Some(t) = k
+                .strip_prefix(keys::TENANT_INDEX_PREFIX)
+                .and_then(|s| std::str::from_utf8(s).ok())
+            else {
+                continue;
+            };
+            let rec = self.tenant_record(t).await?;
+            items.push(TenantSummary {
+                id: TenantId::parse(t).map_err(|e| ServiceError::Internal(e.to_string()))?,
+                did: self.tenant_did(t),
+                name: rec.name,
+                created: rec.created,
+            });
+        }
+        let next_cursor = if more {
+            items.last().map(|i| i.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    pub(crate) async fn tenant_record(&self, t: &str) -> Result<TenantRecord, ServiceError> {
+        let tk = self.tenant_keys(t).await?;
+        self.load_record(&tk, t, kind::TENANT, t, &keys::tenant_record(t))
+            .await?
+            .ok_or_else(ServiceError::tenant_not_found)
+    }
+
+    /// Deletes a tenant: destroys its data keys first (crypto-shredding), then its records.
+    pub async fn delete_tenant(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+    ) -> Result<(), ServiceError> {
+        caller.require_operator()?;
+        let t = tenant.as_str();
+        if self.store.get(&keys::tenant_index(t)).await?.is_none() {
+            return Err(ServiceError::tenant_not_found());
+        }
+        // Step 1 (durable before anything else): tombstone + every data key version gone.
+        let mut txn = Txn::new();
+        txn.require_absent(keys::tenant_tombstone(t))
+            .put(keys::tenant_tombstone(t), Vec::new())
+            .delete(keys::tenant_index(t));
+        for (k, _) in self
+            .store
+            .scan(&keys::data_key_prefix(t), None, 1024)
+            .await?
+        {
+            txn.delete(k);
+        }
+        self.store.commit(txn).await?;
+        self.keys.evict(t);
+        self.auth_cache.evict(|c| matches!(c, Caller::Tenant { tenant: x, .. } | Caller::Agent { tenant: x, .. } if x == tenant));
+        // Step 2: remove the now-unreadable records (resumed at start-up if interrupted).
+        self.purge_tenant_records(t).await
+    }
+
+    /// Removes every record of a crypto-shredded tenant, in batches.
+    pub(crate) async fn purge_tenant_records(&self, t: &str) -> Result<(), ServiceError> {
+        loop {
+            let hashes = self
+                .store
+                .scan(&keys::tenant_token_hash_prefix(t), None, 500)
+                .await?;
+            if hashes.is_empty() {
+                break;
+            }
+            let mut txn = Txn::new();
+            for (k, _) in hashes {
+                if let Some(h) = k
+                    .rsplit(|b| *b == b'/')
+                    .next()
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                {
+                    txn.delete(keys::token_hash(h));
+                }
+                txn.delete(k);
+            }
+            self.store.commit(txn).await?;
+        }
+        loop {
+            let rows = self.store.scan(&keys::tenant_prefix(t), None, 1000).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut txn = Txn::new();
+            for (k, _) in rows {
+                txn.delete(k);
+            }
+            self.store.commit(txn).await?;
+        }
+        let mut txn = Txn::new();
+        txn.delete(keys::tenant_tombstone(t));
+        self.store.commit(txn).await?;
+        Ok(())
+    }
+
+    /// Finishes deletions interrupted by a crash (called at start-up).
+    pub async fn resume_tenant_deletions(&self) -> Result<usize, ServiceError> {
+        let rows = self
+            .store
+            .scan(keys::TENANT_TOMBSTONE_PREFIX, None, 10_000)
+            .await?;
+        let n = rows.len();
+        for (k, _) in rows {
+            if let Some(t) = k
+                .strip_prefix(keys::TENANT_TOMBSTONE_PREFIX)
+                .and_then(|s| std::str::from_utf8(s).ok())
+            {
+                self.purge_tenant_records(t).await?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Creates an admin or auditor token for a tenant.
+    pub async fn create_tenant_token(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        role: TokenRole,
+    ) -> Result<TokenCreated, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        if !matches!(role, TokenRole::Admin | TokenRole::Auditor) {
+            return Err(ServiceError::invalid("role must be admin or auditor"));
+        }
+        let tk = self.tenant_keys(tenant.as_str()).await?;
+        let minted: MintedToken = self.mint_token(role, None, None);
+        let mut txn = Txn::new();
+        self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
+        self.store.commit(txn).await?;
+        Ok(TokenCreated {
+            id: minted.id,
+            role,
+            token: minted.token,
+        })
+    }
+
+    /// Deletes an admin or auditor token. Agent tokens are managed through their agent.
+    pub async fn delete_tenant_token(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        token: &TokenId,
+    ) -> Result<(), ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant.as_str();
+        let tk = self.tenant_keys(t).await?;
+        let rec: Option<TokenRecord> = self
+            .load_record(
+                &tk,
+                t,
+                kind::TOKEN,
+                token.as_str(),
+                &keys::token(t, token.as_str()),
+            )
+            .await?;
+        let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor))
+        else {
+            return Err(ServiceError::not_found("token_not_found", "no such token"));
+        };
+        if caller.token_id() == token {
+            return Err(ServiceError::conflict(
+                "token_in_use",
+                "a token cannot delete itself",
+            ));
+        }
+        let mut txn = Txn::new();
+        self.stage_token_removal(&mut txn, tenant, &rec);
+        self.store.commit(txn).await?;
+        Ok(())
+    }
+}

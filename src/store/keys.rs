@@ -1,0 +1,88 @@
+//! The key space. Keys hold only random ids, tenant slugs, hashes and counters, never user
+//! content. One place builds them so prefixes cannot drift between writers and scanners.
+
+/// Store metadata: format version, KDF parameters, key check, root key version, pepper.
+pub mod meta {
+    pub const FORMAT: &[u8] = b"meta/format";
+    pub const KDF: &[u8] = b"meta/kdf";
+    pub const KEY_CHECK: &[u8] = b"meta/key-check";
+    pub const ROOT_VERSION: &[u8] = b"meta/root-version";
+    pub const PEPPER: &[u8] = b"meta/pepper";
+}
+
+/// Index of tenants (value: empty). Listing scans this prefix.
+pub fn tenant_index(tenant: &str) -> Vec<u8> {
+    format!("tn/{tenant}").into_bytes()
+}
+pub const TENANT_INDEX_PREFIX: &[u8] = b"tn/";
+
+/// Tenants being deleted (crypto-shredded, records not yet all removed).
+pub fn tenant_tombstone(tenant: &str) -> Vec<u8> {
+    format!("tdel/{tenant}").into_bytes()
+}
+pub const TENANT_TOMBSTONE_PREFIX: &[u8] = b"tdel/";
+
+/// Everything a tenant owns lives under this prefix.
+pub fn tenant_prefix(tenant: &str) -> Vec<u8> {
+    format!("t/{tenant}/").into_bytes()
+}
+
+/// The tenant record (sealed).
+pub fn tenant_record(tenant: &str) -> Vec<u8> {
+    format!("t/{tenant}/meta").into_bytes()
+}
+
+/// Current data key version of a tenant (plaintext u32).
+pub fn data_key_current(tenant: &str) -> Vec<u8> {
+    format!("t/{tenant}/dk-current").into_bytes()
+}
+
+/// A wrapped data key version. Kept outside the tenant prefix so crypto-shredding can
+/// delete every version in one small transaction before the bulk removal.
+pub fn data_key(tenant: &str, version: u32) -> Vec<u8> {
+    format!("dk/{tenant}/{version:08x}").into_bytes()
+}
+pub fn data_key_prefix(tenant: &str) -> Vec<u8> {
+    format!("dk/{tenant}/").into_bytes()
+}
+
+/// An agent record (sealed).
+pub fn agent(tenant: &str, agent: &str) -> Vec<u8> {
+    format!("t/{tenant}/a/{agent}").into_bytes()
+}
+pub fn agent_prefix(tenant: &str) -> Vec<u8> {
+    format!("t/{tenant}/a/").into_bytes()
+}
+
+/// A sealed private key: `owner` is an agent id or `issuer`.
+pub fn private_key(tenant: &str, owner: &str, version: u32) -> Vec<u8> {
+    format!("t/{tenant}/k/{owner}/{version:08x}").into_bytes()
+}
+
+/// A sealed token record.
+pub fn token(tenant: &str, token_id: &str) -> Vec<u8> {
+    format!("t/{tenant}/tok/{token_id}").into_bytes()
+}
+
+/// Global token index: HMAC(token) → `{tenant}/{token_id}` (both random/slug ids).
+pub fn token_hash(hash_hex: &str) -> Vec<u8> {
+    format!("th/{hash_hex}").into_bytes()
+}
+
+/// Per-tenant list of its token hashes, so tenant deletion can drop the global index rows.
+pub fn tenant_token_hash(tenant: &str, hash_hex: &str) -> Vec<u8> {
+    format!("t/{tenant}/th/{hash_hex}").into_bytes()
+}
+pub fn tenant_token_hash_prefix(tenant: &str) -> Vec<u8> {
+    format!("t/{tenant}/th/").into_bytes()
+}
+
+/// Operator tokens (sealed under the root key).
+pub fn operator_token(token_id: &str) -> Vec<u8> {
+    format!("op/{token_id}").into_bytes()
+}
+
+/// A sealed credential.
+pub fn credential(tenant: &str, credential: &str) -> Vec<u8> {
+    format!("t/{tenant}/c/{credential}").into_bytes()
+}

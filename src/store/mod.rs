@@ -1,0 +1,178 @@
+//! Persistence behind one async [`Store`] trait, so the embedded sled backend and a future
+//! PostgreSQL backend are interchangeable.
+//!
+//! The store sees only what may be plaintext at rest: random ids and slugs in keys, sealed
+//! blobs, hashes, counters, timestamps and key versions. It never sees a key or a secret.
+//!
+//! Transactions are explicit and optimistic: a [`Txn`] carries preconditions (a key must
+//! be absent, or hold exactly some bytes) and writes; [`Store::commit`] applies all or
+//! nothing and returns only once the writes are durable. A PostgreSQL backend maps this to
+//! `BEGIN; SELECT … FOR UPDATE; …; COMMIT` with `synchronous_commit = on`.
+
+mod group_commit;
+pub mod keys;
+mod sled_store;
+
+use async_trait::async_trait;
+
+pub use group_commit::GroupCommit;
+pub use sled_store::SledStore;
+
+/// Storage failures. `Conflict` is the only one callers are expected to handle (by
+/// re-reading and retrying); the others become a 503/500 at the edge.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A precondition of the transaction did not hold.
+    #[error("transaction conflict")]
+    Conflict,
+    /// The backend failed (I/O, corruption).
+    #[error("storage backend failure: {0}")]
+    Backend(String),
+}
+
+/// A precondition checked atomically with the writes.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// The key must not exist.
+    Absent(Vec<u8>),
+    /// The key must exist and hold exactly these bytes.
+    Equals(Vec<u8>, Vec<u8>),
+}
+
+/// One write.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Insert or replace.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove (no error when absent).
+    Delete(Vec<u8>),
+}
+
+/// An all-or-nothing unit of writes with its preconditions.
+#[derive(Debug, Default, Clone)]
+pub struct Txn {
+    pub checks: Vec<Check>,
+    pub ops: Vec<Op>,
+}
+
+impl Txn {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requires `key` to be absent at commit.
+    pub fn require_absent(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.checks.push(Check::Absent(key.into()));
+        self
+    }
+
+    /// Requires `key` to hold `value` at commit.
+    pub fn require_equals(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> &mut Self {
+        self.checks.push(Check::Equals(key.into(), value.into()));
+        self
+    }
+
+    /// Writes `value` at `key`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::Put(key.into(), value.into()));
+        self
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::Delete(key.into()));
+        self
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// A key/value pair returned by scans.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// The persistence contract every backend implements.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads one key.
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Keys starting with `prefix`, in byte order, strictly after `after` when given, at
+    /// most `limit` of them.
+    async fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+
+    /// Applies `txn` atomically if all its checks hold, and returns once it is durable.
+    async fn commit(&self, txn: Txn) -> Result<(), StoreError>;
+
+    /// Bytes the backend occupies on disk (for metrics and the scale benchmark).
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+
+    /// A consistent copy of every key and value, for `sigil backup`.
+    fn export(&self) -> Result<Vec<Entry>, StoreError>;
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    //! One test list that every backend must pass.
+    use super::*;
+
+    pub async fn run(store: &dyn Store) {
+        // empty reads
+        assert!(store.get(b"k/1").await.unwrap().is_none());
+        // put + get
+        let mut t = Txn::new();
+        t.require_absent(b"k/1".to_vec())
+            .put(b"k/1".to_vec(), b"one".to_vec())
+            .put(b"k/2".to_vec(), b"two".to_vec());
+        store.commit(t).await.unwrap();
+        assert_eq!(store.get(b"k/1").await.unwrap().unwrap(), b"one");
+        // failed precondition writes nothing
+        let mut t = Txn::new();
+        t.require_absent(b"k/1".to_vec())
+            .put(b"k/3".to_vec(), b"three".to_vec());
+        assert!(matches!(store.commit(t).await, Err(StoreError::Conflict)));
+        assert!(store.get(b"k/3").await.unwrap().is_none());
+        // compare-and-set
+        let mut t = Txn::new();
+        t.require_equals(b"k/2".to_vec(), b"two".to_vec())
+            .put(b"k/2".to_vec(), b"TWO".to_vec());
+        store.commit(t).await.unwrap();
+        let mut t = Txn::new();
+        t.require_equals(b"k/2".to_vec(), b"two".to_vec())
+            .delete(b"k/2".to_vec());
+        assert!(matches!(store.commit(t).await, Err(StoreError::Conflict)));
+        // scans: prefix, order, cursor, limit
+        let mut t = Txn::new();
+        for i in 0..5u8 {
+            t.put(format!("p/{i}").into_bytes(), vec![i]);
+        }
+        t.put(b"q/0".to_vec(), b"x".to_vec());
+        store.commit(t).await.unwrap();
+        let all = store.scan(b"p/", None, 100).await.unwrap();
+        assert_eq!(all.len(), 5);
+        let page = store.scan(b"p/", Some(b"p/1"), 2).await.unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.0.clone()).collect::<Vec<_>>(),
+            vec![b"p/2".to_vec(), b"p/3".to_vec()]
+        );
+        // delete
+        let mut t = Txn::new();
+        t.delete(b"p/0".to_vec());
+        store.commit(t).await.unwrap();
+        assert_eq!(store.scan(b"p/", None, 100).await.unwrap().len(), 4);
+        assert!(store.export().unwrap().len() >= 6);
+    }
+}

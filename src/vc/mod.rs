@@ -1,0 +1,9 @@
+//! W3C data models and their cryptography as pure functions: Multikey encoding, DID
+//! documents, Data Integrity proofs (`eddsa-jcs-2022`), credentials, presentations and
+//! status lists. Must never do I/O: DID resolution is a trait passed in by the caller.
+
+pub mod did;
+pub mod jcs;
+pub mod multikey;
+pub mod proof;
+pub mod status_list;

@@ -1,0 +1,324 @@
+//! Data Integrity proofs with the `eddsa-jcs-2022` cryptosuite (W3C VC-DI-EdDSA §3.3):
+//! `proofConfig` = the proof options (with the document's `@context`), hash data =
+//! `SHA-256(JCS(proofConfig)) || SHA-256(JCS(document without proof))`, signature = Ed25519
+//! over the hash data, `proofValue` = base58btc multibase of the signature.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::jcs::{self, JcsError};
+use crate::crypto::{PublicKey, Signer, verify_strict};
+
+/// The cryptosuite identifier.
+pub const CRYPTOSUITE: &str = "eddsa-jcs-2022";
+
+/// Why a proof did not verify. Each kind is a distinct, reportable reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProofError {
+    #[error("document has no proof")]
+    Missing,
+    #[error("proof is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("unsupported proof type or cryptosuite")]
+    Unsupported,
+    #[error("proof @context does not match the document @context")]
+    ContextMismatch,
+    #[error("document cannot be canonicalized")]
+    Canonicalization,
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+impl From<JcsError> for ProofError {
+    fn from(_: JcsError) -> Self {
+        ProofError::Canonicalization
+    }
+}
+
+/// Proof options chosen by the signer (everything in the proof but `proofValue`).
+#[derive(Debug, Clone)]
+pub struct ProofOptions {
+    pub verification_method: String,
+    pub proof_purpose: &'static str,
+    pub created: String,
+    pub expires: Option<String>,
+    pub challenge: Option<String>,
+    pub domain: Option<String>,
+}
+
+impl ProofOptions {
+    /// The proof configuration object (without `proofValue`), `@context` copied from the
+    /// document as the W3C vectors do.
+    pub fn to_config(&self, context: Option<&Value>) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("type".into(), "DataIntegrityProof".into());
+        m.insert("cryptosuite".into(), CRYPTOSUITE.into());
+        m.insert("created".into(), self.created.clone().into());
+        if let Some(e) = &self.expires {
+            m.insert("expires".into(), e.clone().into());
+        }
+        m.insert(
+            "verificationMethod".into(),
+            self.verification_method.clone().into(),
+        );
+        m.insert("proofPurpose".into(), self.proof_purpose.into());
+        if let Some(c) = &self.challenge {
+            m.insert("challenge".into(), c.clone().into());
+        }
+        if let Some(d) = &self.domain {
+            m.insert("domain".into(), d.clone().into());
+        }
+        if let Some(ctx) = context {
+            m.insert("@context".into(), ctx.clone());
+        }
+        m
+    }
+}
+
+/// Hash data from the canonical proof configuration and canonical document.
+pub fn hash_data(canonical_config: &[u8], canonical_document: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    let (a, b) = out.split_at_mut(32);
+    a.copy_from_slice(&Sha256::digest(canonical_config));
+    b.copy_from_slice(&Sha256::digest(canonical_document));
+    out
+}
+
+/// Signs given the canonical form of the unsecured document; returns the proof object.
+pub fn sign_canonical(
+    canonical_document: &[u8],
+    context: Option<&Value>,
+    opts: &ProofOptions,
+    signer: &Signer,
+) -> Result<Value, ProofError> {
+    let mut config = opts.to_config(context);
+    let canonical_config = jcs::canonicalize(&Value::Object(config.clone()))?;
+    let sig = signer.sign(&hash_data(&canonical_config, canonical_document));
+    config.insert(
+        "proofValue".into(),
+        multibase::encode(multibase::Base::Base58Btc, sig).into(),
+    );
+    Ok(Value::Object(config))
+}
+
+/// Signs `document` (an object without `proof`) and returns it with the proof attached.
+pub fn sign(
+    mut document: Map<String, Value>,
+    opts: &ProofOptions,
+    signer: &Signer,
+) -> Result<Value, ProofError> {
+    document.remove("proof");
+    let doc = Value::Object(document);
+    let canonical = jcs::canonicalize(&doc)?;
+    let proof = sign_canonical(&canonical, doc.get("@context"), opts, signer)?;
+    let Value::Object(mut document) = doc else {
+        return Err(ProofError::Malformed("document is not an object"));
+    };
+    document.insert("proof".into(), proof);
+    Ok(Value::Object(document))
+}
+
+/// A single proof taken apart for verification.
+#[derive(Debug, Clone)]
+pub struct ParsedProof {
+    pub config: Map<String, Value>,
+    pub signature: Vec<u8>,
+}
+
+impl ParsedProof {
+    pub fn str(&self, k: &str) -> Option<&str> {
+        self.config.get(k).and_then(Value::as_str)
+    }
+}
+
+/// Extracts the single `DataIntegrityProof` of a secured document.
+pub fn parse(secured: &Value) -> Result<(Map<String, Value>, ParsedProof), ProofError> {
+    let obj = secured
+        .as_object()
+        .ok_or(ProofError::Malformed("document is not an object"))?;
+    let proof = match obj.get("proof") {
+        None => return Err(ProofError::Missing),
+        Some(Value::Object(p)) => p.clone(),
+        Some(Value::Array(a)) if a.len() == 1 => a
+            .first()
+            .and_then(Value::as_object)
+            .cloned()
+            .ok_or(ProofError::Malformed("proof"))?,
+        Some(_) => return Err(ProofError::Malformed("only a single proof is supported")),
+    };
+    if proof.get("type").and_then(Value::as_str) != Some("DataIntegrityProof")
+        || proof.get("cryptosuite").and_then(Value::as_str) != Some(CRYPTOSUITE)
+    {
+        return Err(ProofError::Unsupported);
+    }
+    let mut config = proof;
+    let pv = config
+        .remove("proofValue")
+        .ok_or(ProofError::Malformed("proofValue missing"))?;
+    let pv = pv
+        .as_str()
+        .ok_or(ProofError::Malformed("proofValue is not a string"))?;
+    if !pv.starts_with('z') {
+        return Err(ProofError::Malformed(
+            "proofValue must be base58btc multibase",
+        ));
+    }
+    let (_, signature) =
+        multibase::decode(pv).map_err(|_| ProofError::Malformed("proofValue is not multibase"))?;
+    if signature.len() != 64 {
+        return Err(ProofError::Malformed("signature must be 64 bytes"));
+    }
+    for k in ["verificationMethod", "proofPurpose"] {
+        if !config.get(k).is_some_and(Value::is_string) {
+            return Err(ProofError::Malformed(
+                "verificationMethod and proofPurpose are required",
+            ));
+        }
+    }
+    let mut unsecured = obj.clone();
+    unsecured.remove("proof");
+    // VC-DI-EdDSA §3.3.2: the document's @context must start with the proof's @context.
+    if let Some(pctx) = config.get("@context") {
+        let dctx = unsecured
+            .get("@context")
+            .ok_or(ProofError::ContextMismatch)?;
+        let as_list = |v: &Value| match v {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        };
+        let (p, d) = (as_list(pctx), as_list(dctx));
+        if p.len() > d.len() || p.iter().zip(d.iter()).any(|(a, b)| a != b) {
+            return Err(ProofError::ContextMismatch);
+        }
+    }
+    Ok((unsecured, ParsedProof { config, signature }))
+}
+
+/// Verifies the proof over `unsecured` with `key`.
+pub fn verify_parsed(
+    unsecured: &Map<String, Value>,
+    proof: &ParsedProof,
+    key: &PublicKey,
+) -> Result<(), ProofError> {
+    let canonical_config = jcs::canonicalize(&Value::Object(proof.config.clone()))?;
+    let canonical_doc = jcs::canonicalize(&Value::Object(unsecured.clone()))?;
+    verify_strict(
+        key,
+        &hash_data(&canonical_config, &canonical_doc),
+        &proof.signature,
+    )
+    .map_err(|_| ProofError::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector() -> Value {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/w3c-vc-di-eddsa/eddsa-jcs-2022.json"
+        );
+        let alt = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/vectors/eddsa-jcs-2022.json"
+        );
+        let text = std::fs::read_to_string(p)
+            .or_else(|_| std::fs::read_to_string(alt))
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn seed(v: &Value) -> [u8; 32] {
+        hex::decode(v["keyPair"]["privateKeySeedHex"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    }
+
+    #[test]
+    fn reproduces_w3c_vector_byte_for_byte() {
+        let v = vector();
+        let signer = Signer::from_test_seed(seed(&v));
+        assert_eq!(
+            hex::encode(signer.public().0),
+            v["keyPair"]["publicKeyHex"].as_str().unwrap()
+        );
+        let doc = v["unsignedDocument"].clone();
+        // canonical document and its hash
+        let canon_doc = jcs::canonicalize(&doc).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&canon_doc).unwrap(),
+            v["canonicalDocument"].as_str().unwrap()
+        );
+        assert_eq!(
+            hex::encode(Sha256::digest(&canon_doc)),
+            v["documentHashHex"].as_str().unwrap()
+        );
+        // canonical proof options and their hash
+        let opts_v = v["proofOptions"].as_object().unwrap();
+        let opts = ProofOptions {
+            verification_method: opts_v["verificationMethod"].as_str().unwrap().into(),
+            proof_purpose: "assertionMethod",
+            created: opts_v["created"].as_str().unwrap().into(),
+            expires: None,
+            challenge: None,
+            domain: None,
+        };
+        let config = opts.to_config(doc.get("@context"));
+        assert_eq!(&Value::Object(config.clone()), &v["proofOptions"]);
+        let canon_cfg = jcs::canonicalize(&Value::Object(config)).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&canon_cfg).unwrap(),
+            v["canonicalProofOptions"].as_str().unwrap()
+        );
+        assert_eq!(
+            hex::encode(Sha256::digest(&canon_cfg)),
+            v["proofOptionsHashHex"].as_str().unwrap()
+        );
+        // combined hash, signature, proofValue, signed document
+        let hd = hash_data(&canon_cfg, &canon_doc);
+        assert_eq!(hex::encode(hd), v["combinedHashHex"].as_str().unwrap());
+        assert_eq!(
+            hex::encode(signer.sign(&hd)),
+            v["signatureHex"].as_str().unwrap()
+        );
+        let signed = sign(doc.as_object().unwrap().clone(), &opts, &signer).unwrap();
+        assert_eq!(signed["proof"]["proofValue"], v["proofValue"]);
+        assert_eq!(
+            jcs::canonicalize(&signed).unwrap(),
+            jcs::canonicalize(&v["signedDocument"]).unwrap()
+        );
+    }
+
+    #[test]
+    fn verifies_the_vector_and_rejects_any_change() {
+        let v = vector();
+        let pk = crate::vc::multikey::decode(v["keyPair"]["publicKeyMultibase"].as_str().unwrap())
+            .unwrap();
+        let signed = v["signedDocument"].clone();
+        let (u, p) = parse(&signed).unwrap();
+        verify_parsed(&u, &p, &pk).unwrap();
+        let mut t = signed.clone();
+        t["credentialSubject"]["alumniOf"] = "The School of Forgery".into();
+        let (u, p) = parse(&t).unwrap();
+        assert_eq!(verify_parsed(&u, &p, &pk), Err(ProofError::BadSignature));
+        let mut t = signed.clone();
+        t["proof"]["created"] = "2023-02-24T23:36:39Z".into();
+        let (u, p) = parse(&t).unwrap();
+        assert_eq!(verify_parsed(&u, &p, &pk), Err(ProofError::BadSignature));
+        let mut t = signed.clone();
+        t["@context"] = serde_json::json!(["https://www.w3.org/ns/credentials/v2"]);
+        assert_eq!(parse(&t).unwrap_err(), ProofError::ContextMismatch);
+        let mut t = signed.clone();
+        t["proof"]["cryptosuite"] = "eddsa-rdfc-2022".into();
+        assert_eq!(parse(&t).unwrap_err(), ProofError::Unsupported);
+        let other = Signer::generate().public();
+        let (u, p) = parse(&signed).unwrap();
+        assert_eq!(verify_parsed(&u, &p, &other), Err(ProofError::BadSignature));
+        let mut t = signed;
+        t.as_object_mut().unwrap().remove("proof");
+        assert_eq!(parse(&t).unwrap_err(), ProofError::Missing);
+    }
+}

@@ -1,0 +1,182 @@
+//! Restarts, crashes and wrong keys.
+
+use serde_json::json;
+
+use crate::helpers::{OPERATOR, Opts, Server, serve_fails, snapshot};
+
+#[tokio::test]
+async fn restart_keeps_state() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (agent, token, _) = s.agent("acme", &admin, "bot").await;
+    let s = s.restart().await;
+    let (st, v) = s
+        .get(&format!("/v1/tenants/acme/agents/{agent}"), &admin)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(s.get("/v1/agent", &token).await.0, 200);
+    assert_eq!(
+        s.get("/v1/tenants", OPERATOR).await.1["items"][0]["id"],
+        "acme"
+    );
+}
+
+#[tokio::test]
+async fn kill_9_right_after_201_loses_nothing() {
+    let mut s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let mut created = Vec::new();
+    for i in 0..20 {
+        created.push(s.agent("acme", &admin, &format!("bot-{i}")).await.0);
+    }
+    s.kill9();
+    let dir = s.take_dir();
+    let data = s.data.clone();
+    let listen = s.listen().to_owned();
+    drop(s);
+    let mut s = Server::start_in(&data, &listen, &Opts::default()).await;
+    s.set_dir(dir);
+    for a in created {
+        let (st, v) = s.get(&format!("/v1/tenants/acme/agents/{a}"), &admin).await;
+        assert_eq!(st, 200, "agent {a} lost after kill -9: {v}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_root_key_refuses_to_start_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("root.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let data = dir.path().join("data");
+    let opts = Opts {
+        args: vec!["--root-key-file".into(), key.display().to_string()],
+        ..Default::default()
+    };
+    let mut s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
+    s.tenant("acme").await;
+    s.stop();
+    drop(s);
+    let before = snapshot(&data);
+    let wrong = dir.path().join("wrong.key");
+    std::fs::write(&wrong, [8u8; 32]).unwrap();
+    let bad = Opts {
+        args: vec!["--root-key-file".into(), wrong.display().to_string()],
+        ..Default::default()
+    };
+    let (code, err) = serve_fails(&data, &bad);
+    assert_ne!(code, 0);
+    assert!(err.contains("root key or passphrase is wrong"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    assert!(
+        before == snapshot(&data),
+        "data files changed after a refused start"
+    );
+    // A short key file is a config error (exit 2), also without touching anything.
+    std::fs::write(&wrong, [8u8; 31]).unwrap();
+    assert_eq!(serve_fails(&data, &bad).0, 2);
+    assert!(before == snapshot(&data));
+    // The right key still works.
+    let s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
+    assert_eq!(s.get("/v1/tenants", OPERATOR).await.0, 200);
+}
+
+#[tokio::test]
+async fn wrong_passphrase_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The passphrase comes through the `_FILE` twin here; the plain variable works the same.
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "correct horse battery staple\n").unwrap();
+    let mut opts = Opts::default();
+    opts.env.push((
+        "SIGIL_ROOT_PASSPHRASE_FILE".into(),
+        pw.display().to_string(),
+    ));
+    let mut s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
+    s.tenant("acme").await;
+    s.stop();
+    drop(s);
+    assert!(
+        !data.join("root.key").exists(),
+        "a passphrase store must not get a key file"
+    );
+    let before = snapshot(&data);
+    std::fs::write(&pw, "wrong horse battery staple\n").unwrap();
+    let (code, err) = serve_fails(&data, &opts);
+    assert_ne!(code, 0);
+    assert!(err.contains("root key or passphrase is wrong"), "{err}");
+    assert!(before == snapshot(&data));
+    std::fs::write(&pw, "correct horse battery staple\n").unwrap();
+    let s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
+    assert_eq!(s.get("/v1/tenants", OPERATOR).await.0, 200);
+}
+
+#[tokio::test]
+async fn generated_operator_token_and_dev_key_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start_in(
+        &data,
+        "127.0.0.1:0",
+        &Opts {
+            env: vec![],
+            args: vec![],
+        },
+    )
+    .await;
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["operator.token", "root.key", "tls/key.pem"] {
+        let mode = std::fs::metadata(data.join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    let token = std::fs::read_to_string(data.join("operator.token")).unwrap();
+    let (st, _) = s
+        .post("/v1/tenants", token.trim(), json!({"name": "x"}))
+        .await;
+    assert_eq!(st, 201);
+}
+
+#[tokio::test]
+async fn invalid_config_exits_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::helpers::bin())
+        .args(["serve", "--listen", "0.0.0.0:0", "--http", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("loopback"));
+}
+
+#[tokio::test]
+async fn plain_http_on_loopback_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::helpers::bin())
+        .args(["serve", "--http", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("d"))
+        .env("SIGIL_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("sigil listening on ")
+        .unwrap()
+        .to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"));
+    let r = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+}

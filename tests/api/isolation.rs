@@ -1,0 +1,287 @@
+//! Tenant isolation matrix: every registered route × every kind of wrong token.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{OPERATOR, Server};
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Class {
+    Public,
+    Operator,
+    TenantRead,
+    TenantAdmin,
+    Agent,
+}
+
+struct Fixture {
+    admin_a: String,
+    auditor_a: String,
+    agent_a: String,
+    agent_a_token: String,
+    auditor_a_id: String,
+    admin_b: String,
+    auditor_b: String,
+    agent_b_token: String,
+}
+
+/// How each route is exercised: its class, the concrete path on tenant A, and a valid body.
+fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>) {
+    let p = path
+        .replace("{tenant}", "tenant-a")
+        .replace("{agent}", &f.agent_a)
+        .replace("{token}", &f.auditor_a_id);
+    let (class, body) = match (method, path) {
+        ("get", "/healthz") | ("get", "/readyz") => (Class::Public, None),
+        ("post", "/v1/tenants") => (Class::Operator, Some(json!({"name": "x"}))),
+        ("get", "/v1/tenants") => (Class::Operator, None),
+        ("delete", "/v1/tenants/{tenant}") => (Class::Operator, None),
+        ("post", "/v1/tenants/{tenant}/tokens") => {
+            (Class::TenantAdmin, Some(json!({"role": "auditor"})))
+        }
+        ("delete", "/v1/tenants/{tenant}/tokens/{token}") => (Class::TenantAdmin, None),
+        ("post", "/v1/tenants/{tenant}/agents") => {
+            (Class::TenantAdmin, Some(json!({"name": "intruder"})))
+        }
+        ("get", "/v1/tenants/{tenant}/agents") => (Class::TenantRead, None),
+        ("get", "/v1/tenants/{tenant}/agents/{agent}") => (Class::TenantRead, None),
+        ("post", "/v1/tenants/{tenant}/agents/{agent}/tokens") => {
+            (Class::TenantAdmin, Some(json!({})))
+        }
+        ("get", "/v1/agent") => (Class::Agent, None),
+        other => panic!("route {other:?} has no isolation case: add it to tests/api/isolation.rs"),
+    };
+    (class, p, body)
+}
+
+async fn expect(
+    s: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Option<Value>,
+    want: u16,
+    who: &str,
+) {
+    let (status, v) = s
+        .call(&method.to_uppercase(), path, token, body.clone())
+        .await;
+    assert_eq!(status, want, "{who}: {method} {path} → {status} {v}");
+}
+
+#[tokio::test]
+async fn every_route_isolates_tenants_and_roles() {
+    let s = Server::start().await;
+    let admin_a = s.tenant("tenant-a").await;
+    let admin_b = s.tenant("tenant-b").await;
+    let (_, aud_a) = s
+        .post(
+            "/v1/tenants/tenant-a/tokens",
+            &admin_a,
+            json!({"role": "auditor"}),
+        )
+        .await;
+    let (_, aud_b) = s
+        .post(
+            "/v1/tenants/tenant-b/tokens",
+            &admin_b,
+            json!({"role": "auditor"}),
+        )
+        .await;
+    let (agent_a, agent_a_token, _) = s.agent("tenant-a", &admin_a, "a-bot").await;
+    let (_, agent_b_token, _) = s.agent("tenant-b", &admin_b, "b-bot").await;
+    let f = Fixture {
+        admin_a,
+        auditor_a: aud_a["token"].as_str().unwrap().into(),
+        auditor_a_id: aud_a["id"].as_str().unwrap().into(),
+        agent_a,
+        agent_a_token,
+        admin_b,
+        auditor_b: aud_b["token"].as_str().unwrap().into(),
+        agent_b_token,
+    };
+    let garbled = format!("{}x", f.admin_a);
+    for (method, path) in sigil::http::ROUTES {
+        let (class, p, body) = case(method, path, &f);
+        if class == Class::Public {
+            expect(&s, method, &p, None, &body, 200, "anonymous").await;
+            continue;
+        }
+        expect(&s, method, &p, None, &body, 401, "no token").await;
+        expect(&s, method, &p, Some(&garbled), &body, 401, "garbled token").await;
+        expect(
+            &s,
+            method,
+            &p,
+            Some("sgl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            &body,
+            401,
+            "unknown token",
+        )
+        .await;
+        match class {
+            Class::Operator => {
+                for (who, t) in [
+                    ("tenant admin", &f.admin_a),
+                    ("auditor", &f.auditor_a),
+                    ("agent", &f.agent_a_token),
+                ] {
+                    expect(&s, method, &p, Some(t), &body, 403, who).await;
+                }
+            }
+            Class::TenantRead | Class::TenantAdmin => {
+                for (who, t) in [
+                    ("other admin", &f.admin_b),
+                    ("other auditor", &f.auditor_b),
+                    ("other agent", &f.agent_b_token),
+                ] {
+                    expect(&s, method, &p, Some(t), &body, 404, who).await;
+                }
+                expect(
+                    &s,
+                    method,
+                    &p,
+                    Some(&f.agent_a_token),
+                    &body,
+                    403,
+                    "own agent",
+                )
+                .await;
+                expect(&s, method, &p, Some(OPERATOR), &body, 403, "operator").await;
+                if class == Class::TenantAdmin {
+                    expect(
+                        &s,
+                        method,
+                        &p,
+                        Some(&f.auditor_a),
+                        &body,
+                        403,
+                        "own auditor",
+                    )
+                    .await;
+                } else {
+                    expect(
+                        &s,
+                        method,
+                        &p,
+                        Some(&f.auditor_a),
+                        &body,
+                        200,
+                        "own auditor",
+                    )
+                    .await;
+                }
+            }
+            Class::Agent => {
+                for (who, t) in [
+                    ("admin", &f.admin_a),
+                    ("auditor", &f.auditor_a),
+                    ("operator", &OPERATOR.to_owned()),
+                ] {
+                    expect(&s, method, &p, Some(t), &body, 403, who).await;
+                }
+                expect(
+                    &s,
+                    method,
+                    &p,
+                    Some(&f.agent_a_token),
+                    &body,
+                    200,
+                    "own agent",
+                )
+                .await;
+            }
+            Class::Public => unreachable!(),
+        }
+    }
+    // Nothing the intruders tried changed tenant A.
+    let (_, agents) = s.get("/v1/tenants/tenant-a/agents", &f.admin_a).await;
+    assert_eq!(agents["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn tokens_lifecycle_and_agent_token_rotation() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (st, tok) = s
+        .post("/v1/tenants/acme/tokens", &admin, json!({"role": "admin"}))
+        .await;
+    assert_eq!(st, 201);
+    let second = tok["token"].as_str().unwrap().to_owned();
+    assert_eq!(s.get("/v1/tenants/acme/agents", &second).await.0, 200);
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/v1/tenants/acme/tokens/{}", tok["id"].as_str().unwrap()),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, 204);
+    assert_eq!(s.get("/v1/tenants/acme/agents", &second).await.0, 401);
+
+    let (agent, old, created) = s.agent("acme", &admin, "bot").await;
+    assert!(
+        created["did"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":tenants:acme:agents:{agent}"))
+    );
+    let (st, me) = s.get("/v1/agent", &old).await;
+    assert_eq!(st, 200);
+    assert_eq!(me["id"], agent.as_str());
+    assert_eq!(
+        me["keys"][0]["public_key_multibase"]
+            .as_str()
+            .unwrap()
+            .get(..4),
+        Some("z6Mk")
+    );
+    let (st, new) = s
+        .post(
+            &format!("/v1/tenants/acme/agents/{agent}/tokens"),
+            &admin,
+            json!({"expires_in": 3600}),
+        )
+        .await;
+    assert_eq!(st, 201, "{new}");
+    assert!(new["expires_at"].is_string());
+    assert_eq!(s.get("/v1/agent", &old).await.0, 401);
+    assert_eq!(
+        s.get("/v1/agent", new["access_token"].as_str().unwrap())
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn listing_is_cursor_paginated() {
+    let s = Server::start().await;
+    let admin = s.tenant("pager").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(s.agent("pager", &admin, &format!("bot-{i}")).await.0);
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/v1/tenants/pager/agents?limit=2&cursor={c}"),
+            None => "/v1/tenants/pager/agents?limit=2".into(),
+        };
+        let (st, page) = s.get(&q, &admin).await;
+        assert_eq!(st, 200);
+        for a in page["items"].as_array().unwrap() {
+            seen.push(a["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let (st, tenants) = s.get("/v1/tenants?limit=1", OPERATOR).await;
+    assert_eq!(st, 200);
+    assert_eq!(tenants["items"][0]["id"], "pager");
+}

@@ -1,0 +1,16 @@
+//! One integration test binary: each test starts a real `sigil serve` process over HTTPS
+//! on an ephemeral port with a fresh data directory, and talks to it with a real client.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod helpers;
+
+mod at_rest;
+mod bad_input;
+mod durability;
+mod isolation;
+mod openapi;
