@@ -6,6 +6,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use jiff::Timestamp;
 
+/// RFC 3339 UTC with whole seconds (`2026-11-28T19:00:00Z`), the form used inside
+/// credentials and proofs so every verifier parses it the same way.
+pub fn rfc3339(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
     /// The current instant (UTC).

@@ -112,6 +112,26 @@ id_type!(
     CredentialId, "credential", 8, 64, 16
 );
 
+impl CredentialId {
+    /// A random UUID v4 (the credential's `id` is `urn:uuid:{this}`).
+    pub fn uuid() -> Self {
+        let mut b = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut b);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex::encode(b);
+        let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default().to_owned();
+        Self(format!(
+            "{}-{}-{}-{}-{}",
+            part(0..8),
+            part(8..12),
+            part(12..16),
+            part(16..20),
+            part(20..32)
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -414,7 +414,8 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
         max_presentation_ttl: config.max_presentation_ttl,
     };
     let store_dyn: Arc<dyn Store> = store.clone();
-    let sigil = Sigil::new(store_dyn, keyring, clock, settings);
+    let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
+    let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
     let resumed = sigil
         .resume_tenant_deletions()
         .await

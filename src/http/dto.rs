@@ -244,3 +244,205 @@ pub struct AgentTokenResponse {
 pub struct Health {
     pub status: String,
 }
+
+/// Person or role.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKindDto {
+    Person,
+    Role,
+}
+
+/// Who delegates.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalDto {
+    /// Stable identifier of the person or role (e-mail, employee id, role name).
+    pub id: String,
+    pub kind: PrincipalKindDto,
+    pub name: Option<String>,
+}
+
+/// An amount limit; amounts are decimal strings, never numbers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmountLimitDto {
+    /// Maximum per request, e.g. `"500.00"`.
+    pub max: String,
+    /// ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+    /// Optional cumulative maximum per calendar day (in the schedule's time zone, else UTC).
+    pub per_day: Option<String>,
+}
+
+/// Limits of a delegation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDto {
+    pub amount: Option<AmountLimitDto>,
+}
+
+/// Weekly schedule in an IANA time zone; `from` inclusive, `to` exclusive, `to` > `from`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"}))]
+pub struct ScheduleDto {
+    pub timezone: String,
+    /// Any of `mon tue wed thu fri sat sun`.
+    pub days: Vec<String>,
+    /// `HH:MM`.
+    pub from: String,
+    /// `HH:MM` (`24:00` allowed).
+    pub to: String,
+}
+
+/// `POST /v1/tenants/{tenant}/agents/{agent}/delegations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "principal": {"id": "alice@acme.example", "kind": "person", "name": "Alice"},
+    "actions": ["refunds:create"], "resources": ["orders/*"],
+    "limits": {"amount": {"max": "500.00", "currency": "EUR", "per_day": "1000.00"}},
+    "schedule": {"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"},
+    "valid_until": "2027-01-01T00:00:00Z"}))]
+pub struct CreateDelegationRequest {
+    pub principal: PrincipalDto,
+    /// Exact actions (`refunds:create`) or namespace wildcards (`orders:*`).
+    pub actions: Vec<String>,
+    /// Resource globs; `*` stays within one `/` segment, `**` crosses segments.
+    pub resources: Vec<String>,
+    pub limits: Option<LimitsDto>,
+    pub schedule: Option<ScheduleDto>,
+    /// RFC 3339; default now.
+    pub valid_from: Option<String>,
+    /// RFC 3339; required.
+    pub valid_until: String,
+}
+
+fn parse_ts(field: &str, s: &str) -> Result<jiff::Timestamp, String> {
+    s.parse::<jiff::Timestamp>()
+        .map_err(|_| format!("{field} must be an RFC 3339 time like 2027-01-01T00:00:00Z"))
+}
+
+impl CreateDelegationRequest {
+    /// Parses into the domain type; errors are user-facing messages.
+    pub fn into_domain(self) -> Result<crate::service::credentials::NewDelegation, String> {
+        use crate::policy::{AmountLimit, Authority, Limits, Principal, PrincipalKind, Schedule};
+        let kind = match self.principal.kind {
+            PrincipalKindDto::Person => PrincipalKind::Person,
+            PrincipalKindDto::Role => PrincipalKind::Role,
+        };
+        let principal =
+            Principal::new(self.principal.id, kind, self.principal.name).map_err(|e| e.0)?;
+        let amount = match self.limits.and_then(|l| l.amount) {
+            Some(a) => Some(
+                AmountLimit::parse(&a.max, &a.currency, a.per_day.as_deref()).map_err(|e| e.0)?,
+            ),
+            None => None,
+        };
+        let schedule = match self.schedule {
+            Some(s) => {
+                Some(Schedule::parse(&s.timezone, &s.days, &s.from, &s.to).map_err(|e| e.0)?)
+            }
+            None => None,
+        };
+        let authority = Authority::new(&self.actions, &self.resources, Limits { amount }, schedule)
+            .map_err(|e| e.0)?;
+        Ok(crate::service::credentials::NewDelegation {
+            principal,
+            authority,
+            valid_from: self
+                .valid_from
+                .as_deref()
+                .map(|s| parse_ts("valid_from", s))
+                .transpose()?,
+            valid_until: parse_ts("valid_until", &self.valid_until)?,
+        })
+    }
+}
+
+/// Kind of wallet credential.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKindDto {
+    Identity,
+    Delegation,
+    Issued,
+}
+
+/// A wallet credential without its proof.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialSummary {
+    pub id: String,
+    pub kind: CredentialKindDto,
+    /// `active`, `suspended`, `revoked`, `expired` or `not_yet_valid`.
+    pub status: String,
+    pub agent_id: Option<String>,
+    pub issued: String,
+    pub valid_from: String,
+    pub valid_until: Option<String>,
+    pub principal: Option<PrincipalDto>,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+impl CredentialSummary {
+    pub fn new(r: &crate::service::records::CredentialRecord, now: jiff::Timestamp) -> Self {
+        use crate::service::records::CredentialKind as K;
+        let (actions, resources) = match &r.authority {
+            Some(a) => (
+                a.actions.iter().map(|x| x.as_str().to_owned()).collect(),
+                a.resources.iter().map(|x| x.as_str().to_owned()).collect(),
+            ),
+            None => (vec![], vec![]),
+        };
+        Self {
+            id: r.id.clone(),
+            kind: match r.kind {
+                K::Identity => CredentialKindDto::Identity,
+                K::Delegation => CredentialKindDto::Delegation,
+                K::Issued => CredentialKindDto::Issued,
+            },
+            status: crate::service::credentials::effective_status(r, now).to_owned(),
+            agent_id: r.agent.clone(),
+            issued: crate::clock::rfc3339(r.issued),
+            valid_from: crate::clock::rfc3339(r.valid_from),
+            valid_until: r.valid_until.map(crate::clock::rfc3339),
+            principal: r.principal.as_ref().map(|p| PrincipalDto {
+                id: p.identifier.clone(),
+                kind: match p.kind {
+                    crate::policy::PrincipalKind::Person => PrincipalKindDto::Person,
+                    crate::policy::PrincipalKind::Role => PrincipalKindDto::Role,
+                },
+                name: p.name.clone(),
+            }),
+            actions,
+            resources,
+        }
+    }
+}
+
+/// A credential summary plus the signed W3C credential.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialResponse {
+    #[serde(flatten)]
+    pub summary: CredentialSummary,
+    /// The signed `VerifiableCredential` (VC 2.0, `eddsa-jcs-2022`).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+impl CredentialResponse {
+    pub fn new(r: &crate::service::records::CredentialRecord, now: jiff::Timestamp) -> Self {
+        Self {
+            summary: CredentialSummary::new(r, now),
+            credential: r.vc.clone(),
+        }
+    }
+}
+
+/// An agent's wallet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialList {
+    pub items: Vec<CredentialSummary>,
+}

@@ -7,12 +7,15 @@
 
 pub mod agents;
 pub mod auth;
+pub mod credentials;
 pub mod dto;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod public;
 pub mod system;
 pub mod tenants;
+pub mod vc_api;
 
 use actix_web::{HttpResponse, web};
 use serde::de::DeserializeOwned;
@@ -50,6 +53,19 @@ routes! {
     "/v1/tenants/{tenant}/agents/{agent}" => { get: agents::get },
     "/v1/tenants/{tenant}/agents/{agent}/tokens" => { post: agents::rotate_token },
     "/v1/agent" => { get: agents::me },
+    "/v1/tenants/{tenant}/agents/{agent}/delegations" => { post: credentials::create_delegation },
+    "/v1/tenants/{tenant}/agents/{agent}/credentials" => { get: credentials::list },
+    "/v1/tenants/{tenant}/credentials/{credential}" => { get: credentials::get },
+    "/v1/tenants/{tenant}/credentials/{credential}/revoke" => { post: credentials::revoke },
+    "/v1/tenants/{tenant}/credentials/{credential}/suspend" => { post: credentials::suspend },
+    "/v1/tenants/{tenant}/credentials/{credential}/resume" => { post: credentials::resume },
+    "/ns/v1" => { get: public::context },
+    "/tenants/{tenant}/did.json" => { get: public::tenant_did },
+    "/tenants/{tenant}/agents/{agent}/did.json" => { get: public::agent_did },
+    "/tenants/{tenant}/status/{list}" => { get: public::status_list },
+    "/tenants/{tenant}/vc-api/credentials/issue" => { post: vc_api::issue },
+    "/tenants/{tenant}/vc-api/credentials/verify" => { post: vc_api::verify },
+
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

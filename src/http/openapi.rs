@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Doc, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, dto, problem, system, tenants};
+use super::{agents, credentials, dto, problem, public, system, tenants, vc_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,10 @@ use super::{agents, dto, problem, system, tenants};
         system::healthz, system::readyz,
         tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::delete_token,
         agents::create, agents::list, agents::get, agents::rotate_token, agents::me,
+        credentials::create_delegation, credentials::list, credentials::get,
+        credentials::revoke, credentials::suspend, credentials::resume,
+        public::context, public::tenant_did, public::agent_did, public::status_list,
+        vc_api::issue, vc_api::verify,
     ),
     components(schemas(problem::Problem, dto::Health)),
     modifiers(&Security, &StandardProblems),
@@ -24,6 +28,10 @@ use super::{agents, dto, problem, system, tenants};
         (name = "tokens", description = "Tenant admin and auditor tokens"),
         (name = "agents", description = "Agents of a tenant (tenant admin; auditor may read)"),
         (name = "agent", description = "Routes for an agent's own token"),
+        (name = "credentials", description = "Delegations and wallet credentials"),
+        (name = "public", description = "DID documents, status lists and contexts (no token)"),
+        (name = "vc-api", description = "W3C VC-API (VCALM) compatibility"),
+
     )
 )]
 pub struct ApiDoc;

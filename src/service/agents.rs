@@ -81,7 +81,7 @@ impl Sigil {
         let now = self.clock.now();
         let signer = Signer::generate();
         let minted = self.mint_token(TokenRole::Agent, Some(&id), None);
-        let record = AgentRecord {
+        let mut record = AgentRecord {
             v: 1,
             id: a.to_owned(),
             name: new.name,
@@ -119,6 +119,8 @@ impl Sigil {
             ),
         );
         self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
+        self.stage_identity_credential(&mut txn, &tk, tenant, &mut record)
+            .await?;
         txn.require_absent(keys::agent(t, a)).put(
             keys::agent(t, a),
             self.seal_record(&tk, t, kind::AGENT, a, &record)?,
@@ -324,5 +326,82 @@ impl Sigil {
             access_token: minted.token,
             expires,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Aad;
+    use crate::service::testing;
+
+    #[tokio::test]
+    async fn private_keys_never_appear_in_store_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let t = s
+            .create_tenant(&testing::operator(), Some("acme"), "Acme")
+            .await
+            .unwrap();
+        let a = s
+            .create_agent(
+                &testing::admin(&t.id),
+                &t.id,
+                NewAgent {
+                    name: "bot".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let tk = s.tenant_keys("acme").await.unwrap();
+        let dk = tk.current().unwrap();
+        let mut seeds = Vec::new();
+        for (owner, id) in [
+            (a.id.as_str(), format!("{}/1", a.id)),
+            ("issuer", "issuer/1".to_owned()),
+        ] {
+            let blob = s
+                .store
+                .get(&keys::private_key("acme", owner, 1))
+                .await
+                .unwrap()
+                .unwrap();
+            let seed = dk
+                .open(
+                    &Aad {
+                        tenant: "acme",
+                        kind: kind::PRIVATE_KEY,
+                        id: &id,
+                    },
+                    &blob,
+                )
+                .unwrap();
+            assert_eq!(seed.len(), 32);
+            seeds.push(seed.expose().to_vec());
+        }
+        drop(tk);
+        drop(s);
+        let mut stack = vec![dir.path().to_owned()];
+        let mut files = 0;
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                files += 1;
+                let bytes = std::fs::read(&p).unwrap();
+                for seed in &seeds {
+                    assert!(
+                        !bytes.windows(32).any(|w| w == seed.as_slice()),
+                        "private key bytes in {}",
+                        p.display()
+                    );
+                }
+            }
+        }
+        assert!(files > 0);
     }
 }

@@ -6,11 +6,17 @@
 
 pub mod agents;
 pub mod auth;
+pub mod credentials;
+mod dids;
 mod error;
 mod keyring;
 pub mod records;
+pub mod resolver;
 mod sealed;
+mod signers;
+pub mod status;
 pub mod tenants;
+pub mod vc_api;
 
 use std::sync::Arc;
 
@@ -38,6 +44,9 @@ pub struct Sigil {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     pub(crate) auth_cache: auth::AuthCache,
+    pub(crate) signers: signers::SignerCache,
+    pub(crate) status_cache: status::StatusCache,
+    pub(crate) http: resolver::HttpResolver,
 }
 
 impl Sigil {
@@ -47,6 +56,7 @@ impl Sigil {
         keys: Keyring,
         clock: Arc<dyn Clock>,
         settings: Settings,
+        http: resolver::HttpResolver,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -54,7 +64,15 @@ impl Sigil {
             clock,
             settings,
             auth_cache: auth::AuthCache::default(),
+            signers: signers::SignerCache::default(),
+            status_cache: status::StatusCache::default(),
+            http,
         })
+    }
+
+    /// The current time from the injected clock.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
     }
 
     /// The configured settings.
@@ -95,4 +113,49 @@ pub struct Page<T> {
 /// Clamps a caller-provided page size.
 pub fn page_limit(limit: Option<u32>) -> usize {
     limit.unwrap_or(50).clamp(1, 500) as usize
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A real service over a real sled store in a temporary directory (no mocks).
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::crypto::{RootKey, SecretBytes, TokenPepper};
+    use crate::ids::TokenId;
+    use crate::store::SledStore;
+
+    pub fn sigil_in(dir: &std::path::Path, clock: Arc<dyn Clock>) -> Arc<Sigil> {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
+        let root = RootKey::from_bytes(SecretBytes::new(vec![42u8; 32]), 1).unwrap();
+        let keys = Keyring::new(root, TokenPepper::generate());
+        let settings = Settings {
+            public_url: PublicUrl::parse("https://sigil.test:8443").unwrap(),
+            max_presentation_ttl: 300,
+        };
+        Sigil::new(
+            store,
+            keys,
+            clock,
+            settings,
+            resolver::HttpResolver::new(None).unwrap(),
+        )
+    }
+
+    pub fn sigil(dir: &std::path::Path) -> Arc<Sigil> {
+        sigil_in(dir, Arc::new(SystemClock))
+    }
+
+    pub fn operator() -> Caller {
+        Caller::Operator {
+            token: TokenId::random(),
+        }
+    }
+
+    pub fn admin(tenant: &crate::ids::TenantId) -> Caller {
+        Caller::Tenant {
+            tenant: tenant.clone(),
+            role: Role::Admin,
+            token: TokenId::random(),
+        }
+    }
 }

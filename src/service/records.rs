@@ -105,3 +105,47 @@ pub struct TokenRecord {
     /// HMAC of the token, hex; compared in constant time after the index lookup.
     pub hash_hex: String,
 }
+
+/// What kind of credential a wallet entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// `AgentIdentityCredential`.
+    Identity,
+    /// `DelegatedAuthorityCredential`.
+    Delegation,
+    /// Issued through the VC-API route (arbitrary subject).
+    Issued,
+}
+
+/// A status list position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRef {
+    pub list: u32,
+    pub index: u32,
+}
+
+/// A credential in a wallet (the signed VC plus what the service needs to reason about it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    pub v: u16,
+    pub id: String,
+    pub kind: CredentialKind,
+    #[serde(default)]
+    pub agent: Option<String>,
+    pub issued: Timestamp,
+    pub valid_from: Timestamp,
+    #[serde(default)]
+    pub valid_until: Option<Timestamp>,
+    pub issuer_key_version: u32,
+    pub revocation: StatusRef,
+    pub suspension: StatusRef,
+    pub revoked: bool,
+    pub suspended: bool,
+    #[serde(default)]
+    pub principal: Option<crate::policy::Principal>,
+    #[serde(default)]
+    pub authority: Option<crate::policy::Authority>,
+    /// The signed credential.
+    pub vc: serde_json::Value,
+}

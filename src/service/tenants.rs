@@ -195,6 +195,9 @@ impl Sigil {
         }
         self.store.commit(txn).await?;
         self.keys.evict(t);
+        self.signers.evict(t, None);
+        self.status_cache.invalidate(t);
+
         self.auth_cache.evict(|c| matches!(c, Caller::Tenant { tenant: x, .. } | Caller::Agent { tenant: x, .. } if x == tenant));
         // Step 2: remove the now-unreadable records (resumed at start-up if interrupted).
         self.purge_tenant_records(t).await
@@ -314,5 +317,92 @@ impl Sigil {
         self.stage_token_removal(&mut txn, tenant, &rec);
         self.store.commit(txn).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::agents::NewAgent;
+    use crate::service::testing;
+
+    #[tokio::test]
+    async fn deletion_shreds_keys_first_and_leaves_nothing_openable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let op = testing::operator();
+        let t = s
+            .create_tenant(&op, Some("doomed"), "Doomed")
+            .await
+            .unwrap();
+        let a = s
+            .create_agent(
+                &testing::admin(&t.id),
+                &t.id,
+                NewAgent {
+                    name: "bot".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        // A copy of every sealed record, as an attacker with an old backup would have.
+        let copied = s.store.scan(b"t/doomed/", None, 10_000).await.unwrap();
+        assert!(copied.len() >= 4);
+        s.delete_tenant(&op, &t.id).await.unwrap();
+        assert!(
+            s.store
+                .scan(b"t/doomed/", None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.store
+                .scan(&keys::data_key_prefix("doomed"), None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.store
+                .scan(keys::TENANT_TOMBSTONE_PREFIX, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(s.authenticate(&t.admin_token.reveal_once()).await.is_err());
+        assert!(s.authenticate(&a.access_token.reveal_once()).await.is_err());
+        // Every wrapped data key is gone and none was ever inside the tenant's prefix, so the
+        // copied records cannot be opened by anyone holding the root key.
+        assert!(matches!(
+            s.tenant_keys("doomed").await,
+            Err(ServiceError::NotFound { .. })
+        ));
+        assert!(copied.iter().all(|(k, _)| !k.starts_with(b"dk/")));
+        let restored_dk = s.store.get(&keys::data_key("doomed", 1)).await.unwrap();
+        assert!(restored_dk.is_none());
+        // The id can be reused by a new tenant with fresh keys.
+        s.create_tenant(&op, Some("doomed"), "Reborn")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn interrupted_deletion_is_finished_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let op = testing::operator();
+        s.create_tenant(&op, Some("half"), "Half").await.unwrap();
+        // Simulate a crash after step 1 (keys destroyed, tombstone written).
+        let mut txn = Txn::new();
+        txn.put(keys::tenant_tombstone("half"), Vec::new())
+            .delete(keys::tenant_index("half"))
+            .delete(keys::data_key("half", 1));
+        s.store.commit(txn).await.unwrap();
+        s.keys.evict("half");
+        assert!(!s.store.scan(b"t/half/", None, 10).await.unwrap().is_empty());
+        assert_eq!(s.resume_tenant_deletions().await.unwrap(), 1);
+        assert!(s.store.scan(b"t/half/", None, 10).await.unwrap().is_empty());
     }
 }

@@ -86,3 +86,23 @@ pub fn operator_token(token_id: &str) -> Vec<u8> {
 pub fn credential(tenant: &str, credential: &str) -> Vec<u8> {
     format!("t/{tenant}/c/{credential}").into_bytes()
 }
+
+/// Current status list number of a purpose (`r` revocation, `s` suspension).
+pub fn status_current(tenant: &str, purpose: char) -> Vec<u8> {
+    format!("t/{tenant}/sl/{purpose}/cur").into_bytes()
+}
+
+/// Allocated-entries counter of one list.
+pub fn status_count(tenant: &str, purpose: char, list: u32) -> Vec<u8> {
+    format!("t/{tenant}/sl/{purpose}/{list:08x}/n").into_bytes()
+}
+
+/// Allocation of one index (value: the credential id); never deleted, so never reused.
+pub fn status_index(tenant: &str, purpose: char, list: u32, index: u32) -> Vec<u8> {
+    format!("t/{tenant}/sl/{purpose}/{list:08x}/i/{index:08x}").into_bytes()
+}
+
+/// One sealed page of status bits.
+pub fn status_page(tenant: &str, purpose: char, list: u32, page: u32) -> Vec<u8> {
+    format!("t/{tenant}/sl/{purpose}/{list:08x}/p/{page:04x}").into_bytes()
+}

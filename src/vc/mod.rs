@@ -2,8 +2,10 @@
 //! documents, Data Integrity proofs (`eddsa-jcs-2022`), credentials, presentations and
 //! status lists. Must never do I/O: DID resolution is a trait passed in by the caller.
 
+pub mod credential;
 pub mod did;
 pub mod jcs;
 pub mod multikey;
 pub mod proof;
 pub mod status_list;
+pub mod verify;

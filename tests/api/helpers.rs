@@ -141,7 +141,10 @@ impl Server {
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
         let text = resp.text().await.unwrap();
-        if status >= 400 {
+        // VC-API verify answers 422 in its own JSON shape (`problemDetails`), by its spec.
+        let vc_api_verdict =
+            status == 422 && path.contains("/vc-api/") && path.ends_with("/verify");
+        if status >= 400 && !vc_api_verdict {
             assert_eq!(
                 ct, "application/problem+json",
                 "{method} {path} → {status} not problem+json: {text}"

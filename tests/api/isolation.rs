@@ -19,6 +19,8 @@ struct Fixture {
     agent_a: String,
     agent_a_token: String,
     auditor_a_id: String,
+    credential_a: String,
+    identity_vc_a: Value,
     admin_b: String,
     auditor_b: String,
     agent_b_token: String,
@@ -29,7 +31,9 @@ fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>)
     let p = path
         .replace("{tenant}", "tenant-a")
         .replace("{agent}", &f.agent_a)
-        .replace("{token}", &f.auditor_a_id);
+        .replace("{token}", &f.auditor_a_id)
+        .replace("{credential}", &f.credential_a)
+        .replace("{list}", "r1");
     let (class, body) = match (method, path) {
         ("get", "/healthz") | ("get", "/readyz") => (Class::Public, None),
         ("post", "/v1/tenants") => (Class::Operator, Some(json!({"name": "x"}))),
@@ -48,6 +52,33 @@ fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>)
             (Class::TenantAdmin, Some(json!({})))
         }
         ("get", "/v1/agent") => (Class::Agent, None),
+        ("post", "/v1/tenants/{tenant}/agents/{agent}/delegations") => (
+            Class::TenantAdmin,
+            Some(crate::credentials::delegation_body()),
+        ),
+        ("get", "/v1/tenants/{tenant}/agents/{agent}/credentials") => (Class::TenantRead, None),
+        ("get", "/v1/tenants/{tenant}/credentials/{credential}") => (Class::TenantRead, None),
+        ("post", "/v1/tenants/{tenant}/credentials/{credential}/revoke")
+        | ("post", "/v1/tenants/{tenant}/credentials/{credential}/suspend")
+        | ("post", "/v1/tenants/{tenant}/credentials/{credential}/resume") => {
+            (Class::TenantAdmin, None)
+        }
+        ("get", "/ns/v1")
+        | ("get", "/tenants/{tenant}/did.json")
+        | ("get", "/tenants/{tenant}/agents/{agent}/did.json")
+        | ("get", "/tenants/{tenant}/status/{list}") => (Class::Public, None),
+        ("post", "/tenants/{tenant}/vc-api/credentials/issue") => (
+            Class::TenantAdmin,
+            Some(
+                json!({"credential": {"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"],
+                "issuer": "did:web:x", "credentialSubject": {"id": "did:example:1"}}}),
+            ),
+        ),
+        ("post", "/tenants/{tenant}/vc-api/credentials/verify") => (
+            Class::Public,
+            Some(json!({"verifiableCredential": f.identity_vc_a})),
+        ),
+
         other => panic!("route {other:?} has no isolation case: add it to tests/api/isolation.rs"),
     };
     (class, p, body)
@@ -87,7 +118,17 @@ async fn every_route_isolates_tenants_and_roles() {
             json!({"role": "auditor"}),
         )
         .await;
-    let (agent_a, agent_a_token, _) = s.agent("tenant-a", &admin_a, "a-bot").await;
+    let (agent_a, agent_a_token, created_a) = s.agent("tenant-a", &admin_a, "a-bot").await;
+    let credential_a = created_a["identity_credential_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, cred) = s
+        .get(
+            &format!("/v1/tenants/tenant-a/credentials/{credential_a}"),
+            &admin_a,
+        )
+        .await;
     let (_, agent_b_token, _) = s.agent("tenant-b", &admin_b, "b-bot").await;
     let f = Fixture {
         admin_a,
@@ -95,6 +136,8 @@ async fn every_route_isolates_tenants_and_roles() {
         auditor_a_id: aud_a["id"].as_str().unwrap().into(),
         agent_a,
         agent_a_token,
+        credential_a,
+        identity_vc_a: cred["credential"].clone(),
         admin_b,
         auditor_b: aud_b["token"].as_str().unwrap().into(),
         agent_b_token,
@@ -104,8 +147,20 @@ async fn every_route_isolates_tenants_and_roles() {
         let (class, p, body) = case(method, path, &f);
         if class == Class::Public {
             expect(&s, method, &p, None, &body, 200, "anonymous").await;
+            // A token never changes what public routes reveal.
+            expect(
+                &s,
+                method,
+                &p,
+                Some(&f.admin_b),
+                &body,
+                200,
+                "other tenant's admin",
+            )
+            .await;
             continue;
         }
+
         expect(&s, method, &p, None, &body, 401, "no token").await;
         expect(&s, method, &p, Some(&garbled), &body, 401, "garbled token").await;
         expect(

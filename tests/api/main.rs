@@ -11,6 +11,8 @@ mod helpers;
 
 mod at_rest;
 mod bad_input;
+mod credentials;
+
 mod durability;
 mod isolation;
 mod openapi;

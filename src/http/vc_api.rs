@@ -1,0 +1,135 @@
+//! W3C VC-API (VCALM) routes in the shapes of that specification.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Auth;
+use super::parse_tenant;
+use super::problem::ApiError;
+use crate::service::Sigil;
+use crate::service::vc_api::VcApiError;
+
+/// VC-API issue request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// The unsigned credential; `issuer` must be the tenant's DID.
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    /// Optional; only `credentialId` is supported.
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<serde_json::Value>,
+}
+
+/// VC-API issue response.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueResponse {
+    #[schema(value_type = Object)]
+    pub verifiable_credential: serde_json::Value,
+}
+
+/// A VC-API problem detail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemDetail {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub detail: String,
+}
+
+/// VC-API verify response.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub verified: bool,
+    /// Names of the checks that ran.
+    pub checks: Vec<String>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problem_details: Vec<ProblemDetail>,
+}
+
+fn vc_api_error(e: VcApiError) -> Result<HttpResponse, ApiError> {
+    match e {
+        VcApiError::BadRequest(d) => Err(ApiError::bad_request(d)),
+        VcApiError::Unprocessable(d) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable_credential",
+            d,
+        )),
+        VcApiError::Service(s) => Err(s.into()),
+    }
+}
+
+/// Issue a credential signed by the tenant's issuer key (tenant admin).
+#[utoipa::path(post, path = "/tenants/{tenant}/vc-api/credentials/issue", tag = "vc-api", operation_id = "vc_api_issue_credential",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = IssueRequest,
+    responses((status = 201, body = IssueResponse),
+              (status = 422, description = "Issuer is not this tenant", body = super::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn issue(
+    sigil: web::Data<Sigil>,
+    auth: Auth,
+    path: web::Path<String>,
+    body: web::Json<IssueRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = parse_tenant(&path)?;
+    let b = body.into_inner();
+    match sigil
+        .vc_api_issue(&auth.0, &tenant, b.credential, b.options)
+        .await
+    {
+        Ok(vc) => Ok(HttpResponse::Created().json(IssueResponse {
+            verifiable_credential: vc,
+        })),
+        Err(e) => vc_api_error(e),
+    }
+}
+
+/// Verify a credential from any issuer using `did:key` or `did:web`.
+#[utoipa::path(post, path = "/tenants/{tenant}/vc-api/credentials/verify", tag = "vc-api", operation_id = "vc_api_verify_credential",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body(content = Object, description = "`{verifiableCredential, options?}`"),
+    responses((status = 200, description = "Verified", body = VerifyResponse),
+              (status = 422, description = "Not verified", body = VerifyResponse)))]
+pub async fn verify(
+    sigil: web::Data<Sigil>,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = parse_tenant(&path)?;
+    let report = match sigil.vc_api_verify(&tenant, body.into_inner()).await {
+        Ok(r) => r,
+        Err(e) => return vc_api_error(e),
+    };
+    let verified = report.verified();
+    let resp = VerifyResponse {
+        verified,
+        checks: report.checks.iter().map(|c| c.check.clone()).collect(),
+        warnings: vec![],
+        errors: report.errors(),
+        problem_details: report
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| ProblemDetail {
+                kind: format!(
+                    "urn:sigil:problem:{}",
+                    c.code.unwrap_or("verification_failed")
+                ),
+                title: c.check.clone(),
+                detail: c.detail.clone(),
+            })
+            .collect(),
+    };
+    Ok(if verified {
+        HttpResponse::Ok().json(resp)
+    } else {
+        HttpResponse::UnprocessableEntity().json(resp)
+    })
+}

@@ -1,0 +1,11 @@
+//! Delegated authority and the decision whether it covers an action. Pure: no I/O, no
+//! clock (the instant is passed in), no floats (amounts are decimals).
+//!
+//! Must never: reach for the store, the network or the system time.
+
+mod authority;
+
+pub use authority::{
+    ActionPattern, AmountLimit, Authority, AuthorityError, Limits, Principal, PrincipalKind,
+    ResourcePattern, Schedule,
+};

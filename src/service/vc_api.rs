@@ -1,0 +1,152 @@
+//! W3C VC-API (VCALM) issue and verify for a tenant, so standard test suites can drive
+//! Sigil: issue signs a caller-supplied credential with the tenant's issuer key; verify
+//! checks any `did:key` / `did:web` credential with the shared verifier.
+
+use serde_json::{Map, Value};
+
+use super::resolver::LocalFirst;
+use super::{Caller, ServiceError, Sigil};
+use crate::clock::rfc3339;
+use crate::ids::TenantId;
+use crate::vc::credential::{VC_V2, issuer_id, types};
+use crate::vc::proof::{self, ProofOptions};
+use crate::vc::verify::{self, CredentialOptions, Report};
+
+/// A VC-API input problem: 400 for malformed input, 422 for well-formed but unacceptable.
+#[derive(Debug)]
+pub enum VcApiError {
+    BadRequest(String),
+    Unprocessable(String),
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for VcApiError {
+    fn from(e: ServiceError) -> Self {
+        VcApiError::Service(e)
+    }
+}
+
+impl Sigil {
+    /// `POST /tenants/{tenant}/vc-api/credentials/issue`.
+    pub async fn vc_api_issue(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        credential: Value,
+        options: Option<Value>,
+    ) -> Result<Value, VcApiError> {
+        caller.require_tenant_admin(tenant)?;
+        if let Some(o) = &options {
+            let ok = o
+                .as_object()
+                .is_some_and(|m| m.keys().all(|k| k == "credentialId"));
+            if !ok {
+                return Err(VcApiError::BadRequest(
+                    "options may only contain credentialId".into(),
+                ));
+            }
+        }
+        let Value::Object(mut doc) = credential else {
+            return Err(VcApiError::BadRequest(
+                "credential must be a JSON object".into(),
+            ));
+        };
+        let doc_v = Value::Object(doc.clone());
+        let ctx0 = doc
+            .get("@context")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str);
+        if ctx0 != Some(VC_V2) {
+            return Err(VcApiError::BadRequest(format!(
+                "@context must be an array starting with {VC_V2}"
+            )));
+        }
+        if !types(&doc_v).contains(&"VerifiableCredential") {
+            return Err(VcApiError::BadRequest(
+                "type must include VerifiableCredential".into(),
+            ));
+        }
+        if doc
+            .get("credentialSubject")
+            .is_none_or(|s| !(s.is_object() || s.is_array()))
+        {
+            return Err(VcApiError::BadRequest(
+                "credentialSubject is required".into(),
+            ));
+        }
+        if doc.contains_key("proof") {
+            return Err(VcApiError::BadRequest(
+                "credential already has a proof".into(),
+            ));
+        }
+        let t = tenant.as_str();
+        let did = self.tenant_did(t);
+        match issuer_id(&doc_v) {
+            Some(i) if i == did => {}
+            Some(_) => {
+                return Err(VcApiError::Unprocessable(format!(
+                    "issuer must be this tenant ({did})"
+                )));
+            }
+            None => return Err(VcApiError::BadRequest("issuer is required".into())),
+        }
+        if let Some(id) = options.as_ref().and_then(|o| o.get("credentialId")) {
+            doc.insert("id".into(), id.clone());
+        }
+        let now = self.clock.now();
+        if !doc.contains_key("validFrom") {
+            doc.insert("validFrom".into(), rfc3339(now).into());
+        }
+        let rec = self.tenant_record(t).await?;
+        let signer = self.signer(t, "issuer", rec.issuer_current).await?;
+        let opts = ProofOptions {
+            verification_method: format!("{did}#issuer-{}", rec.issuer_current),
+            proof_purpose: "assertionMethod",
+            created: rfc3339(now),
+            expires: None,
+            challenge: None,
+            domain: None,
+        };
+        proof::sign(doc, &opts, &signer).map_err(|e| VcApiError::BadRequest(e.to_string()))
+    }
+
+    /// Verifies any credential with this deployment's resolver.
+    pub async fn verify_credential(&self, vc: &Value, check_status: bool) -> Report {
+        let resolver = LocalFirst { sigil: self };
+        verify::verify_credential(
+            vc,
+            &resolver,
+            self.clock.now(),
+            CredentialOptions { check_status },
+            "",
+        )
+        .await
+    }
+
+    /// `POST /tenants/{tenant}/vc-api/credentials/verify` (the tenant only scopes the URL).
+    pub async fn vc_api_verify(
+        &self,
+        tenant: &TenantId,
+        body: Map<String, Value>,
+    ) -> Result<Report, VcApiError> {
+        self.tenant_record(tenant.as_str()).await?;
+        let vc = body
+            .get("verifiableCredential")
+            .ok_or_else(|| VcApiError::BadRequest("verifiableCredential is required".into()))?;
+        if !vc.is_object() {
+            return Err(VcApiError::BadRequest(
+                "verifiableCredential must be an object".into(),
+            ));
+        }
+        let check_status = body
+            .get("options")
+            .and_then(|o| o.get("checks"))
+            .and_then(Value::as_array)
+            .is_none_or(|c| {
+                c.iter()
+                    .any(|x| x.as_str().is_some_and(|s| s.contains("status")))
+            });
+        Ok(self.verify_credential(vc, check_status).await)
+    }
+}

@@ -1,0 +1,373 @@
+//! Verification of credentials (and, in `presentation`, of presentations): one
+//! implementation behind `POST /v1/verify`, the VC-API routes, the `sigil::verify` library
+//! API and the `sigil verify` CLI. DID documents and status lists come from a [`Resolver`]
+//! passed in by the caller; this module does no I/O of its own.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::credential::{VC_V2, issuer_id, types};
+use super::did::{did_key_document, key_for, split_did_url};
+use super::proof::{self, ParsedProof, ProofError};
+use super::status_list::Bitstring;
+
+/// Where DID documents and status list credentials come from.
+#[async_trait]
+pub trait Resolver: Send + Sync {
+    /// The DID document of `did` (did:web; did:key is resolved without calling this).
+    async fn resolve_did(&self, did: &str) -> Result<Value, String>;
+    /// The status list credential at `url`.
+    async fn fetch_status_list(&self, url: &str) -> Result<Value, String>;
+}
+
+/// One check and its outcome.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked (`proof`, `valid_from`, `status:revocation`, …).
+    pub check: String,
+    pub ok: bool,
+    /// Human-readable outcome.
+    pub detail: String,
+    /// Stable machine code when the check failed (`invalid_signature`, `expired`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+}
+
+impl Check {
+    pub fn pass(check: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            ok: true,
+            detail: detail.into(),
+            code: None,
+        }
+    }
+    pub fn fail(check: impl Into<String>, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            check: check.into(),
+            ok: false,
+            detail: detail.into(),
+            code: Some(code),
+        }
+    }
+}
+
+/// The outcome of verifying one document.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// Verified when at least one check ran and none failed.
+    pub fn verified(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+
+    /// `code: detail` of every failed check.
+    pub fn errors(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.code.unwrap_or("failed"), c.detail))
+            .collect()
+    }
+
+    /// Codes of failed checks.
+    pub fn codes(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter_map(|c| if c.ok { None } else { c.code })
+            .collect()
+    }
+
+    pub(crate) fn push(&mut self, c: Check) {
+        self.checks.push(c);
+    }
+}
+
+/// What a credential verification should include.
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialOptions {
+    /// Fetch and check status lists.
+    pub check_status: bool,
+}
+
+impl Default for CredentialOptions {
+    fn default() -> Self {
+        Self { check_status: true }
+    }
+}
+
+/// A verified proof: who signed it and its options.
+#[derive(Debug, Clone)]
+pub struct VerifiedProof {
+    /// The DID that controls the signing key.
+    pub controller: String,
+    pub proof: ParsedProof,
+}
+
+/// Verifies the single Data Integrity proof of `doc` for `purpose` (`assertionMethod` or
+/// `authentication`): the key must be in that relationship of its resolved DID document.
+pub async fn verify_proof(
+    doc: &Value,
+    purpose: &str,
+    resolver: &dyn Resolver,
+) -> Result<VerifiedProof, Check> {
+    let (unsecured, parsed) = proof::parse(doc).map_err(|e| {
+        let code = match e {
+            ProofError::Missing => "proof_missing",
+            ProofError::Unsupported => "unsupported_cryptosuite",
+            ProofError::ContextMismatch => "context_mismatch",
+            _ => "malformed_proof",
+        };
+        Check::fail("proof", code, e.to_string())
+    })?;
+    if parsed.str("proofPurpose") != Some(purpose) {
+        return Err(Check::fail(
+            "proof",
+            "wrong_proof_purpose",
+            format!("proofPurpose must be {purpose}"),
+        ));
+    }
+    let vm = parsed
+        .str("verificationMethod")
+        .unwrap_or_default()
+        .to_owned();
+    let (did, _) = split_did_url(&vm).ok_or_else(|| {
+        Check::fail(
+            "proof",
+            "malformed_proof",
+            "verificationMethod is not a DID URL",
+        )
+    })?;
+    let did_doc = if did.starts_with("did:key:") {
+        did_key_document(did).map(|(_, d)| d).ok_or_else(|| {
+            Check::fail(
+                "proof",
+                "unresolvable_did",
+                "did:key is not an Ed25519 Multikey",
+            )
+        })?
+    } else if did.starts_with("did:web:") {
+        resolver.resolve_did(did).await.map_err(|e| {
+            Check::fail(
+                "proof",
+                "unresolvable_did",
+                format!("cannot resolve {did}: {e}"),
+            )
+        })?
+    } else {
+        return Err(Check::fail(
+            "proof",
+            "unsupported_did_method",
+            format!("{did}: only did:web and did:key are supported"),
+        ));
+    };
+    let key = key_for(&did_doc, &vm, purpose)
+        .map_err(|e| Check::fail("proof", "wrong_key", format!("{vm}: {e}")))?;
+    proof::verify_parsed(&unsecured, &parsed, &key)
+        .map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
+    Ok(VerifiedProof {
+        controller: did.to_owned(),
+        proof: parsed,
+    })
+}
+
+fn parse_time(v: Option<&Value>) -> Result<Option<Timestamp>, ()> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(s)) => s.parse::<Timestamp>().map(Some).map_err(|_| ()),
+        Some(_) => Err(()),
+    }
+}
+
+/// Checks `validFrom`/`validUntil` against `now`.
+pub fn check_validity(doc: &Value, now: Timestamp, report: &mut Report, label: &str) {
+    match parse_time(doc.get("validFrom")) {
+        Ok(Some(f)) if now < f => report.push(Check::fail(
+            format!("{label}valid_from"),
+            "not_yet_valid",
+            format!("valid from {f}"),
+        )),
+        Ok(_) => report.push(Check::pass(format!("{label}valid_from"), "in effect")),
+        Err(()) => report.push(Check::fail(
+            format!("{label}valid_from"),
+            "malformed_credential",
+            "validFrom is not an RFC 3339 time",
+        )),
+    }
+    match parse_time(doc.get("validUntil")) {
+        Ok(Some(u)) if now >= u => report.push(Check::fail(
+            format!("{label}valid_until"),
+            "expired",
+            format!("expired at {u}"),
+        )),
+        Ok(_) => report.push(Check::pass(format!("{label}valid_until"), "not expired")),
+        Err(()) => report.push(Check::fail(
+            format!("{label}valid_until"),
+            "malformed_credential",
+            "validUntil is not an RFC 3339 time",
+        )),
+    }
+}
+
+fn structure(vc: &Value) -> Result<(), String> {
+    let ctx0 = vc
+        .get("@context")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .and_then(Value::as_str);
+    if ctx0 != Some(VC_V2) {
+        return Err(format!("@context must start with {VC_V2}"));
+    }
+    if !types(vc).contains(&"VerifiableCredential") {
+        return Err("type must include VerifiableCredential".into());
+    }
+    if issuer_id(vc).is_none() {
+        return Err("issuer is missing".into());
+    }
+    if vc
+        .get("credentialSubject")
+        .is_none_or(|s| !(s.is_object() || s.is_array()))
+    {
+        return Err("credentialSubject is missing".into());
+    }
+    Ok(())
+}
+
+/// Verifies a credential: structure, proof by the issuer's assertion key, validity window
+/// and (optionally) every Bitstring Status List entry.
+pub async fn verify_credential(
+    vc: &Value,
+    resolver: &dyn Resolver,
+    now: Timestamp,
+    opts: CredentialOptions,
+    label: &str,
+) -> Report {
+    let mut report = Report::default();
+    if let Err(e) = structure(vc) {
+        report.push(Check::fail(
+            format!("{label}structure"),
+            "malformed_credential",
+            e,
+        ));
+        return report;
+    }
+    report.push(Check::pass(format!("{label}structure"), "VC 2.0"));
+    let issuer = issuer_id(vc).unwrap_or_default().to_owned();
+    match verify_proof(vc, "assertionMethod", resolver).await {
+        Ok(p) if p.controller == issuer => report.push(Check::pass(
+            format!("{label}proof"),
+            format!("signed by {issuer}"),
+        )),
+        Ok(p) => report.push(Check::fail(
+            format!("{label}proof"),
+            "issuer_mismatch",
+            format!("signed by {} but the issuer is {issuer}", p.controller),
+        )),
+        Err(mut c) => {
+            c.check = format!("{label}{}", c.check);
+            report.push(c);
+        }
+    }
+    check_validity(vc, now, &mut report, label);
+    if opts.check_status {
+        check_status(vc, &issuer, resolver, now, &mut report, label).await;
+    }
+    report
+}
+
+async fn check_status(
+    vc: &Value,
+    issuer: &str,
+    resolver: &dyn Resolver,
+    now: Timestamp,
+    report: &mut Report,
+    label: &str,
+) {
+    let entries: Vec<&Value> = match vc.get("credentialStatus") {
+        None => return,
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(v) => vec![v],
+    };
+    for e in entries {
+        let purpose = e
+            .get("statusPurpose")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        let name = format!("{label}status:{purpose}");
+        match status_bit(e, issuer, resolver, now).await {
+            Ok(false) => report.push(Check::pass(name, "not set")),
+            Ok(true) => {
+                let code = match purpose {
+                    "revocation" => "revoked",
+                    "suspension" => "suspended",
+                    _ => "status_set",
+                };
+                report.push(Check::fail(name, code, format!("the credential is {code}")));
+            }
+            Err(detail) => report.push(Check::fail(name, "status_unavailable", detail)),
+        }
+    }
+}
+
+async fn status_bit(
+    entry: &Value,
+    issuer: &str,
+    resolver: &dyn Resolver,
+    now: Timestamp,
+) -> Result<bool, String> {
+    if entry.get("type").and_then(Value::as_str) != Some("BitstringStatusListEntry") {
+        return Err("unsupported credentialStatus type".into());
+    }
+    let purpose = entry
+        .get("statusPurpose")
+        .and_then(Value::as_str)
+        .ok_or("statusPurpose missing")?;
+    let index: usize = entry
+        .get("statusListIndex")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .ok_or("statusListIndex must be a decimal string")?;
+    let url = entry
+        .get("statusListCredential")
+        .and_then(Value::as_str)
+        .ok_or("statusListCredential missing")?;
+    let list = resolver
+        .fetch_status_list(url)
+        .await
+        .map_err(|e| format!("cannot fetch {url}: {e}"))?;
+    if !types(&list).contains(&"BitstringStatusListCredential") {
+        return Err("status list is not a BitstringStatusListCredential".into());
+    }
+    if issuer_id(&list) != Some(issuer) {
+        return Err("status list has another issuer than the credential".into());
+    }
+    let p = verify_proof(&list, "assertionMethod", resolver)
+        .await
+        .map_err(|c| format!("status list proof: {}", c.detail))?;
+    if p.controller != issuer {
+        return Err("status list is not signed by its issuer".into());
+    }
+    let mut window = Report::default();
+    check_validity(&list, now, &mut window, "");
+    if !window.verified() {
+        return Err("status list credential is not valid now".into());
+    }
+    let subject = list
+        .get("credentialSubject")
+        .ok_or("status list has no credentialSubject")?;
+    if subject.get("statusPurpose").and_then(Value::as_str) != Some(purpose) {
+        return Err("status list purpose does not match the entry".into());
+    }
+    let encoded = subject
+        .get("encodedList")
+        .and_then(Value::as_str)
+        .ok_or("encodedList missing")?;
+    let bits = Bitstring::decode(encoded).map_err(|e| e.to_string())?;
+    bits.get(index)
+        .ok_or_else(|| "statusListIndex is outside the list".to_owned())
+}
