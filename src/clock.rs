@@ -37,9 +37,7 @@ pub struct FixedClock {
 impl FixedClock {
     /// A clock frozen at `at`.
     pub fn new(at: Timestamp) -> Arc<Self> {
-        Arc::new(Self {
-            micros: AtomicI64::new(at.as_microsecond()),
-        })
+        Arc::new(Self { micros: AtomicI64::new(at.as_microsecond()) })
     }
 
     /// Moves the clock to `at`.
@@ -49,15 +47,13 @@ impl FixedClock {
 
     /// Moves the clock forward by `secs` seconds.
     pub fn advance_secs(&self, secs: i64) {
-        self.micros
-            .fetch_add(secs.saturating_mul(1_000_000), Ordering::SeqCst);
+        self.micros.fetch_add(secs.saturating_mul(1_000_000), Ordering::SeqCst);
     }
 }
 
 impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
-        Timestamp::from_microsecond(self.micros.load(Ordering::SeqCst))
-            .unwrap_or(Timestamp::UNIX_EPOCH)
+        Timestamp::from_microsecond(self.micros.load(Ordering::SeqCst)).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 }
 
@@ -71,9 +67,6 @@ mod tests {
         let c = FixedClock::new(t0);
         assert_eq!(c.now(), t0);
         c.advance_secs(3600);
-        assert_eq!(
-            c.now(),
-            "2026-03-29T01:30:00Z".parse::<Timestamp>().unwrap()
-        );
+        assert_eq!(c.now(), "2026-03-29T01:30:00Z".parse::<Timestamp>().unwrap());
     }
 }

@@ -120,22 +120,16 @@ impl PublicUrl {
             .or_else(|| s.strip_prefix("http://"))
             .ok_or_else(|| format!("public URL {s:?} must start with https://"))?;
         if rest.is_empty() || rest.contains(['/', '?', '#', '@', '[', ']', ' ']) {
-            return Err(format!(
-                "public URL {s:?} must be scheme://host[:port] with no path, user or IPv6 literal"
-            ));
+            return Err(format!("public URL {s:?} must be scheme://host[:port] with no path, user or IPv6 literal"));
         }
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => {
-                p.parse::<u16>()
-                    .map_err(|_| format!("public URL {s:?} has an invalid port"))?;
+                p.parse::<u16>().map_err(|_| format!("public URL {s:?} has an invalid port"))?;
                 (h, Some(p))
             }
             None => (rest, None),
         };
-        let host_ok = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        let host_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
         if !host_ok {
             return Err(format!("public URL {s:?} has an invalid host"));
         }
@@ -145,11 +139,7 @@ impl PublicUrl {
             Some(p) => format!("{host}%3A{p}"),
             None => host.clone(),
         };
-        let scheme = if s.starts_with("https://") {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if s.starts_with("https://") { "https" } else { "http" };
         let base = match port {
             Some(p) => format!("{scheme}://{host}:{p}"),
             None => format!("{scheme}://{host}"),
@@ -175,8 +165,7 @@ fn cfg_err(msg: impl Into<String>) -> SigilError {
 fn secret_from_env(name: &str) -> Result<Option<SecretBytes>, SigilError> {
     let file_var = format!("{name}_FILE");
     if let Ok(path) = std::env::var(&file_var) {
-        let bytes = std::fs::read(&path)
-            .map_err(|e| cfg_err(format!("{file_var}: cannot read {path}: {e}")))?;
+        let bytes = std::fs::read(&path).map_err(|e| cfg_err(format!("{file_var}: cannot read {path}: {e}")))?;
         let trimmed: Vec<u8> = bytes.trim_ascii_end().to_vec();
         return Ok(Some(SecretBytes::new(trimmed)));
     }
@@ -193,35 +182,22 @@ impl Config {
             Some(p) => load_file(p)?,
             None => FileConfig::default(),
         };
-        let data = args
-            .data
-            .or(file.data)
-            .unwrap_or_else(|| PathBuf::from("./data"));
-        let listen_s = args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:8443".into());
-        let listen: SocketAddr = listen_s.parse().map_err(|_| {
-            cfg_err(format!(
-                "--listen {listen_s:?} is not an address like 127.0.0.1:8443"
-            ))
-        })?;
+        let data = args.data.or(file.data).unwrap_or_else(|| PathBuf::from("./data"));
+        let listen_s = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8443".into());
+        let listen: SocketAddr =
+            listen_s.parse().map_err(|_| cfg_err(format!("--listen {listen_s:?} is not an address like 127.0.0.1:8443")))?;
         let http = args.http || file.http.unwrap_or(false);
         let tls_cert = args.tls_cert.or(file.tls_cert);
         let tls_key = args.tls_key.or(file.tls_key);
         let transport = match (http, tls_cert, tls_key) {
             (true, None, None) => {
                 if !listen.ip().is_loopback() {
-                    return Err(cfg_err(format!(
-                        "--http is refused on non-loopback address {listen}; use TLS"
-                    )));
+                    return Err(cfg_err(format!("--http is refused on non-loopback address {listen}; use TLS")));
                 }
                 Transport::PlainHttp
             }
             (true, _, _) => {
-                return Err(cfg_err(
-                    "--http cannot be combined with --tls-cert/--tls-key",
-                ));
+                return Err(cfg_err("--http cannot be combined with --tls-cert/--tls-key"));
             }
             (false, Some(cert), Some(key)) => Transport::Tls { cert, key },
             (false, None, None) => Transport::DevTls,
@@ -235,9 +211,7 @@ impl Config {
         };
         if let Some(u) = &public_url {
             let is_https = u.base().starts_with("https://");
-            if is_https == matches!(transport, Transport::PlainHttp)
-                && !matches!(transport, Transport::PlainHttp)
-            {
+            if is_https == matches!(transport, Transport::PlainHttp) && !matches!(transport, Transport::PlainHttp) {
                 return Err(cfg_err("--public-url must use https:// when serving TLS"));
             }
         }
@@ -245,16 +219,12 @@ impl Config {
         let passphrase = secret_from_env("SIGIL_ROOT_PASSPHRASE")?;
         let root_key = match (root_key_file, passphrase) {
             (Some(_), Some(_)) => {
-                return Err(cfg_err(
-                    "give either a root key file or SIGIL_ROOT_PASSPHRASE, not both",
-                ));
+                return Err(cfg_err("give either a root key file or SIGIL_ROOT_PASSPHRASE, not both"));
             }
             (Some(p), None) => Some(RootKeySource::File(p)),
             (None, Some(pw)) => {
                 if pw.len() < 12 {
-                    return Err(cfg_err(
-                        "SIGIL_ROOT_PASSPHRASE must be at least 12 characters",
-                    ));
+                    return Err(cfg_err("SIGIL_ROOT_PASSPHRASE must be at least 12 characters"));
                 }
                 Some(RootKeySource::Passphrase(pw))
             }
@@ -263,68 +233,36 @@ impl Config {
         let bootstrap_token = secret_from_env("SIGIL_BOOTSTRAP_TOKEN")?;
         if let Some(t) = &bootstrap_token {
             if t.len() < 32 || t.len() > 256 || !t.expose().iter().all(|b| b.is_ascii_graphic()) {
-                return Err(cfg_err(
-                    "SIGIL_BOOTSTRAP_TOKEN must be 32–256 printable ASCII characters (use ≥ 256 random bits)",
-                ));
+                return Err(cfg_err("SIGIL_BOOTSTRAP_TOKEN must be 32–256 printable ASCII characters (use ≥ 256 random bits)"));
             }
         }
         let body_limit = args.body_limit.or(file.body_limit).unwrap_or(64 * 1024);
         if !(1024..=16 * 1024 * 1024).contains(&body_limit) {
-            return Err(cfg_err(
-                "--body-limit must be between 1024 and 16777216 bytes",
-            ));
+            return Err(cfg_err("--body-limit must be between 1024 and 16777216 bytes"));
         }
-        let max_presentation_ttl = args
-            .max_presentation_ttl
-            .or(file.max_presentation_ttl)
-            .unwrap_or(300);
+        let max_presentation_ttl = args.max_presentation_ttl.or(file.max_presentation_ttl).unwrap_or(300);
         if !(1..=86_400).contains(&max_presentation_ttl) {
-            return Err(cfg_err(
-                "--max-presentation-ttl must be between 1 and 86400 seconds",
-            ));
+            return Err(cfg_err("--max-presentation-ttl must be between 1 and 86400 seconds"));
         }
         let log_format = match args.log_format.or(file.log_format).as_deref() {
             None | Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
             Some(other) => {
-                return Err(cfg_err(format!(
-                    "--log-format {other:?} must be json or text"
-                )));
+                return Err(cfg_err(format!("--log-format {other:?} must be json or text")));
             }
         };
-        let workers = args.workers.or(file.workers).unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        });
+        let workers = args.workers.or(file.workers).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
         if !(1..=512).contains(&workers) {
             return Err(cfg_err("--workers must be between 1 and 512"));
         }
-        Ok(Self {
-            data,
-            listen,
-            public_url,
-            transport,
-            root_key,
-            bootstrap_token,
-            body_limit,
-            max_presentation_ttl,
-            log_format,
-            workers,
-        })
+        Ok(Self { data, listen, public_url, transport, root_key, bootstrap_token, body_limit, max_presentation_ttl, log_format, workers })
     }
 }
 
 fn load_file(p: &Path) -> Result<FileConfig, SigilError> {
-    let text = std::fs::read_to_string(p)
-        .map_err(|e| cfg_err(format!("cannot read config file {}: {e}", p.display())))?;
+    let text = std::fs::read_to_string(p).map_err(|e| cfg_err(format!("cannot read config file {}: {e}", p.display())))?;
     toml::from_str(&text).map_err(|e| {
-        let first = e
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("parse error")
-            .to_owned();
+        let first = e.message().lines().next().unwrap_or("parse error").to_owned();
         cfg_err(format!("config file {}: {first}", p.display()))
     })
 }
@@ -338,52 +276,25 @@ mod tests {
         let u = PublicUrl::parse("https://Sigil.Example.com:8443/").unwrap();
         assert_eq!(u.base(), "https://sigil.example.com:8443");
         assert_eq!(u.did_host(), "sigil.example.com%3A8443");
-        assert_eq!(
-            PublicUrl::parse("https://id.example").unwrap().did_host(),
-            "id.example"
-        );
-        for bad in [
-            "ftp://x",
-            "https://",
-            "https://a/b",
-            "https://[::1]:8443",
-            "https://a:99999",
-            "https://u@h",
-        ] {
+        assert_eq!(PublicUrl::parse("https://id.example").unwrap().did_host(), "id.example");
+        for bad in ["ftp://x", "https://", "https://a/b", "https://[::1]:8443", "https://a:99999", "https://u@h"] {
             assert!(PublicUrl::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn plain_http_only_on_loopback() {
-        let a = ServeArgs {
-            http: true,
-            listen: Some("0.0.0.0:8080".into()),
-            ..Default::default()
-        };
+        let a = ServeArgs { http: true, listen: Some("0.0.0.0:8080".into()), ..Default::default() };
         assert!(matches!(Config::from_args(a), Err(SigilError::Config(_))));
-        let a = ServeArgs {
-            http: true,
-            listen: Some("127.0.0.1:8080".into()),
-            ..Default::default()
-        };
-        assert!(matches!(
-            Config::from_args(a).unwrap().transport,
-            Transport::PlainHttp
-        ));
+        let a = ServeArgs { http: true, listen: Some("127.0.0.1:8080".into()), ..Default::default() };
+        assert!(matches!(Config::from_args(a).unwrap().transport, Transport::PlainHttp));
     }
 
     #[test]
     fn bad_values_are_config_errors() {
-        let a = ServeArgs {
-            listen: Some("nonsense".into()),
-            ..Default::default()
-        };
+        let a = ServeArgs { listen: Some("nonsense".into()), ..Default::default() };
         assert_eq!(Config::from_args(a).unwrap_err().exit_code(), 2);
-        let a = ServeArgs {
-            tls_cert: Some("c.pem".into()),
-            ..Default::default()
-        };
+        let a = ServeArgs { tls_cert: Some("c.pem".into()), ..Default::default() };
         assert!(Config::from_args(a).is_err());
     }
 
@@ -392,17 +303,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sigil.toml");
         std::fs::write(&p, "listen = \"127.0.0.1:9000\"\nlisen = 1\n").unwrap();
-        let a = ServeArgs {
-            config: Some(p.clone()),
-            ..Default::default()
-        };
+        let a = ServeArgs { config: Some(p.clone()), ..Default::default() };
         assert!(Config::from_args(a).is_err());
         std::fs::write(&p, "listen = \"127.0.0.1:9000\"\nbody_limit = 2048\n").unwrap();
-        let c = Config::from_args(ServeArgs {
-            config: Some(p),
-            ..Default::default()
-        })
-        .unwrap();
+        let c = Config::from_args(ServeArgs { config: Some(p), ..Default::default() }).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.body_limit, 2048);
     }

@@ -27,25 +27,14 @@ fn random_hex(bytes: usize) -> String {
 /// safe inside store keys, URLs, DIDs (`did:web` path segments) and AAD strings.
 fn check_chars(kind: &'static str, s: &str, min: usize, max: usize) -> Result<(), IdError> {
     if s.len() < min || s.len() > max {
-        return Err(IdError {
-            kind,
-            why: "length out of range",
-        });
+        return Err(IdError { kind, why: "length out of range" });
     }
-    let ok = s
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !ok {
-        return Err(IdError {
-            kind,
-            why: "only a-z, 0-9 and '-' are allowed",
-        });
+        return Err(IdError { kind, why: "only a-z, 0-9 and '-' are allowed" });
     }
     if s.starts_with('-') || s.ends_with('-') {
-        return Err(IdError {
-            kind,
-            why: "must not start or end with '-'",
-        });
+        return Err(IdError { kind, why: "must not start or end with '-'" });
     }
     Ok(())
 }
@@ -121,14 +110,7 @@ impl CredentialId {
         b[8] = (b[8] & 0x3f) | 0x80;
         let h = hex::encode(b);
         let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default().to_owned();
-        Self(format!(
-            "{}-{}-{}-{}-{}",
-            part(0..8),
-            part(8..12),
-            part(12..16),
-            part(16..20),
-            part(20..32)
-        ))
+        Self(format!("{}-{}-{}-{}-{}", part(0..8), part(8..12), part(12..16), part(16..20), part(20..32)))
     }
 }
 
@@ -138,9 +120,7 @@ mod tests {
 
     #[test]
     fn ids_reject_path_tricks_and_uppercase() {
-        for bad in [
-            "..%2f", "../x", "a/b", "ACME", "-ab", "ab-", "a", "a b", "é-x",
-        ] {
+        for bad in ["..%2f", "../x", "a/b", "ACME", "-ab", "ab-", "a", "a b", "é-x"] {
             assert!(TenantId::parse(bad).is_err(), "{bad}");
         }
         assert!(TenantId::parse("acme-payments").is_ok());

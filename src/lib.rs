@@ -6,7 +6,9 @@
 //! `crypto`) → `store`; dependencies only point downwards.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod clock;
+
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -17,3 +19,4 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod vc;
+pub mod verify;

@@ -20,20 +20,86 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document.
     Openapi,
+    /// Verify a presentation (ldp_vp JSON or jwt_vp compact JWS) from FILE ('-' for stdin).
+    /// Exit code 0 only when verified.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// File holding the presentation.
+    file: std::path::PathBuf,
+    /// Expected challenge.
+    #[arg(long)]
+    challenge: Option<String>,
+    /// Expected domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Expected action as JSON: {"action": …, "resource": …, "context": {…}}.
+    #[arg(long)]
+    action: Option<String>,
+    /// Extra PEM CA to trust for did:web and status lists (e.g. a dev server's tls/ca.pem).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// Do not fetch status lists.
+    #[arg(long)]
+    no_status: bool,
+}
+
+fn verify_cmd(a: VerifyArgs) -> ExitCode {
+    let text = if a.file.as_os_str() == "-" {
+        let mut s = String::new();
+        match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            Ok(_) => s,
+            Err(e) => return fail(SigilError::Config(format!("cannot read stdin: {e}"))),
+        }
+    } else {
+        match std::fs::read_to_string(&a.file) {
+            Ok(s) => s,
+            Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", a.file.display()))),
+        }
+    };
+    let trimmed = text.trim();
+    // A compact JWS is a bare string; anything else must be JSON.
+    let presentation = match serde_json::from_str::<serde_json::Value>(trimmed) {
+        Ok(v) => v,
+        Err(_) if trimmed.split('.').count() == 3 && !trimmed.contains(char::is_whitespace) => {
+            serde_json::Value::String(trimmed.to_owned())
+        }
+        Err(e) => return fail(SigilError::Config(format!("{} is neither JSON nor a compact JWS: {e}", a.file.display()))),
+    };
+    let action = match a.action.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose() {
+        Ok(v) => v,
+        Err(e) => return fail(SigilError::Config(format!("--action is not JSON: {e}"))),
+    };
+    let resolver = match sigil::verify::HttpResolver::new(a.ca.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return fail(SigilError::Config(e)),
+    };
+    let opts = sigil::verify::PresentationOptions { challenge: a.challenge, domain: a.domain, action, skip_status: a.no_status };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(SigilError::Startup(e.to_string())),
+    };
+    let report = rt.block_on(sigil::verify::verify_presentation(&presentation, &opts, &resolver, jiff::Timestamp::now()));
+    for c in &report.report.checks {
+        println!("{} {:<36} {}", if c.ok { "ok  " } else { "FAIL" }, c.check, c.detail);
+    }
+    if report.verified() {
+        println!("verified: holder {}", report.holder.unwrap_or_default());
+        ExitCode::SUCCESS
+    } else {
+        println!("NOT verified");
+        ExitCode::from(1)
+    }
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
         LogFormat::Text => builder.init(),
     }
 }
@@ -53,6 +119,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Verify(a) => verify_cmd(a),
         Command::Openapi => {
             print!("{}", sigil::http::openapi::document_json());
             ExitCode::SUCCESS

@@ -62,9 +62,7 @@ impl Application {
 
     /// Runs until the server stops (SIGINT/SIGTERM trigger a graceful stop).
     pub async fn run(self) -> Result<(), SigilError> {
-        self.server
-            .await
-            .map_err(|e| SigilError::Startup(format!("server failed: {e}")))
+        self.server.await.map_err(|e| SigilError::Startup(format!("server failed: {e}")))
     }
 }
 
@@ -81,9 +79,7 @@ fn ensure_private_dir(p: &Path) -> Result<(), SigilError> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(p).map_err(|e| {
-        SigilError::Config(format!("cannot create data directory {}: {e}", p.display()))
-    })
+    b.create(p).map_err(|e| SigilError::Config(format!("cannot create data directory {}: {e}", p.display())))
 }
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename) with mode 0600.
@@ -97,14 +93,9 @@ pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), SigilE
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(&tmp)
-        .map_err(|e| startup(format!("cannot write {}: {e}", tmp.display())))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| startup(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| startup(format!("cannot rename into {}: {e}", path.display())))?;
+    let mut f = opts.open(&tmp).map_err(|e| startup(format!("cannot write {}: {e}", tmp.display())))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| startup(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| startup(format!("cannot rename into {}: {e}", path.display())))?;
     if let Some(dir) = path.parent() {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
@@ -122,43 +113,26 @@ pub struct OpenedRoot {
 
 /// Opens the root key for the data directory; creates key material for a new one.
 /// Runs argon2id synchronously: this happens once, before anything is served.
-pub fn open_root_key(
-    data: &Path,
-    source: Option<&RootKeySource>,
-) -> Result<OpenedRoot, SigilError> {
+pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<OpenedRoot, SigilError> {
     let check_path = data.join(KEYCHECK_FILE);
-    let existing: Option<KeyCheckFile> =
-        match std::fs::read(&check_path) {
-            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| {
-                SigilError::Store(format!("{} is corrupt: {e}", check_path.display()))
-            })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(SigilError::Store(format!(
-                    "cannot read {}: {e}",
-                    check_path.display()
-                )));
-            }
-        };
+    let existing: Option<KeyCheckFile> = match std::fs::read(&check_path) {
+        Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| SigilError::Store(format!("{} is corrupt: {e}", check_path.display())))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(SigilError::Store(format!("cannot read {}: {e}", check_path.display())));
+        }
+    };
     let dev_key = data.join("root.key");
     match existing {
         Some(kc) => {
             if kc.format != FORMAT {
-                return Err(SigilError::Store(format!(
-                    "unsupported store format {}",
-                    kc.format
-                )));
+                return Err(SigilError::Store(format!("unsupported store format {}", kc.format)));
             }
             let bytes = match source {
-                Some(RootKeySource::File(p)) => {
-                    RootKey::read_file(p).map_err(SigilError::Config)?
-                }
+                Some(RootKeySource::File(p)) => RootKey::read_file(p).map_err(SigilError::Config)?,
                 Some(RootKeySource::Passphrase(pw)) => {
                     let params = kc.kdf.as_ref().ok_or_else(|| {
-                        SigilError::WrongRootKey(
-                            "this store was not created with a passphrase; give its root key file"
-                                .into(),
-                        )
+                        SigilError::WrongRootKey("this store was not created with a passphrase; give its root key file".into())
                     })?;
                     RootKey::derive(pw, params).map_err(SigilError::Config)?
                 }
@@ -170,38 +144,22 @@ pub fn open_root_key(
                     RootKey::read_file(&dev_key).map_err(SigilError::Config)?
                 }
                 None => {
-                    return Err(SigilError::Config(
-                        "no root key: set --root-key-file/SIGIL_ROOT_KEY_FILE or SIGIL_ROOT_PASSPHRASE".into(),
-                    ));
+                    return Err(SigilError::Config("no root key: set --root-key-file/SIGIL_ROOT_KEY_FILE or SIGIL_ROOT_PASSPHRASE".into()));
                 }
             };
-            let rk = RootKey::from_bytes(bytes, kc.root_version)
-                .map_err(|_| SigilError::WrongRootKey("malformed key".into()))?;
-            let blob = STANDARD
-                .decode(&kc.check)
-                .map_err(|_| SigilError::Store("key check record is corrupt".into()))?;
-            rk.verify_key_check(&blob).map_err(|_| {
-                SigilError::WrongRootKey(
-                    "the root key or passphrase is wrong; nothing was changed".into(),
-                )
-            })?;
-            Ok(OpenedRoot {
-                key: rk,
-                new_store: None,
-            })
+            let rk = RootKey::from_bytes(bytes, kc.root_version).map_err(|_| SigilError::WrongRootKey("malformed key".into()))?;
+            let blob = STANDARD.decode(&kc.check).map_err(|_| SigilError::Store("key check record is corrupt".into()))?;
+            rk.verify_key_check(&blob)
+                .map_err(|_| SigilError::WrongRootKey("the root key or passphrase is wrong; nothing was changed".into()))?;
+            Ok(OpenedRoot { key: rk, new_store: None })
         }
         None => {
             ensure_private_dir(data)?;
             let (bytes, kdf) = match source {
-                Some(RootKeySource::File(p)) => {
-                    (RootKey::read_file(p).map_err(SigilError::Config)?, None)
-                }
+                Some(RootKeySource::File(p)) => (RootKey::read_file(p).map_err(SigilError::Config)?, None),
                 Some(RootKeySource::Passphrase(pw)) => {
                     let params = KdfParams::generate();
-                    (
-                        RootKey::derive(pw, &params).map_err(SigilError::Config)?,
-                        Some(params),
-                    )
+                    (RootKey::derive(pw, &params).map_err(SigilError::Config)?, Some(params))
                 }
                 None => {
                     let bytes = if dev_key.exists() {
@@ -220,23 +178,14 @@ pub fn open_root_key(
                     (bytes, None)
                 }
             };
-            let rk = RootKey::from_bytes(bytes, 1)
-                .map_err(|_| SigilError::Config("malformed root key".into()))?;
-            Ok(OpenedRoot {
-                key: rk,
-                new_store: Some(kdf),
-            })
+            let rk = RootKey::from_bytes(bytes, 1).map_err(|_| SigilError::Config("malformed root key".into()))?;
+            Ok(OpenedRoot { key: rk, new_store: Some(kdf) })
         }
     }
 }
 
 fn write_key_check(data: &Path, rk: &RootKey, kdf: Option<KdfParams>) -> Result<(), SigilError> {
-    let kc = KeyCheckFile {
-        format: FORMAT,
-        root_version: rk.version(),
-        kdf,
-        check: STANDARD.encode(rk.key_check()),
-    };
+    let kc = KeyCheckFile { format: FORMAT, root_version: rk.version(), kdf, check: STANDARD.encode(rk.key_check()) };
     let bytes = serde_json::to_vec_pretty(&kc).map_err(startup)?;
     write_private_file(&data.join(KEYCHECK_FILE), &bytes)
 }
@@ -244,21 +193,11 @@ fn write_key_check(data: &Path, rk: &RootKey, kdf: Option<KdfParams>) -> Result<
 /// Opens the store and the keyring; initializes a new store (pepper, operator token).
 pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), SigilError> {
     let OpenedRoot { key: rk, new_store } = open_root_key(&config.data, config.root_key.as_ref())?;
-    let store = Arc::new(
-        SledStore::open(&config.data.join("store"))
-            .map_err(|e| SigilError::Store(e.to_string()))?,
-    );
-    let pepper_key = format!(
-        "{}/{:08x}",
-        String::from_utf8_lossy(keys::meta::PEPPER),
-        rk.version()
-    )
-    .into_bytes();
+    let store = Arc::new(SledStore::open(&config.data.join("store")).map_err(|e| SigilError::Store(e.to_string()))?);
+    let pepper_key = format!("{}/{:08x}", String::from_utf8_lossy(keys::meta::PEPPER), rk.version()).into_bytes();
     if let Some(kdf) = new_store {
         if !store.is_empty() {
-            return Err(SigilError::Store(
-                "the store holds data but its key-check file is missing".into(),
-            ));
+            return Err(SigilError::Store("the store holds data but its key-check file is missing".into()));
         }
         let pepper = TokenPepper::generate();
         let (token, reveal_to_file) = match &config.bootstrap_token {
@@ -289,20 +228,9 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), Si
         let mut txn = Txn::new();
         txn.put(keys::meta::FORMAT.to_vec(), FORMAT.to_be_bytes().to_vec())
             .put(pepper_key, keyring.root.wrap_pepper(&keyring.pepper))
-            .put(
-                keys::operator_token(minted.0.as_str()),
-                keyring
-                    .root
-                    .seal_system(kind::OPERATOR_TOKEN, minted.0.as_str(), &rec_bytes),
-            )
-            .put(
-                keys::token_hash(&minted.1.hash_hex),
-                format!("_op/{}", minted.0),
-            );
-        store
-            .commit(txn)
-            .await
-            .map_err(|e| SigilError::Store(e.to_string()))?;
+            .put(keys::operator_token(minted.0.as_str()), keyring.root.seal_system(kind::OPERATOR_TOKEN, minted.0.as_str(), &rec_bytes))
+            .put(keys::token_hash(&minted.1.hash_hex), format!("_op/{}", minted.0));
+        store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
         if reveal_to_file {
             let path = config.data.join("operator.token");
             write_private_file(&path, token.reveal_once().as_bytes())?;
@@ -318,9 +246,7 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), Si
         .await
         .map_err(|e| SigilError::Store(e.to_string()))?
         .ok_or_else(|| SigilError::Store("token pepper missing from store".into()))?;
-    let pepper = rk
-        .unwrap_pepper(&blob)
-        .map_err(|_| SigilError::Store("token pepper does not open".into()))?;
+    let pepper = rk.unwrap_pepper(&blob).map_err(|_| SigilError::Store("token pepper does not open".into()))?;
     if config.bootstrap_token.is_some() {
         tracing::info!("SIGIL_BOOTSTRAP_TOKEN ignored: the store already has an operator token");
     }
@@ -337,18 +263,12 @@ fn dev_tls(data: &Path, hosts: &[String]) -> Result<(PathBuf, PathBuf), SigilErr
     ensure_private_dir(&dir)?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(startup)?;
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Sigil development CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Sigil development CA");
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
     let ca_key = rcgen::KeyPair::generate().map_err(startup)?;
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(startup)?;
     let mut leaf = rcgen::CertificateParams::new(hosts.to_vec()).map_err(startup)?;
-    leaf.distinguished_name
-        .push(rcgen::DnType::CommonName, "Sigil development server");
+    leaf.distinguished_name.push(rcgen::DnType::CommonName, "Sigil development server");
     let leaf_key = rcgen::KeyPair::generate().map_err(startup)?;
     let leaf_cert = leaf.signed_by(&leaf_key, &ca).map_err(startup)?;
     write_private_file(&dir.join("ca.pem"), ca.pem().as_bytes())?;
@@ -365,16 +285,10 @@ fn rustls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, SigilE
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| {
-            SigilError::Config(format!(
-                "cannot read TLS certificate {}: {e}",
-                cert.display()
-            ))
-        })?
+        .map_err(|e| SigilError::Config(format!("cannot read TLS certificate {}: {e}", cert.display())))?
         .collect::<Result<_, _>>()
         .map_err(|e| SigilError::Config(format!("bad TLS certificate {}: {e}", cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| SigilError::Config(format!("cannot read TLS key {}: {e}", key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| SigilError::Config(format!("cannot read TLS key {}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -389,60 +303,48 @@ fn rustls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, SigilE
 /// Builds and binds the server; call [`Application::run`] to serve.
 pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, SigilError> {
     let (store, keyring) = open_store(&config).await?;
-    let listener = TcpListener::bind(config.listen)
-        .map_err(|e| startup(format!("cannot listen on {}: {e}", config.listen)))?;
+    let listener = TcpListener::bind(config.listen).map_err(|e| startup(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(startup)?;
-    let scheme = if matches!(config.transport, Transport::PlainHttp) {
-        "http"
-    } else {
-        "https"
-    };
+    let scheme = if matches!(config.transport, Transport::PlainHttp) { "http" } else { "https" };
     let public_url = match &config.public_url {
         Some(u) => u.clone(),
         None => {
-            let host = if addr.ip().is_unspecified() {
-                "localhost".to_owned()
-            } else {
-                addr.ip().to_string()
-            };
-            PublicUrl::parse(&format!("{scheme}://{host}:{}", addr.port()))
-                .map_err(SigilError::Config)?
+            let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
+            PublicUrl::parse(&format!("{scheme}://{host}:{}", addr.port())).map_err(SigilError::Config)?
         }
     };
-    let settings = Settings {
-        public_url: public_url.clone(),
-        max_presentation_ttl: config.max_presentation_ttl,
-    };
+    let settings = Settings { public_url: public_url.clone(), max_presentation_ttl: config.max_presentation_ttl };
     let store_dyn: Arc<dyn Store> = store.clone();
     let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
     let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
-    let resumed = sigil
-        .resume_tenant_deletions()
-        .await
-        .map_err(|e| SigilError::Store(e.to_string()))?;
+    let resumed = sigil.resume_tenant_deletions().await.map_err(|e| SigilError::Store(e.to_string()))?;
     if resumed > 0 {
         tracing::info!(resumed, "finished interrupted tenant deletions");
     }
+    // Housekeeping: forget one-time challenges once their proofs have expired.
+    let housekeeping = sigil.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(60)).await;
+            if let Err(e) = housekeeping.purge_expired_challenges(housekeeping.now()).await {
+                tracing::warn!(error = %e, "purging expired challenges failed");
+            }
+        }
+    });
     let data = web::Data::from(sigil.clone());
+
     let body_limit = config.body_limit;
     let openapi = http::openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(web::Data::new(http::middleware::BodyLimit(body_limit)))
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(body_limit)
-                    .error_handler(http::problem::json_error),
-            )
+            .app_data(web::JsonConfig::default().limit(body_limit).error_handler(http::problem::json_error))
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::QueryConfig::default().error_handler(http::problem::query_error))
             .app_data(web::PathConfig::default().error_handler(http::problem::path_error))
             .configure(http::configure)
-            .service(
-                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
-                    .url("/openapi.json", openapi.clone()),
-            )
+            .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
             .route("/docs", web::get().to(http::system::docs_redirect))
             .default_service(web::to(http::not_found))
             .wrap(actix_web::middleware::from_fn(http::middleware::edge))
@@ -451,15 +353,9 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     .shutdown_timeout(10);
     let server = match &config.transport {
         Transport::PlainHttp => server.listen(listener),
-        Transport::Tls { cert, key } => {
-            server.listen_rustls_0_23(listener, rustls_config(cert, key)?)
-        }
+        Transport::Tls { cert, key } => server.listen_rustls_0_23(listener, rustls_config(cert, key)?),
         Transport::DevTls => {
-            let mut hosts = vec![
-                "localhost".to_owned(),
-                "127.0.0.1".to_owned(),
-                "::1".to_owned(),
-            ];
+            let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
             let h = public_url.base().split("://").nth(1).unwrap_or_default();
             let h = h.rsplit_once(':').map(|(h, _)| h).unwrap_or(h).to_owned();
             for extra in [h, addr.ip().to_string()] {
@@ -473,12 +369,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     }
     .map_err(|e| startup(format!("cannot serve on {addr}: {e}")))?
     .run();
-    Ok(Application {
-        server,
-        addr,
-        base_url: public_url.base().to_owned(),
-        sigil,
-    })
+    Ok(Application { server, addr, base_url: public_url.base().to_owned(), sigil })
 }
 
 /// Default wiring for `sigil serve`.

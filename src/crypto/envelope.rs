@@ -27,30 +27,19 @@ pub struct Aad<'a> {
 
 impl Aad<'_> {
     fn bytes(&self, key_version: u32) -> Vec<u8> {
-        format!(
-            "sigil/v1/{}/{}/{}/{}",
-            self.tenant, self.kind, self.id, key_version
-        )
-        .into_bytes()
+        format!("sigil/v1/{}/{}/{}/{}", self.tenant, self.kind, self.id, key_version).into_bytes()
     }
 }
 
 /// The key version a blob claims to be sealed under (read before choosing a key).
 pub fn blob_key_version(blob: &[u8]) -> Result<u32, CryptoError> {
     match blob {
-        [BLOB_VERSION, a, b, c, d, ..] if blob.len() >= HEADER + 16 => {
-            Ok(u32::from_be_bytes([*a, *b, *c, *d]))
-        }
+        [BLOB_VERSION, a, b, c, d, ..] if blob.len() >= HEADER + 16 => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
         _ => Err(CryptoError),
     }
 }
 
-pub(super) fn seal(
-    key: &SecretBytes,
-    key_version: u32,
-    aad: &Aad<'_>,
-    plaintext: &[u8],
-) -> Vec<u8> {
+pub(super) fn seal(key: &SecretBytes, key_version: u32, aad: &Aad<'_>, plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let aad = aad.bytes(key_version);
@@ -61,13 +50,7 @@ pub(super) fn seal(
     // A 32-byte key cannot be rejected and AES-GCM encryption of an in-memory buffer cannot
     // fail short of exceeding 64 GiB; both are still handled without panicking.
     if let Ok(cipher) = Aes256Gcm::new_from_slice(key.expose()) {
-        if let Ok(ct) = cipher.encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        ) {
+        if let Ok(ct) = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad }) {
             out.extend_from_slice(&ct);
             return out;
         }
@@ -77,12 +60,7 @@ pub(super) fn seal(
     out
 }
 
-pub(super) fn open(
-    key: &SecretBytes,
-    key_version: u32,
-    aad: &Aad<'_>,
-    blob: &[u8],
-) -> Result<SecretBytes, CryptoError> {
+pub(super) fn open(key: &SecretBytes, key_version: u32, aad: &Aad<'_>, blob: &[u8]) -> Result<SecretBytes, CryptoError> {
     if blob_key_version(blob)? != key_version {
         return Err(CryptoError);
     }
@@ -90,10 +68,7 @@ pub(super) fn open(
     let nonce = header.get(5..HEADER).ok_or(CryptoError)?;
     let cipher = Aes256Gcm::new_from_slice(key.expose()).map_err(|_| CryptoError)?;
     let aad = aad.bytes(key_version);
-    cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-        .map(SecretBytes::new)
-        .map_err(|_| CryptoError)
+    cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad }).map(SecretBytes::new).map_err(|_| CryptoError)
 }
 
 #[cfg(test)]
@@ -101,11 +76,7 @@ mod tests {
     use super::super::DataKey;
     use super::*;
 
-    const AAD: Aad<'static> = Aad {
-        tenant: "acme",
-        kind: "agent",
-        id: "a1",
-    };
+    const AAD: Aad<'static> = Aad { tenant: "acme", kind: "agent", id: "a1" };
 
     #[test]
     fn round_trip() {
@@ -131,17 +102,7 @@ mod tests {
     fn moved_records_fail() {
         let k = DataKey::generate(1);
         let blob = k.seal(&AAD, b"payload");
-        for other in [
-            Aad {
-                tenant: "evil",
-                ..AAD
-            },
-            Aad {
-                kind: "credential",
-                ..AAD
-            },
-            Aad { id: "a2", ..AAD },
-        ] {
+        for other in [Aad { tenant: "evil", ..AAD }, Aad { kind: "credential", ..AAD }, Aad { id: "a2", ..AAD }] {
             assert!(k.open(&other, &blob).is_err());
         }
     }

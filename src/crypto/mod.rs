@@ -32,20 +32,14 @@ pub struct DataKey {
 
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataKey")
-            .field("version", &self.version)
-            .field("key", &"<redacted>")
-            .finish()
+        f.debug_struct("DataKey").field("version", &self.version).field("key", &"<redacted>").finish()
     }
 }
 
 impl DataKey {
     /// A fresh random key.
     pub fn generate(version: u32) -> Self {
-        Self {
-            version,
-            key: SecretBytes::random(32),
-        }
+        Self { version, key: SecretBytes::random(32) }
     }
 
     /// This key's version (stored in clear next to what it seals).
@@ -69,12 +63,7 @@ impl DataKey {
     }
 
     /// Unwraps a key previously wrapped with [`DataKey::wrap`].
-    pub fn unwrap_from(
-        wrapping: &DataKey,
-        version: u32,
-        aad: &Aad<'_>,
-        blob: &[u8],
-    ) -> Result<Self, CryptoError> {
+    pub fn unwrap_from(wrapping: &DataKey, version: u32, aad: &Aad<'_>, blob: &[u8]) -> Result<Self, CryptoError> {
         let key = wrapping.open(aad, blob)?;
         if key.len() != 32 {
             return Err(CryptoError);

@@ -49,12 +49,7 @@ impl KdfParams {
     /// Fresh parameters for a new store: 64 MiB, 3 passes (above OWASP's argon2id floor).
     pub fn generate() -> Self {
         let salt = SecretBytes::random(16);
-        Self {
-            salt: STANDARD.encode(salt.expose()),
-            m_kib: 64 * 1024,
-            t: 3,
-            p: 1,
-        }
+        Self { salt: STANDARD.encode(salt.expose()), m_kib: 64 * 1024, t: 3, p: 1 }
     }
 }
 
@@ -68,24 +63,17 @@ pub struct RootKey {
 
 impl std::fmt::Debug for RootKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RootKey")
-            .field("version", &self.key.version())
-            .finish_non_exhaustive()
+        f.debug_struct("RootKey").field("version", &self.key.version()).finish_non_exhaustive()
     }
 }
 
 impl RootKey {
     /// Reads a 32-byte key file.
     pub fn read_file(path: &Path) -> Result<SecretBytes, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read root key file {}: {e}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read root key file {}: {e}", path.display()))?;
         let bytes = SecretBytes::new(bytes);
         if bytes.len() != 32 {
-            return Err(format!(
-                "root key file {} must hold exactly 32 raw bytes (has {})",
-                path.display(),
-                bytes.len()
-            ));
+            return Err(format!("root key file {} must hold exactly 32 raw bytes (has {})", path.display(), bytes.len()));
         }
         Ok(bytes)
     }
@@ -105,21 +93,14 @@ impl RootKey {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let mut f = opts
-            .open(path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        f.write_all(bytes.expose())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        let mut f = opts.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        f.write_all(bytes.expose()).and_then(|_| f.sync_all()).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// Stretches a passphrase with argon2id. CPU- and memory-heavy: call on a blocking thread.
     pub fn derive(passphrase: &SecretBytes, params: &KdfParams) -> Result<SecretBytes, String> {
-        let salt = STANDARD
-            .decode(&params.salt)
-            .map_err(|_| "stored KDF salt is not base64".to_owned())?;
-        let p = Params::new(params.m_kib, params.t, params.p, Some(32))
-            .map_err(|e| format!("bad KDF parameters: {e}"))?;
+        let salt = STANDARD.decode(&params.salt).map_err(|_| "stored KDF salt is not base64".to_owned())?;
+        let p = Params::new(params.m_kib, params.t, params.p, Some(32)).map_err(|e| format!("bad KDF parameters: {e}"))?;
         let mut out = vec![0u8; 32];
         Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
             .hash_password_into(passphrase.expose(), &salt, &mut out)
@@ -132,12 +113,7 @@ impl RootKey {
         if bytes.len() != 32 {
             return Err(CryptoError);
         }
-        Ok(Self {
-            key: DataKey {
-                version,
-                key: bytes,
-            },
-        })
+        Ok(Self { key: DataKey { version, key: bytes } })
     }
 
     /// This root key's version.
@@ -153,106 +129,44 @@ impl RootKey {
     /// Proves that `blob` was made by this very key.
     pub fn verify_key_check(&self, blob: &[u8]) -> Result<(), CryptoError> {
         let pt = self.key.open(&Self::check_aad(), blob)?;
-        if pt.expose() == CHECK_PLAINTEXT {
-            Ok(())
-        } else {
-            Err(CryptoError)
-        }
+        if pt.expose() == CHECK_PLAINTEXT { Ok(()) } else { Err(CryptoError) }
     }
 
     fn check_aad() -> Aad<'static> {
-        Aad {
-            tenant: SYSTEM,
-            kind: "key-check",
-            id: "root",
-        }
+        Aad { tenant: SYSTEM, kind: "key-check", id: "root" }
     }
 
     /// Wraps a tenant data key.
     pub fn wrap_data_key(&self, tenant: &str, dk: &DataKey) -> Vec<u8> {
         let id = dk.version().to_string();
-        dk.wrap(
-            &self.key,
-            &Aad {
-                tenant,
-                kind: "data-key",
-                id: &id,
-            },
-        )
+        dk.wrap(&self.key, &Aad { tenant, kind: "data-key", id: &id })
     }
 
     /// Unwraps a tenant data key.
-    pub fn unwrap_data_key(
-        &self,
-        tenant: &str,
-        version: u32,
-        blob: &[u8],
-    ) -> Result<DataKey, CryptoError> {
+    pub fn unwrap_data_key(&self, tenant: &str, version: u32, blob: &[u8]) -> Result<DataKey, CryptoError> {
         let id = version.to_string();
-        DataKey::unwrap_from(
-            &self.key,
-            version,
-            &Aad {
-                tenant,
-                kind: "data-key",
-                id: &id,
-            },
-            blob,
-        )
+        DataKey::unwrap_from(&self.key, version, &Aad { tenant, kind: "data-key", id: &id }, blob)
     }
 
     /// Wraps the token pepper.
     pub fn wrap_pepper(&self, pepper: &TokenPepper) -> Vec<u8> {
-        self.key.seal(
-            &Aad {
-                tenant: SYSTEM,
-                kind: "pepper",
-                id: "tokens",
-            },
-            pepper.secret().expose(),
-        )
+        self.key.seal(&Aad { tenant: SYSTEM, kind: "pepper", id: "tokens" }, pepper.secret().expose())
     }
 
     /// Unwraps the token pepper.
     pub fn unwrap_pepper(&self, blob: &[u8]) -> Result<TokenPepper, CryptoError> {
-        let s = self.key.open(
-            &Aad {
-                tenant: SYSTEM,
-                kind: "pepper",
-                id: "tokens",
-            },
-            blob,
-        )?;
+        let s = self.key.open(&Aad { tenant: SYSTEM, kind: "pepper", id: "tokens" }, blob)?;
         Ok(TokenPepper::from_secret(s))
     }
 
     /// Seals a system-level record (operator tokens) directly under the root key.
     pub fn seal_system(&self, kind: &str, id: &str, plaintext: &[u8]) -> Vec<u8> {
-        self.key.seal(
-            &Aad {
-                tenant: SYSTEM,
-                kind,
-                id,
-            },
-            plaintext,
-        )
+        self.key.seal(&Aad { tenant: SYSTEM, kind, id }, plaintext)
     }
 
     /// Opens a system-level record.
-    pub fn open_system(
-        &self,
-        kind: &str,
-        id: &str,
-        blob: &[u8],
-    ) -> Result<SecretBytes, CryptoError> {
-        self.key.open(
-            &Aad {
-                tenant: SYSTEM,
-                kind,
-                id,
-            },
-            blob,
-        )
+    pub fn open_system(&self, kind: &str, id: &str, blob: &[u8]) -> Result<SecretBytes, CryptoError> {
+        self.key.open(&Aad { tenant: SYSTEM, kind, id }, blob)
     }
 }
 
@@ -276,14 +190,8 @@ mod tests {
         let pw = SecretBytes::new(b"correct horse".to_vec());
         let a = RootKey::derive(&pw, &params).unwrap();
         assert_eq!(a, RootKey::derive(&pw, &params).unwrap());
-        assert_ne!(
-            a,
-            RootKey::derive(&SecretBytes::new(b"wrong horse".to_vec()), &params).unwrap()
-        );
-        let other_salt = KdfParams {
-            m_kib: 1024,
-            ..KdfParams::generate()
-        };
+        assert_ne!(a, RootKey::derive(&SecretBytes::new(b"wrong horse".to_vec()), &params).unwrap());
+        let other_salt = KdfParams { m_kib: 1024, ..KdfParams::generate() };
         assert_ne!(a, RootKey::derive(&pw, &other_salt).unwrap());
     }
 
@@ -293,15 +201,8 @@ mod tests {
         let dk = DataKey::generate(7);
         let wrapped = rk.wrap_data_key("acme", &dk);
         let back = rk.unwrap_data_key("acme", 7, &wrapped).unwrap();
-        let aad = Aad {
-            tenant: "acme",
-            kind: "x",
-            id: "y",
-        };
-        assert_eq!(
-            back.open(&aad, &dk.seal(&aad, b"hi")).unwrap().expose(),
-            b"hi"
-        );
+        let aad = Aad { tenant: "acme", kind: "x", id: "y" };
+        assert_eq!(back.open(&aad, &dk.seal(&aad, b"hi")).unwrap().expose(), b"hi");
         assert!(rk.unwrap_data_key("evil", 7, &wrapped).is_err());
         assert!(rk.unwrap_data_key("acme", 8, &wrapped).is_err());
     }

@@ -12,9 +12,7 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("public", &self.public())
-            .finish_non_exhaustive()
+        f.debug_struct("Signer").field("public", &self.public()).finish_non_exhaustive()
     }
 }
 
@@ -25,24 +23,18 @@ pub struct PublicKey(pub [u8; 32]);
 impl Signer {
     /// A fresh key from the OS CSPRNG.
     pub fn generate() -> Self {
-        Self {
-            key: SigningKey::generate(&mut rand::rngs::OsRng),
-        }
+        Self { key: SigningKey::generate(&mut rand::rngs::OsRng) }
     }
 
     pub(super) fn from_seed(seed: &SecretBytes) -> Result<Self, CryptoError> {
         let bytes: &[u8; 32] = seed.expose().try_into().map_err(|_| CryptoError)?;
-        Ok(Self {
-            key: SigningKey::from_bytes(bytes),
-        })
+        Ok(Self { key: SigningKey::from_bytes(bytes) })
     }
 
     /// For known-answer tests only: a signer from a published test seed.
     #[cfg(test)]
     pub fn from_test_seed(seed: [u8; 32]) -> Self {
-        Self {
-            key: SigningKey::from_bytes(&seed),
-        }
+        Self { key: SigningKey::from_bytes(&seed) }
     }
 
     pub(super) fn seed(&self) -> SecretBytes {
@@ -84,11 +76,7 @@ mod tests {
     #[test]
     fn seal_round_trip_keeps_key() {
         let dk = super::super::DataKey::generate(1);
-        let aad = super::super::Aad {
-            tenant: "t1",
-            kind: "agent-key",
-            id: "a/1",
-        };
+        let aad = super::super::Aad { tenant: "t1", kind: "agent-key", id: "a/1" };
         let s = Signer::generate();
         let blob = dk.seal_signer(&aad, &s);
         assert!(!blob.windows(32).any(|w| w == s.key.to_bytes()));

@@ -50,11 +50,7 @@ pub struct TokenHash(pub [u8; 32]);
 
 impl std::fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "TokenHash({}…)",
-            hex::encode(self.0.get(..4).unwrap_or_default())
-        )
+        write!(f, "TokenHash({}…)", hex::encode(self.0.get(..4).unwrap_or_default()))
     }
 }
 

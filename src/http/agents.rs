@@ -23,12 +23,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     let b = body.into_inner();
-    let new = NewAgent {
-        name: b.name,
-        operator: b.operator,
-        software: b.software,
-        metadata: b.metadata.unwrap_or_default(),
-    };
+    let new = NewAgent { name: b.name, operator: b.operator, software: b.software, metadata: b.metadata.unwrap_or_default() };
     let c = sigil.create_agent(&auth.0, &tenant, new).await?;
     Ok(HttpResponse::Created().json(AgentCreatedResponse {
         id: c.id.to_string(),
@@ -50,30 +45,19 @@ pub async fn list(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
-    let page = sigil
-        .list_agents(&auth.0, &tenant, q.cursor.as_deref(), q.limit)
-        .await?;
-    Ok(HttpResponse::Ok().json(AgentList {
-        items: page.items.into_iter().map(Agent::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    let page = sigil.list_agents(&auth.0, &tenant, q.cursor.as_deref(), q.limit).await?;
+    Ok(HttpResponse::Ok().json(AgentList { items: page.items.into_iter().map(Agent::from).collect(), next_cursor: page.next_cursor }))
 }
 
 /// Read one agent.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/agents/{agent}", tag = "agents", operation_id = "get_agent",
     params(("tenant" = String, Path, description = "Tenant id"), ("agent" = String, Path, description = "Agent id")),
     responses((status = 200, body = Agent)), security(("bearer" = [])))]
-pub async fn get(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (t, a) = path.into_inner();
     let tenant = parse_tenant(&t)?;
     let agent = parse_agent(&a)?;
-    Ok(HttpResponse::Ok().json(Agent::from(
-        sigil.get_agent(&auth.0, &tenant, &agent).await?,
-    )))
+    Ok(HttpResponse::Ok().json(Agent::from(sigil.get_agent(&auth.0, &tenant, &agent).await?)))
 }
 
 /// Issue a new access token for the agent; all earlier tokens stop working.
@@ -91,9 +75,7 @@ pub async fn rotate_token(
     let tenant = parse_tenant(&t)?;
     let agent = parse_agent(&a)?;
     let req: RotateAgentTokenRequest = optional_json(&body)?;
-    let r = sigil
-        .rotate_agent_token(&auth.0, &tenant, &agent, req.expires_in)
-        .await?;
+    let r = sigil.rotate_agent_token(&auth.0, &tenant, &agent, req.expires_in).await?;
     Ok(HttpResponse::Created().json(AgentTokenResponse {
         token_id: r.token_id.to_string(),
         access_token: r.access_token.reveal_once(),

@@ -25,21 +25,12 @@ impl FromRequest for Auth {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|s| s.trim().to_owned());
         Box::pin(async move {
-            let sigil = sigil.ok_or_else(|| {
-                ApiError::from(ServiceError::Internal("app state missing".into()))
-            })?;
+            let sigil = sigil.ok_or_else(|| ApiError::from(ServiceError::Internal("app state missing".into())))?;
             let bearer = bearer.ok_or(ApiError::from(ServiceError::Unauthenticated))?;
-            sigil
-                .authenticate(&bearer)
-                .await
-                .map(Auth)
-                .map_err(ApiError::from)
+            sigil.authenticate(&bearer).await.map(Auth).map_err(ApiError::from)
         })
     }
 }

@@ -23,13 +23,8 @@ pub async fn create_delegation(
 ) -> Result<HttpResponse, ApiError> {
     let (t, a) = path.into_inner();
     let (tenant, agent) = (parse_tenant(&t)?, parse_agent(&a)?);
-    let new = body
-        .into_inner()
-        .into_domain()
-        .map_err(ApiError::bad_request)?;
-    let rec = sigil
-        .issue_delegation(&auth.0, &tenant, &agent, new)
-        .await?;
+    let new = body.into_inner().into_domain().map_err(ApiError::bad_request)?;
+    let rec = sigil.issue_delegation(&auth.0, &tenant, &agent, new).await?;
     Ok(HttpResponse::Created().json(CredentialResponse::new(&rec, sigil.now())))
 }
 
@@ -37,37 +32,20 @@ pub async fn create_delegation(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/agents/{agent}/credentials", tag = "credentials", operation_id = "list_agent_credentials",
     params(("tenant" = String, Path, description = "Tenant id"), ("agent" = String, Path, description = "Agent id")),
     responses((status = 200, body = CredentialList)), security(("bearer" = [])))]
-pub async fn list(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (t, a) = path.into_inner();
-    let recs = sigil
-        .agent_credentials(&auth.0, &parse_tenant(&t)?, &parse_agent(&a)?)
-        .await?;
+    let recs = sigil.agent_credentials(&auth.0, &parse_tenant(&t)?, &parse_agent(&a)?).await?;
     let now = sigil.now();
-    Ok(HttpResponse::Ok().json(CredentialList {
-        items: recs
-            .iter()
-            .map(|r| CredentialSummary::new(r, now))
-            .collect(),
-    }))
+    Ok(HttpResponse::Ok().json(CredentialList { items: recs.iter().map(|r| CredentialSummary::new(r, now)).collect() }))
 }
 
 /// One credential: its summary and the full signed VC.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/credentials/{credential}", tag = "credentials", operation_id = "get_credential",
     params(("tenant" = String, Path, description = "Tenant id"), ("credential" = String, Path, description = "Credential id")),
     responses((status = 200, body = CredentialResponse)), security(("bearer" = [])))]
-pub async fn get(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (t, c) = path.into_inner();
-    let rec = sigil
-        .get_credential(&auth.0, &parse_tenant(&t)?, &c)
-        .await?;
+    let rec = sigil.get_credential(&auth.0, &parse_tenant(&t)?, &c).await?;
     Ok(HttpResponse::Ok().json(CredentialResponse::new(&rec, sigil.now())))
 }
 
@@ -78,9 +56,7 @@ async fn change(
     what: StatusChange,
 ) -> Result<HttpResponse, ApiError> {
     let (t, c) = path.into_inner();
-    let rec = sigil
-        .change_credential_status(&auth.0, &parse_tenant(&t)?, &c, what)
-        .await?;
+    let rec = sigil.change_credential_status(&auth.0, &parse_tenant(&t)?, &c, what).await?;
     Ok(HttpResponse::Ok().json(CredentialSummary::new(&rec, sigil.now())))
 }
 
@@ -88,11 +64,7 @@ async fn change(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/credentials/{credential}/revoke", tag = "credentials", operation_id = "revoke_credential",
     params(("tenant" = String, Path, description = "Tenant id"), ("credential" = String, Path, description = "Credential id")),
     responses((status = 200, body = CredentialSummary)), security(("bearer" = [])))]
-pub async fn revoke(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn revoke(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     change(sigil, auth, path, StatusChange::Revoke).await
 }
 
@@ -100,11 +72,7 @@ pub async fn revoke(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/credentials/{credential}/suspend", tag = "credentials", operation_id = "suspend_credential",
     params(("tenant" = String, Path, description = "Tenant id"), ("credential" = String, Path, description = "Credential id")),
     responses((status = 200, body = CredentialSummary)), security(("bearer" = [])))]
-pub async fn suspend(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn suspend(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     change(sigil, auth, path, StatusChange::Suspend).await
 }
 
@@ -113,10 +81,6 @@ pub async fn suspend(
     params(("tenant" = String, Path, description = "Tenant id"), ("credential" = String, Path, description = "Credential id")),
     responses((status = 200, body = CredentialSummary), (status = 409, description = "Revoked credentials cannot be resumed", body = super::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub async fn resume(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn resume(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     change(sigil, auth, path, StatusChange::Resume).await
 }

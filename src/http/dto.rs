@@ -192,8 +192,7 @@ impl From<AgentView> for Agent {
             .map(|k| KeyInfo {
                 version: k.version,
                 id: format!("{}#key-{}", v.did, k.version),
-                public_key_multibase: crate::vc::multikey::encode_hex(&k.public_hex)
-                    .unwrap_or_default(),
+                public_key_multibase: crate::vc::multikey::encode_hex(&k.public_hex).unwrap_or_default(),
                 state: k.state.into(),
                 created: k.created.to_string(),
                 retired_at: k.retired_at.map(|t| t.to_string()),
@@ -320,8 +319,7 @@ pub struct CreateDelegationRequest {
 }
 
 fn parse_ts(field: &str, s: &str) -> Result<jiff::Timestamp, String> {
-    s.parse::<jiff::Timestamp>()
-        .map_err(|_| format!("{field} must be an RFC 3339 time like 2027-01-01T00:00:00Z"))
+    s.parse::<jiff::Timestamp>().map_err(|_| format!("{field} must be an RFC 3339 time like 2027-01-01T00:00:00Z"))
 }
 
 impl CreateDelegationRequest {
@@ -332,30 +330,20 @@ impl CreateDelegationRequest {
             PrincipalKindDto::Person => PrincipalKind::Person,
             PrincipalKindDto::Role => PrincipalKind::Role,
         };
-        let principal =
-            Principal::new(self.principal.id, kind, self.principal.name).map_err(|e| e.0)?;
+        let principal = Principal::new(self.principal.id, kind, self.principal.name).map_err(|e| e.0)?;
         let amount = match self.limits.and_then(|l| l.amount) {
-            Some(a) => Some(
-                AmountLimit::parse(&a.max, &a.currency, a.per_day.as_deref()).map_err(|e| e.0)?,
-            ),
+            Some(a) => Some(AmountLimit::parse(&a.max, &a.currency, a.per_day.as_deref()).map_err(|e| e.0)?),
             None => None,
         };
         let schedule = match self.schedule {
-            Some(s) => {
-                Some(Schedule::parse(&s.timezone, &s.days, &s.from, &s.to).map_err(|e| e.0)?)
-            }
+            Some(s) => Some(Schedule::parse(&s.timezone, &s.days, &s.from, &s.to).map_err(|e| e.0)?),
             None => None,
         };
-        let authority = Authority::new(&self.actions, &self.resources, Limits { amount }, schedule)
-            .map_err(|e| e.0)?;
+        let authority = Authority::new(&self.actions, &self.resources, Limits { amount }, schedule).map_err(|e| e.0)?;
         Ok(crate::service::credentials::NewDelegation {
             principal,
             authority,
-            valid_from: self
-                .valid_from
-                .as_deref()
-                .map(|s| parse_ts("valid_from", s))
-                .transpose()?,
+            valid_from: self.valid_from.as_deref().map(|s| parse_ts("valid_from", s)).transpose()?,
             valid_until: parse_ts("valid_until", &self.valid_until)?,
         })
     }
@@ -390,10 +378,9 @@ impl CredentialSummary {
     pub fn new(r: &crate::service::records::CredentialRecord, now: jiff::Timestamp) -> Self {
         use crate::service::records::CredentialKind as K;
         let (actions, resources) = match &r.authority {
-            Some(a) => (
-                a.actions.iter().map(|x| x.as_str().to_owned()).collect(),
-                a.resources.iter().map(|x| x.as_str().to_owned()).collect(),
-            ),
+            Some(a) => {
+                (a.actions.iter().map(|x| x.as_str().to_owned()).collect(), a.resources.iter().map(|x| x.as_str().to_owned()).collect())
+            }
             None => (vec![], vec![]),
         };
         Self {
@@ -434,10 +421,7 @@ pub struct CredentialResponse {
 
 impl CredentialResponse {
     pub fn new(r: &crate::service::records::CredentialRecord, now: jiff::Timestamp) -> Self {
-        Self {
-            summary: CredentialSummary::new(r, now),
-            credential: r.vc.clone(),
-        }
+        Self { summary: CredentialSummary::new(r, now), credential: r.vc.clone() }
     }
 }
 

@@ -19,10 +19,7 @@ pub struct RequestId(pub String);
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn acceptable(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// Body limit in bytes, in app data.
@@ -52,26 +49,15 @@ async fn drain(req: &mut ServiceRequest) {
 }
 
 /// Request id + body limit + access log.
-pub async fn edge(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| acceptable(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
+pub async fn edge(mut req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id =
+        req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| acceptable(v)).map(str::to_owned).unwrap_or_else(|| {
             let mut b = [0u8; 12];
             rand::rngs::OsRng.fill_bytes(&mut b);
             hex::encode(b)
         });
     req.extensions_mut().insert(RequestId(id.clone()));
-    let limit = req
-        .app_data::<actix_web::web::Data<BodyLimit>>()
-        .map(|l| l.0)
-        .unwrap_or(64 * 1024);
+    let limit = req.app_data::<actix_web::web::Data<BodyLimit>>().map(|l| l.0).unwrap_or(64 * 1024);
     let too_big = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -83,15 +69,11 @@ pub async fn edge(
     let started = std::time::Instant::now();
     let mut res = if too_big {
         drain(&mut req).await;
-        let resp = ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body exceeds the configured limit",
-        )
-        .error_response();
+        let resp =
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the configured limit").error_response();
         req.into_response(resp)
     } else {
-        next.call(req).await?.map_into_boxed_body()
+        crate::service::audit::REQUEST_ID.scope(id.clone(), next.call(req)).await?.map_into_boxed_body()
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);

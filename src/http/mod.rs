@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod dto;
 pub mod middleware;
 pub mod openapi;
+pub mod presentations;
 pub mod problem;
 pub mod public;
 pub mod system;
@@ -65,15 +66,15 @@ routes! {
     "/tenants/{tenant}/status/{list}" => { get: public::status_list },
     "/tenants/{tenant}/vc-api/credentials/issue" => { post: vc_api::issue },
     "/tenants/{tenant}/vc-api/credentials/verify" => { post: vc_api::verify },
+    "/tenants/{tenant}/vc-api/presentations/verify" => { post: presentations::vc_api_verify },
+    "/v1/presentations" => { post: presentations::create },
+    "/v1/verify" => { post: presentations::verify },
+
 
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed on this resource",
-    ))
+    Err(ApiError::new(actix_web::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this resource"))
 }
 
 /// Fallback for unknown paths.
@@ -99,6 +100,5 @@ pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Resul
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Doc, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, credentials, dto, problem, public, system, tenants, vc_api};
+use super::{agents, credentials, dto, presentations, problem, public, system, tenants, vc_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,7 @@ use super::{agents, credentials, dto, problem, public, system, tenants, vc_api};
         credentials::create_delegation, credentials::list, credentials::get,
         credentials::revoke, credentials::suspend, credentials::resume,
         public::context, public::tenant_did, public::agent_did, public::status_list,
-        vc_api::issue, vc_api::verify,
+        vc_api::issue, presentations::create, presentations::verify, presentations::vc_api_verify, vc_api::verify,
     ),
     components(schemas(problem::Problem, dto::Health)),
     modifiers(&Security, &StandardProblems),
@@ -31,6 +31,7 @@ use super::{agents, credentials, dto, problem, public, system, tenants, vc_api};
         (name = "credentials", description = "Delegations and wallet credentials"),
         (name = "public", description = "DID documents, status lists and contexts (no token)"),
         (name = "vc-api", description = "W3C VC-API (VCALM) compatibility"),
+        (name = "verify", description = "Presentation verification (no token)"),
 
     )
 )]
@@ -43,12 +44,7 @@ impl Modify for Security {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                Http::builder()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("Sigil access token"))
-                    .build(),
-            ),
+            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).description(Some("Sigil access token")).build()),
         );
     }
 }
@@ -59,10 +55,7 @@ fn problem_response(desc: &str) -> RefOr<Response> {
     RefOr::T(
         Response::builder()
             .description(desc)
-            .content(
-                "application/problem+json",
-                Content::new(Some(Ref::from_schema_name("Problem"))),
-            )
+            .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
             .build(),
     )
 }
@@ -70,29 +63,17 @@ fn problem_response(desc: &str) -> RefOr<Response> {
 fn add_defaults(op: &mut Operation, has_body: bool) {
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let mut add = |code: &str, desc: &str| {
-        op.responses
-            .responses
-            .entry(code.to_owned())
-            .or_insert_with(|| problem_response(desc));
+        op.responses.responses.entry(code.to_owned()).or_insert_with(|| problem_response(desc));
     };
     add("400", "Invalid request (`invalid_request`)");
     if has_body {
         add("413", "Body too large (`payload_too_large`)");
-        add(
-            "415",
-            "Body is not application/json (`unsupported_media_type`)",
-        );
+        add("415", "Body is not application/json (`unsupported_media_type`)");
     }
     if secured {
         add("401", "Missing or invalid token (`not_authenticated`)");
-        add(
-            "403",
-            "Token may not do this (`not_authorized`, `read_only`)",
-        );
-        add(
-            "404",
-            "Not found, or not visible to this token (`tenant_not_found`, `agent_not_found`, …)",
-        );
+        add("403", "Token may not do this (`not_authorized`, `read_only`)");
+        add("404", "Not found, or not visible to this token (`tenant_not_found`, `agent_not_found`, …)");
     }
     add("500", "Internal error (`internal_error`)");
     add("503", "Storage unavailable (`unavailable`)");
@@ -143,16 +124,10 @@ mod tests {
                 }
             }
         }
-        let mut registered: Vec<(String, String)> = crate::http::ROUTES
-            .iter()
-            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-            .collect();
+        let mut registered: Vec<(String, String)> = crate::http::ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
         documented.sort();
         registered.sort();
-        assert_eq!(
-            documented, registered,
-            "openapi paths differ from the registered routes"
-        );
+        assert_eq!(documented, registered, "openapi paths differ from the registered routes");
     }
 
     #[test]
@@ -161,21 +136,11 @@ mod tests {
         for (p, item) in d["paths"].as_object().unwrap() {
             for (m, op) in item.as_object().unwrap() {
                 assert!(op["operationId"].is_string(), "{m} {p} lacks operationId");
-                assert!(
-                    op["tags"].as_array().is_some_and(|t| !t.is_empty()),
-                    "{m} {p} lacks tags"
-                );
-                assert!(
-                    op["responses"]["500"].is_object(),
-                    "{m} {p} lacks problem responses"
-                );
+                assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{m} {p} lacks tags");
+                assert!(op["responses"]["500"].is_object(), "{m} {p} lacks problem responses");
             }
         }
         assert_eq!(d["openapi"], "3.1.0");
-        assert!(
-            d["info"]["license"]["name"]
-                .as_str()
-                .is_some_and(|n| !n.is_empty())
-        );
+        assert!(d["info"]["license"]["name"].as_str().is_some_and(|n| !n.is_empty()));
     }
 }

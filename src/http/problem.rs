@@ -37,11 +37,7 @@ pub struct ApiError {
 impl ApiError {
     /// A problem with an explicit status and code.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-        }
+        Self { status, code, detail: detail.into() }
     }
 
     /// 400 `invalid_request`.
@@ -65,11 +61,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         use ServiceError as E;
         match e {
-            E::Unauthenticated => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "not_authenticated",
-                "a valid bearer token is required",
-            ),
+            E::Unauthenticated => Self::new(StatusCode::UNAUTHORIZED, "not_authenticated", "a valid bearer token is required"),
             E::Forbidden { code, detail } => Self::new(StatusCode::FORBIDDEN, code, detail),
             E::NotFound { code, detail } => Self::new(StatusCode::NOT_FOUND, code, detail),
             E::Conflict { code, detail } => Self::new(StatusCode::CONFLICT, code, detail),
@@ -77,29 +69,17 @@ impl From<ServiceError> for ApiError {
             E::Gone { code, detail } => Self::new(StatusCode::GONE, code, detail),
             E::Unavailable(detail) => {
                 tracing::error!(%detail, "storage unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "storage is unavailable; retry later",
-                )
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
             }
             E::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "internal error",
-                )
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
             }
             // Any variant added later is treated as internal until mapped explicitly.
             #[allow(unreachable_patterns)]
             other => {
                 tracing::error!(error = %other, "unmapped service error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "internal error",
-                )
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
             }
         }
     }
@@ -120,10 +100,7 @@ impl ResponseError for ApiError {
             code: self.code.to_owned(),
         };
         let mut resp = HttpResponse::build(self.status);
-        resp.insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        ));
+        resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
         if self.status == StatusCode::UNAUTHORIZED {
             resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
@@ -135,16 +112,12 @@ impl ResponseError for ApiError {
 pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let e = match &err {
-        J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body exceeds the configured limit",
-        ),
-        J::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "request body must be application/json",
-        ),
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the configured limit")
+        }
+        J::ContentType => {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "request body must be application/json")
+        }
         J::Deserialize(d) => ApiError::bad_request(format!("invalid JSON body: {d}")),
         _ => ApiError::bad_request("invalid request body"),
     };
@@ -152,10 +125,7 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
 }
 
 /// Query string errors → 400.
-pub fn query_error(
-    err: actix_web::error::QueryPayloadError,
-    _req: &HttpRequest,
-) -> actix_web::Error {
+pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request(format!("invalid query string: {err}")).into()
 }
 

@@ -9,9 +9,7 @@ use crate::service::Sigil;
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "system", operation_id = "healthz", responses((status = 200, body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health {
-        status: "ok".into(),
-    })
+    HttpResponse::Ok().json(Health { status: "ok".into() })
 }
 
 /// Readiness: the store is open and answers, the root key is loaded.
@@ -20,14 +18,10 @@ pub async fn healthz() -> HttpResponse {
     )]
 pub async fn readyz(sigil: web::Data<Sigil>) -> Result<HttpResponse, ApiError> {
     sigil.ready().await?;
-    Ok(HttpResponse::Ok().json(Health {
-        status: "ready".into(),
-    }))
+    Ok(HttpResponse::Ok().json(Health { status: "ready".into() }))
 }
 
 /// `/docs` → `/docs/` (Swagger UI, served from embedded assets).
 pub async fn docs_redirect() -> HttpResponse {
-    HttpResponse::MovedPermanently()
-        .insert_header(("Location", "/docs/"))
-        .finish()
+    HttpResponse::MovedPermanently().insert_header(("Location", "/docs/")).finish()
 }

@@ -14,15 +14,9 @@ use crate::service::Sigil;
     responses((status = 201, description = "Tenant created; the admin token is shown once", body = TenantCreatedResponse),
               (status = 409, description = "Tenant id taken", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub async fn create(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    body: web::Json<CreateTenantRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: web::Json<CreateTenantRequest>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let c = sigil
-        .create_tenant(&auth.0, body.id.as_deref(), &body.name)
-        .await?;
+    let c = sigil.create_tenant(&auth.0, body.id.as_deref(), &body.name).await?;
     Ok(HttpResponse::Created().json(TenantCreatedResponse {
         id: c.id.to_string(),
         did: c.did,
@@ -34,39 +28,21 @@ pub async fn create(
 /// List tenants (operator).
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", operation_id = "list_tenants", params(PageQuery),
     responses((status = 200, body = TenantList)), security(("bearer" = [])))]
-pub async fn list(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    q: web::Query<PageQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = sigil
-        .list_tenants(&auth.0, q.cursor.as_deref(), q.limit)
-        .await?;
+pub async fn list(sigil: web::Data<Sigil>, auth: Auth, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+    let page = sigil.list_tenants(&auth.0, q.cursor.as_deref(), q.limit).await?;
     let items = page
         .items
         .into_iter()
-        .map(|t| TenantSummary {
-            id: t.id.to_string(),
-            did: t.did,
-            name: t.name,
-            created: t.created.to_string(),
-        })
+        .map(|t| TenantSummary { id: t.id.to_string(), did: t.did, name: t.name, created: t.created.to_string() })
         .collect();
-    Ok(HttpResponse::Ok().json(TenantList {
-        items,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(HttpResponse::Ok().json(TenantList { items, next_cursor: page.next_cursor }))
 }
 
 /// Delete a tenant by crypto-shredding (operator): its data keys are destroyed first.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants", operation_id = "delete_tenant",
     params(("tenant" = String, Path, description = "Tenant id")),
     responses((status = 204, description = "Deleted")), security(("bearer" = [])))]
-pub async fn delete(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     sigil.delete_tenant(&auth.0, &tenant).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -86,25 +62,15 @@ pub async fn create_token(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     let role = body.role;
-    let c = sigil
-        .create_tenant_token(&auth.0, &tenant, role.into())
-        .await?;
-    Ok(HttpResponse::Created().json(TokenCreatedResponse {
-        id: c.id.to_string(),
-        role,
-        token: c.token.reveal_once(),
-    }))
+    let c = sigil.create_tenant_token(&auth.0, &tenant, role.into()).await?;
+    Ok(HttpResponse::Created().json(TokenCreatedResponse { id: c.id.to_string(), role, token: c.token.reveal_once() }))
 }
 
 /// Delete an admin or auditor token (tenant admin).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/tokens/{token}", tag = "tokens", operation_id = "delete_tenant_token",
     params(("tenant" = String, Path, description = "Tenant id"), ("token" = String, Path, description = "Token id")),
     responses((status = 204, description = "Deleted")), security(("bearer" = [])))]
-pub async fn delete_token(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_token(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (t, tok) = path.into_inner();
     let tenant = parse_tenant(&t)?;
     let token = parse_token(&tok)?;

@@ -56,11 +56,7 @@ pub struct VerifyResponse {
 fn vc_api_error(e: VcApiError) -> Result<HttpResponse, ApiError> {
     match e {
         VcApiError::BadRequest(d) => Err(ApiError::bad_request(d)),
-        VcApiError::Unprocessable(d) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unprocessable_credential",
-            d,
-        )),
+        VcApiError::Unprocessable(d) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_credential", d)),
         VcApiError::Service(s) => Err(s.into()),
     }
 }
@@ -80,13 +76,8 @@ pub async fn issue(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     let b = body.into_inner();
-    match sigil
-        .vc_api_issue(&auth.0, &tenant, b.credential, b.options)
-        .await
-    {
-        Ok(vc) => Ok(HttpResponse::Created().json(IssueResponse {
-            verifiable_credential: vc,
-        })),
+    match sigil.vc_api_issue(&auth.0, &tenant, b.credential, b.options).await {
+        Ok(vc) => Ok(HttpResponse::Created().json(IssueResponse { verifiable_credential: vc })),
         Err(e) => vc_api_error(e),
     }
 }
@@ -118,18 +109,11 @@ pub async fn verify(
             .iter()
             .filter(|c| !c.ok)
             .map(|c| ProblemDetail {
-                kind: format!(
-                    "urn:sigil:problem:{}",
-                    c.code.unwrap_or("verification_failed")
-                ),
+                kind: format!("urn:sigil:problem:{}", c.code.unwrap_or("verification_failed")),
                 title: c.check.clone(),
                 detail: c.detail.clone(),
             })
             .collect(),
     };
-    Ok(if verified {
-        HttpResponse::Ok().json(resp)
-    } else {
-        HttpResponse::UnprocessableEntity().json(resp)
-    })
+    Ok(if verified { HttpResponse::Ok().json(resp) } else { HttpResponse::UnprocessableEntity().json(resp) })
 }

@@ -37,29 +37,15 @@ pub struct Principal {
 
 impl Principal {
     /// Validates the fields.
-    pub fn new(
-        identifier: String,
-        kind: PrincipalKind,
-        name: Option<String>,
-    ) -> Result<Self, AuthorityError> {
-        let ok = |s: &str| {
-            !s.trim().is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control)
-        };
+    pub fn new(identifier: String, kind: PrincipalKind, name: Option<String>) -> Result<Self, AuthorityError> {
+        let ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control);
         if !ok(&identifier) {
-            return Err(err(
-                "principal.id must be 1–200 characters without control characters",
-            ));
+            return Err(err("principal.id must be 1–200 characters without control characters"));
         }
         if name.as_deref().is_some_and(|n| !ok(n)) {
-            return Err(err(
-                "principal.name must be 1–200 characters without control characters",
-            ));
+            return Err(err("principal.name must be 1–200 characters without control characters"));
         }
-        Ok(Self {
-            identifier,
-            kind,
-            name,
-        })
+        Ok(Self { identifier, kind, name })
     }
 }
 
@@ -76,15 +62,10 @@ impl ActionPattern {
             && s.len() <= 128
             && segs.iter().enumerate().all(|(i, seg)| {
                 (*seg == "*" && i + 1 == n && i > 0)
-                    || (!seg.is_empty()
-                        && seg.bytes().all(|b| {
-                            b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b)
-                        }))
+                    || (!seg.is_empty() && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b)))
             });
         if !valid {
-            return Err(err(format!(
-                "action {s:?} must look like 'namespace:verb' (lowercase, digits, _ . -), optionally ending in ':*'"
-            )));
+            return Err(err(format!("action {s:?} must look like 'namespace:verb' (lowercase, digits, _ . -), optionally ending in ':*'")));
         }
         Ok(Self(s.to_owned()))
     }
@@ -97,9 +78,7 @@ impl ActionPattern {
     /// Whether this pattern covers the concrete action `action`.
     pub fn covers(&self, action: &str) -> bool {
         match self.0.strip_suffix(":*") {
-            Some(prefix) => action
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.starts_with(':') && rest.len() > 1),
+            Some(prefix) => action.strip_prefix(prefix).is_some_and(|rest| rest.starts_with(':') && rest.len() > 1),
             None => self.0 == action,
         }
     }
@@ -119,30 +98,17 @@ impl PartialEq for ResourcePattern {
 }
 impl Eq for ResourcePattern {}
 
-const GLOB_OPTS: glob::MatchOptions = glob::MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
+const GLOB_OPTS: glob::MatchOptions =
+    glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
 
 impl ResourcePattern {
     /// Parses a glob; refuses empty, over-long, control characters and malformed patterns.
     pub fn parse(s: &str) -> Result<Self, AuthorityError> {
         if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
-            return Err(err(format!(
-                "resource pattern {s:?} must be 1–256 printable characters"
-            )));
+            return Err(err(format!("resource pattern {s:?} must be 1–256 printable characters")));
         }
-        let glob = glob::Pattern::new(s).map_err(|e| {
-            err(format!(
-                "resource pattern {s:?} is not a valid glob: {}",
-                e.msg
-            ))
-        })?;
-        Ok(Self {
-            raw: s.to_owned(),
-            glob,
-        })
+        let glob = glob::Pattern::new(s).map_err(|e| err(format!("resource pattern {s:?} is not a valid glob: {}", e.msg)))?;
+        Ok(Self { raw: s.to_owned(), glob })
     }
 
     /// The pattern text.
@@ -163,11 +129,7 @@ pub struct AmountLimit {
     #[serde(with = "rust_decimal::serde::str")]
     pub max: Decimal,
     pub currency: String,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "rust_decimal::serde::str_option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::str_option")]
     pub per_day: Option<Decimal>,
 }
 
@@ -175,24 +137,14 @@ impl AmountLimit {
     /// Validates a limit given as decimal strings.
     pub fn parse(max: &str, currency: &str, per_day: Option<&str>) -> Result<Self, AuthorityError> {
         let max = parse_amount("limits.amount.max", max)?;
-        let per_day = per_day
-            .map(|p| parse_amount("limits.amount.per_day", p))
-            .transpose()?;
+        let per_day = per_day.map(|p| parse_amount("limits.amount.per_day", p)).transpose()?;
         if per_day.is_some_and(|p| p < max) {
-            return Err(err(
-                "limits.amount.per_day must be at least limits.amount.max",
-            ));
+            return Err(err("limits.amount.per_day must be at least limits.amount.max"));
         }
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(err(format!(
-                "currency {currency:?} must be an ISO 4217 code like EUR"
-            )));
+            return Err(err(format!("currency {currency:?} must be an ISO 4217 code like EUR")));
         }
-        Ok(Self {
-            max,
-            currency: currency.to_owned(),
-            per_day,
-        })
+        Ok(Self { max, currency: currency.to_owned(), per_day })
     }
 }
 
@@ -205,12 +157,9 @@ pub fn parse_amount(field: &str, s: &str) -> Result<Decimal, AuthorityError> {
         && !s.starts_with('.')
         && !s.ends_with('.');
     if !shape_ok {
-        return Err(err(format!(
-            "{field} must be a non-negative decimal string like \"500.00\""
-        )));
+        return Err(err(format!("{field} must be a non-negative decimal string like \"500.00\"")));
     }
-    s.parse::<Decimal>()
-        .map_err(|_| err(format!("{field} is out of range")))
+    s.parse::<Decimal>().map_err(|_| err(format!("{field} is out of range")))
 }
 
 /// Limits of a delegation.
@@ -257,27 +206,14 @@ fn parse_hhmm(field: &str, s: &str) -> Result<Time, AuthorityError> {
 }
 
 fn fmt_hhmm(t: Time) -> String {
-    if t == Time::MAX {
-        "24:00".into()
-    } else {
-        format!("{:02}:{:02}", t.hour(), t.minute())
-    }
+    if t == Time::MAX { "24:00".into() } else { format!("{:02}:{:02}", t.hour(), t.minute()) }
 }
 
 impl Schedule {
     /// Validates a schedule; `to` must be after `from` (overnight windows are two
     /// delegations, so a window never silently spans two days).
-    pub fn parse(
-        timezone: &str,
-        days: &[String],
-        from: &str,
-        to: &str,
-    ) -> Result<Self, AuthorityError> {
-        let tz = TimeZone::get(timezone).map_err(|_| {
-            err(format!(
-                "schedule.timezone {timezone:?} is not an IANA time zone"
-            ))
-        })?;
+    pub fn parse(timezone: &str, days: &[String], from: &str, to: &str) -> Result<Self, AuthorityError> {
+        let tz = TimeZone::get(timezone).map_err(|_| err(format!("schedule.timezone {timezone:?} is not an IANA time zone")))?;
         if days.is_empty() || days.len() > 7 {
             return Err(err("schedule.days must list 1–7 days"));
         }
@@ -287,11 +223,7 @@ impl Schedule {
                 .iter()
                 .find(|(n, _)| n == d)
                 .map(|(_, w)| *w)
-                .ok_or_else(|| {
-                    err(format!(
-                        "schedule.days: {d:?} is not one of mon tue wed thu fri sat sun"
-                    ))
-                })?;
+                .ok_or_else(|| err(format!("schedule.days: {d:?} is not one of mon tue wed thu fri sat sun")))?;
             if parsed.contains(&wd) {
                 return Err(err(format!("schedule.days lists {d:?} twice")));
             }
@@ -301,22 +233,14 @@ impl Schedule {
         if f >= t {
             return Err(err("schedule.to must be later than schedule.from"));
         }
-        Ok(Self {
-            timezone: timezone.to_owned(),
-            tz,
-            days: parsed,
-            from: f,
-            to: t,
-        })
+        Ok(Self { timezone: timezone.to_owned(), tz, days: parsed, from: f, to: t })
     }
 
     /// Whether `at` falls inside the window (local wall-clock time in the zone).
     pub fn contains(&self, at: jiff::Timestamp) -> bool {
         let local = at.to_zoned(self.tz.clone());
         let time = local.time();
-        self.days.contains(&local.weekday())
-            && time >= self.from
-            && (time < self.to || self.to == Time::MAX)
+        self.days.contains(&local.weekday()) && time >= self.from && (time < self.to || self.to == Time::MAX)
     }
 }
 
@@ -331,23 +255,8 @@ struct ScheduleWire {
 
 impl Serialize for Schedule {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let days = self
-            .days
-            .iter()
-            .filter_map(|d| {
-                DAY_NAMES
-                    .iter()
-                    .find(|(_, w)| w == d)
-                    .map(|(n, _)| (*n).to_owned())
-            })
-            .collect();
-        ScheduleWire {
-            timezone: self.timezone.clone(),
-            days,
-            from: fmt_hhmm(self.from),
-            to: fmt_hhmm(self.to),
-        }
-        .serialize(s)
+        let days = self.days.iter().filter_map(|d| DAY_NAMES.iter().find(|(_, w)| w == d).map(|(n, _)| (*n).to_owned())).collect();
+        ScheduleWire { timezone: self.timezone.clone(), days, from: fmt_hhmm(self.from), to: fmt_hhmm(self.to) }.serialize(s)
     }
 }
 
@@ -369,12 +278,7 @@ pub struct Authority {
 
 impl Authority {
     /// Validates list sizes and contents.
-    pub fn new(
-        actions: &[String],
-        resources: &[String],
-        limits: Limits,
-        schedule: Option<Schedule>,
-    ) -> Result<Self, AuthorityError> {
+    pub fn new(actions: &[String], resources: &[String], limits: Limits, schedule: Option<Schedule>) -> Result<Self, AuthorityError> {
         if actions.is_empty() || actions.len() > 64 {
             return Err(err("actions must list 1–64 actions"));
         }
@@ -382,14 +286,8 @@ impl Authority {
             return Err(err("resources must list 1–64 patterns"));
         }
         Ok(Self {
-            actions: actions
-                .iter()
-                .map(|a| ActionPattern::parse(a))
-                .collect::<Result<_, _>>()?,
-            resources: resources
-                .iter()
-                .map(|r| ResourcePattern::parse(r))
-                .collect::<Result<_, _>>()?,
+            actions: actions.iter().map(|a| ActionPattern::parse(a)).collect::<Result<_, _>>()?,
+            resources: resources.iter().map(|r| ResourcePattern::parse(r)).collect::<Result<_, _>>()?,
             limits,
             schedule,
         })
@@ -426,8 +324,7 @@ impl Serialize for Authority {
 impl<'de> Deserialize<'de> for Authority {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = AuthorityWire::deserialize(d)?;
-        Authority::new(&w.actions, &w.resources, w.limits, w.schedule)
-            .map_err(serde::de::Error::custom)
+        Authority::new(&w.actions, &w.resources, w.limits, w.schedule).map_err(serde::de::Error::custom)
     }
 }
 
@@ -443,16 +340,7 @@ mod tests {
         let wild = ActionPattern::parse("orders:*").unwrap();
         assert!(wild.covers("orders:read") && wild.covers("orders:line:add"));
         assert!(!wild.covers("orders") && !wild.covers("ordersx:read") && !wild.covers("orders:"));
-        for bad in [
-            "*",
-            "refunds",
-            "Refunds:create",
-            "a:*:b",
-            "a::b",
-            ":a",
-            "a:b c",
-            "",
-        ] {
+        for bad in ["*", "refunds", "Refunds:create", "a:*:b", "a::b", ":a", "a:b c", ""] {
             assert!(ActionPattern::parse(bad).is_err(), "{bad}");
         }
     }
@@ -462,11 +350,7 @@ mod tests {
         let p = ResourcePattern::parse("orders/*").unwrap();
         assert!(p.covers("orders/123"));
         assert!(!p.covers("orders/123/lines") && !p.covers("invoices/1") && !p.covers(""));
-        assert!(
-            ResourcePattern::parse("orders/**")
-                .unwrap()
-                .covers("orders/1/lines/2")
-        );
+        assert!(ResourcePattern::parse("orders/**").unwrap().covers("orders/1/lines/2"));
         assert!(ResourcePattern::parse("*").unwrap().covers(""));
         assert!(ResourcePattern::parse("orders/[").is_err());
         assert!(ResourcePattern::parse("").is_err());
@@ -482,10 +366,7 @@ mod tests {
         assert!(AmountLimit::parse("5", "eur", None).is_err());
         assert!(AmountLimit::parse("500", "EUR", Some("100")).is_err());
         let json = serde_json::to_value(&l).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"max": "500.00", "currency": "EUR", "perDay": "1000.00"})
-        );
+        assert_eq!(json, serde_json::json!({"max": "500.00", "currency": "EUR", "perDay": "1000.00"}));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! Must never: reach for the store, the network or the system time.
 
 mod authority;
+mod evaluate;
 
-pub use authority::{
-    ActionPattern, AmountLimit, Authority, AuthorityError, Limits, Principal, PrincipalKind,
-    ResourcePattern, Schedule,
-};
+pub use authority::parse_amount;
+pub use evaluate::{ActionRequest, Denial, Grant, check, decide, well_formed_resource};
+
+pub use authority::{ActionPattern, AmountLimit, Authority, AuthorityError, Limits, Principal, PrincipalKind, ResourcePattern, Schedule};

@@ -51,21 +51,14 @@ const MAX_RETRIES: usize = 16;
 fn validate_metadata(m: &serde_json::Map<String, serde_json::Value>) -> Result<(), ServiceError> {
     let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
     if m.len() > 64 || size > METADATA_MAX_BYTES {
-        return Err(ServiceError::invalid(format!(
-            "metadata must have at most 64 keys and {METADATA_MAX_BYTES} bytes"
-        )));
+        return Err(ServiceError::invalid(format!("metadata must have at most 64 keys and {METADATA_MAX_BYTES} bytes")));
     }
     Ok(())
 }
 
 impl Sigil {
     /// Creates an agent: signing key v1, access token, identity credential.
-    pub async fn create_agent(
-        &self,
-        caller: &Caller,
-        tenant: &TenantId,
-        new: NewAgent,
-    ) -> Result<AgentCreated, ServiceError> {
+    pub async fn create_agent(&self, caller: &Caller, tenant: &TenantId, new: NewAgent) -> Result<AgentCreated, ServiceError> {
         caller.require_tenant_admin(tenant)?;
         validate_text("name", &new.name, 200)?;
         for (f, v) in [("operator", &new.operator), ("software", &new.software)] {
@@ -102,29 +95,13 @@ impl Sigil {
             identity_credential_id: None,
             credential_ids: Vec::new(),
         };
-        let dk = tk
-            .current()
-            .ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+        let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
         let key_id = format!("{a}/1");
         let mut txn = Txn::new();
-        txn.put(
-            keys::private_key(t, a, 1),
-            dk.seal_signer(
-                &Aad {
-                    tenant: t,
-                    kind: kind::PRIVATE_KEY,
-                    id: &key_id,
-                },
-                &signer,
-            ),
-        );
+        txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: &key_id }, &signer));
         self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
-        self.stage_identity_credential(&mut txn, &tk, tenant, &mut record)
-            .await?;
-        txn.require_absent(keys::agent(t, a)).put(
-            keys::agent(t, a),
-            self.seal_record(&tk, t, kind::AGENT, a, &record)?,
-        );
+        self.stage_identity_credential(&mut txn, &tk, tenant, &mut record).await?;
+        txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
         self.store.commit(txn).await?;
         Ok(AgentCreated {
             did: self.agent_did(t, a),
@@ -136,19 +113,11 @@ impl Sigil {
     }
 
     /// Reads an agent record.
-    pub(crate) async fn agent_record(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-    ) -> Result<(AgentRecord, Vec<u8>), ServiceError> {
+    pub(crate) async fn agent_record(&self, tenant: &TenantId, agent: &AgentId) -> Result<(AgentRecord, Vec<u8>), ServiceError> {
         let t = tenant.as_str();
         let tk = self.tenant_keys(t).await?;
         let key = keys::agent(t, agent.as_str());
-        let blob = self
-            .store
-            .get(&key)
-            .await?
-            .ok_or_else(ServiceError::agent_not_found)?;
+        let blob = self.store.get(&key).await?.ok_or_else(ServiceError::agent_not_found)?;
         let rec = self.open_record(&tk, t, kind::AGENT, agent.as_str(), &blob)?;
         Ok((rec, blob))
     }
@@ -169,48 +138,30 @@ impl Sigil {
             let mut txn = Txn::new();
             let out = f(&mut rec, &mut txn)?;
             let key = keys::agent(t, a);
-            txn.require_equals(key.clone(), old)
-                .put(key, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
+            txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
             match self.store.commit(txn).await {
                 Ok(()) => return Ok((rec, out)),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ServiceError::conflict(
-            "write_conflict",
-            "the agent is being modified concurrently; retry",
-        ))
+        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
     }
 
     /// One agent, for admins and auditors of its tenant.
-    pub async fn get_agent(
-        &self,
-        caller: &Caller,
-        tenant: &TenantId,
-        agent: &AgentId,
-    ) -> Result<AgentView, ServiceError> {
+    pub async fn get_agent(&self, caller: &Caller, tenant: &TenantId, agent: &AgentId) -> Result<AgentView, ServiceError> {
         caller.require_tenant_read(tenant)?;
         let (record, _) = self.agent_record(tenant, agent).await?;
-        Ok(AgentView {
-            did: self.agent_did(tenant.as_str(), agent.as_str()),
-            record,
-        })
+        Ok(AgentView { did: self.agent_did(tenant.as_str(), agent.as_str()), record })
     }
 
     /// The calling agent itself.
     pub async fn whoami(&self, caller: &Caller) -> Result<AgentView, ServiceError> {
         let Caller::Agent { tenant, agent, .. } = caller else {
-            return Err(ServiceError::forbidden(
-                "not_authorized",
-                "this route needs an agent token",
-            ));
+            return Err(ServiceError::forbidden("not_authorized", "this route needs an agent token"));
         };
         let (record, _) = self.agent_record(tenant, agent).await?;
-        Ok(AgentView {
-            did: self.agent_did(tenant.as_str(), agent.as_str()),
-            record,
-        })
+        Ok(AgentView { did: self.agent_did(tenant.as_str(), agent.as_str()), record })
     }
 
     /// Agents of a tenant, by id, cursor-paginated.
@@ -226,37 +177,19 @@ impl Sigil {
         let tk = self.tenant_keys(t).await?;
         let limit = page_limit(limit);
         let after = match cursor {
-            Some(c) => Some(keys::agent(
-                t,
-                AgentId::parse(c)
-                    .map_err(|_| ServiceError::invalid("invalid cursor"))?
-                    .as_str(),
-            )),
+            Some(c) => Some(keys::agent(t, AgentId::parse(c).map_err(|_| ServiceError::invalid("invalid cursor"))?.as_str())),
             None => None,
         };
         let prefix = keys::agent_prefix(t);
-        let rows = self
-            .store
-            .scan(&prefix, after.as_deref(), limit + 1)
-            .await?;
+        let rows = self.store.scan(&prefix, after.as_deref(), limit + 1).await?;
         let more = rows.len() > limit;
         let mut items = Vec::with_capacity(limit);
         for (k, blob) in rows.into_iter().take(limit) {
-            let a = k
-                .strip_prefix(prefix.as_slice())
-                .and_then(|s| std::str::from_utf8(s).ok())
-                .unwrap_or_default();
+            let a = k.strip_prefix(prefix.as_slice()).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default();
             let record: AgentRecord = self.open_record(&tk, t, kind::AGENT, a, &blob)?;
-            items.push(AgentView {
-                did: self.agent_did(t, a),
-                record,
-            });
+            items.push(AgentView { did: self.agent_did(t, a), record });
         }
-        let next_cursor = if more {
-            items.last().map(|i| i.record.id.clone())
-        } else {
-            None
-        };
+        let next_cursor = if more { items.last().map(|i| i.record.id.clone()) } else { None };
         Ok(Page { items, next_cursor })
     }
 
@@ -279,9 +212,7 @@ impl Sigil {
                     .map_err(|_| ServiceError::invalid("expires_in out of range"))?,
             ),
             Some(_) => {
-                return Err(ServiceError::invalid(
-                    "expires_in must be between 60 and 31536000 seconds",
-                ));
+                return Err(ServiceError::invalid("expires_in must be between 60 and 31536000 seconds"));
             }
             None => None,
         };
@@ -289,17 +220,11 @@ impl Sigil {
         // the agent record check fail and the whole thing is retried by the caller.
         let (rec, _) = self.agent_record(tenant, agent).await?;
         if rec.state == AgentState::Retired {
-            return Err(ServiceError::Gone {
-                code: "agent_retired",
-                detail: "the agent is retired".into(),
-            });
+            return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
         }
         let mut old = Vec::new();
         for id in &rec.token_ids {
-            if let Some(r) = self
-                .load_record::<TokenRecord>(&tk, t, kind::TOKEN, id, &keys::token(t, id))
-                .await?
-            {
+            if let Some(r) = self.load_record::<TokenRecord>(&tk, t, kind::TOKEN, id, &keys::token(t, id)).await? {
                 old.push(r);
             }
         }
@@ -308,10 +233,7 @@ impl Sigil {
         let expected_tokens = rec.token_ids.clone();
         self.update_agent(tenant, agent, |r, txn| {
             if r.token_ids != expected_tokens {
-                return Err(ServiceError::conflict(
-                    "write_conflict",
-                    "tokens changed concurrently; retry",
-                ));
+                return Err(ServiceError::conflict("write_conflict", "tokens changed concurrently; retry"));
             }
             for o in &old {
                 self.stage_token_removal(txn, tenant, o);
@@ -321,11 +243,7 @@ impl Sigil {
             Ok(())
         })
         .await?;
-        Ok(AgentTokenIssued {
-            token_id: minted.id,
-            access_token: minted.token,
-            expires,
-        })
+        Ok(AgentTokenIssued { token_id: minted.id, access_token: minted.token, expires })
     }
 }
 
@@ -339,44 +257,14 @@ mod tests {
     async fn private_keys_never_appear_in_store_files() {
         let dir = tempfile::tempdir().unwrap();
         let s = testing::sigil(dir.path());
-        let t = s
-            .create_tenant(&testing::operator(), Some("acme"), "Acme")
-            .await
-            .unwrap();
-        let a = s
-            .create_agent(
-                &testing::admin(&t.id),
-                &t.id,
-                NewAgent {
-                    name: "bot".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let a = s.create_agent(&testing::admin(&t.id), &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
         let tk = s.tenant_keys("acme").await.unwrap();
         let dk = tk.current().unwrap();
         let mut seeds = Vec::new();
-        for (owner, id) in [
-            (a.id.as_str(), format!("{}/1", a.id)),
-            ("issuer", "issuer/1".to_owned()),
-        ] {
-            let blob = s
-                .store
-                .get(&keys::private_key("acme", owner, 1))
-                .await
-                .unwrap()
-                .unwrap();
-            let seed = dk
-                .open(
-                    &Aad {
-                        tenant: "acme",
-                        kind: kind::PRIVATE_KEY,
-                        id: &id,
-                    },
-                    &blob,
-                )
-                .unwrap();
+        for (owner, id) in [(a.id.as_str(), format!("{}/1", a.id)), ("issuer", "issuer/1".to_owned())] {
+            let blob = s.store.get(&keys::private_key("acme", owner, 1)).await.unwrap().unwrap();
+            let seed = dk.open(&Aad { tenant: "acme", kind: kind::PRIVATE_KEY, id: &id }, &blob).unwrap();
             assert_eq!(seed.len(), 32);
             seeds.push(seed.expose().to_vec());
         }
@@ -394,11 +282,7 @@ mod tests {
                 files += 1;
                 let bytes = std::fs::read(&p).unwrap();
                 for seed in &seeds {
-                    assert!(
-                        !bytes.windows(32).any(|w| w == seed.as_slice()),
-                        "private key bytes in {}",
-                        p.display()
-                    );
+                    assert!(!bytes.windows(32).any(|w| w == seed.as_slice()), "private key bytes in {}", p.display());
                 }
             }
         }

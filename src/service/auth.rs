@@ -26,26 +26,16 @@ pub enum Caller {
     /// Runs the installation: creates and deletes tenants.
     Operator { token: TokenId },
     /// Administers or audits one tenant.
-    Tenant {
-        tenant: TenantId,
-        role: Role,
-        token: TokenId,
-    },
+    Tenant { tenant: TenantId, role: Role, token: TokenId },
     /// One agent, acting only as itself.
-    Agent {
-        tenant: TenantId,
-        agent: AgentId,
-        token: TokenId,
-    },
+    Agent { tenant: TenantId, agent: AgentId, token: TokenId },
 }
 
 impl Caller {
     /// The token id, for audit records (never the token).
     pub fn token_id(&self) -> &TokenId {
         match self {
-            Caller::Operator { token }
-            | Caller::Tenant { token, .. }
-            | Caller::Agent { token, .. } => token,
+            Caller::Operator { token } | Caller::Tenant { token, .. } | Caller::Agent { token, .. } => token,
         }
     }
 
@@ -53,10 +43,7 @@ impl Caller {
     pub fn require_operator(&self) -> Result<(), ServiceError> {
         match self {
             Caller::Operator { .. } => Ok(()),
-            _ => Err(ServiceError::forbidden(
-                "not_authorized",
-                "this operation needs the operator token",
-            )),
+            _ => Err(ServiceError::forbidden("not_authorized", "this operation needs the operator token")),
         }
     }
 
@@ -64,14 +51,12 @@ impl Caller {
     pub fn require_tenant_read(&self, tenant: &TenantId) -> Result<(), ServiceError> {
         match self {
             Caller::Tenant { tenant: t, .. } if t == tenant => Ok(()),
-            Caller::Agent { tenant: t, .. } if t == tenant => Err(ServiceError::forbidden(
-                "not_authorized",
-                "agent tokens cannot use administration routes",
-            )),
-            Caller::Operator { .. } => Err(ServiceError::forbidden(
-                "not_authorized",
-                "the operator token does not grant access to tenant data",
-            )),
+            Caller::Agent { tenant: t, .. } if t == tenant => {
+                Err(ServiceError::forbidden("not_authorized", "agent tokens cannot use administration routes"))
+            }
+            Caller::Operator { .. } => {
+                Err(ServiceError::forbidden("not_authorized", "the operator token does not grant access to tenant data"))
+            }
             _ => Err(ServiceError::tenant_not_found()),
         }
     }
@@ -80,13 +65,8 @@ impl Caller {
     pub fn require_tenant_admin(&self, tenant: &TenantId) -> Result<(), ServiceError> {
         self.require_tenant_read(tenant)?;
         match self {
-            Caller::Tenant {
-                role: Role::Admin, ..
-            } => Ok(()),
-            _ => Err(ServiceError::forbidden(
-                "read_only",
-                "auditor tokens can only read",
-            )),
+            Caller::Tenant { role: Role::Admin, .. } => Ok(()),
+            _ => Err(ServiceError::forbidden("read_only", "auditor tokens can only read")),
         }
     }
 }
@@ -149,47 +129,25 @@ impl Sigil {
         let Some(index) = self.store.get(&keys::token_hash(&hash.to_hex())).await? else {
             return Err(ServiceError::Unauthenticated);
         };
-        let index = String::from_utf8(index)
-            .map_err(|_| ServiceError::Internal("bad token index".into()))?;
-        let (scope, token_id) = index
-            .split_once('/')
-            .ok_or_else(|| ServiceError::Internal("bad token index".into()))?;
-        let token_id = TokenId::parse(token_id)
-            .map_err(|_| ServiceError::Internal("bad token index".into()))?;
+        let index = String::from_utf8(index).map_err(|_| ServiceError::Internal("bad token index".into()))?;
+        let (scope, token_id) = index.split_once('/').ok_or_else(|| ServiceError::Internal("bad token index".into()))?;
+        let token_id = TokenId::parse(token_id).map_err(|_| ServiceError::Internal("bad token index".into()))?;
         let (rec, tenant) = if scope == "_op" {
-            let Some(blob) = self
-                .store
-                .get(&keys::operator_token(token_id.as_str()))
-                .await?
-            else {
+            let Some(blob) = self.store.get(&keys::operator_token(token_id.as_str())).await? else {
                 return Err(ServiceError::Unauthenticated);
             };
-            let pt = self
-                .keys
-                .root
-                .open_system(kind::OPERATOR_TOKEN, token_id.as_str(), &blob)?;
-            let rec: TokenRecord = serde_json::from_slice(pt.expose())
-                .map_err(|_| ServiceError::Internal("bad operator token".into()))?;
+            let pt = self.keys.root.open_system(kind::OPERATOR_TOKEN, token_id.as_str(), &blob)?;
+            let rec: TokenRecord = serde_json::from_slice(pt.expose()).map_err(|_| ServiceError::Internal("bad operator token".into()))?;
             (rec, None)
         } else {
-            let tenant = TenantId::parse(scope)
-                .map_err(|_| ServiceError::Internal("bad token index".into()))?;
+            let tenant = TenantId::parse(scope).map_err(|_| ServiceError::Internal("bad token index".into()))?;
             let tk = match self.tenant_keys(tenant.as_str()).await {
                 Ok(tk) => tk,
                 Err(ServiceError::NotFound { .. }) => return Err(ServiceError::Unauthenticated),
                 Err(e) => return Err(e),
             };
             let key = keys::token(tenant.as_str(), token_id.as_str());
-            let Some(rec) = self
-                .load_record::<TokenRecord>(
-                    &tk,
-                    tenant.as_str(),
-                    kind::TOKEN,
-                    token_id.as_str(),
-                    &key,
-                )
-                .await?
-            else {
+            let Some(rec) = self.load_record::<TokenRecord>(&tk, tenant.as_str(), kind::TOKEN, token_id.as_str(), &key).await? else {
                 return Err(ServiceError::Unauthenticated);
             };
             (rec, Some(tenant))
@@ -205,49 +163,26 @@ impl Sigil {
         }
         let caller = match (rec.role, tenant) {
             (TokenRole::Operator, None) => Caller::Operator { token: token_id },
-            (TokenRole::Admin, Some(tenant)) => Caller::Tenant {
-                tenant,
-                role: Role::Admin,
-                token: token_id,
-            },
-            (TokenRole::Auditor, Some(tenant)) => Caller::Tenant {
-                tenant,
-                role: Role::Auditor,
-                token: token_id,
-            },
+            (TokenRole::Admin, Some(tenant)) => Caller::Tenant { tenant, role: Role::Admin, token: token_id },
+            (TokenRole::Auditor, Some(tenant)) => Caller::Tenant { tenant, role: Role::Auditor, token: token_id },
             (TokenRole::Agent, Some(tenant)) => {
                 let agent = rec
                     .agent
                     .as_deref()
                     .and_then(|a| AgentId::parse(a).ok())
                     .ok_or_else(|| ServiceError::Internal("agent token without agent".into()))?;
-                Caller::Agent {
-                    tenant,
-                    agent,
-                    token: token_id,
-                }
+                Caller::Agent { tenant, agent, token: token_id }
             }
             _ => {
-                return Err(ServiceError::Internal(
-                    "token role does not match its scope".into(),
-                ));
+                return Err(ServiceError::Internal("token role does not match its scope".into()));
             }
         };
-        self.auth_cache.put(Cached {
-            caller: caller.clone(),
-            hash,
-            expires: rec.expires,
-        });
+        self.auth_cache.put(Cached { caller: caller.clone(), hash, expires: rec.expires });
         Ok(caller)
     }
 
     /// Mints a token of `role` (its record is not yet stored).
-    pub(crate) fn mint_token(
-        &self,
-        role: TokenRole,
-        agent: Option<&AgentId>,
-        expires: Option<Timestamp>,
-    ) -> MintedToken {
+    pub(crate) fn mint_token(&self, role: TokenRole, agent: Option<&AgentId>, expires: Option<Timestamp>) -> MintedToken {
         self.mint_token_from(AccessToken::generate(), role, agent, expires)
     }
 
@@ -284,23 +219,15 @@ impl Sigil {
         let blob = self.seal_record(tk, t, kind::TOKEN, id, &minted.record)?;
         txn.require_absent(keys::token_hash(&minted.record.hash_hex))
             .put(keys::token(t, id), blob)
-            .put(
-                keys::token_hash(&minted.record.hash_hex),
-                format!("{t}/{id}"),
-            )
-            .put(
-                keys::tenant_token_hash(t, &minted.record.hash_hex),
-                Vec::new(),
-            );
+            .put(keys::token_hash(&minted.record.hash_hex), format!("{t}/{id}"))
+            .put(keys::tenant_token_hash(t, &minted.record.hash_hex), Vec::new());
         Ok(())
     }
 
     /// Adds the writes that delete a tenant-scoped token to `txn` and evicts it from cache.
     pub(crate) fn stage_token_removal(&self, txn: &mut Txn, tenant: &TenantId, rec: &TokenRecord) {
         let t = tenant.as_str();
-        txn.delete(keys::token(t, &rec.id))
-            .delete(keys::token_hash(&rec.hash_hex))
-            .delete(keys::tenant_token_hash(t, &rec.hash_hex));
+        txn.delete(keys::token(t, &rec.id)).delete(keys::token_hash(&rec.hash_hex)).delete(keys::tenant_token_hash(t, &rec.hash_hex));
         let id = rec.id.clone();
         self.auth_cache.evict(|c| c.token_id().as_str() == id);
     }

@@ -68,12 +68,8 @@ impl Sigil {
         authority: Option<Authority>,
     ) -> Result<CredentialRecord, ServiceError> {
         let id = CredentialId::uuid();
-        let (rl, ri) = self
-            .stage_status_index(txn, tenant, Purpose::Revocation, id.as_str())
-            .await?;
-        let (sl, si) = self
-            .stage_status_index(txn, tenant, Purpose::Suspension, id.as_str())
-            .await?;
+        let (rl, ri) = self.stage_status_index(txn, tenant, Purpose::Revocation, id.as_str()).await?;
+        let (sl, si) = self.stage_status_index(txn, tenant, Purpose::Suspension, id.as_str()).await?;
         let issuer = self.tenant_did(tenant);
         let ctx = credential::context_url(self.settings.public_url.base());
         let urn = format!("urn:uuid:{id}");
@@ -85,16 +81,8 @@ impl Sigil {
             valid_from: &vf,
             valid_until: vu.as_deref(),
             status: StatusEntries {
-                revocation: status_list::entry(
-                    &self.status_list_url(tenant, Purpose::Revocation, rl),
-                    "revocation",
-                    ri,
-                ),
-                suspension: status_list::entry(
-                    &self.status_list_url(tenant, Purpose::Suspension, sl),
-                    "suspension",
-                    si,
-                ),
+                revocation: status_list::entry(&self.status_list_url(tenant, Purpose::Revocation, rl), "revocation", ri),
+                suspension: status_list::entry(&self.status_list_url(tenant, Purpose::Suspension, sl), "suspension", si),
             },
         };
         let doc = build(&env)?;
@@ -109,8 +97,7 @@ impl Sigil {
             challenge: None,
             domain: None,
         };
-        let vc =
-            proof::sign(doc, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let vc = proof::sign(doc, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let rec = CredentialRecord {
             v: 1,
             id: id.to_string(),
@@ -120,14 +107,8 @@ impl Sigil {
             valid_from,
             valid_until,
             issuer_key_version: rec_t.issuer_current,
-            revocation: StatusRef {
-                list: rl,
-                index: ri,
-            },
-            suspension: StatusRef {
-                list: sl,
-                index: si,
-            },
+            revocation: StatusRef { list: rl, index: ri },
+            suspension: StatusRef { list: sl, index: si },
             revoked: false,
             suspended: false,
             principal,
@@ -135,10 +116,7 @@ impl Sigil {
             vc,
         };
         let key = keys::credential(tenant, id.as_str());
-        txn.require_absent(key.clone()).put(
-            key,
-            self.seal_record(tk, tenant, kind::CREDENTIAL, id.as_str(), &rec)?,
-        );
+        txn.require_absent(key.clone()).put(key, self.seal_record(tk, tenant, kind::CREDENTIAL, id.as_str(), &rec)?);
         Ok(rec)
     }
 
@@ -196,9 +174,7 @@ impl Sigil {
         let now = self.clock.now();
         let valid_from = new.valid_from.unwrap_or(now);
         if new.valid_until <= valid_from {
-            return Err(ServiceError::invalid(
-                "valid_until must be later than valid_from",
-            ));
+            return Err(ServiceError::invalid("valid_until must be later than valid_from"));
         }
         if new.valid_until <= now {
             return Err(ServiceError::invalid("valid_until must be in the future"));
@@ -208,10 +184,7 @@ impl Sigil {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, old) = self.agent_record(tenant, agent).await?;
             if rec.state == AgentState::Retired {
-                return Err(ServiceError::Gone {
-                    code: "agent_retired",
-                    detail: "the agent is retired".into(),
-                });
+                return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
             }
             let mut txn = Txn::new();
             let did = self.agent_did(t, agent.as_str());
@@ -225,20 +198,14 @@ impl Sigil {
                     CredentialKind::Delegation,
                     valid_from,
                     Some(new.valid_until),
-                    |env| {
-                        credential::delegation(env, &did, &p, &a)
-                            .map_err(|e| ServiceError::Internal(e.to_string()))
-                    },
+                    |env| credential::delegation(env, &did, &p, &a).map_err(|e| ServiceError::Internal(e.to_string())),
                     Some(new.principal.clone()),
                     Some(new.authority.clone()),
                 )
                 .await?;
             rec.credential_ids.push(cred.id.clone());
             let key = keys::agent(t, agent.as_str());
-            txn.require_equals(key.clone(), old).put(
-                key,
-                self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?,
-            );
+            txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?);
             match self.store.commit(txn).await {
                 Ok(()) => {
                     self.wallet_changed(t, agent.as_str());
@@ -248,30 +215,16 @@ impl Sigil {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ServiceError::conflict(
-            "write_conflict",
-            "the wallet is being modified concurrently; retry",
-        ))
+        Err(ServiceError::conflict("write_conflict", "the wallet is being modified concurrently; retry"))
     }
 
     /// Loads a credential record of a tenant.
-    pub(crate) async fn credential_record(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> Result<(CredentialRecord, Vec<u8>), ServiceError> {
+    pub(crate) async fn credential_record(&self, tenant: &str, id: &str) -> Result<(CredentialRecord, Vec<u8>), ServiceError> {
         let nf = || ServiceError::not_found("credential_not_found", "no such credential");
         let id = CredentialId::parse(id).map_err(|_| nf())?;
         let tk = self.tenant_keys(tenant).await?;
-        let blob = self
-            .store
-            .get(&keys::credential(tenant, id.as_str()))
-            .await?
-            .ok_or_else(nf)?;
-        Ok((
-            self.open_record(&tk, tenant, kind::CREDENTIAL, id.as_str(), &blob)?,
-            blob,
-        ))
+        let blob = self.store.get(&keys::credential(tenant, id.as_str())).await?.ok_or_else(nf)?;
+        Ok((self.open_record(&tk, tenant, kind::CREDENTIAL, id.as_str(), &blob)?, blob))
     }
 
     /// The credentials of an agent (for admins and auditors).
@@ -286,11 +239,7 @@ impl Sigil {
         self.wallet_records(tenant.as_str(), &rec).await
     }
 
-    pub(crate) async fn wallet_records(
-        &self,
-        tenant: &str,
-        rec: &AgentRecord,
-    ) -> Result<Vec<CredentialRecord>, ServiceError> {
+    pub(crate) async fn wallet_records(&self, tenant: &str, rec: &AgentRecord) -> Result<Vec<CredentialRecord>, ServiceError> {
         let mut out = Vec::with_capacity(rec.credential_ids.len());
         for id in &rec.credential_ids {
             out.push(self.credential_record(tenant, id).await?.0);
@@ -299,12 +248,7 @@ impl Sigil {
     }
 
     /// One credential (the full VC), for admins and auditors.
-    pub async fn get_credential(
-        &self,
-        caller: &Caller,
-        tenant: &TenantId,
-        id: &str,
-    ) -> Result<CredentialRecord, ServiceError> {
+    pub async fn get_credential(&self, caller: &Caller, tenant: &TenantId, id: &str) -> Result<CredentialRecord, ServiceError> {
         caller.require_tenant_read(tenant)?;
         Ok(self.credential_record(tenant.as_str(), id).await?.0)
     }
@@ -322,14 +266,10 @@ impl Sigil {
         for _ in 0..MAX_RETRIES {
             let (mut rec, old) = self.credential_record(t, id).await?;
             let mut txn = Txn::new();
-            self.stage_status_change(&mut txn, t, &mut rec, change)
-                .await?;
+            self.stage_status_change(&mut txn, t, &mut rec, change).await?;
             let tk = self.tenant_keys(t).await?;
             let key = keys::credential(t, &rec.id);
-            txn.require_equals(key.clone(), old).put(
-                key,
-                self.seal_record(&tk, t, kind::CREDENTIAL, &rec.id, &rec)?,
-            );
+            txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::CREDENTIAL, &rec.id, &rec)?);
             match self.store.commit(txn).await {
                 Ok(()) => {
                     self.status_cache.invalidate(t);
@@ -342,10 +282,7 @@ impl Sigil {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ServiceError::conflict(
-            "write_conflict",
-            "the credential is being modified concurrently; retry",
-        ))
+        Err(ServiceError::conflict("write_conflict", "the credential is being modified concurrently; retry"))
     }
 
     /// Stages the bit flip(s) for `change` and updates `rec` (not its storage).
@@ -359,55 +296,25 @@ impl Sigil {
         match change {
             StatusChange::Revoke => {
                 if !rec.revoked {
-                    self.stage_status_bit(
-                        txn,
-                        t,
-                        Purpose::Revocation,
-                        rec.revocation.list,
-                        rec.revocation.index,
-                        true,
-                    )
-                    .await?;
+                    self.stage_status_bit(txn, t, Purpose::Revocation, rec.revocation.list, rec.revocation.index, true).await?;
                     rec.revoked = true;
                 }
             }
             StatusChange::Suspend => {
                 if rec.revoked {
-                    return Err(ServiceError::conflict(
-                        "credential_revoked",
-                        "a revoked credential cannot be suspended",
-                    ));
+                    return Err(ServiceError::conflict("credential_revoked", "a revoked credential cannot be suspended"));
                 }
                 if !rec.suspended {
-                    self.stage_status_bit(
-                        txn,
-                        t,
-                        Purpose::Suspension,
-                        rec.suspension.list,
-                        rec.suspension.index,
-                        true,
-                    )
-                    .await?;
+                    self.stage_status_bit(txn, t, Purpose::Suspension, rec.suspension.list, rec.suspension.index, true).await?;
                     rec.suspended = true;
                 }
             }
             StatusChange::Resume => {
                 if rec.revoked {
-                    return Err(ServiceError::conflict(
-                        "credential_revoked",
-                        "revocation is permanent; issue a new credential",
-                    ));
+                    return Err(ServiceError::conflict("credential_revoked", "revocation is permanent; issue a new credential"));
                 }
                 if rec.suspended {
-                    self.stage_status_bit(
-                        txn,
-                        t,
-                        Purpose::Suspension,
-                        rec.suspension.list,
-                        rec.suspension.index,
-                        false,
-                    )
-                    .await?;
+                    self.stage_status_bit(txn, t, Purpose::Suspension, rec.suspension.list, rec.suspension.index, false).await?;
                     rec.suspended = false;
                 }
             }
@@ -415,8 +322,11 @@ impl Sigil {
         Ok(())
     }
 
-    /// Hook for caches keyed by an agent's wallet (presentations); called after commits.
-    pub(crate) fn wallet_changed(&self, _tenant: &str, _agent: &str) {}
+    /// Drops the cached wallet of an agent; called after every commit that changes the
+    /// agent, its keys or its credentials, so the next presentation sees the change.
+    pub(crate) fn wallet_changed(&self, tenant: &str, agent: &str) {
+        self.wallets.evict(tenant, Some(agent));
+    }
 }
 
 #[cfg(test)]
@@ -433,31 +343,12 @@ mod tests {
         let t0: Timestamp = "2026-06-01T10:00:00Z".parse().unwrap();
         let clock = FixedClock::new(t0);
         let s = testing::sigil_in(dir.path(), clock.clone());
-        let t = s
-            .create_tenant(&testing::operator(), Some("acme"), "Acme")
-            .await
-            .unwrap();
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
         let admin = testing::admin(&t.id);
-        let a = s
-            .create_agent(
-                &admin,
-                &t.id,
-                NewAgent {
-                    name: "bot".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let a = s.create_agent(&admin, &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
         let new = NewDelegation {
             principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
-            authority: Authority::new(
-                &["refunds:create".into()],
-                &["orders/*".into()],
-                Limits::default(),
-                None,
-            )
-            .unwrap(),
+            authority: Authority::new(&["refunds:create".into()], &["orders/*".into()], Limits::default(), None).unwrap(),
             valid_from: None,
             valid_until: "2026-06-01T12:00:00Z".parse().unwrap(),
         };
@@ -470,9 +361,6 @@ mod tests {
         // Moving the clock backwards would also make the cached status list "not yet
         // valid"; only the credential's own window is under test here.
         clock.set("2026-06-01T09:59:59Z".parse().unwrap());
-        assert_eq!(
-            s.verify_credential(&rec.vc, false).await.codes(),
-            vec!["not_yet_valid"]
-        );
+        assert_eq!(s.verify_credential(&rec.vc, false).await.codes(), vec!["not_yet_valid"]);
     }
 }

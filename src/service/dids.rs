@@ -18,11 +18,7 @@ fn methods(keys: &[KeyVersion], prefix: &str) -> Result<Vec<Method>, ServiceErro
                 .ok()
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| ServiceError::Internal("malformed public key".into()))?;
-            Ok(Method {
-                fragment: format!("{prefix}-{}", k.version),
-                public: PublicKey(raw),
-                current: k.state == KeyState::Active,
-            })
+            Ok(Method { fragment: format!("{prefix}-{}", k.version), public: PublicKey(raw), current: k.state == KeyState::Active })
         })
         .collect()
 }
@@ -32,22 +28,12 @@ impl Sigil {
     pub async fn tenant_did_document(&self, tenant: &TenantId) -> Result<Value, ServiceError> {
         let t = tenant.as_str();
         let rec = self.tenant_record(t).await?;
-        Ok(did::document(
-            &self.tenant_did(t),
-            &methods(&rec.issuer_keys, "issuer")?,
-        ))
+        Ok(did::document(&self.tenant_did(t), &methods(&rec.issuer_keys, "issuer")?))
     }
 
     /// An agent's DID document.
-    pub async fn agent_did_document(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-    ) -> Result<Value, ServiceError> {
+    pub async fn agent_did_document(&self, tenant: &TenantId, agent: &AgentId) -> Result<Value, ServiceError> {
         let (rec, _) = self.agent_record(tenant, agent).await?;
-        Ok(did::document(
-            &self.agent_did(tenant.as_str(), agent.as_str()),
-            &methods(&rec.keys, "key")?,
-        ))
+        Ok(did::document(&self.agent_did(tenant.as_str(), agent.as_str()), &methods(&rec.keys, "key")?))
     }
 }

@@ -36,28 +36,16 @@ pub enum ServiceError {
 
 impl ServiceError {
     pub(crate) fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::NotFound {
-            code,
-            detail: detail.into(),
-        }
+        Self::NotFound { code, detail: detail.into() }
     }
     pub(crate) fn invalid(detail: impl Into<String>) -> Self {
-        Self::Invalid {
-            code: "invalid_request",
-            detail: detail.into(),
-        }
+        Self::Invalid { code: "invalid_request", detail: detail.into() }
     }
     pub(crate) fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Forbidden {
-            code,
-            detail: detail.into(),
-        }
+        Self::Forbidden { code, detail: detail.into() }
     }
     pub(crate) fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            detail: detail.into(),
-        }
+        Self::Conflict { code, detail: detail.into() }
     }
     pub(crate) fn tenant_not_found() -> Self {
         Self::not_found("tenant_not_found", "no such tenant")
@@ -70,10 +58,7 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict => Self::conflict(
-                "write_conflict",
-                "concurrent modification; retry the request",
-            ),
+            StoreError::Conflict => Self::conflict("write_conflict", "concurrent modification; retry the request"),
             StoreError::Backend(d) => Self::Unavailable(d),
         }
     }

@@ -39,11 +39,7 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// A keyring around an opened root key and pepper.
     pub fn new(root: RootKey, pepper: TokenPepper) -> Self {
-        Self {
-            root,
-            pepper,
-            tenants: RwLock::new(HashMap::new()),
-        }
+        Self { root, pepper, tenants: RwLock::new(HashMap::new()) }
     }
 
     pub(crate) fn cached(&self, tenant: &str) -> Option<Arc<TenantKeys>> {

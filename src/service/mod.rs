@@ -5,11 +5,13 @@
 //! outside a [`crate::store::Txn`].
 
 pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod credentials;
 mod dids;
 mod error;
 mod keyring;
+pub mod presentations;
 pub mod records;
 pub mod resolver;
 mod sealed;
@@ -17,6 +19,7 @@ mod signers;
 pub mod status;
 pub mod tenants;
 pub mod vc_api;
+mod verification;
 
 use std::sync::Arc;
 
@@ -47,17 +50,13 @@ pub struct Sigil {
     pub(crate) signers: signers::SignerCache,
     pub(crate) status_cache: status::StatusCache,
     pub(crate) http: resolver::HttpResolver,
+    pub(crate) audit_heads: audit::AuditHeads,
+    pub(crate) wallets: presentations::WalletCache,
 }
 
 impl Sigil {
     /// Assembles the service from its parts (see `startup` for the real wiring).
-    pub fn new(
-        store: Arc<dyn Store>,
-        keys: Keyring,
-        clock: Arc<dyn Clock>,
-        settings: Settings,
-        http: resolver::HttpResolver,
-    ) -> Arc<Self> {
+    pub fn new(store: Arc<dyn Store>, keys: Keyring, clock: Arc<dyn Clock>, settings: Settings, http: resolver::HttpResolver) -> Arc<Self> {
         Arc::new(Self {
             store,
             keys,
@@ -67,6 +66,8 @@ impl Sigil {
             signers: signers::SignerCache::default(),
             status_cache: status::StatusCache::default(),
             http,
+            audit_heads: audit::AuditHeads::default(),
+            wallets: presentations::WalletCache::default(),
         })
     }
 
@@ -82,18 +83,12 @@ impl Sigil {
 
     /// `did:web` of a tenant.
     pub fn tenant_did(&self, tenant: &str) -> String {
-        format!(
-            "did:web:{}:tenants:{tenant}",
-            self.settings.public_url.did_host()
-        )
+        format!("did:web:{}:tenants:{tenant}", self.settings.public_url.did_host())
     }
 
     /// `did:web` of an agent.
     pub fn agent_did(&self, tenant: &str, agent: &str) -> String {
-        format!(
-            "did:web:{}:tenants:{tenant}:agents:{agent}",
-            self.settings.public_url.did_host()
-        )
+        format!("did:web:{}:tenants:{tenant}:agents:{agent}", self.settings.public_url.did_host())
     }
 
     /// Readiness: the store answers a read.
@@ -128,17 +123,8 @@ pub(crate) mod testing {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
         let root = RootKey::from_bytes(SecretBytes::new(vec![42u8; 32]), 1).unwrap();
         let keys = Keyring::new(root, TokenPepper::generate());
-        let settings = Settings {
-            public_url: PublicUrl::parse("https://sigil.test:8443").unwrap(),
-            max_presentation_ttl: 300,
-        };
-        Sigil::new(
-            store,
-            keys,
-            clock,
-            settings,
-            resolver::HttpResolver::new(None).unwrap(),
-        )
+        let settings = Settings { public_url: PublicUrl::parse("https://sigil.test:8443").unwrap(), max_presentation_ttl: 300 };
+        Sigil::new(store, keys, clock, settings, resolver::HttpResolver::new(None).unwrap())
     }
 
     pub fn sigil(dir: &std::path::Path) -> Arc<Sigil> {
@@ -146,16 +132,10 @@ pub(crate) mod testing {
     }
 
     pub fn operator() -> Caller {
-        Caller::Operator {
-            token: TokenId::random(),
-        }
+        Caller::Operator { token: TokenId::random() }
     }
 
     pub fn admin(tenant: &crate::ids::TenantId) -> Caller {
-        Caller::Tenant {
-            tenant: tenant.clone(),
-            role: Role::Admin,
-            token: TokenId::random(),
-        }
+        Caller::Tenant { tenant: tenant.clone(), role: Role::Admin, token: TokenId::random() }
     }
 }

@@ -39,17 +39,11 @@ impl HttpResolver {
             .https_only(true)
             .user_agent(concat!("sigil/", env!("CARGO_PKG_VERSION")));
         if let Some(p) = extra_ca {
-            let pem = std::fs::read(p)
-                .map_err(|e| format!("cannot read CA file {}: {e}", p.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("bad CA file {}: {e}", p.display()))?;
+            let pem = std::fs::read(p).map_err(|e| format!("cannot read CA file {}: {e}", p.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("bad CA file {}: {e}", p.display()))?;
             b = b.add_root_certificate(cert);
         }
-        Ok(Self {
-            client: b.build().map_err(|e| e.to_string())?,
-            cache: RwLock::new(HashMap::new()),
-            ttl: CACHE_TTL,
-        })
+        Ok(Self { client: b.build().map_err(|e| e.to_string())?, cache: RwLock::new(HashMap::new()), ttl: CACHE_TTL })
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
@@ -58,28 +52,18 @@ impl HttpResolver {
                 return Ok(v);
             }
         }
-        let mut resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
+        let mut resp = self.client.get(url).send().await.map_err(|e| format!("request failed: {e}"))?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status().as_u16()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| format!("read failed: {e}"))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("read failed: {e}"))? {
             if body.len() + chunk.len() > MAX_BODY {
                 return Err("response larger than 1 MiB".into());
             }
             body.extend_from_slice(&chunk);
         }
-        let v: Value =
-            serde_json::from_slice(&body).map_err(|_| "response is not JSON".to_owned())?;
+        let v: Value = serde_json::from_slice(&body).map_err(|_| "response is not JSON".to_owned())?;
         if let Ok(mut c) = self.cache.write() {
             if c.len() >= CACHE_MAX {
                 c.clear();
@@ -113,9 +97,7 @@ pub struct LocalFirst<'a> {
 
 impl LocalFirst<'_> {
     fn own_did_path<'d>(&self, did: &'d str) -> Option<Vec<&'d str>> {
-        let rest = did
-            .strip_prefix("did:web:")?
-            .strip_prefix(self.sigil.settings.public_url.did_host())?;
+        let rest = did.strip_prefix("did:web:")?.strip_prefix(self.sigil.settings.public_url.did_host())?;
         Some(rest.strip_prefix(':')?.split(':').collect())
     }
 }
@@ -135,10 +117,7 @@ impl Resolver for LocalFirst<'_> {
             ["tenants", t, "agents", a] => {
                 let t = TenantId::parse(t).map_err(|_| nf())?;
                 let a = AgentId::parse(a).map_err(|_| nf())?;
-                self.sigil
-                    .agent_did_document(&t, &a)
-                    .await
-                    .map_err(|_| nf())
+                self.sigil.agent_did_document(&t, &a).await.map_err(|_| nf())
             }
             _ => Err(nf()),
         }
@@ -151,10 +130,6 @@ impl Resolver for LocalFirst<'_> {
         };
         let (t, list) = rest.split_once("/status/").ok_or("not a status list URL")?;
         let t = TenantId::parse(t).map_err(|_| "status list not found".to_owned())?;
-        self.sigil
-            .status_list_credential(t.as_str(), list)
-            .await
-            .map(|v| (*v).clone())
-            .map_err(|_| "status list not found".to_owned())
+        self.sigil.status_list_credential(t.as_str(), list).await.map(|v| (*v).clone()).map_err(|_| "status list not found".to_owned())
     }
 }

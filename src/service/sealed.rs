@@ -23,11 +23,7 @@ impl Sigil {
         };
         let current = decode_u32(&cur)?;
         let mut versions = HashMap::new();
-        for (k, blob) in self
-            .store
-            .scan(&keys::data_key_prefix(tenant), None, 16)
-            .await?
-        {
+        for (k, blob) in self.store.scan(&keys::data_key_prefix(tenant), None, 16).await? {
             let v = k
                 .rsplit(|b| *b == b'/')
                 .next()
@@ -52,9 +48,7 @@ impl Sigil {
         id: &str,
         record: &T,
     ) -> Result<Vec<u8>, ServiceError> {
-        let dk = tk
-            .current()
-            .ok_or_else(|| ServiceError::Internal("no current data key".into()))?;
+        let dk = tk.current().ok_or_else(|| ServiceError::Internal("no current data key".into()))?;
         seal_with(dk, tenant, kind, id, record)
     }
 
@@ -70,8 +64,7 @@ impl Sigil {
         let v = blob_key_version(blob)?;
         let dk = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
         let pt = dk.open(&Aad { tenant, kind, id }, blob)?;
-        serde_json::from_slice(pt.expose())
-            .map_err(|e| ServiceError::Internal(format!("undecodable {kind} record: {e}")))
+        serde_json::from_slice(pt.expose()).map_err(|e| ServiceError::Internal(format!("undecodable {kind} record: {e}")))
     }
 
     /// Loads and opens a record by store key; `None` when absent.
@@ -90,23 +83,12 @@ impl Sigil {
     }
 }
 
-pub(crate) fn seal_with<T: Serialize>(
-    dk: &DataKey,
-    tenant: &str,
-    kind: &str,
-    id: &str,
-    record: &T,
-) -> Result<Vec<u8>, ServiceError> {
-    let pt = zeroize::Zeroizing::new(
-        serde_json::to_vec(record)
-            .map_err(|e| ServiceError::Internal(format!("cannot encode {kind}: {e}")))?,
-    );
+pub(crate) fn seal_with<T: Serialize>(dk: &DataKey, tenant: &str, kind: &str, id: &str, record: &T) -> Result<Vec<u8>, ServiceError> {
+    let pt = zeroize::Zeroizing::new(serde_json::to_vec(record).map_err(|e| ServiceError::Internal(format!("cannot encode {kind}: {e}")))?);
     Ok(dk.seal(&Aad { tenant, kind, id }, &pt))
 }
 
 pub(crate) fn decode_u32(b: &[u8]) -> Result<u32, ServiceError> {
-    let arr: [u8; 4] = b
-        .try_into()
-        .map_err(|_| ServiceError::Internal("malformed counter".into()))?;
+    let arr: [u8; 4] = b.try_into().map_err(|_| ServiceError::Internal("malformed counter".into()))?;
     Ok(u32::from_be_bytes(arr))
 }

@@ -41,12 +41,7 @@ impl SignerCache {
 
 impl Sigil {
     /// The signer for `owner`'s key `version` in `tenant`.
-    pub(crate) async fn signer(
-        &self,
-        tenant: &str,
-        owner: &str,
-        version: u32,
-    ) -> Result<Arc<Signer>, ServiceError> {
+    pub(crate) async fn signer(&self, tenant: &str, owner: &str, version: u32) -> Result<Arc<Signer>, ServiceError> {
         let k = (tenant.to_owned(), owner.to_owned(), version);
         if let Some(s) = self.signers.get(&k) {
             return Ok(s);
@@ -56,20 +51,11 @@ impl Sigil {
             .store
             .get(&keys::private_key(tenant, owner, version))
             .await?
-            .ok_or_else(|| {
-                ServiceError::Internal(format!("private key {owner}/{version} is missing"))
-            })?;
+            .ok_or_else(|| ServiceError::Internal(format!("private key {owner}/{version} is missing")))?;
         let v = crate::crypto::blob_key_version(&blob)?;
         let dk = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
         let id = format!("{owner}/{version}");
-        let signer = Arc::new(dk.open_signer(
-            &Aad {
-                tenant,
-                kind: kind::PRIVATE_KEY,
-                id: &id,
-            },
-            &blob,
-        )?);
+        let signer = Arc::new(dk.open_signer(&Aad { tenant, kind: kind::PRIVATE_KEY, id: &id }, &blob)?);
         self.signers.put(k, signer.clone());
         Ok(signer)
     }

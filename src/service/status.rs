@@ -62,10 +62,7 @@ impl Purpose {
             "s" => Purpose::Suspension,
             _ => return None,
         };
-        let n: u32 = n
-            .parse()
-            .ok()
-            .filter(|n| *n >= 1 && !name.starts_with("r0") && !name.starts_with("s0"))?;
+        let n: u32 = n.parse().ok().filter(|n| *n >= 1 && !name.starts_with("r0") && !name.starts_with("s0"))?;
         Some((purpose, n))
     }
 }
@@ -90,11 +87,7 @@ impl StatusCache {
 impl Sigil {
     /// Public URL of a status list.
     pub fn status_list_url(&self, tenant: &str, purpose: Purpose, list: u32) -> String {
-        format!(
-            "{}/tenants/{tenant}/status/{}{list}",
-            self.settings.public_url.base(),
-            purpose.letter()
-        )
+        format!("{}/tenants/{tenant}/status/{}{list}", self.settings.public_url.base(), purpose.letter())
     }
 
     /// Allocates a random, never-used index for `credential` and stages the writes.
@@ -115,11 +108,7 @@ impl Sigil {
         };
         let mut count_key = keys::status_count(tenant, p, list);
         let mut count_raw = self.store.get(&count_key).await?;
-        let mut count = count_raw
-            .as_deref()
-            .map(decode_u32)
-            .transpose()?
-            .unwrap_or(0);
+        let mut count = count_raw.as_deref().map(decode_u32).transpose()?.unwrap_or(0);
         if count >= ROLLOVER {
             list += 1;
             match &cur_raw {
@@ -129,34 +118,19 @@ impl Sigil {
             txn.put(cur_key, list.to_be_bytes().to_vec());
             count_key = keys::status_count(tenant, p, list);
             count_raw = self.store.get(&count_key).await?;
-            count = count_raw
-                .as_deref()
-                .map(decode_u32)
-                .transpose()?
-                .unwrap_or(0);
+            count = count_raw.as_deref().map(decode_u32).transpose()?.unwrap_or(0);
         }
         let mut index = None;
         for _ in 0..64 {
             let candidate = rand::thread_rng().gen_range(0..LIST_SIZE as u32);
-            if self
-                .store
-                .get(&keys::status_index(tenant, p, list, candidate))
-                .await?
-                .is_none()
-            {
+            if self.store.get(&keys::status_index(tenant, p, list, candidate)).await?.is_none() {
                 index = Some(candidate);
                 break;
             }
         }
-        let index = index.ok_or_else(|| {
-            ServiceError::conflict(
-                "status_list_full",
-                "could not allocate a status index; retry",
-            )
-        })?;
+        let index = index.ok_or_else(|| ServiceError::conflict("status_list_full", "could not allocate a status index; retry"))?;
         let idx_key = keys::status_index(tenant, p, list, index);
-        txn.require_absent(idx_key.clone())
-            .put(idx_key, credential.as_bytes().to_vec());
+        txn.require_absent(idx_key.clone()).put(idx_key, credential.as_bytes().to_vec());
         match count_raw {
             Some(b) => txn.require_equals(count_key.clone(), b),
             None => txn.require_absent(count_key.clone()),
@@ -179,14 +153,7 @@ impl Sigil {
                 let id = format!("{}/{list}/{page}", purpose.letter());
                 let v = crate::crypto::blob_key_version(&blob)?;
                 let dk = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
-                let bits = dk.open(
-                    &Aad {
-                        tenant,
-                        kind: PAGE_KIND,
-                        id: &id,
-                    },
-                    &blob,
-                )?;
+                let bits = dk.open(&Aad { tenant, kind: PAGE_KIND, id: &id }, &blob)?;
                 Ok((bits.expose().to_vec(), Some(blob)))
             }
             None => Ok((vec![0u8; PAGE_BITS / 8], None)),
@@ -213,50 +180,24 @@ impl Sigil {
             Some(b) => txn.require_equals(key.clone(), b),
             None => txn.require_absent(key.clone()),
         };
-        let dk = tk
-            .current()
-            .ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+        let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
         let id = format!("{}/{list}/{page}", purpose.letter());
-        txn.put(
-            key,
-            dk.seal(
-                &Aad {
-                    tenant,
-                    kind: PAGE_KIND,
-                    id: &id,
-                },
-                bits.as_bytes(),
-            ),
-        );
+        txn.put(key, dk.seal(&Aad { tenant, kind: PAGE_KIND, id: &id }, bits.as_bytes()));
         Ok(())
     }
 
     /// The signed status list credential for `GET /tenants/{tenant}/status/{list}`.
-    pub async fn status_list_credential(
-        &self,
-        tenant: &str,
-        name: &str,
-    ) -> Result<Arc<Value>, ServiceError> {
+    pub async fn status_list_credential(&self, tenant: &str, name: &str) -> Result<Arc<Value>, ServiceError> {
         let not_found = || ServiceError::not_found("status_list_not_found", "no such status list");
         let (purpose, list) = Purpose::parse_list(name).ok_or_else(not_found)?;
         let now = self.clock.now();
         let ck = (tenant.to_owned(), purpose.letter(), list);
-        if let Some((at, v)) = self
-            .status_cache
-            .map
-            .read()
-            .ok()
-            .and_then(|m| m.get(&ck).cloned())
-        {
+        if let Some((at, v)) = self.status_cache.map.read().ok().and_then(|m| m.get(&ck).cloned()) {
             if now.duration_since(at) < SignedDuration::from_secs(CACHE_SECS) {
                 return Ok(v);
             }
         }
-        let cur = match self
-            .store
-            .get(&keys::status_current(tenant, purpose.letter()))
-            .await?
-        {
+        let cur = match self.store.get(&keys::status_current(tenant, purpose.letter())).await? {
             Some(b) => decode_u32(&b)?,
             None => 1,
         };
@@ -271,17 +212,8 @@ impl Sigil {
         let rec = self.tenant_record(tenant).await?;
         let url = self.status_list_url(tenant, purpose, list);
         let issuer = self.tenant_did(tenant);
-        let until = now
-            .checked_add(SignedDuration::from_secs(LIST_VALIDITY))
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let doc = status_list::credential(
-            &url,
-            &issuer,
-            purpose.as_str(),
-            &Bitstring::from_bytes(all),
-            &rfc3339(now),
-            &rfc3339(until),
-        );
+        let until = now.checked_add(SignedDuration::from_secs(LIST_VALIDITY)).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let doc = status_list::credential(&url, &issuer, purpose.as_str(), &Bitstring::from_bytes(all), &rfc3339(now), &rfc3339(until));
         let signer = self.signer(tenant, "issuer", rec.issuer_current).await?;
         let opts = ProofOptions {
             verification_method: format!("{issuer}#issuer-{}", rec.issuer_current),
@@ -292,13 +224,9 @@ impl Sigil {
             domain: None,
         };
         let Value::Object(map) = doc else {
-            return Err(ServiceError::Internal(
-                "status list is not an object".into(),
-            ));
+            return Err(ServiceError::Internal("status list is not an object".into()));
         };
-        let signed = Arc::new(
-            proof::sign(map, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?,
-        );
+        let signed = Arc::new(proof::sign(map, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?);
         if let Ok(mut m) = self.status_cache.map.write() {
             m.insert(ck, (now, signed.clone()));
         }

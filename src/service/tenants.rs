@@ -40,21 +40,14 @@ pub struct TokenCreated {
 
 pub(crate) fn validate_text(field: &str, s: &str, max: usize) -> Result<(), ServiceError> {
     if s.trim().is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(format!(
-            "{field} must be 1–{max} characters without control characters"
-        )));
+        return Err(ServiceError::invalid(format!("{field} must be 1–{max} characters without control characters")));
     }
     Ok(())
 }
 
 impl Sigil {
     /// Creates a tenant with its first data key, issuer key and admin token.
-    pub async fn create_tenant(
-        &self,
-        caller: &Caller,
-        id: Option<&str>,
-        name: &str,
-    ) -> Result<TenantCreated, ServiceError> {
+    pub async fn create_tenant(&self, caller: &Caller, id: Option<&str>, name: &str) -> Result<TenantCreated, ServiceError> {
         caller.require_operator()?;
         validate_text("name", name, 200)?;
         let id = match id {
@@ -79,49 +72,24 @@ impl Sigil {
             }],
             issuer_current: 1,
         };
-        let tk = TenantKeys {
-            current: 1,
-            versions: [(1, dk)].into_iter().collect(),
-        };
-        let dk = tk
-            .current()
-            .ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+        let tk = TenantKeys { current: 1, versions: [(1, dk)].into_iter().collect() };
+        let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
         let mut txn = Txn::new();
         txn.require_absent(keys::tenant_index(t))
             .require_absent(keys::tenant_tombstone(t))
             .put(keys::tenant_index(t), Vec::new())
             .put(keys::data_key(t, 1), self.keys.root.wrap_data_key(t, dk))
             .put(keys::data_key_current(t), 1u32.to_be_bytes().to_vec())
-            .put(
-                keys::tenant_record(t),
-                self.seal_record(&tk, t, kind::TENANT, t, &record)?,
-            )
-            .put(
-                keys::private_key(t, "issuer", 1),
-                dk.seal_signer(
-                    &Aad {
-                        tenant: t,
-                        kind: kind::PRIVATE_KEY,
-                        id: "issuer/1",
-                    },
-                    &issuer,
-                ),
-            );
+            .put(keys::tenant_record(t), self.seal_record(&tk, t, kind::TENANT, t, &record)?)
+            .put(keys::private_key(t, "issuer", 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer));
         let minted = self.mint_token(TokenRole::Admin, None, None);
         self.stage_tenant_token(&mut txn, &tk, &id, &minted)?;
         self.store.commit(txn).await.map_err(|e| match e {
-            crate::store::StoreError::Conflict => {
-                ServiceError::conflict("tenant_exists", "a tenant with this id already exists")
-            }
+            crate::store::StoreError::Conflict => ServiceError::conflict("tenant_exists", "a tenant with this id already exists"),
             e => e.into(),
         })?;
         self.keys.insert(t, tk);
-        Ok(TenantCreated {
-            did: self.tenant_did(t),
-            id,
-            admin_token: minted.token,
-            admin_token_id: minted.id,
-        })
+        Ok(TenantCreated { did: self.tenant_did(t), id, admin_token: minted.token, admin_token_id: minted.id })
     }
 
     /// Lists tenants (operator only).
@@ -134,17 +102,11 @@ impl Sigil {
         caller.require_operator()?;
         let limit = page_limit(limit);
         let after = cursor.map(keys::tenant_index);
-        let rows = self
-            .store
-            .scan(keys::TENANT_INDEX_PREFIX, after.as_deref(), limit + 1)
-            .await?;
+        let rows = self.store.scan(keys::TENANT_INDEX_PREFIX, after.as_deref(), limit + 1).await?;
         let more = rows.len() > limit;
         let mut items = Vec::with_capacity(limit);
         for (k, _) in rows.into_iter().take(limit) {
-            let Some(t) = k
-                .strip_prefix(keys::TENANT_INDEX_PREFIX)
-                .and_then(|s| std::str::from_utf8(s).ok())
-            else {
+            let Some(t) = k.strip_prefix(keys::TENANT_INDEX_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) else {
                 continue;
             };
             let rec = self.tenant_record(t).await?;
@@ -155,27 +117,17 @@ impl Sigil {
                 created: rec.created,
             });
         }
-        let next_cursor = if more {
-            items.last().map(|i| i.id.to_string())
-        } else {
-            None
-        };
+        let next_cursor = if more { items.last().map(|i| i.id.to_string()) } else { None };
         Ok(Page { items, next_cursor })
     }
 
     pub(crate) async fn tenant_record(&self, t: &str) -> Result<TenantRecord, ServiceError> {
         let tk = self.tenant_keys(t).await?;
-        self.load_record(&tk, t, kind::TENANT, t, &keys::tenant_record(t))
-            .await?
-            .ok_or_else(ServiceError::tenant_not_found)
+        self.load_record(&tk, t, kind::TENANT, t, &keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)
     }
 
     /// Deletes a tenant: destroys its data keys first (crypto-shredding), then its records.
-    pub async fn delete_tenant(
-        &self,
-        caller: &Caller,
-        tenant: &TenantId,
-    ) -> Result<(), ServiceError> {
+    pub async fn delete_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<(), ServiceError> {
         caller.require_operator()?;
         let t = tenant.as_str();
         if self.store.get(&keys::tenant_index(t)).await?.is_none() {
@@ -183,19 +135,16 @@ impl Sigil {
         }
         // Step 1 (durable before anything else): tombstone + every data key version gone.
         let mut txn = Txn::new();
-        txn.require_absent(keys::tenant_tombstone(t))
-            .put(keys::tenant_tombstone(t), Vec::new())
-            .delete(keys::tenant_index(t));
-        for (k, _) in self
-            .store
-            .scan(&keys::data_key_prefix(t), None, 1024)
-            .await?
-        {
+        txn.require_absent(keys::tenant_tombstone(t)).put(keys::tenant_tombstone(t), Vec::new()).delete(keys::tenant_index(t));
+        for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 1024).await? {
             txn.delete(k);
         }
         self.store.commit(txn).await?;
         self.keys.evict(t);
         self.signers.evict(t, None);
+        self.wallets.evict(t, None);
+        self.audit_heads.forget(t);
+
         self.status_cache.invalidate(t);
 
         self.auth_cache.evict(|c| matches!(c, Caller::Tenant { tenant: x, .. } | Caller::Agent { tenant: x, .. } if x == tenant));
@@ -206,20 +155,13 @@ impl Sigil {
     /// Removes every record of a crypto-shredded tenant, in batches.
     pub(crate) async fn purge_tenant_records(&self, t: &str) -> Result<(), ServiceError> {
         loop {
-            let hashes = self
-                .store
-                .scan(&keys::tenant_token_hash_prefix(t), None, 500)
-                .await?;
+            let hashes = self.store.scan(&keys::tenant_token_hash_prefix(t), None, 500).await?;
             if hashes.is_empty() {
                 break;
             }
             let mut txn = Txn::new();
             for (k, _) in hashes {
-                if let Some(h) = k
-                    .rsplit(|b| *b == b'/')
-                    .next()
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                {
+                if let Some(h) = k.rsplit(|b| *b == b'/').next().and_then(|h| std::str::from_utf8(h).ok()) {
                     txn.delete(keys::token_hash(h));
                 }
                 txn.delete(k);
@@ -245,16 +187,10 @@ impl Sigil {
 
     /// Finishes deletions interrupted by a crash (called at start-up).
     pub async fn resume_tenant_deletions(&self) -> Result<usize, ServiceError> {
-        let rows = self
-            .store
-            .scan(keys::TENANT_TOMBSTONE_PREFIX, None, 10_000)
-            .await?;
+        let rows = self.store.scan(keys::TENANT_TOMBSTONE_PREFIX, None, 10_000).await?;
         let n = rows.len();
         for (k, _) in rows {
-            if let Some(t) = k
-                .strip_prefix(keys::TENANT_TOMBSTONE_PREFIX)
-                .and_then(|s| std::str::from_utf8(s).ok())
-            {
+            if let Some(t) = k.strip_prefix(keys::TENANT_TOMBSTONE_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) {
                 self.purge_tenant_records(t).await?;
             }
         }
@@ -262,12 +198,7 @@ impl Sigil {
     }
 
     /// Creates an admin or auditor token for a tenant.
-    pub async fn create_tenant_token(
-        &self,
-        caller: &Caller,
-        tenant: &TenantId,
-        role: TokenRole,
-    ) -> Result<TokenCreated, ServiceError> {
+    pub async fn create_tenant_token(&self, caller: &Caller, tenant: &TenantId, role: TokenRole) -> Result<TokenCreated, ServiceError> {
         caller.require_tenant_admin(tenant)?;
         if !matches!(role, TokenRole::Admin | TokenRole::Auditor) {
             return Err(ServiceError::invalid("role must be admin or auditor"));
@@ -277,41 +208,20 @@ impl Sigil {
         let mut txn = Txn::new();
         self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
         self.store.commit(txn).await?;
-        Ok(TokenCreated {
-            id: minted.id,
-            role,
-            token: minted.token,
-        })
+        Ok(TokenCreated { id: minted.id, role, token: minted.token })
     }
 
     /// Deletes an admin or auditor token. Agent tokens are managed through their agent.
-    pub async fn delete_tenant_token(
-        &self,
-        caller: &Caller,
-        tenant: &TenantId,
-        token: &TokenId,
-    ) -> Result<(), ServiceError> {
+    pub async fn delete_tenant_token(&self, caller: &Caller, tenant: &TenantId, token: &TokenId) -> Result<(), ServiceError> {
         caller.require_tenant_admin(tenant)?;
         let t = tenant.as_str();
         let tk = self.tenant_keys(t).await?;
-        let rec: Option<TokenRecord> = self
-            .load_record(
-                &tk,
-                t,
-                kind::TOKEN,
-                token.as_str(),
-                &keys::token(t, token.as_str()),
-            )
-            .await?;
-        let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor))
-        else {
+        let rec: Option<TokenRecord> = self.load_record(&tk, t, kind::TOKEN, token.as_str(), &keys::token(t, token.as_str())).await?;
+        let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor)) else {
             return Err(ServiceError::not_found("token_not_found", "no such token"));
         };
         if caller.token_id() == token {
-            return Err(ServiceError::conflict(
-                "token_in_use",
-                "a token cannot delete itself",
-            ));
+            return Err(ServiceError::conflict("token_in_use", "a token cannot delete itself"));
         }
         let mut txn = Txn::new();
         self.stage_token_removal(&mut txn, tenant, &rec);
@@ -331,61 +241,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = testing::sigil(dir.path());
         let op = testing::operator();
-        let t = s
-            .create_tenant(&op, Some("doomed"), "Doomed")
-            .await
-            .unwrap();
-        let a = s
-            .create_agent(
-                &testing::admin(&t.id),
-                &t.id,
-                NewAgent {
-                    name: "bot".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let t = s.create_tenant(&op, Some("doomed"), "Doomed").await.unwrap();
+        let a = s.create_agent(&testing::admin(&t.id), &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
         // A copy of every sealed record, as an attacker with an old backup would have.
         let copied = s.store.scan(b"t/doomed/", None, 10_000).await.unwrap();
         assert!(copied.len() >= 4);
         s.delete_tenant(&op, &t.id).await.unwrap();
-        assert!(
-            s.store
-                .scan(b"t/doomed/", None, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            s.store
-                .scan(&keys::data_key_prefix("doomed"), None, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            s.store
-                .scan(keys::TENANT_TOMBSTONE_PREFIX, None, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(s.store.scan(b"t/doomed/", None, 10).await.unwrap().is_empty());
+        assert!(s.store.scan(&keys::data_key_prefix("doomed"), None, 10).await.unwrap().is_empty());
+        assert!(s.store.scan(keys::TENANT_TOMBSTONE_PREFIX, None, 10).await.unwrap().is_empty());
         assert!(s.authenticate(&t.admin_token.reveal_once()).await.is_err());
         assert!(s.authenticate(&a.access_token.reveal_once()).await.is_err());
         // Every wrapped data key is gone and none was ever inside the tenant's prefix, so the
         // copied records cannot be opened by anyone holding the root key.
-        assert!(matches!(
-            s.tenant_keys("doomed").await,
-            Err(ServiceError::NotFound { .. })
-        ));
+        assert!(matches!(s.tenant_keys("doomed").await, Err(ServiceError::NotFound { .. })));
         assert!(copied.iter().all(|(k, _)| !k.starts_with(b"dk/")));
         let restored_dk = s.store.get(&keys::data_key("doomed", 1)).await.unwrap();
         assert!(restored_dk.is_none());
         // The id can be reused by a new tenant with fresh keys.
-        s.create_tenant(&op, Some("doomed"), "Reborn")
-            .await
-            .unwrap();
+        s.create_tenant(&op, Some("doomed"), "Reborn").await.unwrap();
     }
 
     #[tokio::test]
@@ -396,9 +270,7 @@ mod tests {
         s.create_tenant(&op, Some("half"), "Half").await.unwrap();
         // Simulate a crash after step 1 (keys destroyed, tombstone written).
         let mut txn = Txn::new();
-        txn.put(keys::tenant_tombstone("half"), Vec::new())
-            .delete(keys::tenant_index("half"))
-            .delete(keys::data_key("half", 1));
+        txn.put(keys::tenant_tombstone("half"), Vec::new()).delete(keys::tenant_index("half")).delete(keys::data_key("half", 1));
         s.store.commit(txn).await.unwrap();
         s.keys.evict("half");
         assert!(!s.store.scan(b"t/half/", None, 10).await.unwrap().is_empty());

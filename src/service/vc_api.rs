@@ -37,57 +37,34 @@ impl Sigil {
     ) -> Result<Value, VcApiError> {
         caller.require_tenant_admin(tenant)?;
         if let Some(o) = &options {
-            let ok = o
-                .as_object()
-                .is_some_and(|m| m.keys().all(|k| k == "credentialId"));
+            let ok = o.as_object().is_some_and(|m| m.keys().all(|k| k == "credentialId"));
             if !ok {
-                return Err(VcApiError::BadRequest(
-                    "options may only contain credentialId".into(),
-                ));
+                return Err(VcApiError::BadRequest("options may only contain credentialId".into()));
             }
         }
         let Value::Object(mut doc) = credential else {
-            return Err(VcApiError::BadRequest(
-                "credential must be a JSON object".into(),
-            ));
+            return Err(VcApiError::BadRequest("credential must be a JSON object".into()));
         };
         let doc_v = Value::Object(doc.clone());
-        let ctx0 = doc
-            .get("@context")
-            .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .and_then(Value::as_str);
+        let ctx0 = doc.get("@context").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str);
         if ctx0 != Some(VC_V2) {
-            return Err(VcApiError::BadRequest(format!(
-                "@context must be an array starting with {VC_V2}"
-            )));
+            return Err(VcApiError::BadRequest(format!("@context must be an array starting with {VC_V2}")));
         }
         if !types(&doc_v).contains(&"VerifiableCredential") {
-            return Err(VcApiError::BadRequest(
-                "type must include VerifiableCredential".into(),
-            ));
+            return Err(VcApiError::BadRequest("type must include VerifiableCredential".into()));
         }
-        if doc
-            .get("credentialSubject")
-            .is_none_or(|s| !(s.is_object() || s.is_array()))
-        {
-            return Err(VcApiError::BadRequest(
-                "credentialSubject is required".into(),
-            ));
+        if doc.get("credentialSubject").is_none_or(|s| !(s.is_object() || s.is_array())) {
+            return Err(VcApiError::BadRequest("credentialSubject is required".into()));
         }
         if doc.contains_key("proof") {
-            return Err(VcApiError::BadRequest(
-                "credential already has a proof".into(),
-            ));
+            return Err(VcApiError::BadRequest("credential already has a proof".into()));
         }
         let t = tenant.as_str();
         let did = self.tenant_did(t);
         match issuer_id(&doc_v) {
             Some(i) if i == did => {}
             Some(_) => {
-                return Err(VcApiError::Unprocessable(format!(
-                    "issuer must be this tenant ({did})"
-                )));
+                return Err(VcApiError::Unprocessable(format!("issuer must be this tenant ({did})")));
             }
             None => return Err(VcApiError::BadRequest("issuer is required".into())),
         }
@@ -114,39 +91,21 @@ impl Sigil {
     /// Verifies any credential with this deployment's resolver.
     pub async fn verify_credential(&self, vc: &Value, check_status: bool) -> Report {
         let resolver = LocalFirst { sigil: self };
-        verify::verify_credential(
-            vc,
-            &resolver,
-            self.clock.now(),
-            CredentialOptions { check_status },
-            "",
-        )
-        .await
+        verify::verify_credential(vc, &resolver, self.clock.now(), CredentialOptions { check_status }, "").await
     }
 
     /// `POST /tenants/{tenant}/vc-api/credentials/verify` (the tenant only scopes the URL).
-    pub async fn vc_api_verify(
-        &self,
-        tenant: &TenantId,
-        body: Map<String, Value>,
-    ) -> Result<Report, VcApiError> {
+    pub async fn vc_api_verify(&self, tenant: &TenantId, body: Map<String, Value>) -> Result<Report, VcApiError> {
         self.tenant_record(tenant.as_str()).await?;
-        let vc = body
-            .get("verifiableCredential")
-            .ok_or_else(|| VcApiError::BadRequest("verifiableCredential is required".into()))?;
+        let vc = body.get("verifiableCredential").ok_or_else(|| VcApiError::BadRequest("verifiableCredential is required".into()))?;
         if !vc.is_object() {
-            return Err(VcApiError::BadRequest(
-                "verifiableCredential must be an object".into(),
-            ));
+            return Err(VcApiError::BadRequest("verifiableCredential must be an object".into()));
         }
         let check_status = body
             .get("options")
             .and_then(|o| o.get("checks"))
             .and_then(Value::as_array)
-            .is_none_or(|c| {
-                c.iter()
-                    .any(|x| x.as_str().is_some_and(|s| s.contains("status")))
-            });
+            .is_none_or(|c| c.iter().any(|x| x.as_str().is_some_and(|s| s.contains("status"))));
         Ok(self.verify_credential(vc, check_status).await)
     }
 }

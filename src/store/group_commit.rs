@@ -37,11 +37,7 @@ impl GroupCommit {
     pub fn start(flush: FlushFn) -> Result<Self, StoreError> {
         let (done, _) = watch::channel(0u64);
         let inner = Arc::new(Inner {
-            state: Mutex::new(State {
-                requested: 0,
-                failed: None,
-                shutdown: false,
-            }),
+            state: Mutex::new(State { requested: 0, failed: None, shutdown: false }),
             wake: std::sync::Condvar::new(),
             done,
             thread: Mutex::new(None),
@@ -73,11 +69,7 @@ impl GroupCommit {
     /// Waits until everything written before this call is durable.
     pub async fn durable(&self) -> Result<(), StoreError> {
         let ticket = {
-            let mut st = self
-                .inner
-                .state
-                .lock()
-                .map_err(|_| StoreError::Backend("flusher poisoned".into()))?;
+            let mut st = self.inner.state.lock().map_err(|_| StoreError::Backend("flusher poisoned".into()))?;
             if let Some(e) = &st.failed {
                 return Err(StoreError::Backend(e.clone()));
             }
@@ -94,11 +86,7 @@ impl GroupCommit {
                 return Err(StoreError::Backend("flusher stopped".into()));
             }
         }
-        let st = self
-            .inner
-            .state
-            .lock()
-            .map_err(|_| StoreError::Backend("flusher poisoned".into()))?;
+        let st = self.inner.state.lock().map_err(|_| StoreError::Backend("flusher poisoned".into()))?;
         match &st.failed {
             Some(e) => Err(StoreError::Backend(e.clone())),
             None => Ok(()),
@@ -141,11 +129,7 @@ impl Inner {
 }
 
 fn metrics_hook(elapsed: std::time::Duration, batch: u64) {
-    tracing::trace!(
-        flush_us = elapsed.as_micros() as u64,
-        batch,
-        "group commit flush"
-    );
+    tracing::trace!(flush_us = elapsed.as_micros() as u64, batch, "group commit flush");
 }
 
 #[cfg(test)]

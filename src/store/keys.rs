@@ -106,3 +106,22 @@ pub fn status_index(tenant: &str, purpose: char, list: u32, index: u32) -> Vec<u
 pub fn status_page(tenant: &str, purpose: char, list: u32, page: u32) -> Vec<u8> {
     format!("t/{tenant}/sl/{purpose}/{list:08x}/p/{page:04x}").into_bytes()
 }
+
+/// One sealed audit entry.
+pub fn audit_entry(tenant: &str, seq: u64) -> Vec<u8> {
+    format!("t/{tenant}/au/{seq:016x}").into_bytes()
+}
+pub fn audit_prefix(tenant: &str) -> Vec<u8> {
+    format!("t/{tenant}/au/").into_bytes()
+}
+
+/// The chain head `{seq}:{hash}` (plaintext: a counter and a hash).
+pub fn audit_head(tenant: &str) -> Vec<u8> {
+    format!("t/{tenant}/au-head").into_bytes()
+}
+
+/// A used (holder, challenge) pair, by hash; value: expiry (unix seconds, big endian).
+pub fn replay(hash_hex: &str) -> Vec<u8> {
+    format!("rp/{hash_hex}").into_bytes()
+}
+pub const REPLAY_PREFIX: &[u8] = b"rp/";

@@ -69,11 +69,7 @@ impl Txn {
     }
 
     /// Requires `key` to hold `value` at commit.
-    pub fn require_equals(
-        &mut self,
-        key: impl Into<Vec<u8>>,
-        value: impl Into<Vec<u8>>,
-    ) -> &mut Self {
+    pub fn require_equals(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
         self.checks.push(Check::Equals(key.into(), value.into()));
         self
     }
@@ -107,15 +103,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Keys starting with `prefix`, in byte order, strictly after `after` when given, at
     /// most `limit` of them.
-    async fn scan(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError>;
+    async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError>;
 
-    /// Applies `txn` atomically if all its checks hold, and returns once it is durable.
-    async fn commit(&self, txn: Txn) -> Result<(), StoreError>;
+    /// Applies `txn` atomically if all its checks hold; visible at once, durable only after
+    /// the next [`Store::sync`].
+    async fn apply(&self, txn: Txn) -> Result<(), StoreError>;
+
+    /// Returns once everything applied before the call is durable. Concurrent callers
+    /// share flushes (group commit).
+    async fn sync(&self) -> Result<(), StoreError>;
+
+    /// Applies `txn` and waits until it is durable.
+    async fn commit(&self, txn: Txn) -> Result<(), StoreError> {
+        self.apply(txn).await?;
+        self.sync().await
+    }
 
     /// Bytes the backend occupies on disk (for metrics and the scale benchmark).
     fn size_on_disk(&self) -> Result<u64, StoreError>;
@@ -134,25 +136,20 @@ pub(crate) mod conformance {
         assert!(store.get(b"k/1").await.unwrap().is_none());
         // put + get
         let mut t = Txn::new();
-        t.require_absent(b"k/1".to_vec())
-            .put(b"k/1".to_vec(), b"one".to_vec())
-            .put(b"k/2".to_vec(), b"two".to_vec());
+        t.require_absent(b"k/1".to_vec()).put(b"k/1".to_vec(), b"one".to_vec()).put(b"k/2".to_vec(), b"two".to_vec());
         store.commit(t).await.unwrap();
         assert_eq!(store.get(b"k/1").await.unwrap().unwrap(), b"one");
         // failed precondition writes nothing
         let mut t = Txn::new();
-        t.require_absent(b"k/1".to_vec())
-            .put(b"k/3".to_vec(), b"three".to_vec());
+        t.require_absent(b"k/1".to_vec()).put(b"k/3".to_vec(), b"three".to_vec());
         assert!(matches!(store.commit(t).await, Err(StoreError::Conflict)));
         assert!(store.get(b"k/3").await.unwrap().is_none());
         // compare-and-set
         let mut t = Txn::new();
-        t.require_equals(b"k/2".to_vec(), b"two".to_vec())
-            .put(b"k/2".to_vec(), b"TWO".to_vec());
+        t.require_equals(b"k/2".to_vec(), b"two".to_vec()).put(b"k/2".to_vec(), b"TWO".to_vec());
         store.commit(t).await.unwrap();
         let mut t = Txn::new();
-        t.require_equals(b"k/2".to_vec(), b"two".to_vec())
-            .delete(b"k/2".to_vec());
+        t.require_equals(b"k/2".to_vec(), b"two".to_vec()).delete(b"k/2".to_vec());
         assert!(matches!(store.commit(t).await, Err(StoreError::Conflict)));
         // scans: prefix, order, cursor, limit
         let mut t = Txn::new();
@@ -164,10 +161,7 @@ pub(crate) mod conformance {
         let all = store.scan(b"p/", None, 100).await.unwrap();
         assert_eq!(all.len(), 5);
         let page = store.scan(b"p/", Some(b"p/1"), 2).await.unwrap();
-        assert_eq!(
-            page.iter().map(|e| e.0.clone()).collect::<Vec<_>>(),
-            vec![b"p/2".to_vec(), b"p/3".to_vec()]
-        );
+        assert_eq!(page.iter().map(|e| e.0.clone()).collect::<Vec<_>>(), vec![b"p/2".to_vec(), b"p/3".to_vec()]);
         // delete
         let mut t = Txn::new();
         t.delete(b"p/0".to_vec());

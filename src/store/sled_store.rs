@@ -23,14 +23,10 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(256 * 1024 * 1024)
             .open()
-            .map_err(|e| {
-                StoreError::Backend(format!("cannot open store at {}: {e}", dir.display()))
-            })?;
+            .map_err(|e| StoreError::Backend(format!("cannot open store at {}: {e}", dir.display())))?;
         let tree = db.open_tree("sigil").map_err(be)?;
         let flusher = db.clone();
-        let group = GroupCommit::start(Box::new(move || {
-            flusher.flush().map(|_| ()).map_err(|e| e.to_string())
-        }))?;
+        let group = GroupCommit::start(Box::new(move || flusher.flush().map(|_| ()).map_err(|e| e.to_string())))?;
         Ok(Self { db, tree, group })
     }
 
@@ -62,12 +58,7 @@ impl Store for SledStore {
         Ok(self.tree.get(key).map_err(be)?.map(|v| v.to_vec()))
     }
 
-    async fn scan(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
+    async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
         let iter = match after {
             Some(a) => {
@@ -87,14 +78,16 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    async fn commit(&self, txn: Txn) -> Result<(), StoreError> {
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.group.durable().await
+    }
+
+    async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
         let res = self.tree.transaction(|tx| {
             for c in &txn.checks {
                 let ok = match c {
                     Check::Absent(k) => tx.get(k)?.is_none(),
-                    Check::Equals(k, v) => {
-                        tx.get(k)?.is_some_and(|cur| cur.as_ref() == v.as_slice())
-                    }
+                    Check::Equals(k, v) => tx.get(k)?.is_some_and(|cur| cur.as_ref() == v.as_slice()),
                 };
                 if !ok {
                     return Err(ConflictableTransactionError::Abort(()));
@@ -113,7 +106,8 @@ impl Store for SledStore {
             Ok(())
         });
         match res {
-            Ok(()) => self.group.durable().await,
+            Ok(()) => Ok(()),
+
             Err(TransactionError::Abort(())) => Err(StoreError::Conflict),
             Err(TransactionError::Storage(e)) => Err(be(e)),
         }
@@ -126,10 +120,7 @@ impl Store for SledStore {
     fn export(&self) -> Result<Vec<Entry>, StoreError> {
         // One pass over the tree. Callers that need a point-in-time copy while serving
         // must hold writers off for the duration (see `service::backup`).
-        self.tree
-            .iter()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(be))
-            .collect()
+        self.tree.iter().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(be)).collect()
     }
 }
 

@@ -46,10 +46,7 @@ fn envelope(e: &Envelope<'_>, kind: &str, subject: Value) -> Map<String, Value> 
         m.insert("validUntil".into(), u.into());
     }
     m.insert("credentialSubject".into(), subject);
-    m.insert(
-        "credentialStatus".into(),
-        json!([e.status.revocation, e.status.suspension]),
-    );
+    m.insert("credentialStatus".into(), json!([e.status.revocation, e.status.suspension]));
     m
 }
 
@@ -116,10 +113,7 @@ pub fn issuer_id(doc: &Value) -> Option<&str> {
 pub fn subject_ids(doc: &Value) -> Vec<&str> {
     match doc.get("credentialSubject") {
         Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).into_iter().collect(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|s| s.get("id").and_then(Value::as_str))
-            .collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(|s| s.get("id").and_then(Value::as_str)).collect(),
         _ => Vec::new(),
     }
 }
@@ -132,15 +126,9 @@ mod tests {
     fn context_ships_and_defines_sigil_terms() {
         let ctx: Value = serde_json::from_str(SIGIL_CONTEXT).unwrap();
         let c = &ctx["@context"];
-        for t in [
-            "AgentIdentityCredential",
-            "DelegatedAuthorityCredential",
-            "ActionPresentation",
-            "Agent",
-            "principal",
-            "authority",
-            "action",
-        ] {
+        for t in
+            ["AgentIdentityCredential", "DelegatedAuthorityCredential", "ActionPresentation", "Agent", "principal", "authority", "action"]
+        {
             assert!(c.get(t).is_some(), "{t} undefined");
         }
         assert_eq!(c["@protected"], true);

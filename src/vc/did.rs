@@ -8,10 +8,7 @@ use super::multikey;
 use crate::crypto::PublicKey;
 
 /// The contexts every DID document Sigil serves uses.
-pub const DID_CONTEXTS: [&str; 2] = [
-    "https://www.w3.org/ns/did/v1",
-    "https://w3id.org/security/multikey/v1",
-];
+pub const DID_CONTEXTS: [&str; 2] = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"];
 
 /// One verification method to list.
 #[derive(Debug, Clone)]
@@ -37,11 +34,7 @@ pub fn document(did: &str, methods: &[Method]) -> Value {
             })
         })
         .collect();
-    let current: Vec<Value> = methods
-        .iter()
-        .filter(|m| m.current)
-        .map(|m| Value::String(format!("{did}#{}", m.fragment)))
-        .collect();
+    let current: Vec<Value> = methods.iter().filter(|m| m.current).map(|m| Value::String(format!("{did}#{}", m.fragment))).collect();
     json!({
         "@context": DID_CONTEXTS,
         "id": did,
@@ -60,10 +53,7 @@ pub fn did_web_url(did: &str) -> Option<String> {
         return None;
     }
     let path: Vec<&str> = parts.collect();
-    if path
-        .iter()
-        .any(|p| p.is_empty() || p.contains(['/', '?', '#']) || *p == "." || *p == "..")
-    {
+    if path.iter().any(|p| p.is_empty() || p.contains(['/', '?', '#']) || *p == "." || *p == "..") {
         return None;
     }
     if path.is_empty() {
@@ -77,34 +67,19 @@ pub fn did_web_url(did: &str) -> Option<String> {
 pub fn did_key_document(did: &str) -> Option<(PublicKey, Value)> {
     let mb = did.strip_prefix("did:key:")?;
     let pk = multikey::decode(mb)?;
-    let doc = document(
-        did,
-        &[Method {
-            fragment: mb.to_owned(),
-            public: pk,
-            current: true,
-        }],
-    );
+    let doc = document(did, &[Method { fragment: mb.to_owned(), public: pk, current: true }]);
     Some((pk, doc))
 }
 
 /// Splits a DID URL into (DID, fragment).
 pub fn split_did_url(url: &str) -> Option<(&str, &str)> {
-    url.split_once('#')
-        .filter(|(d, f)| d.starts_with("did:") && !f.is_empty())
+    url.split_once('#').filter(|(d, f)| d.starts_with("did:") && !f.is_empty())
 }
 
 /// Finds a verification method's public key in `doc` if it is listed under `relationship`
 /// (`authentication` or `assertionMethod`) and controlled by the document's DID.
-pub fn key_for(
-    doc: &Value,
-    method_id: &str,
-    relationship: &str,
-) -> Result<PublicKey, &'static str> {
-    let did = doc
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or("DID document has no id")?;
+pub fn key_for(doc: &Value, method_id: &str, relationship: &str) -> Result<PublicKey, &'static str> {
+    let did = doc.get("id").and_then(Value::as_str).ok_or("DID document has no id")?;
     if split_did_url(method_id).map(|(d, _)| d) != Some(did) {
         return Err("verification method does not belong to the resolved DID");
     }
@@ -114,22 +89,14 @@ pub fn key_for(
     let listed = doc
         .get(relationship)
         .and_then(Value::as_array)
-        .is_some_and(|a| {
-            a.iter().any(|r| {
-                r.as_str() == Some(method_id)
-                    || r.get("id").and_then(Value::as_str) == Some(method_id)
-            })
-        });
+        .is_some_and(|a| a.iter().any(|r| r.as_str() == Some(method_id) || r.get("id").and_then(Value::as_str) == Some(method_id)));
     if !listed {
         return Err("key is not authorized for this proof purpose");
     }
     let vm = doc
         .get("verificationMethod")
         .and_then(Value::as_array)
-        .and_then(|a| {
-            a.iter()
-                .find(|m| m.get("id").and_then(Value::as_str) == Some(method_id))
-        })
+        .and_then(|a| a.iter().find(|m| m.get("id").and_then(Value::as_str) == Some(method_id)))
         .ok_or("verification method not found")?;
     if vm.get("controller").and_then(Value::as_str) != Some(did) {
         return Err("verification method has another controller");
@@ -137,10 +104,7 @@ pub fn key_for(
     if vm.get("type").and_then(Value::as_str) != Some("Multikey") {
         return Err("unsupported verification method type");
     }
-    vm.get("publicKeyMultibase")
-        .and_then(Value::as_str)
-        .and_then(multikey::decode)
-        .ok_or("publicKeyMultibase is not an Ed25519 Multikey")
+    vm.get("publicKeyMultibase").and_then(Value::as_str).and_then(multikey::decode).ok_or("publicKeyMultibase is not an Ed25519 Multikey")
 }
 
 #[cfg(test)]
@@ -150,10 +114,7 @@ mod tests {
 
     #[test]
     fn did_web_urls() {
-        assert_eq!(
-            did_web_url("did:web:example.com").unwrap(),
-            "https://example.com/.well-known/did.json"
-        );
+        assert_eq!(did_web_url("did:web:example.com").unwrap(), "https://example.com/.well-known/did.json");
         assert_eq!(
             did_web_url("did:web:127.0.0.1%3A8443:tenants:acme:agents:ab").unwrap(),
             "https://127.0.0.1:8443/tenants/acme/agents/ab/did.json"
@@ -170,26 +131,14 @@ mod tests {
         let doc = document(
             did,
             &[
-                Method {
-                    fragment: "key-1".into(),
-                    public: a,
-                    current: false,
-                },
-                Method {
-                    fragment: "key-2".into(),
-                    public: b,
-                    current: true,
-                },
+                Method { fragment: "key-1".into(), public: a, current: false },
+                Method { fragment: "key-2".into(), public: b, current: true },
             ],
         );
-        assert_eq!(
-            key_for(&doc, "did:web:x:tenants:t#key-2", "authentication").unwrap(),
-            b
-        );
+        assert_eq!(key_for(&doc, "did:web:x:tenants:t#key-2", "authentication").unwrap(), b);
         assert!(key_for(&doc, "did:web:x:tenants:t#key-1", "authentication").is_err());
         assert!(key_for(&doc, "did:web:y:tenants:t#key-2", "authentication").is_err());
-        let (pk, kdoc) =
-            did_key_document("did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2").unwrap();
+        let (pk, kdoc) = did_key_document("did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2").unwrap();
         let vm = "did:key:z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2#z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2";
         assert_eq!(key_for(&kdoc, vm, "assertionMethod").unwrap(), pk);
     }

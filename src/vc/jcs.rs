@@ -42,15 +42,8 @@ impl CanonicalObject {
     /// The canonical bytes: members sorted by the UTF-16 code units of their keys (RFC 8785
     /// §3.2.3), keys encoded as JSON strings, no whitespace.
     pub fn finish(mut self) -> Result<Vec<u8>, JcsError> {
-        self.members
-            .sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-        let mut out = Vec::with_capacity(
-            self.members
-                .iter()
-                .map(|m| m.0.len() + m.1.len() + 4)
-                .sum::<usize>()
-                + 2,
-        );
+        self.members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+        let mut out = Vec::with_capacity(self.members.iter().map(|m| m.0.len() + m.1.len() + 4).sum::<usize>() + 2);
         out.push(b'{');
         for (i, (k, v)) in self.members.iter().enumerate() {
             if i > 0 {

@@ -5,7 +5,11 @@
 pub mod credential;
 pub mod did;
 pub mod jcs;
+pub mod jose;
+
 pub mod multikey;
+pub mod presentation;
 pub mod proof;
+
 pub mod status_list;
 pub mod verify;

@@ -40,10 +40,7 @@ mod tests {
         // Key pair of the W3C vc-di-eddsa test vectors.
         let mb = "z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2";
         let pk = decode(mb).unwrap();
-        assert_eq!(
-            hex::encode(pk.0),
-            "b00d8d938e7f773d51565aad36a623f5344f7f5d1960f9cf3e8e12620ea2810f"
-        );
+        assert_eq!(hex::encode(pk.0), "b00d8d938e7f773d51565aad36a623f5344f7f5d1960f9cf3e8e12620ea2810f");
         assert_eq!(encode(&pk), mb);
         assert!(decode("u6Mk").is_none());
         assert!(decode("z3u2en7t5LR2WtQH5PfFqMqwVHBeXouLzo6haApm8XHqvjxq").is_none());

@@ -58,10 +58,7 @@ impl ProofOptions {
         if let Some(e) = &self.expires {
             m.insert("expires".into(), e.clone().into());
         }
-        m.insert(
-            "verificationMethod".into(),
-            self.verification_method.clone().into(),
-        );
+        m.insert("verificationMethod".into(), self.verification_method.clone().into());
         m.insert("proofPurpose".into(), self.proof_purpose.into());
         if let Some(c) = &self.challenge {
             m.insert("challenge".into(), c.clone().into());
@@ -95,19 +92,12 @@ pub fn sign_canonical(
     let mut config = opts.to_config(context);
     let canonical_config = jcs::canonicalize(&Value::Object(config.clone()))?;
     let sig = signer.sign(&hash_data(&canonical_config, canonical_document));
-    config.insert(
-        "proofValue".into(),
-        multibase::encode(multibase::Base::Base58Btc, sig).into(),
-    );
+    config.insert("proofValue".into(), multibase::encode(multibase::Base::Base58Btc, sig).into());
     Ok(Value::Object(config))
 }
 
 /// Signs `document` (an object without `proof`) and returns it with the proof attached.
-pub fn sign(
-    mut document: Map<String, Value>,
-    opts: &ProofOptions,
-    signer: &Signer,
-) -> Result<Value, ProofError> {
+pub fn sign(mut document: Map<String, Value>, opts: &ProofOptions, signer: &Signer) -> Result<Value, ProofError> {
     document.remove("proof");
     let doc = Value::Object(document);
     let canonical = jcs::canonicalize(&doc)?;
@@ -134,17 +124,11 @@ impl ParsedProof {
 
 /// Extracts the single `DataIntegrityProof` of a secured document.
 pub fn parse(secured: &Value) -> Result<(Map<String, Value>, ParsedProof), ProofError> {
-    let obj = secured
-        .as_object()
-        .ok_or(ProofError::Malformed("document is not an object"))?;
+    let obj = secured.as_object().ok_or(ProofError::Malformed("document is not an object"))?;
     let proof = match obj.get("proof") {
         None => return Err(ProofError::Missing),
         Some(Value::Object(p)) => p.clone(),
-        Some(Value::Array(a)) if a.len() == 1 => a
-            .first()
-            .and_then(Value::as_object)
-            .cloned()
-            .ok_or(ProofError::Malformed("proof"))?,
+        Some(Value::Array(a)) if a.len() == 1 => a.first().and_then(Value::as_object).cloned().ok_or(ProofError::Malformed("proof"))?,
         Some(_) => return Err(ProofError::Malformed("only a single proof is supported")),
     };
     if proof.get("type").and_then(Value::as_str) != Some("DataIntegrityProof")
@@ -153,36 +137,25 @@ pub fn parse(secured: &Value) -> Result<(Map<String, Value>, ParsedProof), Proof
         return Err(ProofError::Unsupported);
     }
     let mut config = proof;
-    let pv = config
-        .remove("proofValue")
-        .ok_or(ProofError::Malformed("proofValue missing"))?;
-    let pv = pv
-        .as_str()
-        .ok_or(ProofError::Malformed("proofValue is not a string"))?;
+    let pv = config.remove("proofValue").ok_or(ProofError::Malformed("proofValue missing"))?;
+    let pv = pv.as_str().ok_or(ProofError::Malformed("proofValue is not a string"))?;
     if !pv.starts_with('z') {
-        return Err(ProofError::Malformed(
-            "proofValue must be base58btc multibase",
-        ));
+        return Err(ProofError::Malformed("proofValue must be base58btc multibase"));
     }
-    let (_, signature) =
-        multibase::decode(pv).map_err(|_| ProofError::Malformed("proofValue is not multibase"))?;
+    let (_, signature) = multibase::decode(pv).map_err(|_| ProofError::Malformed("proofValue is not multibase"))?;
     if signature.len() != 64 {
         return Err(ProofError::Malformed("signature must be 64 bytes"));
     }
     for k in ["verificationMethod", "proofPurpose"] {
         if !config.get(k).is_some_and(Value::is_string) {
-            return Err(ProofError::Malformed(
-                "verificationMethod and proofPurpose are required",
-            ));
+            return Err(ProofError::Malformed("verificationMethod and proofPurpose are required"));
         }
     }
     let mut unsecured = obj.clone();
     unsecured.remove("proof");
     // VC-DI-EdDSA §3.3.2: the document's @context must start with the proof's @context.
     if let Some(pctx) = config.get("@context") {
-        let dctx = unsecured
-            .get("@context")
-            .ok_or(ProofError::ContextMismatch)?;
+        let dctx = unsecured.get("@context").ok_or(ProofError::ContextMismatch)?;
         let as_list = |v: &Value| match v {
             Value::Array(a) => a.clone(),
             other => vec![other.clone()],
@@ -196,19 +169,10 @@ pub fn parse(secured: &Value) -> Result<(Map<String, Value>, ParsedProof), Proof
 }
 
 /// Verifies the proof over `unsecured` with `key`.
-pub fn verify_parsed(
-    unsecured: &Map<String, Value>,
-    proof: &ParsedProof,
-    key: &PublicKey,
-) -> Result<(), ProofError> {
+pub fn verify_parsed(unsecured: &Map<String, Value>, proof: &ParsedProof, key: &PublicKey) -> Result<(), ProofError> {
     let canonical_config = jcs::canonicalize(&Value::Object(proof.config.clone()))?;
     let canonical_doc = jcs::canonicalize(&Value::Object(unsecured.clone()))?;
-    verify_strict(
-        key,
-        &hash_data(&canonical_config, &canonical_doc),
-        &proof.signature,
-    )
-    .map_err(|_| ProofError::BadSignature)
+    verify_strict(key, &hash_data(&canonical_config, &canonical_doc), &proof.signature).map_err(|_| ProofError::BadSignature)
 }
 
 #[cfg(test)]
@@ -216,46 +180,26 @@ mod tests {
     use super::*;
 
     fn vector() -> Value {
-        let p = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/w3c-vc-di-eddsa/eddsa-jcs-2022.json"
-        );
-        let alt = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/vectors/eddsa-jcs-2022.json"
-        );
-        let text = std::fs::read_to_string(p)
-            .or_else(|_| std::fs::read_to_string(alt))
-            .unwrap();
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/w3c-vc-di-eddsa/eddsa-jcs-2022.json");
+        let alt = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/vectors/eddsa-jcs-2022.json");
+        let text = std::fs::read_to_string(p).or_else(|_| std::fs::read_to_string(alt)).unwrap();
         serde_json::from_str(&text).unwrap()
     }
 
     fn seed(v: &Value) -> [u8; 32] {
-        hex::decode(v["keyPair"]["privateKeySeedHex"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap()
+        hex::decode(v["keyPair"]["privateKeySeedHex"].as_str().unwrap()).unwrap().try_into().unwrap()
     }
 
     #[test]
     fn reproduces_w3c_vector_byte_for_byte() {
         let v = vector();
         let signer = Signer::from_test_seed(seed(&v));
-        assert_eq!(
-            hex::encode(signer.public().0),
-            v["keyPair"]["publicKeyHex"].as_str().unwrap()
-        );
+        assert_eq!(hex::encode(signer.public().0), v["keyPair"]["publicKeyHex"].as_str().unwrap());
         let doc = v["unsignedDocument"].clone();
         // canonical document and its hash
         let canon_doc = jcs::canonicalize(&doc).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&canon_doc).unwrap(),
-            v["canonicalDocument"].as_str().unwrap()
-        );
-        assert_eq!(
-            hex::encode(Sha256::digest(&canon_doc)),
-            v["documentHashHex"].as_str().unwrap()
-        );
+        assert_eq!(std::str::from_utf8(&canon_doc).unwrap(), v["canonicalDocument"].as_str().unwrap());
+        assert_eq!(hex::encode(Sha256::digest(&canon_doc)), v["documentHashHex"].as_str().unwrap());
         // canonical proof options and their hash
         let opts_v = v["proofOptions"].as_object().unwrap();
         let opts = ProofOptions {
@@ -269,34 +213,21 @@ mod tests {
         let config = opts.to_config(doc.get("@context"));
         assert_eq!(&Value::Object(config.clone()), &v["proofOptions"]);
         let canon_cfg = jcs::canonicalize(&Value::Object(config)).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&canon_cfg).unwrap(),
-            v["canonicalProofOptions"].as_str().unwrap()
-        );
-        assert_eq!(
-            hex::encode(Sha256::digest(&canon_cfg)),
-            v["proofOptionsHashHex"].as_str().unwrap()
-        );
+        assert_eq!(std::str::from_utf8(&canon_cfg).unwrap(), v["canonicalProofOptions"].as_str().unwrap());
+        assert_eq!(hex::encode(Sha256::digest(&canon_cfg)), v["proofOptionsHashHex"].as_str().unwrap());
         // combined hash, signature, proofValue, signed document
         let hd = hash_data(&canon_cfg, &canon_doc);
         assert_eq!(hex::encode(hd), v["combinedHashHex"].as_str().unwrap());
-        assert_eq!(
-            hex::encode(signer.sign(&hd)),
-            v["signatureHex"].as_str().unwrap()
-        );
+        assert_eq!(hex::encode(signer.sign(&hd)), v["signatureHex"].as_str().unwrap());
         let signed = sign(doc.as_object().unwrap().clone(), &opts, &signer).unwrap();
         assert_eq!(signed["proof"]["proofValue"], v["proofValue"]);
-        assert_eq!(
-            jcs::canonicalize(&signed).unwrap(),
-            jcs::canonicalize(&v["signedDocument"]).unwrap()
-        );
+        assert_eq!(jcs::canonicalize(&signed).unwrap(), jcs::canonicalize(&v["signedDocument"]).unwrap());
     }
 
     #[test]
     fn verifies_the_vector_and_rejects_any_change() {
         let v = vector();
-        let pk = crate::vc::multikey::decode(v["keyPair"]["publicKeyMultibase"].as_str().unwrap())
-            .unwrap();
+        let pk = crate::vc::multikey::decode(v["keyPair"]["publicKeyMultibase"].as_str().unwrap()).unwrap();
         let signed = v["signedDocument"].clone();
         let (u, p) = parse(&signed).unwrap();
         verify_parsed(&u, &p, &pk).unwrap();

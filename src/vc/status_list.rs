@@ -34,9 +34,7 @@ pub enum StatusListError {
 impl Bitstring {
     /// All zeros, `bits` long (rounded up to whole bytes).
     pub fn zeros(bits: usize) -> Self {
-        Self {
-            bytes: vec![0u8; bits.div_ceil(8)],
-        }
+        Self { bytes: vec![0u8; bits.div_ceil(8)] }
     }
 
     /// From raw bytes.
@@ -61,9 +59,7 @@ impl Bitstring {
 
     /// The bit at `index`; out of range reads as `None`.
     pub fn get(&self, index: usize) -> Option<bool> {
-        self.bytes
-            .get(index / 8)
-            .map(|b| b & (0x80 >> (index % 8)) != 0)
+        self.bytes.get(index / 8).map(|b| b & (0x80 >> (index % 8)) != 0)
     }
 
     /// Sets the bit at `index`; returns false when out of range.
@@ -97,9 +93,7 @@ impl Bitstring {
             return Err(StatusListError::TooLarge);
         }
         let b64 = encoded.strip_prefix('u').ok_or(StatusListError::Encoding)?;
-        let compressed = URL_SAFE_NO_PAD
-            .decode(b64.trim_end_matches('='))
-            .map_err(|_| StatusListError::Encoding)?;
+        let compressed = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).map_err(|_| StatusListError::Encoding)?;
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(compressed.as_slice())
             .take(16 * 1024 * 1024 + 1)
@@ -116,14 +110,7 @@ impl Bitstring {
 }
 
 /// The unsigned `BitstringStatusListCredential` for a list.
-pub fn credential(
-    url: &str,
-    issuer: &str,
-    purpose: &str,
-    bits: &Bitstring,
-    valid_from: &str,
-    valid_until: &str,
-) -> Value {
+pub fn credential(url: &str, issuer: &str, purpose: &str, bits: &Bitstring, valid_from: &str, valid_until: &str) -> Value {
     json!({
         "@context": ["https://www.w3.org/ns/credentials/v2"],
         "id": url,
@@ -171,18 +158,12 @@ mod tests {
         assert_eq!(d.get(12344), Some(false));
         assert_eq!(d.get(LIST_SIZE), None);
         b.set(12345, false);
-        assert_eq!(
-            Bitstring::decode(&b.encode()).unwrap().get(12345),
-            Some(false)
-        );
+        assert_eq!(Bitstring::decode(&b.encode()).unwrap().get(12345), Some(false));
     }
 
     #[test]
     fn short_or_garbage_lists_are_refused() {
-        assert_eq!(
-            Bitstring::decode(&Bitstring::zeros(1024).encode()),
-            Err(StatusListError::TooShort)
-        );
+        assert_eq!(Bitstring::decode(&Bitstring::zeros(1024).encode()), Err(StatusListError::TooShort));
         assert_eq!(Bitstring::decode("zabc"), Err(StatusListError::Encoding));
         assert_eq!(Bitstring::decode("uAAAA"), Err(StatusListError::Gzip));
     }
@@ -191,12 +172,6 @@ mod tests {
     fn encodes_the_spec_example_empty_list() {
         // The spec's example list of 131072 zero bits decodes to all zeros.
         let enc = Bitstring::zeros(LIST_SIZE).encode();
-        assert!(
-            Bitstring::decode(&enc)
-                .unwrap()
-                .as_bytes()
-                .iter()
-                .all(|b| *b == 0)
-        );
+        assert!(Bitstring::decode(&enc).unwrap().as_bytes().iter().all(|b| *b == 0));
     }
 }

@@ -37,20 +37,10 @@ pub struct Check {
 
 impl Check {
     pub fn pass(check: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            check: check.into(),
-            ok: true,
-            detail: detail.into(),
-            code: None,
-        }
+        Self { check: check.into(), ok: true, detail: detail.into(), code: None }
     }
     pub fn fail(check: impl Into<String>, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            check: check.into(),
-            ok: false,
-            detail: detail.into(),
-            code: Some(code),
-        }
+        Self { check: check.into(), ok: false, detail: detail.into(), code: Some(code) }
     }
 }
 
@@ -68,19 +58,12 @@ impl Report {
 
     /// `code: detail` of every failed check.
     pub fn errors(&self) -> Vec<String> {
-        self.checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{}: {}", c.code.unwrap_or("failed"), c.detail))
-            .collect()
+        self.checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.code.unwrap_or("failed"), c.detail)).collect()
     }
 
     /// Codes of failed checks.
     pub fn codes(&self) -> Vec<&'static str> {
-        self.checks
-            .iter()
-            .filter_map(|c| if c.ok { None } else { c.code })
-            .collect()
+        self.checks.iter().filter_map(|c| if c.ok { None } else { c.code }).collect()
     }
 
     pub(crate) fn push(&mut self, c: Check) {
@@ -111,11 +94,7 @@ pub struct VerifiedProof {
 
 /// Verifies the single Data Integrity proof of `doc` for `purpose` (`assertionMethod` or
 /// `authentication`): the key must be in that relationship of its resolved DID document.
-pub async fn verify_proof(
-    doc: &Value,
-    purpose: &str,
-    resolver: &dyn Resolver,
-) -> Result<VerifiedProof, Check> {
+pub async fn verify_proof(doc: &Value, purpose: &str, resolver: &dyn Resolver) -> Result<VerifiedProof, Check> {
     let (unsecured, parsed) = proof::parse(doc).map_err(|e| {
         let code = match e {
             ProofError::Missing => "proof_missing",
@@ -126,54 +105,22 @@ pub async fn verify_proof(
         Check::fail("proof", code, e.to_string())
     })?;
     if parsed.str("proofPurpose") != Some(purpose) {
-        return Err(Check::fail(
-            "proof",
-            "wrong_proof_purpose",
-            format!("proofPurpose must be {purpose}"),
-        ));
+        return Err(Check::fail("proof", "wrong_proof_purpose", format!("proofPurpose must be {purpose}")));
     }
-    let vm = parsed
-        .str("verificationMethod")
-        .unwrap_or_default()
-        .to_owned();
-    let (did, _) = split_did_url(&vm).ok_or_else(|| {
-        Check::fail(
-            "proof",
-            "malformed_proof",
-            "verificationMethod is not a DID URL",
-        )
-    })?;
+    let vm = parsed.str("verificationMethod").unwrap_or_default().to_owned();
+    let (did, _) = split_did_url(&vm).ok_or_else(|| Check::fail("proof", "malformed_proof", "verificationMethod is not a DID URL"))?;
     let did_doc = if did.starts_with("did:key:") {
-        did_key_document(did).map(|(_, d)| d).ok_or_else(|| {
-            Check::fail(
-                "proof",
-                "unresolvable_did",
-                "did:key is not an Ed25519 Multikey",
-            )
-        })?
+        did_key_document(did)
+            .map(|(_, d)| d)
+            .ok_or_else(|| Check::fail("proof", "unresolvable_did", "did:key is not an Ed25519 Multikey"))?
     } else if did.starts_with("did:web:") {
-        resolver.resolve_did(did).await.map_err(|e| {
-            Check::fail(
-                "proof",
-                "unresolvable_did",
-                format!("cannot resolve {did}: {e}"),
-            )
-        })?
+        resolver.resolve_did(did).await.map_err(|e| Check::fail("proof", "unresolvable_did", format!("cannot resolve {did}: {e}")))?
     } else {
-        return Err(Check::fail(
-            "proof",
-            "unsupported_did_method",
-            format!("{did}: only did:web and did:key are supported"),
-        ));
+        return Err(Check::fail("proof", "unsupported_did_method", format!("{did}: only did:web and did:key are supported")));
     };
-    let key = key_for(&did_doc, &vm, purpose)
-        .map_err(|e| Check::fail("proof", "wrong_key", format!("{vm}: {e}")))?;
-    proof::verify_parsed(&unsecured, &parsed, &key)
-        .map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
-    Ok(VerifiedProof {
-        controller: did.to_owned(),
-        proof: parsed,
-    })
+    let key = key_for(&did_doc, &vm, purpose).map_err(|e| Check::fail("proof", "wrong_key", format!("{vm}: {e}")))?;
+    proof::verify_parsed(&unsecured, &parsed, &key).map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
+    Ok(VerifiedProof { controller: did.to_owned(), proof: parsed })
 }
 
 fn parse_time(v: Option<&Value>) -> Result<Option<Timestamp>, ()> {
@@ -187,39 +134,19 @@ fn parse_time(v: Option<&Value>) -> Result<Option<Timestamp>, ()> {
 /// Checks `validFrom`/`validUntil` against `now`.
 pub fn check_validity(doc: &Value, now: Timestamp, report: &mut Report, label: &str) {
     match parse_time(doc.get("validFrom")) {
-        Ok(Some(f)) if now < f => report.push(Check::fail(
-            format!("{label}valid_from"),
-            "not_yet_valid",
-            format!("valid from {f}"),
-        )),
+        Ok(Some(f)) if now < f => report.push(Check::fail(format!("{label}valid_from"), "not_yet_valid", format!("valid from {f}"))),
         Ok(_) => report.push(Check::pass(format!("{label}valid_from"), "in effect")),
-        Err(()) => report.push(Check::fail(
-            format!("{label}valid_from"),
-            "malformed_credential",
-            "validFrom is not an RFC 3339 time",
-        )),
+        Err(()) => report.push(Check::fail(format!("{label}valid_from"), "malformed_credential", "validFrom is not an RFC 3339 time")),
     }
     match parse_time(doc.get("validUntil")) {
-        Ok(Some(u)) if now >= u => report.push(Check::fail(
-            format!("{label}valid_until"),
-            "expired",
-            format!("expired at {u}"),
-        )),
+        Ok(Some(u)) if now >= u => report.push(Check::fail(format!("{label}valid_until"), "expired", format!("expired at {u}"))),
         Ok(_) => report.push(Check::pass(format!("{label}valid_until"), "not expired")),
-        Err(()) => report.push(Check::fail(
-            format!("{label}valid_until"),
-            "malformed_credential",
-            "validUntil is not an RFC 3339 time",
-        )),
+        Err(()) => report.push(Check::fail(format!("{label}valid_until"), "malformed_credential", "validUntil is not an RFC 3339 time")),
     }
 }
 
 fn structure(vc: &Value) -> Result<(), String> {
-    let ctx0 = vc
-        .get("@context")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .and_then(Value::as_str);
+    let ctx0 = vc.get("@context").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str);
     if ctx0 != Some(VC_V2) {
         return Err(format!("@context must start with {VC_V2}"));
     }
@@ -229,19 +156,31 @@ fn structure(vc: &Value) -> Result<(), String> {
     if issuer_id(vc).is_none() {
         return Err("issuer is missing".into());
     }
-    if vc
-        .get("credentialSubject")
-        .is_none_or(|s| !(s.is_object() || s.is_array()))
-    {
+    if vc.get("credentialSubject").is_none_or(|s| !(s.is_object() || s.is_array())) {
         return Err("credentialSubject is missing".into());
     }
     Ok(())
 }
 
+/// How a credential's issuer signature is established.
+#[derive(Debug, Clone)]
+pub enum IssuerProof {
+    /// An embedded Data Integrity proof, checked here.
+    Embedded,
+    /// Already checked elsewhere (a `vc+jwt` envelope): the DID that signed it.
+    Verified(String),
+}
+
 /// Verifies a credential: structure, proof by the issuer's assertion key, validity window
 /// and (optionally) every Bitstring Status List entry.
-pub async fn verify_credential(
+pub async fn verify_credential(vc: &Value, resolver: &dyn Resolver, now: Timestamp, opts: CredentialOptions, label: &str) -> Report {
+    verify_credential_with(vc, IssuerProof::Embedded, resolver, now, opts, label).await
+}
+
+/// [`verify_credential`] with the issuer signature established by `proof`.
+pub async fn verify_credential_with(
     vc: &Value,
+    proof: IssuerProof,
     resolver: &dyn Resolver,
     now: Timestamp,
     opts: CredentialOptions,
@@ -249,25 +188,20 @@ pub async fn verify_credential(
 ) -> Report {
     let mut report = Report::default();
     if let Err(e) = structure(vc) {
-        report.push(Check::fail(
-            format!("{label}structure"),
-            "malformed_credential",
-            e,
-        ));
+        report.push(Check::fail(format!("{label}structure"), "malformed_credential", e));
         return report;
     }
     report.push(Check::pass(format!("{label}structure"), "VC 2.0"));
     let issuer = issuer_id(vc).unwrap_or_default().to_owned();
-    match verify_proof(vc, "assertionMethod", resolver).await {
-        Ok(p) if p.controller == issuer => report.push(Check::pass(
-            format!("{label}proof"),
-            format!("signed by {issuer}"),
-        )),
-        Ok(p) => report.push(Check::fail(
-            format!("{label}proof"),
-            "issuer_mismatch",
-            format!("signed by {} but the issuer is {issuer}", p.controller),
-        )),
+    let signer = match proof {
+        IssuerProof::Embedded => verify_proof(vc, "assertionMethod", resolver).await.map(|p| p.controller),
+        IssuerProof::Verified(did) => Ok(did),
+    };
+    match signer {
+        Ok(did) if did == issuer => report.push(Check::pass(format!("{label}proof"), format!("signed by {issuer}"))),
+        Ok(did) => {
+            report.push(Check::fail(format!("{label}proof"), "issuer_mismatch", format!("signed by {did} but the issuer is {issuer}")))
+        }
         Err(mut c) => {
             c.check = format!("{label}{}", c.check);
             report.push(c);
@@ -280,24 +214,14 @@ pub async fn verify_credential(
     report
 }
 
-async fn check_status(
-    vc: &Value,
-    issuer: &str,
-    resolver: &dyn Resolver,
-    now: Timestamp,
-    report: &mut Report,
-    label: &str,
-) {
+async fn check_status(vc: &Value, issuer: &str, resolver: &dyn Resolver, now: Timestamp, report: &mut Report, label: &str) {
     let entries: Vec<&Value> = match vc.get("credentialStatus") {
         None => return,
         Some(Value::Array(a)) => a.iter().collect(),
         Some(v) => vec![v],
     };
     for e in entries {
-        let purpose = e
-            .get("statusPurpose")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
+        let purpose = e.get("statusPurpose").and_then(Value::as_str).unwrap_or("unknown");
         let name = format!("{label}status:{purpose}");
         match status_bit(e, issuer, resolver, now).await {
             Ok(false) => report.push(Check::pass(name, "not set")),
@@ -314,41 +238,25 @@ async fn check_status(
     }
 }
 
-async fn status_bit(
-    entry: &Value,
-    issuer: &str,
-    resolver: &dyn Resolver,
-    now: Timestamp,
-) -> Result<bool, String> {
+async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: Timestamp) -> Result<bool, String> {
     if entry.get("type").and_then(Value::as_str) != Some("BitstringStatusListEntry") {
         return Err("unsupported credentialStatus type".into());
     }
-    let purpose = entry
-        .get("statusPurpose")
-        .and_then(Value::as_str)
-        .ok_or("statusPurpose missing")?;
+    let purpose = entry.get("statusPurpose").and_then(Value::as_str).ok_or("statusPurpose missing")?;
     let index: usize = entry
         .get("statusListIndex")
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .ok_or("statusListIndex must be a decimal string")?;
-    let url = entry
-        .get("statusListCredential")
-        .and_then(Value::as_str)
-        .ok_or("statusListCredential missing")?;
-    let list = resolver
-        .fetch_status_list(url)
-        .await
-        .map_err(|e| format!("cannot fetch {url}: {e}"))?;
+    let url = entry.get("statusListCredential").and_then(Value::as_str).ok_or("statusListCredential missing")?;
+    let list = resolver.fetch_status_list(url).await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
     if !types(&list).contains(&"BitstringStatusListCredential") {
         return Err("status list is not a BitstringStatusListCredential".into());
     }
     if issuer_id(&list) != Some(issuer) {
         return Err("status list has another issuer than the credential".into());
     }
-    let p = verify_proof(&list, "assertionMethod", resolver)
-        .await
-        .map_err(|c| format!("status list proof: {}", c.detail))?;
+    let p = verify_proof(&list, "assertionMethod", resolver).await.map_err(|c| format!("status list proof: {}", c.detail))?;
     if p.controller != issuer {
         return Err("status list is not signed by its issuer".into());
     }
@@ -357,17 +265,11 @@ async fn status_bit(
     if !window.verified() {
         return Err("status list credential is not valid now".into());
     }
-    let subject = list
-        .get("credentialSubject")
-        .ok_or("status list has no credentialSubject")?;
+    let subject = list.get("credentialSubject").ok_or("status list has no credentialSubject")?;
     if subject.get("statusPurpose").and_then(Value::as_str) != Some(purpose) {
         return Err("status list purpose does not match the entry".into());
     }
-    let encoded = subject
-        .get("encodedList")
-        .and_then(Value::as_str)
-        .ok_or("encodedList missing")?;
+    let encoded = subject.get("encodedList").and_then(Value::as_str).ok_or("encodedList missing")?;
     let bits = Bitstring::decode(encoded).map_err(|e| e.to_string())?;
-    bits.get(index)
-        .ok_or_else(|| "statusListIndex is outside the list".to_owned())
+    bits.get(index).ok_or_else(|| "statusListIndex is outside the list".to_owned())
 }

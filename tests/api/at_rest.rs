@@ -13,23 +13,12 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 async fn no_marker_or_key_appears_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("root.key");
-    let key_bytes: Vec<u8> = (0..32u8)
-        .map(|i| i.wrapping_mul(37).wrapping_add(11))
-        .collect();
+    let key_bytes: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
     std::fs::write(&key, &key_bytes).unwrap();
     let data = dir.path().join("data");
-    let opts = Opts {
-        args: vec!["--root-key-file".into(), key.display().to_string()],
-        ..Default::default()
-    };
+    let opts = Opts { args: vec!["--root-key-file".into(), key.display().to_string()], ..Default::default() };
     let mut s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
-    let (st, t) = s
-        .post(
-            "/v1/tenants",
-            OPERATOR,
-            json!({"id": "marker-co", "name": "MARKER_TENANT_NAME_7f3a"}),
-        )
-        .await;
+    let (st, t) = s.post("/v1/tenants", OPERATOR, json!({"id": "marker-co", "name": "MARKER_TENANT_NAME_7f3a"})).await;
     assert_eq!(st, 201);
     let admin = t["admin_token"].as_str().unwrap().to_owned();
     let (st, a) = s
@@ -55,23 +44,11 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
     ];
     for (path, bytes) in &files {
         for m in markers {
-            assert!(
-                !contains(bytes, m.as_bytes()),
-                "{m} found in {}",
-                path.display()
-            );
+            assert!(!contains(bytes, m.as_bytes()), "{m} found in {}", path.display());
         }
-        assert!(
-            !contains(bytes, &key_bytes),
-            "root key found in {}",
-            path.display()
-        );
+        assert!(!contains(bytes, &key_bytes), "root key found in {}", path.display());
         for t in [&admin, &agent_token, &OPERATOR.to_owned()] {
-            assert!(
-                !contains(bytes, t.as_bytes()),
-                "a token found in {}",
-                path.display()
-            );
+            assert!(!contains(bytes, t.as_bytes()), "a token found in {}", path.display());
         }
     }
 }

@@ -28,11 +28,7 @@ pub fn third_party(s: &Server, kind: &str, doc: &Value, extra: &[&str]) -> (bool
         root.join("tests/interop/node_modules").exists(),
         "tests/interop/node_modules is missing: run scripts/test (it runs `npm ci` there)"
     );
-    let ctx = format!(
-        "{}/ns/v1={}",
-        s.base,
-        root.join("src/vc/contexts/sigil-v1.jsonld").display()
-    );
+    let ctx = format!("{}/ns/v1={}", s.base, root.join("src/vc/contexts/sigil-v1.jsonld").display());
     let out = std::process::Command::new("node")
         .arg(root.join("tests/interop/verify.mjs"))
         .args(["--kind", kind])
@@ -45,37 +41,18 @@ pub fn third_party(s: &Server, kind: &str, doc: &Value, extra: &[&str]) -> (bool
         .expect("node must be installed");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let code = out.status.code();
-    assert!(
-        matches!(code, Some(0) | Some(1)),
-        "verifier usage error: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(matches!(code, Some(0) | Some(1)), "verifier usage error: {stdout} {}", String::from_utf8_lossy(&out.stderr));
     (code == Some(0), stdout)
 }
 
 async fn sigil_verify(s: &Server, vc: &Value) -> (u16, Value) {
-    s.call(
-        "POST",
-        "/tenants/acme/vc-api/credentials/verify",
-        None,
-        Some(json!({"verifiableCredential": vc})),
-    )
-    .await
+    s.call("POST", "/tenants/acme/vc-api/credentials/verify", None, Some(json!({"verifiableCredential": vc}))).await
 }
 
 fn codes(v: &Value) -> Vec<String> {
     v["problemDetails"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|p| {
-                    p["type"]
-                        .as_str()
-                        .unwrap()
-                        .replace("urn:sigil:problem:", "")
-                })
-                .collect()
-        })
+        .map(|a| a.iter().map(|p| p["type"].as_str().unwrap().replace("urn:sigil:problem:", "")).collect())
         .unwrap_or_default()
 }
 
@@ -88,71 +65,31 @@ async fn dids_resolve_and_credentials_verify_in_sigil_and_third_party() {
     let (st, tdoc) = s.call("GET", "/tenants/acme/did.json", None, None).await;
     assert_eq!(st, 200);
     let tdid = tdoc["id"].as_str().unwrap().to_owned();
-    assert!(
-        tdid.starts_with("did:web:127.0.0.1%3A") && tdid.ends_with(":tenants:acme"),
-        "{tdid}"
-    );
+    assert!(tdid.starts_with("did:web:127.0.0.1%3A") && tdid.ends_with(":tenants:acme"), "{tdid}");
     assert_eq!(tdoc["assertionMethod"][0], format!("{tdid}#issuer-1"));
-    assert!(
-        tdoc["verificationMethod"][0]["publicKeyMultibase"]
-            .as_str()
-            .unwrap()
-            .starts_with("z6Mk")
-    );
-    let (st, adoc) = s
-        .call(
-            "GET",
-            &format!("/tenants/acme/agents/{agent}/did.json"),
-            None,
-            None,
-        )
-        .await;
+    assert!(tdoc["verificationMethod"][0]["publicKeyMultibase"].as_str().unwrap().starts_with("z6Mk"));
+    let (st, adoc) = s.call("GET", &format!("/tenants/acme/agents/{agent}/did.json"), None, None).await;
     assert_eq!(st, 200);
     assert_eq!(adoc["id"], created["did"]);
-    assert_eq!(
-        adoc["authentication"][0],
-        format!("{}#key-1", created["did"].as_str().unwrap())
-    );
-    assert_eq!(
-        s.call("GET", "/tenants/nope/did.json", None, None).await.0,
-        404
-    );
+    assert_eq!(adoc["authentication"][0], format!("{}#key-1", created["did"].as_str().unwrap()));
+    assert_eq!(s.call("GET", "/tenants/nope/did.json", None, None).await.0, 404);
     // Identity credential issued with the agent.
     let id_cred = created["identity_credential_id"].as_str().unwrap();
-    let (st, idv) = s
-        .get(&format!("/v1/tenants/acme/credentials/{id_cred}"), &admin)
-        .await;
+    let (st, idv) = s.get(&format!("/v1/tenants/acme/credentials/{id_cred}"), &admin).await;
     assert_eq!(st, 200);
     let identity = idv["credential"].clone();
     assert_eq!(identity["type"][1], "AgentIdentityCredential");
     assert_eq!(identity["credentialSubject"]["id"], created["did"]);
     assert_eq!(identity["credentialSubject"]["name"], "refund-bot");
     // Delegation.
-    let (st, del) = s
-        .post(
-            &format!("/v1/tenants/acme/agents/{agent}/delegations"),
-            &admin,
-            delegation_body(),
-        )
-        .await;
+    let (st, del) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, delegation_body()).await;
     assert_eq!(st, 201, "{del}");
     let vc = del["credential"].clone();
     assert_eq!(vc["type"][1], "DelegatedAuthorityCredential");
-    assert_eq!(
-        vc["credentialSubject"]["authority"]["limits"]["amount"]["perDay"],
-        "1000.00"
-    );
-    assert_eq!(
-        vc["credentialSubject"]["principal"]["identifier"],
-        "alice@acme.example"
-    );
+    assert_eq!(vc["credentialSubject"]["authority"]["limits"]["amount"]["perDay"], "1000.00");
+    assert_eq!(vc["credentialSubject"]["principal"]["identifier"], "alice@acme.example");
     assert_eq!(vc["credentialStatus"].as_array().unwrap().len(), 2);
-    let (_, wallet) = s
-        .get(
-            &format!("/v1/tenants/acme/agents/{agent}/credentials"),
-            &admin,
-        )
-        .await;
+    let (_, wallet) = s.get(&format!("/v1/tenants/acme/agents/{agent}/credentials"), &admin).await;
     assert_eq!(wallet["items"].as_array().unwrap().len(), 2);
     assert_eq!(wallet["items"][1]["status"], "active");
     // Sigil verifies both, and so does the independent verifier (with live status lists).
@@ -161,10 +98,7 @@ async fn dids_resolve_and_credentials_verify_in_sigil_and_third_party() {
         assert_eq!(st, 200, "{r}");
         assert_eq!(r["verified"], true);
         let (ok, out) = third_party(&s, "credential", c, &[]);
-        assert!(
-            ok,
-            "third-party verifier rejected a Sigil credential: {out}"
-        );
+        assert!(ok, "third-party verifier rejected a Sigil credential: {out}");
     }
     // Tampering: any changed field fails in both.
     let mut t = vc.clone();
@@ -180,18 +114,14 @@ async fn dids_resolve_and_credentials_verify_in_sigil_and_third_party() {
     assert_eq!(codes(&r), vec!["wrong_key"]);
     assert!(!third_party(&s, "credential", &t, &[]).0);
     // The status list itself is a credential that verifies in the third-party verifier.
-    let list_url = vc["credentialStatus"][0]["statusListCredential"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let list_url = vc["credentialStatus"][0]["statusListCredential"].as_str().unwrap().to_owned();
     let list_path = list_url.trim_start_matches(&s.base).to_owned();
     let (st, list) = s.call("GET", &list_path, None, None).await;
     assert_eq!(st, 200);
     assert_eq!(list["type"][1], "BitstringStatusListCredential");
     assert!(third_party(&s, "credential", &list, &["--no-status"]).0);
     let mut t = list.clone();
-    t["credentialSubject"]["encodedList"] =
-        "uH4sIAAAAAAAAA-3BMQEAAADCoPVPbQwfoAAAAAAAAAAAAAAAAAAAAIC3AYbSVKsAQAAA".into();
+    t["credentialSubject"]["encodedList"] = "uH4sIAAAAAAAAA-3BMQEAAADCoPVPbQwfoAAAAAAAAAAAAAAAAAAAAIC3AYbSVKsAQAAA".into();
     assert!(!third_party(&s, "credential", &t, &["--no-status"]).0);
 }
 
@@ -200,58 +130,28 @@ async fn revoke_suspend_resume_show_up_on_the_next_fetch() {
     let s = Server::start().await;
     let admin = s.tenant("acme").await;
     let (agent, _, _) = s.agent("acme", &admin, "bot").await;
-    let (_, del) = s
-        .post(
-            &format!("/v1/tenants/acme/agents/{agent}/delegations"),
-            &admin,
-            delegation_body(),
-        )
-        .await;
+    let (_, del) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, delegation_body()).await;
     let vc = del["credential"].clone();
     let id = del["id"].as_str().unwrap();
     // Suspend → "suspended" in both verifiers; resume → valid again.
-    let (st, r) = s
-        .post(
-            &format!("/v1/tenants/acme/credentials/{id}/suspend"),
-            &admin,
-            json!({}),
-        )
-        .await;
+    let (st, r) = s.post(&format!("/v1/tenants/acme/credentials/{id}/suspend"), &admin, json!({})).await;
     assert_eq!((st, r["status"].as_str()), (200, Some("suspended")));
     let (_, r) = sigil_verify(&s, &vc).await;
     assert_eq!(codes(&r), vec!["suspended"]);
     let (ok, out) = third_party(&s, "credential", &vc, &[]);
     assert!(!ok && out.contains("suspen"), "{out}");
-    s.post(
-        &format!("/v1/tenants/acme/credentials/{id}/resume"),
-        &admin,
-        json!({}),
-    )
-    .await;
+    s.post(&format!("/v1/tenants/acme/credentials/{id}/resume"), &admin, json!({})).await;
     assert_eq!(sigil_verify(&s, &vc).await.0, 200);
     assert!(third_party(&s, "credential", &vc, &[]).0);
     // Revoke → "revoked"; it cannot be resumed or suspended afterwards.
-    s.post(
-        &format!("/v1/tenants/acme/credentials/{id}/revoke"),
-        &admin,
-        json!({}),
-    )
-    .await;
+    s.post(&format!("/v1/tenants/acme/credentials/{id}/revoke"), &admin, json!({})).await;
     let (_, r) = sigil_verify(&s, &vc).await;
     assert_eq!(codes(&r), vec!["revoked"]);
     let (ok, out) = third_party(&s, "credential", &vc, &[]);
     assert!(!ok && out.contains("revo"), "{out}");
-    let (st, p) = s
-        .post(
-            &format!("/v1/tenants/acme/credentials/{id}/resume"),
-            &admin,
-            json!({}),
-        )
-        .await;
+    let (st, p) = s.post(&format!("/v1/tenants/acme/credentials/{id}/resume"), &admin, json!({})).await;
     assert_eq!((st, p["code"].as_str()), (409, Some("credential_revoked")));
-    let (_, one) = s
-        .get(&format!("/v1/tenants/acme/credentials/{id}"), &admin)
-        .await;
+    let (_, one) = s.get(&format!("/v1/tenants/acme/credentials/{id}"), &admin).await;
     assert_eq!(one["status"], "revoked");
 }
 
@@ -262,24 +162,13 @@ async fn not_yet_valid_delegations_fail_with_their_own_reason() {
     let (agent, _, _) = s.agent("acme", &admin, "bot").await;
     let mut body = delegation_body();
     body["valid_from"] = "2098-01-01T00:00:00Z".into();
-    let (st, del) = s
-        .post(
-            &format!("/v1/tenants/acme/agents/{agent}/delegations"),
-            &admin,
-            body,
-        )
-        .await;
+    let (st, del) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, body).await;
     assert_eq!(st, 201);
     let (_, r) = sigil_verify(&s, &del["credential"]).await;
     assert_eq!(codes(&r), vec!["not_yet_valid"]);
     assert!(!third_party(&s, "credential", &del["credential"], &[]).0);
     // Evaluated in 2099-06, the same credential is expired (third-party clock override).
-    let (ok, out) = third_party(
-        &s,
-        "credential",
-        &del["credential"],
-        &["--now", "2099-06-01T00:00:00Z", "--no-status"],
-    );
+    let (ok, out) = third_party(&s, "credential", &del["credential"], &["--now", "2099-06-01T00:00:00Z", "--no-status"]);
     assert!(!ok, "{out}");
 }
 
@@ -292,68 +181,23 @@ async fn delegation_bodies_are_validated_strictly() {
     type Edit = Box<dyn Fn(&mut Value)>;
     let edits: Vec<(&str, Edit)> = vec![
         ("unknown field", Box::new(|b| b["limts"] = json!({}))),
-        (
-            "unknown nested field",
-            Box::new(|b| b["limits"]["amount"]["maximum"] = "1".into()),
-        ),
-        (
-            "bad glob",
-            Box::new(|b| b["resources"] = json!(["orders/["])),
-        ),
+        ("unknown nested field", Box::new(|b| b["limits"]["amount"]["maximum"] = "1".into())),
+        ("bad glob", Box::new(|b| b["resources"] = json!(["orders/["]))),
         ("empty resources", Box::new(|b| b["resources"] = json!([]))),
-        (
-            "bad action",
-            Box::new(|b| b["actions"] = json!(["Refunds Create"])),
-        ),
+        ("bad action", Box::new(|b| b["actions"] = json!(["Refunds Create"]))),
         ("bare wildcard", Box::new(|b| b["actions"] = json!(["*"]))),
-        (
-            "bad time zone",
-            Box::new(|b| b["schedule"]["timezone"] = "Europe/Atlantis".into()),
-        ),
-        (
-            "bad day",
-            Box::new(|b| b["schedule"]["days"] = json!(["monday"])),
-        ),
-        (
-            "inverted hours",
-            Box::new(|b| b["schedule"]["from"] = "18:00".into()),
-        ),
-        (
-            "negative amount",
-            Box::new(|b| b["limits"]["amount"]["max"] = "-5.00".into()),
-        ),
-        (
-            "float amount",
-            Box::new(|b| b["limits"]["amount"]["max"] = json!(5.5)),
-        ),
-        (
-            "exponent amount",
-            Box::new(|b| b["limits"]["amount"]["max"] = "5e3".into()),
-        ),
-        (
-            "bad currency",
-            Box::new(|b| b["limits"]["amount"]["currency"] = "euro".into()),
-        ),
-        (
-            "per_day below max",
-            Box::new(|b| b["limits"]["amount"]["per_day"] = "100.00".into()),
-        ),
-        (
-            "bad principal kind",
-            Box::new(|b| b["principal"]["kind"] = "robot".into()),
-        ),
-        (
-            "missing valid_until",
-            Box::new(|b| drop(b.as_object_mut().unwrap().remove("valid_until"))),
-        ),
-        (
-            "past valid_until",
-            Box::new(|b| b["valid_until"] = "2001-01-01T00:00:00Z".into()),
-        ),
-        (
-            "bad time",
-            Box::new(|b| b["valid_until"] = "tomorrow".into()),
-        ),
+        ("bad time zone", Box::new(|b| b["schedule"]["timezone"] = "Europe/Atlantis".into())),
+        ("bad day", Box::new(|b| b["schedule"]["days"] = json!(["monday"]))),
+        ("inverted hours", Box::new(|b| b["schedule"]["from"] = "18:00".into())),
+        ("negative amount", Box::new(|b| b["limits"]["amount"]["max"] = "-5.00".into())),
+        ("float amount", Box::new(|b| b["limits"]["amount"]["max"] = json!(5.5))),
+        ("exponent amount", Box::new(|b| b["limits"]["amount"]["max"] = "5e3".into())),
+        ("bad currency", Box::new(|b| b["limits"]["amount"]["currency"] = "euro".into())),
+        ("per_day below max", Box::new(|b| b["limits"]["amount"]["per_day"] = "100.00".into())),
+        ("bad principal kind", Box::new(|b| b["principal"]["kind"] = "robot".into())),
+        ("missing valid_until", Box::new(|b| drop(b.as_object_mut().unwrap().remove("valid_until")))),
+        ("past valid_until", Box::new(|b| b["valid_until"] = "2001-01-01T00:00:00Z".into())),
+        ("bad time", Box::new(|b| b["valid_until"] = "tomorrow".into())),
     ];
     for (what, edit) in edits {
         let mut b = delegation_body();
@@ -362,17 +206,8 @@ async fn delegation_bodies_are_validated_strictly() {
         assert_eq!(st, 400, "{what}: {p}");
         assert_eq!(p["code"], "invalid_request", "{what}");
     }
-    let (_, wallet) = s
-        .get(
-            &format!("/v1/tenants/acme/agents/{agent}/credentials"),
-            &admin,
-        )
-        .await;
-    assert_eq!(
-        wallet["items"].as_array().unwrap().len(),
-        1,
-        "nothing but the identity credential was issued"
-    );
+    let (_, wallet) = s.get(&format!("/v1/tenants/acme/agents/{agent}/credentials"), &admin).await;
+    assert_eq!(wallet["items"].as_array().unwrap().len(), 1, "nothing but the identity credential was issued");
 }
 
 #[tokio::test]
@@ -384,13 +219,7 @@ async fn vc_api_issue_and_verify() {
     let cred = json!({"@context": ["https://www.w3.org/ns/credentials/v2", "https://www.w3.org/ns/credentials/examples/v2"],
         "type": ["VerifiableCredential", "ExampleAlumniCredential"], "issuer": did,
         "credentialSubject": {"id": "did:example:ebfeb1f712ebc6f1c276e12ec21", "alumniOf": "Example University"}});
-    let (st, r) = s
-        .post(
-            "/tenants/acme/vc-api/credentials/issue",
-            &admin,
-            json!({"credential": cred, "options": {}}),
-        )
-        .await;
+    let (st, r) = s.post("/tenants/acme/vc-api/credentials/issue", &admin, json!({"credential": cred, "options": {}})).await;
     assert_eq!(st, 201, "{r}");
     let vc = r["verifiableCredential"].clone();
     assert_eq!(vc["proof"]["cryptosuite"], "eddsa-jcs-2022");
@@ -399,46 +228,17 @@ async fn vc_api_issue_and_verify() {
     // Issuer of another tenant → 422; malformed → 400; auditor → 403.
     let mut other = cred.clone();
     other["issuer"] = "did:web:example.com".into();
-    let (st, _) = s
-        .post(
-            "/tenants/acme/vc-api/credentials/issue",
-            &admin,
-            json!({"credential": other}),
-        )
-        .await;
+    let (st, _) = s.post("/tenants/acme/vc-api/credentials/issue", &admin, json!({"credential": other})).await;
     assert_eq!(st, 422);
-    let (st, _) = s
-        .post(
-            "/tenants/acme/vc-api/credentials/issue",
-            &admin,
-            json!({"credential": "nope"}),
-        )
-        .await;
+    let (st, _) = s.post("/tenants/acme/vc-api/credentials/issue", &admin, json!({"credential": "nope"})).await;
     assert_eq!(st, 400);
-    let (st, _) = s
-        .post(
-            "/tenants/acme/vc-api/credentials/issue",
-            &admin,
-            json!({"credential": cred, "options": {"x": 1}}),
-        )
-        .await;
+    let (st, _) = s.post("/tenants/acme/vc-api/credentials/issue", &admin, json!({"credential": cred, "options": {"x": 1}})).await;
     assert_eq!(st, 400);
-    let (st, _) = s
-        .call(
-            "POST",
-            "/tenants/acme/vc-api/credentials/verify",
-            None,
-            Some(json!({"nothing": 1})),
-        )
-        .await;
+    let (st, _) = s.call("POST", "/tenants/acme/vc-api/credentials/verify", None, Some(json!({"nothing": 1}))).await;
     assert_eq!(st, 400);
     // A did:key credential from the W3C vectors verifies (no status list).
     let vector: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/vectors/eddsa-jcs-2022.json"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/vectors/eddsa-jcs-2022.json")).unwrap(),
     )
     .unwrap();
     let mut w3c = vector["signedDocument"].clone();

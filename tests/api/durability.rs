@@ -10,15 +10,10 @@ async fn restart_keeps_state() {
     let admin = s.tenant("acme").await;
     let (agent, token, _) = s.agent("acme", &admin, "bot").await;
     let s = s.restart().await;
-    let (st, v) = s
-        .get(&format!("/v1/tenants/acme/agents/{agent}"), &admin)
-        .await;
+    let (st, v) = s.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(s.get("/v1/agent", &token).await.0, 200);
-    assert_eq!(
-        s.get("/v1/tenants", OPERATOR).await.1["items"][0]["id"],
-        "acme"
-    );
+    assert_eq!(s.get("/v1/tenants", OPERATOR).await.1["items"][0]["id"], "acme");
 }
 
 #[tokio::test]
@@ -48,10 +43,7 @@ async fn wrong_root_key_refuses_to_start_and_touches_nothing() {
     let key = dir.path().join("root.key");
     std::fs::write(&key, [7u8; 32]).unwrap();
     let data = dir.path().join("data");
-    let opts = Opts {
-        args: vec!["--root-key-file".into(), key.display().to_string()],
-        ..Default::default()
-    };
+    let opts = Opts { args: vec!["--root-key-file".into(), key.display().to_string()], ..Default::default() };
     let mut s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
     s.tenant("acme").await;
     s.stop();
@@ -59,18 +51,12 @@ async fn wrong_root_key_refuses_to_start_and_touches_nothing() {
     let before = snapshot(&data);
     let wrong = dir.path().join("wrong.key");
     std::fs::write(&wrong, [8u8; 32]).unwrap();
-    let bad = Opts {
-        args: vec!["--root-key-file".into(), wrong.display().to_string()],
-        ..Default::default()
-    };
+    let bad = Opts { args: vec!["--root-key-file".into(), wrong.display().to_string()], ..Default::default() };
     let (code, err) = serve_fails(&data, &bad);
     assert_ne!(code, 0);
     assert!(err.contains("root key or passphrase is wrong"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
-    assert!(
-        before == snapshot(&data),
-        "data files changed after a refused start"
-    );
+    assert!(before == snapshot(&data), "data files changed after a refused start");
     // A short key file is a config error (exit 2), also without touching anything.
     std::fs::write(&wrong, [8u8; 31]).unwrap();
     assert_eq!(serve_fails(&data, &bad).0, 2);
@@ -88,18 +74,12 @@ async fn wrong_passphrase_refuses_to_start() {
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "correct horse battery staple\n").unwrap();
     let mut opts = Opts::default();
-    opts.env.push((
-        "SIGIL_ROOT_PASSPHRASE_FILE".into(),
-        pw.display().to_string(),
-    ));
+    opts.env.push(("SIGIL_ROOT_PASSPHRASE_FILE".into(), pw.display().to_string()));
     let mut s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
     s.tenant("acme").await;
     s.stop();
     drop(s);
-    assert!(
-        !data.join("root.key").exists(),
-        "a passphrase store must not get a key file"
-    );
+    assert!(!data.join("root.key").exists(), "a passphrase store must not get a key file");
     let before = snapshot(&data);
     std::fs::write(&pw, "wrong horse battery staple\n").unwrap();
     let (code, err) = serve_fails(&data, &opts);
@@ -115,28 +95,14 @@ async fn wrong_passphrase_refuses_to_start() {
 async fn generated_operator_token_and_dev_key_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = Server::start_in(
-        &data,
-        "127.0.0.1:0",
-        &Opts {
-            env: vec![],
-            args: vec![],
-        },
-    )
-    .await;
+    let s = Server::start_in(&data, "127.0.0.1:0", &Opts { env: vec![], args: vec![] }).await;
     use std::os::unix::fs::PermissionsExt;
     for f in ["operator.token", "root.key", "tls/key.pem"] {
-        let mode = std::fs::metadata(data.join(f))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = std::fs::metadata(data.join(f)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{f}");
     }
     let token = std::fs::read_to_string(data.join("operator.token")).unwrap();
-    let (st, _) = s
-        .post("/v1/tenants", token.trim(), json!({"name": "x"}))
-        .await;
+    let (st, _) = s.post("/v1/tenants", token.trim(), json!({"name": "x"})).await;
     assert_eq!(st, 201);
 }
 
@@ -166,14 +132,8 @@ async fn plain_http_on_loopback_works() {
         .unwrap();
     use std::io::BufRead;
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("sigil listening on ")
-        .unwrap()
-        .to_owned();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("sigil listening on ").unwrap().to_owned();
     assert!(base.starts_with("http://127.0.0.1:"));
     let r = reqwest::get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(r.status(), 200);

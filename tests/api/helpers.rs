@@ -26,10 +26,7 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Self {
-        Self {
-            env: vec![("SIGIL_BOOTSTRAP_TOKEN".into(), OPERATOR.into())],
-            args: vec![],
-        }
+        Self { env: vec![("SIGIL_BOOTSTRAP_TOKEN".into(), OPERATOR.into())], args: vec![] }
     }
 }
 
@@ -39,12 +36,7 @@ pub fn bin() -> &'static str {
 
 fn spawn_raw(data: &Path, listen: &str, opts: &Opts) -> std::io::Result<Child> {
     let mut cmd = Command::new(bin());
-    cmd.arg("serve")
-        .arg("--data")
-        .arg(data)
-        .arg("--listen")
-        .arg(listen)
-        .args(&opts.args);
+    cmd.arg("serve").arg("--data").arg(data).arg("--listen").arg(listen).args(&opts.args);
     // Start from a clean slate of SIGIL_* variables so the developer's shell cannot leak in.
     for (k, _) in std::env::vars() {
         if k.starts_with("SIGIL_") {
@@ -88,10 +80,7 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let out = child.wait_with_output().unwrap();
-                panic!(
-                    "server did not start: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                panic!("server did not start: {}", String::from_utf8_lossy(&out.stderr));
             }
         };
         let stderr = child.stderr.take().unwrap();
@@ -103,14 +92,7 @@ impl Server {
             .build()
             .unwrap();
         let listen = base.trim_start_matches("https://").to_owned();
-        Server {
-            child,
-            base,
-            data: data.to_owned(),
-            client,
-            _dir: None,
-            listen,
-        }
+        Server { child, base, data: data.to_owned(), client, _dir: None, listen }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -118,13 +100,7 @@ impl Server {
     }
 
     /// Sends a request; returns (status, parsed JSON or Null).
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut rb = self.client.request(m, self.url(path));
         if let Some(t) = token {
@@ -135,20 +111,12 @@ impl Server {
         }
         let resp = rb.send().await.unwrap();
         let status = resp.status().as_u16();
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
         let text = resp.text().await.unwrap();
         // VC-API verify answers 422 in its own JSON shape (`problemDetails`), by its spec.
-        let vc_api_verdict =
-            status == 422 && path.contains("/vc-api/") && path.ends_with("/verify");
+        let vc_api_verdict = status == 422 && path.contains("/vc-api/") && path.ends_with("/verify");
         if status >= 400 && !vc_api_verdict {
-            assert_eq!(
-                ct, "application/problem+json",
-                "{method} {path} → {status} not problem+json: {text}"
-            );
+            assert_eq!(ct, "application/problem+json", "{method} {path} → {status} not problem+json: {text}");
         }
         let v = serde_json::from_str(&text).unwrap_or(Value::Null);
         (status, v)
@@ -164,40 +132,21 @@ impl Server {
 
     /// Creates a tenant; returns its admin token.
     pub async fn tenant(&self, id: &str) -> String {
-        let (s, v) = self
-            .post(
-                "/v1/tenants",
-                OPERATOR,
-                json!({"id": id, "name": format!("Tenant {id}")}),
-            )
-            .await;
+        let (s, v) = self.post("/v1/tenants", OPERATOR, json!({"id": id, "name": format!("Tenant {id}")})).await;
         assert_eq!(s, 201, "{v}");
         v["admin_token"].as_str().unwrap().to_owned()
     }
 
     /// Creates an agent; returns (id, access token, full response).
     pub async fn agent(&self, tenant: &str, admin: &str, name: &str) -> (String, String, Value) {
-        let (s, v) = self
-            .post(
-                &format!("/v1/tenants/{tenant}/agents"),
-                admin,
-                json!({"name": name}),
-            )
-            .await;
+        let (s, v) = self.post(&format!("/v1/tenants/{tenant}/agents"), admin, json!({"name": name})).await;
         assert_eq!(s, 201, "{v}");
-        (
-            v["id"].as_str().unwrap().to_owned(),
-            v["access_token"].as_str().unwrap().to_owned(),
-            v,
-        )
+        (v["id"].as_str().unwrap().to_owned(), v["access_token"].as_str().unwrap().to_owned(), v)
     }
 
     /// Graceful stop (SIGTERM) and wait.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -249,10 +198,7 @@ impl Drop for Server {
 pub fn serve_fails(data: &Path, opts: &Opts) -> (i32, String) {
     let child = spawn_raw(data, "127.0.0.1:0", opts).unwrap();
     let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Every regular file under `dir` with its bytes.

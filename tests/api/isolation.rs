@@ -39,63 +39,40 @@ fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>)
         ("post", "/v1/tenants") => (Class::Operator, Some(json!({"name": "x"}))),
         ("get", "/v1/tenants") => (Class::Operator, None),
         ("delete", "/v1/tenants/{tenant}") => (Class::Operator, None),
-        ("post", "/v1/tenants/{tenant}/tokens") => {
-            (Class::TenantAdmin, Some(json!({"role": "auditor"})))
-        }
+        ("post", "/v1/tenants/{tenant}/tokens") => (Class::TenantAdmin, Some(json!({"role": "auditor"}))),
         ("delete", "/v1/tenants/{tenant}/tokens/{token}") => (Class::TenantAdmin, None),
-        ("post", "/v1/tenants/{tenant}/agents") => {
-            (Class::TenantAdmin, Some(json!({"name": "intruder"})))
-        }
+        ("post", "/v1/tenants/{tenant}/agents") => (Class::TenantAdmin, Some(json!({"name": "intruder"}))),
         ("get", "/v1/tenants/{tenant}/agents") => (Class::TenantRead, None),
         ("get", "/v1/tenants/{tenant}/agents/{agent}") => (Class::TenantRead, None),
-        ("post", "/v1/tenants/{tenant}/agents/{agent}/tokens") => {
-            (Class::TenantAdmin, Some(json!({})))
-        }
+        ("post", "/v1/tenants/{tenant}/agents/{agent}/tokens") => (Class::TenantAdmin, Some(json!({}))),
         ("get", "/v1/agent") => (Class::Agent, None),
-        ("post", "/v1/tenants/{tenant}/agents/{agent}/delegations") => (
-            Class::TenantAdmin,
-            Some(crate::credentials::delegation_body()),
-        ),
+        ("post", "/v1/tenants/{tenant}/agents/{agent}/delegations") => (Class::TenantAdmin, Some(crate::credentials::delegation_body())),
         ("get", "/v1/tenants/{tenant}/agents/{agent}/credentials") => (Class::TenantRead, None),
         ("get", "/v1/tenants/{tenant}/credentials/{credential}") => (Class::TenantRead, None),
         ("post", "/v1/tenants/{tenant}/credentials/{credential}/revoke")
         | ("post", "/v1/tenants/{tenant}/credentials/{credential}/suspend")
-        | ("post", "/v1/tenants/{tenant}/credentials/{credential}/resume") => {
-            (Class::TenantAdmin, None)
-        }
+        | ("post", "/v1/tenants/{tenant}/credentials/{credential}/resume") => (Class::TenantAdmin, None),
         ("get", "/ns/v1")
         | ("get", "/tenants/{tenant}/did.json")
         | ("get", "/tenants/{tenant}/agents/{agent}/did.json")
         | ("get", "/tenants/{tenant}/status/{list}") => (Class::Public, None),
         ("post", "/tenants/{tenant}/vc-api/credentials/issue") => (
             Class::TenantAdmin,
-            Some(
-                json!({"credential": {"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"],
-                "issuer": "did:web:x", "credentialSubject": {"id": "did:example:1"}}}),
-            ),
+            Some(json!({"credential": {"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"],
+                "issuer": "did:web:x", "credentialSubject": {"id": "did:example:1"}}})),
         ),
-        ("post", "/tenants/{tenant}/vc-api/credentials/verify") => (
-            Class::Public,
-            Some(json!({"verifiableCredential": f.identity_vc_a})),
-        ),
+        ("post", "/tenants/{tenant}/vc-api/credentials/verify") => (Class::Public, Some(json!({"verifiableCredential": f.identity_vc_a}))),
+        ("post", "/tenants/{tenant}/vc-api/presentations/verify") => (Class::Public, Some(json!({"verifiablePresentation": {}}))),
+        ("post", "/v1/verify") => (Class::Public, Some(json!({"presentation": {}}))),
+        ("post", "/v1/presentations") => (Class::Agent, Some(crate::presentations::refund("iso"))),
 
         other => panic!("route {other:?} has no isolation case: add it to tests/api/isolation.rs"),
     };
     (class, p, body)
 }
 
-async fn expect(
-    s: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &Option<Value>,
-    want: u16,
-    who: &str,
-) {
-    let (status, v) = s
-        .call(&method.to_uppercase(), path, token, body.clone())
-        .await;
+async fn expect(s: &Server, method: &str, path: &str, token: Option<&str>, body: &Option<Value>, want: u16, who: &str) {
+    let (status, v) = s.call(&method.to_uppercase(), path, token, body.clone()).await;
     assert_eq!(status, want, "{who}: {method} {path} → {status} {v}");
 }
 
@@ -104,31 +81,17 @@ async fn every_route_isolates_tenants_and_roles() {
     let s = Server::start().await;
     let admin_a = s.tenant("tenant-a").await;
     let admin_b = s.tenant("tenant-b").await;
-    let (_, aud_a) = s
-        .post(
-            "/v1/tenants/tenant-a/tokens",
-            &admin_a,
-            json!({"role": "auditor"}),
-        )
-        .await;
-    let (_, aud_b) = s
-        .post(
-            "/v1/tenants/tenant-b/tokens",
-            &admin_b,
-            json!({"role": "auditor"}),
-        )
-        .await;
+    let (_, aud_a) = s.post("/v1/tenants/tenant-a/tokens", &admin_a, json!({"role": "auditor"})).await;
+    let (_, aud_b) = s.post("/v1/tenants/tenant-b/tokens", &admin_b, json!({"role": "auditor"})).await;
     let (agent_a, agent_a_token, created_a) = s.agent("tenant-a", &admin_a, "a-bot").await;
-    let credential_a = created_a["identity_credential_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (_, cred) = s
-        .get(
-            &format!("/v1/tenants/tenant-a/credentials/{credential_a}"),
-            &admin_a,
-        )
-        .await;
+    let mut any_time = crate::credentials::delegation_body();
+    any_time.as_object_mut().unwrap().remove("schedule");
+    let (st, _) = s.post(&format!("/v1/tenants/tenant-a/agents/{agent_a}/delegations"), &admin_a, any_time).await;
+
+    assert_eq!(st, 201);
+
+    let credential_a = created_a["identity_credential_id"].as_str().unwrap().to_owned();
+    let (_, cred) = s.get(&format!("/v1/tenants/tenant-a/credentials/{credential_a}"), &admin_a).await;
     let (_, agent_b_token, _) = s.agent("tenant-b", &admin_b, "b-bot").await;
     let f = Fixture {
         admin_a,
@@ -146,104 +109,39 @@ async fn every_route_isolates_tenants_and_roles() {
     for (method, path) in sigil::http::ROUTES {
         let (class, p, body) = case(method, path, &f);
         if class == Class::Public {
-            expect(&s, method, &p, None, &body, 200, "anonymous").await;
-            // A token never changes what public routes reveal.
-            expect(
-                &s,
-                method,
-                &p,
-                Some(&f.admin_b),
-                &body,
-                200,
-                "other tenant's admin",
-            )
-            .await;
+            // Public routes answer anyone the same way, with or without a token.
+            let (anon, _) = s.call(&method.to_uppercase(), &p, None, body.clone()).await;
+            assert!(anon == 200 || (*method == "post" && anon == 422), "{method} {p} → {anon}");
+            expect(&s, method, &p, Some(&f.admin_b), &body, anon, "other tenant's admin").await;
             continue;
         }
 
         expect(&s, method, &p, None, &body, 401, "no token").await;
         expect(&s, method, &p, Some(&garbled), &body, 401, "garbled token").await;
-        expect(
-            &s,
-            method,
-            &p,
-            Some("sgl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-            &body,
-            401,
-            "unknown token",
-        )
-        .await;
+        expect(&s, method, &p, Some("sgl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), &body, 401, "unknown token").await;
         match class {
             Class::Operator => {
-                for (who, t) in [
-                    ("tenant admin", &f.admin_a),
-                    ("auditor", &f.auditor_a),
-                    ("agent", &f.agent_a_token),
-                ] {
+                for (who, t) in [("tenant admin", &f.admin_a), ("auditor", &f.auditor_a), ("agent", &f.agent_a_token)] {
                     expect(&s, method, &p, Some(t), &body, 403, who).await;
                 }
             }
             Class::TenantRead | Class::TenantAdmin => {
-                for (who, t) in [
-                    ("other admin", &f.admin_b),
-                    ("other auditor", &f.auditor_b),
-                    ("other agent", &f.agent_b_token),
-                ] {
+                for (who, t) in [("other admin", &f.admin_b), ("other auditor", &f.auditor_b), ("other agent", &f.agent_b_token)] {
                     expect(&s, method, &p, Some(t), &body, 404, who).await;
                 }
-                expect(
-                    &s,
-                    method,
-                    &p,
-                    Some(&f.agent_a_token),
-                    &body,
-                    403,
-                    "own agent",
-                )
-                .await;
+                expect(&s, method, &p, Some(&f.agent_a_token), &body, 403, "own agent").await;
                 expect(&s, method, &p, Some(OPERATOR), &body, 403, "operator").await;
                 if class == Class::TenantAdmin {
-                    expect(
-                        &s,
-                        method,
-                        &p,
-                        Some(&f.auditor_a),
-                        &body,
-                        403,
-                        "own auditor",
-                    )
-                    .await;
+                    expect(&s, method, &p, Some(&f.auditor_a), &body, 403, "own auditor").await;
                 } else {
-                    expect(
-                        &s,
-                        method,
-                        &p,
-                        Some(&f.auditor_a),
-                        &body,
-                        200,
-                        "own auditor",
-                    )
-                    .await;
+                    expect(&s, method, &p, Some(&f.auditor_a), &body, 200, "own auditor").await;
                 }
             }
             Class::Agent => {
-                for (who, t) in [
-                    ("admin", &f.admin_a),
-                    ("auditor", &f.auditor_a),
-                    ("operator", &OPERATOR.to_owned()),
-                ] {
+                for (who, t) in [("admin", &f.admin_a), ("auditor", &f.auditor_a), ("operator", &OPERATOR.to_owned())] {
                     expect(&s, method, &p, Some(t), &body, 403, who).await;
                 }
-                expect(
-                    &s,
-                    method,
-                    &p,
-                    Some(&f.agent_a_token),
-                    &body,
-                    200,
-                    "own agent",
-                )
-                .await;
+                expect(&s, method, &p, Some(&f.agent_a_token), &body, 200, "own agent").await;
             }
             Class::Public => unreachable!(),
         }
@@ -257,56 +155,25 @@ async fn every_route_isolates_tenants_and_roles() {
 async fn tokens_lifecycle_and_agent_token_rotation() {
     let s = Server::start().await;
     let admin = s.tenant("acme").await;
-    let (st, tok) = s
-        .post("/v1/tenants/acme/tokens", &admin, json!({"role": "admin"}))
-        .await;
+    let (st, tok) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "admin"})).await;
     assert_eq!(st, 201);
     let second = tok["token"].as_str().unwrap().to_owned();
     assert_eq!(s.get("/v1/tenants/acme/agents", &second).await.0, 200);
-    let (st, _) = s
-        .call(
-            "DELETE",
-            &format!("/v1/tenants/acme/tokens/{}", tok["id"].as_str().unwrap()),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (st, _) = s.call("DELETE", &format!("/v1/tenants/acme/tokens/{}", tok["id"].as_str().unwrap()), Some(&admin), None).await;
     assert_eq!(st, 204);
     assert_eq!(s.get("/v1/tenants/acme/agents", &second).await.0, 401);
 
     let (agent, old, created) = s.agent("acme", &admin, "bot").await;
-    assert!(
-        created["did"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!(":tenants:acme:agents:{agent}"))
-    );
+    assert!(created["did"].as_str().unwrap().ends_with(&format!(":tenants:acme:agents:{agent}")));
     let (st, me) = s.get("/v1/agent", &old).await;
     assert_eq!(st, 200);
     assert_eq!(me["id"], agent.as_str());
-    assert_eq!(
-        me["keys"][0]["public_key_multibase"]
-            .as_str()
-            .unwrap()
-            .get(..4),
-        Some("z6Mk")
-    );
-    let (st, new) = s
-        .post(
-            &format!("/v1/tenants/acme/agents/{agent}/tokens"),
-            &admin,
-            json!({"expires_in": 3600}),
-        )
-        .await;
+    assert_eq!(me["keys"][0]["public_key_multibase"].as_str().unwrap().get(..4), Some("z6Mk"));
+    let (st, new) = s.post(&format!("/v1/tenants/acme/agents/{agent}/tokens"), &admin, json!({"expires_in": 3600})).await;
     assert_eq!(st, 201, "{new}");
     assert!(new["expires_at"].is_string());
     assert_eq!(s.get("/v1/agent", &old).await.0, 401);
-    assert_eq!(
-        s.get("/v1/agent", new["access_token"].as_str().unwrap())
-            .await
-            .0,
-        200
-    );
+    assert_eq!(s.get("/v1/agent", new["access_token"].as_str().unwrap()).await.0, 200);
 }
 
 #[tokio::test]

@@ -1,11 +1,6 @@
 //! One integration test binary: each test starts a real `sigil serve` process over HTTPS
 //! on an ephemeral port with a fresh data directory, and talks to it with a real client.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod helpers;
 
@@ -16,3 +11,4 @@ mod credentials;
 mod durability;
 mod isolation;
 mod openapi;
+mod presentations;

@@ -1,0 +1,210 @@
+//! `POST /v1/presentations` (agent token), `POST /v1/verify` and the VC-API presentation
+//! verify route (no token).
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Auth;
+use super::parse_tenant;
+use super::problem::{ApiError, Problem};
+use super::vc_api::{ProblemDetail, VerifyResponse as VcApiVerifyResponse};
+use crate::clock::rfc3339;
+use crate::service::Sigil;
+use crate::service::presentations::{Format, PresentationRequest};
+use crate::vc::presentation::{PresentationOptions, PresentationReport};
+
+/// Securing format of a presentation.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatDto {
+    /// Data Integrity proof (`eddsa-jcs-2022`), JSON-LD.
+    #[default]
+    LdpVp,
+    /// VC-JOSE-COSE compact JWS (`vp+jwt`).
+    JwtVp,
+}
+
+/// `POST /v1/presentations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"action": "refunds:create", "resource": "orders/123", "context": {"amount": "120.00", "currency": "EUR"},
+    "challenge": "c0ffee-6f1d", "domain": "payments.example"}))]
+pub struct CreatePresentationRequest {
+    /// The action, e.g. `refunds:create`.
+    pub action: String,
+    /// The resource acted on, e.g. `orders/123`.
+    pub resource: Option<String>,
+    /// Facts about the action; `amount` (decimal string) and `currency` are checked against limits.
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The verifier's nonce.
+    pub challenge: String,
+    /// The verifier's domain.
+    pub domain: String,
+    pub format: Option<FormatDto>,
+    /// Lifetime in seconds (default 300, at most the configured maximum).
+    pub expires_in: Option<u64>,
+}
+
+/// A signed, action-bound presentation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PresentationResponse {
+    /// The `VerifiablePresentation` object (`ldp_vp`) or compact JWS string (`jwt_vp`).
+    #[schema(value_type = Object)]
+    pub presentation: serde_json::Value,
+    pub format: FormatDto,
+    /// The identity credential and the delegation that authorised the action.
+    pub credential_ids: Vec<String>,
+    pub expires_at: String,
+}
+
+/// The action a verifier is about to allow.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedAction {
+    pub action: String,
+    pub resource: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `POST /v1/verify`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// A presentation object (`ldp_vp`) or compact JWS (`jwt_vp`).
+    #[schema(value_type = Object)]
+    pub presentation: serde_json::Value,
+    pub challenge: Option<String>,
+    pub domain: Option<String>,
+    pub action: Option<ExpectedAction>,
+}
+
+/// One verification check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckDto {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+    /// Machine code of a failed check (`invalid_signature`, `replayed`, `credential_revoked`, …).
+    pub code: Option<String>,
+}
+
+/// Verification result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub verified: bool,
+    pub holder: Option<String>,
+    pub checks: Vec<CheckDto>,
+    pub errors: Vec<String>,
+}
+
+impl From<PresentationReport> for VerifyResponse {
+    fn from(r: PresentationReport) -> Self {
+        Self {
+            verified: r.verified(),
+            errors: r.report.errors(),
+            holder: r.holder,
+            checks: r
+                .report
+                .checks
+                .into_iter()
+                .map(|c| CheckDto { check: c.check, ok: c.ok, detail: c.detail, code: c.code.map(str::to_owned) })
+                .collect(),
+        }
+    }
+}
+
+/// Request a presentation bound to one action; signed only if the agent's authority covers it.
+#[utoipa::path(post, path = "/v1/presentations", tag = "agent", operation_id = "create_presentation",
+    request_body = CreatePresentationRequest,
+    responses((status = 200, description = "Signed presentation", body = PresentationResponse),
+              (status = 403, description = "Not covered: `action_not_allowed`, `resource_not_allowed`, `amount_exceeds_limit`, \
+`currency_mismatch`, `outside_schedule`, `credential_expired`, `credential_not_yet_valid`, `credential_revoked`, \
+`credential_suspended`, `agent_suspended`, `no_delegation`", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: web::Json<CreatePresentationRequest>) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let format = b.format.unwrap_or_default();
+    let req = PresentationRequest {
+        action: b.action,
+        resource: b.resource,
+        context: b.context.unwrap_or_default(),
+        challenge: b.challenge,
+        domain: b.domain,
+        format: match format {
+            FormatDto::LdpVp => Format::LdpVp,
+            FormatDto::JwtVp => Format::JwtVp,
+        },
+        expires_in: b.expires_in,
+    };
+    let p = sigil.present(&auth.0, req).await?;
+    Ok(HttpResponse::Ok().json(PresentationResponse {
+        presentation: p.document,
+        format,
+        credential_ids: p.credential_ids,
+        expires_at: rfc3339(p.expires_at),
+    }))
+}
+
+fn options(challenge: Option<String>, domain: Option<String>, action: Option<ExpectedAction>) -> PresentationOptions {
+    PresentationOptions { challenge, domain, action: action.and_then(|a| serde_json::to_value(a).ok()), skip_status: false }
+}
+
+/// Verify a presentation; a challenge is accepted once within the proof's lifetime.
+#[utoipa::path(post, path = "/v1/verify", tag = "verify", operation_id = "verify_presentation",
+    request_body = VerifyRequest,
+    responses((status = 200, description = "Verification result (see `verified`)", body = VerifyResponse)))]
+pub async fn verify(sigil: web::Data<Sigil>, body: web::Json<VerifyRequest>) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let report = sigil.verify_presentation(&b.presentation, options(b.challenge, b.domain, b.action)).await?;
+    Ok(HttpResponse::Ok().json(VerifyResponse::from(report)))
+}
+
+/// VC-API presentation verify request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VcApiPresentationVerify {
+    #[schema(value_type = Object)]
+    pub verifiable_presentation: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<serde_json::Value>,
+}
+
+/// Verify a presentation in the W3C VC-API shape (`options.challenge`, `options.domain`).
+#[utoipa::path(post, path = "/tenants/{tenant}/vc-api/presentations/verify", tag = "vc-api", operation_id = "vc_api_verify_presentation",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = VcApiPresentationVerify,
+    responses((status = 200, description = "Verified", body = VcApiVerifyResponse),
+              (status = 422, description = "Not verified", body = VcApiVerifyResponse)))]
+pub async fn vc_api_verify(
+    sigil: web::Data<Sigil>,
+    path: web::Path<String>,
+    body: web::Json<VcApiPresentationVerify>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = parse_tenant(&path)?;
+    sigil.tenant_did_document(&tenant).await?;
+    let b = body.into_inner();
+    let opt = |k: &str| b.options.as_ref().and_then(|o| o.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+    let report = sigil.verify_presentation(&b.verifiable_presentation, options(opt("challenge"), opt("domain"), None)).await?;
+    let verified = report.verified();
+    let resp = VcApiVerifyResponse {
+        verified,
+        checks: report.report.checks.iter().map(|c| c.check.clone()).collect(),
+        warnings: vec![],
+        errors: report.report.errors(),
+        problem_details: report
+            .report
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| ProblemDetail {
+                kind: format!("urn:sigil:problem:{}", c.code.unwrap_or("verification_failed")),
+                title: c.check.clone(),
+                detail: c.detail.clone(),
+            })
+            .collect(),
+    };
+    Ok(if verified { HttpResponse::Ok().json(resp) } else { HttpResponse::UnprocessableEntity().json(resp) })
+}

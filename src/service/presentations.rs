@@ -1,0 +1,486 @@
+//! The hot path: an agent asks for a presentation bound to one action; Sigil checks its
+//! delegated authority first and signs only what that authority covers.
+//!
+//! token → cached wallet (opened signing key, credentials with their canonical form
+//! precomputed) → policy → canonicalize the envelope only → one Ed25519 signature → audit
+//! entry made durable (group commit) → response. Nothing here grows with the number of
+//! tenants, agents or credentials stored.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use jiff::{SignedDuration, Timestamp};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::audit::{Event, actor};
+use super::records::{AgentState, CredentialKind, CredentialRecord};
+use super::{Caller, ServiceError, Sigil};
+use crate::clock::rfc3339;
+use crate::crypto::Signer;
+use crate::ids::{AgentId, CredentialId, TenantId};
+use crate::policy::{self, ActionRequest, Authority, Denial, Grant};
+use crate::vc::credential::{VC_V2, context_url};
+use crate::vc::jcs::{self, CanonicalObject, canonical_array};
+use crate::vc::proof::{self, ProofOptions};
+
+/// Requested securing format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Data Integrity (`eddsa-jcs-2022`) JSON-LD presentation.
+    LdpVp,
+    /// VC-JOSE-COSE compact JWS (`vp+jwt`), credentials enveloped as `vc+jwt`.
+    JwtVp,
+}
+
+/// What the agent asks for.
+#[derive(Debug, Clone)]
+pub struct PresentationRequest {
+    pub action: String,
+    pub resource: Option<String>,
+    pub context: Map<String, Value>,
+    pub challenge: String,
+    pub domain: String,
+    pub format: Format,
+    pub expires_in: Option<u64>,
+}
+
+/// A signed presentation.
+#[derive(Debug, Clone)]
+pub struct Presentation {
+    /// The VP object (ldp_vp) or the compact JWS string (jwt_vp).
+    pub document: Value,
+    pub format: Format,
+    pub credential_ids: Vec<String>,
+    pub expires_at: Timestamp,
+}
+
+/// A credential as held in the cached wallet.
+pub(crate) struct Held {
+    pub id: String,
+    pub vc: Value,
+    /// RFC 8785 form of `vc`, computed once per wallet load.
+    pub canonical: Vec<u8>,
+    pub authority: Option<Authority>,
+    pub valid_from: Timestamp,
+    pub valid_until: Option<Timestamp>,
+    pub revoked: bool,
+    pub suspended: bool,
+    /// `vc+jwt` form (issuer-signed), made on first use.
+    pub jwt: std::sync::OnceLock<String>,
+}
+
+/// What the hot path needs about one agent, opened once and cached.
+pub(crate) struct Wallet {
+    pub state: AgentState,
+    pub did: String,
+    pub key_version: u32,
+    pub signer: Arc<Signer>,
+    pub identity: Option<Arc<Held>>,
+    pub delegations: Vec<Arc<Held>>,
+}
+
+/// Wallets by (tenant, agent); evicted whenever the agent or its credentials change.
+#[derive(Default)]
+pub struct WalletCache {
+    map: RwLock<HashMap<(String, String), Arc<Wallet>>>,
+}
+
+const WALLET_CACHE_MAX: usize = 100_000;
+
+impl WalletCache {
+    fn get(&self, t: &str, a: &str) -> Option<Arc<Wallet>> {
+        self.map.read().ok()?.get(&(t.to_owned(), a.to_owned())).cloned()
+    }
+
+    fn put(&self, t: &str, a: &str, w: Arc<Wallet>) {
+        if let Ok(mut m) = self.map.write() {
+            if m.len() >= WALLET_CACHE_MAX {
+                m.clear();
+            }
+            m.insert((t.to_owned(), a.to_owned()), w);
+        }
+    }
+
+    pub(crate) fn evict(&self, t: &str, a: Option<&str>) {
+        if let Ok(mut m) = self.map.write() {
+            m.retain(|(tt, aa), _| !(tt == t && a.is_none_or(|x| x == aa)));
+        }
+    }
+}
+
+fn held(r: CredentialRecord) -> Result<Held, ServiceError> {
+    let canonical = jcs::canonicalize(&r.vc).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(Held {
+        id: r.id,
+        vc: r.vc,
+        canonical,
+        authority: r.authority,
+        valid_from: r.valid_from,
+        valid_until: r.valid_until,
+        revoked: r.revoked,
+        suspended: r.suspended,
+        jwt: std::sync::OnceLock::new(),
+    })
+}
+
+fn bad(detail: impl Into<String>) -> ServiceError {
+    ServiceError::invalid(detail)
+}
+
+fn printable(field: &str, s: &str, max: usize) -> Result<(), ServiceError> {
+    if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
+        return Err(bad(format!("{field} must be 1–{max} printable characters")));
+    }
+    Ok(())
+}
+
+/// Validates the request and extracts amount and currency from `context`.
+fn parse_request(req: &PresentationRequest) -> Result<(Option<Decimal>, Option<&str>), ServiceError> {
+    printable("action", &req.action, 128)?;
+    if let Some(r) = &req.resource {
+        printable("resource", r, 512)?;
+        if !policy::well_formed_resource(r) {
+            return Err(bad("resource must be a '/'-separated path without empty, '.' or '..' segments"));
+        }
+    }
+    printable("challenge", &req.challenge, 256)?;
+    printable("domain", &req.domain, 256)?;
+    if req.context.len() > 32 || serde_json::to_vec(&req.context).map(|v| v.len()).unwrap_or(usize::MAX) > 4096 {
+        return Err(bad("context must have at most 32 keys and 4 KiB"));
+    }
+    let amount = match req.context.get("amount") {
+        None => None,
+        Some(Value::String(s)) => Some(policy::parse_amount("context.amount", s).map_err(|e| bad(e.0))?),
+        Some(_) => return Err(bad("context.amount must be a decimal string like \"120.00\", never a number")),
+    };
+    let currency = match req.context.get("currency") {
+        None => None,
+        Some(Value::String(c)) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(c.as_str()),
+        Some(_) => return Err(bad("context.currency must be an ISO 4217 code like EUR")),
+    };
+    if amount.is_some() != currency.is_some() {
+        return Err(bad("context.amount and context.currency go together"));
+    }
+    Ok((amount, currency))
+}
+
+impl Sigil {
+    /// The cached wallet of an agent, loading and opening it on a miss.
+    pub(crate) async fn wallet(&self, tenant: &TenantId, agent: &AgentId) -> Result<Arc<Wallet>, ServiceError> {
+        let (t, a) = (tenant.as_str(), agent.as_str());
+        if let Some(w) = self.wallets.get(t, a) {
+            return Ok(w);
+        }
+        let (rec, _) = self.agent_record(tenant, agent).await?;
+        let signer = self.signer(t, a, rec.current_key).await?;
+        let mut identity = None;
+        let mut delegations = Vec::new();
+        for r in self.wallet_records(t, &rec).await? {
+            match r.kind {
+                CredentialKind::Identity if !r.revoked => identity = Some(Arc::new(held(r)?)),
+                CredentialKind::Delegation => delegations.push(Arc::new(held(r)?)),
+                _ => {}
+            }
+        }
+        let w =
+            Arc::new(Wallet { state: rec.state, did: self.agent_did(t, a), key_version: rec.current_key, signer, identity, delegations });
+        self.wallets.put(t, a, w.clone());
+        Ok(w)
+    }
+
+    /// Checks authority and signs a presentation bound to the requested action.
+    pub async fn present(&self, caller: &Caller, req: PresentationRequest) -> Result<Presentation, ServiceError> {
+        let Caller::Agent { tenant, agent, .. } = caller else {
+            return Err(ServiceError::forbidden("not_authorized", "presentations are requested with an agent token"));
+        };
+        let (amount, currency) = parse_request(&req)?;
+        let ttl = req.expires_in.unwrap_or(300.min(self.settings.max_presentation_ttl));
+        if ttl == 0 || ttl > self.settings.max_presentation_ttl {
+            return Err(bad(format!("expires_in must be between 1 and {} seconds", self.settings.max_presentation_ttl)));
+        }
+        let t = tenant.as_str();
+        let wallet = self.wallet(tenant, agent).await?;
+        let now = self.clock.now();
+        let action = ActionRequest { action: &req.action, resource: req.resource.as_deref(), amount, currency };
+        let decision = match wallet.state {
+            AgentState::Retired => Err(Denial::AgentSuspended),
+            _ => {
+                let grants: Vec<Grant<'_>> = wallet
+                    .delegations
+                    .iter()
+                    .filter_map(|h| {
+                        h.authority.as_ref().map(|authority| Grant {
+                            authority,
+                            valid_from: h.valid_from,
+                            valid_until: h.valid_until,
+                            revoked: h.revoked,
+                            suspended: h.suspended,
+                        })
+                    })
+                    .collect();
+                policy::decide(wallet.state == AgentState::Active, &grants, &action, now)
+            }
+        };
+        let resource = req.resource.clone();
+        let delegation = match decision {
+            Ok(i) => wallet.delegations.iter().filter(|h| h.authority.is_some()).nth(i).cloned(),
+            Err(denial) => {
+                let event = Event::new("presentation.denied", json!({"action": req.action, "resource": resource, "reason": denial.code()}))
+                    .agent(agent.as_str());
+                self.record(t, actor(caller), event).await?;
+                return Err(ServiceError::forbidden(denial.code(), denial.detail()));
+            }
+        };
+        let delegation = delegation.ok_or_else(|| ServiceError::Internal("policy chose a missing delegation".into()))?;
+        let identity = wallet
+            .identity
+            .clone()
+            .ok_or_else(|| ServiceError::forbidden("credential_revoked", "the agent's identity credential is revoked"))?;
+        let expires_at = now.checked_add(SignedDuration::from_secs(ttl as i64)).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let mut action_obj = Map::new();
+        action_obj.insert("name".into(), req.action.clone().into());
+        if let Some(r) = &req.resource {
+            action_obj.insert("resource".into(), r.clone().into());
+        }
+        if !req.context.is_empty() {
+            action_obj.insert("context".into(), Value::Object(req.context.clone()));
+        }
+        let ctx = json!([VC_V2, context_url(self.settings.public_url.base())]);
+        let vp_id = format!("urn:uuid:{}", CredentialId::uuid());
+        let credential_ids = vec![identity.id.clone(), delegation.id.clone()];
+        let (document, vp_hash) = match req.format {
+            Format::LdpVp => {
+                let mut canon = CanonicalObject::new();
+                canon
+                    .value("@context", &ctx)
+                    .and_then(|c| c.value("id", &Value::String(vp_id.clone())))
+                    .and_then(|c| c.value("type", &json!(["VerifiablePresentation", "ActionPresentation"])))
+                    .and_then(|c| c.value("holder", &Value::String(wallet.did.clone())))
+                    .and_then(|c| c.value("action", &Value::Object(action_obj.clone())))
+                    .map_err(|e| bad(e.to_string()))?;
+                canon.canonical("verifiableCredential", canonical_array(&[&identity.canonical, &delegation.canonical]));
+                let canonical = canon.finish().map_err(|e| bad(e.to_string()))?;
+                let opts = ProofOptions {
+                    verification_method: format!("{}#key-{}", wallet.did, wallet.key_version),
+                    proof_purpose: "authentication",
+                    created: rfc3339(now),
+                    expires: Some(rfc3339(expires_at)),
+                    challenge: Some(req.challenge.clone()),
+                    domain: Some(req.domain.clone()),
+                };
+                let proof = proof::sign_canonical(&canonical, Some(&ctx), &opts, &wallet.signer)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                let hash = hex::encode(Sha256::digest(proof.get("proofValue").and_then(Value::as_str).unwrap_or_default()));
+                let mut vp = Map::new();
+                vp.insert("@context".into(), ctx);
+                vp.insert("id".into(), vp_id.into());
+                vp.insert("type".into(), json!(["VerifiablePresentation", "ActionPresentation"]));
+                vp.insert("holder".into(), wallet.did.clone().into());
+                vp.insert("verifiableCredential".into(), Value::Array(vec![identity.vc.clone(), delegation.vc.clone()]));
+                vp.insert("action".into(), Value::Object(action_obj));
+                vp.insert("proof".into(), proof);
+                (Value::Object(vp), hash)
+            }
+            Format::JwtVp => {
+                let jws = self.jwt_presentation(t, &wallet, &identity, &delegation, ctx, vp_id, action_obj, &req, now, expires_at).await?;
+                let hash = hex::encode(Sha256::digest(jws.as_bytes()));
+                (Value::String(jws), hash)
+            }
+        };
+        let event = Event::new(
+            "presentation.granted",
+            json!({"action": req.action, "resource": resource, "context": req.context, "credential_ids": credential_ids,
+                   "vp_hash": vp_hash, "format": match req.format { Format::LdpVp => "ldp_vp", Format::JwtVp => "jwt_vp" },
+                   "key_version": wallet.key_version}),
+        )
+        .agent(agent.as_str());
+        self.record(t, actor(caller), event).await?;
+        Ok(Presentation { document, format: req.format, credential_ids, expires_at })
+    }
+}
+
+impl Sigil {
+    /// The `vc+jwt` form of a held credential, signed once by the tenant's issuer key.
+    async fn credential_jwt(&self, tenant: &str, h: &Held) -> Result<String, ServiceError> {
+        if let Some(j) = h.jwt.get() {
+            return Ok(j.clone());
+        }
+        let rec = self.tenant_record(tenant).await?;
+        let issuer = self.tenant_did(tenant);
+        let signer = self.signer(tenant, "issuer", rec.issuer_current).await?;
+        let mut claims = h.vc.clone();
+        if let Some(o) = claims.as_object_mut() {
+            o.remove("proof");
+        }
+        let kid = format!("{issuer}#issuer-{}", rec.issuer_current);
+        let jwt = crate::vc::jose::sign("vc+jwt", "vc", &kid, &claims, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(h.jwt.get_or_init(|| jwt).clone())
+    }
+
+    /// Assembles and signs a `vp+jwt`.
+    #[allow(clippy::too_many_arguments)]
+    async fn jwt_presentation(
+        &self,
+        tenant: &str,
+        wallet: &Wallet,
+        identity: &Held,
+        delegation: &Held,
+        ctx: Value,
+        vp_id: String,
+        action: Map<String, Value>,
+        req: &PresentationRequest,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<String, ServiceError> {
+        use crate::vc::jose;
+        let creds = vec![
+            jose::envelope(&self.credential_jwt(tenant, identity).await?),
+            jose::envelope(&self.credential_jwt(tenant, delegation).await?),
+        ];
+        let payload = json!({
+            "@context": ctx,
+            "id": vp_id,
+            "type": ["VerifiablePresentation", "ActionPresentation"],
+            "holder": wallet.did,
+            "verifiableCredential": creds,
+            "action": action,
+            "nonce": req.challenge,
+            "aud": req.domain,
+            "iat": now.as_second(),
+            "exp": expires_at.as_second(),
+        });
+        let kid = format!("{}#key-{}", wallet.did, wallet.key_version);
+        jose::sign("vp+jwt", "vp", &kid, &payload, &wallet.signer).map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::ids::TokenId;
+    use crate::policy::{AmountLimit, Limits, Principal, PrincipalKind};
+    use crate::service::agents::NewAgent;
+    use crate::service::credentials::NewDelegation;
+    use crate::service::testing;
+    use crate::vc::presentation::PresentationOptions;
+    use proptest::prelude::*;
+
+    struct Fixture {
+        sigil: Arc<Sigil>,
+        clock: Arc<FixedClock>,
+        agent: Caller,
+        tenant: TenantId,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture(actions: &[&str], max: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap());
+        let s = testing::sigil_in(dir.path(), clock.clone());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let admin = testing::admin(&t.id);
+        let a = s.create_agent(&admin, &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let authority = Authority::new(
+            &actions.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            &["orders/*".to_owned()],
+            Limits { amount: Some(AmountLimit::parse(max, "EUR", None).unwrap()) },
+            None,
+        )
+        .unwrap();
+        let new = NewDelegation {
+            principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
+            authority,
+            valid_from: None,
+            valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
+        };
+        s.issue_delegation(&admin, &t.id, &a.id, new).await.unwrap();
+        let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id, token: TokenId::random() };
+        Fixture { sigil: s, clock, agent, tenant: t.id, _dir: dir }
+    }
+
+    fn request(action: &str, resource: &str, amount: &str, challenge: &str) -> PresentationRequest {
+        let mut context = Map::new();
+        context.insert("amount".into(), amount.into());
+        context.insert("currency".into(), "EUR".into());
+        PresentationRequest {
+            action: action.into(),
+            resource: Some(resource.into()),
+            context,
+            challenge: challenge.into(),
+            domain: "shop.example".into(),
+            format: Format::LdpVp,
+            expires_in: Some(60),
+        }
+    }
+
+    fn opts(challenge: &str) -> PresentationOptions {
+        PresentationOptions { challenge: Some(challenge.into()), domain: Some("shop.example".into()), action: None, skip_status: false }
+    }
+
+    #[tokio::test]
+    async fn proofs_expire_on_the_injected_clock() {
+        let f = fixture(&["refunds:create"], "500.00").await;
+        let p = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c1")).await.unwrap();
+        f.clock.advance_secs(61);
+        let r = f.sigil.verify_presentation(&p.document, opts("c1")).await.unwrap();
+        assert_eq!(r.report.codes(), vec!["proof_expired"]);
+        let p = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c2")).await.unwrap();
+        f.clock.advance_secs(59);
+        assert!(f.sigil.verify_presentation(&p.document, opts("c2")).await.unwrap().verified());
+    }
+
+    #[tokio::test]
+    async fn grants_and_denials_are_audited_without_secrets() {
+        let f = fixture(&["refunds:create"], "500.00").await;
+        f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c1")).await.unwrap();
+        let denied = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "900.00", "c2")).await.unwrap_err();
+        assert!(matches!(denied, ServiceError::Forbidden { code: "amount_exceeds_limit", .. }));
+        let entries = f.sigil.audit_entries(f.tenant.as_str(), 0, 100).await.unwrap();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(&kinds[kinds.len() - 2..], ["presentation.granted", "presentation.denied"]);
+        let granted = &entries[entries.len() - 2];
+        assert_eq!(granted.details["credential_ids"].as_array().unwrap().len(), 2);
+        assert_eq!(granted.details["vp_hash"].as_str().unwrap().len(), 64);
+        assert_eq!(entries.last().unwrap().details["reason"], "amount_exceeds_limit");
+        assert!(granted.actor.starts_with("agent:"));
+        crate::audit::verify_chain(&entries, entries[0].seq, &entries[0].prev).unwrap();
+    }
+
+    fn oracle(action: &str, resource: &str, amount: u32) -> bool {
+        let action_ok = action == "refunds:create" || action.strip_prefix("orders:").is_some_and(|v| !v.is_empty());
+        let res_ok = resource.strip_prefix("orders/").is_some_and(|r| !r.is_empty() && !r.contains('/') && r != "." && r != "..");
+        action_ok && res_ok && amount <= 250
+    }
+
+    #[test]
+    fn no_presentation_for_uncovered_requests() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let f = rt.block_on(fixture(&["refunds:create", "orders:*"], "250"));
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config { cases: 64, ..Default::default() });
+        let strategy = (
+            proptest::sample::select(vec!["refunds:create", "refunds:delete", "orders:read", "orders:", "ordersx:read", "invoices:pay"]),
+            proptest::sample::select(vec!["orders/1", "orders/1/2", "orders/.", "customers/1", "orders"]),
+            0u32..400,
+        );
+        let counter = std::sync::atomic::AtomicU64::new(0);
+        runner
+            .run(&strategy, |(action, resource, amount)| {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let req = request(action, resource, &amount.to_string(), &format!("c{n}"));
+                let got = rt.block_on(f.sigil.present(&f.agent, req));
+                let covered = oracle(action, resource, amount);
+                prop_assert_eq!(got.is_ok(), covered, "{} {} {}", action, resource, amount);
+                if let Ok(p) = got {
+                    // What was signed is exactly what was asked, and it verifies.
+                    prop_assert_eq!(&p.document["action"]["name"], action);
+                    let r = rt.block_on(f.sigil.verify_presentation(&p.document, opts(&format!("c{n}")))).unwrap();
+                    prop_assert!(r.verified(), "{:?}", r.report.errors());
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+}

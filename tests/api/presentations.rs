@@ -1,0 +1,243 @@
+//! Action-bound presentations over a real server: policy decisions with their codes,
+//! verification three ways (endpoint, CLI, independent verifier), replay, tampering.
+
+use serde_json::{Value, json};
+
+use crate::credentials::third_party;
+use crate::helpers::Server;
+
+const ALL_DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn delegation(actions: &[&str], resources: &[&str]) -> Value {
+    json!({
+        "principal": {"id": "finance-lead", "kind": "role"},
+        "actions": actions, "resources": resources,
+        "limits": {"amount": {"max": "500.00", "currency": "EUR"}},
+        "schedule": {"timezone": "UTC", "days": ALL_DAYS, "from": "00:00", "to": "24:00"},
+        "valid_until": "2099-01-01T00:00:00Z"
+    })
+}
+
+pub fn refund(challenge: &str) -> Value {
+    json!({"action": "refunds:create", "resource": "orders/123", "context": {"amount": "120.00", "currency": "EUR"},
+           "challenge": challenge, "domain": "payments.example"})
+}
+
+/// A tenant with one agent holding `delegation`; returns (admin, agent id, agent token).
+async fn setup(s: &Server, tenant: &str, delegation_body: Option<Value>) -> (String, String, String) {
+    let admin = s.tenant(tenant).await;
+    let (agent, token, _) = s.agent(tenant, &admin, "refund-bot").await;
+    if let Some(d) = delegation_body {
+        let (st, v) = s.post(&format!("/v1/tenants/{tenant}/agents/{agent}/delegations"), &admin, d).await;
+        assert_eq!(st, 201, "{v}");
+    }
+    (admin, agent, token)
+}
+
+async fn verify(s: &Server, vp: &Value, challenge: &str, action: Option<Value>) -> Value {
+    let mut body = json!({"presentation": vp, "challenge": challenge, "domain": "payments.example"});
+    if let Some(a) = action {
+        body["action"] = a;
+    }
+    let (st, v) = s.call("POST", "/v1/verify", None, Some(body)).await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+fn failed(v: &Value) -> Vec<String> {
+    v["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).map(|c| c["code"].as_str().unwrap_or("?").to_owned()).collect()
+}
+
+#[tokio::test]
+async fn granted_presentations_verify_everywhere_once() {
+    let s = Server::start().await;
+    let (_, agent, token) = setup(&s, "acme", Some(delegation(&["refunds:create"], &["orders/*"]))).await;
+    let (st, p) = s.post("/v1/presentations", &token, refund("ch-1")).await;
+    assert_eq!(st, 200, "{p}");
+    let vp = p["presentation"].clone();
+    assert_eq!(p["format"], "ldp_vp");
+    assert_eq!(p["credential_ids"].as_array().unwrap().len(), 2);
+    assert!(vp["holder"].as_str().unwrap().ends_with(&agent));
+    assert_eq!(vp["action"]["context"]["amount"], "120.00");
+    assert_eq!(vp["proof"]["proofPurpose"], "authentication");
+    assert_eq!(vp["proof"]["challenge"], "ch-1");
+    assert!(vp["proof"]["expires"].is_string());
+    // The independent verifier accepts it (DID resolution and status lists over HTTPS).
+    let (ok, out) = third_party(&s, "presentation", &vp, &["--challenge", "ch-1", "--domain", "payments.example"]);
+    assert!(ok, "third-party verifier rejected a Sigil presentation: {out}");
+    assert!(!third_party(&s, "presentation", &vp, &["--challenge", "other", "--domain", "payments.example"]).0);
+    // Sigil's CLI (exit 0 only when verified).
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("vp.json");
+    std::fs::write(&f, serde_json::to_vec(&vp).unwrap()).unwrap();
+    let ca = s.data.join("tls/ca.pem");
+    let cli = |extra: &[&str]| {
+        std::process::Command::new(crate::helpers::bin())
+            .arg("verify")
+            .arg(&f)
+            .arg("--ca")
+            .arg(&ca)
+            .args(["--challenge", "ch-1", "--domain", "payments.example"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["--action", r#"{"action":"refunds:create","resource":"orders/123","context":{"amount":"120.00","currency":"EUR"}}"#]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = cli(&["--action", r#"{"action":"refunds:create","resource":"orders/999"}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    // The endpoint: verified once, then the challenge is spent.
+    let expected = json!({"action": "refunds:create", "resource": "orders/123", "context": {"amount": "120.00", "currency": "EUR"}});
+    let v = verify(&s, &vp, "ch-1", Some(expected.clone())).await;
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["holder"], vp["holder"]);
+    let v = verify(&s, &vp, "ch-1", Some(expected)).await;
+    assert_eq!((v["verified"].as_bool(), failed(&v)), (Some(false), vec!["replayed".to_owned()]));
+    // VC-API shape.
+    let (_, p2) = s.post("/v1/presentations", &token, refund("ch-2")).await;
+    let body = json!({"verifiablePresentation": p2["presentation"], "options": {"challenge": "ch-2", "domain": "payments.example"}});
+    let (st, v) = s.call("POST", "/tenants/acme/vc-api/presentations/verify", None, Some(body)).await;
+    assert_eq!((st, v["verified"].as_bool()), (200, Some(true)), "{v}");
+}
+
+#[tokio::test]
+async fn jwt_vp_is_signed_and_verifies() {
+    let s = Server::start().await;
+    let (_, _, token) = setup(&s, "acme", Some(delegation(&["refunds:create"], &["orders/*"]))).await;
+    let mut req = refund("jwt-1");
+    req["format"] = "jwt_vp".into();
+    let (st, p) = s.post("/v1/presentations", &token, req).await;
+    assert_eq!(st, 200, "{p}");
+    let jws = p["presentation"].as_str().unwrap().to_owned();
+    assert_eq!(jws.split('.').count(), 3);
+    let v = verify(&s, &Value::String(jws.clone()), "jwt-1", None).await;
+    assert_eq!(v["verified"], true, "{v}");
+    // Another nonce, or a flipped payload, fails.
+    let (_, p) = s
+        .post("/v1/presentations", &token, {
+            let mut r = refund("jwt-2");
+            r["format"] = "jwt_vp".into();
+            r
+        })
+        .await;
+    let v = verify(&s, &p["presentation"], "jwt-x", None).await;
+    assert_eq!(failed(&v), vec!["challenge_mismatch"]);
+    let mut parts: Vec<String> = jws.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].replacen('A', "B", 1);
+    let v = verify(&s, &Value::String(parts.join(".")), "jwt-1", None).await;
+    assert_eq!(v["verified"], false);
+}
+
+#[tokio::test]
+async fn every_denial_has_its_code() {
+    let s = Server::start().await;
+    let (admin, agent, token) = setup(&s, "acme", Some(delegation(&["refunds:create", "orders:*"], &["orders/*"]))).await;
+    let deny = |body: Value| {
+        let s = &s;
+        let token = token.clone();
+        async move {
+            let (st, p) = s.post("/v1/presentations", &token, body).await;
+            assert_eq!(st, 403, "{p}");
+            p["code"].as_str().unwrap().to_owned()
+        }
+    };
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut b = refund("c");
+        f(&mut b);
+        b
+    };
+    assert_eq!(deny(with(&|b| b["action"] = "invoices:pay".into())).await, "action_not_allowed");
+    assert_eq!(deny(with(&|b| b["resource"] = "customers/1".into())).await, "resource_not_allowed");
+    assert_eq!(deny(with(&|b| b["resource"] = "orders/1/lines".into())).await, "resource_not_allowed");
+    assert_eq!(deny(with(&|b| b["context"]["amount"] = "500.001".into())).await, "amount_exceeds_limit");
+    assert_eq!(deny(with(&|b| b["context"]["amount"] = "500.01".into())).await, "amount_exceeds_limit");
+    assert_eq!(deny(with(&|b| b["context"] = json!({}))).await, "amount_exceeds_limit");
+    assert_eq!(deny(with(&|b| b["context"]["currency"] = "USD".into())).await, "currency_mismatch");
+    let (st, _) = s.post("/v1/presentations", &token, with(&|b| b["context"]["amount"] = "500.00".into())).await;
+    assert_eq!(st, 200, "exactly the limit is allowed");
+    // Bad input is a 400, not a denial.
+    let (st, p) = s.post("/v1/presentations", &token, with(&|b| b["context"]["amount"] = json!(120.5))).await;
+    assert_eq!((st, p["code"].as_str()), (400, Some("invalid_request")));
+    let (st, _) = s.post("/v1/presentations", &token, with(&|b| b["resource"] = "orders/../admin".into())).await;
+    assert_eq!(st, 400);
+    let (st, _) = s.post("/v1/presentations", &token, with(&|b| b["expires_in"] = json!(100000))).await;
+    assert_eq!(st, 400);
+    let (st, _) = s.post("/v1/presentations", &token, with(&|b| b["chalenge"] = "typo".into())).await;
+    assert_eq!(st, 400);
+    // Suspended, then revoked delegation.
+    let (_, wallet) = s.get(&format!("/v1/tenants/acme/agents/{agent}/credentials"), &admin).await;
+    let del = wallet["items"][1]["id"].as_str().unwrap().to_owned();
+    s.post(&format!("/v1/tenants/acme/credentials/{del}/suspend"), &admin, json!({})).await;
+    assert_eq!(deny(refund("c")).await, "credential_suspended");
+    s.post(&format!("/v1/tenants/acme/credentials/{del}/resume"), &admin, json!({})).await;
+    assert_eq!(s.post("/v1/presentations", &token, refund("c2")).await.0, 200);
+    s.post(&format!("/v1/tenants/acme/credentials/{del}/revoke"), &admin, json!({})).await;
+    assert_eq!(deny(refund("c")).await, "credential_revoked");
+    // No delegation at all; outside the schedule; not yet valid; expired.
+    let (other, other_token, _) = s.agent("acme", &admin, "idle-bot").await;
+    let (st, p) = s.post("/v1/presentations", &other_token, refund("c")).await;
+    assert_eq!((st, p["code"].as_str()), (403, Some("no_delegation")));
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).weekday();
+    let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let not_today: Vec<&str> = names.iter().copied().filter(|d| *d != names[today.to_monday_zero_offset() as usize]).collect();
+    let mut d = delegation(&["refunds:create"], &["orders/*"]);
+    d["schedule"]["days"] = json!(not_today);
+    s.post(&format!("/v1/tenants/acme/agents/{other}/delegations"), &admin, d).await;
+    let (_, p) = s.post("/v1/presentations", &other_token, refund("c")).await;
+    assert_eq!(p["code"], "outside_schedule");
+    let mut d = delegation(&["refunds:create"], &["orders/*"]);
+    d["valid_from"] = "2098-01-01T00:00:00Z".into();
+    let (third, third_token, _) = s.agent("acme", &admin, "future-bot").await;
+    s.post(&format!("/v1/tenants/acme/agents/{third}/delegations"), &admin, d).await;
+    let (_, p) = s.post("/v1/presentations", &third_token, refund("c")).await;
+    assert_eq!(p["code"], "credential_not_yet_valid");
+    let mut d = delegation(&["refunds:create"], &["orders/*"]);
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2);
+    d["valid_until"] = soon.strftime("%Y-%m-%dT%H:%M:%SZ").to_string().into();
+    let (fourth, fourth_token, _) = s.agent("acme", &admin, "short-bot").await;
+    let (st, v) = s.post(&format!("/v1/tenants/acme/agents/{fourth}/delegations"), &admin, d).await;
+    assert_eq!(st, 201, "{v}");
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let (_, p) = s.post("/v1/presentations", &fourth_token, refund("c")).await;
+    assert_eq!(p["code"], "credential_expired");
+}
+
+#[tokio::test]
+async fn wrong_context_edits_and_later_revocation_fail_verification() {
+    let s = Server::start().await;
+    let (admin, agent, token) = setup(&s, "acme", Some(delegation(&["refunds:create"], &["orders/*"]))).await;
+    let present = |c: &'static str| {
+        let s = &s;
+        let token = token.clone();
+        async move { s.post("/v1/presentations", &token, refund(c)).await.1["presentation"].clone() }
+    };
+    let vp = present("a").await;
+    assert_eq!(failed(&verify(&s, &vp, "b", None).await), vec!["challenge_mismatch"]);
+    let body = json!({"presentation": vp, "challenge": "a", "domain": "evil.example"});
+    let (_, v) = s.call("POST", "/v1/verify", None, Some(body)).await;
+    assert_eq!(failed(&v), vec!["domain_mismatch"]);
+    for (what, edit) in [
+        ("action", json!({"name": "refunds:create", "resource": "orders/999", "context": {"amount": "120.00", "currency": "EUR"}})),
+        ("amount", json!({"name": "refunds:create", "resource": "orders/123", "context": {"amount": "499.00", "currency": "EUR"}})),
+        ("name", json!({"name": "orders:delete", "resource": "orders/123", "context": {"amount": "120.00", "currency": "EUR"}})),
+    ] {
+        let mut t = present("e").await;
+        t["action"] = edit;
+        let v = verify(&s, &t, "e", None).await;
+        assert_eq!(v["verified"], false, "{what}");
+        assert!(failed(&v).contains(&"invalid_signature".to_owned()), "{what}: {v}");
+        assert!(!third_party(&s, "presentation", &t, &["--challenge", "e", "--domain", "payments.example"]).0, "{what}");
+    }
+    // An expected action other than the signed one.
+    let vp = present("x").await;
+    let v = verify(&s, &vp, "x", Some(json!({"action": "refunds:create", "resource": "orders/1"}))).await;
+    assert!(failed(&v).contains(&"action_mismatch".to_owned()));
+    // Revoked after the VP was made: the next verification sees it.
+    let vp = present("r").await;
+    let (_, wallet) = s.get(&format!("/v1/tenants/acme/agents/{agent}/credentials"), &admin).await;
+    let del = wallet["items"][1]["id"].as_str().unwrap().to_owned();
+    s.post(&format!("/v1/tenants/acme/credentials/{del}/revoke"), &admin, json!({})).await;
+    let v = verify(&s, &vp, "r", None).await;
+    assert_eq!(failed(&v), vec!["revoked"], "{v}");
+    assert!(!third_party(&s, "presentation", &vp, &["--challenge", "r", "--domain", "payments.example"]).0);
+}
