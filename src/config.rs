@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// Worker threads for the HTTP server (default: number of CPUs).
     #[arg(long, env = "SIGIL_WORKERS")]
     pub workers: Option<usize>,
+    /// Seconds between housekeeping runs: scheduled key rotation, expired challenges (default 60).
+    #[arg(long, env = "SIGIL_ROTATION_INTERVAL")]
+    pub rotation_interval: Option<u64>,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -68,6 +71,7 @@ struct FileConfig {
     max_presentation_ttl: Option<u64>,
     log_format: Option<String>,
     workers: Option<usize>,
+    rotation_interval: Option<u64>,
 }
 
 /// How the listener speaks.
@@ -102,6 +106,7 @@ pub struct Config {
     pub max_presentation_ttl: u64,
     pub log_format: LogFormat,
     pub workers: usize,
+    pub rotation_interval: u64,
 }
 
 /// A validated public base URL: `scheme://host[:port]`, no path.
@@ -255,7 +260,23 @@ impl Config {
         if !(1..=512).contains(&workers) {
             return Err(cfg_err("--workers must be between 1 and 512"));
         }
-        Ok(Self { data, listen, public_url, transport, root_key, bootstrap_token, body_limit, max_presentation_ttl, log_format, workers })
+        let rotation_interval = args.rotation_interval.or(file.rotation_interval).unwrap_or(60);
+        if !(1..=86_400).contains(&rotation_interval) {
+            return Err(cfg_err("--rotation-interval must be between 1 and 86400 seconds"));
+        }
+        Ok(Self {
+            rotation_interval,
+            data,
+            listen,
+            public_url,
+            transport,
+            root_key,
+            bootstrap_token,
+            body_limit,
+            max_presentation_ttl,
+            log_format,
+            workers,
+        })
     }
 }
 

@@ -20,9 +20,21 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document.
     Openapi,
+    /// Re-wrap every tenant data key under a new root key (server stopped). The current root
+    /// key comes from the same options as `serve` (--root-key-file or SIGIL_ROOT_PASSPHRASE).
+    RotateRootKey(RotateRootArgs),
     /// Verify a presentation (ldp_vp JSON or jwt_vp compact JWS) from FILE ('-' for stdin).
     /// Exit code 0 only when verified.
     Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RotateRootArgs {
+    /// File holding the new 32-byte root key.
+    #[arg(long)]
+    new_root_key_file: std::path::PathBuf,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,6 +132,20 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Verify(a) => verify_cmd(a),
+        Command::RotateRootKey(a) => {
+            let config = match Config::from_args(a.serve) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            init_logging(LogFormat::Text);
+            match actix_web::rt::System::new().block_on(sigil::startup::rotate_root_key_offline(config, &a.new_root_key_file)) {
+                Ok(v) => {
+                    println!("root key rotated to version {v}; start the server with the new root key");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
         Command::Openapi => {
             print!("{}", sigil::http::openapi::document_json());
             ExitCode::SUCCESS

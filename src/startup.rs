@@ -9,7 +9,6 @@ use std::sync::Arc;
 use actix_web::{App, HttpServer, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
 use utoipa::OpenApi as _;
 
 use crate::clock::{Clock, SystemClock};
@@ -21,20 +20,7 @@ use crate::service::records::{TokenRole, kind};
 use crate::service::{Keyring, Settings, Sigil};
 use crate::store::{SledStore, Store, Txn, keys};
 
-const KEYCHECK_FILE: &str = "keycheck.json";
-const FORMAT: u32 = 1;
-
-/// The key-check file: the authority on which root key opens this data directory.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyCheckFile {
-    format: u32,
-    root_version: u32,
-    #[serde(default)]
-    kdf: Option<KdfParams>,
-    /// Sealed known plaintext, base64.
-    check: String,
-}
+use crate::store::keycheck::{FORMAT, KEYCHECK_FILE, KeyCheckFile, write_key_check, write_private_file};
 
 /// A started server.
 pub struct Application {
@@ -80,28 +66,6 @@ fn ensure_private_dir(p: &Path) -> Result<(), SigilError> {
         b.mode(0o700);
     }
     b.create(p).map_err(|e| SigilError::Config(format!("cannot create data directory {}: {e}", p.display())))
-}
-
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename) with mode 0600.
-pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), SigilError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(|e| startup(format!("cannot write {}: {e}", tmp.display())))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| startup(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| startup(format!("cannot rename into {}: {e}", path.display())))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 /// The root key of a data directory, and whether the directory is new.
@@ -184,17 +148,11 @@ pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<Open
     }
 }
 
-fn write_key_check(data: &Path, rk: &RootKey, kdf: Option<KdfParams>) -> Result<(), SigilError> {
-    let kc = KeyCheckFile { format: FORMAT, root_version: rk.version(), kdf, check: STANDARD.encode(rk.key_check()) };
-    let bytes = serde_json::to_vec_pretty(&kc).map_err(startup)?;
-    write_private_file(&data.join(KEYCHECK_FILE), &bytes)
-}
-
 /// Opens the store and the keyring; initializes a new store (pepper, operator token).
 pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), SigilError> {
     let OpenedRoot { key: rk, new_store } = open_root_key(&config.data, config.root_key.as_ref())?;
     let store = Arc::new(SledStore::open(&config.data.join("store")).map_err(|e| SigilError::Store(e.to_string()))?);
-    let pepper_key = format!("{}/{:08x}", String::from_utf8_lossy(keys::meta::PEPPER), rk.version()).into_bytes();
+    let pepper_key = keys::pepper(rk.version());
     if let Some(kdf) = new_store {
         if !store.is_empty() {
             return Err(SigilError::Store("the store holds data but its key-check file is missing".into()));
@@ -227,8 +185,8 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), Si
         let rec_bytes = zeroize::Zeroizing::new(serde_json::to_vec(&minted.1).map_err(startup)?);
         let mut txn = Txn::new();
         txn.put(keys::meta::FORMAT.to_vec(), FORMAT.to_be_bytes().to_vec())
-            .put(pepper_key, keyring.root.wrap_pepper(&keyring.pepper))
-            .put(keys::operator_token(minted.0.as_str()), keyring.root.seal_system(kind::OPERATOR_TOKEN, minted.0.as_str(), &rec_bytes))
+            .put(pepper_key, keyring.root().wrap_pepper(&keyring.pepper))
+            .put(keys::operator_token(minted.0.as_str()), keyring.root().seal_system(kind::OPERATOR_TOKEN, minted.0.as_str(), &rec_bytes))
             .put(keys::token_hash(&minted.1.hash_hex), format!("_op/{}", minted.0));
         store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
         if reveal_to_file {
@@ -238,7 +196,7 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), Si
         }
         // Written last, so a directory without it never counts as initialized; a crash before
         // this point leaves a store that refuses to start with a clear message.
-        write_key_check(&config.data, &keyring.root, kdf)?;
+        write_key_check(&config.data, &keyring.root(), kdf)?;
         return Ok((store, keyring));
     }
     let blob = store
@@ -313,21 +271,39 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             PublicUrl::parse(&format!("{scheme}://{host}:{}", addr.port())).map_err(SigilError::Config)?
         }
     };
-    let settings = Settings { public_url: public_url.clone(), max_presentation_ttl: config.max_presentation_ttl };
+    let settings =
+        Settings { public_url: public_url.clone(), max_presentation_ttl: config.max_presentation_ttl, data_dir: Some(config.data.clone()) };
     let store_dyn: Arc<dyn Store> = store.clone();
     let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
     let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
+    sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
     let resumed = sigil.resume_tenant_deletions().await.map_err(|e| SigilError::Store(e.to_string()))?;
     if resumed > 0 {
         tracing::info!(resumed, "finished interrupted tenant deletions");
     }
-    // Housekeeping: forget one-time challenges once their proofs have expired.
+    // Interrupted data-key rotations resume in the background while serving.
+    let resumer = sigil.clone();
+    actix_web::rt::spawn(async move {
+        match resumer.resume_data_key_rotations().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tenants = n, "finished interrupted data-key rotations"),
+            Err(e) => tracing::error!(error = %e, "resuming data-key rotations failed"),
+        }
+    });
+    // Housekeeping: forget one-time challenges once their proofs have expired, and rotate
+    // keys older than their tenant's policy (conditional, so safe in several processes).
     let housekeeping = sigil.clone();
+    let interval = std::time::Duration::from_secs(config.rotation_interval);
     actix_web::rt::spawn(async move {
         loop {
-            actix_web::rt::time::sleep(std::time::Duration::from_secs(60)).await;
+            actix_web::rt::time::sleep(interval).await;
             if let Err(e) = housekeeping.purge_expired_challenges(housekeeping.now()).await {
                 tracing::warn!(error = %e, "purging expired challenges failed");
+            }
+            match housekeeping.run_scheduled_rotation().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rotated = n, "scheduled key rotation"),
+                Err(e) => tracing::warn!(error = %e, "scheduled key rotation failed"),
             }
         }
     });
@@ -370,6 +346,24 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     .map_err(|e| startup(format!("cannot serve on {addr}: {e}")))?
     .run();
     Ok(Application { server, addr, base_url: public_url.base().to_owned(), sigil })
+}
+
+/// `sigil rotate-root-key`: re-wraps every tenant data key under a new root key while the
+/// server is stopped. `config` carries the current root key options and the data dir.
+pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Result<u32, SigilError> {
+    let new_key = RootKey::read_file(new_key_file).map_err(SigilError::Config)?;
+    let (store, keyring) = open_store(&config).await?;
+    let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
+    let settings = Settings { public_url, max_presentation_ttl: config.max_presentation_ttl, data_dir: Some(config.data.clone()) };
+    let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
+    let store_dyn: Arc<dyn Store> = store.clone();
+    let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
+    sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    let operator = crate::service::Caller::Operator { token: crate::ids::TokenId::random() };
+    let v = sigil.rotate_root_key(&operator, new_key).await.map_err(|e| SigilError::Store(e.to_string()))?;
+    drop(sigil);
+    store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
+    Ok(v)
 }
 
 /// Default wiring for `sigil serve`.

@@ -75,7 +75,7 @@ pub async fn rotate_token(
     let tenant = parse_tenant(&t)?;
     let agent = parse_agent(&a)?;
     let req: RotateAgentTokenRequest = optional_json(&body)?;
-    let r = sigil.rotate_agent_token(&auth.0, &tenant, &agent, req.expires_in).await?;
+    let r = sigil.rotate_agent_token(&auth.0, &tenant, &agent, req.expires_in, req.grace_seconds).await?;
     Ok(HttpResponse::Created().json(AgentTokenResponse {
         token_id: r.token_id.to_string(),
         access_token: r.access_token.reveal_once(),

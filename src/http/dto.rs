@@ -228,6 +228,8 @@ pub struct AgentList {
 pub struct RotateAgentTokenRequest {
     /// Optional lifetime of the new token in seconds (60 s – 1 year).
     pub expires_in: Option<u64>,
+    /// Keep earlier tokens valid for this many seconds (≤ 1 day) instead of revoking them now.
+    pub grace_seconds: Option<u64>,
 }
 
 /// A new agent access token (shown once); every earlier token of the agent is revoked.

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod auth;
 pub mod credentials;
 pub mod dto;
+pub mod lifecycle;
 pub mod middleware;
 pub mod openapi;
 pub mod presentations;
@@ -69,6 +70,20 @@ routes! {
     "/tenants/{tenant}/vc-api/presentations/verify" => { post: presentations::vc_api_verify },
     "/v1/presentations" => { post: presentations::create },
     "/v1/verify" => { post: presentations::verify },
+    "/v1/tenants/{tenant}/agents/{agent}/suspend" => { post: lifecycle::suspend },
+    "/v1/tenants/{tenant}/agents/{agent}/resume" => { post: lifecycle::resume },
+    "/v1/tenants/{tenant}/agents/{agent}/retire" => { post: lifecycle::retire },
+    "/v1/tenants/{tenant}/agents/{agent}/keys" => { get: lifecycle::keys },
+    "/v1/tenants/{tenant}/agents/{agent}/keys/rotate" => { post: lifecycle::rotate_key },
+    "/v1/tenants/{tenant}/agents/{agent}/keys/{version}/compromised" => { post: lifecycle::compromised },
+    "/v1/tenants/{tenant}/credentials/{credential}/replace" => { post: lifecycle::replace },
+    "/v1/tenants/{tenant}/principals/{principal}/revoke" => { post: lifecycle::revoke_principal },
+    "/v1/tenants/{tenant}/issuer-key/rotate" => { post: lifecycle::rotate_issuer },
+    "/v1/tenants/{tenant}/data-key/rotate" => { post: lifecycle::rotate_data_key },
+    "/v1/tenants/{tenant}/data-key" => { get: lifecycle::data_key_status },
+    "/v1/tenants/{tenant}/key-policy" => { get: lifecycle::get_policy, put: lifecycle::set_policy },
+    "/v1/system/root-key/rotate" => { post: lifecycle::rotate_root },
+
 
 
 }

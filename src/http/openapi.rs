@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Doc, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, credentials, dto, presentations, problem, public, system, tenants, vc_api};
+use super::{agents, credentials, dto, lifecycle, presentations, problem, public, system, tenants, vc_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +18,7 @@ use super::{agents, credentials, dto, presentations, problem, public, system, te
         credentials::create_delegation, credentials::list, credentials::get,
         credentials::revoke, credentials::suspend, credentials::resume,
         public::context, public::tenant_did, public::agent_did, public::status_list,
-        vc_api::issue, presentations::create, presentations::verify, presentations::vc_api_verify, vc_api::verify,
+        vc_api::issue, lifecycle::suspend, lifecycle::resume, lifecycle::retire, lifecycle::keys, lifecycle::rotate_key, lifecycle::compromised, lifecycle::replace, lifecycle::revoke_principal, lifecycle::rotate_issuer, lifecycle::rotate_data_key, lifecycle::data_key_status, lifecycle::get_policy, lifecycle::set_policy, lifecycle::rotate_root, presentations::create, presentations::verify, presentations::vc_api_verify, vc_api::verify,
     ),
     components(schemas(problem::Problem, dto::Health)),
     modifiers(&Security, &StandardProblems),
@@ -32,6 +32,8 @@ use super::{agents, credentials, dto, presentations, problem, public, system, te
         (name = "public", description = "DID documents, status lists and contexts (no token)"),
         (name = "vc-api", description = "W3C VC-API (VCALM) compatibility"),
         (name = "verify", description = "Presentation verification (no token)"),
+        (name = "lifecycle", description = "Agent suspension, retirement and keys"),
+        (name = "rotation", description = "Issuer, data and root key rotation"),
 
     )
 )]

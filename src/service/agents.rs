@@ -9,7 +9,7 @@ use super::tenants::validate_text;
 use super::{Caller, Page, ServiceError, Sigil, page_limit};
 use crate::crypto::{Aad, AccessToken, Signer};
 use crate::ids::{AgentId, TenantId, TokenId};
-use crate::store::{StoreError, Txn, keys};
+use crate::store::{Txn, keys};
 
 /// What an admin supplies to create an agent.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +94,7 @@ impl Sigil {
             token_ids: vec![minted.id.to_string()],
             identity_credential_id: None,
             credential_ids: Vec::new(),
+            suspended_credentials: Vec::new(),
         };
         let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
         let key_id = format!("{a}/1");
@@ -120,32 +121,6 @@ impl Sigil {
         let blob = self.store.get(&key).await?.ok_or_else(ServiceError::agent_not_found)?;
         let rec = self.open_record(&tk, t, kind::AGENT, agent.as_str(), &blob)?;
         Ok((rec, blob))
-    }
-
-    /// Read-modify-write of an agent record with optimistic concurrency. `f` edits the
-    /// record and may stage further writes; it is re-run on conflict.
-    pub(crate) async fn update_agent<R>(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-        mut f: impl FnMut(&mut AgentRecord, &mut Txn) -> Result<R, ServiceError>,
-    ) -> Result<(AgentRecord, R), ServiceError> {
-        let t = tenant.as_str();
-        let a = agent.as_str();
-        for _ in 0..MAX_RETRIES {
-            let tk = self.tenant_keys(t).await?;
-            let (mut rec, old) = self.agent_record(tenant, agent).await?;
-            let mut txn = Txn::new();
-            let out = f(&mut rec, &mut txn)?;
-            let key = keys::agent(t, a);
-            txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
-            match self.store.commit(txn).await {
-                Ok(()) => return Ok((rec, out)),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
     }
 
     /// One agent, for admins and auditors of its tenant.
@@ -193,57 +168,69 @@ impl Sigil {
         Ok(Page { items, next_cursor })
     }
 
-    /// Issues a new access token for an agent; every previous token stops working.
+    /// Issues a new access token for an agent. Previous tokens stop working at once, or
+    /// after `grace_secs` (so a fleet can roll the new token out); the new token may expire.
     pub async fn rotate_agent_token(
         &self,
         caller: &Caller,
         tenant: &TenantId,
         agent: &AgentId,
         expires_in: Option<u64>,
+        grace_secs: Option<u64>,
     ) -> Result<AgentTokenIssued, ServiceError> {
         caller.require_tenant_admin(tenant)?;
         let t = tenant.as_str();
-        let tk = self.tenant_keys(t).await?;
+        let now = self.clock.now();
+        let secs =
+            |s: u64| now.checked_add(jiff::SignedDuration::from_secs(s as i64)).map_err(|_| ServiceError::invalid("duration out of range"));
         let expires = match expires_in {
-            Some(s) if (60..=31_536_000).contains(&s) => Some(
-                self.clock
-                    .now()
-                    .checked_add(jiff::SignedDuration::from_secs(s as i64))
-                    .map_err(|_| ServiceError::invalid("expires_in out of range"))?,
-            ),
-            Some(_) => {
-                return Err(ServiceError::invalid("expires_in must be between 60 and 31536000 seconds"));
-            }
+            Some(s) if (60..=31_536_000).contains(&s) => Some(secs(s)?),
+            Some(_) => return Err(ServiceError::invalid("expires_in must be between 60 and 31536000 seconds")),
             None => None,
         };
-        // Old token records are read outside the retry loop; a concurrent rotation makes
-        // the agent record check fail and the whole thing is retried by the caller.
-        let (rec, _) = self.agent_record(tenant, agent).await?;
-        if rec.state == AgentState::Retired {
-            return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
-        }
-        let mut old = Vec::new();
-        for id in &rec.token_ids {
-            if let Some(r) = self.load_record::<TokenRecord>(&tk, t, kind::TOKEN, id, &keys::token(t, id)).await? {
-                old.push(r);
+        let grace_until = match grace_secs {
+            None | Some(0) => None,
+            Some(s) if s <= 86_400 => Some(secs(s)?),
+            Some(_) => return Err(ServiceError::invalid("grace_seconds must be at most 86400")),
+        };
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, blob) = self.agent_record(tenant, agent).await?;
+            if rec.state == AgentState::Retired {
+                return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
+            }
+            let minted = self.mint_token(TokenRole::Agent, Some(agent), expires);
+            let mut txn = Txn::new();
+            let mut keep = Vec::new();
+            for id in &rec.token_ids {
+                let Some(mut old) = self.load_record::<TokenRecord>(&tk, t, kind::TOKEN, id, &keys::token(t, id)).await? else { continue };
+                match grace_until {
+                    Some(g) if old.expires.is_none_or(|e| e > now) => {
+                        old.expires = Some(old.expires.map_or(g, |e| e.min(g)));
+                        txn.put(keys::token(t, id), self.seal_record(&tk, t, kind::TOKEN, id, &old)?);
+                        self.auth_cache.evict(|c| c.token_id().as_str() == id.as_str());
+                        keep.push(id.clone());
+                    }
+                    _ => self.stage_token_removal(&mut txn, tenant, &old),
+                }
+            }
+            self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
+            keep.push(minted.id.to_string());
+            rec.token_ids = keep;
+            let key = keys::agent(t, agent.as_str());
+            txn.require_equals(key.clone(), blob).put(key, self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?);
+            let event = super::audit::Event::new(
+                "agent.token_rotated",
+                serde_json::json!({"token_id": minted.id.to_string(), "grace_seconds": grace_secs}),
+            )
+            .agent(agent.as_str());
+            match self.commit_audited(t, super::audit::actor(caller), txn, event).await {
+                Ok(()) => return Ok(AgentTokenIssued { token_id: minted.id, access_token: minted.token, expires }),
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
             }
         }
-        let minted = self.mint_token(TokenRole::Agent, Some(agent), expires);
-        let new_id = minted.id.to_string();
-        let expected_tokens = rec.token_ids.clone();
-        self.update_agent(tenant, agent, |r, txn| {
-            if r.token_ids != expected_tokens {
-                return Err(ServiceError::conflict("write_conflict", "tokens changed concurrently; retry"));
-            }
-            for o in &old {
-                self.stage_token_removal(txn, tenant, o);
-            }
-            self.stage_tenant_token(txn, &tk, tenant, &minted)?;
-            r.token_ids = vec![new_id.clone()];
-            Ok(())
-        })
-        .await?;
-        Ok(AgentTokenIssued { token_id: minted.id, access_token: minted.token, expires })
+        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::keyring::TenantKeys;
 use super::records::{AgentRecord, AgentState, CredentialKind, CredentialRecord, StatusRef, kind};
-use super::status::Purpose;
+use super::status::{BitChange, Purpose};
 use super::{Caller, ServiceError, Sigil};
 use crate::clock::rfc3339;
 use crate::ids::{AgentId, CredentialId, TenantId};
@@ -36,6 +36,38 @@ pub enum StatusChange {
     Resume,
 }
 
+/// The bit changes that `change` implies for `rec`, applied to `rec`'s flags.
+pub(crate) fn status_change_bits(rec: &mut CredentialRecord, change: StatusChange) -> Result<Vec<BitChange>, ServiceError> {
+    let mut out = Vec::new();
+    match change {
+        StatusChange::Revoke => {
+            if !rec.revoked {
+                out.push(BitChange { purpose: Purpose::Revocation, list: rec.revocation.list, index: rec.revocation.index, value: true });
+                rec.revoked = true;
+            }
+        }
+        StatusChange::Suspend => {
+            if rec.revoked {
+                return Err(ServiceError::conflict("credential_revoked", "a revoked credential cannot be suspended"));
+            }
+            if !rec.suspended {
+                out.push(BitChange { purpose: Purpose::Suspension, list: rec.suspension.list, index: rec.suspension.index, value: true });
+                rec.suspended = true;
+            }
+        }
+        StatusChange::Resume => {
+            if rec.revoked {
+                return Err(ServiceError::conflict("credential_revoked", "revocation is permanent; issue a new credential"));
+            }
+            if rec.suspended {
+                out.push(BitChange { purpose: Purpose::Suspension, list: rec.suspension.list, index: rec.suspension.index, value: false });
+                rec.suspended = false;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Current status of a credential as the API reports it.
 pub fn effective_status(rec: &CredentialRecord, now: Timestamp) -> &'static str {
     if rec.revoked {
@@ -54,7 +86,7 @@ pub fn effective_status(rec: &CredentialRecord, now: Timestamp) -> &'static str 
 impl Sigil {
     /// Builds, signs and stages one credential with fresh status entries.
     #[allow(clippy::too_many_arguments)]
-    async fn stage_credential(
+    pub(crate) async fn stage_credential(
         &self,
         txn: &mut Txn,
         tk: &TenantKeys,
@@ -293,33 +325,8 @@ impl Sigil {
         rec: &mut CredentialRecord,
         change: StatusChange,
     ) -> Result<(), ServiceError> {
-        match change {
-            StatusChange::Revoke => {
-                if !rec.revoked {
-                    self.stage_status_bit(txn, t, Purpose::Revocation, rec.revocation.list, rec.revocation.index, true).await?;
-                    rec.revoked = true;
-                }
-            }
-            StatusChange::Suspend => {
-                if rec.revoked {
-                    return Err(ServiceError::conflict("credential_revoked", "a revoked credential cannot be suspended"));
-                }
-                if !rec.suspended {
-                    self.stage_status_bit(txn, t, Purpose::Suspension, rec.suspension.list, rec.suspension.index, true).await?;
-                    rec.suspended = true;
-                }
-            }
-            StatusChange::Resume => {
-                if rec.revoked {
-                    return Err(ServiceError::conflict("credential_revoked", "revocation is permanent; issue a new credential"));
-                }
-                if rec.suspended {
-                    self.stage_status_bit(txn, t, Purpose::Suspension, rec.suspension.list, rec.suspension.index, false).await?;
-                    rec.suspended = false;
-                }
-            }
-        }
-        Ok(())
+        let bits = status_change_bits(rec, change)?;
+        self.stage_status_bits(txn, t, &bits).await
     }
 
     /// Drops the cached wallet of an agent; called after every commit that changes the

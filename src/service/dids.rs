@@ -4,13 +4,15 @@
 
 use serde_json::Value;
 
-use super::records::{KeyState, KeyVersion};
+use super::records::{AgentState, KeyState, KeyVersion};
 use super::{ServiceError, Sigil};
 use crate::crypto::PublicKey;
 use crate::ids::{AgentId, TenantId};
 use crate::vc::did::{self, Method};
 
-fn methods(keys: &[KeyVersion], prefix: &str) -> Result<Vec<Method>, ServiceError> {
+/// Verification methods for `keys`: compromised keys are omitted; `in_relationship` says
+/// which of the others are listed under `authentication`/`assertionMethod`.
+fn methods(keys: &[KeyVersion], prefix: &str, in_relationship: impl Fn(&KeyVersion) -> bool) -> Result<Vec<Method>, ServiceError> {
     keys.iter()
         .filter(|k| k.state != KeyState::Compromised)
         .map(|k| {
@@ -18,7 +20,7 @@ fn methods(keys: &[KeyVersion], prefix: &str) -> Result<Vec<Method>, ServiceErro
                 .ok()
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| ServiceError::Internal("malformed public key".into()))?;
-            Ok(Method { fragment: format!("{prefix}-{}", k.version), public: PublicKey(raw), current: k.state == KeyState::Active })
+            Ok(Method { fragment: format!("{prefix}-{}", k.version), public: PublicKey(raw), current: in_relationship(k) })
         })
         .collect()
 }
@@ -28,12 +30,19 @@ impl Sigil {
     pub async fn tenant_did_document(&self, tenant: &TenantId) -> Result<Value, ServiceError> {
         let t = tenant.as_str();
         let rec = self.tenant_record(t).await?;
-        Ok(did::document(&self.tenant_did(t), &methods(&rec.issuer_keys, "issuer")?))
+        // Retired issuer keys stay in assertionMethod: credentials they signed remain valid
+        // (their private halves are destroyed, so they sign nothing new).
+        Ok(did::document(&self.tenant_did(t), &methods(&rec.issuer_keys, "issuer", |k| k.state != KeyState::Compromised)?))
     }
 
     /// An agent's DID document.
     pub async fn agent_did_document(&self, tenant: &TenantId, agent: &AgentId) -> Result<Value, ServiceError> {
         let (rec, _) = self.agent_record(tenant, agent).await?;
-        Ok(did::document(&self.agent_did(tenant.as_str(), agent.as_str()), &methods(&rec.keys, "key")?))
+        if rec.state == AgentState::Retired {
+            return Err(ServiceError::Gone { code: "did_deactivated", detail: "the agent is retired; its DID is deactivated".into() });
+        }
+        let now = self.clock.now();
+        let in_rel = |k: &KeyVersion| k.state == KeyState::Active || self.agent_key_grace(k, now);
+        Ok(did::document(&self.agent_did(tenant.as_str(), agent.as_str()), &methods(&rec.keys, "key", in_rel)?))
     }
 }

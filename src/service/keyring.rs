@@ -25,7 +25,8 @@ impl TenantKeys {
 
 /// Root key, pepper and the data-key cache.
 pub struct Keyring {
-    pub(crate) root: RootKey,
+    /// Swapped atomically by root-key rotation.
+    root: RwLock<Arc<RootKey>>,
     pub(crate) pepper: TokenPepper,
     tenants: RwLock<HashMap<String, Arc<TenantKeys>>>,
 }
@@ -39,7 +40,30 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// A keyring around an opened root key and pepper.
     pub fn new(root: RootKey, pepper: TokenPepper) -> Self {
-        Self { root, pepper, tenants: RwLock::new(HashMap::new()) }
+        Self { root: RwLock::new(Arc::new(root)), pepper, tenants: RwLock::new(HashMap::new()) }
+    }
+
+    /// The current root key.
+    pub(crate) fn root(&self) -> Arc<RootKey> {
+        match self.root.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Installs a new root key (after its wraps are durable and the key check names it).
+    pub(crate) fn set_root(&self, root: RootKey) {
+        match self.root.write() {
+            Ok(mut r) => *r = Arc::new(root),
+            Err(p) => *p.into_inner() = Arc::new(root),
+        }
+    }
+
+    /// Forgets every cached tenant data key (root or data-key rotation).
+    pub(crate) fn evict_all(&self) {
+        if let Ok(mut m) = self.tenants.write() {
+            m.clear();
+        }
     }
 
     pub(crate) fn cached(&self, tenant: &str) -> Option<Arc<TenantKeys>> {

@@ -11,9 +11,12 @@ pub mod credentials;
 mod dids;
 mod error;
 mod keyring;
+pub mod lifecycle;
 pub mod presentations;
 pub mod records;
 pub mod resolver;
+pub mod rotation;
+
 mod sealed;
 mod signers;
 pub mod status;
@@ -38,6 +41,8 @@ pub struct Settings {
     pub public_url: PublicUrl,
     /// Upper bound for presentation lifetimes, seconds.
     pub max_presentation_ttl: u64,
+    /// The data directory (key-check file), when the service owns one.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// The application: store, keys, clock and caches. Cheap to share (`Arc`).
@@ -52,6 +57,7 @@ pub struct Sigil {
     pub(crate) http: resolver::HttpResolver,
     pub(crate) audit_heads: audit::AuditHeads,
     pub(crate) wallets: presentations::WalletCache,
+    pub(crate) agent_locks: lifecycle::AgentLocks,
 }
 
 impl Sigil {
@@ -68,6 +74,7 @@ impl Sigil {
             http,
             audit_heads: audit::AuditHeads::default(),
             wallets: presentations::WalletCache::default(),
+            agent_locks: lifecycle::AgentLocks::default(),
         })
     }
 
@@ -123,7 +130,11 @@ pub(crate) mod testing {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
         let root = RootKey::from_bytes(SecretBytes::new(vec![42u8; 32]), 1).unwrap();
         let keys = Keyring::new(root, TokenPepper::generate());
-        let settings = Settings { public_url: PublicUrl::parse("https://sigil.test:8443").unwrap(), max_presentation_ttl: 300 };
+        let settings = Settings {
+            public_url: PublicUrl::parse("https://sigil.test:8443").unwrap(),
+            max_presentation_ttl: 300,
+            data_dir: Some(dir.to_owned()),
+        };
         Sigil::new(store, keys, clock, settings, resolver::HttpResolver::new(None).unwrap())
     }
 

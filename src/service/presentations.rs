@@ -201,6 +201,9 @@ impl Sigil {
             return Err(bad(format!("expires_in must be between 1 and {} seconds", self.settings.max_presentation_ttl)));
         }
         let t = tenant.as_str();
+        // Held until the signature is made: key rotation, suspension and retirement wait
+        // for it, and nothing signs with a key or state they have replaced.
+        let lock = self.agent_locks.read(t, agent.as_str()).await;
         let wallet = self.wallet(tenant, agent).await?;
         let now = self.clock.now();
         let action = ActionRequest { action: &req.action, resource: req.resource.as_deref(), amount, currency };
@@ -227,6 +230,7 @@ impl Sigil {
         let delegation = match decision {
             Ok(i) => wallet.delegations.iter().filter(|h| h.authority.is_some()).nth(i).cloned(),
             Err(denial) => {
+                drop(lock);
                 let event = Event::new("presentation.denied", json!({"action": req.action, "resource": resource, "reason": denial.code()}))
                     .agent(agent.as_str());
                 self.record(t, actor(caller), event).await?;
@@ -289,6 +293,7 @@ impl Sigil {
                 (Value::String(jws), hash)
             }
         };
+        drop(lock);
         let event = Event::new(
             "presentation.granted",
             json!({"action": req.action, "resource": resource, "context": req.context, "credential_ids": credential_ids,

@@ -47,6 +47,9 @@ pub struct TenantRecord {
     pub created: Timestamp,
     pub issuer_keys: Vec<KeyVersion>,
     pub issuer_current: u32,
+    /// Maximum key ages enforced by scheduled rotation.
+    #[serde(default)]
+    pub key_policy: Option<super::rotation::KeyPolicy>,
 }
 
 /// Agent lifecycle state.
@@ -79,6 +82,9 @@ pub struct AgentRecord {
     pub identity_credential_id: Option<String>,
     #[serde(default)]
     pub credential_ids: Vec<String>,
+    /// Credentials suspended because the agent was suspended (resume restores exactly these).
+    #[serde(default)]
+    pub suspended_credentials: Vec<String>,
 }
 
 /// Who a token belongs to.

@@ -67,6 +67,15 @@ impl Purpose {
     }
 }
 
+/// One status bit to set or clear.
+#[derive(Debug, Clone, Copy)]
+pub struct BitChange {
+    pub purpose: Purpose,
+    pub list: u32,
+    pub index: u32,
+    pub value: bool,
+}
+
 /// (tenant, purpose letter, list number).
 type ListKey = (String, char, u32);
 
@@ -160,29 +169,34 @@ impl Sigil {
         }
     }
 
-    /// Stages setting or clearing one status bit (CAS on its page).
-    pub(crate) async fn stage_status_bit(
-        &self,
-        txn: &mut Txn,
-        tenant: &str,
-        purpose: Purpose,
-        list: u32,
-        index: u32,
-        value: bool,
-    ) -> Result<(), ServiceError> {
+    /// Stages a set of bit changes, one CAS-guarded write per touched page (several bits of
+    /// one page in one transaction must not be staged separately, or the last would win).
+    pub(crate) async fn stage_status_bits(&self, txn: &mut Txn, tenant: &str, changes: &[BitChange]) -> Result<(), ServiceError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         let tk = self.tenant_keys(tenant).await?;
-        let page = index / PAGE_BITS as u32;
-        let (bytes, old) = self.load_page(&tk, tenant, purpose, list, page).await?;
-        let mut bits = Bitstring::from_bytes(bytes);
-        bits.set(index as usize % PAGE_BITS, value);
-        let key = keys::status_page(tenant, purpose.letter(), list, page);
-        match old {
-            Some(b) => txn.require_equals(key.clone(), b),
-            None => txn.require_absent(key.clone()),
-        };
+        let mut pages: std::collections::BTreeMap<(char, u32, u32), Vec<(usize, bool)>> = std::collections::BTreeMap::new();
+        for c in changes {
+            let page = c.index / PAGE_BITS as u32;
+            pages.entry((c.purpose.letter(), c.list, page)).or_default().push((c.index as usize % PAGE_BITS, c.value));
+        }
         let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
-        let id = format!("{}/{list}/{page}", purpose.letter());
-        txn.put(key, dk.seal(&Aad { tenant, kind: PAGE_KIND, id: &id }, bits.as_bytes()));
+        for ((letter, list, page), bits_to_set) in pages {
+            let purpose = if letter == 'r' { Purpose::Revocation } else { Purpose::Suspension };
+            let (bytes, old) = self.load_page(&tk, tenant, purpose, list, page).await?;
+            let mut bits = Bitstring::from_bytes(bytes);
+            for (i, v) in bits_to_set {
+                bits.set(i, v);
+            }
+            let key = keys::status_page(tenant, letter, list, page);
+            match old {
+                Some(b) => txn.require_equals(key.clone(), b),
+                None => txn.require_absent(key.clone()),
+            };
+            let id = format!("{letter}/{list}/{page}");
+            txn.put(key, dk.seal(&Aad { tenant, kind: PAGE_KIND, id: &id }, bits.as_bytes()));
+        }
         Ok(())
     }
 

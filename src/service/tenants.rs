@@ -71,6 +71,7 @@ impl Sigil {
                 retired_at: None,
             }],
             issuer_current: 1,
+            key_policy: None,
         };
         let tk = TenantKeys { current: 1, versions: [(1, dk)].into_iter().collect() };
         let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
@@ -78,7 +79,7 @@ impl Sigil {
         txn.require_absent(keys::tenant_index(t))
             .require_absent(keys::tenant_tombstone(t))
             .put(keys::tenant_index(t), Vec::new())
-            .put(keys::data_key(t, 1), self.keys.root.wrap_data_key(t, dk))
+            .put(keys::data_key(t, 1), self.keys.root().wrap_data_key(t, dk))
             .put(keys::data_key_current(t), 1u32.to_be_bytes().to_vec())
             .put(keys::tenant_record(t), self.seal_record(&tk, t, kind::TENANT, t, &record)?)
             .put(keys::private_key(t, "issuer", 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer));

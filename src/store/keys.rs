@@ -125,3 +125,47 @@ pub fn replay(hash_hex: &str) -> Vec<u8> {
     format!("rp/{hash_hex}").into_bytes()
 }
 pub const REPLAY_PREFIX: &[u8] = b"rp/";
+
+/// A tenant whose records are being re-sealed under a new data key (value: target version).
+pub fn data_key_rotation(tenant: &str) -> Vec<u8> {
+    format!("dkr/{tenant}").into_bytes()
+}
+pub const DATA_KEY_ROTATION_PREFIX: &[u8] = b"dkr/";
+
+/// A data key wrapped under the *next* root key, during a root-key rotation.
+pub fn data_key_next(tenant: &str, version: u32) -> Vec<u8> {
+    format!("dkn/{tenant}/{version:08x}").into_bytes()
+}
+pub const DATA_KEY_NEXT_PREFIX: &[u8] = b"dkn/";
+pub const DATA_KEY_PREFIX: &[u8] = b"dk/";
+pub const OPERATOR_TOKEN_PREFIX: &[u8] = b"op/";
+
+/// An operator token record sealed under the next root key.
+pub fn operator_token_next(token_id: &str) -> Vec<u8> {
+    format!("opn/{token_id}").into_bytes()
+}
+pub const OPERATOR_TOKEN_NEXT_PREFIX: &[u8] = b"opn/";
+
+/// The token pepper wrapped under root key `version`.
+pub fn pepper(root_version: u32) -> Vec<u8> {
+    format!("meta/pepper/{root_version:08x}").into_bytes()
+}
+
+/// The (kind, id) a sealed record under a tenant's prefix is bound to, from its key; `None`
+/// for the plaintext entries (counters, hashes, allocation rows).
+pub fn sealed_identity(tenant: &str, key: &[u8]) -> Option<(&'static str, String)> {
+    let k = std::str::from_utf8(key).ok()?;
+    let rest = k.strip_prefix(&format!("t/{tenant}/"))?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+    match parts.as_slice() {
+        ["meta"] => Some(("tenant", tenant.to_owned())),
+        ["a", a] => Some(("agent", (*a).to_owned())),
+        ["k", owner, v] => Some(("private-key", format!("{owner}/{}", hex(v)?))),
+        ["tok", id] => Some(("token", (*id).to_owned())),
+        ["c", id] => Some(("credential", (*id).to_owned())),
+        ["sl", p, list, "p", page] => Some(("status-page", format!("{p}/{}/{}", hex(list)?, hex(page)?))),
+        ["au", seq] => Some(("audit", hex(seq)?.to_string())),
+        _ => None,
+    }
+}

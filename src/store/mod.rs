@@ -10,6 +10,8 @@
 //! `BEGIN; SELECT … FOR UPDATE; …; COMMIT` with `synchronous_commit = on`.
 
 mod group_commit;
+pub mod keycheck;
+
 pub mod keys;
 mod sled_store;
 

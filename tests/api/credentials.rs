@@ -140,8 +140,10 @@ async fn revoke_suspend_resume_show_up_on_the_next_fetch() {
     assert_eq!(codes(&r), vec!["suspended"]);
     let (ok, out) = third_party(&s, "credential", &vc, &[]);
     assert!(!ok && out.contains("suspen"), "{out}");
-    s.post(&format!("/v1/tenants/acme/credentials/{id}/resume"), &admin, json!({})).await;
-    assert_eq!(sigil_verify(&s, &vc).await.0, 200);
+    let (st, r) = s.post(&format!("/v1/tenants/acme/credentials/{id}/resume"), &admin, json!({})).await;
+    assert_eq!((st, r["status"].as_str()), (200, Some("active")), "{r}");
+    let (st, r) = sigil_verify(&s, &vc).await;
+    assert_eq!(st, 200, "{r}");
     assert!(third_party(&s, "credential", &vc, &[]).0);
     // Revoke → "revoked"; it cannot be resumed or suspended afterwards.
     s.post(&format!("/v1/tenants/acme/credentials/{id}/revoke"), &admin, json!({})).await;

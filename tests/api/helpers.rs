@@ -89,6 +89,9 @@ impl Server {
         let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
             .timeout(Duration::from_secs(30))
+            // Below the server's 5 s keep-alive, so a pooled connection is never reused just
+            // as the server closes it (hyper reports that race as IncompleteMessage).
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
         let listen = base.trim_start_matches("https://").to_owned();

@@ -33,7 +33,9 @@ fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>)
         .replace("{agent}", &f.agent_a)
         .replace("{token}", &f.auditor_a_id)
         .replace("{credential}", &f.credential_a)
-        .replace("{list}", "r1");
+        .replace("{list}", "r1")
+        .replace("{version}", "1")
+        .replace("{principal}", "alice%40acme.example");
     let (class, body) = match (method, path) {
         ("get", "/healthz") | ("get", "/readyz") => (Class::Public, None),
         ("post", "/v1/tenants") => (Class::Operator, Some(json!({"name": "x"}))),
@@ -65,6 +67,22 @@ fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>)
         ("post", "/tenants/{tenant}/vc-api/presentations/verify") => (Class::Public, Some(json!({"verifiablePresentation": {}}))),
         ("post", "/v1/verify") => (Class::Public, Some(json!({"presentation": {}}))),
         ("post", "/v1/presentations") => (Class::Agent, Some(crate::presentations::refund("iso"))),
+        ("post", "/v1/tenants/{tenant}/agents/{agent}/suspend")
+        | ("post", "/v1/tenants/{tenant}/agents/{agent}/resume")
+        | ("post", "/v1/tenants/{tenant}/agents/{agent}/retire")
+        | ("post", "/v1/tenants/{tenant}/agents/{agent}/keys/rotate")
+        | ("post", "/v1/tenants/{tenant}/agents/{agent}/keys/{version}/compromised")
+        | ("post", "/v1/tenants/{tenant}/principals/{principal}/revoke")
+        | ("post", "/v1/tenants/{tenant}/data-key/rotate") => (Class::TenantAdmin, None),
+        ("post", "/v1/tenants/{tenant}/issuer-key/rotate") => (Class::TenantAdmin, Some(json!({}))),
+        ("post", "/v1/tenants/{tenant}/credentials/{credential}/replace") => {
+            (Class::TenantAdmin, Some(crate::credentials::delegation_body()))
+        }
+        ("put", "/v1/tenants/{tenant}/key-policy") => (Class::TenantAdmin, Some(json!({"agent_key_max_age_days": 30}))),
+        ("get", "/v1/tenants/{tenant}/agents/{agent}/keys")
+        | ("get", "/v1/tenants/{tenant}/data-key")
+        | ("get", "/v1/tenants/{tenant}/key-policy") => (Class::TenantRead, None),
+        ("post", "/v1/system/root-key/rotate") => (Class::Operator, Some(json!({"new_root_key_file": "/nonexistent"}))),
 
         other => panic!("route {other:?} has no isolation case: add it to tests/api/isolation.rs"),
     };

@@ -10,5 +10,7 @@ mod credentials;
 
 mod durability;
 mod isolation;
+mod lifecycle;
+
 mod openapi;
 mod presentations;

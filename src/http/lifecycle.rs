@@ -1,0 +1,276 @@
+//! Handlers for agent lifecycle, keys and rotations (tenant admin; operator for the root key).
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Auth;
+use super::dto::{Agent, CreateDelegationRequest, CredentialResponse, KeyStateDto};
+use super::problem::ApiError;
+use super::{optional_json, parse_agent, parse_tenant};
+use crate::clock::rfc3339;
+use crate::service::Sigil;
+use crate::service::rotation::KeyPolicy;
+
+type TA = web::Path<(String, String)>;
+
+async fn agent_view(sigil: &Sigil, auth: &Auth, t: &str, a: &str) -> Result<HttpResponse, ApiError> {
+    let view = sigil.get_agent(&auth.0, &parse_tenant(t)?, &parse_agent(a)?).await?;
+    Ok(HttpResponse::Ok().json(Agent::from(view)))
+}
+
+/// Suspend an agent: no presentations; its credentials are suspended in the status list.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/agents/{agent}/suspend", tag = "lifecycle", operation_id = "suspend_agent",
+    params(("tenant" = String, Path, description = "Tenant id"), ("agent" = String, Path, description = "Agent id")),
+    responses((status = 200, body = Agent)), security(("bearer" = [])))]
+pub async fn suspend(sigil: web::Data<Sigil>, auth: Auth, path: TA) -> Result<HttpResponse, ApiError> {
+    let (t, a) = path.into_inner();
+    sigil.set_agent_suspended(&auth.0, &parse_tenant(&t)?, &parse_agent(&a)?, true).await?;
+    agent_view(&sigil, &auth, &t, &a).await
+}
+
+/// Resume a suspended agent and the credentials suspended with it.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/agents/{agent}/resume", tag = "lifecycle", operation_id = "resume_agent",
+    params(("tenant" = String, Path, description = "Tenant id"), ("agent" = String, Path, description = "Agent id")),
+    responses((status = 200, body = Agent)), security(("bearer" = [])))]
+pub async fn resume(sigil: web::Data<Sigil>, auth: Auth, path: TA) -> Result<HttpResponse, ApiError> {
+    let (t, a) = path.into_inner();
+    sigil.set_agent_suspended(&auth.0, &parse_tenant(&t)?, &parse_agent(&a)?, false).await?;
+    agent_view(&sigil, &auth, &t, &a).await
+}
+
+/// Retire an agent (irreversible): credentials revoked, tokens revoked, private keys destroyed.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/agents/{agent}/retire", tag = "lifecycle", operation_id = "retire_agent",
+    params(("tenant" = String, Path, description = "Tenant id"), ("agent" = String, Path, description = "Agent id")),
+    responses((status = 200, body = Agent)), security(("bearer" = [])))]
+pub async fn retire(sigil: web::Data<Sigil>, auth: Auth, path: TA) -> Result<HttpResponse, ApiError> {
+    let (t, a) = path.into_inner();
+    sigil.retire_agent(&auth.0, &parse_tenant(&t)?, &parse_agent(&a)?).await?;
+    agent_view(&sigil, &auth, &t, &a).await
+}
+
+/// One key version with its age.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyVersionInfo {
+    pub version: u32,
+    pub state: KeyStateDto,
+    pub created: String,
+    pub retired_at: Option<String>,
+    pub age_seconds: i64,
+    pub public_key_multibase: String,
+}
+
+/// Key versions of an agent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    pub current_version: u32,
+    pub items: Vec<KeyVersionInfo>,
+}
+
+async fn key_list(sigil: &Sigil, auth: &Auth, t: &str, a: &str) -> Result<KeyList, ApiError> {
+    let (tenant, agent) = (parse_tenant(t)?, parse_agent(a)?);
+    let keys = sigil.agent_keys(&auth.0, &tenant, &agent).await?;
+    let current =
+        keys.iter().filter(|k| k.key.state == crate::service::records::KeyState::Active).map(|k| k.key.version).max().unwrap_or(0);
+    Ok(KeyList {
+        current_version: current,
+        items: keys
+            .into_iter()
+            .map(|k| KeyVersionInfo {
+                version: k.key.version,
+                state: k.key.state.into(),
+                created: rfc3339(k.key.created),
+                retired_at: k.key.retired_at.map(rfc3339),
+                age_seconds: k.age_seconds,
+                public_key_multibase: crate::vc::multikey::encode_hex(&k.key.public_hex).unwrap_or_default(),
+            })
+            .collect(),
+    })
+}
+
+/// List an agent's key versions with their state and age.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/agents/{agent}/keys", tag = "lifecycle", operation_id = "list_agent_keys",
+    params(("tenant" = String, Path, description = "Tenant id"), ("agent" = String, Path, description = "Agent id")),
+    responses((status = 200, body = KeyList)), security(("bearer" = [])))]
+pub async fn keys(sigil: web::Data<Sigil>, auth: Auth, path: TA) -> Result<HttpResponse, ApiError> {
+    let (t, a) = path.into_inner();
+    Ok(HttpResponse::Ok().json(key_list(&sigil, &auth, &t, &a).await?))
+}
+
+/// Rotate the agent's signing key; the previous private key is destroyed.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/agents/{agent}/keys/rotate", tag = "lifecycle", operation_id = "rotate_agent_key",
+    params(("tenant" = String, Path, description = "Tenant id"), ("agent" = String, Path, description = "Agent id")),
+    responses((status = 200, body = KeyList)), security(("bearer" = [])))]
+pub async fn rotate_key(sigil: web::Data<Sigil>, auth: Auth, path: TA) -> Result<HttpResponse, ApiError> {
+    let (t, a) = path.into_inner();
+    sigil.rotate_agent_key(&auth.0, &parse_tenant(&t)?, &parse_agent(&a)?).await?;
+    Ok(HttpResponse::Ok().json(key_list(&sigil, &auth, &t, &a).await?))
+}
+
+/// Mark a key version compromised: removed from the DID document entirely (replaced first if current).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/agents/{agent}/keys/{version}/compromised", tag = "lifecycle", operation_id = "mark_agent_key_compromised",
+    params(("tenant" = String, Path, description = "Tenant id"), ("agent" = String, Path, description = "Agent id"), ("version" = u32, Path, description = "Key version")),
+    responses((status = 200, body = KeyList)), security(("bearer" = [])))]
+pub async fn compromised(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String, String)>) -> Result<HttpResponse, ApiError> {
+    let (t, a, v) = path.into_inner();
+    let v: u32 = v.parse().map_err(|_| ApiError::not_found("key_not_found", "no such key version"))?;
+    sigil.mark_key_compromised(&auth.0, &parse_tenant(&t)?, &parse_agent(&a)?, v).await?;
+    Ok(HttpResponse::Ok().json(key_list(&sigil, &auth, &t, &a).await?))
+}
+
+/// Replace a delegation: the new one is issued and the old one revoked in one transaction.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/credentials/{credential}/replace", tag = "credentials", operation_id = "replace_credential",
+    params(("tenant" = String, Path, description = "Tenant id"), ("credential" = String, Path, description = "Credential id")),
+    request_body = CreateDelegationRequest,
+    responses((status = 201, body = CredentialResponse)), security(("bearer" = [])))]
+pub async fn replace(
+    sigil: web::Data<Sigil>,
+    auth: Auth,
+    path: TA,
+    body: web::Json<CreateDelegationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (t, c) = path.into_inner();
+    let new = body.into_inner().into_domain().map_err(ApiError::bad_request)?;
+    let rec = sigil.replace_credential(&auth.0, &parse_tenant(&t)?, &c, new).await?;
+    Ok(HttpResponse::Created().json(CredentialResponse::new(&rec, sigil.now())))
+}
+
+/// Credentials revoked by a cascade.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedList {
+    pub revoked: Vec<String>,
+}
+
+/// Revoke every delegation naming this principal, across all agents (revocation cascade).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/principals/{principal}/revoke", tag = "credentials", operation_id = "revoke_principal",
+    params(("tenant" = String, Path, description = "Tenant id"), ("principal" = String, Path, description = "Principal identifier (URL-encoded)")),
+    responses((status = 200, body = RevokedList)), security(("bearer" = [])))]
+pub async fn revoke_principal(sigil: web::Data<Sigil>, auth: Auth, path: TA) -> Result<HttpResponse, ApiError> {
+    let (t, p) = path.into_inner();
+    let revoked = sigil.revoke_principal(&auth.0, &parse_tenant(&t)?, &p).await?;
+    Ok(HttpResponse::Ok().json(RevokedList { revoked }))
+}
+
+/// `POST …/issuer-key/rotate` options.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateIssuerRequest {
+    /// Re-sign every active credential under the new key (same ids and status entries).
+    #[serde(default)]
+    pub reissue: bool,
+}
+
+/// Result of a key rotation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotationResult {
+    pub version: u32,
+    /// Credentials re-signed (issuer key), or records still to re-seal in the background (data key).
+    pub reissued: Option<usize>,
+    pub status: String,
+}
+
+/// Rotate the tenant's issuer key; credentials signed with the old key still verify.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/issuer-key/rotate", tag = "rotation", operation_id = "rotate_issuer_key",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body(content = Option<RotateIssuerRequest>, description = "Optional"),
+    responses((status = 200, body = RotationResult)), security(("bearer" = [])))]
+pub async fn rotate_issuer(
+    sigil: web::Data<Sigil>,
+    auth: Auth,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let req: RotateIssuerRequest = optional_json(&body)?;
+    let (version, n) = sigil.rotate_issuer_key(&auth.0, &parse_tenant(&path)?, req.reissue).await?;
+    Ok(HttpResponse::Ok().json(RotationResult { version, reissued: Some(n), status: "done".into() }))
+}
+
+/// Rotate the tenant's data key; records are re-sealed in the background, then the old key is destroyed.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/data-key/rotate", tag = "rotation", operation_id = "rotate_data_key",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 202, body = RotationResult), (status = 409, description = "Rotation already running", body = super::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn rotate_data_key(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let tenant = parse_tenant(&path)?;
+    let version = sigil.clone().into_inner().rotate_data_key(&auth.0, &tenant).await?;
+    Ok(HttpResponse::Accepted().json(RotationResult { version, reissued: None, status: "resealing".into() }))
+}
+
+/// Data key state of a tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DataKeyStatus {
+    pub version: u32,
+    /// True while records are being re-sealed under `version`.
+    pub rotating: bool,
+}
+
+/// The tenant's current data key version and whether a rotation is re-sealing records.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/data-key", tag = "rotation", operation_id = "get_data_key_status",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = DataKeyStatus)), security(("bearer" = [])))]
+pub async fn data_key_status(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (version, rotating) = sigil.data_key_status(&auth.0, &parse_tenant(&path)?).await?;
+    Ok(HttpResponse::Ok().json(DataKeyStatus { version, rotating }))
+}
+
+/// `POST /v1/system/root-key/rotate`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRootRequest {
+    /// Path, on the server, of a file holding the new 32-byte root key.
+    pub new_root_key_file: String,
+}
+
+/// Re-wrap every tenant data key under a new root key (operator).
+#[utoipa::path(post, path = "/v1/system/root-key/rotate", tag = "rotation", operation_id = "rotate_root_key",
+    request_body = RotateRootRequest,
+    responses((status = 200, body = RotationResult)), security(("bearer" = [])))]
+pub async fn rotate_root(sigil: web::Data<Sigil>, auth: Auth, body: web::Json<RotateRootRequest>) -> Result<HttpResponse, ApiError> {
+    auth.0.require_operator().map_err(ApiError::from)?;
+    let bytes = crate::crypto::RootKey::read_file(std::path::Path::new(&body.new_root_key_file)).map_err(ApiError::bad_request)?;
+    let version = sigil.rotate_root_key(&auth.0, bytes).await?;
+    Ok(HttpResponse::Ok().json(RotationResult { version, reissued: None, status: "done".into() }))
+}
+
+/// Key-age policy enforced by scheduled rotation.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicyDto {
+    /// Rotate agent keys older than this many days.
+    pub agent_key_max_age_days: Option<u32>,
+    /// Rotate the issuer key when older than this many days.
+    pub issuer_key_max_age_days: Option<u32>,
+}
+
+/// Read the tenant's key-age policy.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/key-policy", tag = "rotation", operation_id = "get_key_policy",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = KeyPolicyDto)), security(("bearer" = [])))]
+pub async fn get_policy(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let p = sigil.key_policy(&auth.0, &parse_tenant(&path)?).await?;
+    Ok(HttpResponse::Ok()
+        .json(KeyPolicyDto { agent_key_max_age_days: p.agent_key_max_age_days, issuer_key_max_age_days: p.issuer_key_max_age_days }))
+}
+
+/// Set the tenant's key-age policy.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/key-policy", tag = "rotation", operation_id = "set_key_policy",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = KeyPolicyDto,
+    responses((status = 200, body = KeyPolicyDto)), security(("bearer" = [])))]
+pub async fn set_policy(
+    sigil: web::Data<Sigil>,
+    auth: Auth,
+    path: web::Path<String>,
+    body: web::Json<KeyPolicyDto>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let p = sigil
+        .set_key_policy(
+            &auth.0,
+            &parse_tenant(&path)?,
+            KeyPolicy { agent_key_max_age_days: b.agent_key_max_age_days, issuer_key_max_age_days: b.issuer_key_max_age_days },
+        )
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(KeyPolicyDto { agent_key_max_age_days: p.agent_key_max_age_days, issuer_key_max_age_days: p.issuer_key_max_age_days }))
+}

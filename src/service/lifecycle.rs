@@ -1,0 +1,477 @@
+//! Agent lifecycle and agent keys: suspend / resume / retire, key rotation, compromised
+//! keys, replacing a delegation, and revoking everything a principal delegated.
+//!
+//! Every change that affects what an agent may sign takes the agent's write lock, so it
+//! waits for presentations being signed right now and no presentation starts with the old
+//! state after the change commits (see [`AgentLocks`]).
+
+use std::hash::{Hash, Hasher};
+
+use jiff::Timestamp;
+use serde_json::json;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::audit::{Event, actor};
+use super::credentials::{NewDelegation, StatusChange, status_change_bits};
+use super::records::{AgentRecord, AgentState, CredentialKind, CredentialRecord, KeyState, KeyVersion, TokenRecord, kind};
+use super::{Caller, ServiceError, Sigil};
+use crate::crypto::{Aad, Signer};
+use crate::ids::{AgentId, TenantId};
+use crate::store::{Txn, keys};
+
+const SHARDS: usize = 256;
+const MAX_RETRIES: usize = 16;
+
+/// Sharded per-agent locks: presentations hold a read guard from loading the wallet to
+/// signing; key and state changes hold the write guard across their commit and the cache
+/// eviction.
+pub struct AgentLocks {
+    shards: Vec<RwLock<()>>,
+}
+
+impl Default for AgentLocks {
+    fn default() -> Self {
+        Self { shards: (0..SHARDS).map(|_| RwLock::new(())).collect() }
+    }
+}
+
+impl AgentLocks {
+    fn shard(&self, tenant: &str, agent: &str) -> &RwLock<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (tenant, agent).hash(&mut h);
+        let i = (h.finish() as usize) % SHARDS;
+        // `i < SHARDS == shards.len()`; `first()` is only a non-panicking fallback.
+        self.shards.get(i).or_else(|| self.shards.first()).unwrap_or_else(|| unreachable_lock())
+    }
+
+    pub(crate) async fn read(&self, tenant: &str, agent: &str) -> RwLockReadGuard<'_, ()> {
+        self.shard(tenant, agent).read().await
+    }
+
+    pub(crate) async fn write(&self, tenant: &str, agent: &str) -> RwLockWriteGuard<'_, ()> {
+        self.shard(tenant, agent).write().await
+    }
+
+    /// Every shard (issuer-key rotation affects all agents of a tenant).
+    pub(crate) async fn write_all(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
+        let mut v = Vec::with_capacity(SHARDS);
+        for s in &self.shards {
+            v.push(s.write().await);
+        }
+        v
+    }
+}
+
+fn unreachable_lock() -> &'static RwLock<()> {
+    static FALLBACK: RwLock<()> = RwLock::const_new(());
+    &FALLBACK
+}
+
+/// Public view of a key version.
+#[derive(Debug, Clone)]
+pub struct KeyView {
+    pub key: KeyVersion,
+    pub age_seconds: i64,
+}
+
+impl Sigil {
+    /// Loads an agent and the records of all its credentials, for a multi-record change.
+    async fn agent_with_credentials(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> Result<(AgentRecord, Vec<u8>, Vec<(CredentialRecord, Vec<u8>)>), ServiceError> {
+        let (rec, blob) = self.agent_record(tenant, agent).await?;
+        let mut creds = Vec::with_capacity(rec.credential_ids.len());
+        for id in &rec.credential_ids {
+            creds.push(self.credential_record(tenant.as_str(), id).await?);
+        }
+        Ok((rec, blob, creds))
+    }
+
+    /// Stages an agent record and its changed credentials, CAS-guarded.
+    fn stage_agent_and_credentials(
+        &self,
+        txn: &mut Txn,
+        tk: &super::keyring::TenantKeys,
+        tenant: &str,
+        rec: &AgentRecord,
+        old_blob: Vec<u8>,
+        creds: &[(CredentialRecord, Vec<u8>)],
+    ) -> Result<(), ServiceError> {
+        let akey = keys::agent(tenant, &rec.id);
+        txn.require_equals(akey.clone(), old_blob).put(akey, self.seal_record(tk, tenant, kind::AGENT, &rec.id, rec)?);
+        for (c, old) in creds {
+            let ckey = keys::credential(tenant, &c.id);
+            txn.require_equals(ckey.clone(), old.clone()).put(ckey, self.seal_record(tk, tenant, kind::CREDENTIAL, &c.id, c)?);
+        }
+        Ok(())
+    }
+
+    /// Suspends (true) or resumes (false) an agent and the credentials suspended with it.
+    pub async fn set_agent_suspended(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        agent: &AgentId,
+        suspend: bool,
+    ) -> Result<AgentRecord, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant.as_str();
+        let _lock = self.agent_locks.write(t, agent.as_str()).await;
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, blob, creds) = self.agent_with_credentials(tenant, agent).await?;
+            match (rec.state, suspend) {
+                (AgentState::Retired, _) => {
+                    return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
+                }
+                (AgentState::Suspended, true) | (AgentState::Active, false) => return Ok(rec),
+                _ => {}
+            }
+            let mut bits = Vec::new();
+            let mut changed = Vec::new();
+            if suspend {
+                rec.suspended_credentials.clear();
+                for (mut c, old) in creds {
+                    if !c.revoked && !c.suspended {
+                        bits.extend(status_change_bits(&mut c, StatusChange::Suspend)?);
+                        rec.suspended_credentials.push(c.id.clone());
+                        changed.push((c, old));
+                    }
+                }
+                rec.state = AgentState::Suspended;
+            } else {
+                for (mut c, old) in creds {
+                    if rec.suspended_credentials.contains(&c.id) && !c.revoked {
+                        bits.extend(status_change_bits(&mut c, StatusChange::Resume)?);
+                        changed.push((c, old));
+                    }
+                }
+                rec.suspended_credentials.clear();
+                rec.state = AgentState::Active;
+            }
+            let mut txn = Txn::new();
+            self.stage_status_bits(&mut txn, t, &bits).await?;
+            self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &changed)?;
+            let event = Event::new(if suspend { "agent.suspended" } else { "agent.resumed" }, json!({"credentials": changed.len()}))
+                .agent(agent.as_str());
+            match self.commit_audited(t, actor(caller), txn, event).await {
+                Ok(()) => {
+                    self.status_cache.invalidate(t);
+                    self.wallet_changed(t, agent.as_str());
+                    return Ok(rec);
+                }
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
+    }
+
+    /// Retires an agent for good: every credential revoked, every token deleted, every
+    /// private key destroyed; the DID document answers as deactivated; the audit stays.
+    pub async fn retire_agent(&self, caller: &Caller, tenant: &TenantId, agent: &AgentId) -> Result<AgentRecord, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant.as_str();
+        let a = agent.as_str();
+        let _lock = self.agent_locks.write(t, a).await;
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, blob, creds) = self.agent_with_credentials(tenant, agent).await?;
+            if rec.state == AgentState::Retired {
+                return Ok(rec);
+            }
+            let mut bits = Vec::new();
+            let mut changed = Vec::new();
+            for (mut c, old) in creds {
+                if !c.revoked {
+                    bits.extend(status_change_bits(&mut c, StatusChange::Revoke)?);
+                    changed.push((c, old));
+                }
+            }
+            let mut txn = Txn::new();
+            for id in &rec.token_ids {
+                if let Some(tok) = self.load_record::<TokenRecord>(&tk, t, kind::TOKEN, id, &keys::token(t, id)).await? {
+                    self.stage_token_removal(&mut txn, tenant, &tok);
+                }
+            }
+            let now = self.clock.now();
+            for k in rec.keys.iter_mut() {
+                txn.delete(keys::private_key(t, a, k.version));
+                if k.state == KeyState::Active {
+                    k.state = KeyState::Retired;
+                    k.retired_at = Some(now);
+                }
+            }
+            rec.token_ids.clear();
+            rec.suspended_credentials.clear();
+            rec.state = AgentState::Retired;
+            self.stage_status_bits(&mut txn, t, &bits).await?;
+            self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &changed)?;
+            let event = Event::new("agent.retired", json!({"credentials_revoked": changed.len()})).agent(a);
+            match self.commit_audited(t, actor(caller), txn, event).await {
+                Ok(()) => {
+                    self.status_cache.invalidate(t);
+                    self.signers.evict(t, Some(a));
+                    self.wallet_changed(t, a);
+                    return Ok(rec);
+                }
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
+    }
+
+    /// Rotates an agent's signing key: a new version becomes current, the previous private
+    /// key is destroyed in the same transaction; its public half stays in the DID document.
+    /// `only_if_current` makes the rotation conditional (scheduled rotation, idempotent).
+    pub(crate) async fn rotate_agent_key_inner(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        actor_s: String,
+        reason: &str,
+        only_if_current: Option<u32>,
+    ) -> Result<Option<AgentRecord>, ServiceError> {
+        let t = tenant.as_str();
+        let a = agent.as_str();
+        let _lock = self.agent_locks.write(t, a).await;
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, blob) = self.agent_record(tenant, agent).await?;
+            if rec.state == AgentState::Retired {
+                return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
+            }
+            if only_if_current.is_some_and(|v| v != rec.current_key) {
+                return Ok(None);
+            }
+            let now = self.clock.now();
+            let old = rec.current_key;
+            let new = rec.keys.iter().map(|k| k.version).max().unwrap_or(0) + 1;
+            let signer = Signer::generate();
+            for k in rec.keys.iter_mut().filter(|k| k.state == KeyState::Active) {
+                k.state = KeyState::Retired;
+                k.retired_at = Some(now);
+            }
+            rec.keys.push(KeyVersion {
+                version: new,
+                public_hex: hex::encode(signer.public().0),
+                state: KeyState::Active,
+                created: now,
+                retired_at: None,
+            });
+            rec.current_key = new;
+            let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+            let key_id = format!("{a}/{new}");
+            let mut txn = Txn::new();
+            txn.put(keys::private_key(t, a, new), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: &key_id }, &signer))
+                .delete(keys::private_key(t, a, old));
+            let akey = keys::agent(t, a);
+            txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
+            let event = Event::new("agent.key_rotated", json!({"from": old, "to": new, "reason": reason})).agent(a);
+            match self.commit_audited(t, actor_s.clone(), txn, event).await {
+                Ok(()) => {
+                    self.signers.evict(t, Some(a));
+                    self.wallet_changed(t, a);
+                    return Ok(Some(rec));
+                }
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
+    }
+
+    /// `POST …/keys/rotate`.
+    pub async fn rotate_agent_key(&self, caller: &Caller, tenant: &TenantId, agent: &AgentId) -> Result<AgentRecord, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        self.rotate_agent_key_inner(tenant, agent, actor(caller), "manual", None)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("unconditional rotation skipped".into()))
+    }
+
+    /// `POST …/keys/{version}/compromised`: removes the key from the DID document entirely
+    /// (proofs it made stop verifying); if it is the current key, a new one replaces it.
+    pub async fn mark_key_compromised(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        agent: &AgentId,
+        version: u32,
+    ) -> Result<AgentRecord, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant.as_str();
+        let a = agent.as_str();
+        let (rec, _) = self.agent_record(tenant, agent).await?;
+        if !rec.keys.iter().any(|k| k.version == version) {
+            return Err(ServiceError::not_found("key_not_found", "no such key version"));
+        }
+        if rec.current_key == version && rec.state != AgentState::Retired {
+            self.rotate_agent_key_inner(tenant, agent, actor(caller), "compromised", Some(version)).await?;
+        }
+        let _lock = self.agent_locks.write(t, a).await;
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, blob) = self.agent_record(tenant, agent).await?;
+            let now = self.clock.now();
+            for k in rec.keys.iter_mut().filter(|k| k.version == version) {
+                k.state = KeyState::Compromised;
+                k.retired_at.get_or_insert(now);
+            }
+            let mut txn = Txn::new();
+            txn.delete(keys::private_key(t, a, version));
+            let akey = keys::agent(t, a);
+            txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
+            let event = Event::new("agent.key_compromised", json!({"version": version})).agent(a);
+            match self.commit_audited(t, actor(caller), txn, event).await {
+                Ok(()) => {
+                    self.signers.evict(t, Some(a));
+                    self.wallet_changed(t, a);
+                    return Ok(rec);
+                }
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
+    }
+
+    /// `GET …/keys`.
+    pub async fn agent_keys(&self, caller: &Caller, tenant: &TenantId, agent: &AgentId) -> Result<Vec<KeyView>, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let (rec, _) = self.agent_record(tenant, agent).await?;
+        let now = self.clock.now();
+        Ok(rec.keys.into_iter().map(|k| KeyView { age_seconds: now.duration_since(k.created).as_secs(), key: k }).collect())
+    }
+
+    /// Replaces a delegation: the new one is issued and the old one revoked in one
+    /// transaction; the next presentation uses the new authority.
+    pub async fn replace_credential(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        id: &str,
+        new: NewDelegation,
+    ) -> Result<CredentialRecord, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant.as_str();
+        let now = self.clock.now();
+        let valid_from = new.valid_from.unwrap_or(now);
+        if new.valid_until <= valid_from || new.valid_until <= now {
+            return Err(ServiceError::invalid("valid_until must be in the future and after valid_from"));
+        }
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let (mut old, old_blob) = self.credential_record(t, id).await?;
+            if old.kind != CredentialKind::Delegation {
+                return Err(ServiceError::invalid("only delegations can be replaced"));
+            }
+            if old.revoked {
+                return Err(ServiceError::conflict("credential_revoked", "the credential is already revoked"));
+            }
+            let agent = AgentId::parse(old.agent.as_deref().unwrap_or_default())
+                .map_err(|_| ServiceError::Internal("delegation without agent".into()))?;
+            let _lock = self.agent_locks.write(t, agent.as_str()).await;
+            let (mut rec, blob) = self.agent_record(tenant, &agent).await?;
+            let mut txn = Txn::new();
+            let did = self.agent_did(t, agent.as_str());
+            let (p, a) = (new.principal.clone(), new.authority.clone());
+            let cred = self
+                .stage_credential(
+                    &mut txn,
+                    &tk,
+                    t,
+                    Some(agent.as_str()),
+                    CredentialKind::Delegation,
+                    valid_from,
+                    Some(new.valid_until),
+                    |env| crate::vc::credential::delegation(env, &did, &p, &a).map_err(|e| ServiceError::Internal(e.to_string())),
+                    Some(new.principal.clone()),
+                    Some(new.authority.clone()),
+                )
+                .await?;
+            let bits = status_change_bits(&mut old, StatusChange::Revoke)?;
+            self.stage_status_bits(&mut txn, t, &bits).await?;
+            rec.credential_ids.push(cred.id.clone());
+            self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &[(old, old_blob)])?;
+            let event = Event::new("credential.replaced", json!({"old": id, "new": cred.id})).agent(agent.as_str());
+            match self.commit_audited(t, actor(caller), txn, event).await {
+                Ok(()) => {
+                    self.status_cache.invalidate(t);
+                    self.wallet_changed(t, agent.as_str());
+                    return Ok(cred);
+                }
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ServiceError::conflict("write_conflict", "the credential is being modified concurrently; retry"))
+    }
+
+    /// Revokes every delegation naming `principal`, across all agents of the tenant.
+    pub async fn revoke_principal(&self, caller: &Caller, tenant: &TenantId, principal: &str) -> Result<Vec<String>, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant.as_str();
+        if principal.is_empty() || principal.len() > 200 {
+            return Err(ServiceError::invalid("principal must be 1–200 characters"));
+        }
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let mut hits = Vec::new();
+            let mut after: Option<Vec<u8>> = None;
+            let prefix = format!("t/{t}/c/").into_bytes();
+            loop {
+                let rows = self.store.scan(&prefix, after.as_deref(), 1000).await?;
+                let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
+                for (k, blob) in rows {
+                    let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
+                    let c: CredentialRecord = self.open_record(&tk, t, kind::CREDENTIAL, &id, &blob)?;
+                    if c.kind == CredentialKind::Delegation && !c.revoked && c.principal.as_ref().is_some_and(|p| p.identifier == principal)
+                    {
+                        hits.push((c, blob));
+                    }
+                }
+                after = Some(last);
+            }
+            let mut bits = Vec::new();
+            let mut txn = Txn::new();
+            let mut ids = Vec::new();
+            for (c, old) in hits.iter_mut() {
+                bits.extend(status_change_bits(c, StatusChange::Revoke)?);
+                let ckey = keys::credential(t, &c.id);
+                txn.require_equals(ckey.clone(), old.clone()).put(ckey, self.seal_record(&tk, t, kind::CREDENTIAL, &c.id, c)?);
+                ids.push(c.id.clone());
+            }
+            self.stage_status_bits(&mut txn, t, &bits).await?;
+            let event = Event::new(
+                "principal.revoked",
+                json!({"principal_hash": hex::encode(self.keys.pepper.keyed_hash("principal", principal.as_bytes())), "credentials": ids}),
+            );
+            match self.commit_audited(t, actor(caller), txn, event).await {
+                Ok(()) => {
+                    self.status_cache.invalidate(t);
+                    for (c, _) in &hits {
+                        if let Some(a) = &c.agent {
+                            self.wallet_changed(t, a);
+                        }
+                    }
+                    return Ok(ids);
+                }
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ServiceError::conflict("write_conflict", "credentials are being modified concurrently; retry"))
+    }
+
+    /// Keys listed in an agent's DID document and whether each is in `authentication`:
+    /// the current key, plus retired keys during a grace period as long as a presentation
+    /// may live, so presentations signed just before a rotation still verify everywhere.
+    pub(crate) fn agent_key_grace(&self, k: &KeyVersion, now: Timestamp) -> bool {
+        k.state == KeyState::Retired
+            && k.retired_at
+                .is_some_and(|r| now.duration_since(r) < jiff::SignedDuration::from_secs(self.settings.max_presentation_ttl as i64))
+    }
+}

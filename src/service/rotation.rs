@@ -1,0 +1,509 @@
+//! Key rotation beyond agent keys: the tenant issuer key (optionally re-signing every
+//! active credential), scheduled rotation by key age, tenant data keys (records re-sealed
+//! in resumable batches while serving continues), and the root key (every data key,
+//! the pepper and operator tokens re-wrapped in one transaction, committed by rewriting
+//! the key-check file).
+
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::audit::{Event, actor};
+use super::keyring::TenantKeys;
+use super::records::{AgentRecord, CredentialRecord, KeyState, KeyVersion, TenantRecord, kind};
+use super::sealed::decode_u32;
+use super::{Caller, ServiceError, Sigil};
+use crate::clock::rfc3339;
+use crate::crypto::{Aad, DataKey, RootKey, SecretBytes, Signer, blob_key_version};
+use crate::ids::{AgentId, TenantId};
+use crate::store::keycheck::{read_key_check, write_key_check};
+use crate::store::{StoreError, Txn, keys};
+use crate::vc::proof::{self, ProofOptions};
+
+const MAX_RETRIES: usize = 16;
+const BATCH: usize = 500;
+
+/// A tenant's key-age policy, enforced by the scheduled rotation task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPolicy {
+    pub agent_key_max_age_days: Option<u32>,
+    pub issuer_key_max_age_days: Option<u32>,
+}
+
+fn age_exceeded(k: &KeyVersion, days: Option<u32>, now: jiff::Timestamp) -> bool {
+    days.is_some_and(|d| now.duration_since(k.created) >= SignedDuration::from_hours(24 * i64::from(d)))
+}
+
+impl Sigil {
+    async fn tenant_record_blob(&self, t: &str) -> Result<(TenantRecord, Vec<u8>), ServiceError> {
+        let tk = self.tenant_keys(t).await?;
+        let blob = self.store.get(&keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
+        Ok((self.open_record(&tk, t, kind::TENANT, t, &blob)?, blob))
+    }
+
+    /// Sets the tenant's key-age policy.
+    pub async fn set_key_policy(&self, caller: &Caller, tenant: &TenantId, policy: KeyPolicy) -> Result<KeyPolicy, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        for d in [policy.agent_key_max_age_days, policy.issuer_key_max_age_days].into_iter().flatten() {
+            if !(1..=3650).contains(&d) {
+                return Err(ServiceError::invalid("maximum key ages must be 1–3650 days"));
+            }
+        }
+        let t = tenant.as_str();
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, blob) = self.tenant_record_blob(t).await?;
+            rec.key_policy = Some(policy);
+            let mut txn = Txn::new();
+            let k = keys::tenant_record(t);
+            txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
+            let event = Event::new("tenant.key_policy_set", serde_json::to_value(policy).unwrap_or_default());
+            match self.commit_audited(t, actor(caller), txn, event).await {
+                Ok(()) => return Ok(policy),
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))
+    }
+
+    /// Reads the tenant's key-age policy.
+    pub async fn key_policy(&self, caller: &Caller, tenant: &TenantId) -> Result<KeyPolicy, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        Ok(self.tenant_record(tenant.as_str()).await?.key_policy.unwrap_or_default())
+    }
+
+    /// Rotates the issuer key; `only_if_current` makes it conditional (scheduled runs).
+    /// With `reissue`, every active credential is re-signed under the new key.
+    pub(crate) async fn rotate_issuer_key_inner(
+        &self,
+        tenant: &TenantId,
+        actor_s: String,
+        reissue: bool,
+        only_if_current: Option<u32>,
+    ) -> Result<Option<(u32, usize)>, ServiceError> {
+        let t = tenant.as_str();
+        let mut rotated = None;
+        // No presentation may sign a vc+jwt with the old issuer key after this commits.
+        let locks = self.agent_locks.write_all().await;
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, blob) = self.tenant_record_blob(t).await?;
+            if only_if_current.is_some_and(|v| v != rec.issuer_current) {
+                return Ok(None);
+            }
+            let now = self.clock.now();
+            let old = rec.issuer_current;
+            let new = rec.issuer_keys.iter().map(|k| k.version).max().unwrap_or(0) + 1;
+            let signer = Signer::generate();
+            for k in rec.issuer_keys.iter_mut().filter(|k| k.state == KeyState::Active) {
+                k.state = KeyState::Retired;
+                k.retired_at = Some(now);
+            }
+            rec.issuer_keys.push(KeyVersion {
+                version: new,
+                public_hex: hex::encode(signer.public().0),
+                state: KeyState::Active,
+                created: now,
+                retired_at: None,
+            });
+            rec.issuer_current = new;
+            let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+            let id = format!("issuer/{new}");
+            let mut txn = Txn::new();
+            txn.put(keys::private_key(t, "issuer", new), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: &id }, &signer))
+                .delete(keys::private_key(t, "issuer", old));
+            let k = keys::tenant_record(t);
+            txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
+            let event = Event::new("issuer.key_rotated", json!({"from": old, "to": new, "reissue": reissue}));
+            match self.commit_audited(t, actor_s.clone(), txn, event).await {
+                Ok(()) => {
+                    rotated = Some(new);
+                    break;
+                }
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let new = rotated.ok_or_else(|| ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))?;
+        self.signers.evict(t, Some("issuer"));
+        self.status_cache.invalidate(t);
+        self.wallets.evict(t, None);
+        drop(locks);
+        let reissued = if reissue { self.reissue_credentials(t, new).await? } else { 0 };
+        Ok(Some((new, reissued)))
+    }
+
+    /// `POST /v1/tenants/{tenant}/issuer-key/rotate`.
+    pub async fn rotate_issuer_key(&self, caller: &Caller, tenant: &TenantId, reissue: bool) -> Result<(u32, usize), ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        self.rotate_issuer_key_inner(tenant, actor(caller), reissue, None)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("unconditional rotation skipped".into()))
+    }
+
+    /// Re-signs every non-revoked credential of the tenant under issuer key `version`
+    /// (same id, content and status entries; a new proof).
+    async fn reissue_credentials(&self, t: &str, version: u32) -> Result<usize, ServiceError> {
+        let signer = self.signer(t, "issuer", version).await?;
+        let vm = format!("{}#issuer-{version}", self.tenant_did(t));
+        let prefix = format!("t/{t}/c/").into_bytes();
+        let mut after: Option<Vec<u8>> = None;
+        let mut n = 0;
+        loop {
+            let tk = self.tenant_keys(t).await?;
+            let rows = self.store.scan(&prefix, after.as_deref(), BATCH).await?;
+            let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
+            let mut txn = Txn::new();
+            let mut agents = Vec::new();
+            for (k, blob) in rows {
+                let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
+                let mut c: CredentialRecord = self.open_record(&tk, t, kind::CREDENTIAL, &id, &blob)?;
+                if c.revoked || c.issuer_key_version == version {
+                    continue;
+                }
+                let mut doc = c.vc.as_object().cloned().unwrap_or_default();
+                doc.remove("proof");
+                let opts = ProofOptions {
+                    verification_method: vm.clone(),
+                    proof_purpose: "assertionMethod",
+                    created: rfc3339(self.clock.now()),
+                    expires: None,
+                    challenge: None,
+                    domain: None,
+                };
+                c.vc = proof::sign(doc, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                c.issuer_key_version = version;
+                txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::CREDENTIAL, &id, &c)?);
+                agents.extend(c.agent.clone());
+                n += 1;
+            }
+            if !txn.is_empty() {
+                // A credential changed meanwhile (revoked, replaced) keeps its old proof,
+                // which stays valid; the next rotation re-signs it.
+                match self.store.commit(txn).await {
+                    Ok(()) | Err(StoreError::Conflict) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            for a in agents {
+                self.wallet_changed(t, &a);
+            }
+            after = Some(last);
+        }
+        Ok(n)
+    }
+
+    /// One pass of scheduled rotation over every tenant with a key policy. Idempotent and
+    /// safe to run concurrently in several processes: each rotation is conditional on the
+    /// key version it observed (compare-and-set), so a key is rotated at most once.
+    pub async fn run_scheduled_rotation(&self) -> Result<usize, ServiceError> {
+        let mut rotated = 0;
+        let tenants = self.store.scan(keys::TENANT_INDEX_PREFIX, None, 100_000).await?;
+        for (k, _) in tenants {
+            let Some(t) = k.strip_prefix(keys::TENANT_INDEX_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) else { continue };
+            let Ok(tenant) = TenantId::parse(t) else { continue };
+            let rec = match self.tenant_record(t).await {
+                Ok(r) => r,
+                Err(ServiceError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(policy) = rec.key_policy else { continue };
+            let now = self.clock.now();
+            if let Some(cur) = rec.issuer_keys.iter().find(|k| k.version == rec.issuer_current) {
+                if age_exceeded(cur, policy.issuer_key_max_age_days, now)
+                    && self
+                        .rotate_issuer_key_inner(&tenant, "system:scheduled-rotation".into(), false, Some(rec.issuer_current))
+                        .await?
+                        .is_some()
+                {
+                    rotated += 1;
+                }
+            }
+            if policy.agent_key_max_age_days.is_none() {
+                continue;
+            }
+            let tk = self.tenant_keys(t).await?;
+            let prefix = keys::agent_prefix(t);
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let rows = self.store.scan(&prefix, after.as_deref(), BATCH).await?;
+                let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
+                for (k, blob) in rows {
+                    let a = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
+                    let agent: AgentRecord = self.open_record(&tk, t, kind::AGENT, &a, &blob)?;
+                    let due = agent.state != super::records::AgentState::Retired
+                        && agent
+                            .keys
+                            .iter()
+                            .find(|k| k.version == agent.current_key)
+                            .is_some_and(|k| age_exceeded(k, policy.agent_key_max_age_days, now));
+                    if due {
+                        let Ok(agent_id) = AgentId::parse(&a) else { continue };
+                        if self
+                            .rotate_agent_key_inner(
+                                &tenant,
+                                &agent_id,
+                                "system:scheduled-rotation".into(),
+                                "scheduled",
+                                Some(agent.current_key),
+                            )
+                            .await?
+                            .is_some()
+                        {
+                            rotated += 1;
+                        }
+                    }
+                }
+                after = Some(last);
+            }
+        }
+        Ok(rotated)
+    }
+
+    /// Starts a data-key rotation: new records are sealed under the new key at once; the
+    /// tenant's existing records are re-sealed in the background (resumable), then the old
+    /// key is destroyed. Returns the new version.
+    pub async fn rotate_data_key(self: &std::sync::Arc<Self>, caller: &Caller, tenant: &TenantId) -> Result<u32, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant.as_str();
+        if self.store.get(&keys::data_key_rotation(t)).await?.is_some() {
+            return Err(ServiceError::conflict("rotation_in_progress", "a data-key rotation is already running for this tenant"));
+        }
+        let cur_raw = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
+        let cur = decode_u32(&cur_raw)?;
+        let new = cur + 1;
+        let dk = DataKey::generate(new);
+        let mut txn = Txn::new();
+        txn.require_equals(keys::data_key_current(t), cur_raw)
+            .require_absent(keys::data_key_rotation(t))
+            .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t, &dk))
+            .put(keys::data_key_current(t), new.to_be_bytes().to_vec())
+            .put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
+        self.commit_audited(t, actor(caller), txn, Event::new("data_key.rotation_started", json!({"from": cur, "to": new}))).await?;
+        self.keys.evict(t);
+        let me = self.clone();
+        let tenant = t.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = me.finish_data_key_rotation(&tenant, Duration::from_secs(2)).await {
+                tracing::error!(tenant = %tenant, error = %e, "data-key rotation failed; it resumes at the next start");
+            }
+        });
+        Ok(new)
+    }
+
+    /// The tenant's current data key version and whether re-sealing is still running.
+    pub async fn data_key_status(&self, caller: &Caller, tenant: &TenantId) -> Result<(u32, bool), ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let t = tenant.as_str();
+        let cur = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
+        Ok((decode_u32(&cur)?, self.store.get(&keys::data_key_rotation(t)).await?.is_some()))
+    }
+
+    /// Re-seals every record of `t` still under an older data key, then destroys the older
+    /// keys. `settle` lets requests that loaded the previous key set finish first.
+    pub async fn finish_data_key_rotation(&self, t: &str, settle: Duration) -> Result<usize, ServiceError> {
+        let Some(target) = self.store.get(&keys::data_key_rotation(t)).await? else { return Ok(0) };
+        let target = decode_u32(&target)?;
+        tokio::time::sleep(settle).await;
+        let mut total = 0;
+        // Passes until one finds nothing left to re-seal (a request that still held the
+        // previous key set may have written during the first pass).
+        loop {
+            let n = self.reseal_pass(t, target).await?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut txn = Txn::new();
+        for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 1024).await? {
+            let v = k.rsplit(|b| *b == b'/').next().and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
+            if v.is_some_and(|v| v < target) {
+                txn.delete(k);
+            }
+        }
+        txn.delete(keys::data_key_rotation(t));
+        self.commit_audited(
+            t,
+            "system:data-key-rotation".into(),
+            txn,
+            Event::new("data_key.rotated", json!({"version": target, "resealed": total})),
+        )
+        .await?;
+        self.keys.evict(t);
+        self.signers.evict(t, None);
+        Ok(total)
+    }
+
+    async fn reseal_pass(&self, t: &str, target: u32) -> Result<usize, ServiceError> {
+        self.keys.evict(t);
+        let tk: std::sync::Arc<TenantKeys> = self.tenant_keys(t).await?;
+        let new = tk.versions.get(&target).ok_or_else(|| ServiceError::Internal("target data key missing".into()))?;
+        let prefix = keys::tenant_prefix(t);
+        let mut after: Option<Vec<u8>> = None;
+        let mut n = 0;
+        loop {
+            let rows = self.store.scan(&prefix, after.as_deref(), BATCH).await?;
+            let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
+            let mut txn = Txn::new();
+            for (k, blob) in rows {
+                let Some((kind_, id)) = keys::sealed_identity(t, &k) else { continue };
+                let v = blob_key_version(&blob)?;
+                if v == target {
+                    continue;
+                }
+                let old = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
+                let aad = Aad { tenant: t, kind: kind_, id: &id };
+                let pt: SecretBytes = old.open(&aad, &blob)?;
+                txn.require_equals(k.clone(), blob).put(k, new.seal(&aad, pt.expose()));
+                n += 1;
+            }
+            if !txn.is_empty() {
+                // A record rewritten meanwhile was sealed under the new key by its writer.
+                match self.store.commit(txn).await {
+                    Ok(()) | Err(StoreError::Conflict) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            after = Some(last);
+        }
+        Ok(n)
+    }
+
+    /// Finishes data-key rotations interrupted by a restart (called at start-up).
+    pub async fn resume_data_key_rotations(&self) -> Result<usize, ServiceError> {
+        let rows = self.store.scan(keys::DATA_KEY_ROTATION_PREFIX, None, 100_000).await?;
+        let mut n = 0;
+        for (k, _) in rows {
+            if let Some(t) = k.strip_prefix(keys::DATA_KEY_ROTATION_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) {
+                self.finish_data_key_rotation(t, Duration::ZERO).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Re-wraps every tenant data key, the pepper and operator tokens under `new_root`.
+    /// Step 1 writes the new wraps beside the old ones in one transaction; step 2 rewrites
+    /// the key-check file (the commit point); step 3 replaces the old wraps. A crash
+    /// between steps is repaired at start by [`Sigil::recover_root_rotation`].
+    pub async fn rotate_root_key(&self, caller: &Caller, new_root: SecretBytes) -> Result<u32, ServiceError> {
+        caller.require_operator()?;
+        let data = self.settings.data_dir.clone().ok_or_else(|| ServiceError::Internal("no data directory".into()))?;
+        let old = self.keys.root();
+        let next =
+            RootKey::from_bytes(new_root, old.version() + 1).map_err(|_| ServiceError::invalid("the new root key must be 32 bytes"))?;
+        if read_key_check(&data).map_err(|e| ServiceError::Internal(e.to_string()))?.is_some_and(|kc| kc.root_version != old.version()) {
+            return Err(ServiceError::conflict("rotation_in_progress", "the key-check file names another root key version"));
+        }
+        let mut txn = Txn::new();
+        for (k, blob) in self.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await? {
+            let s = String::from_utf8_lossy(&k).into_owned();
+            let mut parts = s.split('/').skip(1);
+            let (Some(t), Some(v)) = (parts.next(), parts.next().and_then(|h| u32::from_str_radix(h, 16).ok())) else { continue };
+            let dk = old.unwrap_data_key(t, v, &blob)?;
+            txn.put(keys::data_key_next(t, v), next.wrap_data_key(t, &dk));
+        }
+        for (k, blob) in self.store.scan(keys::OPERATOR_TOKEN_PREFIX, None, usize::MAX).await? {
+            let id = String::from_utf8_lossy(k.get(keys::OPERATOR_TOKEN_PREFIX.len()..).unwrap_or_default()).into_owned();
+            let pt = old.open_system(kind::OPERATOR_TOKEN, &id, &blob)?;
+            txn.put(keys::operator_token_next(&id), next.seal_system(kind::OPERATOR_TOKEN, &id, pt.expose()));
+        }
+        txn.put(keys::pepper(next.version()), next.wrap_pepper(&self.keys.pepper));
+        self.store.commit(txn).await?;
+        let kdf = None; // the new root is a key file; a passphrase store stops needing one
+        write_key_check(&data, &next, kdf).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let version = next.version();
+        self.keys.set_root(next);
+        self.recover_root_rotation().await?;
+        self.keys.evict_all();
+        tracing::warn!(version, "root key rotated; start future runs with the new root key");
+        Ok(version)
+    }
+
+    /// Completes (key-check already names the new root) or discards (it does not) the
+    /// staged wraps of an interrupted root-key rotation.
+    pub async fn recover_root_rotation(&self) -> Result<(), ServiceError> {
+        let root = self.keys.root();
+        let staged = self.store.scan(keys::DATA_KEY_NEXT_PREFIX, None, usize::MAX).await?;
+        let ops = self.store.scan(keys::OPERATOR_TOKEN_NEXT_PREFIX, None, usize::MAX).await?;
+        if staged.is_empty() && ops.is_empty() {
+            return Ok(());
+        }
+        let committed = staged.iter().chain(ops.iter()).all(|(_, b)| blob_key_version(b).is_ok_and(|v| v == root.version()));
+        let mut txn = Txn::new();
+        for (k, blob) in staged.into_iter() {
+            if committed {
+                let s = String::from_utf8_lossy(&k).into_owned();
+                txn.put(format!("dk/{}", s.trim_start_matches("dkn/")).into_bytes(), blob);
+            }
+            txn.delete(k);
+        }
+        for (k, blob) in ops {
+            if committed {
+                let s = String::from_utf8_lossy(&k).into_owned();
+                txn.put(format!("op/{}", s.trim_start_matches("opn/")).into_bytes(), blob);
+            }
+            txn.delete(k);
+        }
+        if committed && root.version() > 1 {
+            txn.delete(keys::pepper(root.version() - 1));
+        }
+        self.store.commit(txn).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::service::agents::NewAgent;
+    use crate::service::testing;
+
+    #[tokio::test]
+    async fn scheduled_rotation_follows_the_clock_and_runs_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FixedClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let s = testing::sigil_in(dir.path(), clock.clone());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let admin = testing::admin(&t.id);
+        let a = s.create_agent(&admin, &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        s.set_key_policy(&admin, &t.id, KeyPolicy { agent_key_max_age_days: Some(30), issuer_key_max_age_days: Some(180) }).await.unwrap();
+        assert_eq!(s.run_scheduled_rotation().await.unwrap(), 0);
+        clock.advance_secs(29 * 86_400);
+        assert_eq!(s.run_scheduled_rotation().await.unwrap(), 0);
+        clock.advance_secs(2 * 86_400);
+        // Two concurrent runs (as two processes would) rotate the key exactly once.
+        let (x, y) = tokio::join!(s.run_scheduled_rotation(), s.run_scheduled_rotation());
+        assert_eq!(x.unwrap() + y.unwrap(), 1);
+        assert_eq!(s.run_scheduled_rotation().await.unwrap(), 0, "idempotent");
+        let keys = s.agent_keys(&admin, &t.id, &a.id).await.unwrap();
+        assert_eq!(
+            keys.iter().map(|k| (k.key.version, k.key.state)).collect::<Vec<_>>(),
+            vec![(1, KeyState::Retired), (2, KeyState::Active)]
+        );
+        assert!(s.store.get(&keys::private_key("acme", a.id.as_str(), 1)).await.unwrap().is_none(), "old private key destroyed");
+        clock.advance_secs(150 * 86_400);
+        assert_eq!(s.run_scheduled_rotation().await.unwrap(), 2, "agent key (30 d) and issuer key (180 d)");
+        assert_eq!(s.tenant_record("acme").await.unwrap().issuer_current, 2);
+    }
+
+    #[tokio::test]
+    async fn retired_agents_leave_no_private_key_or_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let admin = testing::admin(&t.id);
+        let a = s.create_agent(&admin, &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        s.rotate_agent_key(&admin, &t.id, &a.id).await.unwrap();
+        s.retire_agent(&admin, &t.id, &a.id).await.unwrap();
+        let left = s.store.scan(format!("t/acme/k/{}/", a.id).as_bytes(), None, 10).await.unwrap();
+        assert!(left.is_empty(), "private keys left behind");
+        assert!(s.authenticate(&a.access_token.reveal_once()).await.is_err());
+        assert!(matches!(s.agent_did_document(&t.id, &a.id).await, Err(ServiceError::Gone { .. })));
+    }
+}
