@@ -57,7 +57,7 @@ fn startup(msg: impl std::fmt::Display) -> SigilError {
 }
 
 /// Creates a directory (and parents) with mode 0700.
-fn ensure_private_dir(p: &Path) -> Result<(), SigilError> {
+pub(crate) fn ensure_private_dir(p: &Path) -> Result<(), SigilError> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -364,6 +364,32 @@ pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Res
     drop(sigil);
     store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
     Ok(v)
+}
+
+/// `sigil restore`: rebuilds a data directory from a backup file (into an empty directory;
+/// start the server with the root key the backup was made under).
+pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilError> {
+    use crate::store::keycheck::KEYCHECK_FILE;
+    let bytes = std::fs::read(backup_file).map_err(|e| SigilError::Config(format!("cannot read {}: {e}", backup_file.display())))?;
+    let (keycheck, entries) = crate::store::backup::decode(&bytes).map_err(SigilError::Config)?;
+    if data.join(KEYCHECK_FILE).exists() || data.join("store").exists() {
+        return Err(SigilError::Config(format!("{} already holds a store; restore into an empty directory", data.display())));
+    }
+    ensure_private_dir(data)?;
+    let store = SledStore::open(&data.join("store")).map_err(|e| SigilError::Store(e.to_string()))?;
+    let n = entries.len();
+    for chunk in entries.chunks(1000) {
+        let mut txn = Txn::new();
+        for (k, v) in chunk {
+            txn.put(k.clone(), v.clone());
+        }
+        store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
+    }
+    store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
+    drop(store);
+    // Written last, like at initialization: without it the directory is not a store.
+    write_private_file(&data.join(KEYCHECK_FILE), &keycheck)?;
+    Ok(n)
 }
 
 /// Default wiring for `sigil serve`.

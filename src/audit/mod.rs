@@ -125,3 +125,77 @@ mod tests {
         assert_eq!(verify_chain(&relinked, 1, GENESIS).unwrap_err().position, 4);
     }
 }
+
+/// A signed statement "the chain of `tenant` had head `head` at `seq`", made with the
+/// tenant's audit key (listed in the tenant DID document as `#audit-N`). Stored as the
+/// details of an `audit.checkpoint` entry, so checkpoints are part of the chain they sign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub tenant: String,
+    pub seq: u64,
+    pub head: String,
+    pub time: String,
+    /// DID URL of the audit key.
+    pub key: String,
+    /// base58btc multibase Ed25519 signature over the canonical form of the other fields.
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The bytes the signature covers.
+    pub fn signing_input(tenant: &str, seq: u64, head: &str, time: &str, key: &str) -> Vec<u8> {
+        let v = serde_json::json!({"tenant": tenant, "seq": seq, "head": head, "time": time, "key": key});
+        crate::vc::jcs::canonicalize(&v).unwrap_or_default()
+    }
+
+    /// Checks the signature with the audit key's public half.
+    pub fn verify(&self, key: &crate::crypto::PublicKey) -> bool {
+        let Ok((_, sig)) = multibase::decode(&self.signature) else { return false };
+        let input = Self::signing_input(&self.tenant, self.seq, &self.head, &self.time, &self.key);
+        crate::crypto::verify_strict(key, &input, &sig).is_ok()
+    }
+}
+
+/// Result of verifying an exported or stored trail.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TrailReport {
+    pub ok: bool,
+    pub entries: usize,
+    pub head_hash: String,
+    pub checkpoints: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad: Option<Break>,
+}
+
+/// Verifies a whole trail from its first entry: the hash chain, and every checkpoint's
+/// signature (by a key `key_for(did_url)` returns) and its claim about the chain.
+pub fn verify_trail(entries: &[Entry], key_for: &dyn Fn(&str) -> Option<crate::crypto::PublicKey>) -> TrailReport {
+    let mut prev = GENESIS.to_owned();
+    let mut checkpoints = 0;
+    let fail = |i: usize, e: &Entry, reason: &str, prev: &str, checkpoints: usize| TrailReport {
+        ok: false,
+        entries: i,
+        head_hash: prev.to_owned(),
+        checkpoints,
+        first_bad: Some(Break { position: i, seq: Some(e.seq), reason: reason.to_owned() }),
+    };
+    for (i, e) in entries.iter().enumerate() {
+        if let Err(b) = verify_chain(std::iter::once(e), i as u64 + 1, &prev) {
+            return fail(i, e, &b.reason, &prev, checkpoints);
+        }
+        if e.event == "audit.checkpoint" {
+            let Ok(cp) = serde_json::from_value::<Checkpoint>(e.details.clone()) else {
+                return fail(i, e, "malformed checkpoint", &prev, checkpoints);
+            };
+            let claims_prev = cp.seq + 1 == e.seq && cp.head == e.prev && cp.tenant == e.tenant;
+            let signed = key_for(&cp.key).is_some_and(|k| cp.verify(&k));
+            if !claims_prev || !signed {
+                return fail(i, e, "checkpoint signature or claim does not verify", &prev, checkpoints);
+            }
+            checkpoints += 1;
+        }
+        prev = e.hash.clone();
+    }
+    TrailReport { ok: true, entries: entries.len(), head_hash: prev, checkpoints, first_bad: None }
+}

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
+use super::Body;
 use super::auth::Auth;
 use super::dto::*;
 use super::problem::ApiError;
@@ -19,7 +20,7 @@ pub async fn create(
     sigil: web::Data<Sigil>,
     auth: Auth,
     path: web::Path<String>,
-    body: web::Json<CreateAgentRequest>,
+    body: Body<CreateAgentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     let b = body.into_inner();
@@ -63,7 +64,7 @@ pub async fn get(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, S
 /// Issue a new access token for the agent; all earlier tokens stop working.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/agents/{agent}/tokens", tag = "agents", operation_id = "rotate_agent_token",
     params(("tenant" = String, Path, description = "Tenant id"), ("agent" = String, Path, description = "Agent id")),
-    request_body(content = Option<RotateAgentTokenRequest>, description = "Optional settings"),
+    request_body(content = RotateAgentTokenRequest, description = "Optional; an empty body means defaults"),
     responses((status = 201, body = AgentTokenResponse)), security(("bearer" = [])))]
 pub async fn rotate_token(
     sigil: web::Data<Sigil>,

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
+use super::Body;
 use super::auth::Auth;
 use super::dto::*;
 use super::problem::ApiError;
@@ -19,7 +20,7 @@ pub async fn create_delegation(
     sigil: web::Data<Sigil>,
     auth: Auth,
     path: web::Path<(String, String)>,
-    body: web::Json<CreateDelegationRequest>,
+    body: Body<CreateDelegationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (t, a) = path.into_inner();
     let (tenant, agent) = (parse_tenant(&t)?, parse_agent(&a)?);

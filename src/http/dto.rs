@@ -13,8 +13,10 @@ use crate::service::records::{AgentState, KeyState, TokenRole};
 #[schema(example = json!({"id": "acme", "name": "Acme Payments"}))]
 pub struct CreateTenantRequest {
     /// Optional slug (2–63 chars, `a-z 0-9 -`); random when absent. Appears in the tenant DID.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")]
     pub id: Option<String>,
     /// Display name.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -95,11 +97,12 @@ pub struct TokenCreatedResponse {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "refund-bot", "operator": "Acme Payments", "software": "refund-bot/1.2", "metadata": {"team": "payments"}}))]
 pub struct CreateAgentRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub operator: Option<String>,
     pub software: Option<String>,
     /// Free-form JSON object (≤ 64 keys, ≤ 8 KiB), sealed at rest.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -117,6 +120,7 @@ pub struct AgentCreatedResponse {
 /// Lifecycle state of an agent.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AgentState)]
 pub enum AgentStateDto {
     Active,
     Suspended,
@@ -136,6 +140,7 @@ impl From<AgentState> for AgentStateDto {
 /// State of a key version.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = KeyState)]
 pub enum KeyStateDto {
     Active,
     Retired,
@@ -173,7 +178,7 @@ pub struct Agent {
     pub name: String,
     pub operator: Option<String>,
     pub software: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub state: AgentStateDto,
     pub created: String,
@@ -249,6 +254,7 @@ pub struct Health {
 /// Person or role.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = PrincipalKind)]
 pub enum PrincipalKindDto {
     Person,
     Role,
@@ -257,8 +263,10 @@ pub enum PrincipalKindDto {
 /// Who delegates.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Principal)]
 pub struct PrincipalDto {
     /// Stable identifier of the person or role (e-mail, employee id, role name).
+    #[schema(min_length = 1, max_length = 200)]
     pub id: String,
     pub kind: PrincipalKindDto,
     pub name: Option<String>,
@@ -267,6 +275,7 @@ pub struct PrincipalDto {
 /// An amount limit; amounts are decimal strings, never numbers.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AmountLimit)]
 pub struct AmountLimitDto {
     /// Maximum per request, e.g. `"500.00"`.
     pub max: String,
@@ -279,6 +288,7 @@ pub struct AmountLimitDto {
 /// Limits of a delegation.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Limits)]
 pub struct LimitsDto {
     pub amount: Option<AmountLimitDto>,
 }
@@ -287,6 +297,7 @@ pub struct LimitsDto {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"}))]
+#[schema(as = Schedule)]
 pub struct ScheduleDto {
     pub timezone: String,
     /// Any of `mon tue wed thu fri sat sun`.
@@ -354,6 +365,7 @@ impl CreateDelegationRequest {
 /// Kind of wallet credential.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = CredentialKind)]
 pub enum CredentialKindDto {
     Identity,
     Delegation,
@@ -417,7 +429,7 @@ pub struct CredentialResponse {
     #[serde(flatten)]
     pub summary: CredentialSummary,
     /// The signed `VerifiableCredential` (VC 2.0, `eddsa-jcs-2022`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub credential: serde_json::Value,
 }
 

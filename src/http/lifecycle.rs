@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::Body;
 use super::auth::Auth;
 use super::dto::{Agent, CreateDelegationRequest, CredentialResponse, KeyStateDto};
 use super::problem::ApiError;
@@ -123,12 +124,7 @@ pub async fn compromised(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(S
     params(("tenant" = String, Path, description = "Tenant id"), ("credential" = String, Path, description = "Credential id")),
     request_body = CreateDelegationRequest,
     responses((status = 201, body = CredentialResponse)), security(("bearer" = [])))]
-pub async fn replace(
-    sigil: web::Data<Sigil>,
-    auth: Auth,
-    path: TA,
-    body: web::Json<CreateDelegationRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn replace(sigil: web::Data<Sigil>, auth: Auth, path: TA, body: Body<CreateDelegationRequest>) -> Result<HttpResponse, ApiError> {
     let (t, c) = path.into_inner();
     let new = body.into_inner().into_domain().map_err(ApiError::bad_request)?;
     let rec = sigil.replace_credential(&auth.0, &parse_tenant(&t)?, &c, new).await?;
@@ -172,7 +168,7 @@ pub struct RotationResult {
 /// Rotate the tenant's issuer key; credentials signed with the old key still verify.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/issuer-key/rotate", tag = "rotation", operation_id = "rotate_issuer_key",
     params(("tenant" = String, Path, description = "Tenant id")),
-    request_body(content = Option<RotateIssuerRequest>, description = "Optional"),
+    request_body(content = RotateIssuerRequest, description = "Optional; an empty body means defaults"),
     responses((status = 200, body = RotationResult)), security(("bearer" = [])))]
 pub async fn rotate_issuer(
     sigil: web::Data<Sigil>,
@@ -225,7 +221,7 @@ pub struct RotateRootRequest {
 #[utoipa::path(post, path = "/v1/system/root-key/rotate", tag = "rotation", operation_id = "rotate_root_key",
     request_body = RotateRootRequest,
     responses((status = 200, body = RotationResult)), security(("bearer" = [])))]
-pub async fn rotate_root(sigil: web::Data<Sigil>, auth: Auth, body: web::Json<RotateRootRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn rotate_root(sigil: web::Data<Sigil>, auth: Auth, body: Body<RotateRootRequest>) -> Result<HttpResponse, ApiError> {
     auth.0.require_operator().map_err(ApiError::from)?;
     let bytes = crate::crypto::RootKey::read_file(std::path::Path::new(&body.new_root_key_file)).map_err(ApiError::bad_request)?;
     let version = sigil.rotate_root_key(&auth.0, bytes).await?;
@@ -235,6 +231,7 @@ pub async fn rotate_root(sigil: web::Data<Sigil>, auth: Auth, body: web::Json<Ro
 /// Key-age policy enforced by scheduled rotation.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = KeyPolicy)]
 pub struct KeyPolicyDto {
     /// Rotate agent keys older than this many days.
     pub agent_key_max_age_days: Option<u32>,
@@ -261,7 +258,7 @@ pub async fn set_policy(
     sigil: web::Data<Sigil>,
     auth: Auth,
     path: web::Path<String>,
-    body: web::Json<KeyPolicyDto>,
+    body: Body<KeyPolicyDto>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let p = sigil

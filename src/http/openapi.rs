@@ -12,7 +12,7 @@ use super::{agents, credentials, dto, lifecycle, presentations, problem, public,
 #[openapi(
     info(title = "Sigil", description = "Cloud ID wallet for AI agents: did:web identities, W3C VC 2.0 credentials, action-bound presentations."),
     paths(
-        system::healthz, system::readyz,
+        system::healthz, system::readyz, system::backup,
         tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::delete_token,
         agents::create, agents::list, agents::get, agents::rotate_token, agents::me,
         credentials::create_delegation, credentials::list, credentials::get,
@@ -62,7 +62,7 @@ fn problem_response(desc: &str) -> RefOr<Response> {
     )
 }
 
-fn add_defaults(op: &mut Operation, has_body: bool) {
+fn add_defaults(op: &mut Operation, has_body: bool, path: &str) {
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let mut add = |code: &str, desc: &str| {
         op.responses.responses.entry(code.to_owned()).or_insert_with(|| problem_response(desc));
@@ -77,13 +77,24 @@ fn add_defaults(op: &mut Operation, has_body: bool) {
         add("403", "Token may not do this (`not_authorized`, `read_only`)");
         add("404", "Not found, or not visible to this token (`tenant_not_found`, `agent_not_found`, …)");
     }
+    if path.contains('{') {
+        add("404", "Not found (`tenant_not_found`, `agent_not_found`, `credential_not_found`, `status_list_not_found`, …)");
+    }
+    if has_body
+        || op.operation_id.as_deref().is_some_and(|id| !id.starts_with("get") && !id.starts_with("list")) && path.starts_with("/v1/")
+    {
+        add("409", "Conflicts with current state (`write_conflict`, `credential_revoked`, `rotation_in_progress`, …)");
+    }
+    if path.contains("{agent}") {
+        add("410", "The agent is retired (`agent_retired`, `did_deactivated`)");
+    }
     add("500", "Internal error (`internal_error`)");
     add("503", "Storage unavailable (`unavailable`)");
 }
 
 impl Modify for StandardProblems {
     fn modify(&self, doc: &mut Doc) {
-        for item in doc.paths.paths.values_mut() {
+        for (path, item) in doc.paths.paths.iter_mut() {
             for (op, body) in [
                 (item.get.as_mut(), false),
                 (item.post.as_mut(), true),
@@ -92,7 +103,7 @@ impl Modify for StandardProblems {
                 (item.patch.as_mut(), true),
             ] {
                 if let Some(op) = op {
-                    add_defaults(op, body);
+                    add_defaults(op, body, path);
                 }
             }
         }

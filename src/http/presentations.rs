@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::Body;
 use super::auth::Auth;
 use super::parse_tenant;
 use super::problem::{ApiError, Problem};
@@ -17,6 +18,7 @@ use crate::vc::presentation::{PresentationOptions, PresentationReport};
 /// Securing format of a presentation.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = PresentationFormat)]
 pub enum FormatDto {
     /// Data Integrity proof (`eddsa-jcs-2022`), JSON-LD.
     #[default]
@@ -32,18 +34,23 @@ pub enum FormatDto {
     "challenge": "c0ffee-6f1d", "domain": "payments.example"}))]
 pub struct CreatePresentationRequest {
     /// The action, e.g. `refunds:create`.
+    #[schema(min_length = 1, max_length = 128)]
     pub action: String,
     /// The resource acted on, e.g. `orders/123`.
+    #[schema(min_length = 1, max_length = 512)]
     pub resource: Option<String>,
     /// Facts about the action; `amount` (decimal string) and `currency` are checked against limits.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub context: Option<serde_json::Map<String, serde_json::Value>>,
     /// The verifier's nonce.
+    #[schema(min_length = 1, max_length = 256)]
     pub challenge: String,
     /// The verifier's domain.
+    #[schema(min_length = 1, max_length = 256)]
     pub domain: String,
     pub format: Option<FormatDto>,
     /// Lifetime in seconds (default 300, at most the configured maximum).
+    #[schema(minimum = 1, maximum = 86400)]
     pub expires_in: Option<u64>,
 }
 
@@ -51,7 +58,7 @@ pub struct CreatePresentationRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PresentationResponse {
     /// The `VerifiablePresentation` object (`ldp_vp`) or compact JWS string (`jwt_vp`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub presentation: serde_json::Value,
     pub format: FormatDto,
     /// The identity credential and the delegation that authorised the action.
@@ -65,7 +72,7 @@ pub struct PresentationResponse {
 pub struct ExpectedAction {
     pub action: String,
     pub resource: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub context: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -74,7 +81,7 @@ pub struct ExpectedAction {
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     /// A presentation object (`ldp_vp`) or compact JWS (`jwt_vp`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub presentation: serde_json::Value,
     pub challenge: Option<String>,
     pub domain: Option<String>,
@@ -83,16 +90,18 @@ pub struct VerifyRequest {
 
 /// One verification check.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = VerificationCheck)]
 pub struct CheckDto {
     pub check: String,
     pub ok: bool,
     pub detail: String,
-    /// Machine code of a failed check (`invalid_signature`, `replayed`, `credential_revoked`, …).
+    /// Machine code of a failed check (`invalid_signature`, `replayed`, `revoked`, `challenge_mismatch`, …).
     pub code: Option<String>,
 }
 
 /// Verification result.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PresentationVerification)]
 pub struct VerifyResponse {
     pub verified: bool,
     pub holder: Option<String>,
@@ -124,7 +133,7 @@ impl From<PresentationReport> for VerifyResponse {
 `currency_mismatch`, `outside_schedule`, `credential_expired`, `credential_not_yet_valid`, `credential_revoked`, \
 `credential_suspended`, `agent_suspended`, `no_delegation`", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: web::Json<CreatePresentationRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: Body<CreatePresentationRequest>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let format = b.format.unwrap_or_default();
     let req = PresentationRequest {
@@ -156,7 +165,7 @@ fn options(challenge: Option<String>, domain: Option<String>, action: Option<Exp
 #[utoipa::path(post, path = "/v1/verify", tag = "verify", operation_id = "verify_presentation",
     request_body = VerifyRequest,
     responses((status = 200, description = "Verification result (see `verified`)", body = VerifyResponse)))]
-pub async fn verify(sigil: web::Data<Sigil>, body: web::Json<VerifyRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn verify(sigil: web::Data<Sigil>, body: Body<VerifyRequest>) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let report = sigil.verify_presentation(&b.presentation, options(b.challenge, b.domain, b.action)).await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(report)))
@@ -166,9 +175,9 @@ pub async fn verify(sigil: web::Data<Sigil>, body: web::Json<VerifyRequest>) -> 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VcApiPresentationVerify {
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub verifiable_presentation: serde_json::Value,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub options: Option<serde_json::Value>,
 }
 
@@ -181,7 +190,7 @@ pub struct VcApiPresentationVerify {
 pub async fn vc_api_verify(
     sigil: web::Data<Sigil>,
     path: web::Path<String>,
-    body: web::Json<VcApiPresentationVerify>,
+    body: Body<VcApiPresentationVerify>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     sigil.tenant_did_document(&tenant).await?;

@@ -25,3 +25,15 @@ pub async fn readyz(sigil: web::Data<Sigil>) -> Result<HttpResponse, ApiError> {
 pub async fn docs_redirect() -> HttpResponse {
     HttpResponse::MovedPermanently().insert_header(("Location", "/docs/")).finish()
 }
+
+/// A consistent backup of the encrypted store (operator). Restore with `sigil restore`.
+#[utoipa::path(get, path = "/v1/system/backup", tag = "system", operation_id = "backup",
+    responses((status = 200, description = "Backup file (sealed records and the key check; no keys)", content_type = "application/octet-stream", body = Vec<u8>)),
+    security(("bearer" = [])))]
+pub async fn backup(sigil: web::Data<Sigil>, auth: super::auth::Auth) -> Result<HttpResponse, ApiError> {
+    let bytes = sigil.backup(&auth.0).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header(("Content-Disposition", "attachment; filename=\"sigil.backup\""))
+        .body(bytes))
+}

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
+use super::Body;
 use super::auth::Auth;
 use super::dto::*;
 use super::problem::{ApiError, Problem};
@@ -14,7 +15,7 @@ use crate::service::Sigil;
     responses((status = 201, description = "Tenant created; the admin token is shown once", body = TenantCreatedResponse),
               (status = 409, description = "Tenant id taken", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: web::Json<CreateTenantRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: Body<CreateTenantRequest>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let c = sigil.create_tenant(&auth.0, body.id.as_deref(), &body.name).await?;
     Ok(HttpResponse::Created().json(TenantCreatedResponse {
@@ -58,7 +59,7 @@ pub async fn create_token(
     sigil: web::Data<Sigil>,
     auth: Auth,
     path: web::Path<String>,
-    body: web::Json<CreateTokenRequest>,
+    body: Body<CreateTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     let role = body.role;

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::Body;
 use super::auth::Auth;
 use super::parse_tenant;
 use super::problem::ApiError;
@@ -16,10 +17,10 @@ use crate::service::vc_api::VcApiError;
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     /// The unsigned credential; `issuer` must be the tenant's DID.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub credential: serde_json::Value,
     /// Optional; only `credentialId` is supported.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub options: Option<serde_json::Value>,
 }
 
@@ -27,7 +28,7 @@ pub struct IssueRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssueResponse {
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub verifiable_credential: serde_json::Value,
 }
 
@@ -42,6 +43,7 @@ pub struct ProblemDetail {
 
 /// VC-API verify response.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = VcApiVerifyResult)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyResponse {
     pub verified: bool,
@@ -72,7 +74,7 @@ pub async fn issue(
     sigil: web::Data<Sigil>,
     auth: Auth,
     path: web::Path<String>,
-    body: web::Json<IssueRequest>,
+    body: Body<IssueRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     let b = body.into_inner();
@@ -91,7 +93,7 @@ pub async fn issue(
 pub async fn verify(
     sigil: web::Data<Sigil>,
     path: web::Path<String>,
-    body: web::Json<serde_json::Map<String, serde_json::Value>>,
+    body: Body<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     let report = match sigil.vc_api_verify(&tenant, body.into_inner()).await {

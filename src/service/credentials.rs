@@ -371,3 +371,34 @@ mod tests {
         assert_eq!(s.verify_credential(&rec.vc, false).await.codes(), vec!["not_yet_valid"]);
     }
 }
+
+#[cfg(test)]
+mod skew_tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::service::agents::NewAgent;
+    use crate::service::testing;
+    use crate::vc::verify::{CredentialOptions, verify_credential};
+
+    #[tokio::test]
+    async fn a_status_list_signed_a_moment_after_verification_started_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FixedClock::new("2026-06-01T10:00:00.900Z".parse().unwrap());
+        let s = testing::sigil_in(dir.path(), clock.clone());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let a = s.create_agent(&testing::admin(&t.id), &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let vc = s.credential_record("acme", a.identity_credential_id.as_deref().unwrap()).await.unwrap().0.vc;
+        // The verifier's "now" is taken before the list is (re-)signed one second later.
+        let started: Timestamp = "2026-06-01T10:00:00.900Z".parse().unwrap();
+        clock.set("2026-06-01T10:00:01.100Z".parse().unwrap());
+        let r =
+            verify_credential(&vc, &crate::service::resolver::LocalFirst { sigil: &s }, started, CredentialOptions::default(), "").await;
+        assert!(r.verified(), "{:?}", r.errors());
+        // A list signed an hour from now is still refused.
+        s.status_cache.invalidate("acme");
+        clock.set("2026-06-01T11:30:00Z".parse().unwrap());
+        let r =
+            verify_credential(&vc, &crate::service::resolver::LocalFirst { sigil: &s }, started, CredentialOptions::default(), "").await;
+        assert_eq!(r.codes(), vec!["status_unavailable", "status_unavailable"]);
+    }
+}

@@ -32,7 +32,11 @@ impl Sigil {
         let rec = self.tenant_record(t).await?;
         // Retired issuer keys stay in assertionMethod: credentials they signed remain valid
         // (their private halves are destroyed, so they sign nothing new).
-        Ok(did::document(&self.tenant_did(t), &methods(&rec.issuer_keys, "issuer", |k| k.state != KeyState::Compromised)?))
+        let mut all = methods(&rec.issuer_keys, "issuer", |k| k.state != KeyState::Compromised)?;
+        // The audit key signs trail checkpoints, so offline auditors can check an export
+        // with nothing but this document.
+        all.extend(methods(&rec.audit_keys, "audit", |k| k.state == KeyState::Active)?);
+        Ok(did::document(&self.tenant_did(t), &all))
     }
 
     /// An agent's DID document.

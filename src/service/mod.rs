@@ -6,6 +6,8 @@
 
 pub mod agents;
 pub mod audit;
+mod backup;
+
 pub mod auth;
 pub mod credentials;
 mod dids;

@@ -50,6 +50,12 @@ pub struct TenantRecord {
     /// Maximum key ages enforced by scheduled rotation.
     #[serde(default)]
     pub key_policy: Option<super::rotation::KeyPolicy>,
+    /// Keys that sign audit checkpoints (`#audit-N` in the tenant DID document).
+    #[serde(default)]
+    pub audit_keys: Vec<KeyVersion>,
+    /// Context keys whose values the audit stores only as keyed hashes.
+    #[serde(default)]
+    pub sensitive_context_keys: Vec<String>,
 }
 
 /// Agent lifecycle state.

@@ -58,6 +58,7 @@ impl Sigil {
         let now = self.clock.now();
         let dk = DataKey::generate(1);
         let issuer = Signer::generate();
+        let audit = Signer::generate();
         let record = TenantRecord {
             v: 1,
             id: t.to_owned(),
@@ -72,6 +73,14 @@ impl Sigil {
             }],
             issuer_current: 1,
             key_policy: None,
+            audit_keys: vec![KeyVersion {
+                version: 1,
+                public_hex: hex::encode(audit.public().0),
+                state: KeyState::Active,
+                created: now,
+                retired_at: None,
+            }],
+            sensitive_context_keys: Vec::new(),
         };
         let tk = TenantKeys { current: 1, versions: [(1, dk)].into_iter().collect() };
         let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
@@ -82,7 +91,8 @@ impl Sigil {
             .put(keys::data_key(t, 1), self.keys.root().wrap_data_key(t, dk))
             .put(keys::data_key_current(t), 1u32.to_be_bytes().to_vec())
             .put(keys::tenant_record(t), self.seal_record(&tk, t, kind::TENANT, t, &record)?)
-            .put(keys::private_key(t, "issuer", 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer));
+            .put(keys::private_key(t, "issuer", 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer))
+            .put(keys::private_key(t, "audit", 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: "audit/1" }, &audit));
         let minted = self.mint_token(TokenRole::Admin, None, None);
         self.stage_tenant_token(&mut txn, &tk, &id, &minted)?;
         self.store.commit(txn).await.map_err(|e| match e {

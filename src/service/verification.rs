@@ -21,6 +21,12 @@ impl Sigil {
             return Ok(out);
         }
         // One-time use: (holder, challenge) is recorded until the proof expires.
+        // Only a verifier that names the challenge it issued consumes it; otherwise anyone
+        // holding a presentation could spend its challenge before the intended verifier.
+        if opts.challenge.is_none() {
+            out.report.push(Check::pass("replay", "not tracked: no expected challenge was given"));
+            return Ok(out);
+        }
         let (Some(holder), Some(challenge), Some(expires)) = (&out.holder, &out.challenge, out.expires) else {
             return Ok(out);
         };

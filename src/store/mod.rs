@@ -9,7 +9,9 @@
 //! nothing and returns only once the writes are durable. A PostgreSQL backend maps this to
 //! `BEGIN; SELECT … FOR UPDATE; …; COMMIT` with `synchronous_commit = on`.
 
+pub mod backup;
 mod group_commit;
+
 pub mod keycheck;
 
 pub mod keys;

@@ -13,6 +13,8 @@ pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
     group: GroupCommit,
+    /// Writers share it; a snapshot takes it exclusively, so a backup is a point in time.
+    gate: std::sync::RwLock<()>,
 }
 
 impl SledStore {
@@ -27,7 +29,7 @@ impl SledStore {
         let tree = db.open_tree("sigil").map_err(be)?;
         let flusher = db.clone();
         let group = GroupCommit::start(Box::new(move || flusher.flush().map(|_| ()).map_err(|e| e.to_string())))?;
-        Ok(Self { db, tree, group })
+        Ok(Self { db, tree, group, gate: std::sync::RwLock::new(()) })
     }
 
     /// True when the store holds no data yet.
@@ -83,6 +85,7 @@ impl Store for SledStore {
     }
 
     async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
+        let _gate = self.gate.read().map_err(|_| StoreError::Backend("store gate poisoned".into()))?;
         let res = self.tree.transaction(|tx| {
             for c in &txn.checks {
                 let ok = match c {
@@ -118,8 +121,8 @@ impl Store for SledStore {
     }
 
     fn export(&self) -> Result<Vec<Entry>, StoreError> {
-        // One pass over the tree. Callers that need a point-in-time copy while serving
-        // must hold writers off for the duration (see `service::backup`).
+        // Writers wait while the copy is taken, so it is one consistent point in time.
+        let _gate = self.gate.write().map_err(|_| StoreError::Backend("store gate poisoned".into()))?;
         self.tree.iter().map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(be)).collect()
     }
 }

@@ -13,6 +13,9 @@ use super::did::{did_key_document, key_for, split_did_url};
 use super::proof::{self, ParsedProof, ProofError};
 use super::status_list::Bitstring;
 
+/// Clock skew tolerated on a status list credential's validity window.
+const STATUS_LIST_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
 /// Where DID documents and status list credentials come from.
 #[async_trait]
 pub trait Resolver: Send + Sync {
@@ -260,9 +263,14 @@ async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: T
     if p.controller != issuer {
         return Err("status list is not signed by its issuer".into());
     }
+    // Lists are re-signed on demand, so one may be a moment younger than the instant this
+    // verification started; allow the usual clock skew on the list's own window.
     let mut window = Report::default();
-    check_validity(&list, now, &mut window, "");
-    if !window.verified() {
+    check_validity(&list, now + STATUS_LIST_SKEW, &mut window, "");
+    check_validity(&list, now - STATUS_LIST_SKEW, &mut window, "");
+    let from_ok = window.checks.iter().any(|c| c.check == "valid_from" && c.ok);
+    let until_ok = window.checks.iter().any(|c| c.check == "valid_until" && c.ok);
+    if !(from_ok && until_ok) {
         return Err("status list credential is not valid now".into());
     }
     let subject = list.get("credentialSubject").ok_or("status list has no credentialSubject")?;

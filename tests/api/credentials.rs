@@ -148,7 +148,7 @@ async fn revoke_suspend_resume_show_up_on_the_next_fetch() {
     // Revoke → "revoked"; it cannot be resumed or suspended afterwards.
     s.post(&format!("/v1/tenants/acme/credentials/{id}/revoke"), &admin, json!({})).await;
     let (_, r) = sigil_verify(&s, &vc).await;
-    assert_eq!(codes(&r), vec!["revoked"]);
+    assert_eq!(codes(&r), vec!["revoked"], "{r}");
     let (ok, out) = third_party(&s, "credential", &vc, &[]);
     assert!(!ok && out.contains("revo"), "{out}");
     let (st, p) = s.post(&format!("/v1/tenants/acme/credentials/{id}/resume"), &admin, json!({})).await;

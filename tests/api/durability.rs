@@ -140,3 +140,81 @@ async fn plain_http_on_loopback_works() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn backup_while_serving_and_restore_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("root.key");
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    let opts = Opts { args: vec!["--root-key-file".into(), key.display().to_string()], ..Default::default() };
+    let s = std::sync::Arc::new(Server::start_in(&dir.path().join("data"), "127.0.0.1:0", &opts).await);
+    let admin = s.tenant("acme").await;
+    let (agent, token, _) = s.agent("acme", &admin, "bot").await;
+    // Writes keep coming while the backup is taken.
+    let writer = {
+        let (s, admin) = (s.clone(), admin.clone());
+        tokio::spawn(async move {
+            for i in 0..20 {
+                s.agent("acme", &admin, &format!("bg-{i}")).await;
+            }
+        })
+    };
+    let op = dir.path().join("op.token");
+    std::fs::write(&op, OPERATOR).unwrap();
+    let out = dir.path().join("sigil.backup");
+    let run = std::process::Command::new(crate::helpers::bin())
+        .args(["backup", "--url", &s.base, "--token-file"])
+        .arg(&op)
+        .arg("--ca")
+        .arg(s.data.join("tls/ca.pem"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    writer.await.unwrap();
+    // A tenant token cannot take backups.
+    let r = s.client.get(s.url("/v1/system/backup")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // Nothing readable in the backup file.
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(!bytes.windows(11).any(|w| w == b"Tenant acme"), "tenant name in clear");
+    assert!(!bytes.windows(OPERATOR.len()).any(|w| w == OPERATOR.as_bytes()), "token in clear");
+    // Restore into a fresh directory and serve from it with the same root key.
+    let restored = dir.path().join("restored");
+    let run = std::process::Command::new(crate::helpers::bin())
+        .args(["restore", "--data"])
+        .arg(&restored)
+        .arg("--in")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let again = std::process::Command::new(crate::helpers::bin())
+        .args(["restore", "--data"])
+        .arg(&restored)
+        .arg("--in")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2), "restore refuses a non-empty directory");
+    let r2 = Server::start_in(&restored, "127.0.0.1:0", &opts).await;
+    assert_eq!(r2.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await.0, 200);
+    assert_eq!(r2.get("/v1/agent", &token).await.0, 200);
+    let (_, list) = r2.get("/v1/tenants/acme/agents?limit=500", &admin).await;
+    let n = list["items"].as_array().unwrap().len();
+    assert!((1..=21).contains(&n), "a point-in-time copy: {n} agents");
+    // A corrupted backup is refused.
+    let mut bad = bytes.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    std::fs::write(&out, &bad).unwrap();
+    let run = std::process::Command::new(crate::helpers::bin())
+        .args(["restore", "--data"])
+        .arg(dir.path().join("r3"))
+        .arg("--in")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+}

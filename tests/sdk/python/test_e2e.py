@@ -14,18 +14,18 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sigil_client
 from sigil_client import (
-    AgentStateDto,
+    AgentState,
     CreateAgentRequest,
     CreateDelegationRequest,
     CreatePresentationRequest,
-    CredentialKindDto,
+    CredentialKind,
     ExpectedAction,
-    FormatDto,
-    KeyStateDto,
-    LimitsDto,
-    AmountLimitDto,
-    PrincipalDto,
-    PrincipalKindDto,
+    PresentationFormat,
+    KeyState,
+    Limits,
+    AmountLimit,
+    Principal,
+    PrincipalKind,
     Problem,
     VerifyRequest,
 )
@@ -56,10 +56,10 @@ def new_agent(tenant, sdk_for, name="refund-bot"):
         tenant.id,
         agent.id,
         CreateDelegationRequest(
-            principal=PrincipalDto(id="alice@acme.example", kind=PrincipalKindDto.PERSON, name="Alice"),
+            principal=Principal(id="alice@acme.example", kind=PrincipalKind.PERSON, name="Alice"),
             actions=[ACTION],
             resources=["orders/*"],
-            limits=LimitsDto(amount=AmountLimitDto(max="500.00", currency="EUR")),
+            limits=Limits(amount=AmountLimit(max="500.00", currency="EUR")),
             valid_until=valid_until,
         ),
     )
@@ -114,18 +114,18 @@ def test_service_is_ready(public):
 
 def test_allowed_action_presentation_verifies_once(tenant, sdk_for, public):
     agent, delegation, bot = new_agent(tenant, sdk_for)
-    assert delegation.kind == CredentialKindDto.DELEGATION
+    assert delegation.kind == CredentialKind.DELEGATION
     assert delegation.status == "active"
     assert delegation.actions == [ACTION] and delegation.principal.id == "alice@acme.example"
     assert "proof" in delegation.credential
 
     me = bot.get_self()
-    assert (me.id, me.did, me.state) == (agent.id, agent.did, AgentStateDto.ACTIVE)
+    assert (me.id, me.did, me.state) == (agent.id, agent.did, AgentState.ACTIVE)
     assert set(me.credential_ids) == {agent.identity_credential_id, delegation.id}
 
     ch = challenge()
     pres = present(bot, ch)
-    assert pres.format == FormatDto.LDP_VP
+    assert pres.format == PresentationFormat.LDP_VP
     assert set(pres.credential_ids) == {agent.identity_credential_id, delegation.id}
     assert vp(pres)["holder"] == agent.did
     assert vp(pres)["proof"]["challenge"] == ch
@@ -168,8 +168,8 @@ def test_unauthenticated_call_is_a_problem(sdk_for, tenant):
 def test_jwt_vp_presentation_verifies(tenant, sdk_for, public):
     agent, _, bot = new_agent(tenant, sdk_for)
     ch = challenge()
-    pres = present(bot, ch, fmt=FormatDto.JWT_VP)
-    assert pres.format == FormatDto.JWT_VP
+    pres = present(bot, ch, fmt=PresentationFormat.JWT_VP)
+    assert pres.format == PresentationFormat.JWT_VP
     assert isinstance(vp(pres), str) and vp(pres).count(".") == 2  # compact JWS
     result = verify(public, pres.presentation, ch)
     assert result.verified, failed(result)
@@ -189,7 +189,7 @@ def test_key_rotation_keeps_earlier_presentations_valid(tenant, sdk_for, public)
     assert listed.current_version == 2
     keys = {k.version: k for k in listed.items}
     assert set(keys) == {1, 2}
-    assert keys[2].state == KeyStateDto.ACTIVE
+    assert keys[2].state == KeyState.ACTIVE
     assert keys[1].public_key_multibase != keys[2].public_key_multibase
     record = tenant.admin.get_agent(tenant.id, agent.id)
     assert record.current_key_version == 2
@@ -232,13 +232,13 @@ def test_revoked_delegation(tenant, sdk_for, public):
 def test_suspended_agent_cannot_present_until_resumed(tenant, sdk_for, public):
     agent, _, bot = new_agent(tenant, sdk_for)
     tenant.admin.suspend_agent(tenant.id, agent.id)
-    assert tenant.admin.get_agent(tenant.id, agent.id).state == AgentStateDto.SUSPENDED
+    assert tenant.admin.get_agent(tenant.id, agent.id).state == AgentState.SUSPENDED
     with pytest.raises(ApiException) as e:
         present(bot, challenge())
     assert problem(e, 403).code == "agent_suspended"
 
     tenant.admin.resume_agent(tenant.id, agent.id)
-    assert tenant.admin.get_agent(tenant.id, agent.id).state == AgentStateDto.ACTIVE
+    assert tenant.admin.get_agent(tenant.id, agent.id).state == AgentState.ACTIVE
     ch = challenge()
     result = verify(public, present(bot, ch).presentation, ch)
     assert result.verified, failed(result)
@@ -251,7 +251,7 @@ def test_retired_agent(tenant, sdk_for, public):
     assert isinstance(public.get_agent_did(tenant.id, agent.id), dict)
 
     tenant.admin.retire_agent(tenant.id, agent.id)
-    assert tenant.admin.get_agent(tenant.id, agent.id).state == AgentStateDto.RETIRED
+    assert tenant.admin.get_agent(tenant.id, agent.id).state == AgentState.RETIRED
 
     with pytest.raises(ApiException) as e:
         public.get_agent_did(tenant.id, agent.id)
