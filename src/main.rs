@@ -27,9 +27,96 @@ enum Command {
     Backup(BackupArgs),
     /// Rebuild an empty data directory from a backup file (server stopped).
     Restore(RestoreArgs),
+    /// Audit trail tools.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Verify a presentation (ldp_vp JSON or jwt_vp compact JWS) from FILE ('-' for stdin).
     /// Exit code 0 only when verified.
     Verify(VerifyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// Verify an exported trail (JSON Lines) offline: hash chain and signed checkpoints.
+    /// Exit code 0 only when every entry is intact and the export ends with a checkpoint.
+    Verify {
+        /// The export (`GET /v1/tenants/{tenant}/audit/export`).
+        file: std::path::PathBuf,
+        /// The tenant's DID document (JSON) holding the audit key; fetched over HTTPS when absent.
+        #[arg(long)]
+        did_document: Option<std::path::PathBuf>,
+        /// Extra PEM CA for fetching the DID document (a development server's tls/ca.pem).
+        #[arg(long)]
+        ca: Option<std::path::PathBuf>,
+    },
+}
+
+fn audit_verify_cmd(file: std::path::PathBuf, did_document: Option<std::path::PathBuf>, ca: Option<std::path::PathBuf>) -> ExitCode {
+    use sigil::audit::{Entry, verify_trail};
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", file.display()))),
+    };
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str::<Entry>(line) {
+            Ok(e) => entries.push(e),
+            Err(e) => {
+                println!("FAIL line {}: not an audit entry ({e})", i + 1);
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let Some(tenant) = entries.first().map(|e| e.tenant.clone()) else {
+        println!("FAIL the export is empty");
+        return ExitCode::from(1);
+    };
+    let doc: serde_json::Value = match did_document {
+        Some(p) => match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+            Ok(d) => d,
+            Err(e) => return fail(SigilError::Config(format!("cannot read DID document {}: {e}", p.display()))),
+        },
+        None => {
+            let Some(did) = entries
+                .iter()
+                .rev()
+                .find_map(|e| e.details.get("key").and_then(|k| k.as_str()).and_then(|k| k.split_once('#')).map(|(d, _)| d.to_owned()))
+            else {
+                println!("FAIL the export has no checkpoint naming the tenant's audit key");
+                return ExitCode::from(1);
+            };
+            let resolver = match sigil::verify::HttpResolver::new(ca.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return fail(SigilError::Config(e)),
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return fail(SigilError::Startup(e.to_string())),
+            };
+            match rt.block_on(sigil::verify::Resolver::resolve_did(&resolver, &did)) {
+                Ok(d) => d,
+                Err(e) => return fail(SigilError::Startup(format!("cannot resolve {did}: {e}"))),
+            }
+        }
+    };
+    let report = verify_trail(&entries, &|vm| sigil::vc::did::key_for(&doc, vm, "assertionMethod").ok());
+    match &report.first_bad {
+        Some(b) => {
+            println!("FAIL entry {} (line {}): {}", b.seq.map(|s| s.to_string()).unwrap_or_default(), b.position + 1, b.reason);
+            ExitCode::from(1)
+        }
+        None if entries.last().is_some_and(|e| e.event != "audit.checkpoint") => {
+            println!("FAIL the export does not end with a signed checkpoint; its tail is unauthenticated");
+            ExitCode::from(1)
+        }
+        None => {
+            println!(
+                "ok: tenant {tenant}, {} entries, {} signed checkpoints, head {}",
+                report.entries, report.checkpoints, report.head_hash
+            );
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -195,6 +282,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Verify(a) => verify_cmd(a),
         Command::Backup(a) => backup_cmd(a),
+        Command::Audit(AuditCmd::Verify { file, did_document, ca }) => audit_verify_cmd(file, did_document, ca),
         Command::Restore(a) => match actix_web::rt::System::new().block_on(sigil::startup::restore(&a.data, &a.input)) {
             Ok(n) => {
                 println!("restored {n} records into {}; start it with the root key of the backup", a.data.display());

@@ -300,6 +300,9 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             if let Err(e) = housekeeping.purge_expired_challenges(housekeeping.now()).await {
                 tracing::warn!(error = %e, "purging expired challenges failed");
             }
+            if let Err(e) = housekeeping.checkpoint_all().await {
+                tracing::warn!(error = %e, "audit checkpoints failed");
+            }
             match housekeeping.run_scheduled_rotation().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rotated = n, "scheduled key rotation"),

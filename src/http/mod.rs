@@ -6,6 +6,7 @@
 //! lists them for the test that fails when a route is missing from `openapi/openapi.json`.
 
 pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod dto;
@@ -84,6 +85,9 @@ routes! {
     "/v1/tenants/{tenant}/key-policy" => { get: lifecycle::get_policy, put: lifecycle::set_policy },
     "/v1/system/root-key/rotate" => { post: lifecycle::rotate_root },
     "/v1/system/backup" => { get: system::backup },
+    "/v1/tenants/{tenant}/audit" => { get: audit::list },
+    "/v1/tenants/{tenant}/audit/verify" => { get: audit::verify },
+    "/v1/tenants/{tenant}/audit/export" => { get: audit::export },
 
 
 

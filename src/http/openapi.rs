@@ -6,13 +6,13 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Doc, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, credentials, dto, lifecycle, presentations, problem, public, system, tenants, vc_api};
+use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, public, system, tenants, vc_api};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sigil", description = "Cloud ID wallet for AI agents: did:web identities, W3C VC 2.0 credentials, action-bound presentations."),
     paths(
-        system::healthz, system::readyz, system::backup,
+        system::healthz, system::readyz, system::backup, audit::list, audit::verify, audit::export,
         tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::delete_token,
         agents::create, agents::list, agents::get, agents::rotate_token, agents::me,
         credentials::create_delegation, credentials::list, credentials::get,
@@ -34,6 +34,7 @@ use super::{agents, credentials, dto, lifecycle, presentations, problem, public,
         (name = "verify", description = "Presentation verification (no token)"),
         (name = "lifecycle", description = "Agent suspension, retirement and keys"),
         (name = "rotation", description = "Issuer, data and root key rotation"),
+        (name = "audit", description = "Tamper-evident audit trail (admin and auditor tokens)"),
 
     )
 )]

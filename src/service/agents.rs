@@ -103,7 +103,12 @@ impl Sigil {
         self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
         self.stage_identity_credential(&mut txn, &tk, tenant, &mut record).await?;
         txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
-        self.store.commit(txn).await?;
+        let event = super::audit::Event::new(
+            "agent.created",
+            serde_json::json!({"token_id": minted.id.to_string(), "identity_credential_id": record.identity_credential_id, "key_version": 1}),
+        )
+        .agent(a);
+        self.commit_audited(t, super::audit::actor(caller), txn, event).await?;
         Ok(AgentCreated {
             did: self.agent_did(t, a),
             id,

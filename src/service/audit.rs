@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::{Caller, ServiceError, Sigil};
-use crate::audit::{Entry, GENESIS};
+use crate::audit::{Checkpoint, Entry, GENESIS, TrailReport, verify_trail};
 use crate::clock::rfc3339;
 use crate::store::{StoreError, Txn, keys};
 
@@ -94,7 +94,21 @@ impl Sigil {
 
     /// Applies `txn` plus an audit entry for `event` atomically, then waits for durability.
     /// Fails closed: if the entry cannot be written, neither is the change.
-    pub(crate) async fn commit_audited(&self, tenant: &str, actor: String, mut txn: Txn, event: Event) -> Result<(), ServiceError> {
+    pub(crate) async fn commit_audited(&self, tenant: &str, actor: String, txn: Txn, event: Event) -> Result<(), ServiceError> {
+        let details = event.details.clone();
+        self.commit_audited_with(tenant, actor, txn, event, move |_, _| Ok(details)).await
+    }
+
+    /// [`Sigil::commit_audited`] with details computed from the chain head the entry
+    /// extends (checkpoints sign that head).
+    pub(crate) async fn commit_audited_with(
+        &self,
+        tenant: &str,
+        actor: String,
+        mut txn: Txn,
+        event: Event,
+        details: impl FnOnce(u64, &str) -> Result<Value, ServiceError>,
+    ) -> Result<(), ServiceError> {
         let slot = self.audit_heads.slot(tenant);
         {
             let mut guard = slot.lock().await;
@@ -111,7 +125,7 @@ impl Sigil {
                 actor,
                 agent: event.agent,
                 request_id: REQUEST_ID.try_with(Clone::clone).ok(),
-                details: event.details,
+                details: details(head.seq, &head.hash)?,
                 prev: head.hash.clone(),
                 hash: String::new(),
             };
@@ -144,6 +158,63 @@ impl Sigil {
         Ok(())
     }
 
+    /// Appends a checkpoint signed by the tenant's audit key over the current head.
+    pub async fn audit_checkpoint(&self, tenant: &str) -> Result<(), ServiceError> {
+        let rec = self.tenant_record(tenant).await?;
+        let key = rec
+            .audit_keys
+            .iter()
+            .find(|k| k.state == super::records::KeyState::Active)
+            .ok_or_else(|| ServiceError::Internal("tenant has no audit key".into()))?;
+        let signer = self.signer(tenant, "audit", key.version).await?;
+        let vm = format!("{}#audit-{}", self.tenant_did(tenant), key.version);
+        let now = rfc3339(self.clock.now());
+        let t = tenant.to_owned();
+        for _ in 0..8 {
+            let (signer, vm, now, t) = (signer.clone(), vm.clone(), now.clone(), t.clone());
+            let res = self
+                .commit_audited_with(
+                    tenant,
+                    "system:audit".into(),
+                    Txn::new(),
+                    Event::new("audit.checkpoint", Value::Null),
+                    move |seq, head| {
+                        let input = Checkpoint::signing_input(&t, seq, head, &now, &vm);
+                        let sig = multibase::encode(multibase::Base::Base58Btc, signer.sign(&input));
+                        let cp = Checkpoint {
+                            tenant: t.clone(),
+                            seq,
+                            head: head.to_owned(),
+                            time: now.clone(),
+                            key: vm.clone(),
+                            signature: sig,
+                        };
+                        serde_json::to_value(cp).map_err(|e| ServiceError::Internal(e.to_string()))
+                    },
+                )
+                .await;
+            match res {
+                Err(ServiceError::Conflict { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(ServiceError::Unavailable("audit chain contended".into()))
+    }
+
+    /// Appends a checkpoint when entries were added since the last one (housekeeping).
+    pub async fn checkpoint_if_needed(&self, tenant: &str) -> Result<bool, ServiceError> {
+        let head = self.load_head(tenant).await?;
+        if head.seq == 0 {
+            return Ok(false);
+        }
+        let last = self.audit_entries(tenant, head.seq - 1, 1).await?;
+        if last.first().is_some_and(|e| e.event == "audit.checkpoint") {
+            return Ok(false);
+        }
+        self.audit_checkpoint(tenant).await?;
+        Ok(true)
+    }
+
     /// Records an event that comes with no other write (presentations, denials).
     pub(crate) async fn record(&self, tenant: &str, actor: String, event: Event) -> Result<(), ServiceError> {
         for _ in 0..8 {
@@ -156,7 +227,6 @@ impl Sigil {
     }
 
     /// Reads up to `limit` entries after seq `after` of a tenant, opened.
-    #[cfg(test)]
     pub(crate) async fn audit_entries(&self, tenant: &str, after: u64, limit: usize) -> Result<Vec<Entry>, ServiceError> {
         let tk = self.tenant_keys(tenant).await?;
         let rows = self.store.scan(&keys::audit_prefix(tenant), Some(&keys::audit_entry(tenant, after)), limit).await?;
@@ -168,5 +238,140 @@ impl Sigil {
                 self.open_record(&tk, tenant, KIND, &id, blob)
             })
             .collect()
+    }
+}
+
+/// Filters for reading the trail.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub after: Option<u64>,
+    pub agent: Option<String>,
+    pub event: Option<String>,
+    pub from: Option<jiff::Timestamp>,
+    pub to: Option<jiff::Timestamp>,
+    pub limit: usize,
+}
+
+/// At most this many entries are examined per page, so a selective filter cannot make one
+/// request scan the whole trail; the cursor continues from where it stopped.
+const SCAN_BUDGET: usize = 5_000;
+
+impl Sigil {
+    /// A page of entries (admins and auditors); `next_cursor` is the last seq examined.
+    pub async fn audit_list(
+        &self,
+        caller: &Caller,
+        tenant: &crate::ids::TenantId,
+        q: AuditQuery,
+    ) -> Result<super::Page<Entry>, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let t = tenant.as_str();
+        let mut after = q.after.unwrap_or(0);
+        let mut items = Vec::new();
+        let mut scanned = 0;
+        loop {
+            let batch = self.audit_entries(t, after, 500).await?;
+            let Some(last) = batch.last().map(|e| e.seq) else {
+                return Ok(super::Page { items, next_cursor: None });
+            };
+            for e in batch {
+                after = e.seq;
+                scanned += 1;
+                let t_ok = |bound: Option<jiff::Timestamp>, cmp: fn(&jiff::Timestamp, &jiff::Timestamp) -> bool| {
+                    bound.is_none_or(|b| e.time.parse::<jiff::Timestamp>().is_ok_and(|et| cmp(&et, &b)))
+                };
+                let keep = q.agent.as_deref().is_none_or(|a| e.agent.as_deref() == Some(a))
+                    && q.event.as_deref().is_none_or(|ev| e.event == ev || e.event.starts_with(&format!("{ev}.")))
+                    && t_ok(q.from, |a, b| a >= b)
+                    && t_ok(q.to, |a, b| a < b);
+                if keep {
+                    items.push(e);
+                    if items.len() >= q.limit {
+                        return Ok(super::Page { items, next_cursor: Some(after.to_string()) });
+                    }
+                }
+            }
+            if scanned >= SCAN_BUDGET {
+                return Ok(super::Page { items, next_cursor: Some(last.to_string()) });
+            }
+        }
+    }
+
+    async fn all_entries(&self, t: &str) -> Result<Vec<Entry>, ServiceError> {
+        let mut out = Vec::new();
+        loop {
+            let batch = self.audit_entries(t, out.last().map(|e: &Entry| e.seq).unwrap_or(0), 1000).await?;
+            if batch.is_empty() {
+                return Ok(out);
+            }
+            out.extend(batch);
+        }
+    }
+
+    /// Verifies the stored trail: chain and checkpoint signatures (admins and auditors).
+    pub async fn audit_verify(&self, caller: &Caller, tenant: &crate::ids::TenantId) -> Result<TrailReport, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let t = tenant.as_str();
+        let tk = self.tenant_keys(t).await?;
+        let doc = self.tenant_did_document(tenant).await?;
+        // Open entry by entry: a modified or moved sealed entry is itself the first bad one.
+        let mut entries = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        let prefix = keys::audit_prefix(t);
+        loop {
+            let rows = self.store.scan(&prefix, after.as_deref(), 1000).await?;
+            let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
+            for (k, blob) in rows {
+                let seq = std::str::from_utf8(k.get(prefix.len()..).unwrap_or_default())
+                    .ok()
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                    .unwrap_or(0);
+                match self.open_record::<Entry>(&tk, t, KIND, &seq.to_string(), &blob) {
+                    Ok(e) => entries.push(e),
+                    Err(_) => {
+                        let mut r = verify_trail(&entries, &|vm| crate::vc::did::key_for(&doc, vm, "assertionMethod").ok());
+                        if r.ok {
+                            r.ok = false;
+                            r.first_bad = Some(crate::audit::Break {
+                                position: entries.len(),
+                                seq: Some(seq),
+                                reason: "stored entry was modified or moved (does not open)".into(),
+                            });
+                        }
+                        return Ok(r);
+                    }
+                }
+            }
+            after = Some(last);
+        }
+        Ok(verify_trail(&entries, &|vm| crate::vc::did::key_for(&doc, vm, "assertionMethod").ok()))
+    }
+
+    /// The whole trail as JSON Lines, ending with a fresh checkpoint so all of it is signed.
+    pub async fn audit_export(&self, caller: &Caller, tenant: &crate::ids::TenantId) -> Result<String, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let t = tenant.as_str();
+        self.audit_checkpoint(t).await?;
+        let mut out = String::new();
+        for e in self.all_entries(t).await? {
+            out.push_str(&serde_json::to_string(&e).map_err(|e| ServiceError::Internal(e.to_string()))?);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+}
+
+impl Sigil {
+    /// Checkpoints every tenant whose trail grew since its last checkpoint.
+    pub async fn checkpoint_all(&self) -> Result<usize, ServiceError> {
+        let mut n = 0;
+        for (k, _) in self.store.scan(crate::store::keys::TENANT_INDEX_PREFIX, None, 100_000).await? {
+            if let Some(t) = k.strip_prefix(crate::store::keys::TENANT_INDEX_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) {
+                if self.checkpoint_if_needed(t).await? {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
     }
 }

@@ -12,7 +12,7 @@ use super::{Caller, ServiceError, Sigil};
 use crate::clock::rfc3339;
 use crate::ids::{AgentId, CredentialId, TenantId};
 use crate::policy::{Authority, Principal};
-use crate::store::{StoreError, Txn, keys};
+use crate::store::{Txn, keys};
 use crate::vc::credential::{self, AgentIdentity, Envelope, StatusEntries};
 use crate::vc::proof::{self, ProofOptions};
 use crate::vc::status_list;
@@ -238,13 +238,19 @@ impl Sigil {
             rec.credential_ids.push(cred.id.clone());
             let key = keys::agent(t, agent.as_str());
             txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?);
-            match self.store.commit(txn).await {
+            let event = super::audit::Event::new(
+                "delegation.issued",
+                serde_json::json!({"credential_id": cred.id, "actions": cred.authority.as_ref().map(|a| a.actions.iter().map(|x| x.as_str().to_owned()).collect::<Vec<_>>()),
+                    "principal_hash": cred.principal.as_ref().map(|p| hex::encode(self.keys.pepper.keyed_hash("principal", p.identifier.as_bytes())))}),
+            )
+            .agent(agent.as_str());
+            match self.commit_audited(t, super::audit::actor(caller), txn, event).await {
                 Ok(()) => {
                     self.wallet_changed(t, agent.as_str());
                     return Ok(cred);
                 }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(ServiceError::conflict("write_conflict", "the wallet is being modified concurrently; retry"))
@@ -302,7 +308,14 @@ impl Sigil {
             let tk = self.tenant_keys(t).await?;
             let key = keys::credential(t, &rec.id);
             txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::CREDENTIAL, &rec.id, &rec)?);
-            match self.store.commit(txn).await {
+            let kind_ = match change {
+                StatusChange::Revoke => "credential.revoked",
+                StatusChange::Suspend => "credential.suspended",
+                StatusChange::Resume => "credential.resumed",
+            };
+            let mut event = super::audit::Event::new(kind_, serde_json::json!({"credential_id": rec.id}));
+            event.agent = rec.agent.clone();
+            match self.commit_audited(t, super::audit::actor(caller), txn, event).await {
                 Ok(()) => {
                     self.status_cache.invalidate(t);
                     if let Some(a) = &rec.agent {
@@ -310,8 +323,8 @@ impl Sigil {
                     }
                     return Ok(rec);
                 }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(ServiceError::conflict("write_conflict", "the credential is being modified concurrently; retry"))

@@ -67,6 +67,28 @@ fn unreachable_lock() -> &'static RwLock<()> {
     &FALLBACK
 }
 
+/// Sharded locks serializing budget reservations per delegation.
+pub struct BudgetLocks {
+    shards: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for BudgetLocks {
+    fn default() -> Self {
+        Self { shards: (0..SHARDS).map(|_| tokio::sync::Mutex::new(())).collect() }
+    }
+}
+
+impl BudgetLocks {
+    pub(crate) async fn lock(&self, tenant: &str, credential: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (tenant, credential).hash(&mut h);
+        match self.shards.get((h.finish() as usize) % SHARDS) {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
+}
+
 /// Public view of a key version.
 #[derive(Debug, Clone)]
 pub struct KeyView {

@@ -60,6 +60,7 @@ pub struct Sigil {
     pub(crate) audit_heads: audit::AuditHeads,
     pub(crate) wallets: presentations::WalletCache,
     pub(crate) agent_locks: lifecycle::AgentLocks,
+    pub(crate) budget_locks: lifecycle::BudgetLocks,
 }
 
 impl Sigil {
@@ -77,6 +78,7 @@ impl Sigil {
             audit_heads: audit::AuditHeads::default(),
             wallets: presentations::WalletCache::default(),
             agent_locks: lifecycle::AgentLocks::default(),
+            budget_locks: lifecycle::BudgetLocks::default(),
         })
     }
 

@@ -238,6 +238,45 @@ impl Sigil {
             }
         };
         let delegation = delegation.ok_or_else(|| ServiceError::Internal("policy chose a missing delegation".into()))?;
+        // Cumulative daily budget (limits.amount.per_day, in the delegation's time zone):
+        // reserved under a per-delegation lock and written compare-and-set in the same
+        // transaction as the grant's audit entry, so concurrent requests never overspend.
+        let per_day = delegation.authority.as_ref().and_then(|a| {
+            let tz = a.schedule.as_ref().map(|s| s.tz.clone()).unwrap_or(jiff::tz::TimeZone::UTC);
+            a.limits.amount.as_ref().and_then(|l| l.per_day).zip(amount).map(|(pd, amt)| (pd, amt, tz))
+        });
+        let _budget_guard = match &per_day {
+            Some(_) => Some(self.budget_locks.lock(t, &delegation.id).await),
+            None => None,
+        };
+        let mut txn = crate::store::Txn::new();
+        if let Some((limit, amt, tz)) = &per_day {
+            let day = now.to_zoned(tz.clone()).date().to_string();
+            let key = crate::store::keys::budget(t, &delegation.id, &day);
+            let cur = self.store.get(&key).await?;
+            let spent = match &cur {
+                Some(b) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse::<Decimal>().ok())
+                    .ok_or_else(|| ServiceError::Internal("bad budget counter".into()))?,
+                None => Decimal::ZERO,
+            };
+            if spent + *amt > *limit {
+                drop(lock);
+                let event = Event::new(
+                    "presentation.denied",
+                    json!({"action": req.action, "resource": resource, "reason": "daily_limit_exceeded"}),
+                )
+                .agent(agent.as_str());
+                self.record(t, actor(caller), event).await?;
+                return Err(ServiceError::forbidden("daily_limit_exceeded", "the delegation's daily amount limit would be exceeded"));
+            }
+            match cur {
+                Some(b) => txn.require_equals(key.clone(), b),
+                None => txn.require_absent(key.clone()),
+            };
+            txn.put(key, (spent + *amt).to_string().into_bytes());
+        }
         let identity = wallet
             .identity
             .clone()
@@ -301,7 +340,11 @@ impl Sigil {
                    "key_version": wallet.key_version}),
         )
         .agent(agent.as_str());
-        self.record(t, actor(caller), event).await?;
+        if txn.is_empty() {
+            self.record(t, actor(caller), event).await?;
+        } else {
+            self.commit_audited(t, actor(caller), txn, event).await?;
+        }
         Ok(Presentation { document, format: req.format, credential_ids, expires_at })
     }
 }

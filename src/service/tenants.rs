@@ -100,6 +100,13 @@ impl Sigil {
             e => e.into(),
         })?;
         self.keys.insert(t, tk);
+        // The first entry of the tenant's own trail (its chain cannot exist before its keys).
+        self.record(
+            t,
+            super::audit::actor(caller),
+            super::audit::Event::new("tenant.created", serde_json::json!({"admin_token_id": minted.id.to_string()})),
+        )
+        .await?;
         Ok(TenantCreated { did: self.tenant_did(t), id, admin_token: minted.token, admin_token_id: minted.id })
     }
 
@@ -218,7 +225,8 @@ impl Sigil {
         let minted: MintedToken = self.mint_token(role, None, None);
         let mut txn = Txn::new();
         self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
-        self.store.commit(txn).await?;
+        let event = super::audit::Event::new("token.created", serde_json::json!({"token_id": minted.id.to_string(), "role": role}));
+        self.commit_audited(tenant.as_str(), super::audit::actor(caller), txn, event).await?;
         Ok(TokenCreated { id: minted.id, role, token: minted.token })
     }
 
@@ -236,7 +244,8 @@ impl Sigil {
         }
         let mut txn = Txn::new();
         self.stage_token_removal(&mut txn, tenant, &rec);
-        self.store.commit(txn).await?;
+        let event = super::audit::Event::new("token.deleted", serde_json::json!({"token_id": rec.id, "role": rec.role}));
+        self.commit_audited(t, super::audit::actor(caller), txn, event).await?;
         Ok(())
     }
 }

@@ -169,3 +169,8 @@ pub fn sealed_identity(tenant: &str, key: &[u8]) -> Option<(&'static str, String
         _ => None,
     }
 }
+
+/// Amount spent under a delegation on one local day (plaintext decimal: a counter).
+pub fn budget(tenant: &str, credential: &str, day: &str) -> Vec<u8> {
+    format!("t/{tenant}/bd/{credential}/{day}").into_bytes()
+}

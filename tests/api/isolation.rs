@@ -84,6 +84,9 @@ fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>)
         | ("get", "/v1/tenants/{tenant}/key-policy") => (Class::TenantRead, None),
         ("post", "/v1/system/root-key/rotate") => (Class::Operator, Some(json!({"new_root_key_file": "/nonexistent"}))),
         ("get", "/v1/system/backup") => (Class::Operator, None),
+        ("get", "/v1/tenants/{tenant}/audit")
+        | ("get", "/v1/tenants/{tenant}/audit/verify")
+        | ("get", "/v1/tenants/{tenant}/audit/export") => (Class::TenantRead, None),
 
         other => panic!("route {other:?} has no isolation case: add it to tests/api/isolation.rs"),
     };

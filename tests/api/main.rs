@@ -5,6 +5,8 @@
 mod helpers;
 
 mod at_rest;
+mod audit;
+
 mod bad_input;
 mod credentials;
 
