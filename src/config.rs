@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// Seconds between housekeeping runs: scheduled key rotation, expired challenges (default 60).
     #[arg(long, env = "SIGIL_ROTATION_INTERVAL")]
     pub rotation_interval: Option<u64>,
+    /// Failed authentications allowed per client address before it is refused for a minute
+    /// (default 20, refilled one per 3 s; 0 disables). Behind a proxy every client shares
+    /// the proxy's address: raise it or rely on the proxy's own limits.
+    #[arg(long, env = "SIGIL_AUTH_FAILURE_BURST")]
+    pub auth_failure_burst: Option<u32>,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -72,6 +77,7 @@ struct FileConfig {
     log_format: Option<String>,
     workers: Option<usize>,
     rotation_interval: Option<u64>,
+    auth_failure_burst: Option<u32>,
 }
 
 /// How the listener speaks.
@@ -107,6 +113,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub workers: usize,
     pub rotation_interval: u64,
+    pub auth_failure_burst: u32,
 }
 
 /// A validated public base URL: `scheme://host[:port]`, no path.
@@ -264,7 +271,9 @@ impl Config {
         if !(1..=86_400).contains(&rotation_interval) {
             return Err(cfg_err("--rotation-interval must be between 1 and 86400 seconds"));
         }
+        let auth_failure_burst = args.auth_failure_burst.or(file.auth_failure_burst).unwrap_or(20);
         Ok(Self {
+            auth_failure_burst,
             rotation_interval,
             data,
             listen,

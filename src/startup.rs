@@ -271,8 +271,12 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             PublicUrl::parse(&format!("{scheme}://{host}:{}", addr.port())).map_err(SigilError::Config)?
         }
     };
-    let settings =
-        Settings { public_url: public_url.clone(), max_presentation_ttl: config.max_presentation_ttl, data_dir: Some(config.data.clone()) };
+    let settings = Settings {
+        public_url: public_url.clone(),
+        max_presentation_ttl: config.max_presentation_ttl,
+        data_dir: Some(config.data.clone()),
+        auth_failure_burst: config.auth_failure_burst,
+    };
     let store_dyn: Arc<dyn Store> = store.clone();
     let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
     let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
@@ -310,6 +314,13 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             }
         }
     });
+    // One recorder per process; a second build in the same process (tests) reuses none.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+        .map_err(startup)?
+        .install_recorder()
+        .map_err(|e| startup(format!("cannot install the metrics recorder: {e}")))?;
+    let prometheus = web::Data::new(prometheus);
     let data = web::Data::from(sigil.clone());
 
     let body_limit = config.body_limit;
@@ -317,6 +328,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(prometheus.clone())
             .app_data(web::Data::new(http::middleware::BodyLimit(body_limit)))
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(http::problem::json_error))
             .app_data(web::PayloadConfig::new(body_limit))
@@ -325,6 +337,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             .configure(http::configure)
             .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
             .route("/docs", web::get().to(http::system::docs_redirect))
+            .route("/metrics", web::get().to(http::system::metrics))
             .default_service(web::to(http::not_found))
             .wrap(actix_web::middleware::from_fn(http::middleware::edge))
     })
@@ -357,7 +370,12 @@ pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Res
     let new_key = RootKey::read_file(new_key_file).map_err(SigilError::Config)?;
     let (store, keyring) = open_store(&config).await?;
     let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
-    let settings = Settings { public_url, max_presentation_ttl: config.max_presentation_ttl, data_dir: Some(config.data.clone()) };
+    let settings = Settings {
+        public_url,
+        max_presentation_ttl: config.max_presentation_ttl,
+        data_dir: Some(config.data.clone()),
+        auth_failure_burst: config.auth_failure_burst,
+    };
     let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
     let store_dyn: Arc<dyn Store> = store.clone();
     let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);

@@ -27,10 +27,36 @@ impl FromRequest for Auth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|s| s.trim().to_owned());
+        let ip = req.peer_addr().map(|a| a.ip());
+        let route = req.match_pattern().unwrap_or_default();
+        let tenant = req.match_info().get("tenant").map(str::to_owned);
         Box::pin(async move {
             let sigil = sigil.ok_or_else(|| ApiError::from(ServiceError::Internal("app state missing".into())))?;
-            let bearer = bearer.ok_or(ApiError::from(ServiceError::Unauthenticated))?;
-            sigil.authenticate(&bearer).await.map(Auth).map_err(ApiError::from)
+            let throttled = || {
+                ApiError::from(ServiceError::TooManyRequests {
+                    code: "too_many_auth_failures",
+                    detail: "too many failed authentications from this address; retry later".into(),
+                })
+            };
+            if ip.is_some_and(|ip| sigil.auth_blocked(ip)) {
+                return Err(throttled());
+            }
+            let result = match bearer {
+                Some(b) => sigil.authenticate(&b).await,
+                None => Err(ServiceError::Unauthenticated),
+            };
+            match result {
+                Ok(c) => Ok(Auth(c)),
+                Err(ServiceError::Unauthenticated) => {
+                    if let Some(ip) = ip {
+                        if sigil.note_auth_failure(ip, tenant.as_deref(), &route).await {
+                            return Err(throttled());
+                        }
+                    }
+                    Err(ServiceError::Unauthenticated.into())
+                }
+                Err(e) => Err(e.into()),
+            }
         })
     }
 }

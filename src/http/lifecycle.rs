@@ -271,3 +271,66 @@ pub async fn set_policy(
     Ok(HttpResponse::Ok()
         .json(KeyPolicyDto { agent_key_max_age_days: p.agent_key_max_age_days, issuer_key_max_age_days: p.issuer_key_max_age_days }))
 }
+
+/// Guardrails of a tenant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Guardrails)]
+pub struct GuardrailsDto {
+    /// Sustained presentation requests per second per agent (default 50).
+    #[schema(minimum = 1, maximum = 100000)]
+    pub rate_per_second: u32,
+    /// Burst per agent (default 100).
+    #[schema(minimum = 1, maximum = 100000)]
+    pub burst: u32,
+    /// Denials within the window that suspend the agent automatically (default 20; 0 = off).
+    #[schema(minimum = 0, maximum = 100000)]
+    pub denial_threshold: u32,
+    /// Window for the denial rule in seconds (default 300).
+    #[schema(minimum = 1, maximum = 86400)]
+    pub denial_window_secs: u64,
+    /// Context keys whose values the audit trail stores only as keyed hashes.
+    pub sensitive_context_keys: Vec<String>,
+}
+
+impl From<crate::service::guardrails::GuardrailSettings> for GuardrailsDto {
+    fn from(s: crate::service::guardrails::GuardrailSettings) -> Self {
+        Self {
+            rate_per_second: s.rate_per_second,
+            burst: s.burst,
+            denial_threshold: s.denial_threshold,
+            denial_window_secs: s.denial_window_secs,
+            sensitive_context_keys: s.sensitive_context_keys,
+        }
+    }
+}
+
+/// Read the tenant's guardrails.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/guardrails", tag = "guardrails", operation_id = "get_guardrails",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = GuardrailsDto)), security(("bearer" = [])))]
+pub async fn get_guardrails(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(GuardrailsDto::from(sigil.guardrails_of(&auth.0, &parse_tenant(&path)?).await?)))
+}
+
+/// Set the tenant's guardrails (rate limits, automatic suspension, sensitive context keys).
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/guardrails", tag = "guardrails", operation_id = "set_guardrails",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = GuardrailsDto,
+    responses((status = 200, body = GuardrailsDto)), security(("bearer" = [])))]
+pub async fn set_guardrails(
+    sigil: web::Data<Sigil>,
+    auth: Auth,
+    path: web::Path<String>,
+    body: Body<GuardrailsDto>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let s = crate::service::guardrails::GuardrailSettings {
+        rate_per_second: b.rate_per_second,
+        burst: b.burst,
+        denial_threshold: b.denial_threshold,
+        denial_window_secs: b.denial_window_secs,
+        sensitive_context_keys: b.sensitive_context_keys,
+    };
+    Ok(HttpResponse::Ok().json(GuardrailsDto::from(sigil.set_guardrails(&auth.0, &parse_tenant(&path)?, s).await?)))
+}

@@ -78,6 +78,10 @@ pub async fn edge(mut req: ServiceRequest, next: Next<impl MessageBody + 'static
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("sigil_http_requests_total", "route" => path.clone(), "method" => method.to_string(), "status" => status)
+        .increment(1);
+    metrics::histogram!("sigil_http_request_duration_seconds", "route" => path.clone()).record(started.elapsed().as_secs_f64());
     tracing::info!(
         request_id = %id,
         method = %method,

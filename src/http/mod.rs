@@ -86,6 +86,7 @@ routes! {
     "/v1/system/root-key/rotate" => { post: lifecycle::rotate_root },
     "/v1/system/backup" => { get: system::backup },
     "/v1/tenants/{tenant}/audit" => { get: audit::list },
+    "/v1/tenants/{tenant}/guardrails" => { get: lifecycle::get_guardrails, put: lifecycle::set_guardrails },
     "/v1/tenants/{tenant}/audit/verify" => { get: audit::verify },
     "/v1/tenants/{tenant}/audit/export" => { get: audit::export },
 

@@ -12,7 +12,7 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
 #[openapi(
     info(title = "Sigil", description = "Cloud ID wallet for AI agents: did:web identities, W3C VC 2.0 credentials, action-bound presentations."),
     paths(
-        system::healthz, system::readyz, system::backup, audit::list, audit::verify, audit::export,
+        system::healthz, system::readyz, system::backup, audit::list, audit::verify, audit::export, lifecycle::get_guardrails, lifecycle::set_guardrails,
         tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::delete_token,
         agents::create, agents::list, agents::get, agents::rotate_token, agents::me,
         credentials::create_delegation, credentials::list, credentials::get,
@@ -35,6 +35,7 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
         (name = "lifecycle", description = "Agent suspension, retirement and keys"),
         (name = "rotation", description = "Issuer, data and root key rotation"),
         (name = "audit", description = "Tamper-evident audit trail (admin and auditor tokens)"),
+        (name = "guardrails", description = "Rate limits and automatic suspension of runaway agents"),
 
     )
 )]
@@ -77,6 +78,7 @@ fn add_defaults(op: &mut Operation, has_body: bool, path: &str) {
         add("401", "Missing or invalid token (`not_authenticated`)");
         add("403", "Token may not do this (`not_authorized`, `read_only`)");
         add("404", "Not found, or not visible to this token (`tenant_not_found`, `agent_not_found`, …)");
+        add("429", "Throttled (`too_many_auth_failures`, `rate_limited`); see Retry-After");
     }
     if path.contains('{') {
         add("404", "Not found (`tenant_not_found`, `agent_not_found`, `credential_not_found`, `status_list_not_found`, …)");

@@ -67,6 +67,7 @@ impl From<ServiceError> for ApiError {
             E::Conflict { code, detail } => Self::new(StatusCode::CONFLICT, code, detail),
             E::Invalid { code, detail } => Self::new(StatusCode::BAD_REQUEST, code, detail),
             E::Gone { code, detail } => Self::new(StatusCode::GONE, code, detail),
+            E::TooManyRequests { code, detail } => Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail),
             E::Unavailable(detail) => {
                 tracing::error!(%detail, "storage unavailable");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
@@ -103,6 +104,9 @@ impl ResponseError for ApiError {
         resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
         if self.status == StatusCode::UNAUTHORIZED {
             resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         resp.body(serde_json::to_string(&body).unwrap_or_default())
     }

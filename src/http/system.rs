@@ -37,3 +37,8 @@ pub async fn backup(sigil: web::Data<Sigil>, auth: super::auth::Auth) -> Result<
         .insert_header(("Content-Disposition", "attachment; filename=\"sigil.backup\""))
         .body(bytes))
 }
+
+/// Prometheus metrics (text exposition format).
+pub async fn metrics(handle: web::Data<metrics_exporter_prometheus::PrometheusHandle>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
+}

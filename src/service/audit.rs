@@ -375,3 +375,84 @@ impl Sigil {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::service::agents::NewAgent;
+    use crate::service::testing;
+    use crate::store::{Entry as Row, Op, SledStore, Store};
+
+    /// The real sled store, with audit writes failing on demand (a full or broken disk
+    /// under the audit trail), to prove requests fail closed.
+    struct AuditFails {
+        inner: SledStore,
+        fail: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Store for AuditFails {
+        async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Row>, StoreError> {
+            self.inner.scan(prefix, after, limit).await
+        }
+        async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
+            let writes_audit = txn.ops.iter().any(|o| matches!(o, Op::Put(k, _) if k.windows(4).any(|w| w == b"/au/")));
+            if writes_audit && self.fail.load(Ordering::SeqCst) {
+                return Err(StoreError::Backend("no space left on device".into()));
+            }
+            self.inner.apply(txn).await
+        }
+        async fn sync(&self) -> Result<(), StoreError> {
+            self.inner.sync().await
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.inner.size_on_disk()
+        }
+        fn export(&self) -> Result<Vec<Row>, StoreError> {
+            self.inner.export()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_audit_write_fails_the_request_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(AuditFails { inner: SledStore::open(&dir.path().join("store")).unwrap(), fail: AtomicBool::new(false) });
+        let s = testing::sigil_with_store(dir.path(), store.clone(), Arc::new(SystemClock));
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let admin = testing::admin(&t.id);
+        let a = s.create_agent(&admin, &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id.clone(), token: crate::ids::TokenId::random() };
+        store.fail.store(true, Ordering::SeqCst);
+        // An admin change whose audit entry cannot be written does not happen.
+        let r = s.create_agent(&admin, &t.id, NewAgent { name: "ghost".into(), ..Default::default() }).await;
+        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "{r:?}");
+        assert_eq!(s.list_agents(&admin, &t.id, None, None).await.unwrap().items.len(), 1);
+        // A presentation request whose decision cannot be recorded is refused (no signature out).
+        let req = crate::service::presentations::PresentationRequest {
+            action: "refunds:create".into(),
+            resource: None,
+            context: Default::default(),
+            challenge: "c".into(),
+            domain: "d".into(),
+            format: crate::service::presentations::Format::LdpVp,
+            expires_in: None,
+        };
+        assert!(matches!(s.present(&agent, req.clone()).await, Err(ServiceError::Unavailable(_))));
+        // A suspension (lifecycle change) too.
+        assert!(s.set_agent_suspended(&admin, &t.id, &a.id, true).await.is_err());
+        assert_eq!(s.get_agent(&admin, &t.id, &a.id).await.unwrap().record.state, super::super::records::AgentState::Active);
+        // Once the trail is writable again, so is everything else, and the chain is intact.
+        store.fail.store(false, Ordering::SeqCst);
+        s.create_agent(&admin, &t.id, NewAgent { name: "real".into(), ..Default::default() }).await.unwrap();
+        let report = s.audit_verify(&admin, &t.id).await.unwrap();
+        assert!(report.ok, "{report:?}");
+    }
+}

@@ -123,9 +123,11 @@ impl Sigil {
         let now = self.clock.now();
         if let Some(c) = self.auth_cache.get(&hash) {
             if c.hash.ct_eq(&hash) && c.expires.is_none_or(|e| now < e) {
+                metrics::counter!("sigil_cache_lookups_total", "cache" => "auth", "result" => "hit").increment(1);
                 return Ok(c.caller);
             }
         }
+        metrics::counter!("sigil_cache_lookups_total", "cache" => "auth", "result" => "miss").increment(1);
         let Some(index) = self.store.get(&keys::token_hash(&hash.to_hex())).await? else {
             return Err(ServiceError::Unauthenticated);
         };

@@ -23,6 +23,9 @@ pub enum ServiceError {
     /// The request is malformed or violates a rule (400/422).
     #[error("{detail}")]
     Invalid { code: &'static str, detail: String },
+    /// Too many requests (429); retry later.
+    #[error("{detail}")]
+    TooManyRequests { code: &'static str, detail: String },
     /// The object existed and is gone for good (410).
     #[error("{detail}")]
     Gone { code: &'static str, detail: String },

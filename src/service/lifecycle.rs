@@ -139,6 +139,17 @@ impl Sigil {
         suspend: bool,
     ) -> Result<AgentRecord, ServiceError> {
         caller.require_tenant_admin(tenant)?;
+        self.set_agent_suspended_as(tenant, agent, suspend, actor(caller)).await
+    }
+
+    /// [`Sigil::set_agent_suspended`] on behalf of `actor_s` (guardrails act as `system:*`).
+    pub(crate) async fn set_agent_suspended_as(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        suspend: bool,
+        actor_s: String,
+    ) -> Result<AgentRecord, ServiceError> {
         let t = tenant.as_str();
         let _lock = self.agent_locks.write(t, agent.as_str()).await;
         for _ in 0..MAX_RETRIES {
@@ -178,7 +189,7 @@ impl Sigil {
             self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &changed)?;
             let event = Event::new(if suspend { "agent.suspended" } else { "agent.resumed" }, json!({"credentials": changed.len()}))
                 .agent(agent.as_str());
-            match self.commit_audited(t, actor(caller), txn, event).await {
+            match self.commit_audited(t, actor_s.clone(), txn, event).await {
                 Ok(()) => {
                     self.status_cache.invalidate(t);
                     self.wallet_changed(t, agent.as_str());
@@ -293,6 +304,7 @@ impl Sigil {
             let akey = keys::agent(t, a);
             txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
             let event = Event::new("agent.key_rotated", json!({"from": old, "to": new, "reason": reason})).agent(a);
+            metrics::counter!("sigil_rotations_total", "kind" => "agent_key").increment(1);
             match self.commit_audited(t, actor_s.clone(), txn, event).await {
                 Ok(()) => {
                     self.signers.evict(t, Some(a));

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod credentials;
 mod dids;
 mod error;
+pub mod guardrails;
 mod keyring;
 pub mod lifecycle;
 pub mod presentations;
@@ -45,6 +46,8 @@ pub struct Settings {
     pub max_presentation_ttl: u64,
     /// The data directory (key-check file), when the service owns one.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Failed authentications allowed per client address (0 disables throttling).
+    pub auth_failure_burst: u32,
 }
 
 /// The application: store, keys, clock and caches. Cheap to share (`Arc`).
@@ -61,11 +64,13 @@ pub struct Sigil {
     pub(crate) wallets: presentations::WalletCache,
     pub(crate) agent_locks: lifecycle::AgentLocks,
     pub(crate) budget_locks: lifecycle::BudgetLocks,
+    pub(crate) guardrails: guardrails::Guardrails,
 }
 
 impl Sigil {
     /// Assembles the service from its parts (see `startup` for the real wiring).
     pub fn new(store: Arc<dyn Store>, keys: Keyring, clock: Arc<dyn Clock>, settings: Settings, http: resolver::HttpResolver) -> Arc<Self> {
+        let guard = guardrails::Guardrails::new(settings.auth_failure_burst);
         Arc::new(Self {
             store,
             keys,
@@ -79,6 +84,7 @@ impl Sigil {
             wallets: presentations::WalletCache::default(),
             agent_locks: lifecycle::AgentLocks::default(),
             budget_locks: lifecycle::BudgetLocks::default(),
+            guardrails: guard,
         })
     }
 
@@ -132,12 +138,17 @@ pub(crate) mod testing {
 
     pub fn sigil_in(dir: &std::path::Path, clock: Arc<dyn Clock>) -> Arc<Sigil> {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
+        sigil_with_store(dir, store, clock)
+    }
+
+    pub fn sigil_with_store(dir: &std::path::Path, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<Sigil> {
         let root = RootKey::from_bytes(SecretBytes::new(vec![42u8; 32]), 1).unwrap();
         let keys = Keyring::new(root, TokenPepper::generate());
         let settings = Settings {
             public_url: PublicUrl::parse("https://sigil.test:8443").unwrap(),
             max_presentation_ttl: 300,
             data_dir: Some(dir.to_owned()),
+            auth_failure_burst: 20,
         };
         Sigil::new(store, keys, clock, settings, resolver::HttpResolver::new(None).unwrap())
     }

@@ -171,8 +171,10 @@ impl Sigil {
     pub(crate) async fn wallet(&self, tenant: &TenantId, agent: &AgentId) -> Result<Arc<Wallet>, ServiceError> {
         let (t, a) = (tenant.as_str(), agent.as_str());
         if let Some(w) = self.wallets.get(t, a) {
+            metrics::counter!("sigil_cache_lookups_total", "cache" => "wallet", "result" => "hit").increment(1);
             return Ok(w);
         }
+        metrics::counter!("sigil_cache_lookups_total", "cache" => "wallet", "result" => "miss").increment(1);
         let (rec, _) = self.agent_record(tenant, agent).await?;
         let signer = self.signer(t, a, rec.current_key).await?;
         let mut identity = None;
@@ -196,6 +198,7 @@ impl Sigil {
             return Err(ServiceError::forbidden("not_authorized", "presentations are requested with an agent token"));
         };
         let (amount, currency) = parse_request(&req)?;
+        self.check_rate(tenant.as_str(), agent.as_str()).await?;
         let ttl = req.expires_in.unwrap_or(300.min(self.settings.max_presentation_ttl));
         if ttl == 0 || ttl > self.settings.max_presentation_ttl {
             return Err(bad(format!("expires_in must be between 1 and {} seconds", self.settings.max_presentation_ttl)));
@@ -234,6 +237,10 @@ impl Sigil {
                 let event = Event::new("presentation.denied", json!({"action": req.action, "resource": resource, "reason": denial.code()}))
                     .agent(agent.as_str());
                 self.record(t, actor(caller), event).await?;
+                metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => denial.code()).increment(1);
+                if denial != Denial::AgentSuspended {
+                    self.note_denial(tenant, agent).await?;
+                }
                 return Err(ServiceError::forbidden(denial.code(), denial.detail()));
             }
         };
@@ -245,7 +252,7 @@ impl Sigil {
             let tz = a.schedule.as_ref().map(|s| s.tz.clone()).unwrap_or(jiff::tz::TimeZone::UTC);
             a.limits.amount.as_ref().and_then(|l| l.per_day).zip(amount).map(|(pd, amt)| (pd, amt, tz))
         });
-        let _budget_guard = match &per_day {
+        let budget_guard = match &per_day {
             Some(_) => Some(self.budget_locks.lock(t, &delegation.id).await),
             None => None,
         };
@@ -262,6 +269,8 @@ impl Sigil {
                 None => Decimal::ZERO,
             };
             if spent + *amt > *limit {
+                // Release both locks before recording: nothing below may wait on them.
+                drop(budget_guard);
                 drop(lock);
                 let event = Event::new(
                     "presentation.denied",
@@ -269,6 +278,9 @@ impl Sigil {
                 )
                 .agent(agent.as_str());
                 self.record(t, actor(caller), event).await?;
+                // An exhausted budget is an expected business event, not misbehaviour, so it
+                // does not count toward automatic suspension (rate limits still apply).
+                metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => "daily_limit_exceeded").increment(1);
                 return Err(ServiceError::forbidden("daily_limit_exceeded", "the delegation's daily amount limit would be exceeded"));
             }
             match cur {
@@ -333,9 +345,19 @@ impl Sigil {
             }
         };
         drop(lock);
+        // Context values the tenant marks sensitive are kept only as keyed hashes.
+        let sensitive = self.guardrail_settings(t).await?.sensitive_context_keys;
+        let mut audit_context = req.context.clone();
+        for (k, v) in audit_context.iter_mut() {
+            if sensitive.contains(k) {
+                let h = self.keys.pepper.keyed_hash("audit-context", v.to_string().as_bytes());
+                *v = Value::String(format!("hmac-sha256:{}", hex::encode(h)));
+            }
+        }
+        metrics::counter!("sigil_presentations_total", "outcome" => "granted", "reason" => "").increment(1);
         let event = Event::new(
             "presentation.granted",
-            json!({"action": req.action, "resource": resource, "context": req.context, "credential_ids": credential_ids,
+            json!({"action": req.action, "resource": resource, "context": audit_context, "credential_ids": credential_ids,
                    "vp_hash": vp_hash, "format": match req.format { Format::LdpVp => "ldp_vp", Format::JwtVp => "jwt_vp" },
                    "key_version": wallet.key_version}),
         )
@@ -445,6 +467,14 @@ mod tests {
             valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
         };
         s.issue_delegation(&admin, &t.id, &a.id, new).await.unwrap();
+        // These tests send many denied requests on purpose; the guardrails have their own tests.
+        let relaxed = crate::service::guardrails::GuardrailSettings {
+            rate_per_second: 100_000,
+            burst: 100_000,
+            denial_threshold: 0,
+            ..Default::default()
+        };
+        s.set_guardrails(&admin, &t.id, relaxed).await.unwrap();
         let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id, token: TokenId::random() };
         Fixture { sigil: s, clock, agent, tenant: t.id, _dir: dir }
     }

@@ -53,9 +53,13 @@ pub struct TenantRecord {
     /// Keys that sign audit checkpoints (`#audit-N` in the tenant DID document).
     #[serde(default)]
     pub audit_keys: Vec<KeyVersion>,
-    /// Context keys whose values the audit stores only as keyed hashes.
+    /// Context keys whose values the audit stores only as keyed hashes (superseded by
+    /// `guardrails.sensitive_context_keys`; kept so older records still decode).
     #[serde(default)]
     pub sensitive_context_keys: Vec<String>,
+    /// Rate limits, anomaly rule and sensitive context keys.
+    #[serde(default)]
+    pub guardrails: Option<super::guardrails::GuardrailSettings>,
 }
 
 /// Agent lifecycle state.

@@ -120,6 +120,7 @@ impl Sigil {
             let event = Event::new("issuer.key_rotated", json!({"from": old, "to": new, "reissue": reissue}));
             match self.commit_audited(t, actor_s.clone(), txn, event).await {
                 Ok(()) => {
+                    metrics::counter!("sigil_rotations_total", "kind" => "issuer_key").increment(1);
                     rotated = Some(new);
                     break;
                 }

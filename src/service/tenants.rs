@@ -81,6 +81,7 @@ impl Sigil {
                 retired_at: None,
             }],
             sensitive_context_keys: Vec::new(),
+            guardrails: None,
         };
         let tk = TenantKeys { current: 1, versions: [(1, dk)].into_iter().collect() };
         let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;

@@ -129,7 +129,8 @@ impl Inner {
 }
 
 fn metrics_hook(elapsed: std::time::Duration, batch: u64) {
-    tracing::trace!(flush_us = elapsed.as_micros() as u64, batch, "group commit flush");
+    metrics::histogram!("sigil_store_flush_seconds").record(elapsed.as_secs_f64());
+    metrics::histogram!("sigil_store_flush_batch_size").record(batch as f64);
 }
 
 #[cfg(test)]

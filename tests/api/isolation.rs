@@ -84,6 +84,14 @@ fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>)
         | ("get", "/v1/tenants/{tenant}/key-policy") => (Class::TenantRead, None),
         ("post", "/v1/system/root-key/rotate") => (Class::Operator, Some(json!({"new_root_key_file": "/nonexistent"}))),
         ("get", "/v1/system/backup") => (Class::Operator, None),
+        ("get", "/v1/tenants/{tenant}/guardrails") => (Class::TenantRead, None),
+        ("put", "/v1/tenants/{tenant}/guardrails") => (
+            Class::TenantAdmin,
+            Some(
+                json!({"rate_per_second": 50, "burst": 100, "denial_threshold": 20, "denial_window_secs": 300, "sensitive_context_keys": []}),
+            ),
+        ),
+
         ("get", "/v1/tenants/{tenant}/audit")
         | ("get", "/v1/tenants/{tenant}/audit/verify")
         | ("get", "/v1/tenants/{tenant}/audit/export") => (Class::TenantRead, None),

@@ -11,6 +11,8 @@ mod bad_input;
 mod credentials;
 
 mod durability;
+mod guardrails;
+
 mod isolation;
 mod lifecycle;
 

@@ -1,0 +1,269 @@
+//! Guardrails against runaway or compromised agents: per-agent rate limits (per-tenant
+//! settings, default sustained 50/s with bursts of 100), throttling of repeated
+//! authentication failures per client address, and automatic suspension of an agent after
+//! too many denials in a window (default 20 in 5 minutes). Counters live in memory: they
+//! protect one process; limits are per node when several run.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Quota};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::audit::{Event, actor};
+use super::{Caller, ServiceError, Sigil};
+use crate::ids::{AgentId, TenantId};
+
+/// A tenant's guardrail settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailSettings {
+    /// Sustained presentation requests per second per agent.
+    pub rate_per_second: u32,
+    /// Burst size per agent.
+    pub burst: u32,
+    /// Denials within the window that suspend the agent (0 disables).
+    pub denial_threshold: u32,
+    pub denial_window_secs: u64,
+    /// Context keys whose values the audit trail keeps only as keyed hashes.
+    pub sensitive_context_keys: Vec<String>,
+}
+
+impl Default for GuardrailSettings {
+    fn default() -> Self {
+        Self { rate_per_second: 50, burst: 100, denial_threshold: 20, denial_window_secs: 300, sensitive_context_keys: Vec::new() }
+    }
+}
+
+impl GuardrailSettings {
+    /// Validates ranges.
+    pub fn validate(&self) -> Result<(), ServiceError> {
+        let ok = (1..=100_000).contains(&self.rate_per_second)
+            && (1..=100_000).contains(&self.burst)
+            && self.denial_threshold <= 100_000
+            && (1..=86_400).contains(&self.denial_window_secs)
+            && self.sensitive_context_keys.len() <= 64
+            && self.sensitive_context_keys.iter().all(|k| !k.is_empty() && k.len() <= 64);
+        if ok { Ok(()) } else { Err(ServiceError::invalid("guardrail settings out of range")) }
+    }
+}
+
+struct TenantGuards {
+    settings: GuardrailSettings,
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+/// In-memory guardrail state.
+pub struct Guardrails {
+    auth_enabled: bool,
+    tenants: RwLock<HashMap<String, Arc<TenantGuards>>>,
+    denials: Mutex<HashMap<(String, String), VecDeque<Timestamp>>>,
+    auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+/// Authentication failures allowed per address: bursts of 20, then one every 3 s.
+const AUTH_BURST: u32 = 20;
+const AUTH_BLOCK: Duration = Duration::from_secs(60);
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Self::new(AUTH_BURST)
+    }
+}
+
+impl Guardrails {
+    /// Guardrails allowing `auth_burst` failed authentications per address (0 disables).
+    pub fn new(auth_burst: u32) -> Self {
+        let quota = Quota::with_period(Duration::from_secs(3)).map(|q| q.allow_burst(nz(auth_burst)));
+        Self {
+            auth_enabled: auth_burst > 0,
+            tenants: RwLock::new(HashMap::new()),
+            denials: Mutex::new(HashMap::new()),
+            auth_failures: DefaultKeyedRateLimiter::keyed(quota.unwrap_or_else(|| Quota::per_second(nz(1)))),
+            blocked: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Guardrails {
+    fn guards_for(&self, tenant: &str, settings: impl FnOnce() -> GuardrailSettings) -> Arc<TenantGuards> {
+        if let Some(g) = self.tenants.read().ok().and_then(|m| m.get(tenant).cloned()) {
+            return g;
+        }
+        let s = settings();
+        let g = Arc::new(TenantGuards {
+            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(nz(s.rate_per_second)).allow_burst(nz(s.burst))),
+            settings: s,
+        });
+        if let Ok(mut m) = self.tenants.write() {
+            m.insert(tenant.to_owned(), g.clone());
+        }
+        g
+    }
+
+    pub(crate) fn forget_tenant(&self, tenant: &str) {
+        if let Ok(mut m) = self.tenants.write() {
+            m.remove(tenant);
+        }
+    }
+
+    /// True when `ip` is currently refused for repeated authentication failures.
+    pub fn auth_blocked(&self, ip: IpAddr) -> bool {
+        let Ok(mut b) = self.blocked.lock() else { return false };
+        match b.get(&ip) {
+            Some(until) if Instant::now() < *until => true,
+            Some(_) => {
+                b.remove(&ip);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Counts one failed authentication; returns true when `ip` is now throttled.
+    pub fn note_auth_failure(&self, ip: IpAddr) -> bool {
+        if !self.auth_enabled || self.auth_failures.check_key(&ip).is_ok() {
+            return false;
+        }
+        if let Ok(mut b) = self.blocked.lock() {
+            if b.len() > 100_000 {
+                b.retain(|_, until| Instant::now() < *until);
+            }
+            b.insert(ip, Instant::now() + AUTH_BLOCK);
+        }
+        metrics::counter!("sigil_guardrail_triggers_total", "kind" => "auth_throttle").increment(1);
+        true
+    }
+}
+
+impl Sigil {
+    async fn guards(&self, tenant: &str) -> Result<Arc<TenantGuards>, ServiceError> {
+        if let Some(g) = self.guardrails.tenants.read().ok().and_then(|m| m.get(tenant).cloned()) {
+            return Ok(g);
+        }
+        let settings = self.tenant_record(tenant).await?.guardrails.unwrap_or_default();
+        Ok(self.guardrails.guards_for(tenant, || settings))
+    }
+
+    /// The tenant's guardrail settings (cached).
+    pub(crate) async fn guardrail_settings(&self, tenant: &str) -> Result<GuardrailSettings, ServiceError> {
+        Ok(self.guards(tenant).await?.settings.clone())
+    }
+
+    /// Refuses a request over the agent's rate limit.
+    pub(crate) async fn check_rate(&self, tenant: &str, agent: &str) -> Result<(), ServiceError> {
+        let g = self.guards(tenant).await?;
+        if g.limiter.check_key(&agent.to_owned()).is_err() {
+            metrics::counter!("sigil_guardrail_triggers_total", "kind" => "rate_limit").increment(1);
+            return Err(ServiceError::TooManyRequests {
+                code: "rate_limited",
+                detail: "the agent exceeded its request rate; retry shortly".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts a denial; suspends the agent when the tenant's threshold is reached.
+    pub(crate) async fn note_denial(&self, tenant: &TenantId, agent: &AgentId) -> Result<bool, ServiceError> {
+        let s = self.guardrail_settings(tenant.as_str()).await?;
+        if s.denial_threshold == 0 {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let window = SignedDuration::from_secs(s.denial_window_secs as i64);
+        let trip = {
+            let Ok(mut m) = self.guardrails.denials.lock() else { return Ok(false) };
+            let q = m.entry((tenant.to_string(), agent.to_string())).or_default();
+            q.push_back(now);
+            while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                q.pop_front();
+            }
+            let trip = q.len() >= s.denial_threshold as usize;
+            if trip {
+                q.clear();
+            }
+            trip
+        };
+        if trip {
+            self.set_agent_suspended_as(tenant, agent, true, "system:guardrail".into()).await?;
+            self.record(
+                tenant.as_str(),
+                "system:guardrail".into(),
+                Event::new("guardrail.auto_suspended", json!({"denials": s.denial_threshold, "window_secs": s.denial_window_secs}))
+                    .agent(agent.as_str()),
+            )
+            .await?;
+            metrics::counter!("sigil_guardrail_triggers_total", "kind" => "auto_suspend").increment(1);
+            tracing::warn!(tenant = %tenant, agent = %agent, "agent suspended automatically after repeated denials");
+        }
+        Ok(trip)
+    }
+
+    /// Sets a tenant's guardrails.
+    pub async fn set_guardrails(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        settings: GuardrailSettings,
+    ) -> Result<GuardrailSettings, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        settings.validate()?;
+        let t = tenant.as_str();
+        for _ in 0..16 {
+            let tk = self.tenant_keys(t).await?;
+            let blob = self.store.get(&crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
+            let mut rec: super::records::TenantRecord = self.open_record(&tk, t, super::records::kind::TENANT, t, &blob)?;
+            rec.guardrails = Some(settings.clone());
+            let mut txn = crate::store::Txn::new();
+            let k = crate::store::keys::tenant_record(t);
+            txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, super::records::kind::TENANT, t, &rec)?);
+            let event = Event::new("tenant.guardrails_set", serde_json::to_value(&settings).unwrap_or_default());
+            match self.commit_audited(t, actor(caller), txn, event).await {
+                Ok(()) => {
+                    self.guardrails.forget_tenant(t);
+                    return Ok(settings);
+                }
+                Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))
+    }
+
+    /// Reads a tenant's guardrails.
+    pub async fn guardrails_of(&self, caller: &Caller, tenant: &TenantId) -> Result<GuardrailSettings, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        Ok(self.tenant_record(tenant.as_str()).await?.guardrails.unwrap_or_default())
+    }
+
+    /// Public access to the auth throttle for the HTTP edge.
+    pub fn auth_blocked(&self, ip: IpAddr) -> bool {
+        self.guardrails.auth_blocked(ip)
+    }
+
+    /// Counts a failed authentication from `ip` (and records it in the tenant named by the
+    /// path, if any, until the address is throttled). Returns true when now throttled.
+    pub async fn note_auth_failure(&self, ip: IpAddr, tenant: Option<&str>, route: &str) -> bool {
+        let throttled = self.guardrails.note_auth_failure(ip);
+        metrics::counter!("sigil_auth_failures_total").increment(1);
+        if let Some(t) = tenant.filter(|_| !throttled) {
+            if self.store.get(&crate::store::keys::tenant_index(t)).await.ok().flatten().is_some() {
+                let event = Event::new("auth.failed", json!({"route": route, "client": ip.to_string()}));
+                if let Err(e) = self.record(t, "anonymous".into(), event).await {
+                    tracing::warn!(error = %e, "could not audit an authentication failure");
+                }
+            }
+        }
+        throttled
+    }
+}

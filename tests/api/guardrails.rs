@@ -1,0 +1,97 @@
+//! Guardrails and metrics over a real server: per-agent rate limits, automatic suspension
+//! after repeated denials, throttling of repeated authentication failures, Prometheus.
+
+use serde_json::json;
+
+use crate::helpers::{Opts, Server};
+use crate::presentations::refund;
+
+async fn agent_with(s: &Server, admin: &str) -> (String, String) {
+    let (agent, token, _) = s.agent("acme", admin, "bot").await;
+    let body = json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
+        "limits": {"amount": {"max": "500.00", "currency": "EUR"}}, "valid_until": "2099-01-01T00:00:00Z"});
+    assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), admin, body).await.0, 201);
+    (agent, token)
+}
+
+#[tokio::test]
+async fn rate_limits_and_automatic_suspension() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (st, g) = s.call("PUT", "/v1/tenants/acme/guardrails", Some(&admin),
+        Some(json!({"rate_per_second": 1, "burst": 3, "denial_threshold": 4, "denial_window_secs": 300, "sensitive_context_keys": ["customer"]}))).await;
+    assert_eq!(st, 200, "{g}");
+    let (agent, token) = agent_with(&s, &admin).await;
+    let mut codes = Vec::new();
+    for i in 0..5 {
+        let (st, p) = s.post("/v1/presentations", &token, refund(&format!("r{i}"))).await;
+        codes.push((st, p["code"].as_str().map(str::to_owned)));
+    }
+    assert_eq!(codes.iter().filter(|c| c.0 == 200).count(), 3, "{codes:?}");
+    assert!(codes.iter().any(|c| c.0 == 429 && c.1.as_deref() == Some("rate_limited")), "{codes:?}");
+    // A second agent: four denials in the window suspend it automatically.
+    let (st, _) = s.call("PUT", "/v1/tenants/acme/guardrails", Some(&admin),
+        Some(json!({"rate_per_second": 1000, "burst": 1000, "denial_threshold": 4, "denial_window_secs": 300, "sensitive_context_keys": ["customer"]}))).await;
+    assert_eq!(st, 200);
+    let (agent2, token2) = agent_with(&s, &admin).await;
+    let mut ok = refund("ok");
+    ok["context"]["customer"] = "jane@example.com".into();
+    assert_eq!(s.post("/v1/presentations", &token2, ok).await.0, 200);
+    for i in 0..4 {
+        let mut b = refund(&format!("d{i}"));
+        b["action"] = "invoices:pay".into();
+        assert_eq!(s.post("/v1/presentations", &token2, b).await.0, 403);
+    }
+    let (_, a) = s.get(&format!("/v1/tenants/acme/agents/{agent2}"), &admin).await;
+    assert_eq!(a["state"], "suspended");
+    let (_, p) = s.post("/v1/presentations", &token2, refund("after")).await;
+    assert_eq!(p["code"], "agent_suspended");
+    let (_, audit) = s.get(&format!("/v1/tenants/acme/audit?agent={agent2}&limit=500"), &admin).await;
+    let items = audit["items"].as_array().unwrap();
+    assert!(items.iter().any(|e| e["event"] == "guardrail.auto_suspended" && e["actor"] == "system:guardrail"));
+    // The sensitive context value is in the trail only as a keyed hash.
+    let granted = items.iter().find(|e| e["event"] == "presentation.granted").unwrap();
+    assert!(granted["details"]["context"]["customer"].as_str().unwrap().starts_with("hmac-sha256:"));
+    assert!(!audit.to_string().contains("jane@example.com"));
+    assert_eq!(granted["details"]["context"]["amount"], "120.00");
+    let _ = agent;
+    // Metrics: requests, presentations by outcome, triggers, flushes.
+    let text = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for m in [
+        "sigil_http_requests_total",
+        "sigil_http_request_duration_seconds",
+        "sigil_presentations_total{outcome=\"denied\",reason=\"action_not_allowed\"}",
+        "sigil_guardrail_triggers_total{kind=\"auto_suspend\"}",
+        "sigil_guardrail_triggers_total{kind=\"rate_limit\"}",
+        "sigil_store_flush_seconds",
+        "sigil_store_flush_batch_size",
+        "sigil_cache_lookups_total",
+    ] {
+        assert!(text.contains(m), "{m} missing from /metrics");
+    }
+    assert!(!text.contains("sgl_"), "no token in metrics");
+}
+
+#[tokio::test]
+async fn repeated_authentication_failures_are_throttled_and_audited() {
+    let mut opts = Opts::default();
+    opts.env.push(("SIGIL_AUTH_FAILURE_BURST".into(), "5".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_in(&dir.path().join("d"), "127.0.0.1:0", &opts).await;
+    let admin = s.tenant("acme").await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(s.get("/v1/tenants/acme/agents", "sgl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await.0);
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert_eq!(statuses[7], 429, "{statuses:?}");
+    // Even a valid token from a throttled address waits.
+    let (st, p) = s.get("/v1/tenants/acme/agents", &admin).await;
+    assert_eq!((st, p["code"].as_str()), (429, Some("too_many_auth_failures")));
+    drop(s);
+    let s = Server::start_in(&dir.path().join("d"), "127.0.0.1:0", &Opts::default()).await;
+    let (_, audit) = s.get("/v1/tenants/acme/audit?event=auth&limit=100", &admin).await;
+    let n = audit["items"].as_array().unwrap().len();
+    assert!(n >= 5, "auth failures audited: {n}");
+    assert!(!audit.to_string().contains("sgl_AAAA"), "no token in the audit trail");
+}
