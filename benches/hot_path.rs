@@ -1,0 +1,145 @@
+//! The hot path against its crypto ceiling, in one run on one machine:
+//! - `ceiling`: RFC 8785 canonicalization + SHA-256 + one Ed25519 signature of a typical
+//!   presentation (two credentials inside, about 3.5 KB), the least any signer must do;
+//! - `present`: one full presentation through the service layer (token already resolved):
+//!   wallet cache, policy, canonicalization of the envelope only, signature, and the audit
+//!   entry made durable through group commit (one fsync per call here: no concurrency);
+//! - `verify`: verification of such a presentation (three signatures, status lists in-process).
+//!
+//! Run: `cargo bench --bench hot_path`; compare the ratios, not the absolute times.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use sigil::clock::SystemClock;
+use sigil::config::PublicUrl;
+use sigil::crypto::{RootKey, SecretBytes, Signer, TokenPepper};
+use sigil::ids::TokenId;
+use sigil::policy::{AmountLimit, Authority, Limits, Principal, PrincipalKind};
+use sigil::service::agents::NewAgent;
+use sigil::service::credentials::NewDelegation;
+use sigil::service::presentations::{Format, PresentationRequest};
+use sigil::service::{Caller, Keyring, Role, Settings, Sigil};
+use sigil::store::{SledStore, Store};
+use sigil::vc::jcs;
+use sigil::vc::presentation::PresentationOptions;
+use sigil::vc::proof::{self, ProofOptions};
+
+fn setup(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (Arc<Sigil>, Caller) {
+    rt.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
+        let keys = Keyring::new(RootKey::from_bytes(SecretBytes::random(32), 1).unwrap(), TokenPepper::generate());
+        let settings = Settings {
+            public_url: PublicUrl::parse("https://bench.example:8443").unwrap(),
+            max_presentation_ttl: 300,
+            data_dir: Some(dir.to_owned()),
+            auth_failure_burst: 20,
+        };
+        let s = Sigil::new(store, keys, Arc::new(SystemClock), settings, sigil::verify::HttpResolver::new(None).unwrap());
+        let op = Caller::Operator { token: TokenId::random() };
+        let t = s.create_tenant(&op, Some("bench"), "Bench").await.unwrap();
+        let admin = Caller::Tenant { tenant: t.id.clone(), role: Role::Admin, token: TokenId::random() };
+        let relaxed = sigil::service::guardrails::GuardrailSettings {
+            rate_per_second: 100_000,
+            burst: 100_000,
+            denial_threshold: 0,
+            ..Default::default()
+        };
+        s.set_guardrails(&admin, &t.id, relaxed).await.unwrap();
+        let a = s
+            .create_agent(
+                &admin,
+                &t.id,
+                NewAgent {
+                    name: "bench-bot".into(),
+                    operator: Some("Bench Inc".into()),
+                    software: Some("bot/1.0".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let authority = Authority::new(
+            &["refunds:create".into()],
+            &["orders/*".into()],
+            Limits { amount: Some(AmountLimit::parse("500.00", "EUR", None).unwrap()) },
+            None,
+        )
+        .unwrap();
+        let d = NewDelegation {
+            principal: Principal::new("alice@bench.example".into(), PrincipalKind::Person, Some("Alice".into())).unwrap(),
+            authority,
+            valid_from: None,
+            valid_until: "2099-01-01T00:00:00Z".parse().unwrap(),
+        };
+        s.issue_delegation(&admin, &t.id, &a.id, d).await.unwrap();
+        (s, Caller::Agent { tenant: t.id, agent: a.id, token: TokenId::random() })
+    })
+}
+
+fn request(n: u64) -> PresentationRequest {
+    let mut context = serde_json::Map::new();
+    context.insert("amount".into(), "120.00".into());
+    context.insert("currency".into(), "EUR".into());
+    PresentationRequest {
+        action: "refunds:create".into(),
+        resource: Some("orders/123".into()),
+        context,
+        challenge: format!("challenge-{n}"),
+        domain: "payments.example".into(),
+        format: Format::LdpVp,
+        expires_in: None,
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (sigil, agent) = setup(&rt, dir.path());
+    let sample = rt.block_on(sigil.present(&agent, request(0))).unwrap().document;
+    let mut unsigned = sample.as_object().unwrap().clone();
+    unsigned.remove("proof");
+    eprintln!("typical presentation: {} bytes", serde_json::to_vec(&sample).unwrap().len());
+    let signer = Signer::generate();
+    let opts = ProofOptions {
+        verification_method: "did:web:bench.example%3A8443:tenants:bench:agents:x#key-1".into(),
+        proof_purpose: "authentication",
+        created: "2026-11-28T20:00:00Z".into(),
+        expires: Some("2026-11-28T20:05:00Z".into()),
+        challenge: Some("c".into()),
+        domain: Some("payments.example".into()),
+    };
+    let ctx = unsigned.get("@context").cloned();
+    c.bench_function("ceiling: JCS + SHA-256 + Ed25519 sign (whole VP)", |b| {
+        b.iter(|| {
+            let canon = jcs::canonicalize(&serde_json::Value::Object(unsigned.clone())).unwrap();
+            proof::sign_canonical(&canon, ctx.as_ref(), &opts, &signer).unwrap()
+        })
+    });
+    let mut n = 1u64;
+    c.bench_function("present: service layer, durable audit", |b| {
+        b.iter(|| {
+            n += 1;
+            rt.block_on(sigil.present(&agent, request(n))).unwrap()
+        })
+    });
+    let resolver = sigil::service::resolver::LocalFirst { sigil: &sigil };
+    let vopts = PresentationOptions {
+        challenge: Some("challenge-0".into()),
+        domain: Some("payments.example".into()),
+        action: Some(json!({"action": "refunds:create"})),
+        skip_status: false,
+    };
+    c.bench_function("verify: 3 signatures + status lists (in-process)", |b| {
+        b.iter(|| rt.block_on(sigil::vc::presentation::verify_presentation(&sample, &vopts, &resolver, jiff::Timestamp::now())))
+    });
+}
+
+criterion_group! {
+    name = hot_path;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
+    targets = benches
+}
+criterion_main!(hot_path);
