@@ -139,5 +139,49 @@ async fn trail_is_readable_verifiable_and_tamper_evident() {
     s.set_dir(dir);
     let (_, v) = s.get("/v1/tenants/acme/audit/verify", &auditor).await;
     assert_eq!((v["ok"].as_bool(), v["first_bad"]["seq"].as_u64()), (Some(false), Some(3)), "{v}");
+    // At rest: with entry 3 repaired and entry 5 deleted, verification stops at 6.
+    s.stop();
+    {
+        use sigil::store::Store;
+        let store = sigil::store::SledStore::open(&s.data.join("store")).unwrap();
+        let k = |n| sigil::store::keys::audit_entry("acme", n);
+        let mut e3 = store.get(&k(3)).await.unwrap().unwrap();
+        let last = e3.len() - 1;
+        e3[last] ^= 1;
+        let mut txn = sigil::store::Txn::new();
+        txn.put(k(3), e3).delete(k(5));
+        store.commit(txn).await.unwrap();
+    }
+    let (dir, data) = (s.take_dir(), s.data.clone());
+    drop(s);
+    let mut s = Server::start_in(&data, "127.0.0.1:0", &Opts::default()).await;
+    s.set_dir(dir);
+    let (_, v) = s.get("/v1/tenants/acme/audit/verify", &auditor).await;
+    assert_eq!((v["ok"].as_bool(), v["first_bad"]["seq"].as_u64()), (Some(false), Some(6)), "deleted entry: {v}");
     let _: Value = v;
+}
+
+#[tokio::test]
+async fn reordered_entries_at_rest_are_reported() {
+    let mut s = Server::start().await;
+    let (_, auditor, _, token) = setup(&s).await;
+    for i in 0..3 {
+        s.post("/v1/presentations", &token, refund(&format!("o{i}"))).await;
+    }
+    s.stop();
+    {
+        use sigil::store::Store;
+        let store = sigil::store::SledStore::open(&s.data.join("store")).unwrap();
+        let k = |n| sigil::store::keys::audit_entry("acme", n);
+        let (a, b) = (store.get(&k(6)).await.unwrap().unwrap(), store.get(&k(7)).await.unwrap().unwrap());
+        let mut txn = sigil::store::Txn::new();
+        txn.put(k(6), b).put(k(7), a);
+        store.commit(txn).await.unwrap();
+    }
+    let (dir, data) = (s.take_dir(), s.data.clone());
+    drop(s);
+    let mut s = Server::start_in(&data, "127.0.0.1:0", &Opts::default()).await;
+    s.set_dir(dir);
+    let (_, v) = s.get("/v1/tenants/acme/audit/verify", &auditor).await;
+    assert_eq!((v["ok"].as_bool(), v["first_bad"]["seq"].as_u64()), (Some(false), Some(6)), "{v}");
 }
