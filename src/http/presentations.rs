@@ -9,7 +9,7 @@ use super::Body;
 use super::auth::Auth;
 use super::parse_tenant;
 use super::problem::{ApiError, Problem};
-use super::vc_api::{ProblemDetail, VerifyResponse as VcApiVerifyResponse};
+use super::vc_api::VerifyResponse as VcApiVerifyResponse;
 use crate::clock::rfc3339;
 use crate::service::Sigil;
 use crate::service::presentations::{Format, PresentationRequest};
@@ -197,23 +197,5 @@ pub async fn vc_api_verify(
     let b = body.into_inner();
     let opt = |k: &str| b.options.as_ref().and_then(|o| o.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
     let report = sigil.verify_presentation(&b.verifiable_presentation, options(opt("challenge"), opt("domain"), None)).await?;
-    let verified = report.verified();
-    let resp = VcApiVerifyResponse {
-        verified,
-        checks: report.report.checks.iter().map(|c| c.check.clone()).collect(),
-        warnings: vec![],
-        errors: report.report.errors(),
-        problem_details: report
-            .report
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| ProblemDetail {
-                kind: format!("urn:sigil:problem:{}", c.code.unwrap_or("verification_failed")),
-                title: c.check.clone(),
-                detail: c.detail.clone(),
-            })
-            .collect(),
-    };
-    Ok(if verified { HttpResponse::Ok().json(resp) } else { HttpResponse::UnprocessableEntity().json(resp) })
+    Ok(VcApiVerifyResponse::answer(&report.report))
 }

@@ -55,6 +55,31 @@ pub struct VerifyResponse {
     pub problem_details: Vec<ProblemDetail>,
 }
 
+impl VerifyResponse {
+    /// The VC-API answer for a verification report: 200 when verified, else 422 with
+    /// `problemDetails` (one per failed check).
+    pub fn answer(report: &crate::vc::verify::Report) -> HttpResponse {
+        let verified = report.verified();
+        let resp = VerifyResponse {
+            verified,
+            checks: report.checks.iter().map(|c| c.check.clone()).collect(),
+            warnings: vec![],
+            errors: report.errors(),
+            problem_details: report
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| ProblemDetail {
+                    kind: format!("urn:sigil:problem:{}", c.code.unwrap_or("verification_failed")),
+                    title: c.check.clone(),
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+        };
+        if verified { HttpResponse::Ok().json(resp) } else { HttpResponse::UnprocessableEntity().json(resp) }
+    }
+}
+
 fn vc_api_error(e: VcApiError) -> Result<HttpResponse, ApiError> {
     match e {
         VcApiError::BadRequest(d) => Err(ApiError::bad_request(d)),
@@ -100,22 +125,5 @@ pub async fn verify(
         Ok(r) => r,
         Err(e) => return vc_api_error(e),
     };
-    let verified = report.verified();
-    let resp = VerifyResponse {
-        verified,
-        checks: report.checks.iter().map(|c| c.check.clone()).collect(),
-        warnings: vec![],
-        errors: report.errors(),
-        problem_details: report
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| ProblemDetail {
-                kind: format!("urn:sigil:problem:{}", c.code.unwrap_or("verification_failed")),
-                title: c.check.clone(),
-                detail: c.detail.clone(),
-            })
-            .collect(),
-    };
-    Ok(if verified { HttpResponse::Ok().json(resp) } else { HttpResponse::UnprocessableEntity().json(resp) })
+    Ok(VerifyResponse::answer(&report))
 }
