@@ -20,7 +20,7 @@ tokio::task_local! {
     pub static REQUEST_ID: String;
 }
 
-const KIND: &str = "audit";
+pub(crate) const KIND: &str = "audit";
 
 #[derive(Debug, Clone)]
 struct Head {
