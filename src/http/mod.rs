@@ -45,7 +45,11 @@ macro_rules! routes {
     };
 }
 
+// actix tries resources in this order, each dynamic one with a regex: the hot path comes
+// first so a presentation is routed without matching every admin route before it.
 routes! {
+    "/v1/presentations" => { post: presentations::create },
+    "/v1/verify" => { post: presentations::verify },
     "/healthz" => { get: system::healthz },
     "/readyz" => { get: system::readyz },
     "/v1/tenants" => { post: tenants::create, get: tenants::list },
@@ -69,8 +73,6 @@ routes! {
     "/tenants/{tenant}/vc-api/credentials/issue" => { post: vc_api::issue },
     "/tenants/{tenant}/vc-api/credentials/verify" => { post: vc_api::verify },
     "/tenants/{tenant}/vc-api/presentations/verify" => { post: presentations::vc_api_verify },
-    "/v1/presentations" => { post: presentations::create },
-    "/v1/verify" => { post: presentations::verify },
     "/v1/tenants/{tenant}/agents/{agent}/suspend" => { post: lifecycle::suspend },
     "/v1/tenants/{tenant}/agents/{agent}/resume" => { post: lifecycle::resume },
     "/v1/tenants/{tenant}/agents/{agent}/retire" => { post: lifecycle::retire },
@@ -89,9 +91,6 @@ routes! {
     "/v1/tenants/{tenant}/guardrails" => { get: lifecycle::get_guardrails, put: lifecycle::set_guardrails },
     "/v1/tenants/{tenant}/audit/verify" => { get: audit::verify },
     "/v1/tenants/{tenant}/audit/export" => { get: audit::export },
-
-
-
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

@@ -55,7 +55,9 @@ pub struct CreatePresentationRequest {
 }
 
 /// A signed, action-bound presentation.
+// The body of `POST /v1/presentations` is written by `presentation_body`; this documents it.
 #[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
 pub struct PresentationResponse {
     /// The `VerifiablePresentation` object (`ldp_vp`) or compact JWS string (`jwt_vp`).
     #[schema(value_type = serde_json::Value)]
@@ -149,12 +151,26 @@ pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: Body<CreatePresen
         expires_in: b.expires_in,
     };
     let p = sigil.present(&auth.0, req).await?;
-    Ok(HttpResponse::Ok().json(PresentationResponse {
-        presentation: p.document,
-        format,
-        credential_ids: p.credential_ids,
-        expires_at: rfc3339(p.expires_at),
-    }))
+    Ok(HttpResponse::Ok().content_type("application/json").body(presentation_body(&p, format)?))
+}
+
+/// The [`PresentationResponse`] body, written around the presentation's JSON bytes: the hot
+/// path never turns the credentials back into `Value` trees just to serialize them again.
+fn presentation_body(p: &crate::service::presentations::Presentation, format: FormatDto) -> Result<Vec<u8>, ApiError> {
+    #[derive(Serialize)]
+    struct Rest<'a> {
+        format: FormatDto,
+        credential_ids: &'a [String],
+        expires_at: String,
+    }
+    let rest = serde_json::to_vec(&Rest { format, credential_ids: &p.credential_ids, expires_at: rfc3339(p.expires_at) })
+        .map_err(|e| ApiError::from(crate::service::ServiceError::Internal(e.to_string())))?;
+    let mut out = Vec::with_capacity(p.json.len() + rest.len() + 24);
+    out.extend_from_slice(b"{\"presentation\":");
+    out.extend_from_slice(&p.json);
+    out.push(b',');
+    out.extend_from_slice(rest.get(1..).unwrap_or_default());
+    Ok(out)
 }
 
 fn options(challenge: Option<String>, domain: Option<String>, action: Option<ExpectedAction>) -> PresentationOptions {

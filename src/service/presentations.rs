@@ -49,11 +49,20 @@ pub struct PresentationRequest {
 /// A signed presentation.
 #[derive(Debug, Clone)]
 pub struct Presentation {
-    /// The VP object (ldp_vp) or the compact JWS string (jwt_vp).
-    pub document: Value,
+    /// The presentation as JSON text: the VP object (ldp_vp) or a JSON string holding the
+    /// compact JWS (jwt_vp). Kept as bytes: the credentials inside are spliced in from their
+    /// cached canonical form, never rebuilt as `Value` trees and serialized again.
+    pub json: Vec<u8>,
     pub format: Format,
     pub credential_ids: Vec<String>,
     pub expires_at: Timestamp,
+}
+
+impl Presentation {
+    /// The presentation parsed (`Null` never happens: `json` is always produced by Sigil).
+    pub fn document(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
 }
 
 /// A credential as held in the cached wallet.
@@ -305,7 +314,7 @@ impl Sigil {
         let ctx = json!([VC_V2, context_url(self.settings.public_url.base())]);
         let vp_id = format!("urn:uuid:{}", CredentialId::uuid());
         let credential_ids = vec![identity.id.clone(), delegation.id.clone()];
-        let (document, vp_hash) = match req.format {
+        let (json, vp_hash) = match req.format {
             Format::LdpVp => {
                 let mut canon = CanonicalObject::new();
                 canon
@@ -328,20 +337,19 @@ impl Sigil {
                 let proof = proof::sign_canonical(&canonical, Some(&ctx), &opts, &wallet.signer)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
                 let hash = hex::encode(Sha256::digest(proof.get("proofValue").and_then(Value::as_str).unwrap_or_default()));
-                let mut vp = Map::new();
-                vp.insert("@context".into(), ctx);
-                vp.insert("id".into(), vp_id.into());
-                vp.insert("type".into(), json!(["VerifiablePresentation", "ActionPresentation"]));
-                vp.insert("holder".into(), wallet.did.clone().into());
-                vp.insert("verifiableCredential".into(), Value::Array(vec![identity.vc.clone(), delegation.vc.clone()]));
-                vp.insert("action".into(), Value::Object(action_obj));
-                vp.insert("proof".into(), proof);
-                (Value::Object(vp), hash)
+                // The signed VP is the canonical unsigned VP with `proof` appended: the same
+                // members, so it verifies, and no second serialization of the credentials.
+                let mut vp = canonical;
+                vp.pop();
+                vp.extend_from_slice(b",\"proof\":");
+                serde_json::to_writer(&mut vp, &proof).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                vp.push(b'}');
+                (vp, hash)
             }
             Format::JwtVp => {
                 let jws = self.jwt_presentation(t, &wallet, &identity, &delegation, ctx, vp_id, action_obj, &req, now, expires_at).await?;
                 let hash = hex::encode(Sha256::digest(jws.as_bytes()));
-                (Value::String(jws), hash)
+                (serde_json::to_vec(&jws).map_err(|e| ServiceError::Internal(e.to_string()))?, hash)
             }
         };
         drop(lock);
@@ -367,7 +375,7 @@ impl Sigil {
         } else {
             self.commit_audited(t, actor(caller), txn, event).await?;
         }
-        Ok(Presentation { document, format: req.format, credential_ids, expires_at })
+        Ok(Presentation { json, format: req.format, credential_ids, expires_at })
     }
 }
 
@@ -503,11 +511,11 @@ mod tests {
         let f = fixture(&["refunds:create"], "500.00").await;
         let p = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c1")).await.unwrap();
         f.clock.advance_secs(61);
-        let r = f.sigil.verify_presentation(&p.document, opts("c1")).await.unwrap();
+        let r = f.sigil.verify_presentation(&p.document(), opts("c1")).await.unwrap();
         assert_eq!(r.report.codes(), vec!["proof_expired"]);
         let p = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c2")).await.unwrap();
         f.clock.advance_secs(59);
-        assert!(f.sigil.verify_presentation(&p.document, opts("c2")).await.unwrap().verified());
+        assert!(f.sigil.verify_presentation(&p.document(), opts("c2")).await.unwrap().verified());
     }
 
     #[tokio::test]
@@ -553,8 +561,8 @@ mod tests {
                 prop_assert_eq!(got.is_ok(), covered, "{} {} {}", action, resource, amount);
                 if let Ok(p) = got {
                     // What was signed is exactly what was asked, and it verifies.
-                    prop_assert_eq!(&p.document["action"]["name"], action);
-                    let r = rt.block_on(f.sigil.verify_presentation(&p.document, opts(&format!("c{n}")))).unwrap();
+                    prop_assert_eq!(&p.document()["action"]["name"], action);
+                    let r = rt.block_on(f.sigil.verify_presentation(&p.document(), opts(&format!("c{n}")))).unwrap();
                     prop_assert!(r.verified(), "{:?}", r.report.errors());
                 }
                 Ok(())
