@@ -253,6 +253,9 @@ async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: T
         .ok_or("statusListIndex must be a decimal string")?;
     let url = entry.get("statusListCredential").and_then(Value::as_str).ok_or("statusListCredential missing")?;
     let list = resolver.fetch_status_list(url).await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
+    if let Some(hit) = verified_lists::lookup(url, &list, issuer, resolver).await {
+        return hit.read(purpose, index, now);
+    }
     if !types(&list).contains(&"BitstringStatusListCredential") {
         return Err("status list is not a BitstringStatusListCredential".into());
     }
@@ -279,5 +282,100 @@ async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: T
     }
     let encoded = subject.get("encodedList").and_then(Value::as_str).ok_or("encodedList missing")?;
     let bits = Bitstring::decode(encoded).map_err(|e| e.to_string())?;
-    bits.get(index).ok_or_else(|| "statusListIndex is outside the list".to_owned())
+    let bit = bits.get(index).ok_or_else(|| "statusListIndex is outside the list".to_owned());
+    verified_lists::remember(url, &list, issuer, purpose, bits, resolver).await;
+    bit
+}
+
+/// Status lists whose proofs were already verified, so a verifier checking many credentials
+/// against the same list does not verify its signature and inflate its bitstring each time
+/// (a presentation carries two credentials with two lists each).
+///
+/// Freshness is not traded away: the list is still fetched on every check, and the cache is
+/// consulted only when the fetched list carries the very `proofValue` verified before. Its
+/// signing key must still be an `assertionMethod` of the issuer's DID document as resolved
+/// now, with the same key bytes. What is used on a hit is the content that was verified
+/// under that signature, never the fetched bytes.
+mod verified_lists {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use jiff::Timestamp;
+    use serde_json::Value;
+
+    use super::{Resolver, STATUS_LIST_SKEW, key_for, split_did_url};
+    use crate::crypto::PublicKey;
+    use crate::vc::status_list::Bitstring;
+
+    const MAX_ENTRIES: usize = 4096;
+
+    pub(super) struct Verified {
+        proof_value: String,
+        issuer: String,
+        method: String,
+        key: PublicKey,
+        purpose: String,
+        valid_from: Option<Timestamp>,
+        valid_until: Option<Timestamp>,
+        bits: Bitstring,
+    }
+
+    impl Verified {
+        pub(super) fn read(&self, purpose: &str, index: usize, now: Timestamp) -> Result<bool, String> {
+            if self.purpose != purpose {
+                return Err("status list purpose does not match the entry".into());
+            }
+            let from_ok = self.valid_from.is_none_or(|f| f <= now + STATUS_LIST_SKEW);
+            let until_ok = self.valid_until.is_none_or(|u| now - STATUS_LIST_SKEW <= u);
+            if !(from_ok && until_ok) {
+                return Err("status list credential is not valid now".into());
+            }
+            self.bits.get(index).ok_or_else(|| "statusListIndex is outside the list".to_owned())
+        }
+    }
+
+    fn cache() -> &'static Mutex<HashMap<String, Arc<Verified>>> {
+        static CACHE: OnceLock<Mutex<HashMap<String, Arc<Verified>>>> = OnceLock::new();
+        CACHE.get_or_init(Default::default)
+    }
+
+    fn proof_field<'a>(list: &'a Value, k: &str) -> Option<&'a str> {
+        list.get("proof").and_then(|p| p.get(k)).and_then(Value::as_str)
+    }
+
+    async fn current_key(resolver: &dyn Resolver, method: &str) -> Option<PublicKey> {
+        let (did, _) = split_did_url(method)?;
+        let doc = resolver.resolve_did(did).await.ok()?;
+        key_for(&doc, method, "assertionMethod").ok()
+    }
+
+    pub(super) async fn lookup(url: &str, list: &Value, issuer: &str, resolver: &dyn Resolver) -> Option<Arc<Verified>> {
+        let proof_value = proof_field(list, "proofValue")?;
+        let hit = cache().lock().ok()?.get(url).filter(|v| v.proof_value == proof_value && v.issuer == issuer).cloned()?;
+        (current_key(resolver, &hit.method).await? == hit.key).then_some(hit)
+    }
+
+    pub(super) async fn remember(url: &str, list: &Value, issuer: &str, purpose: &str, bits: Bitstring, resolver: &dyn Resolver) {
+        let (Some(proof_value), Some(method)) = (proof_field(list, "proofValue"), proof_field(list, "verificationMethod")) else {
+            return;
+        };
+        let Some(key) = current_key(resolver, method).await else { return };
+        let time = |k: &str| list.get(k).and_then(Value::as_str).and_then(|s| s.parse::<Timestamp>().ok());
+        let v = Verified {
+            proof_value: proof_value.to_owned(),
+            issuer: issuer.to_owned(),
+            method: method.to_owned(),
+            key,
+            purpose: purpose.to_owned(),
+            valid_from: time("validFrom"),
+            valid_until: time("validUntil"),
+            bits,
+        };
+        if let Ok(mut c) = cache().lock() {
+            if c.len() >= MAX_ENTRIES {
+                c.clear();
+            }
+            c.insert(url.to_owned(), Arc::new(v));
+        }
+    }
 }
