@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod policy;
+pub mod seed;
 pub mod service;
 pub mod startup;
 pub mod store;

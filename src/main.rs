@@ -33,6 +33,9 @@ enum Command {
     /// Verify a presentation (ldp_vp JSON or jwt_vp compact JWS) from FILE ('-' for stdin).
     /// Exit code 0 only when verified.
     Verify(VerifyArgs),
+    /// Fast seeding for benchmarks and capacity tests (server stopped): one new tenant and N
+    /// agents with an identity and a delegation each, flushed once at the end.
+    Seed(SeedArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +190,24 @@ struct RotateRootArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct SeedArgs {
+    /// Tenant id to create.
+    #[arg(long, default_value = "bench")]
+    tenant: String,
+    /// Number of agents.
+    #[arg(long)]
+    agents: u64,
+    /// Agents (spread evenly) whose access tokens are written to --tokens-out.
+    #[arg(long, default_value_t = 1000)]
+    hot: u64,
+    /// Output file (mode 0600) for the tenant admin token and the hot agents' tokens.
+    #[arg(long)]
+    tokens_out: std::path::PathBuf,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Args)]
 struct VerifyArgs {
     /// File holding the presentation.
     file: std::path::PathBuf,
@@ -281,6 +302,21 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Verify(a) => verify_cmd(a),
+        Command::Seed(a) => {
+            let config = match Config::from_args(a.serve) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            init_logging(LogFormat::Text);
+            let opts = sigil::seed::SeedOptions { tenant: a.tenant, agents: a.agents, hot: a.hot, tokens_out: a.tokens_out };
+            match actix_web::rt::System::new().block_on(sigil::seed::seed(&config, &opts)) {
+                Ok(r) => {
+                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
         Command::Backup(a) => backup_cmd(a),
         Command::Audit(AuditCmd::Verify { file, did_document, ca }) => audit_verify_cmd(file, did_document, ca),
         Command::Restore(a) => match actix_web::rt::System::new().block_on(sigil::startup::restore(&a.data, &a.input)) {

@@ -4,7 +4,9 @@
 //! - `present`: one full presentation through the service layer (token already resolved):
 //!   wallet cache, policy, canonicalization of the envelope only, signature, and the audit
 //!   entry made durable through group commit (one fsync per call here: no concurrency);
-//! - `verify`: verification of such a presentation (three signatures, status lists in-process).
+//! - `verify`: verification of such a presentation (three signatures, status lists in-process);
+//! - `seal`/`open`: one record (an identity credential's size) sealed and opened under a data key;
+//! - `policy`: the authority decision over a wallet of three delegations, the last one matching.
 //!
 //! Run: `cargo bench --bench hot_path`; compare the ratios, not the absolute times.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -17,7 +19,7 @@ use sigil::clock::SystemClock;
 use sigil::config::PublicUrl;
 use sigil::crypto::{RootKey, SecretBytes, Signer, TokenPepper};
 use sigil::ids::TokenId;
-use sigil::policy::{AmountLimit, Authority, Limits, Principal, PrincipalKind};
+use sigil::policy::{ActionRequest, AmountLimit, Authority, Grant, Limits, Principal, PrincipalKind};
 use sigil::service::agents::NewAgent;
 use sigil::service::credentials::NewDelegation;
 use sigil::service::presentations::{Format, PresentationRequest};
@@ -98,7 +100,7 @@ fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (sigil, agent) = setup(&rt, dir.path());
-    let sample = rt.block_on(sigil.present(&agent, request(0))).unwrap().document;
+    let sample = rt.block_on(sigil.present(&agent, request(0))).unwrap().document();
     let mut unsigned = sample.as_object().unwrap().clone();
     unsigned.remove("proof");
     eprintln!("typical presentation: {} bytes", serde_json::to_vec(&sample).unwrap().len());
@@ -134,6 +136,35 @@ fn benches(c: &mut Criterion) {
     };
     c.bench_function("verify: 3 signatures + status lists (in-process)", |b| {
         b.iter(|| rt.block_on(sigil::vc::presentation::verify_presentation(&sample, &vopts, &resolver, jiff::Timestamp::now())))
+    });
+
+    let dk = sigil::crypto::DataKey::generate(1);
+    let aad = sigil::crypto::Aad { tenant: "bench", kind: "credential", id: "urn:uuid:1" };
+    let record = serde_json::to_vec(&sample["verifiableCredential"][0]).unwrap();
+    let blob = dk.seal(&aad, &record);
+    c.bench_function("seal: one credential-sized record (AES-256-GCM)", |b| b.iter(|| dk.seal(&aad, &record)));
+    c.bench_function("open: one credential-sized record", |b| b.iter(|| dk.open(&aad, &blob).unwrap()));
+
+    let authority = |action: &str| {
+        Authority::new(
+            &[action.into()],
+            &["orders/*".into()],
+            Limits { amount: Some(AmountLimit::parse("500.00", "EUR", None).unwrap()) },
+            None,
+        )
+        .unwrap()
+    };
+    let wallet = [authority("invoices:read"), authority("orders:cancel"), authority("refunds:create")];
+    let grants: Vec<Grant<'_>> = wallet
+        .iter()
+        .map(|a| Grant { authority: a, valid_from: jiff::Timestamp::UNIX_EPOCH, valid_until: None, revoked: false, suspended: false })
+        .collect();
+    let amount = Some("120.00".parse().unwrap());
+    c.bench_function("policy: decide over 3 delegations", |b| {
+        b.iter(|| {
+            let req = ActionRequest { action: "refunds:create", resource: Some("orders/123"), amount, currency: Some("EUR") };
+            sigil::policy::decide(true, &grants, &req, jiff::Timestamp::now()).unwrap()
+        })
     });
 }
 

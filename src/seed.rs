@@ -1,0 +1,170 @@
+//! `sigil seed`: the fast seeding path for benchmarks and capacity tests (server stopped).
+//!
+//! It creates one tenant and N agents, each with its identity credential and one
+//! delegated-authority credential, through the same service calls the HTTP API uses, so
+//! the store holds exactly what N `POST …/agents` + `POST …/delegations` would leave: sealed
+//! records, status-list entries and a hash-chained audit entry per change. The one
+//! difference is durability: each commit is applied without its own fsync and the whole
+//! run is flushed once at the end. A crash mid-seed leaves a consistent prefix (sled
+//! applies transactions atomically), not an acknowledged write lost, because nothing is
+//! acknowledged to anyone until the final flush.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::SigilError;
+use crate::ids::TokenId;
+use crate::policy::{AmountLimit, Authority, Limits, Principal, PrincipalKind};
+use crate::service::agents::NewAgent;
+use crate::service::credentials::NewDelegation;
+use crate::service::guardrails::GuardrailSettings;
+use crate::service::{Caller, Role, Settings, Sigil};
+use crate::store::{Entry, SledStore, Store, StoreError, Txn, keycheck};
+
+/// What to seed.
+#[derive(Debug, Clone)]
+pub struct SeedOptions {
+    /// Tenant id to create (must not exist yet).
+    pub tenant: String,
+    /// Agents to create.
+    pub agents: u64,
+    /// How many agents, spread evenly over the run, get their access token written out.
+    pub hot: u64,
+    /// Where the tenant admin token and the hot agents' tokens go (mode 0600).
+    pub tokens_out: std::path::PathBuf,
+}
+
+/// What `sigil seed` wrote.
+#[derive(Debug, Serialize)]
+pub struct SeedReport {
+    pub tenant: String,
+    pub agents: u64,
+    pub seconds: f64,
+    pub store_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct TokensFile<'a> {
+    tenant: &'a str,
+    admin_token: String,
+    agents: Vec<HotAgent>,
+}
+
+#[derive(Serialize)]
+struct HotAgent {
+    id: String,
+    token: String,
+}
+
+/// Applies without waiting for durability; the seeder flushes once at the end.
+struct Deferred(Arc<SledStore>);
+
+#[async_trait]
+impl Store for Deferred {
+    async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key).await
+    }
+    async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.0.scan(prefix, after, limit).await
+    }
+    async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
+        self.0.apply(txn).await
+    }
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.0.size_on_disk()
+    }
+    fn export(&self) -> Result<Vec<Entry>, StoreError> {
+        self.0.export()
+    }
+}
+
+fn service_error(e: impl std::fmt::Display) -> SigilError {
+    SigilError::Store(e.to_string())
+}
+
+/// The delegation every seeded agent holds: refunds on orders up to 500.00 EUR for a year.
+fn delegation(now: jiff::Timestamp) -> Result<NewDelegation, SigilError> {
+    let authority = Authority::new(
+        &["refunds:create".into()],
+        &["orders/*".into()],
+        Limits { amount: Some(AmountLimit::parse("500.00", "EUR", None).map_err(service_error)?) },
+        None,
+    )
+    .map_err(service_error)?;
+    Ok(NewDelegation {
+        principal: Principal::new("role:refund-desk".into(), PrincipalKind::Role, Some("Refund desk".into())).map_err(service_error)?,
+        authority,
+        valid_from: None,
+        valid_until: now.checked_add(jiff::SignedDuration::from_hours(24 * 365)).map_err(service_error)?,
+    })
+}
+
+/// Runs the seed against the data directory `config` names (the server must be stopped:
+/// sled takes an exclusive lock, so a running server makes this fail at open).
+pub async fn seed(config: &Config, opts: &SeedOptions) -> Result<SeedReport, SigilError> {
+    let public_url = config
+        .public_url
+        .clone()
+        .ok_or_else(|| SigilError::Config("seed needs --public-url: DIDs embed it, so it must be the URL the server will use".into()))?;
+    let started = std::time::Instant::now();
+    let (store, keyring) = crate::startup::open_store(config).await?;
+    let settings = Settings {
+        public_url,
+        max_presentation_ttl: config.max_presentation_ttl,
+        data_dir: Some(config.data.clone()),
+        auth_failure_burst: config.auth_failure_burst,
+    };
+    let http = crate::service::resolver::HttpResolver::new(None).map_err(service_error)?;
+    let deferred: Arc<dyn Store> = Arc::new(Deferred(store.clone()));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sigil = Sigil::new(deferred, keyring, clock.clone(), settings, http);
+    let op = Caller::Operator { token: TokenId::random() };
+    let created = sigil.create_tenant(&op, Some(&opts.tenant), "Seeded tenant").await.map_err(service_error)?;
+    let tenant = created.id.clone();
+    let admin = Caller::Tenant { tenant: tenant.clone(), role: Role::Admin, token: created.admin_token_id.clone() };
+    // Benchmarks measure throughput, not the per-agent rate limit.
+    let relaxed = GuardrailSettings { rate_per_second: 100_000, burst: 100_000, denial_threshold: 0, ..Default::default() };
+    sigil.set_guardrails(&admin, &tenant, relaxed).await.map_err(service_error)?;
+    let every = (opts.agents / opts.hot.max(1)).max(1);
+    let mut hot = Vec::new();
+    let d = delegation(clock.now())?;
+    for i in 0..opts.agents {
+        let name = format!("seed-agent-{i}");
+        let a = sigil
+            .create_agent(&admin, &tenant, NewAgent { name, software: Some("seed/1".into()), ..Default::default() })
+            .await
+            .map_err(service_error)?;
+        sigil.issue_delegation(&admin, &tenant, &a.id, d.clone()).await.map_err(service_error)?;
+        if i % every == 0 && (hot.len() as u64) < opts.hot {
+            hot.push(HotAgent { id: a.id.to_string(), token: a.access_token.reveal_once() });
+        }
+        if (i + 1) % 100_000 == 0 {
+            tracing::info!(agents = i + 1, seconds = started.elapsed().as_secs_f64(), "seeding");
+        }
+    }
+    store.flush_now().map_err(service_error)?;
+    let file = TokensFile { tenant: tenant.as_str(), admin_token: created.admin_token.reveal_once(), agents: hot };
+    let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&file).map_err(service_error)?);
+    write_tokens(&opts.tokens_out, &bytes)?;
+    Ok(SeedReport {
+        tenant: tenant.to_string(),
+        agents: opts.agents,
+        seconds: started.elapsed().as_secs_f64(),
+        store_bytes: store.size_on_disk().map_err(service_error)?,
+    })
+}
+
+fn write_tokens(path: &Path, bytes: &[u8]) -> Result<(), SigilError> {
+    if path.exists() {
+        std::fs::remove_file(path).map_err(|e| SigilError::Config(format!("cannot replace {}: {e}", path.display())))?;
+    }
+    keycheck::write_private_file(path, bytes)
+}

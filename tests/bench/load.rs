@@ -1,0 +1,630 @@
+//! End-to-end load benchmark (`scripts/bench`): a real `sigil serve` over HTTPS on loopback,
+//! seeded with `sigil seed`, driven by keep-alive connections from this process, and
+//! compared with the bare-crypto ceiling measured in the same run on the same threads.
+//!
+//! Modes (`cargo bench --bench load -- MODE [options]`):
+//! - `throughput`: presentations and `POST /v1/verify` at 1, 16 and 64 connections;
+//! - `scale`: the same store seeded with 1k and with N agents: bytes per agent, start-up
+//!   time, memory and presentation latency;
+//! - `rotation`: rotate the keys of N agents while presentation load runs.
+//!
+//! A benchmark, not a test: it reports figures and asserts nothing about time. It does
+//! fail loudly when a request fails, because a fast wrong answer is not a result.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use sigil::crypto::Signer;
+use sigil::vc::jcs;
+use sigil::vc::proof::{self, ProofOptions};
+
+const SIGIL: &str = env!("CARGO_BIN_EXE_sigil");
+
+// ---------------------------------------------------------------- options
+
+struct Opts {
+    mode: String,
+    duration: Duration,
+    conns: Vec<usize>,
+    agents: u64,
+    hot: u64,
+    keep: bool,
+    runs: Vec<String>,
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts {
+        mode: "throughput".into(),
+        duration: Duration::from_secs(10),
+        conns: vec![1, 16, 64],
+        agents: 0,
+        hot: 1000,
+        keep: false,
+        runs: vec!["presentations".into(), "verify".into()],
+    };
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--duration" => o.duration = Duration::from_secs_f64(val().parse().expect("--duration seconds")),
+            "--conns" => o.conns = val().split(',').map(|c| c.parse().expect("--conns list")).collect(),
+            "--agents" => o.agents = val().parse().expect("--agents"),
+            "--hot" => o.hot = val().parse().expect("--hot"),
+            "--keep" => o.keep = true,
+            "--runs" => o.runs = val().split(',').map(str::to_owned).collect(),
+            m if !m.starts_with('-') => o.mode = m.to_owned(),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    o
+}
+
+// ---------------------------------------------------------------- the server
+
+struct Server {
+    child: Child,
+    base: String,
+    ca: reqwest::Certificate,
+    started_in: Duration,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn sigil_cmd(data: &Path) -> Command {
+    let mut cmd = Command::new(SIGIL);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SIGIL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("SIGIL_DATA", data);
+    cmd
+}
+
+#[derive(serde::Deserialize)]
+struct Tokens {
+    tenant: String,
+    admin_token: String,
+    agents: Vec<HotAgent>,
+}
+
+#[derive(serde::Deserialize, Clone)]
+struct HotAgent {
+    token: String,
+}
+
+/// `sigil seed` into a fresh data dir; returns the tokens it wrote and its own report.
+fn seed(data: &Path, public_url: &str, agents: u64, hot: u64) -> (Tokens, Value) {
+    let out = data.with_extension("tokens.json");
+    let t0 = Instant::now();
+    let o = sigil_cmd(data)
+        .args(["seed", "--agents", &agents.to_string(), "--hot", &hot.to_string(), "--public-url", public_url])
+        .arg("--tokens-out")
+        .arg(&out)
+        .env("SIGIL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sigil seed failed: {}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    eprintln!("  seeded {agents} agents in {:.1} s", t0.elapsed().as_secs_f64());
+    (serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap(), report)
+}
+
+fn start(data: &Path, port: u16) -> Server {
+    let log = std::fs::File::create(data.with_extension("server.log")).unwrap();
+    let t0 = Instant::now();
+    let mut child = sigil_cmd(data)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--public-url", &format!("https://127.0.0.1:{port}")])
+        // Durable audit, default logging (access log at info), default workers: as deployed.
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("sigil listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(120)).expect("server did not start");
+    let started_in = t0.elapsed();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(data.join("tls/ca.pem")).unwrap()).unwrap();
+    Server { child, base, ca, started_in }
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// utime + stime of the server, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        proc_cpu(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        s.lines().find_map(|l| l.strip_prefix(field).map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap())).unwrap_or(0)
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(self.ca.clone())
+            .http1_only()
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn proc_cpu(path: &str) -> f64 {
+    let s = std::fs::read_to_string(path).unwrap();
+    // Fields after the ")" that closes the command name; utime and stime are 14 and 15.
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    let o = Command::new("getconf").arg("CLK_TCK").output().ok();
+    o.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+}
+
+// ---------------------------------------------------------------- load
+
+#[derive(Default)]
+struct RunResult {
+    ok: u64,
+    failed: u64,
+    secs: f64,
+    lat_us: Vec<u32>,
+    server_cpu: f64,
+    client_cpu: f64,
+    first_error: Option<String>,
+}
+
+impl RunResult {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.secs
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.lat_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.lat_us.len() as f64 * p).ceil() as usize).clamp(1, self.lat_us.len()) - 1;
+        self.lat_us[i] as f64 / 1000.0
+    }
+}
+
+fn presentation_body(n: u64) -> Value {
+    json!({"action": "refunds:create", "resource": format!("orders/{}", n % 10_000),
+           "context": {"amount": "120.00", "currency": "EUR"},
+           "challenge": format!("bench-{n}"), "domain": "payments.example"})
+}
+
+/// What one request of a run sends: (path, bearer token, body).
+type MakeRequest = Arc<dyn Fn(u64) -> Option<(String, Option<String>, Value)> + Send + Sync>;
+
+/// `conns` keep-alive connections, each sending requests back to back, for `duration`
+/// (or until `make` runs out). A warm-up of one second per run is not counted.
+async fn run(server: &Server, conns: usize, duration: Duration, warmup: Duration, make: MakeRequest) -> RunResult {
+    run_until(server, conns, duration, warmup, make, Arc::new(AtomicBool::new(false))).await
+}
+
+/// [`run`] that also ends when `until` is set.
+async fn run_until(
+    server: &Server,
+    conns: usize,
+    duration: Duration,
+    warmup: Duration,
+    make: MakeRequest,
+    until: Arc<AtomicBool>,
+) -> RunResult {
+    let counter = Arc::new(AtomicU64::new(0));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let client = server.client();
+        let base = server.base.clone();
+        let (counter, measuring, stop, make) = (counter.clone(), measuring.clone(), stop.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut r = RunResult::default();
+            while !stop.load(Ordering::Relaxed) {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let Some((path, token, body)) = make(n) else { break };
+                let mut rb = client.post(format!("{base}{path}")).json(&body);
+                if let Some(t) = token {
+                    rb = rb.bearer_auth(t);
+                }
+                let t0 = Instant::now();
+                let res = rb.send().await;
+                let outcome = match res {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let text = resp.bytes().await;
+                        match (status.is_success(), text) {
+                            (true, Ok(b)) if !contains(&b, b"\"verified\":false") => Ok(()),
+                            (_, Ok(b)) => Err(format!("{status}: {}", String::from_utf8_lossy(&b[..b.len().min(300)]))),
+                            (_, Err(e)) => Err(e.to_string()),
+                        }
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let el = t0.elapsed();
+                if measuring.load(Ordering::Relaxed) {
+                    match outcome {
+                        Ok(()) => {
+                            r.ok += 1;
+                            r.lat_us.push(el.as_micros().min(u32::MAX as u128) as u32);
+                        }
+                        Err(e) => {
+                            r.failed += 1;
+                            r.first_error.get_or_insert(e);
+                        }
+                    }
+                } else if let Err(e) = outcome {
+                    r.failed += 1;
+                    r.first_error.get_or_insert(e);
+                }
+            }
+            r
+        }));
+    }
+    tokio::time::sleep(warmup).await;
+    let (s0, c0, t0) = (server.cpu_seconds(), proc_cpu("/proc/self/stat"), Instant::now());
+    measuring.store(true, Ordering::Relaxed);
+    let deadline = t0 + duration;
+    while Instant::now() < deadline && !until.load(Ordering::Relaxed) && !tasks.iter().all(|t| t.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    measuring.store(false, Ordering::Relaxed);
+    let secs = t0.elapsed().as_secs_f64();
+    let (s1, c1) = (server.cpu_seconds(), proc_cpu("/proc/self/stat"));
+    stop.store(true, Ordering::Relaxed);
+    let mut total = RunResult { secs, server_cpu: s1 - s0, client_cpu: c1 - c0, ..Default::default() };
+    for t in tasks {
+        let r = t.await.unwrap();
+        total.ok += r.ok;
+        total.failed += r.failed;
+        total.lat_us.extend(r.lat_us);
+        if total.first_error.is_none() {
+            total.first_error = r.first_error;
+        }
+    }
+    total.lat_us.sort_unstable();
+    total
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------- the ceilings
+
+/// Runs `op` back to back on `threads` OS threads for `dur`; total operations per second.
+fn on_threads(threads: usize, dur: Duration, op: &(dyn Fn() + Sync)) -> f64 {
+    let count = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    op();
+                    n += 1;
+                }
+                count.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+        std::thread::sleep(dur);
+        stop.store(true, Ordering::Relaxed);
+    });
+    count.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64()
+}
+
+struct Ceilings {
+    sign: [f64; 2],
+    verify: [f64; 2],
+}
+
+/// The least any signer and any verifier must do for the presentation the server just
+/// produced: canonicalize + hash + one signature over the whole VP; and canonicalize + hash
+/// + verify for the VP and each of its two credentials (re-signed here with local keys).
+fn ceilings(sample: &Value) -> Ceilings {
+    let signer = Signer::generate();
+    let opts = |purpose: &'static str, challenge: bool| ProofOptions {
+        verification_method: "did:web:127.0.0.1%3A1:tenants:bench:agents:x#key-1".into(),
+        proof_purpose: purpose,
+        created: "2026-11-28T20:00:00Z".into(),
+        expires: challenge.then(|| "2026-11-28T20:05:00Z".into()),
+        challenge: challenge.then(|| "bench-challenge".into()),
+        domain: challenge.then(|| "payments.example".into()),
+    };
+    let mut unsigned = sample.as_object().unwrap().clone();
+    unsigned.remove("proof");
+    let ctx = unsigned.get("@context").cloned();
+    let vp_opts = opts("authentication", true);
+    let sign = || {
+        let canon = jcs::canonicalize(&Value::Object(unsigned.clone())).unwrap();
+        proof::sign_canonical(&canon, ctx.as_ref(), &vp_opts, &signer).unwrap();
+    };
+    let mut local = unsigned.clone();
+    let creds: Vec<Value> = sample["verifiableCredential"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let mut m: Map<String, Value> = c.as_object().unwrap().clone();
+            m.remove("proof");
+            proof::sign(m, &opts("assertionMethod", false), &signer).unwrap()
+        })
+        .collect();
+    local.insert("verifiableCredential".into(), Value::Array(creds.clone()));
+    let vp = proof::sign(local, &vp_opts, &signer).unwrap();
+    let pk = signer.public();
+    let docs: Vec<Value> = std::iter::once(vp).chain(creds).collect();
+    let verify = || {
+        for d in &docs {
+            let (unsecured, parsed) = proof::parse(d).unwrap();
+            proof::verify_parsed(&unsecured, &parsed, &pk).unwrap();
+        }
+    };
+    let d = Duration::from_secs(3);
+    Ceilings { sign: [on_threads(1, d, &sign), on_threads(2, d, &sign)], verify: [on_threads(1, d, &verify), on_threads(2, d, &verify)] }
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn presentation_request(tokens: &Arc<Vec<HotAgent>>) -> MakeRequest {
+    let tokens = tokens.clone();
+    Arc::new(move |n| {
+        let a = &tokens[(n % tokens.len() as u64) as usize];
+        Some(("/v1/presentations".into(), Some(a.token.clone()), presentation_body(n)))
+    })
+}
+
+/// `n` fresh presentations (one-time challenges), each with the verify request for it.
+async fn fresh_presentations(server: &Server, tokens: &Arc<Vec<HotAgent>>, n: usize, offset: u64) -> Vec<Value> {
+    let per = n.div_ceil(32);
+    let mut tasks = Vec::new();
+    for k in 0..32u64 {
+        let (client, base, tokens) = (server.client(), server.base.clone(), tokens.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::with_capacity(per);
+            for i in 0..per as u64 {
+                let id = offset + k * per as u64 + i;
+                let a = &tokens[(id % tokens.len() as u64) as usize];
+                let body = presentation_body(id);
+                let resp: Value = client
+                    .post(format!("{base}/v1/presentations"))
+                    .bearer_auth(&a.token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let vp = resp.get("presentation").cloned().unwrap_or_else(|| panic!("no presentation: {resp}"));
+                out.push(json!({"presentation": vp, "challenge": body["challenge"], "domain": body["domain"],
+                                "action": {"action": body["action"], "resource": body["resource"], "context": body["context"]}}));
+            }
+            out
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.truncate(n);
+    all
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).unwrap().map_while(Result::ok) {
+        let md = e.metadata().unwrap();
+        total += if md.is_dir() { dir_bytes(&e.path()) } else { md.len() };
+    }
+    total
+}
+
+fn header() {
+    println!(
+        "| run | conns | req/s | p50 ms | p90 ms | p99 ms | server CPU µs/req | load-gen CPU µs/req | ceiling/s (2 thr) | ratio | CPU/req ÷ bare crypto | failed |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+}
+
+fn row(name: &str, conns: usize, r: &RunResult, ceiling2: f64, ceiling1: f64) {
+    let cpu_us = r.server_cpu / r.ok.max(1) as f64 * 1e6;
+    println!(
+        "| {name} | {conns} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+        r.rate(),
+        r.pct(0.50),
+        r.pct(0.90),
+        r.pct(0.99),
+        cpu_us,
+        r.client_cpu / r.ok.max(1) as f64 * 1e6,
+        ceiling2,
+        r.rate() / ceiling2,
+        cpu_us / (1e6 / ceiling1),
+        r.failed
+    );
+    if let Some(e) = &r.first_error {
+        println!("  first error: {e}");
+    }
+}
+
+fn machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':'])).unwrap_or("?");
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    println!("machine: {cores} cores, {model}; load generator in the same process group on the same cores");
+}
+
+// ---------------------------------------------------------------- modes
+
+async fn throughput(o: &Opts) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let agents = o.agents.max(o.hot);
+    let (tokens, _) = seed(&data, &url, agents, o.hot);
+    let server = start(&data, port);
+    let hot = Arc::new(tokens.agents);
+    let sample = fresh_presentations(&server, &hot, 1, 0).await.remove(0)["presentation"].clone();
+    println!("typical presentation: {} bytes", serde_json::to_vec(&sample).unwrap().len());
+    eprintln!("  measuring the bare-crypto ceilings");
+    let c = ceilings(&sample);
+    println!(
+        "bare crypto: sign {:.0}/s (1 thread), {:.0}/s (2 threads); verify (3 signatures) {:.0}/s (1 thread), {:.0}/s (2 threads)",
+        c.sign[0], c.sign[1], c.verify[0], c.verify[1]
+    );
+    machine();
+    header();
+    let warm = Duration::from_secs(1);
+    for &n in o.conns.iter().filter(|_| o.runs.iter().any(|r| r == "presentations")) {
+        let r = run(&server, n, o.duration, warm, presentation_request(&hot)).await;
+        row("presentations", n, &r, c.sign[1], c.sign[0]);
+    }
+    let mut offset = 1_000_000;
+    for &n in o.conns.iter().filter(|_| o.runs.iter().any(|r| r == "verify")) {
+        // Enough fresh presentations for the run at the verify ceiling, capped for memory;
+        // a run that uses them all up ends early and its rate is over the time it ran.
+        let want = ((c.verify[1] * (o.duration.as_secs_f64() + 1.0)) as usize).clamp(2_000, 40_000);
+        let pool = Arc::new(fresh_presentations(&server, &hot, want, offset).await);
+        offset += want as u64;
+        let make: MakeRequest = {
+            let pool = pool.clone();
+            Arc::new(move |i| pool.get(i as usize).map(|b| ("/v1/verify".to_owned(), None, b.clone())))
+        };
+        let r = run(&server, n, o.duration, warm, make).await;
+        row("verify", n, &r, c.verify[1], c.verify[0]);
+    }
+    println!("server peak RSS: {} MiB", server.status_kib("VmHWM:") / 1024);
+    server.stop();
+    if o.keep {
+        println!("kept {}", dir.keep().display());
+    }
+}
+
+async fn scale(o: &Opts) {
+    let big = if o.agents == 0 { 1_000_000 } else { o.agents };
+    println!(
+        "| agents | store bytes | bytes/agent | seed s | start-up s | RSS after start MiB | req/s (16 conns) | p50 ms | p99 ms | peak RSS MiB | failed |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut p99 = Vec::new();
+    for n in [1_000u64, big] {
+        let dir = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into())).unwrap();
+        let data = dir.path().join("data");
+        let port = free_port();
+        let (tokens, report) = seed(&data, &format!("https://127.0.0.1:{port}"), n, o.hot.min(n));
+        let bytes = dir_bytes(&data.join("store"));
+        let server = start(&data, port);
+        let rss0 = server.status_kib("VmRSS:") / 1024;
+        let hot = Arc::new(tokens.agents);
+        let r = run(&server, 16, o.duration, Duration::from_secs(2), presentation_request(&hot)).await;
+        println!(
+            "| {n} | {bytes} | {:.0} | {:.1} | {:.2} | {rss0} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            bytes as f64 / n as f64,
+            report["seconds"].as_f64().unwrap_or(f64::NAN),
+            server.started_in.as_secs_f64(),
+            r.rate(),
+            r.pct(0.5),
+            r.pct(0.99),
+            server.status_kib("VmHWM:") / 1024,
+            r.failed
+        );
+        p99.push(r.pct(0.99));
+        server.stop();
+    }
+    println!("p99 at {big} agents ÷ p99 at 1000 agents: {:.2}", p99[1] / p99[0]);
+}
+
+async fn rotation(o: &Opts) {
+    let n = if o.agents == 0 { 100_000 } else { o.agents };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let (tokens, _) = seed(&data, &format!("https://127.0.0.1:{port}"), n, o.hot.min(n));
+    let server = start(&data, port);
+    // Every agent of the tenant, listed through the API as an operator would.
+    let client = server.client();
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/v1/tenants/{}/agents?limit=500", server.base, tokens.tenant);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = client.get(url).bearer_auth(&tokens.admin_token).send().await.unwrap().json().await.unwrap();
+        for a in page["items"].as_array().unwrap() {
+            ids.push(a["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len() as u64, n, "listing found every agent");
+    let hot = Arc::new(tokens.agents);
+    let (tenant, admin) = (tokens.tenant.clone(), tokens.admin_token.clone());
+    let ids = Arc::new(ids);
+    let rotate: MakeRequest = Arc::new(move |i| {
+        ids.get(i as usize).map(|a| (format!("/v1/tenants/{tenant}/agents/{a}/keys/rotate"), Some(admin.clone()), json!({})))
+    });
+    let long = Duration::from_secs(3600);
+    let t0 = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let rotations = async {
+        let r = run(&server, 8, long, Duration::ZERO, rotate).await;
+        done.store(true, Ordering::Relaxed);
+        r
+    };
+    let (rot, pres) = tokio::join!(rotations, run_until(&server, 16, long, Duration::ZERO, presentation_request(&hot), done.clone()));
+    println!("| load | requests ok | failed | req/s | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, r) in [("key rotations (8 conns)", &rot), ("presentations during rotation (16 conns)", &pres)] {
+        println!("| {name} | {} | {} | {:.0} | {:.2} | {:.2} |", r.ok, r.failed, r.rate(), r.pct(0.5), r.pct(0.99));
+        if let Some(e) = &r.first_error {
+            println!("  first error: {e}");
+        }
+    }
+    println!("rotated {} agents in {:.1} s", rot.ok, t0.elapsed().as_secs_f64());
+    server.stop();
+}
+
+fn main() {
+    let o = parse_opts();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    match o.mode.as_str() {
+        "throughput" => rt.block_on(throughput(&o)),
+        "scale" => rt.block_on(scale(&o)),
+        "rotation" => rt.block_on(rotation(&o)),
+        m => panic!("unknown mode {m}: throughput | scale | rotation"),
+    }
+}
