@@ -2,6 +2,9 @@
 //! `/tenants/{tenant}/agents/{agent}/did.json`: every non-compromised key version as a
 //! Multikey verification method, only the current one in the verification relationships.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use serde_json::Value;
 
 use super::records::{AgentState, KeyState, KeyVersion};
@@ -25,18 +28,56 @@ fn methods(keys: &[KeyVersion], prefix: &str, in_relationship: impl Fn(&KeyVersi
         .collect()
 }
 
+/// Tenant DID documents by the sealed tenant record they were built from. Every lookup still
+/// reads the record; only an unchanged record skips opening it and rebuilding the document,
+/// so no write path needs to remember to invalidate anything. (A verification resolves the
+/// issuer's document for each credential and each status list: up to six times.)
+#[derive(Default)]
+pub struct TenantDidDocs {
+    map: Mutex<HashMap<String, BuiltFrom>>,
+}
+
+/// The sealed record bytes and the document built from them.
+type BuiltFrom = (Vec<u8>, Arc<Value>);
+
+const TENANT_DID_DOCS_MAX: usize = 10_000;
+
+impl TenantDidDocs {
+    fn get(&self, tenant: &str, blob: &[u8]) -> Option<Arc<Value>> {
+        let m = self.map.lock().ok()?;
+        m.get(tenant).filter(|(b, _)| b.as_slice() == blob).map(|(_, d)| d.clone())
+    }
+
+    fn put(&self, tenant: &str, blob: Vec<u8>, doc: Arc<Value>) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= TENANT_DID_DOCS_MAX {
+                m.clear();
+            }
+            m.insert(tenant.to_owned(), (blob, doc));
+        }
+    }
+}
+
 impl Sigil {
     /// The tenant (issuer) DID document.
     pub async fn tenant_did_document(&self, tenant: &TenantId) -> Result<Value, ServiceError> {
         let t = tenant.as_str();
-        let rec = self.tenant_record(t).await?;
+        // Fails once the tenant is being crypto-shredded, cached document or not.
+        let tk = self.tenant_keys(t).await?;
+        let blob = self.store.get(&crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
+        if let Some(doc) = self.tenant_did_docs.get(t, &blob) {
+            return Ok((*doc).clone());
+        }
+        let rec: super::records::TenantRecord = self.open_record(&tk, t, super::records::kind::TENANT, t, &blob)?;
         // Retired issuer keys stay in assertionMethod: credentials they signed remain valid
         // (their private halves are destroyed, so they sign nothing new).
         let mut all = methods(&rec.issuer_keys, "issuer", |k| k.state != KeyState::Compromised)?;
         // The audit key signs trail checkpoints, so offline auditors can check an export
         // with nothing but this document.
         all.extend(methods(&rec.audit_keys, "audit", |k| k.state == KeyState::Active)?);
-        Ok(did::document(&self.tenant_did(t), &all))
+        let doc = did::document(&self.tenant_did(t), &all);
+        self.tenant_did_docs.put(t, blob, Arc::new(doc.clone()));
+        Ok(doc)
     }
 
     /// An agent's DID document.

@@ -85,8 +85,8 @@ impl Resolver for HttpResolver {
         Ok(doc)
     }
 
-    async fn fetch_status_list(&self, url: &str) -> Result<Value, String> {
-        self.get_json(url).await
+    async fn fetch_status_list(&self, url: &str) -> Result<std::sync::Arc<Value>, String> {
+        self.get_json(url).await.map(std::sync::Arc::new)
     }
 }
 
@@ -123,13 +123,13 @@ impl Resolver for LocalFirst<'_> {
         }
     }
 
-    async fn fetch_status_list(&self, url: &str) -> Result<Value, String> {
+    async fn fetch_status_list(&self, url: &str) -> Result<std::sync::Arc<Value>, String> {
         let own = format!("{}/tenants/", self.sigil.settings.public_url.base());
         let Some(rest) = url.strip_prefix(&own) else {
             return self.sigil.http.fetch_status_list(url).await;
         };
         let (t, list) = rest.split_once("/status/").ok_or("not a status list URL")?;
         let t = TenantId::parse(t).map_err(|_| "status list not found".to_owned())?;
-        self.sigil.status_list_credential(t.as_str(), list).await.map(|v| (*v).clone()).map_err(|_| "status list not found".to_owned())
+        self.sigil.status_list_credential(t.as_str(), list).await.map_err(|_| "status list not found".to_owned())
     }
 }

@@ -21,8 +21,8 @@ const STATUS_LIST_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(6
 pub trait Resolver: Send + Sync {
     /// The DID document of `did` (did:web; did:key is resolved without calling this).
     async fn resolve_did(&self, did: &str) -> Result<Value, String>;
-    /// The status list credential at `url`.
-    async fn fetch_status_list(&self, url: &str) -> Result<Value, String>;
+    /// The status list credential at `url` (shared: a resolver may hand out its cached copy).
+    async fn fetch_status_list(&self, url: &str) -> Result<std::sync::Arc<Value>, String>;
 }
 
 /// One check and its outcome.
@@ -253,24 +253,25 @@ async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: T
         .ok_or("statusListIndex must be a decimal string")?;
     let url = entry.get("statusListCredential").and_then(Value::as_str).ok_or("statusListCredential missing")?;
     let list = resolver.fetch_status_list(url).await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
-    if let Some(hit) = verified_lists::lookup(url, &list, issuer, resolver).await {
+    let list: &Value = &list;
+    if let Some(hit) = verified_lists::lookup(url, list, issuer, resolver).await {
         return hit.read(purpose, index, now);
     }
-    if !types(&list).contains(&"BitstringStatusListCredential") {
+    if !types(list).contains(&"BitstringStatusListCredential") {
         return Err("status list is not a BitstringStatusListCredential".into());
     }
-    if issuer_id(&list) != Some(issuer) {
+    if issuer_id(list) != Some(issuer) {
         return Err("status list has another issuer than the credential".into());
     }
-    let p = verify_proof(&list, "assertionMethod", resolver).await.map_err(|c| format!("status list proof: {}", c.detail))?;
+    let p = verify_proof(list, "assertionMethod", resolver).await.map_err(|c| format!("status list proof: {}", c.detail))?;
     if p.controller != issuer {
         return Err("status list is not signed by its issuer".into());
     }
     // Lists are re-signed on demand, so one may be a moment younger than the instant this
     // verification started; allow the usual clock skew on the list's own window.
     let mut window = Report::default();
-    check_validity(&list, now + STATUS_LIST_SKEW, &mut window, "");
-    check_validity(&list, now - STATUS_LIST_SKEW, &mut window, "");
+    check_validity(list, now + STATUS_LIST_SKEW, &mut window, "");
+    check_validity(list, now - STATUS_LIST_SKEW, &mut window, "");
     let from_ok = window.checks.iter().any(|c| c.check == "valid_from" && c.ok);
     let until_ok = window.checks.iter().any(|c| c.check == "valid_until" && c.ok);
     if !(from_ok && until_ok) {
@@ -283,7 +284,7 @@ async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: T
     let encoded = subject.get("encodedList").and_then(Value::as_str).ok_or("encodedList missing")?;
     let bits = Bitstring::decode(encoded).map_err(|e| e.to_string())?;
     let bit = bits.get(index).ok_or_else(|| "statusListIndex is outside the list".to_owned());
-    verified_lists::remember(url, &list, issuer, purpose, bits, resolver).await;
+    verified_lists::remember(url, list, issuer, purpose, bits, resolver).await;
     bit
 }
 
