@@ -18,3 +18,4 @@ mod lifecycle;
 
 mod openapi;
 mod presentations;
+mod seed;
