@@ -23,7 +23,7 @@ use crate::policy::{AmountLimit, Authority, Limits, Principal, PrincipalKind};
 use crate::service::agents::NewAgent;
 use crate::service::credentials::NewDelegation;
 use crate::service::guardrails::GuardrailSettings;
-use crate::service::{Caller, Role, Settings, Sigil};
+use crate::service::{Caller, Role, Sigil};
 use crate::store::{Entry, SledStore, Store, StoreError, Txn, keycheck};
 
 /// What to seed.
@@ -116,12 +116,7 @@ pub async fn seed(config: &Config, opts: &SeedOptions) -> Result<SeedReport, Sig
         .ok_or_else(|| SigilError::Config("seed needs --public-url: DIDs embed it, so it must be the URL the server will use".into()))?;
     let started = std::time::Instant::now();
     let (store, keyring) = crate::startup::open_store(config).await?;
-    let settings = Settings {
-        public_url,
-        max_presentation_ttl: config.max_presentation_ttl,
-        data_dir: Some(config.data.clone()),
-        auth_failure_burst: config.auth_failure_burst,
-    };
+    let settings = crate::startup::service_settings(config, public_url);
     let http = crate::service::resolver::HttpResolver::new(None).map_err(service_error)?;
     let deferred: Arc<dyn Store> = Arc::new(Deferred(store.clone()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

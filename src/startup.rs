@@ -259,6 +259,16 @@ fn rustls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, SigilE
 }
 
 /// Builds and binds the server; call [`Application::run`] to serve.
+/// The service settings a command runs with: `config`'s, served at `public_url`.
+pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settings {
+    Settings {
+        public_url,
+        max_presentation_ttl: config.max_presentation_ttl,
+        data_dir: Some(config.data.clone()),
+        auth_failure_burst: config.auth_failure_burst,
+    }
+}
+
 pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, SigilError> {
     let (store, keyring) = open_store(&config).await?;
     let listener = TcpListener::bind(config.listen).map_err(|e| startup(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -271,12 +281,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             PublicUrl::parse(&format!("{scheme}://{host}:{}", addr.port())).map_err(SigilError::Config)?
         }
     };
-    let settings = Settings {
-        public_url: public_url.clone(),
-        max_presentation_ttl: config.max_presentation_ttl,
-        data_dir: Some(config.data.clone()),
-        auth_failure_burst: config.auth_failure_burst,
-    };
+    let settings = service_settings(&config, public_url.clone());
     let store_dyn: Arc<dyn Store> = store.clone();
     let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
     let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
@@ -370,12 +375,7 @@ pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Res
     let new_key = RootKey::read_file(new_key_file).map_err(SigilError::Config)?;
     let (store, keyring) = open_store(&config).await?;
     let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
-    let settings = Settings {
-        public_url,
-        max_presentation_ttl: config.max_presentation_ttl,
-        data_dir: Some(config.data.clone()),
-        auth_failure_burst: config.auth_failure_burst,
-    };
+    let settings = service_settings(&config, public_url);
     let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
     let store_dyn: Arc<dyn Store> = store.clone();
     let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
