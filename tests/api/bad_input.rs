@@ -83,3 +83,72 @@ async fn request_ids_are_echoed_or_generated() {
     let doc: serde_json::Value = r.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
 }
+
+/// One HTTP/1.1 exchange on an open TLS connection: the head, a pause (so the server has
+/// the head alone and may answer before the body arrives), then the body. Returns the status.
+fn exchange(tls: &mut (impl std::io::Read + std::io::Write), head: &str, body: &[u8]) -> u16 {
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    tls.write_all(body).unwrap();
+    tls.flush().unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = tls.read(&mut byte).unwrap_or_else(|e| panic!("reading the answer to {head:?}: {e}"));
+        assert_eq!(n, 1, "the server closed the connection instead of answering {head:?}");
+        got.push(byte[0]);
+    }
+    let text = String::from_utf8(got).unwrap();
+    let length: usize =
+        text.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap_or(0);
+    let mut rest = vec![0u8; length];
+    tls.read_exact(&mut rest).unwrap();
+    text[9..12].parse().unwrap()
+}
+
+/// Answers given before a handler reads the body (405, 415, 401, 413-free 404) still reach
+/// a client that sends the body after the head, and the connection stays usable: the server
+/// reads what the handler left. (actix-http alone closes the connection, and the client can
+/// lose the answer; Schemathesis saw that as "EOF occurred in violation of protocol".)
+#[tokio::test]
+async fn early_answers_reach_clients_that_send_the_body_late() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let ca = s.data.join("tls/ca.pem");
+    let addr = s.listen().to_owned();
+    tokio::task::spawn_blocking(move || {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls_pki_types::CertificateDer::from_pem_file(&ca).unwrap()).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let mut sock = std::net::TcpStream::connect(&addr).unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        let body = br#"{"name": "late-body-bot"}"#;
+        let head = |method: &str, path: &str, ct: &str, token: &str| {
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+        };
+        let cases = [
+            ("OPTIONS", "/v1/tenants/acme/agents", "application/json", admin.as_str(), 405),
+            ("POST", "/v1/tenants/acme/agents", "text/plain", admin.as_str(), 415),
+            ("POST", "/v1/tenants/acme/agents", "application/json", "sgl_not-a-real-token", 401),
+            ("POST", "/v1/nonexistent", "application/json", admin.as_str(), 404),
+            ("POST", "/v1/tenants/acme/agents", "application/json", admin.as_str(), 201),
+        ];
+        for (method, path, ct, token, want) in cases {
+            assert_eq!(exchange(&mut tls, &head(method, path, ct, token), body), want, "{method} {path} ({ct})");
+        }
+    })
+    .await
+    .unwrap();
+}
