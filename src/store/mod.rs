@@ -172,5 +172,48 @@ pub(crate) mod conformance {
         store.commit(t).await.unwrap();
         assert_eq!(store.scan(b"p/", None, 100).await.unwrap().len(), 4);
         assert!(store.export().unwrap().len() >= 6);
+        concurrent_compare_and_set(store).await;
+    }
+
+    /// Four threads race read-then-compare-and-set on a counter, each write also setting a
+    /// twin key: no lost update (the count equals the successful writes) and no torn
+    /// transaction (the twin, written with the counter and read after it, is never behind).
+    async fn concurrent_compare_and_set(store: &dyn Store) {
+        let wins = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    rt.block_on(async {
+                        for _ in 0..200 {
+                            let cur = store.get(b"c/n").await.unwrap();
+                            let n = cur.as_deref().map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
+                            let twin = store.get(b"c/twin").await.unwrap();
+                            let twin = twin.as_deref().map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap()));
+                            assert!(twin >= n, "the twin of {n} was {twin}: a torn transaction was visible");
+                            let mut t = Txn::new();
+                            match &cur {
+                                None => t.require_absent(b"c/n".to_vec()),
+                                Some(v) => t.require_equals(b"c/n".to_vec(), v.clone()),
+                            };
+                            let next = (n + 1).to_be_bytes().to_vec();
+                            t.put(b"c/n".to_vec(), next.clone()).put(b"c/twin".to_vec(), next);
+                            match store.commit(t).await {
+                                Ok(()) => {
+                                    wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                }
+                                Err(StoreError::Conflict) => {}
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    });
+                });
+            }
+        });
+        let n = u64::from_be_bytes(store.get(b"c/n").await.unwrap().unwrap().try_into().unwrap());
+        let wins = wins.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(n, wins, "lost updates");
+        assert_eq!(store.get(b"c/twin").await.unwrap(), store.get(b"c/n").await.unwrap(), "a torn transaction");
+        assert!(wins >= 200, "only {wins} of 800 attempts won");
     }
 }
