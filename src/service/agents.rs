@@ -229,10 +229,8 @@ impl Sigil {
                 serde_json::json!({"token_id": minted.id.to_string(), "grace_seconds": grace_secs}),
             )
             .agent(agent.as_str());
-            match self.commit_audited(t, super::audit::actor(caller), txn, event).await {
-                Ok(()) => return Ok(AgentTokenIssued { token_id: minted.id, access_token: minted.token, expires }),
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, super::audit::actor(caller), txn, event).await? {
+                return Ok(AgentTokenIssued { token_id: minted.id, access_token: minted.token, expires });
             }
         }
         Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))

@@ -99,6 +99,17 @@ impl Sigil {
         self.commit_audited_with(tenant, actor, txn, event, move |_, _| Ok(details)).await
     }
 
+    /// One attempt of a read-modify-write: `Ok(true)` when `txn` and its audit entry
+    /// committed, `Ok(false)` when a precondition no longer held or the chain head moved
+    /// (the caller re-reads and tries again), any other failure as an error.
+    pub(crate) async fn try_commit_audited(&self, tenant: &str, actor: String, txn: Txn, event: Event) -> Result<bool, ServiceError> {
+        match self.commit_audited(tenant, actor, txn, event).await {
+            Ok(()) => Ok(true),
+            Err(ServiceError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// [`Sigil::commit_audited`] with details computed from the chain head the entry
     /// extends (checkpoints sign that head).
     pub(crate) async fn commit_audited_with(
@@ -218,9 +229,8 @@ impl Sigil {
     /// Records an event that comes with no other write (presentations, denials).
     pub(crate) async fn record(&self, tenant: &str, actor: String, event: Event) -> Result<(), ServiceError> {
         for _ in 0..8 {
-            match self.commit_audited(tenant, actor.clone(), Txn::new(), event.clone()).await {
-                Err(ServiceError::Conflict { .. }) => continue,
-                other => return other,
+            if self.try_commit_audited(tenant, actor.clone(), Txn::new(), event.clone()).await? {
+                return Ok(());
             }
         }
         Err(ServiceError::Unavailable("audit chain contended".into()))

@@ -244,13 +244,9 @@ impl Sigil {
                     "principal_hash": cred.principal.as_ref().map(|p| hex::encode(self.keys.pepper.keyed_hash("principal", p.identifier.as_bytes())))}),
             )
             .agent(agent.as_str());
-            match self.commit_audited(t, super::audit::actor(caller), txn, event).await {
-                Ok(()) => {
-                    self.wallet_changed(t, agent.as_str());
-                    return Ok(cred);
-                }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, super::audit::actor(caller), txn, event).await? {
+                self.wallet_changed(t, agent.as_str());
+                return Ok(cred);
             }
         }
         Err(ServiceError::conflict("write_conflict", "the wallet is being modified concurrently; retry"))
@@ -315,16 +311,12 @@ impl Sigil {
             };
             let mut event = super::audit::Event::new(kind_, serde_json::json!({"credential_id": rec.id}));
             event.agent = rec.agent.clone();
-            match self.commit_audited(t, super::audit::actor(caller), txn, event).await {
-                Ok(()) => {
-                    self.status_cache.invalidate(t);
-                    if let Some(a) = &rec.agent {
-                        self.wallet_changed(t, a);
-                    }
-                    return Ok(rec);
+            if self.try_commit_audited(t, super::audit::actor(caller), txn, event).await? {
+                self.status_cache.invalidate(t);
+                if let Some(a) = &rec.agent {
+                    self.wallet_changed(t, a);
                 }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+                return Ok(rec);
             }
         }
         Err(ServiceError::conflict("write_conflict", "the credential is being modified concurrently; retry"))

@@ -228,13 +228,9 @@ impl Sigil {
             let k = crate::store::keys::tenant_record(t);
             txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, super::records::kind::TENANT, t, &rec)?);
             let event = Event::new("tenant.guardrails_set", serde_json::to_value(&settings).unwrap_or_default());
-            match self.commit_audited(t, actor(caller), txn, event).await {
-                Ok(()) => {
-                    self.guardrails.forget_tenant(t);
-                    return Ok(settings);
-                }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, actor(caller), txn, event).await? {
+                self.guardrails.forget_tenant(t);
+                return Ok(settings);
             }
         }
         Err(ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))

@@ -189,14 +189,10 @@ impl Sigil {
             self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &changed)?;
             let event = Event::new(if suspend { "agent.suspended" } else { "agent.resumed" }, json!({"credentials": changed.len()}))
                 .agent(agent.as_str());
-            match self.commit_audited(t, actor_s.clone(), txn, event).await {
-                Ok(()) => {
-                    self.status_cache.invalidate(t);
-                    self.wallet_changed(t, agent.as_str());
-                    return Ok(rec);
-                }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, actor_s.clone(), txn, event).await? {
+                self.status_cache.invalidate(t);
+                self.wallet_changed(t, agent.as_str());
+                return Ok(rec);
             }
         }
         Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
@@ -243,15 +239,11 @@ impl Sigil {
             self.stage_status_bits(&mut txn, t, &bits).await?;
             self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &changed)?;
             let event = Event::new("agent.retired", json!({"credentials_revoked": changed.len()})).agent(a);
-            match self.commit_audited(t, actor(caller), txn, event).await {
-                Ok(()) => {
-                    self.status_cache.invalidate(t);
-                    self.signers.evict(t, Some(a));
-                    self.wallet_changed(t, a);
-                    return Ok(rec);
-                }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, actor(caller), txn, event).await? {
+                self.status_cache.invalidate(t);
+                self.signers.evict(t, Some(a));
+                self.wallet_changed(t, a);
+                return Ok(rec);
             }
         }
         Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
@@ -305,14 +297,10 @@ impl Sigil {
             txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
             let event = Event::new("agent.key_rotated", json!({"from": old, "to": new, "reason": reason})).agent(a);
             metrics::counter!("sigil_rotations_total", "kind" => "agent_key").increment(1);
-            match self.commit_audited(t, actor_s.clone(), txn, event).await {
-                Ok(()) => {
-                    self.signers.evict(t, Some(a));
-                    self.wallet_changed(t, a);
-                    return Ok(Some(rec));
-                }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, actor_s.clone(), txn, event).await? {
+                self.signers.evict(t, Some(a));
+                self.wallet_changed(t, a);
+                return Ok(Some(rec));
             }
         }
         Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
@@ -359,14 +347,10 @@ impl Sigil {
             let akey = keys::agent(t, a);
             txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
             let event = Event::new("agent.key_compromised", json!({"version": version})).agent(a);
-            match self.commit_audited(t, actor(caller), txn, event).await {
-                Ok(()) => {
-                    self.signers.evict(t, Some(a));
-                    self.wallet_changed(t, a);
-                    return Ok(rec);
-                }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, actor(caller), txn, event).await? {
+                self.signers.evict(t, Some(a));
+                self.wallet_changed(t, a);
+                return Ok(rec);
             }
         }
         Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
@@ -431,14 +415,10 @@ impl Sigil {
             rec.credential_ids.push(cred.id.clone());
             self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &[(old, old_blob)])?;
             let event = Event::new("credential.replaced", json!({"old": id, "new": cred.id})).agent(agent.as_str());
-            match self.commit_audited(t, actor(caller), txn, event).await {
-                Ok(()) => {
-                    self.status_cache.invalidate(t);
-                    self.wallet_changed(t, agent.as_str());
-                    return Ok(cred);
-                }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, actor(caller), txn, event).await? {
+                self.status_cache.invalidate(t);
+                self.wallet_changed(t, agent.as_str());
+                return Ok(cred);
             }
         }
         Err(ServiceError::conflict("write_conflict", "the credential is being modified concurrently; retry"))
@@ -483,18 +463,14 @@ impl Sigil {
                 "principal.revoked",
                 json!({"principal_hash": hex::encode(self.keys.pepper.keyed_hash("principal", principal.as_bytes())), "credentials": ids}),
             );
-            match self.commit_audited(t, actor(caller), txn, event).await {
-                Ok(()) => {
-                    self.status_cache.invalidate(t);
-                    for (c, _) in &hits {
-                        if let Some(a) = &c.agent {
-                            self.wallet_changed(t, a);
-                        }
+            if self.try_commit_audited(t, actor(caller), txn, event).await? {
+                self.status_cache.invalidate(t);
+                for (c, _) in &hits {
+                    if let Some(a) = &c.agent {
+                        self.wallet_changed(t, a);
                     }
-                    return Ok(ids);
                 }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+                return Ok(ids);
             }
         }
         Err(ServiceError::conflict("write_conflict", "credentials are being modified concurrently; retry"))

@@ -60,10 +60,8 @@ impl Sigil {
             let k = keys::tenant_record(t);
             txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
             let event = Event::new("tenant.key_policy_set", serde_json::to_value(policy).unwrap_or_default());
-            match self.commit_audited(t, actor(caller), txn, event).await {
-                Ok(()) => return Ok(policy),
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, actor(caller), txn, event).await? {
+                return Ok(policy);
             }
         }
         Err(ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))
@@ -118,14 +116,10 @@ impl Sigil {
             let k = keys::tenant_record(t);
             txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
             let event = Event::new("issuer.key_rotated", json!({"from": old, "to": new, "reissue": reissue}));
-            match self.commit_audited(t, actor_s.clone(), txn, event).await {
-                Ok(()) => {
-                    metrics::counter!("sigil_rotations_total", "kind" => "issuer_key").increment(1);
-                    rotated = Some(new);
-                    break;
-                }
-                Err(ServiceError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
+            if self.try_commit_audited(t, actor_s.clone(), txn, event).await? {
+                metrics::counter!("sigil_rotations_total", "kind" => "issuer_key").increment(1);
+                rotated = Some(new);
+                break;
             }
         }
         let new = rotated.ok_or_else(|| ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))?;
