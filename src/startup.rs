@@ -258,7 +258,6 @@ fn rustls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, SigilE
     Ok(cfg)
 }
 
-/// Builds and binds the server; call [`Application::run`] to serve.
 /// The service settings a command runs with: `config`'s, served at `public_url`.
 pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settings {
     Settings {
@@ -269,6 +268,7 @@ pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settin
     }
 }
 
+/// Builds and binds the server; call [`Application::run`] to serve.
 pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, SigilError> {
     let (store, keyring) = open_store(&config).await?;
     let listener = TcpListener::bind(config.listen).map_err(|e| startup(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -64,7 +64,6 @@ async fn drain(mut payload: Payload) {
 
 /// The request body, shared between the handler (which reads it through the stream that
 /// [`SharedPayload::stream`] gives) and the middleware (which drains what is left).
-#[derive(Clone)]
 struct SharedPayload(Rc<RefCell<Payload>>);
 
 impl SharedPayload {
