@@ -68,47 +68,62 @@ impl Sigil {
         }
         validate_metadata(&new.metadata)?;
         let t = tenant.as_str();
-        let tk = self.tenant_keys(t).await?;
         let id = AgentId::random();
         let a = id.as_str();
         let now = self.clock.now();
         let signer = Signer::generate();
         let minted = self.mint_token(TokenRole::Agent, Some(&id), None);
-        let mut record = AgentRecord {
-            v: 1,
-            id: a.to_owned(),
-            name: new.name,
-            operator: new.operator,
-            software: new.software,
-            metadata: new.metadata,
-            state: AgentState::Active,
-            created: now,
-            keys: vec![KeyVersion {
-                version: 1,
-                public_hex: hex::encode(signer.public().0),
-                state: KeyState::Active,
-                created: now,
-                retired_at: None,
-            }],
-            current_key: 1,
-            token_ids: vec![minted.id.to_string()],
-            identity_credential_id: None,
-            credential_ids: Vec::new(),
-            suspended_credentials: Vec::new(),
-        };
-        let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
         let key_id = format!("{a}/1");
-        let mut txn = Txn::new();
-        txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: &key_id }, &signer));
-        self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
-        self.stage_identity_credential(&mut txn, &tk, tenant, &mut record).await?;
-        txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
-        let event = super::audit::Event::new(
-            "agent.created",
-            serde_json::json!({"token_id": minted.id.to_string(), "identity_credential_id": record.identity_credential_id, "key_version": 1}),
-        )
-        .agent(a);
-        self.commit_audited(t, super::audit::actor(caller), txn, event).await?;
+        // Held from reading the issuer key to the commit: an issuer-key rotation (which
+        // takes every shard) cannot destroy the key this agent's identity credential is
+        // being signed with, and nothing is signed with a key retired before it commits.
+        let _lock = self.agent_locks.read(t, a).await;
+        let mut committed = None;
+        // Retried like every read-modify-write here (the issuance lock orders issuances,
+        // but another writer may still move what this one read).
+        for _ in 0..MAX_RETRIES {
+            let tk = self.tenant_keys(t).await?;
+            let mut record = AgentRecord {
+                v: 1,
+                id: a.to_owned(),
+                name: new.name.clone(),
+                operator: new.operator.clone(),
+                software: new.software.clone(),
+                metadata: new.metadata.clone(),
+                state: AgentState::Active,
+                created: now,
+                keys: vec![KeyVersion {
+                    version: 1,
+                    public_hex: hex::encode(signer.public().0),
+                    state: KeyState::Active,
+                    created: now,
+                    retired_at: None,
+                }],
+                current_key: 1,
+                token_ids: vec![minted.id.to_string()],
+                identity_credential_id: None,
+                credential_ids: Vec::new(),
+                suspended_credentials: Vec::new(),
+            };
+            let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+            let issuing = self.issuing(t).await;
+            let mut txn = Txn::new();
+            txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: &key_id }, &signer));
+            self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
+            self.stage_identity_credential(&issuing, &mut txn, &tk, tenant, &mut record).await?;
+            txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
+            let event = super::audit::Event::new(
+                "agent.created",
+                serde_json::json!({"token_id": minted.id.to_string(), "identity_credential_id": record.identity_credential_id, "key_version": 1}),
+            )
+            .agent(a);
+            if self.try_commit_audited(t, super::audit::actor(caller), txn, event).await? {
+                committed = Some(record);
+                break;
+            }
+        }
+        let record =
+            committed.ok_or_else(|| ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))?;
         Ok(AgentCreated {
             did: self.agent_did(t, a),
             id,

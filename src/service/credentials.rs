@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::keyring::TenantKeys;
+use super::lifecycle::Issuing;
 use super::records::{AgentRecord, AgentState, CredentialKind, CredentialRecord, StatusRef, kind};
 use super::status::{BitChange, Purpose};
 use super::{Caller, ServiceError, Sigil};
@@ -88,6 +89,7 @@ impl Sigil {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn stage_credential(
         &self,
+        issuing: &Issuing<'_>,
         txn: &mut Txn,
         tk: &TenantKeys,
         tenant: &str,
@@ -100,8 +102,8 @@ impl Sigil {
         authority: Option<Authority>,
     ) -> Result<CredentialRecord, ServiceError> {
         let id = CredentialId::uuid();
-        let (rl, ri) = self.stage_status_index(txn, tenant, Purpose::Revocation, id.as_str()).await?;
-        let (sl, si) = self.stage_status_index(txn, tenant, Purpose::Suspension, id.as_str()).await?;
+        let (rl, ri) = self.stage_status_index(issuing, txn, tenant, Purpose::Revocation, id.as_str()).await?;
+        let (sl, si) = self.stage_status_index(issuing, txn, tenant, Purpose::Suspension, id.as_str()).await?;
         let issuer = self.tenant_did(tenant);
         let ctx = credential::context_url(self.settings.public_url.base());
         let urn = format!("urn:uuid:{id}");
@@ -155,6 +157,7 @@ impl Sigil {
     /// Stages the `AgentIdentityCredential` of a new agent and links it in the record.
     pub(crate) async fn stage_identity_credential(
         &self,
+        issuing: &Issuing<'_>,
         txn: &mut Txn,
         tk: &TenantKeys,
         tenant: &TenantId,
@@ -166,6 +169,7 @@ impl Sigil {
         let a = agent.clone();
         let rec = self
             .stage_credential(
+                issuing,
                 txn,
                 tk,
                 t,
@@ -218,11 +222,15 @@ impl Sigil {
             if rec.state == AgentState::Retired {
                 return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
             }
+            // Held from reading the issuer key to the commit (see `create_agent`).
+            let _lock = self.agent_locks.read(t, agent.as_str()).await;
+            let issuing = self.issuing(t).await;
             let mut txn = Txn::new();
             let did = self.agent_did(t, agent.as_str());
             let (p, a) = (new.principal.clone(), new.authority.clone());
             let cred = self
                 .stage_credential(
+                    &issuing,
                     &mut txn,
                     &tk,
                     t,

@@ -2,6 +2,7 @@
 //! unwrapped tenant data keys. Holds only `crypto` types; never touches their bytes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::crypto::{DataKey, RootKey, TokenPepper};
@@ -29,6 +30,11 @@ pub struct Keyring {
     root: RwLock<Arc<RootKey>>,
     pub(crate) pepper: TokenPepper,
     tenants: RwLock<HashMap<String, Arc<TenantKeys>>>,
+    /// Bumped by every eviction. A loader notes it before reading the store and caches its
+    /// result only if no eviction happened meanwhile: a key set read just before a
+    /// data-key rotation committed must not be cached after the rotation evicted it (it
+    /// would seal under the old key and fail to open records sealed under the new one).
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -40,7 +46,7 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// A keyring around an opened root key and pepper.
     pub fn new(root: RootKey, pepper: TokenPepper) -> Self {
-        Self { root: RwLock::new(Arc::new(root)), pepper, tenants: RwLock::new(HashMap::new()) }
+        Self { root: RwLock::new(Arc::new(root)), pepper, tenants: RwLock::new(HashMap::new()), generation: AtomicU64::new(0) }
     }
 
     /// The current root key.
@@ -62,18 +68,30 @@ impl Keyring {
     /// Forgets every cached tenant data key (root or data-key rotation).
     pub(crate) fn evict_all(&self) {
         if let Ok(mut m) = self.tenants.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             m.clear();
         }
+    }
+
+    /// The eviction generation to pass to [`Keyring::insert`]; read it before the store.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     pub(crate) fn cached(&self, tenant: &str) -> Option<Arc<TenantKeys>> {
         self.tenants.read().ok()?.get(tenant).cloned()
     }
 
-    pub(crate) fn insert(&self, tenant: &str, keys: TenantKeys) -> Arc<TenantKeys> {
+    /// Caches `keys`, loaded from the store after [`Keyring::generation`] returned
+    /// `generation`, unless an eviction happened since (then the caller uses them for its
+    /// own request only and the next one reloads).
+    pub(crate) fn insert(&self, tenant: &str, keys: TenantKeys, generation: u64) -> Arc<TenantKeys> {
         let keys = Arc::new(keys);
         if let Ok(mut m) = self.tenants.write() {
-            m.insert(tenant.to_owned(), keys.clone());
+            // Evictions bump the generation under this same lock, so the check is exact.
+            if self.generation.load(Ordering::SeqCst) == generation {
+                m.insert(tenant.to_owned(), keys.clone());
+            }
         }
         keys
     }
@@ -82,7 +100,39 @@ impl Keyring {
     /// the last in-flight request holding the `Arc` finishes.
     pub(crate) fn evict(&self, tenant: &str) {
         if let Ok(mut m) = self.tenants.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             m.remove(tenant);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretBytes;
+
+    fn ring() -> Keyring {
+        Keyring::new(RootKey::from_bytes(SecretBytes::random(32), 1).unwrap(), TokenPepper::generate())
+    }
+
+    fn keys(current: u32) -> TenantKeys {
+        TenantKeys { current, versions: [(current, DataKey::generate(current))].into_iter().collect() }
+    }
+
+    #[test]
+    fn a_key_set_loaded_before_an_eviction_is_not_cached_after_it() {
+        let k = ring();
+        let before = k.generation();
+        // A data-key rotation commits and evicts while a request is still loading.
+        k.evict("acme");
+        let stale = k.insert("acme", keys(1), before);
+        assert_eq!(stale.current, 1, "the loader still gets its keys for its own request");
+        assert!(k.cached("acme").is_none(), "but they are not cached");
+        let fresh = k.generation();
+        k.insert("acme", keys(2), fresh);
+        assert_eq!(k.cached("acme").map(|t| t.current), Some(2));
+        k.evict_all();
+        k.insert("acme", keys(1), fresh);
+        assert!(k.cached("acme").is_none());
     }
 }

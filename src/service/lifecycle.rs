@@ -67,25 +67,38 @@ fn unreachable_lock() -> &'static RwLock<()> {
     &FALLBACK
 }
 
-/// Sharded locks serializing budget reservations per delegation.
-pub struct BudgetLocks {
+/// Sharded mutexes keyed by `(tenant, name)`: budget reservations per delegation, and
+/// status-list allocation per tenant (see [`Issuing`]).
+pub struct KeyedLocks {
     shards: Vec<tokio::sync::Mutex<()>>,
 }
 
-impl Default for BudgetLocks {
+impl Default for KeyedLocks {
     fn default() -> Self {
         Self { shards: (0..SHARDS).map(|_| tokio::sync::Mutex::new(())).collect() }
     }
 }
 
-impl BudgetLocks {
-    pub(crate) async fn lock(&self, tenant: &str, credential: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+impl KeyedLocks {
+    pub(crate) async fn lock(&self, tenant: &str, name: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        static FALLBACK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (tenant, credential).hash(&mut h);
-        match self.shards.get((h.finish() as usize) % SHARDS) {
-            Some(m) => Some(m.lock().await),
-            None => None,
-        }
+        (tenant, name).hash(&mut h);
+        // `i < SHARDS == shards.len()`; the fallback only avoids a panic path.
+        self.shards.get((h.finish() as usize) % SHARDS).unwrap_or(&FALLBACK).lock().await
+    }
+}
+
+/// Proof that the caller holds its tenant's issuance lock, which status-index allocation
+/// requires. Held from allocation to commit, it makes concurrent issuances in a tenant
+/// take turns instead of all but one failing on the status-list counters and retrying
+/// (which, under a burst of creations, exhausted the retries and answered 409).
+pub(crate) struct Issuing<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>);
+
+impl Sigil {
+    /// Takes tenant `t`'s issuance lock; hold it until the issuing transaction commits.
+    pub(crate) async fn issuing(&self, t: &str) -> Issuing<'_> {
+        Issuing(self.issuance_locks.lock(t, "issuance").await)
     }
 }
 
@@ -396,8 +409,10 @@ impl Sigil {
             let mut txn = Txn::new();
             let did = self.agent_did(t, agent.as_str());
             let (p, a) = (new.principal.clone(), new.authority.clone());
+            let issuing = self.issuing(t).await;
             let cred = self
                 .stage_credential(
+                    &issuing,
                     &mut txn,
                     &tk,
                     t,

@@ -64,7 +64,9 @@ pub struct Sigil {
     pub(crate) wallets: presentations::WalletCache,
     pub(crate) tenant_did_docs: dids::TenantDidDocs,
     pub(crate) agent_locks: lifecycle::AgentLocks,
-    pub(crate) budget_locks: lifecycle::BudgetLocks,
+    pub(crate) budget_locks: lifecycle::KeyedLocks,
+    /// Per-tenant issuance (status-list allocation) locks; see [`lifecycle::Issuing`].
+    pub(crate) issuance_locks: lifecycle::KeyedLocks,
     pub(crate) guardrails: guardrails::Guardrails,
 }
 
@@ -85,7 +87,8 @@ impl Sigil {
             wallets: presentations::WalletCache::default(),
             tenant_did_docs: dids::TenantDidDocs::default(),
             agent_locks: lifecycle::AgentLocks::default(),
-            budget_locks: lifecycle::BudgetLocks::default(),
+            budget_locks: lifecycle::KeyedLocks::default(),
+            issuance_locks: lifecycle::KeyedLocks::default(),
             guardrails: guard,
         })
     }

@@ -501,4 +501,61 @@ mod tests {
         assert!(s.authenticate(&a.access_token.reveal_once()).await.is_err());
         assert!(matches!(s.agent_did_document(&t.id, &a.id).await, Err(ServiceError::Gone { .. })));
     }
+
+    /// Issuing (a new agent's identity credential) while the issuer key and the data key
+    /// rotate underneath: every issuance succeeds and every record stays readable. A
+    /// creation that read the tenant record before a rotation must not look for the
+    /// destroyed private key (that answered 500 under the API fuzzer), and a key set
+    /// loaded before a data-key rotation must not be cached after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn issuance_survives_concurrent_key_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let admin = testing::admin(&t.id);
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let (s, t, admin) = (s.clone(), t.id.clone(), admin.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..25 {
+                    let new = NewAgent { name: format!("bot-{w}-{i}"), ..Default::default() };
+                    ids.push(s.create_agent(&admin, &t, new).await.map_err(|e| format!("create_agent: {e:?}"))?.id);
+                }
+                Ok::<_, String>(ids)
+            }));
+        }
+        let rotations = {
+            let (s, t, admin) = (s.clone(), t.id.clone(), admin.clone());
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    s.rotate_issuer_key(&admin, &t, false).await.map_err(|e| format!("rotate_issuer_key: {e:?}"))?;
+                    if i % 5 == 0 {
+                        match s.rotate_data_key(&admin, &t).await {
+                            Ok(_) | Err(ServiceError::Conflict { .. }) => {}
+                            Err(e) => return Err(format!("rotate_data_key: {e:?}")),
+                        }
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Ok::<_, String>(())
+            })
+        };
+        let mut agents = Vec::new();
+        for task in tasks {
+            agents.extend(task.await.unwrap().unwrap());
+        }
+        rotations.await.unwrap().unwrap();
+        while s.store.get(&keys::data_key_rotation("acme")).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        s.keys.evict_all();
+        s.signers.evict("acme", None);
+        for a in &agents {
+            let view = s.get_agent(&admin, &t.id, a).await.unwrap();
+            let cred = view.record.identity_credential_id.unwrap();
+            s.get_credential(&admin, &t.id, &cred).await.unwrap();
+        }
+        assert!(s.audit_verify(&admin, &t.id).await.unwrap().ok);
+    }
 }

@@ -18,6 +18,7 @@ impl Sigil {
         if let Some(k) = self.keys.cached(tenant) {
             return Ok(k);
         }
+        let generation = self.keys.generation();
         let Some(cur) = self.store.get(&keys::data_key_current(tenant)).await? else {
             return Err(ServiceError::tenant_not_found());
         };
@@ -36,7 +37,7 @@ impl Sigil {
             // Data keys already destroyed: the tenant is being crypto-shredded.
             return Err(ServiceError::tenant_not_found());
         }
-        Ok(self.keys.insert(tenant, TenantKeys { current, versions }))
+        Ok(self.keys.insert(tenant, TenantKeys { current, versions }, generation))
     }
 
     /// Seals `record` under the tenant's current data key.

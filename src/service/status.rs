@@ -103,6 +103,7 @@ impl Sigil {
     /// Conflicts with concurrent allocations surface at commit; callers retry.
     pub(crate) async fn stage_status_index(
         &self,
+        _issuing: &super::lifecycle::Issuing<'_>,
         txn: &mut Txn,
         tenant: &str,
         purpose: Purpose,

@@ -96,11 +96,12 @@ impl Sigil {
             .put(keys::private_key(t, "audit", 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: "audit/1" }, &audit));
         let minted = self.mint_token(TokenRole::Admin, None, None);
         self.stage_tenant_token(&mut txn, &tk, &id, &minted)?;
+        let generation = self.keys.generation();
         self.store.commit(txn).await.map_err(|e| match e {
             crate::store::StoreError::Conflict => ServiceError::conflict("tenant_exists", "a tenant with this id already exists"),
             e => e.into(),
         })?;
-        self.keys.insert(t, tk);
+        self.keys.insert(t, tk, generation);
         // The first entry of the tenant's own trail (its chain cannot exist before its keys).
         self.record(
             t,

@@ -33,6 +33,57 @@ async fn verified(s: &Server, vp: &Value, challenge: &str) -> (bool, Value) {
     (v["verified"] == true, v)
 }
 
+/// Creations and delegations racing issuer-key rotations: every one succeeds and carries
+/// a proof by a key the tenant's DID document lists. (A creation that read the issuer key
+/// just before a rotation destroyed it answered 500 under the API fuzzer; concurrent
+/// creations in one tenant exhausted their retries on the status-list counters and got 409.)
+#[tokio::test]
+async fn issuance_racing_issuer_key_rotation_always_succeeds() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (agent, _, _) = s.agent("acme", &admin, "delegate-bot").await;
+    let creator = |w: usize| {
+        let (s, admin) = (&s, &admin);
+        async move {
+            let mut out = Vec::new();
+            for i in 0..8 {
+                let (st, r) = s.post("/v1/tenants/acme/agents", admin, json!({"name": format!("bot-{w}-{i}")})).await;
+                assert_eq!(st, 201, "create: {r}");
+                out.push(r["identity_credential_id"].as_str().unwrap().to_owned());
+            }
+            out
+        }
+    };
+    let delegator = async {
+        let mut out = Vec::new();
+        for i in 0..8 {
+            let path = format!("/v1/tenants/acme/agents/{agent}/delegations");
+            let (st, d) = s.post(&path, &admin, any_time_delegation(&format!("p{i}"), "5.00")).await;
+            assert_eq!(st, 201, "delegate: {d}");
+            out.push(d["id"].as_str().unwrap().to_owned());
+        }
+        out
+    };
+    let rotator = async {
+        for _ in 0..6 {
+            let (st, r) = s.post("/v1/tenants/acme/issuer-key/rotate", &admin, json!({})).await;
+            assert_eq!(st, 200, "rotate: {r}");
+        }
+    };
+    let (a, b, c, d, ()) = tokio::join!(creator(0), creator(1), creator(2), delegator, rotator);
+    let (_, doc) = s.call("GET", "/tenants/acme/did.json", None, None).await;
+    let listed: Vec<&str> = doc["assertionMethod"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for id in a.iter().chain(&b).chain(&c).chain(&d) {
+        let (st, r) = s.get(&format!("/v1/tenants/acme/credentials/{id}"), &admin).await;
+        assert_eq!(st, 200, "{r}");
+        let vm = r["credential"]["proof"]["verificationMethod"].as_str().unwrap();
+        assert!(listed.contains(&vm), "{vm} not in {listed:?}");
+        let (st, v) =
+            s.call("POST", "/tenants/acme/vc-api/credentials/verify", None, Some(json!({"verifiableCredential": r["credential"]}))).await;
+        assert_eq!(st, 200, "{v}");
+    }
+}
+
 #[tokio::test]
 async fn agent_key_rotation_keeps_earlier_presentations_valid() {
     let s = Server::start().await;
