@@ -43,9 +43,16 @@ impl AuditHeads {
         m.entry(tenant.to_owned()).or_default().clone()
     }
 
-    pub(crate) fn forget(&self, tenant: &str) {
-        if let Ok(mut m) = self.heads.lock() {
-            m.remove(tenant);
+    /// Forgets a deleted tenant's head. Waits for an append holding it, and clears it for
+    /// any request still holding the slot, so that request takes the transactional path,
+    /// whose precondition on the stored head fails once the tenant's records are gone.
+    pub(crate) async fn forget(&self, tenant: &str) {
+        let slot = match self.heads.lock() {
+            Ok(mut m) => m.remove(tenant),
+            Err(p) => p.into_inner().remove(tenant),
+        };
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
         }
     }
 }
@@ -121,11 +128,16 @@ impl Sigil {
         details: impl FnOnce(u64, &str) -> Result<Value, ServiceError>,
     ) -> Result<(), ServiceError> {
         let slot = self.audit_heads.slot(tenant);
+        // An entry alone (a presentation, a denial, a checkpoint) extending a head this
+        // process already holds needs no precondition: the slot lock orders the tenant's
+        // chain. It is appended (journaled by sled, no transaction), which is most of what
+        // a presentation used to cost. Anything else is one transaction with its entry.
+        let audit_only = txn.ops.is_empty() && txn.checks.is_empty();
         {
             let mut guard = slot.lock().await;
-            let head = match guard.clone() {
-                Some(h) => h,
-                None => self.load_head(tenant).await?,
+            let (head, known) = match guard.clone() {
+                Some(h) => (h, true),
+                None => (self.load_head(tenant).await?, false),
             };
             let tk = self.tenant_keys(tenant).await?;
             let mut entry = Entry {
@@ -144,6 +156,22 @@ impl Sigil {
             let next = Head { seq: entry.seq, hash: entry.hash.clone() };
             let id = entry.seq.to_string();
             let head_key = keys::audit_head(tenant);
+            if audit_only && known {
+                let mut append = Txn::new();
+                append
+                    .put(keys::audit_entry(tenant, entry.seq), self.seal_record(&tk, tenant, KIND, &id, &entry)?)
+                    .put(head_key, head_bytes(&next));
+                match self.store.append(append).await {
+                    Ok(()) => *guard = Some(next),
+                    Err(e) => {
+                        *guard = None;
+                        return Err(e.into());
+                    }
+                }
+                drop(guard);
+                self.store.sync_appends().await?;
+                return Ok(());
+            }
             if head.seq == 0 {
                 txn.require_absent(head_key.clone());
             } else {

@@ -163,7 +163,7 @@ impl Sigil {
         self.keys.evict(t);
         self.signers.evict(t, None);
         self.wallets.evict(t, None);
-        self.audit_heads.forget(t);
+        self.audit_heads.forget(t).await;
 
         self.status_cache.invalidate(t);
 

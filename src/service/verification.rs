@@ -35,14 +35,10 @@ impl Sigil {
         h.update([0]);
         h.update(challenge.as_bytes());
         let key = keys::replay(&hex::encode(h.finalize()));
-        let mut txn = Txn::new();
-        txn.require_absent(key.clone()).put(key, expires.as_second().to_be_bytes().to_vec());
-        match self.store.commit(txn).await {
-            Ok(()) => out.report.push(Check::pass("replay", "challenge used for the first time")),
-            Err(StoreError::Conflict) => {
-                out.report.push(Check::fail("replay", "replayed", "this challenge was already used with this holder"))
-            }
-            Err(e) => return Err(e.into()),
+        if self.store.insert_new(key, expires.as_second().to_be_bytes().to_vec()).await? {
+            out.report.push(Check::pass("replay", "challenge used for the first time"));
+        } else {
+            out.report.push(Check::fail("replay", "replayed", "this challenge was already used with this holder"));
         }
         Ok(out)
     }

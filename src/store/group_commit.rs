@@ -35,6 +35,11 @@ struct Inner {
 impl GroupCommit {
     /// Starts the flusher thread around `flush` (for sled: `Db::flush`).
     pub fn start(flush: FlushFn) -> Result<Self, StoreError> {
+        Self::start_named("sigil-group-commit", flush)
+    }
+
+    /// [`GroupCommit::start`] with a thread name of its own.
+    pub fn start_named(name: &str, flush: FlushFn) -> Result<Self, StoreError> {
         let (done, _) = watch::channel(0u64);
         let inner = Arc::new(Inner {
             state: Mutex::new(State { requested: 0, failed: None, shutdown: false }),
@@ -44,7 +49,7 @@ impl GroupCommit {
         });
         let worker = inner.clone();
         let handle = std::thread::Builder::new()
-            .name("sigil-group-commit".into())
+            .name(name.into())
             .spawn(move || worker.run(flush))
             .map_err(|e| StoreError::Backend(format!("cannot start flusher: {e}")))?;
         if let Ok(mut t) = inner.thread.lock() {
@@ -64,6 +69,11 @@ impl GroupCommit {
         if let Some(h) = handle {
             let _ = h.join();
         }
+    }
+
+    /// True once a flush has failed (every later write is refused).
+    pub fn is_failed(&self) -> bool {
+        self.inner.state.lock().map_or(true, |st| st.failed.is_some())
     }
 
     /// Waits until everything written before this call is durable.

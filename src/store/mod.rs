@@ -11,6 +11,7 @@
 
 pub mod backup;
 mod group_commit;
+mod journal;
 
 pub mod keycheck;
 
@@ -123,6 +124,34 @@ pub trait Store: Send + Sync + 'static {
         self.sync().await
     }
 
+    /// Writes `txn`, which must carry no checks (the caller orders writers of its keys
+    /// itself, as the audit trail does per tenant): visible to reads at once, durable after
+    /// the next [`Store::sync_appends`]. Backends may journal these writes, which is much
+    /// cheaper than a transaction (sled: see `journal.rs`); by default they are one.
+    async fn append(&self, txn: Txn) -> Result<(), StoreError> {
+        if !txn.checks.is_empty() {
+            return Err(StoreError::Backend("append takes no preconditions".into()));
+        }
+        self.apply(txn).await
+    }
+
+    /// Writes `key` = `value` durably unless `key` exists; `Ok(false)` when it does (one-time
+    /// challenges). By default a transaction with that precondition; sled journals it.
+    async fn insert_new(&self, key: Vec<u8>, value: Vec<u8>) -> Result<bool, StoreError> {
+        let mut t = Txn::new();
+        t.require_absent(key.clone()).put(key, value);
+        match self.commit(t).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Returns once every [`Store::append`] made before the call is durable.
+    async fn sync_appends(&self) -> Result<(), StoreError> {
+        self.sync().await
+    }
+
     /// Bytes the backend occupies on disk (for metrics and the scale benchmark).
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 
@@ -172,6 +201,33 @@ pub(crate) mod conformance {
         store.commit(t).await.unwrap();
         assert_eq!(store.scan(b"p/", None, 100).await.unwrap().len(), 4);
         assert!(store.export().unwrap().len() >= 6);
+        // appends: read at once, seen by transactions and scans
+        let mut t = Txn::new();
+        t.put(b"p/9".to_vec(), b"nine".to_vec()).delete(b"p/1".to_vec());
+        store.append(t).await.unwrap();
+        store.sync_appends().await.unwrap();
+        assert_eq!(store.get(b"p/9").await.unwrap().as_deref(), Some(&b"nine"[..]));
+        assert!(store.get(b"p/1").await.unwrap().is_none());
+        assert_eq!(store.scan(b"p/", None, 100).await.unwrap().len(), 4);
+        let mut t = Txn::new();
+        t.require_absent(b"p/9".to_vec()).put(b"p/9".to_vec(), b"x".to_vec());
+        assert!(matches!(store.commit(t).await, Err(StoreError::Conflict)));
+        // insert_new: once only, also against a concurrent claim of the same key
+        assert!(store.insert_new(b"once/a".to_vec(), b"1".to_vec()).await.unwrap());
+        assert!(!store.insert_new(b"once/a".to_vec(), b"2".to_vec()).await.unwrap());
+        assert_eq!(store.get(b"once/a").await.unwrap().as_deref(), Some(&b"1"[..]));
+        let claims: Vec<bool> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    scope.spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                        rt.block_on(store.insert_new(b"once/b".to_vec(), vec![i])).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(claims.iter().filter(|c| **c).count(), 1, "exactly one claim wins: {claims:?}");
         concurrent_compare_and_set(store).await;
     }
 

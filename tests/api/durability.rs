@@ -37,6 +37,48 @@ async fn kill_9_right_after_201_loses_nothing() {
     }
 }
 
+/// Presentations are audited through sled's write-ahead journal, not a transaction: after
+/// `kill -9` every acknowledged presentation still has its entry, in an intact chain (the
+/// journal is replayed at start), and the server goes on appending to the same chain.
+#[tokio::test]
+async fn kill_9_after_presentations_loses_no_audit_entry() {
+    let mut s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (agent, token, _) = s.agent("acme", &admin, "bot").await;
+    let body = json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
+        "limits": {"amount": {"max": "500.00", "currency": "EUR"}}, "valid_until": "2099-01-01T00:00:00Z"});
+    assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, body).await.0, 201);
+    let present = |c: String| {
+        let (s, token) = (&s, &token);
+        async move {
+            let (st, v) = s.post("/v1/presentations", token, crate::presentations::refund(&c)).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    for round in 0..10 {
+        let ((), (), (), ()) = tokio::join!(
+            present(format!("c{round}a")),
+            present(format!("c{round}b")),
+            present(format!("c{round}c")),
+            present(format!("c{round}d"))
+        );
+    }
+    let before = s.get("/v1/tenants/acme/audit/verify", &admin).await.1["entries"].as_u64().unwrap();
+    s.kill9();
+    let dir = s.take_dir();
+    let (data, listen) = (s.data.clone(), s.listen().to_owned());
+    drop(s);
+    let mut s = Server::start_in(&data, &listen, &Opts::default()).await;
+    s.set_dir(dir);
+    let (st, page) = s.get(&format!("/v1/tenants/acme/audit?event=presentation.granted&agent={agent}&limit=500"), &admin).await;
+    assert_eq!(st, 200, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 40, "acknowledged presentations lost their audit entries");
+    assert_eq!(s.post("/v1/presentations", &token, crate::presentations::refund("after")).await.0, 200);
+    let (_, v) = s.get("/v1/tenants/acme/audit/verify", &admin).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["entries"].as_u64(), Some(before + 1), "{v}");
+}
+
 #[tokio::test]
 async fn wrong_root_key_refuses_to_start_and_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
