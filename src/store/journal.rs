@@ -249,7 +249,7 @@ impl Journal {
         }
         let mut st = lock(&self.state)?;
         if st.shutdown {
-            return Err(StoreError::Backend("the store is shutting down".into()));
+            return Err(StoreError::Backend("the journal is closed (shutdown, or a failed move into the store)".into()));
         }
         let lsn = st.next_lsn;
         st.next_lsn += 1;
