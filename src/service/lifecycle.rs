@@ -93,12 +93,14 @@ impl KeyedLocks {
 /// requires. Held from allocation to commit, it makes concurrent issuances in a tenant
 /// take turns instead of all but one failing on the status-list counters and retrying
 /// (which, under a burst of creations, exhausted the retries and answered 409).
-pub(crate) struct Issuing<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>);
+pub(crate) struct Issuing<'a> {
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+}
 
 impl Sigil {
     /// Takes tenant `t`'s issuance lock; hold it until the issuing transaction commits.
     pub(crate) async fn issuing(&self, t: &str) -> Issuing<'_> {
-        Issuing(self.issuance_locks.lock(t, "issuance").await)
+        Issuing { _guard: self.issuance_locks.lock(t, "issuance").await }
     }
 }
 
