@@ -29,6 +29,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -84,6 +85,8 @@ pub struct Journal {
     segments: Mutex<Segments>,
     /// Serialises moves into the tree (background and on-demand).
     mover: Mutex<()>,
+    /// Highest LSN in the tree (not necessarily flushed): what [`Journal::reclaim`] may free.
+    moved: AtomicU64,
     /// Appends take it shared, transactions and exports exclusively.
     pub(super) order: std::sync::RwLock<()>,
     group: Mutex<Option<GroupCommit>>,
@@ -215,6 +218,7 @@ impl Journal {
                 last_written: next_lsn - 1,
             }),
             mover: Mutex::new(()),
+            moved: AtomicU64::new(next_lsn - 1),
             order: std::sync::RwLock::new(()),
             group: Mutex::new(None),
             thread: Mutex::new(None),
@@ -321,25 +325,29 @@ impl Journal {
         let mut st = lock(&self.state)?;
         st.overlay.retain(|_, (lsn, _)| *lsn > last);
         drop(st);
-        self.reclaim(last)
+        self.moved.fetch_max(last, Ordering::SeqCst);
+        Ok(())
     }
 
-    /// Deletes closed segments whose records are all in the tree, after flushing it.
-    fn reclaim(&self, moved: u64) -> Result<(), StoreError> {
-        let mut seg = lock(&self.segments)?;
-        if !seg.closed.iter().any(|(_, last)| *last <= moved) {
+    /// Deletes closed segments whose records are all in the tree, after flushing it. Run
+    /// by the mover thread only: the flush must hold up neither the journal's `fdatasync`
+    /// (so no segment lock across it) nor a request that moved records on demand.
+    fn reclaim(&self) -> Result<(), StoreError> {
+        let moved = self.moved.load(Ordering::SeqCst);
+        let done: Vec<PathBuf> = {
+            let mut seg = lock(&self.segments)?;
+            let (done, keep) = std::mem::take(&mut seg.closed).into_iter().partition(|(_, last)| *last <= moved);
+            seg.closed = keep;
+            done.into_iter().map(|(path, _)| path).collect()
+        };
+        if done.is_empty() {
             return Ok(());
         }
+        // Should this fail, the files stay on disk and the next open replays (or skips) them.
         self.db.flush().map_err(be)?;
-        let mut keep = Vec::new();
-        for (path, last) in std::mem::take(&mut seg.closed) {
-            if last <= moved {
-                std::fs::remove_file(&path).map_err(be)?;
-            } else {
-                keep.push((path, last));
-            }
+        for path in done {
+            std::fs::remove_file(&path).map_err(be)?;
         }
-        seg.closed = keep;
         Ok(())
     }
 
@@ -423,6 +431,9 @@ fn run_mover(journal: &std::sync::Weak<Journal>) {
         if let Err(e) = j.move_all() {
             tracing::error!(error = %e, "moving journaled writes into the store failed; they are replayed at the next start");
             return;
+        }
+        if let Err(e) = j.reclaim() {
+            tracing::warn!(error = %e, "deleting moved journal segments failed; the next start skips them");
         }
     }
 }

@@ -327,7 +327,15 @@ mod tests {
                 s.sync_appends().await.unwrap();
             }
             assert_eq!(s.scan(b"r/", None, 1000).await.unwrap().len(), 300);
-            let left: Vec<_> = std::fs::read_dir(journal_dir(&d)).unwrap().map(|e| e.unwrap().file_name()).collect();
+            // The mover thread deletes them (within its 20 ms interval; allow for a slow disk).
+            let listing = || std::fs::read_dir(journal_dir(&d)).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>();
+            for _ in 0..250 {
+                if listing().len() == 1 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let left = listing();
             assert_eq!(left.len(), 1, "closed segments are deleted once their records are in the tree: {left:?}");
             let first: u64 = left[0].to_str().unwrap().trim_end_matches(".log").parse().unwrap();
             assert!(first > 1, "300 records of ~120 bytes fill several 4 KiB segments");
