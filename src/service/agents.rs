@@ -78,33 +78,34 @@ impl Sigil {
         // takes every shard) cannot destroy the key this agent's identity credential is
         // being signed with, and nothing is signed with a key retired before it commits.
         let _lock = self.agent_locks.read(t, a).await;
+        let fresh = AgentRecord {
+            v: 1,
+            id: a.to_owned(),
+            name: new.name,
+            operator: new.operator,
+            software: new.software,
+            metadata: new.metadata,
+            state: AgentState::Active,
+            created: now,
+            keys: vec![KeyVersion {
+                version: 1,
+                public_hex: hex::encode(signer.public().0),
+                state: KeyState::Active,
+                created: now,
+                retired_at: None,
+            }],
+            current_key: 1,
+            token_ids: vec![minted.id.to_string()],
+            identity_credential_id: None,
+            credential_ids: Vec::new(),
+            suspended_credentials: Vec::new(),
+        };
         let mut committed = None;
         // Retried like every read-modify-write here (the issuance lock orders issuances,
         // but another writer may still move what this one read).
         for _ in 0..MAX_RETRIES {
             let tk = self.tenant_keys(t).await?;
-            let mut record = AgentRecord {
-                v: 1,
-                id: a.to_owned(),
-                name: new.name.clone(),
-                operator: new.operator.clone(),
-                software: new.software.clone(),
-                metadata: new.metadata.clone(),
-                state: AgentState::Active,
-                created: now,
-                keys: vec![KeyVersion {
-                    version: 1,
-                    public_hex: hex::encode(signer.public().0),
-                    state: KeyState::Active,
-                    created: now,
-                    retired_at: None,
-                }],
-                current_key: 1,
-                token_ids: vec![minted.id.to_string()],
-                identity_credential_id: None,
-                credential_ids: Vec::new(),
-                suspended_credentials: Vec::new(),
-            };
+            let mut record = fresh.clone();
             let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
             let issuing = self.issuing(t).await;
             let mut txn = Txn::new();

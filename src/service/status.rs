@@ -100,7 +100,9 @@ impl Sigil {
     }
 
     /// Allocates a random, never-used index for `credential` and stages the writes.
-    /// Conflicts with concurrent allocations surface at commit; callers retry.
+    /// Callers hold the tenant's issuance lock until they commit, so allocations in this
+    /// process take turns; anything else that moved the counters surfaces as a conflict at
+    /// commit, and callers retry.
     pub(crate) async fn stage_status_index(
         &self,
         _issuing: &super::lifecycle::Issuing<'_>,
