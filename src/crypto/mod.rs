@@ -14,7 +14,7 @@ mod tokens;
 pub use envelope::{Aad, BLOB_VERSION, blob_key_version};
 pub use root::{KdfParams, KeyCheck, RootKey, RootKeySource};
 pub use secret::SecretBytes;
-pub use signing::{PublicKey, Signer, verify_strict};
+pub use signing::{PublicKey, Signer, verify_strict, verify_strict_cached};
 pub use tokens::{AccessToken, TokenHash, TokenPepper};
 
 /// Every cryptographic failure, deliberately opaque: a tampered, truncated, moved or

@@ -1,7 +1,11 @@
 //! Ed25519 keys. Private keys exist in memory only inside a [`Signer`] (zeroized on drop);
 //! verification is always strict (rejects small-order keys and non-canonical signatures).
 
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
 
 use super::{CryptoError, SecretBytes};
 
@@ -59,9 +63,95 @@ pub fn verify_strict(public: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), C
     vk.verify_strict(msg, &sig).map_err(|_| CryptoError)
 }
 
+/// [`verify_strict`], remembering successes: a (key, message, signature) triple that
+/// verified once is accepted again without the curve arithmetic.
+///
+/// Why: every presentation carries the same two credentials, so a verifier would otherwise
+/// spend two of its three signature checks re-proving what it proved a moment ago. The
+/// result of strict Ed25519 verification depends on nothing but these three inputs, so a
+/// remembered success is exactly the answer a recomputation would give. Only successes are
+/// kept (a failure is always recomputed), keyed by SHA-256 over all three inputs; what a
+/// credential's signature means (its issuer's key being current, its status, its validity
+/// window) is still checked on every verification by the callers. Memory is bounded: two
+/// generations of [`VERIFIED_GENERATION`] entries, the older dropped when the newer fills.
+pub fn verify_strict_cached(public: &PublicKey, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+    let mut h = Sha256::new();
+    h.update(public.0);
+    h.update((sig.len() as u64).to_be_bytes());
+    h.update(sig);
+    h.update(msg);
+    let key: [u8; 32] = h.finalize().into();
+    if VERIFIED.lock().is_ok_and(|v| v.contains(&key)) {
+        return Ok(());
+    }
+    verify_strict(public, msg, sig)?;
+    if let Ok(mut v) = VERIFIED.lock() {
+        v.insert(key);
+    }
+    Ok(())
+}
+
+/// Entries per generation of the verified-signature cache (32 bytes each).
+const VERIFIED_GENERATION: usize = 32_768;
+
+static VERIFIED: LazyLock<Mutex<Generations>> = LazyLock::new(Default::default);
+
+/// Two generations: lookups see both; inserts go to the newer; a full newer one becomes the
+/// older, so recently used entries survive a turnover.
+#[derive(Default)]
+struct Generations {
+    newer: HashSet<[u8; 32]>,
+    older: HashSet<[u8; 32]>,
+}
+
+impl Generations {
+    fn contains(&self, k: &[u8; 32]) -> bool {
+        self.newer.contains(k) || self.older.contains(k)
+    }
+
+    fn insert(&mut self, k: [u8; 32]) {
+        if self.newer.len() >= VERIFIED_GENERATION {
+            self.older = std::mem::take(&mut self.newer);
+        }
+        self.newer.insert(k);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_verification_gives_the_same_answers() {
+        let s = Signer::generate();
+        let sig = s.sign(b"cached msg");
+        verify_strict_cached(&s.public(), b"cached msg", &sig).unwrap();
+        // A remembered success: the same triple again.
+        verify_strict_cached(&s.public(), b"cached msg", &sig).unwrap();
+        // Any input changed is a different triple, verified (and refused) from scratch.
+        assert!(verify_strict_cached(&s.public(), b"cached msh", &sig).is_err());
+        assert!(verify_strict_cached(&Signer::generate().public(), b"cached msg", &sig).is_err());
+        let mut bad = sig;
+        bad[5] ^= 1;
+        assert!(verify_strict_cached(&s.public(), b"cached msg", &bad).is_err());
+        // Failures are not remembered as successes either way round.
+        assert!(verify_strict_cached(&s.public(), b"cached msg", &bad).is_err());
+    }
+
+    #[test]
+    fn cache_generations_stay_bounded() {
+        let mut g = Generations::default();
+        for i in 0..(2 * VERIFIED_GENERATION + 10) as u64 {
+            let mut k = [0u8; 32];
+            k[..8].copy_from_slice(&i.to_be_bytes());
+            g.insert(k);
+        }
+        assert!(g.newer.len() + g.older.len() <= 2 * VERIFIED_GENERATION);
+        let mut last = [0u8; 32];
+        last[..8].copy_from_slice(&((2 * VERIFIED_GENERATION + 9) as u64).to_be_bytes());
+        assert!(g.contains(&last));
+        assert!(!g.contains(&[0u8; 32]), "the oldest generation was dropped");
+    }
 
     #[test]
     fn sign_verify_and_tamper() {

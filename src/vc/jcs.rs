@@ -12,7 +12,7 @@
 //! (ECMAScript number serialization, §3.2.2.3). A property test holds the two equal on
 //! arbitrary documents, and the W3C vectors pass byte for byte.
 
-use serde_json::{Number, Value};
+use serde_json::{Map, Number, Value};
 
 /// Why canonicalization failed (numbers JCS cannot represent, e.g. non-finite).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +23,15 @@ pub struct JcsError;
 pub fn canonicalize(v: &Value) -> Result<Vec<u8>, JcsError> {
     let mut out = Vec::with_capacity(512);
     write_value(v, &mut out)?;
+    Ok(out)
+}
+
+/// Canonical UTF-8 bytes of a JSON object, leaving out the member named `skip` (a secured
+/// document without its `proof`): the verifier canonicalizes the document as it arrived,
+/// instead of copying the whole tree to remove one member first.
+pub fn canonicalize_object(map: &Map<String, Value>, skip: Option<&str>) -> Result<Vec<u8>, JcsError> {
+    let mut out = Vec::with_capacity(512);
+    write_object(map, skip, &mut out)?;
     Ok(out)
 }
 
@@ -46,27 +55,30 @@ fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
             }
             out.push(b']');
         }
-        Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            // Byte order equals UTF-16 order unless a key holds characters at or above
-            // U+E000 (surrogate pairs sort below them in UTF-16); sort by UTF-16 then.
-            if members.iter().any(|(k, _)| k.chars().any(|c| c >= '\u{e000}')) {
-                members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            } else {
-                members.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            }
-            out.push(b'{');
-            for (i, (k, v)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(k, out);
-                out.push(b':');
-                write_value(v, out)?;
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(map, None, out)?,
     }
+    Ok(())
+}
+
+fn write_object(map: &Map<String, Value>, skip: Option<&str>, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    let mut members: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| Some(k.as_str()) != skip).collect();
+    // Byte order equals UTF-16 order unless a key holds characters at or above
+    // U+E000 (surrogate pairs sort below them in UTF-16); sort by UTF-16 then.
+    if members.iter().any(|(k, _)| k.chars().any(|c| c >= '\u{e000}')) {
+        members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    } else {
+        members.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    }
+    out.push(b'{');
+    for (i, (k, v)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(k, out);
+        out.push(b':');
+        write_value(v, out)?;
+    }
+    out.push(b'}');
     Ok(())
 }
 
@@ -188,6 +200,19 @@ mod tests {
         #[test]
         fn equals_the_reference_canonicalizer(v in arb_json()) {
             prop_assert_eq!(canonicalize(&v).unwrap(), serde_json_canonicalizer::to_vec(&v).unwrap());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn skipping_a_member_equals_removing_it(v in arb_json(), skip in "[a-z@é]{0,2}") {
+            let Value::Object(mut map) = json!({"proof": {"p": 1}, "x": v.clone()}) else { unreachable!() };
+            if let Value::Object(extra) = &v {
+                map.extend(extra.clone());
+            }
+            let skipped = canonicalize_object(&map, Some(&skip)).unwrap();
+            map.remove(&skip);
+            prop_assert_eq!(skipped, canonicalize(&Value::Object(map)).unwrap());
         }
     }
 

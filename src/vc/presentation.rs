@@ -3,7 +3,10 @@
 //! credential (issuer, validity, status, subject = holder), and that a presented delegation
 //! covers the action inside the presentation (the same policy code that decided to sign).
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::credential::{VC_V2, subject_ids, types};
@@ -105,7 +108,7 @@ pub async fn verify_presentation(
                     (None, None, None, None, None)
                 }
             };
-            (presentation.clone(), signer, challenge, domain, expires, created)
+            (Cow::Borrowed(presentation), signer, challenge, domain, expires, created)
         }
         Value::String(s) => match jose::parse(s) {
             Err(e) => {
@@ -125,7 +128,7 @@ pub async fn verify_presentation(
                 };
                 let p = &jws.payload;
                 let st = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
-                (p.clone(), signer, st("nonce"), st("aud"), time_claim(p.get("exp")), time_claim(p.get("iat")))
+                (Cow::Owned(p.clone()), signer, st("nonce"), st("aud"), time_claim(p.get("exp")), time_claim(p.get("iat")))
             }
         },
         _ => {
@@ -171,9 +174,10 @@ pub async fn verify_presentation(
         r.push(Check::fail("created", "proof_not_yet_valid", "the proof was created in the future"));
     }
     // 4. Every enclosed credential.
-    let creds: Vec<Value> = match vp.get("verifiableCredential") {
-        Some(Value::Array(a)) => a.clone(),
-        Some(v @ Value::Object(_)) => vec![v.clone()],
+    // Borrowed, not copied: the credentials are most of a presentation's bytes.
+    let creds: Vec<&Value> = match vp.get("verifiableCredential") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
         _ => vec![],
     };
     if creds.is_empty() {
@@ -186,7 +190,7 @@ pub async fn verify_presentation(
         let (vc, proof) = match c.get("id").and_then(Value::as_str).and_then(|id| id.strip_prefix(VC_JWT_DATA_URL)) {
             Some(jwt) if types(c).contains(&"EnvelopedVerifiableCredential") => match jose::parse(jwt) {
                 Ok(jws) => match verify_jws(&jws, "assertionMethod", resolver).await {
-                    Ok(did) => (jws.payload.clone(), IssuerProof::Verified(did)),
+                    Ok(did) => (Cow::Owned(jws.payload.clone()), IssuerProof::Verified(did)),
                     Err(mut chk) => {
                         chk.check = format!("{label}proof");
                         r.push(chk);
@@ -198,7 +202,7 @@ pub async fn verify_presentation(
                     continue;
                 }
             },
-            _ => (c.clone(), IssuerProof::Embedded),
+            _ => (Cow::Borrowed(*c), IssuerProof::Embedded),
         };
         let sub = verify_credential_with(&vc, proof, resolver, now, copts, &label).await;
         r.checks.extend(sub.checks);
@@ -208,10 +212,7 @@ pub async fn verify_presentation(
             r.push(Check::fail(format!("{label}subject"), "subject_mismatch", "the credential is not about the holder"));
         }
         if types(&vc).contains(&"DelegatedAuthorityCredential") {
-            let parsed = vc
-                .get("credentialSubject")
-                .and_then(|s| s.get("authority"))
-                .and_then(|a| serde_json::from_value::<Authority>(a.clone()).ok());
+            let parsed = vc.get("credentialSubject").and_then(|s| s.get("authority")).and_then(|a| Authority::deserialize(a).ok());
             match parsed {
                 Some(a) => delegations.push((a, time_claim(vc.get("validFrom")), time_claim(vc.get("validUntil")))),
                 None => r.push(Check::fail(format!("{label}authority"), "malformed_credential", "authority is not understood")),

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::jcs::{self, JcsError};
-use crate::crypto::{PublicKey, Signer, verify_strict};
+use crate::crypto::{PublicKey, Signer, verify_strict, verify_strict_cached};
 
 /// The cryptosuite identifier.
 pub const CRYPTOSUITE: &str = "eddsa-jcs-2022";
@@ -90,7 +90,7 @@ pub fn sign_canonical(
     signer: &Signer,
 ) -> Result<Value, ProofError> {
     let mut config = opts.to_config(context);
-    let canonical_config = jcs::canonicalize(&Value::Object(config.clone()))?;
+    let canonical_config = jcs::canonicalize_object(&config, None)?;
     let sig = signer.sign(&hash_data(&canonical_config, canonical_document));
     config.insert("proofValue".into(), multibase::encode(multibase::Base::Base58Btc, sig).into());
     Ok(Value::Object(config))
@@ -122,13 +122,29 @@ impl ParsedProof {
     }
 }
 
+/// A secured document seen without its `proof` member, borrowed rather than copied.
+#[derive(Debug, Clone, Copy)]
+pub struct Unsecured<'a>(&'a Map<String, Value>);
+
+impl<'a> Unsecured<'a> {
+    /// A member of the unsecured document (never `proof`).
+    pub fn get(&self, k: &str) -> Option<&'a Value> {
+        if k == "proof" { None } else { self.0.get(k) }
+    }
+
+    /// RFC 8785 bytes of the document without its proof.
+    pub fn canonical(&self) -> Result<Vec<u8>, JcsError> {
+        jcs::canonicalize_object(self.0, Some("proof"))
+    }
+}
+
 /// Extracts the single `DataIntegrityProof` of a secured document.
-pub fn parse(secured: &Value) -> Result<(Map<String, Value>, ParsedProof), ProofError> {
+pub fn parse(secured: &Value) -> Result<(Unsecured<'_>, ParsedProof), ProofError> {
     let obj = secured.as_object().ok_or(ProofError::Malformed("document is not an object"))?;
     let proof = match obj.get("proof") {
         None => return Err(ProofError::Missing),
-        Some(Value::Object(p)) => p.clone(),
-        Some(Value::Array(a)) if a.len() == 1 => a.first().and_then(Value::as_object).cloned().ok_or(ProofError::Malformed("proof"))?,
+        Some(Value::Object(p)) => p,
+        Some(Value::Array(a)) if a.len() == 1 => a.first().and_then(Value::as_object).ok_or(ProofError::Malformed("proof"))?,
         Some(_) => return Err(ProofError::Malformed("only a single proof is supported")),
     };
     if proof.get("type").and_then(Value::as_str) != Some("DataIntegrityProof")
@@ -136,8 +152,7 @@ pub fn parse(secured: &Value) -> Result<(Map<String, Value>, ParsedProof), Proof
     {
         return Err(ProofError::Unsupported);
     }
-    let mut config = proof;
-    let pv = config.remove("proofValue").ok_or(ProofError::Malformed("proofValue missing"))?;
+    let pv = proof.get("proofValue").ok_or(ProofError::Malformed("proofValue missing"))?;
     let pv = pv.as_str().ok_or(ProofError::Malformed("proofValue is not a string"))?;
     if !pv.starts_with('z') {
         return Err(ProofError::Malformed("proofValue must be base58btc multibase"));
@@ -147,12 +162,14 @@ pub fn parse(secured: &Value) -> Result<(Map<String, Value>, ParsedProof), Proof
         return Err(ProofError::Malformed("signature must be 64 bytes"));
     }
     for k in ["verificationMethod", "proofPurpose"] {
-        if !config.get(k).is_some_and(Value::is_string) {
+        if !proof.get(k).is_some_and(Value::is_string) {
             return Err(ProofError::Malformed("verificationMethod and proofPurpose are required"));
         }
     }
-    let mut unsecured = obj.clone();
-    unsecured.remove("proof");
+    // The proof is small; it is the (large) document that is not copied.
+    let mut config = proof.clone();
+    config.remove("proofValue");
+    let unsecured = Unsecured(obj);
     // VC-DI-EdDSA §3.3.2: the document's @context must start with the proof's @context.
     if let Some(pctx) = config.get("@context") {
         let dctx = unsecured.get("@context").ok_or(ProofError::ContextMismatch)?;
@@ -169,10 +186,20 @@ pub fn parse(secured: &Value) -> Result<(Map<String, Value>, ParsedProof), Proof
 }
 
 /// Verifies the proof over `unsecured` with `key`.
-pub fn verify_parsed(unsecured: &Map<String, Value>, proof: &ParsedProof, key: &PublicKey) -> Result<(), ProofError> {
-    let canonical_config = jcs::canonicalize(&Value::Object(proof.config.clone()))?;
-    let canonical_doc = jcs::canonicalize(&Value::Object(unsecured.clone()))?;
-    verify_strict(key, &hash_data(&canonical_config, &canonical_doc), &proof.signature).map_err(|_| ProofError::BadSignature)
+pub fn verify_parsed(unsecured: &Unsecured<'_>, proof: &ParsedProof, key: &PublicKey) -> Result<(), ProofError> {
+    verify_strict(key, &proof_hash_data(unsecured, proof)?, &proof.signature).map_err(|_| ProofError::BadSignature)
+}
+
+/// [`verify_parsed`], except that a signature this process has already verified over the
+/// same bytes with the same key is not verified again ([`verify_strict_cached`]): the
+/// credentials inside presentations repeat. The document is still canonicalized and hashed.
+pub fn verify_parsed_cached(unsecured: &Unsecured<'_>, proof: &ParsedProof, key: &PublicKey) -> Result<(), ProofError> {
+    verify_strict_cached(key, &proof_hash_data(unsecured, proof)?, &proof.signature).map_err(|_| ProofError::BadSignature)
+}
+
+fn proof_hash_data(unsecured: &Unsecured<'_>, proof: &ParsedProof) -> Result<[u8; 64], ProofError> {
+    let canonical_config = jcs::canonicalize_object(&proof.config, None)?;
+    Ok(hash_data(&canonical_config, &unsecured.canonical()?))
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ pub async fn verify_proof(doc: &Value, purpose: &str, resolver: &dyn Resolver) -
         return Err(Check::fail("proof", "unsupported_did_method", format!("{did}: only did:web and did:key are supported")));
     };
     let key = key_for(&did_doc, &vm, purpose).map_err(|e| Check::fail("proof", "wrong_key", format!("{vm}: {e}")))?;
-    proof::verify_parsed(&unsecured, &parsed, &key).map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
+    proof::verify_parsed_cached(&unsecured, &parsed, &key).map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
     Ok(VerifiedProof { controller: did.to_owned(), proof: parsed })
 }
 

@@ -228,6 +228,16 @@ async fn wrong_context_edits_and_later_revocation_fail_verification() {
         assert!(failed(&v).contains(&"invalid_signature".to_owned()), "{what}: {v}");
         assert!(!third_party(&s, "presentation", &t, &["--challenge", "e", "--domain", "payments.example"]).0, "{what}");
     }
+    // An enclosed credential edited after its proof was verified (and remembered) by the
+    // verifications above: the edited bytes are a different signed message, checked afresh.
+    for i in 0..2 {
+        let mut t = present("k").await;
+        t["verifiableCredential"][i]["description"] = json!("forged");
+        let v = verify(&s, &t, "k", None).await;
+        let check = format!("credential[{i}].proof");
+        let c = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == check.as_str()).unwrap_or_else(|| panic!("{v}"));
+        assert_eq!((c["ok"].as_bool(), c["code"].as_str()), (Some(false), Some("invalid_signature")), "{v}");
+    }
     // An expected action other than the signed one.
     let vp = present("x").await;
     let v = verify(&s, &vp, "x", Some(json!({"action": "refunds:create", "resource": "orders/1"}))).await;
