@@ -104,7 +104,7 @@ fn audit_verify_cmd(file: std::path::PathBuf, did_document: Option<std::path::Pa
                 Err(e) => return fail(SigilError::Startup(e.to_string())),
             };
             match rt.block_on(sigil::verify::Resolver::resolve_did(&resolver, &did)) {
-                Ok(d) => d,
+                Ok(d) => std::sync::Arc::unwrap_or_clone(d),
                 Err(e) => return fail(SigilError::Startup(format!("cannot resolve {did}: {e}"))),
             }
         }

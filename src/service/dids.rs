@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::records::{AgentState, KeyState, KeyVersion};
+use super::records::{AgentRecord, AgentState, KeyState, KeyVersion};
 use super::{ServiceError, Sigil};
 use crate::crypto::PublicKey;
 use crate::ids::{AgentId, TenantId};
@@ -28,45 +28,65 @@ fn methods(keys: &[KeyVersion], prefix: &str, in_relationship: impl Fn(&KeyVersi
         .collect()
 }
 
-/// Tenant DID documents by the sealed tenant record they were built from. Every lookup still
-/// reads the record; only an unchanged record skips opening it and rebuilding the document,
-/// so no write path needs to remember to invalidate anything. (A verification resolves the
-/// issuer's document for each credential and each status list: up to six times.)
-#[derive(Default)]
-pub struct TenantDidDocs {
-    map: Mutex<HashMap<String, BuiltFrom>>,
+/// What was built from a sealed record (a tenant's DID document, an opened agent record),
+/// by the record's sealed bytes. Every lookup still reads the record; only an unchanged
+/// record skips opening it and building again, so no write path needs to remember to
+/// invalidate anything. (A verification resolves the issuer's document for each credential
+/// and each status list, up to six times, and the holder's DID once.)
+pub struct BuiltFromRecord<V> {
+    map: Mutex<HashMap<String, BuiltFrom<V>>>,
 }
 
-/// The sealed record bytes and the document built from them.
-type BuiltFrom = (Vec<u8>, Arc<Value>);
+/// The sealed record bytes and what was built from them.
+type BuiltFrom<V> = (Vec<u8>, Arc<V>);
 
-const TENANT_DID_DOCS_MAX: usize = 10_000;
+impl<V> Default for BuiltFromRecord<V> {
+    fn default() -> Self {
+        Self { map: Mutex::new(HashMap::new()) }
+    }
+}
 
-impl TenantDidDocs {
-    fn get(&self, tenant: &str, blob: &[u8]) -> Option<Arc<Value>> {
+/// Entries per cache; a full cache starts over (a miss costs one open).
+const BUILT_FROM_RECORD_MAX: usize = 10_000;
+
+impl<V> BuiltFromRecord<V> {
+    fn get(&self, id: &str, blob: &[u8]) -> Option<Arc<V>> {
         let m = self.map.lock().ok()?;
-        m.get(tenant).filter(|(b, _)| b.as_slice() == blob).map(|(_, d)| d.clone())
+        m.get(id).filter(|(b, _)| b.as_slice() == blob).map(|(_, d)| d.clone())
     }
 
-    fn put(&self, tenant: &str, blob: Vec<u8>, doc: Arc<Value>) {
+    fn put(&self, id: &str, blob: Vec<u8>, built: Arc<V>) {
         if let Ok(mut m) = self.map.lock() {
-            if m.len() >= TENANT_DID_DOCS_MAX {
+            if m.len() >= BUILT_FROM_RECORD_MAX {
                 m.clear();
             }
-            m.insert(tenant.to_owned(), (blob, doc));
+            m.insert(id.to_owned(), (blob, built));
         }
     }
 }
 
+/// Tenant DID documents (see [`BuiltFromRecord`]).
+pub type TenantDidDocs = BuiltFromRecord<Value>;
+
+/// Opened agent records for DID resolution (see [`BuiltFromRecord`]). The document itself is
+/// built per request: which keys are in its relationships depends on the time (rotation
+/// grace). The record holds public keys and metadata only; private keys are sealed apart.
+pub type AgentDidRecords = BuiltFromRecord<AgentRecord>;
+
 impl Sigil {
     /// The tenant (issuer) DID document.
     pub async fn tenant_did_document(&self, tenant: &TenantId) -> Result<Value, ServiceError> {
+        self.tenant_did_document_shared(tenant).await.map(|d| (*d).clone())
+    }
+
+    /// [`Self::tenant_did_document`] without copying the cached document.
+    pub async fn tenant_did_document_shared(&self, tenant: &TenantId) -> Result<Arc<Value>, ServiceError> {
         let t = tenant.as_str();
         // Fails once the tenant is being crypto-shredded, cached document or not.
         let tk = self.tenant_keys(t).await?;
         let blob = self.store.get(&crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
         if let Some(doc) = self.tenant_did_docs.get(t, &blob) {
-            return Ok((*doc).clone());
+            return Ok(doc);
         }
         let rec: super::records::TenantRecord = self.open_record(&tk, t, super::records::kind::TENANT, t, &blob)?;
         // Retired issuer keys stay in assertionMethod: credentials they signed remain valid
@@ -75,14 +95,25 @@ impl Sigil {
         // The audit key signs trail checkpoints, so offline auditors can check an export
         // with nothing but this document.
         all.extend(methods(&rec.audit_keys, "audit", |k| k.state == KeyState::Active)?);
-        let doc = did::document(&self.tenant_did(t), &all);
-        self.tenant_did_docs.put(t, blob, Arc::new(doc.clone()));
+        let doc = Arc::new(did::document(&self.tenant_did(t), &all));
+        self.tenant_did_docs.put(t, blob, doc.clone());
         Ok(doc)
     }
 
     /// An agent's DID document.
     pub async fn agent_did_document(&self, tenant: &TenantId, agent: &AgentId) -> Result<Value, ServiceError> {
-        let (rec, _) = self.agent_record(tenant, agent).await?;
+        let (t, a) = (tenant.as_str(), agent.as_str());
+        let tk = self.tenant_keys(t).await?;
+        let blob = self.store.get(&crate::store::keys::agent(t, a)).await?.ok_or_else(ServiceError::agent_not_found)?;
+        let cache_id = format!("{t}/{a}");
+        let rec = match self.agent_did_records.get(&cache_id, &blob) {
+            Some(rec) => rec,
+            None => {
+                let rec: Arc<AgentRecord> = Arc::new(self.open_record(&tk, t, super::records::kind::AGENT, a, &blob)?);
+                self.agent_did_records.put(&cache_id, blob, rec.clone());
+                rec
+            }
+        };
         if rec.state == AgentState::Retired {
             return Err(ServiceError::Gone { code: "did_deactivated", detail: "the agent is retired; its DID is deactivated".into() });
         }

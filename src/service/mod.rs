@@ -63,6 +63,7 @@ pub struct Sigil {
     pub(crate) audit_heads: audit::AuditHeads,
     pub(crate) wallets: presentations::WalletCache,
     pub(crate) tenant_did_docs: dids::TenantDidDocs,
+    pub(crate) agent_did_records: dids::AgentDidRecords,
     pub(crate) agent_locks: lifecycle::AgentLocks,
     pub(crate) budget_locks: lifecycle::KeyedLocks,
     /// Per-tenant issuance (status-list allocation) locks; see [`lifecycle::Issuing`].
@@ -86,6 +87,7 @@ impl Sigil {
             audit_heads: audit::AuditHeads::default(),
             wallets: presentations::WalletCache::default(),
             tenant_did_docs: dids::TenantDidDocs::default(),
+            agent_did_records: dids::AgentDidRecords::default(),
             agent_locks: lifecycle::AgentLocks::default(),
             budget_locks: lifecycle::KeyedLocks::default(),
             issuance_locks: lifecycle::KeyedLocks::default(),

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -24,7 +24,7 @@ const CACHE_MAX: usize = 10_000;
 /// did:web and status-list fetching over HTTPS.
 pub struct HttpResolver {
     client: reqwest::Client,
-    cache: RwLock<HashMap<String, (Instant, Value)>>,
+    cache: RwLock<HashMap<String, (Instant, Arc<Value>)>>,
     ttl: Duration,
 }
 
@@ -46,7 +46,7 @@ impl HttpResolver {
         Ok(Self { client: b.build().map_err(|e| e.to_string())?, cache: RwLock::new(HashMap::new()), ttl: CACHE_TTL })
     }
 
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
+    async fn get_json(&self, url: &str) -> Result<Arc<Value>, String> {
         if let Some((at, v)) = self.cache.read().ok().and_then(|c| c.get(url).cloned()) {
             if at.elapsed() < self.ttl {
                 return Ok(v);
@@ -63,7 +63,7 @@ impl HttpResolver {
             }
             body.extend_from_slice(&chunk);
         }
-        let v: Value = serde_json::from_slice(&body).map_err(|_| "response is not JSON".to_owned())?;
+        let v: Arc<Value> = Arc::new(serde_json::from_slice(&body).map_err(|_| "response is not JSON".to_owned())?);
         if let Ok(mut c) = self.cache.write() {
             if c.len() >= CACHE_MAX {
                 c.clear();
@@ -76,7 +76,7 @@ impl HttpResolver {
 
 #[async_trait]
 impl Resolver for HttpResolver {
-    async fn resolve_did(&self, did: &str) -> Result<Value, String> {
+    async fn resolve_did(&self, did: &str) -> Result<Arc<Value>, String> {
         let url = did_web_url(did).ok_or("not a valid did:web")?;
         let doc = self.get_json(&url).await?;
         if doc.get("id").and_then(Value::as_str) != Some(did) {
@@ -86,7 +86,7 @@ impl Resolver for HttpResolver {
     }
 
     async fn fetch_status_list(&self, url: &str) -> Result<std::sync::Arc<Value>, String> {
-        self.get_json(url).await.map(std::sync::Arc::new)
+        self.get_json(url).await
     }
 }
 
@@ -104,7 +104,7 @@ impl LocalFirst<'_> {
 
 #[async_trait]
 impl Resolver for LocalFirst<'_> {
-    async fn resolve_did(&self, did: &str) -> Result<Value, String> {
+    async fn resolve_did(&self, did: &str) -> Result<Arc<Value>, String> {
         let Some(path) = self.own_did_path(did) else {
             return self.sigil.http.resolve_did(did).await;
         };
@@ -112,12 +112,12 @@ impl Resolver for LocalFirst<'_> {
         match path.as_slice() {
             ["tenants", t] => {
                 let t = TenantId::parse(t).map_err(|_| nf())?;
-                self.sigil.tenant_did_document(&t).await.map_err(|_| nf())
+                self.sigil.tenant_did_document_shared(&t).await.map_err(|_| nf())
             }
             ["tenants", t, "agents", a] => {
                 let t = TenantId::parse(t).map_err(|_| nf())?;
                 let a = AgentId::parse(a).map_err(|_| nf())?;
-                self.sigil.agent_did_document(&t, &a).await.map_err(|_| nf())
+                self.sigil.agent_did_document(&t, &a).await.map(Arc::new).map_err(|_| nf())
             }
             _ => Err(nf()),
         }

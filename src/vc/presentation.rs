@@ -51,9 +51,11 @@ fn did_of(kid: &str) -> Option<&str> {
     split_did_url(kid).map(|(d, _)| d)
 }
 
-async fn resolve(did: &str, resolver: &dyn Resolver) -> Result<Value, Check> {
+async fn resolve(did: &str, resolver: &dyn Resolver) -> Result<std::sync::Arc<Value>, Check> {
     if did.starts_with("did:key:") {
-        return did_key_document(did).map(|(_, d)| d).ok_or_else(|| Check::fail("proof", "unresolvable_did", "bad did:key"));
+        return did_key_document(did)
+            .map(|(_, d)| std::sync::Arc::new(d))
+            .ok_or_else(|| Check::fail("proof", "unresolvable_did", "bad did:key"));
     }
     if !did.starts_with("did:web:") {
         return Err(Check::fail("proof", "unsupported_did_method", format!("{did}: only did:web and did:key are supported")));

@@ -20,7 +20,9 @@ const STATUS_LIST_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(6
 #[async_trait]
 pub trait Resolver: Send + Sync {
     /// The DID document of `did` (did:web; did:key is resolved without calling this).
-    async fn resolve_did(&self, did: &str) -> Result<Value, String>;
+    /// Shared: a verification resolves its issuer up to six times, and a resolver may hand
+    /// out its cached copy rather than a fresh tree each time.
+    async fn resolve_did(&self, did: &str) -> Result<std::sync::Arc<Value>, String>;
     /// The status list credential at `url` (shared: a resolver may hand out its cached copy).
     async fn fetch_status_list(&self, url: &str) -> Result<std::sync::Arc<Value>, String>;
 }
@@ -114,7 +116,7 @@ pub async fn verify_proof(doc: &Value, purpose: &str, resolver: &dyn Resolver) -
     let (did, _) = split_did_url(&vm).ok_or_else(|| Check::fail("proof", "malformed_proof", "verificationMethod is not a DID URL"))?;
     let did_doc = if did.starts_with("did:key:") {
         did_key_document(did)
-            .map(|(_, d)| d)
+            .map(|(_, d)| std::sync::Arc::new(d))
             .ok_or_else(|| Check::fail("proof", "unresolvable_did", "did:key is not an Ed25519 Multikey"))?
     } else if did.starts_with("did:web:") {
         resolver.resolve_did(did).await.map_err(|e| Check::fail("proof", "unresolvable_did", format!("cannot resolve {did}: {e}")))?

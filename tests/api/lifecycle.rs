@@ -108,7 +108,12 @@ async fn agent_key_rotation_keeps_earlier_presentations_valid() {
     let (_, p4) = present(&s, &token, "after").await;
     assert!(p4["presentation"]["proof"]["verificationMethod"].as_str().unwrap().ends_with("#key-2"));
     assert!(verified(&s, &p4["presentation"], "after").await.0);
-    // Compromised key-1: gone from the DID document; what it signed no longer verifies.
+    // p3 verifies once more (no challenge named, so none is consumed): its key-1 signature
+    // is now one this process remembers as verified.
+    let (_, v) = s.call("POST", "/v1/verify", None, Some(json!({"presentation": p3["presentation"]}))).await;
+    assert_eq!(v["verified"], true, "{v}");
+    // Compromised key-1: gone from the DID document; what it signed no longer verifies,
+    // remembered signature or not (the key is resolved before any signature is looked at).
     let (st, _) = s.post(&format!("/v1/tenants/acme/agents/{agent}/keys/1/compromised"), &admin, json!({})).await;
     assert_eq!(st, 200);
     let (_, doc) = s.call("GET", &format!("/tenants/acme/agents/{agent}/did.json"), None, None).await;
