@@ -17,9 +17,12 @@ pub struct IdError {
     pub why: &'static str,
 }
 
+/// Ids come from the thread-local CSPRNG (ChaCha, reseeded from the OS), not a `getrandom`
+/// system call each: a presentation makes several, and each call is a syscall on the hot
+/// path. Keys are still drawn from the OS directly (`Signer::generate`, `SecretBytes`).
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
+    rand::thread_rng().fill_bytes(&mut buf);
     hex::encode(buf)
 }
 
@@ -105,7 +108,7 @@ impl CredentialId {
     /// A random UUID v4 (the credential's `id` is `urn:uuid:{this}`).
     pub fn uuid() -> Self {
         let mut b = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut b);
+        rand::thread_rng().fill_bytes(&mut b);
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let h = hex::encode(b);

@@ -90,7 +90,7 @@ pub async fn edge(mut req: ServiceRequest, next: Next<impl MessageBody + 'static
     let id =
         req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| acceptable(v)).map(str::to_owned).unwrap_or_else(|| {
             let mut b = [0u8; 12];
-            rand::rngs::OsRng.fill_bytes(&mut b);
+            rand::thread_rng().fill_bytes(&mut b);
             hex::encode(b)
         });
     req.extensions_mut().insert(RequestId(id.clone()));
