@@ -381,6 +381,17 @@ impl Journal {
         Ok(())
     }
 
+    /// For fault tests: swaps the open segment for a read-only handle on the same file, so
+    /// the next write fails in the kernel as a full or failing disk would make it fail.
+    #[cfg(test)]
+    pub(crate) fn break_segment_for_test(&self) {
+        if let Ok(mut seg) = self.segments.lock() {
+            if let Ok(f) = std::fs::File::open(segment_path(&seg.dir, seg.first)) {
+                seg.file = f;
+            }
+        }
+    }
+
     /// Clean shutdown: write and sync what is buffered, move everything into the tree,
     /// flush it, and delete every segment.
     pub fn close(&self) -> Result<(), StoreError> {

@@ -228,6 +228,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_journal_write_is_never_acknowledged_and_refuses_later_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("store");
+        {
+            let s = SledStore::open(&d).unwrap();
+            let mut t = Txn::new();
+            t.put(b"f/1".to_vec(), b"kept".to_vec());
+            s.append(t).await.unwrap();
+            s.sync_appends().await.unwrap();
+            s.journal.break_segment_for_test();
+            let mut t = Txn::new();
+            t.put(b"f/2".to_vec(), b"lost".to_vec());
+            s.append(t).await.unwrap();
+            assert!(s.sync_appends().await.is_err(), "a write that did not reach the disk is not acknowledged");
+            // Fail closed: once durability is in doubt, nothing more is taken.
+            let mut t = Txn::new();
+            t.put(b"f/3".to_vec(), b"refused".to_vec());
+            assert!(s.append(t).await.is_err());
+            assert!(s.sync_appends().await.is_err());
+            assert!(s.insert_new(b"f/4".to_vec(), b"refused".to_vec()).await.is_err(), "one-time claims too");
+        }
+        // What was acknowledged is there after a restart; what was refused is not.
+        let s = SledStore::open(&d).unwrap();
+        assert_eq!(s.get(b"f/1").await.unwrap().as_deref(), Some(&b"kept"[..]));
+        assert_eq!(s.get(b"f/3").await.unwrap(), None);
+        assert_eq!(s.get(b"f/4").await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn appends_are_read_at_once_and_kept_by_a_clean_close() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("store");
