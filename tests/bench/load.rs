@@ -295,8 +295,18 @@ async fn run_until(
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
+    // Every connection is open before any sends, and with no warm-up the count starts
+    // before the first request: nothing that runs is left out of the figures.
+    let mut conns_open = Vec::with_capacity(conns);
     for _ in 0..conns {
-        let mut conn = server.connect().await.expect("connect");
+        conns_open.push(server.connect().await.expect("connect"));
+    }
+    let mut snapshot = None;
+    if warmup.is_zero() {
+        snapshot = Some((server.cpu_seconds(), proc_cpu("/proc/self/stat"), Instant::now()));
+        measuring.store(true, Ordering::Relaxed);
+    }
+    for mut conn in conns_open {
         let (counter, measuring, stop, make) = (counter.clone(), measuring.clone(), stop.clone(), make.clone());
         let server = (server.addr, server.tls.clone());
         tasks.push(tokio::spawn(async move {
@@ -330,9 +340,15 @@ async fn run_until(
             r
         }));
     }
-    tokio::time::sleep(warmup).await;
-    let (s0, c0, t0) = (server.cpu_seconds(), proc_cpu("/proc/self/stat"), Instant::now());
-    measuring.store(true, Ordering::Relaxed);
+    let (s0, c0, t0) = match snapshot {
+        Some(s) => s,
+        None => {
+            tokio::time::sleep(warmup).await;
+            let s = (server.cpu_seconds(), proc_cpu("/proc/self/stat"), Instant::now());
+            measuring.store(true, Ordering::Relaxed);
+            s
+        }
+    };
     let deadline = t0 + duration;
     while Instant::now() < deadline && !until.load(Ordering::Relaxed) && !tasks.iter().all(|t| t.is_finished()) {
         tokio::time::sleep(Duration::from_millis(20)).await;
