@@ -35,6 +35,17 @@ pub fn canonicalize_object(map: &Map<String, Value>, skip: Option<&str>) -> Resu
     Ok(out)
 }
 
+/// Appends the canonical bytes of `v` to `out` (for writers that assemble a canonical object
+/// from typed fields, like the audit entry's hash input).
+pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
+    write_value(v, out)
+}
+
+/// Appends `s` as a canonical JSON string.
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
+    write_string(s, out);
+}
+
 /// Integers of at most 2^53 in magnitude print the same as ECMAScript numbers.
 const SAFE_INTEGER: u64 = 1 << 53;
 

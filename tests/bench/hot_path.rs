@@ -116,7 +116,7 @@ fn benches(c: &mut Criterion) {
     let ctx = unsigned.get("@context").cloned();
     c.bench_function("ceiling: JCS + SHA-256 + Ed25519 sign (whole VP)", |b| {
         b.iter(|| {
-            let canon = jcs::canonicalize(&serde_json::Value::Object(unsigned.clone())).unwrap();
+            let canon = jcs::canonicalize_object(&unsigned, None).unwrap();
             proof::sign_canonical(&canon, ctx.as_ref(), &opts, &signer).unwrap()
         })
     });
@@ -136,6 +136,31 @@ fn benches(c: &mut Criterion) {
     };
     c.bench_function("verify: 3 signatures + status lists (in-process)", |b| {
         b.iter(|| rt.block_on(sigil::vc::presentation::verify_presentation(&sample, &vopts, &resolver, jiff::Timestamp::now())))
+    });
+
+    // The hash input of a presentation's audit entry: written field by field, against the
+    // serialize-to-Value-then-canonicalize route it replaced (same bytes, a property test).
+    let entry = sigil::audit::Entry {
+        seq: 123_456,
+        time: "2026-11-29T09:10:21Z".into(),
+        tenant: "bench".into(),
+        event: "presentation.granted".into(),
+        actor: "agent:0f3c9a7e2b6d4c18".into(),
+        agent: Some("0f3c9a7e2b6d4c18".into()),
+        request_id: Some("5f0e8c1d2a3b4c5d6e7f8091".into()),
+        details: json!({"action": "refunds:create", "resource": "orders/123", "amount": "120.00", "currency": "EUR",
+                        "credentials": ["urn:uuid:6f1d0c1e-8b0a-4c55-9d0e-1f2a3b4c5d6e", "urn:uuid:7a2e1d2f-9c1b-4d66-8e1f-2a3b4c5d6e7f"],
+                        "presentation": "urn:uuid:8b3f2e30-ad2c-4e77-9f20-3b4c5d6e7f80", "format": "ldp_vp"}),
+        prev: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        hash: String::new(),
+    };
+    c.bench_function("audit hash: one presentation entry, field by field", |b| b.iter(|| entry.compute_hash()));
+    c.bench_function("audit hash: the same through a Value copy (the route replaced)", |b| {
+        b.iter(|| {
+            let mut v = serde_json::to_value(&entry).unwrap();
+            v.as_object_mut().unwrap().remove("hash");
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(jcs::canonicalize(&v).unwrap()))
+        })
     });
 
     let dk = sigil::crypto::DataKey::generate(1);
