@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::credential::{VC_V2, subject_ids, types};
-use super::did::{did_key_document, key_for, split_did_url};
+use super::did::{key_for, split_did_url};
 use super::jose::{self, VC_JWT_DATA_URL};
-use super::verify::{Check, CredentialOptions, IssuerProof, Report, Resolver, verify_credential_with, verify_proof};
+use super::verify::{Check, CredentialOptions, IssuerProof, Report, Resolver, resolve_document, verify_credential_with, verify_proof};
 use crate::policy::{self, ActionRequest, Authority, Grant};
 
 /// What the verifier expects.
@@ -51,23 +51,11 @@ fn did_of(kid: &str) -> Option<&str> {
     split_did_url(kid).map(|(d, _)| d)
 }
 
-async fn resolve(did: &str, resolver: &dyn Resolver) -> Result<std::sync::Arc<Value>, Check> {
-    if did.starts_with("did:key:") {
-        return did_key_document(did)
-            .map(|(_, d)| std::sync::Arc::new(d))
-            .ok_or_else(|| Check::fail("proof", "unresolvable_did", "bad did:key"));
-    }
-    if !did.starts_with("did:web:") {
-        return Err(Check::fail("proof", "unsupported_did_method", format!("{did}: only did:web and did:key are supported")));
-    }
-    resolver.resolve_did(did).await.map_err(|e| Check::fail("proof", "unresolvable_did", format!("cannot resolve {did}: {e}")))
-}
-
 /// Verifies a compact JWS signed by a key in `relationship` of its `kid`'s DID.
 async fn verify_jws(jws: &jose::Jws, relationship: &str, resolver: &dyn Resolver) -> Result<String, Check> {
     let kid = jws.kid().ok_or_else(|| Check::fail("proof", "malformed_proof", "JWS has no kid"))?;
     let did = did_of(kid).ok_or_else(|| Check::fail("proof", "malformed_proof", "kid is not a DID URL"))?;
-    let doc = resolve(did, resolver).await?;
+    let doc = resolve_document(did, resolver).await?;
     let key = key_for(&doc, kid, relationship).map_err(|e| Check::fail("proof", "wrong_key", format!("{kid}: {e}")))?;
     jws.verify(&key).map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
     Ok(did.to_owned())

@@ -114,18 +114,24 @@ pub async fn verify_proof(doc: &Value, purpose: &str, resolver: &dyn Resolver) -
     }
     let vm = parsed.str("verificationMethod").unwrap_or_default().to_owned();
     let (did, _) = split_did_url(&vm).ok_or_else(|| Check::fail("proof", "malformed_proof", "verificationMethod is not a DID URL"))?;
-    let did_doc = if did.starts_with("did:key:") {
-        did_key_document(did)
-            .map(|(_, d)| std::sync::Arc::new(d))
-            .ok_or_else(|| Check::fail("proof", "unresolvable_did", "did:key is not an Ed25519 Multikey"))?
-    } else if did.starts_with("did:web:") {
-        resolver.resolve_did(did).await.map_err(|e| Check::fail("proof", "unresolvable_did", format!("cannot resolve {did}: {e}")))?
-    } else {
-        return Err(Check::fail("proof", "unsupported_did_method", format!("{did}: only did:web and did:key are supported")));
-    };
+    let did_doc = resolve_document(did, resolver).await?;
     let key = key_for(&did_doc, &vm, purpose).map_err(|e| Check::fail("proof", "wrong_key", format!("{vm}: {e}")))?;
     proof::verify_parsed_cached(&unsecured, &parsed, &key).map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
     Ok(VerifiedProof { controller: did.to_owned(), proof: parsed })
+}
+
+/// The DID document of `did`: did:key documents are derived from the key itself, did:web
+/// documents come from `resolver`; other methods are refused.
+pub(crate) async fn resolve_document(did: &str, resolver: &dyn Resolver) -> Result<std::sync::Arc<Value>, Check> {
+    if did.starts_with("did:key:") {
+        return did_key_document(did)
+            .map(|(_, d)| std::sync::Arc::new(d))
+            .ok_or_else(|| Check::fail("proof", "unresolvable_did", "did:key is not an Ed25519 Multikey"));
+    }
+    if !did.starts_with("did:web:") {
+        return Err(Check::fail("proof", "unsupported_did_method", format!("{did}: only did:web and did:key are supported")));
+    }
+    resolver.resolve_did(did).await.map_err(|e| Check::fail("proof", "unresolvable_did", format!("cannot resolve {did}: {e}")))
 }
 
 fn parse_time(v: Option<&Value>) -> Result<Option<Timestamp>, ()> {
