@@ -193,13 +193,7 @@ impl Server {
     /// per request is taken from the server: reqwest (pool, redirects, timeouts, JSON) cost
     /// 76 µs per presentation and 229 µs per verify request here; this costs a fraction.
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.map_err(|e| e.to_string())?;
-        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let name = ServerName::IpAddress(self.addr.ip().into());
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp).await.map_err(|e| e.to_string())?;
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        Ok(send)
+        open_conn(self.addr, &self.tls).await
     }
 
     fn stop(mut self) {
@@ -319,7 +313,7 @@ async fn run_until(
                 let el = t0.elapsed();
                 if outcome.is_err() && conn.is_closed() {
                     // The server closed the connection (an error answer may do that): open another.
-                    conn = reconnect(server.0, &server.1).await;
+                    conn = open_conn(server.0, &server.1).await.expect("reconnect");
                 }
                 if measuring.load(Ordering::Relaxed) {
                     match outcome {
@@ -371,13 +365,15 @@ async fn run_until(
     total
 }
 
-async fn reconnect(addr: std::net::SocketAddr, tls: &Arc<rustls::ClientConfig>) -> SendRequest<Full<Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(tls.clone()).connect(ServerName::IpAddress(addr.ip().into()), tcp).await.unwrap();
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+/// TCP (no Nagle) + TLS + HTTP/1.1 handshake to `addr`; the connection is driven by its own task.
+async fn open_conn(addr: std::net::SocketAddr, tls: &Arc<rustls::ClientConfig>) -> Result<SendRequest<Full<Bytes>>, String> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let name = ServerName::IpAddress(addr.ip().into());
+    let tls = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    send
+    Ok(send)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
