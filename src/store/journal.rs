@@ -334,21 +334,29 @@ impl Journal {
     /// (so no segment lock across it) nor a request that moved records on demand.
     fn reclaim(&self) -> Result<(), StoreError> {
         let moved = self.moved.load(Ordering::SeqCst);
-        let done: Vec<PathBuf> = {
+        let mut left: Vec<(PathBuf, u64)> = {
             let mut seg = lock(&self.segments)?;
             let (done, keep) = std::mem::take(&mut seg.closed).into_iter().partition(|(_, last)| *last <= moved);
             seg.closed = keep;
-            done.into_iter().map(|(path, _)| path).collect()
+            done
         };
-        if done.is_empty() {
+        if left.is_empty() {
             return Ok(());
         }
-        // Should this fail, the files stay on disk and the next open replays (or skips) them.
-        self.db.flush().map_err(be)?;
-        for path in done {
-            std::fs::remove_file(&path).map_err(be)?;
+        // Only once the tree is flushed may the copies in the journal go. Whatever is not
+        // deleted goes back on the list, so the next pass tries again (and a restart in
+        // between replays or skips those files).
+        let result = self.db.flush().map_err(be).and_then(|_| {
+            while let Some((path, _)) = left.last() {
+                std::fs::remove_file(path).map_err(be)?;
+                left.pop();
+            }
+            Ok(())
+        });
+        if !left.is_empty() {
+            lock(&self.segments)?.closed.extend(left);
         }
-        Ok(())
+        result
     }
 
     /// The group-commit flush: write what is buffered, rotate if the segment is full,
