@@ -50,38 +50,13 @@ impl Entry {
     /// hashes an entry, and going through a `Value` copy of it cost more than the hash.
     /// A property test holds it equal to canonicalizing the serialized entry.
     fn canonical_without_hash(&self) -> Result<Vec<u8>, jcs::JcsError> {
-        let mut out = Vec::with_capacity(256);
-        let mut open = true;
-        let mut key = |out: &mut Vec<u8>, k: &str| {
-            out.push(if std::mem::take(&mut open) { b'{' } else { b',' });
-            jcs::write_str(k, out);
-            out.push(b':');
-        };
-        // Members in RFC 8785 order (for these ASCII names, byte order).
-        key(&mut out, "actor");
-        jcs::write_str(&self.actor, &mut out);
-        if let Some(a) = &self.agent {
-            key(&mut out, "agent");
-            jcs::write_str(a, &mut out);
-        }
-        key(&mut out, "details");
-        jcs::write(&self.details, &mut out)?;
-        key(&mut out, "event");
-        jcs::write_str(&self.event, &mut out);
-        key(&mut out, "prev");
-        jcs::write_str(&self.prev, &mut out);
-        if let Some(r) = &self.request_id {
-            key(&mut out, "request_id");
-            jcs::write_str(r, &mut out);
-        }
-        key(&mut out, "seq");
-        jcs::write(&Value::from(self.seq), &mut out)?;
-        key(&mut out, "tenant");
-        jcs::write_str(&self.tenant, &mut out);
-        key(&mut out, "time");
-        jcs::write_str(&self.time, &mut out);
-        out.push(b'}');
-        Ok(out)
+        let mut o = jcs::OrderedObject::new();
+        o.string("actor", Some(&self.actor)).string("agent", self.agent.as_deref());
+        o.value("details", &self.details)?;
+        o.string("event", Some(&self.event)).string("prev", Some(&self.prev)).string("request_id", self.request_id.as_deref());
+        o.value("seq", &Value::from(self.seq))?;
+        o.string("tenant", Some(&self.tenant)).string("time", Some(&self.time));
+        Ok(o.finish())
     }
 }
 

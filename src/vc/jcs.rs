@@ -35,17 +35,6 @@ pub fn canonicalize_object(map: &Map<String, Value>, skip: Option<&str>) -> Resu
     Ok(out)
 }
 
-/// Appends the canonical bytes of `v` to `out` (for writers that assemble a canonical object
-/// from typed fields, like the audit entry's hash input).
-pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
-    write_value(v, out)
-}
-
-/// Appends `s` as a canonical JSON string.
-pub fn write_str(s: &str, out: &mut Vec<u8>) {
-    write_string(s, out);
-}
-
 /// Integers of at most 2^53 in magnitude print the same as ECMAScript numbers.
 const SAFE_INTEGER: u64 = 1 << 53;
 
@@ -152,6 +141,56 @@ impl CanonicalObject {
     }
 }
 
+/// Writes the canonical form of an object whose member names the caller gives already in
+/// RFC 8785 order: a typed record with fixed names (the audit entry's hash input) written
+/// straight from its fields, with no `Value` copy and no sort. [`CanonicalObject`] takes
+/// members in any order. Debug builds check the order.
+#[derive(Debug, Default)]
+pub struct OrderedObject {
+    out: Vec<u8>,
+    last: Option<&'static str>,
+}
+
+impl OrderedObject {
+    /// An empty object.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn key(&mut self, k: &'static str) {
+        debug_assert!(self.last.is_none_or(|l| l.encode_utf16().lt(k.encode_utf16())), "member {k} out of RFC 8785 order");
+        self.out.push(if self.last.is_none() { b'{' } else { b',' });
+        self.last = Some(k);
+        write_string(k, &mut self.out);
+        self.out.push(b':');
+    }
+
+    /// Adds a string member; `None` leaves the member out.
+    pub fn string(&mut self, k: &'static str, v: Option<&str>) -> &mut Self {
+        if let Some(v) = v {
+            self.key(k);
+            write_string(v, &mut self.out);
+        }
+        self
+    }
+
+    /// Adds a member by value (canonicalized now).
+    pub fn value(&mut self, k: &'static str, v: &Value) -> Result<&mut Self, JcsError> {
+        self.key(k);
+        write_value(v, &mut self.out)?;
+        Ok(self)
+    }
+
+    /// The canonical bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.last.is_none() {
+            self.out.push(b'{');
+        }
+        self.out.push(b'}');
+        self.out
+    }
+}
+
 /// Canonical bytes of a JSON array of already-canonical items.
 pub fn canonical_array(items: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
@@ -183,6 +222,22 @@ mod tests {
         o.value("type", &doc["type"]).unwrap();
         o.canonical("verifiableCredential", canonical_array(&[&c, &c]));
         assert_eq!(o.finish().unwrap(), canonicalize(&doc).unwrap());
+    }
+
+    #[test]
+    fn ordered_object_equals_whole_canonicalization() {
+        let mut o = OrderedObject::new();
+        o.string("a", Some("x\u{1}\"")).string("absent", None);
+        o.value("b", &json!({"z": 1, "y": [1.5, "é"]})).unwrap().string("c\u{1F600}", Some("é"));
+        assert_eq!(o.finish(), canonicalize(&json!({"a": "x\u{1}\"", "b": {"z": 1, "y": [1.5, "é"]}, "c\u{1F600}": "é"})).unwrap());
+        assert_eq!(OrderedObject::new().finish(), b"{}");
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "out of RFC 8785 order")]
+    fn ordered_object_refuses_members_out_of_order() {
+        OrderedObject::new().string("b", Some("1")).string("a", Some("2"));
     }
 
     /// Arbitrary JSON, with keys and strings drawn to hit escapes, non-ASCII and non-BMP
