@@ -85,6 +85,37 @@ pub fn effective_status(rec: &CredentialRecord, now: Timestamp) -> &'static str 
 }
 
 impl Sigil {
+    /// Stages the delegation credential `new` describes for `agent` (issuing one, or the
+    /// successor of a replaced one).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn stage_delegation(
+        &self,
+        issuing: &Issuing<'_>,
+        txn: &mut Txn,
+        tk: &TenantKeys,
+        tenant: &str,
+        agent: &str,
+        valid_from: Timestamp,
+        new: &NewDelegation,
+    ) -> Result<CredentialRecord, ServiceError> {
+        let did = self.agent_did(tenant, agent);
+        let (p, a) = (&new.principal, &new.authority);
+        self.stage_credential(
+            issuing,
+            txn,
+            tk,
+            tenant,
+            Some(agent),
+            CredentialKind::Delegation,
+            valid_from,
+            Some(new.valid_until),
+            |env| credential::delegation(env, &did, p, a).map_err(|e| ServiceError::Internal(e.to_string())),
+            Some(new.principal.clone()),
+            Some(new.authority.clone()),
+        )
+        .await
+    }
+
     /// Builds, signs and stages one credential with fresh status entries.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn stage_credential(
@@ -226,23 +257,7 @@ impl Sigil {
             let _lock = self.agent_locks.read(t, agent.as_str()).await;
             let issuing = self.issuing(t).await;
             let mut txn = Txn::new();
-            let did = self.agent_did(t, agent.as_str());
-            let (p, a) = (new.principal.clone(), new.authority.clone());
-            let cred = self
-                .stage_credential(
-                    &issuing,
-                    &mut txn,
-                    &tk,
-                    t,
-                    Some(agent.as_str()),
-                    CredentialKind::Delegation,
-                    valid_from,
-                    Some(new.valid_until),
-                    |env| credential::delegation(env, &did, &p, &a).map_err(|e| ServiceError::Internal(e.to_string())),
-                    Some(new.principal.clone()),
-                    Some(new.authority.clone()),
-                )
-                .await?;
+            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent.as_str(), valid_from, &new).await?;
             rec.credential_ids.push(cred.id.clone());
             let key = keys::agent(t, agent.as_str());
             txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?);

@@ -409,24 +409,8 @@ impl Sigil {
             let _lock = self.agent_locks.write(t, agent.as_str()).await;
             let (mut rec, blob) = self.agent_record(tenant, &agent).await?;
             let mut txn = Txn::new();
-            let did = self.agent_did(t, agent.as_str());
-            let (p, a) = (new.principal.clone(), new.authority.clone());
             let issuing = self.issuing(t).await;
-            let cred = self
-                .stage_credential(
-                    &issuing,
-                    &mut txn,
-                    &tk,
-                    t,
-                    Some(agent.as_str()),
-                    CredentialKind::Delegation,
-                    valid_from,
-                    Some(new.valid_until),
-                    |env| crate::vc::credential::delegation(env, &did, &p, &a).map_err(|e| ServiceError::Internal(e.to_string())),
-                    Some(new.principal.clone()),
-                    Some(new.authority.clone()),
-                )
-                .await?;
+            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent.as_str(), valid_from, &new).await?;
             let bits = status_change_bits(&mut old, StatusChange::Revoke)?;
             self.stage_status_bits(&mut txn, t, &bits).await?;
             rec.credential_ids.push(cred.id.clone());

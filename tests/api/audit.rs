@@ -3,8 +3,23 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Opts, Server};
+use sigil::store::{Store, Txn};
+
+use crate::helpers::Server;
 use crate::presentations::refund;
+
+/// Store key of audit entry `seq` of tenant `acme`.
+fn entry(seq: u64) -> Vec<u8> {
+    sigil::store::keys::audit_entry("acme", seq)
+}
+
+/// A sealed entry with one bit of its ciphertext (the GCM tag) flipped.
+fn flip_last_byte(mut blob: Vec<u8>) -> Vec<u8> {
+    if let Some(b) = blob.last_mut() {
+        *b ^= 1;
+    }
+    blob
+}
 
 async fn setup(s: &Server) -> (String, String, String, String) {
     let admin = s.tenant("acme").await;
@@ -64,7 +79,7 @@ fn cli_verify(s: &Server, lines: &[String]) -> (bool, String) {
 
 #[tokio::test]
 async fn trail_is_readable_verifiable_and_tamper_evident() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let (admin, auditor, agent, token) = setup(&s).await;
     assert_eq!(s.post("/v1/presentations", &token, refund("g1")).await.0, 200);
     let mut denied = refund("d1");
@@ -121,41 +136,23 @@ async fn trail_is_readable_verifiable_and_tamper_evident() {
     let (ok, out) = cli_verify(&s, &lines[..lines.len() - 1]);
     assert!(!ok && out.contains("checkpoint"), "a truncated export is not accepted: {out}");
     // Tampering at rest: flip a byte of stored entry 3; the API reports it as the first bad one.
-    s.stop();
-    {
-        use sigil::store::Store;
-        let store = sigil::store::SledStore::open(&s.data.join("store")).unwrap();
-        let key = sigil::store::keys::audit_entry("acme", 3);
-        let mut blob = store.get(&key).await.unwrap().unwrap();
-        let last = blob.len() - 1;
-        blob[last] ^= 1;
-        let mut txn = sigil::store::Txn::new();
-        txn.put(key, blob);
-        store.commit(txn).await.unwrap();
-    }
-    let (dir, data) = (s.take_dir(), s.data.clone());
-    drop(s);
-    let mut s = Server::start_in(&data, "127.0.0.1:0", &Opts::default()).await;
-    s.set_dir(dir);
+    let s = s
+        .edit_at_rest(|store| async move {
+            let mut txn = Txn::new();
+            txn.put(entry(3), flip_last_byte(store.get(&entry(3)).await.unwrap().unwrap()));
+            store.commit(txn).await.unwrap();
+        })
+        .await;
     let (_, v) = s.get("/v1/tenants/acme/audit/verify", &auditor).await;
     assert_eq!((v["ok"].as_bool(), v["first_bad"]["seq"].as_u64()), (Some(false), Some(3)), "{v}");
     // At rest: with entry 3 repaired and entry 5 deleted, verification stops at 6.
-    s.stop();
-    {
-        use sigil::store::Store;
-        let store = sigil::store::SledStore::open(&s.data.join("store")).unwrap();
-        let k = |n| sigil::store::keys::audit_entry("acme", n);
-        let mut e3 = store.get(&k(3)).await.unwrap().unwrap();
-        let last = e3.len() - 1;
-        e3[last] ^= 1;
-        let mut txn = sigil::store::Txn::new();
-        txn.put(k(3), e3).delete(k(5));
-        store.commit(txn).await.unwrap();
-    }
-    let (dir, data) = (s.take_dir(), s.data.clone());
-    drop(s);
-    let mut s = Server::start_in(&data, "127.0.0.1:0", &Opts::default()).await;
-    s.set_dir(dir);
+    let s = s
+        .edit_at_rest(|store| async move {
+            let mut txn = Txn::new();
+            txn.put(entry(3), flip_last_byte(store.get(&entry(3)).await.unwrap().unwrap())).delete(entry(5));
+            store.commit(txn).await.unwrap();
+        })
+        .await;
     let (_, v) = s.get("/v1/tenants/acme/audit/verify", &auditor).await;
     assert_eq!((v["ok"].as_bool(), v["first_bad"]["seq"].as_u64()), (Some(false), Some(6)), "deleted entry: {v}");
     let _: Value = v;
@@ -163,25 +160,19 @@ async fn trail_is_readable_verifiable_and_tamper_evident() {
 
 #[tokio::test]
 async fn reordered_entries_at_rest_are_reported() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let (_, auditor, _, token) = setup(&s).await;
     for i in 0..3 {
         s.post("/v1/presentations", &token, refund(&format!("o{i}"))).await;
     }
-    s.stop();
-    {
-        use sigil::store::Store;
-        let store = sigil::store::SledStore::open(&s.data.join("store")).unwrap();
-        let k = |n| sigil::store::keys::audit_entry("acme", n);
-        let (a, b) = (store.get(&k(6)).await.unwrap().unwrap(), store.get(&k(7)).await.unwrap().unwrap());
-        let mut txn = sigil::store::Txn::new();
-        txn.put(k(6), b).put(k(7), a);
-        store.commit(txn).await.unwrap();
-    }
-    let (dir, data) = (s.take_dir(), s.data.clone());
-    drop(s);
-    let mut s = Server::start_in(&data, "127.0.0.1:0", &Opts::default()).await;
-    s.set_dir(dir);
+    let s = s
+        .edit_at_rest(|store| async move {
+            let (a, b) = (store.get(&entry(6)).await.unwrap().unwrap(), store.get(&entry(7)).await.unwrap().unwrap());
+            let mut txn = Txn::new();
+            txn.put(entry(6), b).put(entry(7), a);
+            store.commit(txn).await.unwrap();
+        })
+        .await;
     let (_, v) = s.get("/v1/tenants/acme/audit/verify", &auditor).await;
     assert_eq!((v["ok"].as_bool(), v["first_bad"]["seq"].as_u64()), (Some(false), Some(6)), "{v}");
 }

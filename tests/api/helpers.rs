@@ -179,6 +179,17 @@ impl Server {
         s
     }
 
+    /// Stops the server, hands its store to `edit` (tampering at rest, as someone holding
+    /// the disk could), then starts a new server on the same data.
+    pub async fn edit_at_rest<F: std::future::Future<Output = ()>>(mut self, edit: impl FnOnce(sigil::store::SledStore) -> F) -> Server {
+        self.stop();
+        edit(sigil::store::SledStore::open(&self.data.join("store")).unwrap()).await;
+        let dir = self._dir.take();
+        let mut s = Server::start_in(&self.data, "127.0.0.1:0", &Opts::default()).await;
+        s._dir = dir;
+        s
+    }
+
     /// Takes the temp dir so the caller controls its lifetime.
     pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
         self._dir.take()
