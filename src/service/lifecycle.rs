@@ -14,8 +14,8 @@ use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::audit::{Event, actor};
 use super::credentials::{NewDelegation, StatusChange, status_change_bits};
 use super::records::{AgentRecord, AgentState, CredentialKind, CredentialRecord, KeyState, KeyVersion, TokenRecord, kind};
+use super::signers::stage_new_key;
 use super::{Caller, ServiceError, Sigil};
-use crate::crypto::{Aad, Signer};
 use crate::ids::{AgentId, TenantId};
 use crate::store::{Txn, keys};
 
@@ -287,27 +287,10 @@ impl Sigil {
             if only_if_current.is_some_and(|v| v != rec.current_key) {
                 return Ok(None);
             }
-            let now = self.clock.now();
             let old = rec.current_key;
-            let new = rec.keys.iter().map(|k| k.version).max().unwrap_or(0) + 1;
-            let signer = Signer::generate();
-            for k in rec.keys.iter_mut().filter(|k| k.state == KeyState::Active) {
-                k.state = KeyState::Retired;
-                k.retired_at = Some(now);
-            }
-            rec.keys.push(KeyVersion {
-                version: new,
-                public_hex: hex::encode(signer.public().0),
-                state: KeyState::Active,
-                created: now,
-                retired_at: None,
-            });
-            rec.current_key = new;
-            let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
-            let key_id = format!("{a}/{new}");
             let mut txn = Txn::new();
-            txn.put(keys::private_key(t, a, new), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: &key_id }, &signer))
-                .delete(keys::private_key(t, a, old));
+            let new = stage_new_key(&tk, &mut txn, t, a, &mut rec.keys, old, self.clock.now())?;
+            rec.current_key = new;
             let akey = keys::agent(t, a);
             txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
             let event = Event::new("agent.key_rotated", json!({"from": old, "to": new, "reason": reason})).agent(a);

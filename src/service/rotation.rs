@@ -12,11 +12,12 @@ use serde_json::json;
 
 use super::audit::{Event, actor};
 use super::keyring::TenantKeys;
-use super::records::{AgentRecord, CredentialRecord, KeyState, KeyVersion, TenantRecord, kind};
+use super::records::{AgentRecord, CredentialRecord, KeyVersion, TenantRecord, kind};
 use super::sealed::decode_u32;
+use super::signers::stage_new_key;
 use super::{Caller, ServiceError, Sigil};
 use crate::clock::rfc3339;
-use crate::crypto::{Aad, DataKey, RootKey, SecretBytes, Signer, blob_key_version};
+use crate::crypto::{Aad, DataKey, RootKey, SecretBytes, blob_key_version};
 use crate::ids::{AgentId, TenantId};
 use crate::store::keycheck::{read_key_check, write_key_check};
 use crate::store::{StoreError, Txn, keys};
@@ -92,27 +93,10 @@ impl Sigil {
             if only_if_current.is_some_and(|v| v != rec.issuer_current) {
                 return Ok(None);
             }
-            let now = self.clock.now();
             let old = rec.issuer_current;
-            let new = rec.issuer_keys.iter().map(|k| k.version).max().unwrap_or(0) + 1;
-            let signer = Signer::generate();
-            for k in rec.issuer_keys.iter_mut().filter(|k| k.state == KeyState::Active) {
-                k.state = KeyState::Retired;
-                k.retired_at = Some(now);
-            }
-            rec.issuer_keys.push(KeyVersion {
-                version: new,
-                public_hex: hex::encode(signer.public().0),
-                state: KeyState::Active,
-                created: now,
-                retired_at: None,
-            });
-            rec.issuer_current = new;
-            let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
-            let id = format!("issuer/{new}");
             let mut txn = Txn::new();
-            txn.put(keys::private_key(t, "issuer", new), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: &id }, &signer))
-                .delete(keys::private_key(t, "issuer", old));
+            let new = stage_new_key(&tk, &mut txn, t, "issuer", &mut rec.issuer_keys, old, self.clock.now())?;
+            rec.issuer_current = new;
             let k = keys::tenant_record(t);
             txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
             let event = Event::new("issuer.key_rotated", json!({"from": old, "to": new, "reissue": reissue}));
@@ -457,6 +441,7 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::service::agents::NewAgent;
+    use crate::service::records::KeyState;
     use crate::service::testing;
 
     #[tokio::test]

@@ -1,13 +1,17 @@
-//! Opened signing keys. Private keys are opened from their sealed records on first use and
-//! kept in a bounded cache (dropping a `Signer` zeroizes it); rotation and retirement evict.
+//! Signing keys: a new version staged for rotation ([`stage_new_key`]), and opened keys.
+//! Private keys are opened from their sealed records on first use and kept in a bounded
+//! cache (dropping a `Signer` zeroizes it); rotation and retirement evict.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::records::kind;
+use jiff::Timestamp;
+
+use super::keyring::TenantKeys;
+use super::records::{KeyState, KeyVersion, kind};
 use super::{ServiceError, Sigil};
 use crate::crypto::{Aad, Signer};
-use crate::store::keys;
+use crate::store::{Txn, keys};
 
 const MAX_CACHED: usize = 200_000;
 
@@ -37,6 +41,39 @@ impl SignerCache {
             m.retain(|(t, o, _), _| !(t == tenant && owner.is_none_or(|w| w == o)));
         }
     }
+}
+
+/// Stages a new key version for `owner` (an agent id or `issuer`) of `tenant`: generates it,
+/// retires the active versions in `versions` (as of `now`), adds the new one, and replaces
+/// the sealed private key of version `old` with the new one's in `txn`. Returns the new
+/// version. Agent and issuer rotation share it, so both retire and seal keys the same way.
+pub(crate) fn stage_new_key(
+    tk: &TenantKeys,
+    txn: &mut Txn,
+    tenant: &str,
+    owner: &str,
+    versions: &mut Vec<KeyVersion>,
+    old: u32,
+    now: Timestamp,
+) -> Result<u32, ServiceError> {
+    let new = versions.iter().map(|k| k.version).max().unwrap_or(0) + 1;
+    let signer = Signer::generate();
+    for k in versions.iter_mut().filter(|k| k.state == KeyState::Active) {
+        k.state = KeyState::Retired;
+        k.retired_at = Some(now);
+    }
+    versions.push(KeyVersion {
+        version: new,
+        public_hex: hex::encode(signer.public().0),
+        state: KeyState::Active,
+        created: now,
+        retired_at: None,
+    });
+    let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+    let id = format!("{owner}/{new}");
+    txn.put(keys::private_key(tenant, owner, new), dk.seal_signer(&Aad { tenant, kind: kind::PRIVATE_KEY, id: &id }, &signer))
+        .delete(keys::private_key(tenant, owner, old));
+    Ok(new)
 }
 
 impl Sigil {
