@@ -99,7 +99,6 @@ impl Sigil {
         new: &NewDelegation,
     ) -> Result<CredentialRecord, ServiceError> {
         let did = self.agent_did(tenant, agent);
-        let (p, a) = (&new.principal, &new.authority);
         self.stage_credential(
             issuing,
             txn,
@@ -109,7 +108,7 @@ impl Sigil {
             CredentialKind::Delegation,
             valid_from,
             Some(new.valid_until),
-            |env| credential::delegation(env, &did, p, a).map_err(|e| ServiceError::Internal(e.to_string())),
+            |env| credential::delegation(env, &did, &new.principal, &new.authority).map_err(|e| ServiceError::Internal(e.to_string())),
             Some(new.principal.clone()),
             Some(new.authority.clone()),
         )

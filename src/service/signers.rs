@@ -56,6 +56,8 @@ pub(crate) fn stage_new_key(
     old: u32,
     now: Timestamp,
 ) -> Result<u32, ServiceError> {
+    // Looked up first, so that a failure leaves `versions` as it was.
+    let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
     let new = versions.iter().map(|k| k.version).max().unwrap_or(0) + 1;
     let signer = Signer::generate();
     for k in versions.iter_mut().filter(|k| k.state == KeyState::Active) {
@@ -69,7 +71,6 @@ pub(crate) fn stage_new_key(
         created: now,
         retired_at: None,
     });
-    let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
     let id = format!("{owner}/{new}");
     txn.put(keys::private_key(tenant, owner, new), dk.seal_signer(&Aad { tenant, kind: kind::PRIVATE_KEY, id: &id }, &signer))
         .delete(keys::private_key(tenant, owner, old));

@@ -173,8 +173,14 @@ impl Server {
     /// Restarts on the same data directory and address.
     pub async fn restart(mut self) -> Server {
         self.stop();
+        let listen = self.listen.clone();
+        self.start_again(&listen).await
+    }
+
+    /// A new server on this one's data (already stopped), keeping its temp dir alive.
+    async fn start_again(mut self, listen: &str) -> Server {
         let dir = self._dir.take();
-        let mut s = Server::start_in(&self.data, &self.listen, &Opts::default()).await;
+        let mut s = Server::start_in(&self.data, listen, &Opts::default()).await;
         s._dir = dir;
         s
     }
@@ -184,10 +190,7 @@ impl Server {
     pub async fn edit_at_rest<F: std::future::Future<Output = ()>>(mut self, edit: impl FnOnce(sigil::store::SledStore) -> F) -> Server {
         self.stop();
         edit(sigil::store::SledStore::open(&self.data.join("store")).unwrap()).await;
-        let dir = self._dir.take();
-        let mut s = Server::start_in(&self.data, "127.0.0.1:0", &Opts::default()).await;
-        s._dir = dir;
-        s
+        self.start_again("127.0.0.1:0").await
     }
 
     /// Takes the temp dir so the caller controls its lifetime.
