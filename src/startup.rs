@@ -268,6 +268,20 @@ pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settin
     }
 }
 
+/// After an unclean stop or a restore, presentations created before `floor` are refused at
+/// verification (`service::verification`). Waiting here until the floor has passed (it is
+/// at most the lease length ahead) keeps that from refusing presentations made after the
+/// restart; a floor further ahead means the clock stepped back, and is not waited for.
+async fn wait_for_floor(floor: jiff::Timestamp, now: jiff::Timestamp) {
+    let ahead = floor.duration_since(now);
+    if ahead > jiff::SignedDuration::from_secs(3) {
+        tracing::warn!(%floor, "the clock is behind the challenge floor (after an unclean stop or a restore); presentations created before it are refused");
+    } else if ahead.is_positive() {
+        tracing::info!(%floor, "after an unclean stop or a restore: waiting for the challenge floor to pass");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(ahead.as_millis().unsigned_abs() as u64 + 1)).await;
+    }
+}
+
 /// Builds and binds the server; call [`Application::run`] to serve.
 pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, SigilError> {
     let (store, keyring) = open_store(&config).await?;
@@ -286,6 +300,9 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
     let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
     sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    if let Some(floor) = sigil.open_challenge_lease().await.map_err(|e| SigilError::Store(e.to_string()))? {
+        wait_for_floor(floor, sigil.now()).await;
+    }
     let resumed = sigil.resume_tenant_deletions().await.map_err(|e| SigilError::Store(e.to_string()))?;
     if resumed > 0 {
         tracing::info!(resumed, "finished interrupted tenant deletions");
@@ -399,6 +416,8 @@ pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilErro
     ensure_private_dir(data)?;
     let store = SledStore::open(&data.join("store")).map_err(|e| SigilError::Store(e.to_string()))?;
     let n = entries.len();
+    let lease = entries.iter().find(|(k, _)| k.as_slice() == keys::meta::CHALLENGE_LEASE).map(|(_, v)| v.as_slice());
+    let lease = crate::service::restored_lease_record(lease, jiff::Timestamp::now());
     for chunk in entries.chunks(1000) {
         let mut txn = Txn::new();
         for (k, v) in chunk {
@@ -406,6 +425,9 @@ pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilErro
         }
         store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
     }
+    let mut txn = Txn::new();
+    txn.put(keys::meta::CHALLENGE_LEASE.to_vec(), lease);
+    store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
     store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
     drop(store);
     // Written last, like at initialization: without it the directory is not a store.
@@ -419,5 +441,8 @@ pub async fn serve(config: Config) -> Result<(), SigilError> {
     // Tests and scripts wait for this exact line on stdout.
     println!("sigil listening on {}", app.base_url());
     tracing::info!(url = %app.base_url(), addr = %app.addr(), "sigil listening");
-    app.run().await
+    let sigil = app.sigil();
+    app.run().await?;
+    // A clean stop: the next start need not refuse anything (see `service::verification`).
+    sigil.close_challenge_lease().await.map_err(|e| SigilError::Store(e.to_string()))
 }

@@ -32,6 +32,7 @@ use std::sync::Arc;
 pub use auth::{Caller, Role};
 pub use error::ServiceError;
 pub use keyring::Keyring;
+pub use verification::restored_lease_record;
 
 use crate::clock::Clock;
 use crate::config::PublicUrl;
@@ -69,6 +70,7 @@ pub struct Sigil {
     /// Per-tenant issuance (status-list allocation) locks; see [`lifecycle::Issuing`].
     pub(crate) issuance_locks: lifecycle::KeyedLocks,
     pub(crate) guardrails: guardrails::Guardrails,
+    pub(crate) challenge_lease: verification::ChallengeLease,
 }
 
 impl Sigil {
@@ -92,6 +94,7 @@ impl Sigil {
             budget_locks: lifecycle::KeyedLocks::default(),
             issuance_locks: lifecycle::KeyedLocks::default(),
             guardrails: guard,
+            challenge_lease: verification::ChallengeLease::default(),
         })
     }
 

@@ -518,6 +518,52 @@ mod tests {
         assert!(f.sigil.verify_presentation(&p.document(), opts("c2")).await.unwrap().verified());
     }
 
+    /// The challenge lease (`verification`): claims under it, a floor after an unclean
+    /// stop that refuses exactly what may have been claimed, and a floor that outlives
+    /// later clean stops.
+    #[tokio::test]
+    async fn an_unclean_stop_refuses_presentations_created_under_its_lease() {
+        let f = fixture(&["refunds:create"], "500.00").await;
+        let lease_record = || async { f.sigil.store.get(crate::store::keys::meta::CHALLENGE_LEASE).await.unwrap().unwrap() };
+        let p1 = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c1")).await.unwrap();
+        assert!(f.sigil.verify_presentation(&p1.document(), opts("c1")).await.unwrap().verified());
+        // The first claim opened a durable lease two seconds ahead, with no floor.
+        let now = f.sigil.now().as_millisecond();
+        let rec = lease_record().await;
+        assert_eq!((&rec[..8], &rec[8..]), (&i64::MIN.to_be_bytes()[..], &(now + 2_000).to_be_bytes()[..]));
+        let p2 = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c2")).await.unwrap();
+        assert!(f.sigil.verify_presentation(&p2.document(), opts("c2")).await.unwrap().verified());
+        assert_eq!(f.sigil.verify_presentation(&p2.document(), opts("c2")).await.unwrap().report.codes(), vec!["replayed"]);
+
+        // The lease was never closed, as after `kill -9`: a new run over the same store
+        // refuses every presentation created before the lease end, even one never verified.
+        let unverified = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c3")).await.unwrap();
+        let reopen = || testing::sigil_with_store(f._dir.path(), f.sigil.store.clone(), f.clock.clone());
+        let second = reopen();
+        let floor = second.open_challenge_lease().await.unwrap().unwrap();
+        assert_eq!(floor.as_millisecond(), now + 2_000);
+        for (p, c) in [(&p2, "c2"), (&unverified, "c3")] {
+            let r = second.verify_presentation(&p.document(), opts(c)).await.unwrap();
+            assert_eq!(r.report.codes(), vec!["replayed"], "{c}");
+            assert!(r.report.checks.iter().any(|c| c.detail.contains("stopped uncleanly")));
+        }
+        // Without a challenge nothing is claimed, so the floor does not apply.
+        let no_challenge = PresentationOptions { challenge: None, ..opts("c3") };
+        assert!(second.verify_presentation(&unverified.document(), no_challenge).await.unwrap().verified());
+        // Presentations made once the floor has passed verify as usual.
+        f.clock.advance_secs(2);
+        let p4 = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c4")).await.unwrap();
+        assert!(second.verify_presentation(&p4.document(), opts("c4")).await.unwrap().verified());
+
+        // A clean stop closes the lease but keeps the floor for the runs after it.
+        second.close_challenge_lease().await.unwrap();
+        let rec = lease_record().await;
+        assert_eq!((&rec[..8], &rec[8..]), (&(now + 2_000).to_be_bytes()[..], &i64::MIN.to_be_bytes()[..]));
+        let third = reopen();
+        assert_eq!(third.open_challenge_lease().await.unwrap(), Some(floor));
+        assert_eq!(third.verify_presentation(&unverified.document(), opts("c3")).await.unwrap().report.codes(), vec!["replayed"]);
+    }
+
     #[tokio::test]
     async fn grants_and_denials_are_audited_without_secrets() {
         let f = fixture(&["refunds:create"], "500.00").await;

@@ -1,13 +1,17 @@
 //! The key space. Keys hold only random ids, tenant slugs, hashes and counters, never user
 //! content. One place builds them so prefixes cannot drift between writers and scanners.
 
-/// Store metadata: format version, KDF parameters, key check, root key version, pepper.
+/// Store metadata: format version, KDF parameters, key check, root key version, pepper,
+/// challenge lease.
 pub mod meta {
     pub const FORMAT: &[u8] = b"meta/format";
     pub const KDF: &[u8] = b"meta/kdf";
     pub const KEY_CHECK: &[u8] = b"meta/key-check";
     pub const ROOT_VERSION: &[u8] = b"meta/root-version";
     pub const PEPPER: &[u8] = b"meta/pepper";
+    /// The challenge lease: floor and lease end (ms since the epoch, two i64 big-endian).
+    /// See `service::verification`.
+    pub const CHALLENGE_LEASE: &[u8] = b"meta/challenge-lease";
 }
 
 /// Index of tenants (value: empty). Listing scans this prefix.

@@ -147,6 +147,14 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
+    /// [`Store::insert_new`] without the wait: the claim is visible to every later
+    /// `insert_new`/`get` at once and durable after the next [`Store::sync_appends`]. For a
+    /// caller that makes a lost claim harmless some other way (the challenge lease in
+    /// `service::verification`). By default the durable `insert_new`.
+    async fn insert_new_pending(&self, key: Vec<u8>, value: Vec<u8>) -> Result<bool, StoreError> {
+        self.insert_new(key, value).await
+    }
+
     /// Returns once every [`Store::append`] made before the call is durable.
     async fn sync_appends(&self) -> Result<(), StoreError> {
         self.sync().await
@@ -228,6 +236,12 @@ pub(crate) mod conformance {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert_eq!(claims.iter().filter(|c| **c).count(), 1, "exactly one claim wins: {claims:?}");
+        // a pending claim counts for every later claim, durable or not, and for reads
+        assert!(store.insert_new_pending(b"once/c".to_vec(), b"1".to_vec()).await.unwrap());
+        assert!(!store.insert_new(b"once/c".to_vec(), b"2".to_vec()).await.unwrap());
+        assert!(!store.insert_new_pending(b"once/c".to_vec(), b"3".to_vec()).await.unwrap());
+        store.sync_appends().await.unwrap();
+        assert_eq!(store.get(b"once/c").await.unwrap().as_deref(), Some(&b"1"[..]));
         concurrent_compare_and_set(store).await;
     }
 

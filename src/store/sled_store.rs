@@ -124,6 +124,14 @@ impl Store for SledStore {
     }
 
     async fn insert_new(&self, key: Vec<u8>, value: Vec<u8>) -> Result<bool, StoreError> {
+        if !self.insert_new_pending(key, value).await? {
+            return Ok(false);
+        }
+        self.journal.durable().await?;
+        Ok(true)
+    }
+
+    async fn insert_new_pending(&self, key: Vec<u8>, value: Vec<u8>) -> Result<bool, StoreError> {
         {
             // No transaction may run between the check and the append (`order`), and no
             // other claim either (`claims`).
@@ -138,7 +146,6 @@ impl Store for SledStore {
             }
             self.journal.append_ordered(vec![Op::Put(key, value)])?;
         }
-        self.journal.durable().await?;
         Ok(true)
     }
 

@@ -38,6 +38,8 @@ pub struct PresentationReport {
     pub challenge: Option<String>,
     /// When the proof expires.
     pub expires: Option<Timestamp>,
+    /// When the proof says it was created (`created`, or a JWT's `iat`).
+    pub created: Option<Timestamp>,
 }
 
 impl PresentationReport {
@@ -155,6 +157,7 @@ pub async fn verify_presentation(
     }
     out.challenge = challenge;
     out.expires = expires;
+    out.created = created;
     match expires {
         Some(e) if now < e => r.push(Check::pass("expires", format!("until {e}"))),
         Some(e) => r.push(Check::fail("expires", "proof_expired", format!("expired at {e}"))),

@@ -18,19 +18,13 @@ async fn restart_keeps_state() {
 
 #[tokio::test]
 async fn kill_9_right_after_201_loses_nothing() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let admin = s.tenant("acme").await;
     let mut created = Vec::new();
     for i in 0..20 {
         created.push(s.agent("acme", &admin, &format!("bot-{i}")).await.0);
     }
-    s.kill9();
-    let dir = s.take_dir();
-    let data = s.data.clone();
-    let listen = s.listen().to_owned();
-    drop(s);
-    let mut s = Server::start_in(&data, &listen, &Opts::default()).await;
-    s.set_dir(dir);
+    let s = s.restart_after_kill9().await;
     for a in created {
         let (st, v) = s.get(&format!("/v1/tenants/acme/agents/{a}"), &admin).await;
         assert_eq!(st, 200, "agent {a} lost after kill -9: {v}");
@@ -42,7 +36,7 @@ async fn kill_9_right_after_201_loses_nothing() {
 /// journal is replayed at start), and the server goes on appending to the same chain.
 #[tokio::test]
 async fn kill_9_after_presentations_loses_no_audit_entry() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let admin = s.tenant("acme").await;
     let (agent, token, _) = s.agent("acme", &admin, "bot").await;
     let body = json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
@@ -64,12 +58,7 @@ async fn kill_9_after_presentations_loses_no_audit_entry() {
         );
     }
     let before = s.get("/v1/tenants/acme/audit/verify", &admin).await.1["entries"].as_u64().unwrap();
-    s.kill9();
-    let dir = s.take_dir();
-    let (data, listen) = (s.data.clone(), s.listen().to_owned());
-    drop(s);
-    let mut s = Server::start_in(&data, &listen, &Opts::default()).await;
-    s.set_dir(dir);
+    let s = s.restart_after_kill9().await;
     let (st, page) = s.get(&format!("/v1/tenants/acme/audit?event=presentation.granted&agent={agent}&limit=500"), &admin).await;
     assert_eq!(st, 200, "{page}");
     assert_eq!(page["items"].as_array().unwrap().len(), 40, "acknowledged presentations lost their audit entries");
@@ -192,6 +181,9 @@ async fn backup_while_serving_and_restore_elsewhere() {
     let s = std::sync::Arc::new(Server::start_in(&dir.path().join("data"), "127.0.0.1:0", &opts).await);
     let admin = s.tenant("acme").await;
     let (agent, token, _) = s.agent("acme", &admin, "bot").await;
+    let delegation = json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
+        "limits": {"amount": {"max": "500.00", "currency": "EUR"}}, "valid_until": "2099-01-01T00:00:00Z"});
+    assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, delegation).await.0, 201);
     // Writes keep coming while the backup is taken.
     let writer = {
         let (s, admin) = (s.clone(), admin.clone());
@@ -218,6 +210,15 @@ async fn backup_while_serving_and_restore_elsewhere() {
     // A tenant token cannot take backups.
     let r = s.client.get(s.url("/v1/system/backup")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(r.status(), 403);
+    // A presentation verified after the backup: its spent challenge is not in the backup.
+    async fn verify(s: &Server, vp: &serde_json::Value, c: &str) -> serde_json::Value {
+        s.call("POST", "/v1/verify", None, Some(json!({"presentation": vp, "challenge": c, "domain": "payments.example"}))).await.1
+    }
+    let spent = s.post("/v1/presentations", &token, crate::presentations::refund("after-backup")).await.1["presentation"].clone();
+    assert_eq!(verify(&s, &spent, "after-backup").await["verified"], true);
+    let listen = s.listen().to_owned();
+    let Ok(mut s) = std::sync::Arc::try_unwrap(s) else { panic!("the server is still shared") };
+    s.stop();
     // Nothing readable in the backup file.
     let bytes = std::fs::read(&out).unwrap();
     assert!(!bytes.windows(11).any(|w| w == b"Tenant acme"), "tenant name in clear");
@@ -240,12 +241,19 @@ async fn backup_while_serving_and_restore_elsewhere() {
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(2), "restore refuses a non-empty directory");
-    let r2 = Server::start_in(&restored, "127.0.0.1:0", &opts).await;
+    // Served at the same address, so that the same DIDs resolve to it.
+    let r2 = Server::start_in(&restored, &listen, &opts).await;
     assert_eq!(r2.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await.0, 200);
     assert_eq!(r2.get("/v1/agent", &token).await.0, 200);
     let (_, list) = r2.get("/v1/tenants/acme/agents?limit=500", &admin).await;
     let n = list["items"].as_array().unwrap().len();
     assert!((1..=21).contains(&n), "a point-in-time copy: {n} agents");
+    // Every presentation made before the restore is refused; new ones verify.
+    let v = verify(&r2, &spent, "after-backup").await;
+    assert_eq!(v["verified"], false, "a challenge spent after the backup was accepted again: {v}");
+    assert!(v["errors"].to_string().contains("restored from a backup"), "{v}");
+    let fresh = r2.post("/v1/presentations", &token, crate::presentations::refund("after-restore")).await.1["presentation"].clone();
+    assert_eq!(verify(&r2, &fresh, "after-restore").await["verified"], true);
     // A corrupted backup is refused.
     let mut bad = bytes.clone();
     let mid = bad.len() / 2;

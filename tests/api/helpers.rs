@@ -177,6 +177,13 @@ impl Server {
         self.start_again(&listen).await
     }
 
+    /// `kill -9`, then a new server on the same data directory and address.
+    pub async fn restart_after_kill9(mut self) -> Server {
+        self.kill9();
+        let listen = self.listen.clone();
+        self.start_again(&listen).await
+    }
+
     /// A new server on this one's data (already stopped), keeping its temp dir alive.
     async fn start_again(mut self, listen: &str) -> Server {
         let dir = self._dir.take();
