@@ -178,6 +178,10 @@ fn options(challenge: Option<String>, domain: Option<String>, action: Option<Exp
 }
 
 /// Verify a presentation; a challenge is accepted once within the proof's lifetime.
+///
+/// When `challenge` is given, the (holder, challenge) pair is spent and never verifies
+/// again, also across crashes: after an unclean stop or a restore from a backup, a
+/// presentation created before it fails with `replayed` and must be requested anew.
 #[utoipa::path(post, path = "/v1/verify", tag = "verify", operation_id = "verify_presentation",
     request_body = VerifyRequest,
     responses((status = 200, description = "Verification result (see `verified`)", body = VerifyResponse)))]
