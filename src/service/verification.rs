@@ -143,6 +143,7 @@ impl Sigil {
         let lease = &self.challenge_lease;
         let created = out.created.map(|c| c.as_millisecond());
         if created.is_some_and(|c| c < lease.floor.load(Ordering::Acquire)) {
+            metrics::counter!("sigil_challenges_total", "outcome" => "below_floor").increment(1);
             out.report.push(Check::fail(
                 "replay",
                 "replayed",
@@ -157,12 +158,19 @@ impl Sigil {
         let covered = created.is_some_and(|c| c < lease.until.load(Ordering::Acquire));
         let fresh = self.store.insert_new_pending(key, expires.as_second().to_be_bytes().to_vec()).await?;
         // One wait covers both the lease and this claim; a refusal needs none.
-        if renewal.is_some() || (fresh && !covered) {
+        let wait = renewal.is_some() || (fresh && !covered);
+        if wait {
             self.store.sync_appends().await?;
         }
         if let Some(r) = renewal {
             r.done();
         }
+        let outcome = match (fresh, wait) {
+            (false, _) => "replayed",
+            (true, false) => "claimed_under_lease",
+            (true, true) => "claimed_durably",
+        };
+        metrics::counter!("sigil_challenges_total", "outcome" => outcome).increment(1);
         if fresh {
             out.report.push(Check::pass("replay", "challenge used for the first time"));
         } else {

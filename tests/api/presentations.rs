@@ -100,6 +100,13 @@ async fn granted_presentations_verify_everywhere_once() {
     assert_eq!((st, v["verified"].as_bool()), (200, Some(true)), "{v}");
 }
 
+/// `sigil_challenges_total{outcome}` from `/metrics` (0 when not yet counted).
+async fn challenges(s: &Server, outcome: &str) -> u64 {
+    let text = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let prefix = format!("sigil_challenges_total{{outcome=\"{outcome}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |n| n.trim().parse().unwrap())
+}
+
 /// Challenges are claimed under a durable lease instead of one `fdatasync` each
 /// (`service::verification`). After `kill -9`, which may lose claims made under it, every
 /// presentation verified before the crash stays spent, and so does one made before it but
@@ -120,6 +127,7 @@ async fn verified_challenges_stay_spent_after_kill_9() {
         verified.push((vp, c));
     }
     let never = present(&s, &token, "k-never").await;
+    assert!(challenges(&s, "claimed_under_lease").await >= 1, "no challenge was claimed without its own fdatasync");
     let s = s.restart_after_kill9().await;
     for (vp, c) in verified.iter().chain([&never]) {
         let v = verify(&s, vp, c, None).await;
@@ -127,6 +135,9 @@ async fn verified_challenges_stay_spent_after_kill_9() {
     }
     let (vp, c) = present(&s, &token, "k-after").await;
     assert_eq!(verify(&s, &vp, &c, None).await["verified"], true);
+    // Refused by the floor rather than by a record that happened to reach the disk: at
+    // least the presentation that was never verified.
+    assert!(challenges(&s, "below_floor").await >= 1);
     // A clean stop keeps the claims and the floor, and refuses nothing new.
     let s = s.restart().await;
     let v = verify(&s, &never.0, &never.1, None).await;
