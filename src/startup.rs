@@ -270,11 +270,13 @@ pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settin
 
 /// After an unclean stop or a restore, presentations created before `floor` are refused at
 /// verification (`service::verification`). Waiting here until the floor has passed (it is
-/// at most the lease length ahead) keeps that from refusing presentations made after the
-/// restart; a floor further ahead means the clock stepped back, and is not waited for.
+/// at most [`crate::service::FLOOR_REACH`] ahead) keeps that from refusing presentations
+/// made after the restart; a floor further ahead means the clock stepped back, and is not
+/// waited for.
 async fn wait_for_floor(floor: jiff::Timestamp, now: jiff::Timestamp) {
     let ahead = floor.duration_since(now);
-    if ahead > jiff::SignedDuration::from_secs(3) {
+    let reach = jiff::SignedDuration::try_from(crate::service::FLOOR_REACH).unwrap_or(jiff::SignedDuration::MAX);
+    if ahead > reach {
         tracing::warn!(%floor, "the clock is behind the challenge floor (after an unclean stop or a restore); presentations created before it are refused");
     } else if ahead.is_positive() {
         tracing::info!(%floor, "after an unclean stop or a restore: waiting for the challenge floor to pass");

@@ -32,7 +32,7 @@ use std::sync::Arc;
 pub use auth::{Caller, Role};
 pub use error::ServiceError;
 pub use keyring::Keyring;
-pub use verification::restored_lease_record;
+pub use verification::{FLOOR_REACH, restored_lease_record};
 
 use crate::clock::Clock;
 use crate::config::PublicUrl;

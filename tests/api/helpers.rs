@@ -200,15 +200,6 @@ impl Server {
         self.start_again("127.0.0.1:0").await
     }
 
-    /// Takes the temp dir so the caller controls its lifetime.
-    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
-        self._dir.take()
-    }
-
-    pub fn set_dir(&mut self, d: Option<tempfile::TempDir>) {
-        self._dir = d;
-    }
-
     pub fn listen(&self) -> &str {
         &self.listen
     }

@@ -250,7 +250,7 @@ async fn wait_resealed(s: &Server, admin: &str) -> Value {
 
 #[tokio::test]
 async fn data_key_rotation_survives_a_crash_and_loses_nothing() {
-    let mut s = Server::start().await;
+    let s = Server::start().await;
     let admin = s.tenant("acme").await;
     let mut agents = Vec::new();
     for _ in 0..5 {
@@ -261,11 +261,7 @@ async fn data_key_rotation_survives_a_crash_and_loses_nothing() {
     let (st, _) = s.post("/v1/tenants/acme/data-key/rotate", &admin, json!({})).await;
     assert_eq!(st, 409, "one rotation at a time");
     // Crash before the background re-seal ran; it must resume at the next start.
-    s.kill9();
-    let (dir, data, listen) = (s.take_dir(), s.data.clone(), s.listen().to_owned());
-    drop(s);
-    let mut s = Server::start_in(&data, &listen, &Opts::default()).await;
-    s.set_dir(dir);
+    let s = s.restart_after_kill9().await;
     let v = wait_resealed(&s, &admin).await;
     assert_eq!(v["version"], 2);
     for (agent, token, _) in &agents {
