@@ -451,7 +451,7 @@ mod tests {
         clock: Arc<FixedClock>,
         agent: Caller,
         tenant: TenantId,
-        _dir: tempfile::TempDir,
+        dir: tempfile::TempDir,
     }
 
     async fn fixture(actions: &[&str], max: &str) -> Fixture {
@@ -484,7 +484,7 @@ mod tests {
         };
         s.set_guardrails(&admin, &t.id, relaxed).await.unwrap();
         let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id, token: TokenId::random() };
-        Fixture { sigil: s, clock, agent, tenant: t.id, _dir: dir }
+        Fixture { sigil: s, clock, agent, tenant: t.id, dir }
     }
 
     fn request(action: &str, resource: &str, amount: &str, challenge: &str) -> PresentationRequest {
@@ -538,7 +538,7 @@ mod tests {
         // The lease was never closed, as after `kill -9`: a new run over the same store
         // refuses every presentation created before the lease end, even one never verified.
         let unverified = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c3")).await.unwrap();
-        let reopen = || testing::sigil_with_store(f._dir.path(), f.sigil.store.clone(), f.clock.clone());
+        let reopen = || testing::sigil_with_store(f.dir.path(), f.sigil.store.clone(), f.clock.clone());
         let second = reopen();
         let floor = second.open_challenge_lease().await.unwrap().unwrap();
         assert_eq!(floor.as_millisecond(), now + 2_000);

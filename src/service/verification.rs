@@ -15,10 +15,12 @@
 //! lease end. That end becomes the *floor*: presentations created before it are refused,
 //! and the floor stays in the record for good (later clean stops keep it), since those
 //! presentations may live longer than one run. Start-up waits until the floor has passed
-//! (at most the lease length), so presentations made after a restart verify as usual.
+//! (at most [`FLOOR_REACH`]), so presentations made after a restart verify as usual.
 //! A presentation without `created`, or created after the lease end (a clock ahead of
 //! ours), waits for its claim as before. A restore from a backup sets the floor to the
-//! time of the restore: challenges spent after the backup was taken are not in it.
+//! time of the restore: challenges spent after the backup was taken are not in it. (A
+//! presentation without `created` cannot be placed against a floor; after a restore it
+//! is the one case left uncovered, see README.)
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
