@@ -275,8 +275,7 @@ pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settin
 /// waited for.
 async fn wait_for_floor(floor: jiff::Timestamp, now: jiff::Timestamp) {
     let ahead = floor.duration_since(now);
-    let reach = jiff::SignedDuration::try_from(crate::service::FLOOR_REACH).unwrap_or(jiff::SignedDuration::MAX);
-    if ahead > reach {
+    if ahead > crate::service::FLOOR_REACH {
         tracing::warn!(%floor, "the clock is behind the challenge floor (after an unclean stop or a restore); presentations created before it are refused");
     } else if ahead.is_positive() {
         tracing::info!(%floor, "after an unclean stop or a restore: waiting for the challenge floor to pass");

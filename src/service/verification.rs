@@ -40,7 +40,7 @@ const LEASE_MS: i64 = 2_000;
 const RENEW_MS: i64 = 1_000;
 /// How far ahead of the clock a floor can be right after an unclean stop: the lease plus
 /// the rounding up to a whole second. A floor further ahead means the clock stepped back.
-pub const FLOOR_REACH: std::time::Duration = std::time::Duration::from_millis(LEASE_MS.unsigned_abs() + 1_000);
+pub const FLOOR_REACH: jiff::SignedDuration = jiff::SignedDuration::from_millis(LEASE_MS + 1_000);
 
 /// The challenge lease (see the module docs). Times are milliseconds since the epoch.
 /// Stored as `floor | lease end` (two i64, big-endian), the end `i64::MIN` once closed.

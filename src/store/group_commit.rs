@@ -118,7 +118,7 @@ impl Inner {
         let mut completed = 0u64;
         let mut last_batch = 0u64;
         loop {
-            {
+            let target = {
                 let Ok(mut st) = self.state.lock() else {
                     return;
                 };
@@ -131,13 +131,16 @@ impl Inner {
                         Err(_) => return,
                     };
                 }
-            }
-            if last_batch > 1 {
-                std::thread::sleep(GATHER);
-            }
-            // Read after the pause: every writer counted here has already written.
-            let Ok(target) = self.state.lock().map(|st| st.requested) else {
-                return;
+                if last_batch > 1 {
+                    drop(st);
+                    std::thread::sleep(GATHER);
+                    // Read after the pause: every writer counted here has already written.
+                    st = match self.state.lock() {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                }
+                st.requested
             };
             let started = Instant::now();
             let result = flush();

@@ -56,7 +56,7 @@ async fn rate_limits_and_automatic_suspension() {
     assert_eq!(granted["details"]["context"]["amount"], "120.00");
     let _ = agent;
     // Metrics: requests, presentations by outcome, triggers, flushes.
-    let text = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = s.metrics().await;
     for m in [
         "sigil_http_requests_total",
         "sigil_http_request_duration_seconds",

@@ -200,6 +200,11 @@ impl Server {
         self.start_again("127.0.0.1:0").await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
+    }
+
     pub fn listen(&self) -> &str {
         &self.listen
     }

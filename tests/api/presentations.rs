@@ -102,7 +102,7 @@ async fn granted_presentations_verify_everywhere_once() {
 
 /// `sigil_challenges_total{outcome}` from `/metrics` (0 when not yet counted).
 async fn challenges(s: &Server, outcome: &str) -> u64 {
-    let text = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = s.metrics().await;
     let prefix = format!("sigil_challenges_total{{outcome=\"{outcome}\"}} ");
     text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |n| n.trim().parse().unwrap())
 }
