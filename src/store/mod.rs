@@ -135,6 +135,20 @@ pub trait Store: Send + Sync + 'static {
         self.apply(txn).await
     }
 
+    /// True when [`Store::append_now`] works: the backend can take an append without
+    /// suspending the caller. By default false.
+    fn can_append_now(&self) -> bool {
+        false
+    }
+
+    /// [`Store::append`] without suspending the caller, for one that orders its writers
+    /// under a synchronous lock held for microseconds (the audit chain). Only when
+    /// [`Store::can_append_now`]; by default an error. sled journals the write in memory.
+    fn append_now(&self, txn: Txn) -> Result<(), StoreError> {
+        let _ = txn;
+        Err(StoreError::Backend("this store appends asynchronously only".into()))
+    }
+
     /// Writes `key` = `value` durably unless `key` exists; `Ok(false)` when it does (one-time
     /// challenges). By default a transaction with that precondition; sled journals it.
     async fn insert_new(&self, key: Vec<u8>, value: Vec<u8>) -> Result<bool, StoreError> {
@@ -220,6 +234,24 @@ pub(crate) mod conformance {
         let mut t = Txn::new();
         t.require_absent(b"p/9".to_vec()).put(b"p/9".to_vec(), b"x".to_vec());
         assert!(matches!(store.commit(t).await, Err(StoreError::Conflict)));
+        // append_now: where the backend offers it, the same as append; never with checks
+        if store.can_append_now() {
+            let mut t = Txn::new();
+            t.put(b"p/8".to_vec(), b"eight".to_vec());
+            store.append_now(t).unwrap();
+            assert_eq!(store.get(b"p/8").await.unwrap().as_deref(), Some(&b"eight"[..]));
+            store.sync_appends().await.unwrap();
+            let mut t = Txn::new();
+            t.require_absent(b"p/7".to_vec()).put(b"p/7".to_vec(), b"x".to_vec());
+            assert!(store.append_now(t).is_err());
+            assert!(store.get(b"p/7").await.unwrap().is_none());
+            let mut t = Txn::new();
+            t.delete(b"p/8".to_vec());
+            store.append_now(t).unwrap();
+            store.sync_appends().await.unwrap();
+        } else {
+            assert!(store.append_now(Txn::new()).is_err());
+        }
         // insert_new: once only, also against a concurrent claim of the same key
         assert!(store.insert_new(b"once/a".to_vec(), b"1".to_vec()).await.unwrap());
         assert!(!store.insert_new(b"once/a".to_vec(), b"2".to_vec()).await.unwrap());

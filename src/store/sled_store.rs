@@ -113,14 +113,22 @@ impl Store for SledStore {
     }
 
     async fn append(&self, txn: Txn) -> Result<(), StoreError> {
-        if !txn.checks.is_empty() {
-            return Err(StoreError::Backend("append takes no preconditions".into()));
-        }
-        self.journal.append(txn.ops)
+        self.append_now(txn)
     }
 
     async fn sync_appends(&self) -> Result<(), StoreError> {
         self.journal.durable().await
+    }
+
+    fn can_append_now(&self) -> bool {
+        true
+    }
+
+    fn append_now(&self, txn: Txn) -> Result<(), StoreError> {
+        if !txn.checks.is_empty() {
+            return Err(StoreError::Backend("append takes no preconditions".into()));
+        }
+        self.journal.append(txn.ops)
     }
 
     async fn insert_new(&self, key: Vec<u8>, value: Vec<u8>) -> Result<bool, StoreError> {
