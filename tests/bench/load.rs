@@ -679,6 +679,23 @@ async fn rotation(o: &Opts) {
         }
     }
     println!("rotated {} agents in {:.1} s", rot.ok, t0.elapsed().as_secs_f64());
+    // Rotations (transactions with their entries) and presentations (journaled entries)
+    // raced on one tenant's chain: it must still verify end to end.
+    let report: Value = client
+        .get(format!("{}/v1/tenants/{}/audit/verify", server.base, tokens.tenant))
+        .bearer_auth(&tokens.admin_token)
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!(
+        "audit chain after the run: {} entries, {}",
+        report["entries"],
+        if report["ok"] == true { "verified".to_owned() } else { format!("BROKEN: {}", report["first_bad"]) }
+    );
     server.stop();
 }
 
