@@ -30,6 +30,10 @@ struct Head {
     hash: String,
 }
 
+/// How often a journaled entry finds the head taken and yields before it waits 1 ms
+/// between tries instead (a holder blocked on the store must not make others spin).
+const BUSY_YIELDS: u32 = 64;
+
 /// What the journaled path made of one entry; the parts come back when it could not take it.
 enum Fast<P> {
     Appended,
@@ -192,6 +196,7 @@ impl Sigil {
         let (actor, event, request_id, details) = if audit_only && self.store.can_append_now() {
             let tk = self.tenant_keys(tenant).await?;
             let mut parts = (actor, event, request_id, details);
+            let mut busy = 0u32;
             loop {
                 match self.append_to_known_head(&slot, &tk, tenant, parts)? {
                     Fast::Appended => {
@@ -199,10 +204,17 @@ impl Sigil {
                         return Ok(());
                     }
                     Fast::Busy(p) => {
-                        // Held for microseconds by a writer on another thread: let this
-                        // worker serve its other requests meanwhile instead of sleeping.
                         parts = p;
-                        tokio::task::yield_now().await;
+                        busy += 1;
+                        if busy <= BUSY_YIELDS {
+                            // Held for microseconds by a writer on another thread: let this
+                            // worker serve its other requests meanwhile instead of sleeping.
+                            tokio::task::yield_now().await;
+                        } else {
+                            // Held longer: its writer waits on the store (a transaction or
+                            // a backup excludes appends while it runs). Poll, do not spin.
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        }
                     }
                     Fast::Unknown(p) => break p,
                 }
@@ -605,6 +617,35 @@ mod tests {
         assert_eq!(seen, want);
         assert_eq!(entries.iter().filter(|e| e.event == "agent.created").count(), 20);
         assert!(s.audit_verify(&admin, &t.id).await.unwrap().ok);
+    }
+
+    /// A head held for long (its writer blocked on the store) makes journaled entries wait
+    /// past their yields and poll; they all land, in one chain, once it is released.
+    #[tokio::test]
+    async fn entries_wait_out_a_long_held_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let slot = s.audit_heads.slot(t.id.as_str());
+        assert!(slot.head().is_some(), "creating the tenant left its head known");
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let holder = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                let _g = slot.head();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(150));
+            })
+        };
+        held_rx.recv().unwrap();
+        let writes = (0..8).map(|i| s.record(t.id.as_str(), "test".into(), Event::new("test.event", serde_json::json!({ "i": i }))));
+        for r in futures_util::future::join_all(writes).await {
+            r.unwrap();
+        }
+        holder.join().unwrap();
+        let entries = s.audit_entries(t.id.as_str(), 0, 100).await.unwrap();
+        crate::audit::verify_chain(&entries, entries[0].seq, &entries[0].prev).unwrap();
+        assert_eq!(entries.iter().filter(|e| e.event == "test.event").count(), 8);
     }
 
     /// A panic while a writer held the head leaves it in doubt: the next writer finds it
