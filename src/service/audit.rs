@@ -59,7 +59,7 @@ struct Slot {
     /// runtime when it is taken, so no worker thread sleeps on it. Why not tokio's lock
     /// there: it is fair, so under load every release handed the chain to the next
     /// waiter, which then sat until its worker thread came round to it while the tenant's
-    /// other requests queued behind (3.8 of a presentation's 7.8 ms in the handler at 64
+    /// other requests queued behind (3.8 of a presentation's 7.8 ms in the server at 64
     /// connections, with the cores 18 % idle).
     head: std::sync::Mutex<Option<Head>>,
     /// Serialises the writers that must await while they hold the chain: a transaction
@@ -224,7 +224,7 @@ impl Sigil {
         };
         {
             let _writer = slot.writer.lock().await;
-            // Looked up again under the writer lock: a tenant deleted meanwhile fails here.
+            // Under the writer lock: a tenant deleted meanwhile fails here.
             let tk = self.tenant_keys(tenant).await?;
             // The chain is this writer's until it puts a head back; on any failure it stays
             // unknown, and the next writer reloads it from the store.
@@ -238,11 +238,7 @@ impl Sigil {
             if audit_only && known {
                 let mut append = Txn::new();
                 append.put(key, sealed).put(head_key, head_bytes(&next));
-                if self.store.can_append_now() {
-                    self.store.append_now(append)?;
-                } else {
-                    self.store.append(append).await?;
-                }
+                self.store.append(append).await?;
                 *slot.head() = Some(next);
                 drop(_writer);
                 self.store.sync_appends().await?;
