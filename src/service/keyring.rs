@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::crypto::{DataKey, RootKey, TokenPepper};
+use crate::crypto::{DataKey, RootKey, TokenPepper, blob_key_version};
 
 /// The data keys of one tenant that are currently usable.
 #[derive(Debug)]
@@ -26,8 +26,17 @@ impl TenantKeys {
 
 /// Root key, pepper and the data-key cache.
 pub struct Keyring {
-    /// Swapped atomically by root-key rotation.
-    root: RwLock<Arc<RootKey>>,
+    /// The current root key and the one it replaced (if it was rotated in this process),
+    /// swapped together by root-key rotation.
+    root: RwLock<Roots>,
+    /// Taken shared by whatever wraps a new data key under the root (tenant creation,
+    /// data-key rotation) until that wrap is committed, and exclusively by root-key
+    /// rotation for its whole run. Without it a wrap made under the old root and committed
+    /// after the rotation collected the wraps to re-wrap would stay under the old root, and
+    /// the tenant would be unreadable after the next start; two rotations would also
+    /// interleave. Readers never take it (see [`Keyring::root_for`]), so a holder may read
+    /// tenant keys without deadlock.
+    pub(crate) wrapping: tokio::sync::RwLock<()>,
     pub(crate) pepper: TokenPepper,
     tenants: RwLock<HashMap<String, Arc<TenantKeys>>>,
     /// Bumped by every eviction. A loader notes it before reading the store and caches its
@@ -43,26 +52,56 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
+#[derive(Clone)]
+struct Roots {
+    current: Arc<RootKey>,
+    previous: Option<Arc<RootKey>>,
+}
+
 impl Keyring {
     /// A keyring around an opened root key and pepper.
     pub fn new(root: RootKey, pepper: TokenPepper) -> Self {
-        Self { root: RwLock::new(Arc::new(root)), pepper, tenants: RwLock::new(HashMap::new()), generation: AtomicU64::new(0) }
+        Self {
+            root: RwLock::new(Roots { current: Arc::new(root), previous: None }),
+            wrapping: tokio::sync::RwLock::new(()),
+            pepper,
+            tenants: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
     }
 
-    /// The current root key.
-    pub(crate) fn root(&self) -> Arc<RootKey> {
+    fn roots(&self) -> Roots {
         match self.root.read() {
             Ok(r) => r.clone(),
             Err(p) => p.into_inner().clone(),
         }
     }
 
+    /// The current root key: the one new wraps are made under.
+    pub(crate) fn root(&self) -> Arc<RootKey> {
+        self.roots().current
+    }
+
+    /// The root key that wrapped `blob`. A reader that fetched a wrap just before a root
+    /// rotation moved it under the new root opens it after the swap with the old one, by
+    /// the key version in the blob, instead of failing. The old root stays in memory until
+    /// the next rotation or restart; it was in memory until this rotation anyway.
+    pub(crate) fn root_for(&self, blob: &[u8]) -> Arc<RootKey> {
+        let roots = self.roots();
+        match (roots.previous, blob_key_version(blob)) {
+            (Some(prev), Ok(v)) if v == prev.version() && v != roots.current.version() => prev,
+            _ => roots.current,
+        }
+    }
+
     /// Installs a new root key (after its wraps are durable and the key check names it).
     pub(crate) fn set_root(&self, root: RootKey) {
-        match self.root.write() {
-            Ok(mut r) => *r = Arc::new(root),
-            Err(p) => *p.into_inner() = Arc::new(root),
-        }
+        let mut guard = match self.root.write() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        let previous = guard.current.clone();
+        *guard = Roots { current: Arc::new(root), previous: Some(previous) };
     }
 
     /// Forgets every cached tenant data key (root or data-key rotation).

@@ -255,6 +255,8 @@ impl Sigil {
         let cur = decode_u32(&cur_raw)?;
         let new = cur + 1;
         let dk = DataKey::generate(new);
+        // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
+        let wrapping = self.keys.wrapping.read().await;
         let mut txn = Txn::new();
         txn.require_equals(keys::data_key_current(t), cur_raw)
             .require_absent(keys::data_key_rotation(t))
@@ -262,6 +264,7 @@ impl Sigil {
             .put(keys::data_key_current(t), new.to_be_bytes().to_vec())
             .put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
         self.commit_audited(t, actor(caller), txn, Event::new("data_key.rotation_started", json!({"from": cur, "to": new}))).await?;
+        drop(wrapping);
         self.keys.evict(t);
         let me = self.clone();
         let tenant = t.to_owned();
@@ -371,6 +374,8 @@ impl Sigil {
     /// between steps is repaired at start by [`Sigil::recover_root_rotation`].
     pub async fn rotate_root_key(&self, caller: &Caller, new_root: SecretBytes) -> Result<u32, ServiceError> {
         caller.require_operator()?;
+        // One rotation at a time, and no new wrap under the old root while this one runs.
+        let _exclusive = self.keys.wrapping.write().await;
         let data = self.settings.data_dir.clone().ok_or_else(|| ServiceError::Internal("no data directory".into()))?;
         let old = self.keys.root();
         let next =
@@ -542,5 +547,58 @@ mod tests {
             s.get_credential(&admin, &t.id, &cred).await.unwrap();
         }
         assert!(s.audit_verify(&admin, &t.id).await.unwrap().ok);
+    }
+
+    /// Root rotations racing each other, tenant creations, data-key rotations and cold
+    /// loads of tenant keys: every call succeeds, and afterwards every stored data-key wrap
+    /// opens under the final root alone (what the next start will have).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn root_rotation_races_wraps_and_key_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let op = testing::operator();
+        let mut old = Vec::new();
+        for i in 0..4 {
+            old.push(s.create_tenant(&op, Some(&format!("old{i}")), "Old").await.unwrap().id);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..3 {
+            let (s, op) = (s.clone(), op.clone());
+            tasks.spawn(async move { s.rotate_root_key(&op, SecretBytes::random(32)).await.map(|_| ()) });
+        }
+        for i in 0..6 {
+            let (s, op) = (s.clone(), op.clone());
+            tasks.spawn(async move { s.create_tenant(&op, Some(&format!("new{i}")), "New").await.map(|_| ()) });
+        }
+        for t in old.clone() {
+            let s = s.clone();
+            tasks.spawn(async move { s.rotate_data_key(&testing::admin(&t), &t).await.map(|_| ()) });
+        }
+        for _ in 0..2 {
+            let (s, old) = (s.clone(), old.clone());
+            tasks.spawn(async move {
+                for _ in 0..40 {
+                    s.keys.evict_all();
+                    for t in &old {
+                        s.tenant_keys(t.as_str()).await?;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Ok(())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap().unwrap();
+        }
+        assert_eq!(s.keys.root().version(), 4, "three rotations, one after another");
+        let root = s.keys.root();
+        let wraps = s.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap();
+        assert!(wraps.len() >= 10 + 4, "ten tenants, four of them with a second data key");
+        for (k, blob) in wraps {
+            let k = String::from_utf8(k).unwrap();
+            let mut parts = k.split('/').skip(1);
+            let (t, v) = (parts.next().unwrap(), u32::from_str_radix(parts.next().unwrap(), 16).unwrap());
+            root.unwrap_data_key(t, v, &blob).unwrap_or_else(|_| panic!("{k} is not under the final root"));
+        }
     }
 }

@@ -31,7 +31,7 @@ impl Sigil {
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                 .ok_or_else(|| ServiceError::Internal("malformed data key entry".into()))?;
-            versions.insert(v, self.keys.root().unwrap_data_key(tenant, v, &blob)?);
+            versions.insert(v, self.keys.root_for(&blob).unwrap_data_key(tenant, v, &blob)?);
         }
         if !versions.contains_key(&current) {
             // Data keys already destroyed: the tenant is being crypto-shredded.

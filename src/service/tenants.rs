@@ -85,6 +85,8 @@ impl Sigil {
         };
         let tk = TenantKeys { current: 1, versions: [(1, dk)].into_iter().collect() };
         let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
+        // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
+        let wrapping = self.keys.wrapping.read().await;
         let mut txn = Txn::new();
         txn.require_absent(keys::tenant_index(t))
             .require_absent(keys::tenant_tombstone(t))
@@ -101,6 +103,7 @@ impl Sigil {
             crate::store::StoreError::Conflict => ServiceError::conflict("tenant_exists", "a tenant with this id already exists"),
             e => e.into(),
         })?;
+        drop(wrapping);
         self.keys.insert(t, tk, generation);
         // The first entry of the tenant's own trail (its chain cannot exist before its keys).
         self.record(
