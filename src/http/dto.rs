@@ -265,10 +265,13 @@ pub enum PrincipalKindDto {
 #[serde(deny_unknown_fields)]
 #[schema(as = Principal)]
 pub struct PrincipalDto {
-    /// Stable identifier of the person or role (e-mail, employee id, role name).
-    #[schema(min_length = 1, max_length = 200)]
+    /// Stable identifier of the person or role (e-mail, employee id, role name); not blank,
+    /// no control characters, at most 200 characters.
+    #[schema(schema_with = super::constraints::principal_id)]
     pub id: String,
     pub kind: PrincipalKindDto,
+    /// Display name; the same rules as `id`.
+    #[schema(schema_with = super::constraints::principal_name)]
     pub name: Option<String>,
 }
 
@@ -277,11 +280,15 @@ pub struct PrincipalDto {
 #[serde(deny_unknown_fields)]
 #[schema(as = AmountLimit)]
 pub struct AmountLimitDto {
-    /// Maximum per request, e.g. `"500.00"`.
+    /// Maximum per request, a decimal string such as `"500.00"`.
+    #[schema(schema_with = super::constraints::amount)]
     pub max: String,
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(schema_with = super::constraints::currency)]
     pub currency: String,
-    /// Optional cumulative maximum per calendar day (in the schedule's time zone, else UTC).
+    /// Optional cumulative maximum per calendar day (in the schedule's time zone, else UTC);
+    /// at least `max`.
+    #[schema(schema_with = super::constraints::amount_opt)]
     pub per_day: Option<String>,
 }
 
@@ -299,12 +306,17 @@ pub struct LimitsDto {
 #[schema(example = json!({"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"}))]
 #[schema(as = Schedule)]
 pub struct ScheduleDto {
+    /// An IANA time zone name, e.g. `Europe/Berlin`.
+    #[schema(min_length = 1, max_length = 64)]
     pub timezone: String,
-    /// Any of `mon tue wed thu fri sat sun`.
+    /// Each of `mon tue wed thu fri sat sun` at most once.
+    #[schema(schema_with = super::constraints::days)]
     pub days: Vec<String>,
-    /// `HH:MM`.
+    /// `HH:MM`, 24-hour.
+    #[schema(schema_with = super::constraints::hhmm)]
     pub from: String,
-    /// `HH:MM` (`24:00` allowed).
+    /// `HH:MM`, later than `from` (`24:00` for the end of the day).
+    #[schema(schema_with = super::constraints::hhmm)]
     pub to: String,
 }
 
@@ -319,15 +331,19 @@ pub struct ScheduleDto {
     "valid_until": "2027-01-01T00:00:00Z"}))]
 pub struct CreateDelegationRequest {
     pub principal: PrincipalDto,
-    /// Exact actions (`refunds:create`) or namespace wildcards (`orders:*`).
+    /// 1–64 exact actions (`refunds:create`) or namespace wildcards (`orders:*`).
+    #[schema(schema_with = super::constraints::action_patterns)]
     pub actions: Vec<String>,
-    /// Resource globs; `*` stays within one `/` segment, `**` crosses segments.
+    /// 1–64 resource globs; `*` stays within one `/` segment, `**` crosses segments.
+    #[schema(schema_with = super::constraints::resource_patterns)]
     pub resources: Vec<String>,
     pub limits: Option<LimitsDto>,
     pub schedule: Option<ScheduleDto>,
     /// RFC 3339; default now.
+    #[schema(schema_with = super::constraints::date_time_opt)]
     pub valid_from: Option<String>,
-    /// RFC 3339; required.
+    /// RFC 3339, later than `valid_from` and than now.
+    #[schema(schema_with = super::constraints::date_time)]
     pub valid_until: String,
 }
 

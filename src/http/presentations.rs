@@ -33,20 +33,21 @@ pub enum FormatDto {
 #[schema(example = json!({"action": "refunds:create", "resource": "orders/123", "context": {"amount": "120.00", "currency": "EUR"},
     "challenge": "c0ffee-6f1d", "domain": "payments.example"}))]
 pub struct CreatePresentationRequest {
-    /// The action, e.g. `refunds:create`.
-    #[schema(min_length = 1, max_length = 128)]
+    /// The action, e.g. `refunds:create`: 2–8 `:`-separated segments of `a-z 0-9 _ . -`.
+    #[schema(schema_with = super::constraints::action)]
     pub action: String,
-    /// The resource acted on, e.g. `orders/123`.
-    #[schema(min_length = 1, max_length = 512)]
+    /// The resource acted on, e.g. `orders/123`: `/`-separated segments, none empty, `.` or `..`.
+    #[schema(schema_with = super::constraints::resource_opt)]
     pub resource: Option<String>,
-    /// Facts about the action; `amount` (decimal string) and `currency` are checked against limits.
-    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    /// Facts about the action (at most 32 keys, 4 KiB); `amount` (a decimal string) and
+    /// `currency` go together and are checked against limits.
+    #[schema(schema_with = super::constraints::context)]
     pub context: Option<serde_json::Map<String, serde_json::Value>>,
-    /// The verifier's nonce.
-    #[schema(min_length = 1, max_length = 256)]
+    /// The verifier's nonce: printable text.
+    #[schema(schema_with = super::constraints::printable_256)]
     pub challenge: String,
-    /// The verifier's domain.
-    #[schema(min_length = 1, max_length = 256)]
+    /// The verifier's domain: printable text.
+    #[schema(schema_with = super::constraints::printable_256)]
     pub domain: String,
     pub format: Option<FormatDto>,
     /// Lifetime in seconds (default 300, at most the configured maximum).

@@ -17,10 +17,10 @@ use crate::service::vc_api::VcApiError;
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     /// The unsigned credential; `issuer` must be the tenant's DID.
-    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
+    #[schema(schema_with = super::constraints::unsigned_credential)]
     pub credential: serde_json::Value,
-    /// Optional; only `credentialId` is supported.
-    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    /// Optional; only `credentialId` (a URL, becomes the credential's `id`) is supported.
+    #[schema(schema_with = super::constraints::issue_options)]
     pub options: Option<serde_json::Value>,
 }
 

@@ -104,7 +104,7 @@ const GLOB_OPTS: glob::MatchOptions =
 impl ResourcePattern {
     /// Parses a glob; refuses empty, over-long, control characters and malformed patterns.
     pub fn parse(s: &str) -> Result<Self, AuthorityError> {
-        if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
+        if s.is_empty() || s.chars().count() > 256 || s.chars().any(char::is_control) {
             return Err(err(format!("resource pattern {s:?} must be 1–256 printable characters")));
         }
         let glob = glob::Pattern::new(s).map_err(|e| err(format!("resource pattern {s:?} is not a valid glob: {}", e.msg)))?;
@@ -155,7 +155,9 @@ pub fn parse_amount(field: &str, s: &str) -> Result<Decimal, AuthorityError> {
         && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && s.bytes().filter(|b| *b == b'.').count() <= 1
         && !s.starts_with('.')
-        && !s.ends_with('.');
+        && !s.ends_with('.')
+        // 28 integer digits is what a 96-bit decimal always holds (zeros included).
+        && s.split('.').next().is_some_and(|int| int.len() <= 28);
     if !shape_ok {
         return Err(err(format!("{field} must be a non-negative decimal string like \"500.00\"")));
     }
@@ -194,7 +196,8 @@ const DAY_NAMES: [(&str, Weekday); 7] = [
 fn parse_hhmm(field: &str, s: &str) -> Result<Time, AuthorityError> {
     let bad = || err(format!("schedule.{field} must be HH:MM (24-hour)"));
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    if h.len() != 2 || m.len() != 2 {
+    // Digits only: `i8::from_str` would also take a sign (`+9`).
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
     let h: i8 = h.parse().map_err(|_| bad())?;

@@ -85,7 +85,9 @@ impl Denial {
 /// such as `orders/*` can never be satisfied by `orders/` or escape with `orders/../x`.
 pub fn well_formed_resource(r: &str) -> bool {
     r.is_empty()
-        || (r.len() <= 512 && !r.chars().any(char::is_control) && r.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".."))
+        || (r.chars().count() <= 512
+            && !r.chars().any(char::is_control)
+            && r.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".."))
 }
 
 /// Checks one delegation; `Ok(())` when it covers the request.

@@ -138,16 +138,26 @@ fn bad(detail: impl Into<String>) -> ServiceError {
     ServiceError::invalid(detail)
 }
 
-fn printable(field: &str, s: &str, max: usize) -> Result<(), ServiceError> {
-    if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
+/// At most `max` characters (as JSON Schema's `maxLength` counts them), none of them control.
+pub(crate) fn printable(field: &str, s: &str, max: usize) -> Result<(), ServiceError> {
+    if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
         return Err(bad(format!("{field} must be 1–{max} printable characters")));
     }
     Ok(())
 }
 
+/// A concrete action: what a delegation's action pattern can cover, never a wildcard. A
+/// name no delegation could ever grant is a malformed request (400), not a refusal (403).
+pub(crate) fn parse_action(action: &str) -> Result<(), ServiceError> {
+    match policy::ActionPattern::parse(action) {
+        Ok(_) if !action.ends_with(":*") => Ok(()),
+        _ => Err(bad("action must look like 'namespace:verb' (2–8 ':'-separated segments of a-z 0-9 _ . -)")),
+    }
+}
+
 /// Validates the request and extracts amount and currency from `context`.
 fn parse_request(req: &PresentationRequest) -> Result<(Option<Decimal>, Option<&str>), ServiceError> {
-    printable("action", &req.action, 128)?;
+    parse_action(&req.action)?;
     if let Some(r) = &req.resource {
         printable("resource", r, 512)?;
         if !policy::well_formed_resource(r) {

@@ -41,6 +41,21 @@ impl Sigil {
             if !ok {
                 return Err(VcApiError::BadRequest("options may only contain credentialId".into()));
             }
+            // It becomes the credential's `id`, which VC 2.0 requires to be a URL.
+            if let Some(id) = o.get("credentialId") {
+                let url = id.as_str().is_some_and(|s| {
+                    s.len() <= 2048
+                        && !s.chars().any(|c| c.is_control() || c.is_whitespace())
+                        && s.split_once(':').is_some_and(|(scheme, rest)| {
+                            !rest.is_empty()
+                                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                        })
+                });
+                if !url {
+                    return Err(VcApiError::BadRequest("options.credentialId must be a URL (such as urn:uuid:… or https://…)".into()));
+                }
+            }
         }
         let Value::Object(mut doc) = credential else {
             return Err(VcApiError::BadRequest("credential must be a JSON object".into()));

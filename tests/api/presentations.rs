@@ -211,6 +211,11 @@ async fn every_denial_has_its_code() {
     assert_eq!(st, 400);
     let (st, _) = s.post("/v1/presentations", &token, with(&|b| b["chalenge"] = "typo".into())).await;
     assert_eq!(st, 400);
+    // An action name no delegation could ever grant (case, a wildcard) is malformed, not denied.
+    for action in ["Refunds:Create", "orders:*", "refunds"] {
+        let (st, p) = s.post("/v1/presentations", &token, with(&|b| b["action"] = action.into())).await;
+        assert_eq!((st, p["code"].as_str()), (400, Some("invalid_request")), "{action}: {p}");
+    }
     // Suspended, then revoked delegation.
     let (_, wallet) = s.get(&format!("/v1/tenants/acme/agents/{agent}/credentials"), &admin).await;
     let del = wallet["items"][1]["id"].as_str().unwrap().to_owned();

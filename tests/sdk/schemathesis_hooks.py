@@ -14,6 +14,11 @@ So that most generated requests reach real code rather than stopping at 401/404:
     and never the live ones, so the rest of the run keeps a working tenant, agent and delegation.
   * Verification bodies carry a real, signed presentation or credential (again ~7 in 8), so
     the fuzzed challenge, domain, action and options reach the cryptographic checks.
+  * Bodies naming what only the server knows get it (~7 in 8): a VC-API issue request's
+    credential gets the tenant's DID as issuer (its other generated fields are kept), and a
+    root-key rotation gets a key file that exists on the server's disk.
+  * `replace_credential` revokes the credential it replaces, so after each success the next
+    requests replace the new one (otherwise every later case would stop at 409).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ DESTRUCTIVE = {
     "revoke_principal",
 }
 AGENT_OPERATIONS = {"create_presentation", "get_self"}
+REAL_BODIES = {"verify_presentation", "vc_api_verify_presentation", "vc_api_verify_credential", "vc_api_issue_credential", "rotate_root_key"}
 
 
 def _raw(operation) -> dict[str, Any]:
@@ -94,6 +100,18 @@ def real_body(operation_id: str, body: Any) -> Any:
         body["verifiablePresentation"] = samples["ldp_vp"]
     elif operation_id == "vc_api_verify_credential":
         body["verifiableCredential"] = samples["credential"]
+    elif operation_id == "vc_api_issue_credential":
+        credential = dict(body["credential"]) if isinstance(body.get("credential"), dict) else {}
+        credential.update({
+            "@context": ["https://www.w3.org/ns/credentials/v2"],
+            "type": ["VerifiableCredential"],
+            "issuer": FIX["tenant_did"],
+            "credentialSubject": {"id": FIX["agent_did"], "memberOf": "Fuzz Co"},
+        })
+        credential.pop("proof", None)
+        body["credential"] = credential
+    elif operation_id == "rotate_root_key":
+        body["new_root_key_file"] = FIX["root_key_file"]
     return body
 
 
@@ -103,7 +121,7 @@ def before_call(ctx, case, kwargs) -> None:
     # fuzzing) and also sees ids that Schemathesis learnt from earlier responses.
     if case.path_parameters:
         case.path_parameters = real_path_parameters(_operation_id(case.operation), case.path_parameters)
-    if _operation_id(case.operation) in ("verify_presentation", "vc_api_verify_presentation", "vc_api_verify_credential"):
+    if _operation_id(case.operation) in REAL_BODIES:
         case.body = real_body(_operation_id(case.operation), case.body)
     token = token_for(case.operation)
     headers = dict(case.headers or {})
@@ -113,3 +131,12 @@ def before_call(ctx, case, kwargs) -> None:
     if token:
         headers["Authorization"] = f"Bearer {token}"
     case.headers = headers
+
+
+@schemathesis.hook
+def after_call(ctx, case, response) -> None:
+    # The replaced credential is revoked; the one issued in its place is the next victim.
+    if _operation_id(case.operation) == "replace_credential" and response.status_code == 201:
+        new_id = response.json().get("id")
+        if isinstance(new_id, str):
+            FIX["victims"]["replace_credential"]["credential"] = new_id
