@@ -158,7 +158,9 @@ pub fn unsigned_credential() -> Object {
     types.extensions = Some(utoipa::openapi::extensions::Extensions::from_iter([("contains", json!({"const": "VerifiableCredential"}))]));
     let context = ArrayBuilder::new()
         .prefix_items([ObjectBuilder::new().schema_type(Type::String).enum_values(Some([crate::vc::credential::VC_V2])).build()])
-        .items(ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Object])))
+        // Any further entries (URLs or inline contexts); OpenAPI Generator cannot take a
+        // multi-type `type` other than "X or null", so this stays unconstrained.
+        .items(ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue))
         .min_items(Some(1))
         .description(Some("Starts with the VC 2.0 context"))
         .build();
@@ -174,7 +176,10 @@ pub fn unsigned_credential() -> Object {
         .property("issuer", issuer)
         .property(
             "credentialSubject",
-            ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Object, Type::Array])),
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::Object))
+                .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)))
+                .description(Some("One subject, or several")),
         )
         .property("validFrom", date_time())
         .property("validUntil", date_time())

@@ -146,6 +146,29 @@ mod tests {
         assert_eq!(documented, registered, "openapi paths differ from the registered routes");
     }
 
+    /// OpenAPI Generator (the Python SDK) fails on a `type` list other than "X or null"
+    /// (3.1 allows any); such a schema is written as `oneOf` instead.
+    #[test]
+    fn multi_type_schemas_are_only_nullable_ones() {
+        fn walk(v: &serde_json::Value, path: &str, bad: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let (Some(serde_json::Value::Array(types)), false) = (m.get("type"), path.contains("/examples")) {
+                        if types.len() > 2 || (types.len() == 2 && !types.iter().any(|t| t == "null")) {
+                            bad.push(path.to_owned());
+                        }
+                    }
+                    m.iter().for_each(|(k, v)| walk(v, &format!("{path}/{k}"), bad));
+                }
+                serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{path}/{i}"), bad)),
+                _ => {}
+            }
+        }
+        let mut bad = Vec::new();
+        walk(&doc(), "", &mut bad);
+        assert!(bad.is_empty(), "{bad:?}");
+    }
+
     #[test]
     fn operations_have_ids_tags_and_problem_responses() {
         let d = doc();
