@@ -411,33 +411,41 @@ impl Sigil {
     /// Completes (key-check already names the new root) or discards (it does not) the
     /// staged wraps of an interrupted root-key rotation.
     pub async fn recover_root_rotation(&self) -> Result<(), ServiceError> {
-        let root = self.keys.root();
-        let staged = self.store.scan(keys::DATA_KEY_NEXT_PREFIX, None, usize::MAX).await?;
-        let ops = self.store.scan(keys::OPERATOR_TOKEN_NEXT_PREFIX, None, usize::MAX).await?;
-        if staged.is_empty() && ops.is_empty() {
-            return Ok(());
-        }
-        let committed = staged.iter().chain(ops.iter()).all(|(_, b)| blob_key_version(b).is_ok_and(|v| v == root.version()));
-        let mut txn = Txn::new();
-        for (k, blob) in staged.into_iter() {
-            if committed {
-                let s = String::from_utf8_lossy(&k).into_owned();
-                txn.put(format!("dk/{}", s.trim_start_matches("dkn/")).into_bytes(), blob);
+        // Staged wraps and where each goes once the rotation is committed.
+        const MOVES: [(&[u8], &[u8]); 2] =
+            [(keys::DATA_KEY_NEXT_PREFIX, keys::DATA_KEY_PREFIX), (keys::OPERATOR_TOKEN_NEXT_PREFIX, keys::OPERATOR_TOKEN_PREFIX)];
+        loop {
+            let root = self.keys.root();
+            let mut staged = Vec::new();
+            for (from, to) in MOVES {
+                for (k, blob) in self.store.scan(from, None, usize::MAX).await? {
+                    let live = [to, k.get(from.len()..).unwrap_or_default()].concat();
+                    staged.push((k, live, blob));
+                }
             }
-            txn.delete(k);
-        }
-        for (k, blob) in ops {
-            if committed {
-                let s = String::from_utf8_lossy(&k).into_owned();
-                txn.put(format!("op/{}", s.trim_start_matches("opn/")).into_bytes(), blob);
+            if staged.is_empty() {
+                return Ok(());
             }
-            txn.delete(k);
+            let committed = staged.iter().all(|(_, _, b)| blob_key_version(b).is_ok_and(|v| v == root.version()));
+            let mut txn = Txn::new();
+            for (k, live, blob) in staged {
+                // Only over a wrap that still exists: a tenant deleted or an old data key
+                // destroyed since the wraps were staged stays destroyed (crypto-shredding).
+                // The precondition turns a deletion racing this commit into another pass.
+                if committed && let Some(current) = self.store.get(&live).await? {
+                    txn.require_equals(live.clone(), current).put(live, blob);
+                }
+                txn.delete(k);
+            }
+            if committed && root.version() > 1 {
+                txn.delete(keys::pepper(root.version() - 1));
+            }
+            match self.store.commit(txn).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        if committed && root.version() > 1 {
-            txn.delete(keys::pepper(root.version() - 1));
-        }
-        self.store.commit(txn).await?;
-        Ok(())
     }
 }
 
@@ -549,8 +557,8 @@ mod tests {
         assert!(s.audit_verify(&admin, &t.id).await.unwrap().ok);
     }
 
-    /// Root rotations racing each other, tenant creations, data-key rotations and cold
-    /// loads of tenant keys: every call succeeds, and afterwards every stored data-key wrap
+    /// Root rotations racing each other, tenant creations and deletions, data-key rotations
+    /// and cold loads of tenant keys: every call succeeds, and afterwards every stored data-key wrap
     /// opens under the final root alone (what the next start will have).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn root_rotation_races_wraps_and_key_loads() {
@@ -560,6 +568,10 @@ mod tests {
         let mut old = Vec::new();
         for i in 0..4 {
             old.push(s.create_tenant(&op, Some(&format!("old{i}")), "Old").await.unwrap().id);
+        }
+        let mut doomed = Vec::new();
+        for i in 0..4 {
+            doomed.push(s.create_tenant(&op, Some(&format!("doomed{i}")), "Doomed").await.unwrap().id);
         }
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..3 {
@@ -573,6 +585,10 @@ mod tests {
         for t in old.clone() {
             let s = s.clone();
             tasks.spawn(async move { s.rotate_data_key(&testing::admin(&t), &t).await.map(|_| ()) });
+        }
+        for t in doomed.clone() {
+            let (s, op) = (s.clone(), op.clone());
+            tasks.spawn(async move { s.delete_tenant(&op, &t).await });
         }
         for _ in 0..2 {
             let (s, old) = (s.clone(), old.clone());
@@ -594,6 +610,10 @@ mod tests {
         let root = s.keys.root();
         let wraps = s.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap();
         assert!(wraps.len() >= 10 + 4, "ten tenants, four of them with a second data key");
+        for t in &doomed {
+            let prefix = keys::data_key_prefix(t.as_str());
+            assert!(!wraps.iter().any(|(w, _)| w.starts_with(&prefix)), "{t}'s shredded data key came back");
+        }
         for (k, blob) in wraps {
             let k = String::from_utf8(k).unwrap();
             let mut parts = k.split('/').skip(1);
