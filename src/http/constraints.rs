@@ -40,8 +40,9 @@ fn string(pattern: &str, max: usize) -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).min_length(Some(1)).max_length(Some(max))
 }
 
-fn nullable(b: ObjectBuilder) -> ObjectBuilder {
-    b.schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+/// `b`, whose values are of type `t`, or null (the form of an `Option` field).
+fn or_null(b: ObjectBuilder, t: Type) -> ObjectBuilder {
+    b.schema_type(utoipa::openapi::schema::SchemaType::from_iter([t, Type::Null]))
 }
 
 /// `actions` of a delegation.
@@ -87,7 +88,7 @@ pub fn amount() -> Object {
 
 /// An optional decimal amount string.
 pub fn amount_opt() -> Object {
-    nullable(string(AMOUNT, 32)).build()
+    or_null(string(AMOUNT, 32), Type::String).build()
 }
 
 /// A currency code.
@@ -102,7 +103,7 @@ pub fn principal_id() -> Object {
 
 /// A principal's optional display name.
 pub fn principal_name() -> Object {
-    nullable(string(NOT_BLANK, 200)).build()
+    or_null(string(NOT_BLANK, 200), Type::String).build()
 }
 
 /// An RFC 3339 date-time.
@@ -116,7 +117,7 @@ pub fn date_time() -> Object {
 
 /// An optional RFC 3339 date-time.
 pub fn date_time_opt() -> Object {
-    nullable(ObjectBuilder::new().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))).build()
+    or_null(ObjectBuilder::new().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))), Type::String).build()
 }
 
 /// The concrete action of a presentation request.
@@ -126,7 +127,7 @@ pub fn action() -> Object {
 
 /// The concrete resource of a presentation request.
 pub fn resource_opt() -> Object {
-    nullable(string(RESOURCE, 512)).examples([serde_json::json!("orders/123")]).build()
+    or_null(string(RESOURCE, 512), Type::String).examples([serde_json::json!("orders/123")]).build()
 }
 
 /// A challenge or domain: printable text.
@@ -137,15 +138,14 @@ pub fn printable_256() -> Object {
 /// `context` of a presentation request: free-form facts, of which `amount` and `currency`
 /// are checked against limits.
 pub fn context() -> Object {
-    nullable(
+    or_null(
         ObjectBuilder::new()
-            .schema_type(Type::Object)
             .property("amount", string(AMOUNT, 32))
             .property("currency", ObjectBuilder::new().schema_type(Type::String).pattern(Some(CURRENCY)))
             .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(true)))
             .max_properties(Some(32)),
+        Type::Object,
     )
-    .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Object, Type::Null]))
     .build()
 }
 
@@ -199,12 +199,12 @@ pub fn unsigned_credential() -> Object {
 
 /// The options of a VC-API issue request: only `credentialId`, a URL.
 pub fn issue_options() -> Object {
-    nullable(
+    or_null(
         ObjectBuilder::new()
             .property("credentialId", ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::Custom("uri".into()))))
             .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false))),
+        Type::Object,
     )
-    .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Object, Type::Null]))
     .build()
 }
 
