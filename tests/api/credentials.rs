@@ -18,8 +18,13 @@ pub fn delegation_body() -> Value {
     })
 }
 
-/// Runs the Digital Bazaar based verifier (tests/interop) on `doc`.
-pub fn third_party(s: &Server, kind: &str, doc: &Value, extra: &[&str]) -> (bool, String) {
+/// Runs the Digital Bazaar based verifier (tests/interop/verify.mjs) on `doc` and returns
+/// `(verified, report)`, the report being its JSON line
+/// `{"verified", "outcome": "verified"|"rejected", "reasons": [code…], "errors": […]}`.
+/// Only a verdict comes back: "could not check" (exit 3: TLS, DNS, HTTP, an unmapped
+/// context, a verifier crash) and usage errors (exit 2) fail the test here, so `!verified`
+/// always means the document was *rejected*; assert `report["reasons"]` to say why.
+pub fn third_party(s: &Server, kind: &str, doc: &Value, extra: &[&str]) -> (bool, Value) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("doc.json");
     std::fs::write(&file, serde_json::to_vec(doc).unwrap()).unwrap();
@@ -40,9 +45,18 @@ pub fn third_party(s: &Server, kind: &str, doc: &Value, extra: &[&str]) -> (bool
         .output()
         .expect("node must be installed");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_str(stdout.trim().lines().next_back().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the third-party verifier printed no JSON report ({e}): {stdout} {stderr}"));
     let code = out.status.code();
-    assert!(matches!(code, Some(0) | Some(1)), "verifier usage error: {stdout} {}", String::from_utf8_lossy(&out.stderr));
-    (code == Some(0), stdout)
+    let verdict = match (code, report["outcome"].as_str()) {
+        (Some(0), Some("verified")) => true,
+        (Some(1), Some("rejected")) => false,
+        _ => panic!("the third-party verifier gave no verdict (exit {code:?}): {report} {stderr}"),
+    };
+    assert_eq!(report["verified"], verdict, "{report}");
+    assert_eq!(report["reasons"].as_array().map(Vec::is_empty), Some(verdict), "a rejection names its reasons: {report}");
+    (verdict, report)
 }
 
 async fn sigil_verify(s: &Server, vc: &Value) -> (u16, Value) {
@@ -106,13 +120,15 @@ async fn dids_resolve_and_credentials_verify_in_sigil_and_third_party() {
     let (st, r) = sigil_verify(&s, &t).await;
     assert_eq!(st, 422);
     assert_eq!(codes(&r), vec!["invalid_signature"]);
-    assert!(!third_party(&s, "credential", &t, &[]).0);
+    let (_, out) = third_party(&s, "credential", &t, &[]);
+    assert_eq!(out["reasons"], json!(["invalid_signature"]), "{out}");
     // A key that is not the issuer's assertion key.
     let mut t = vc.clone();
     t["proof"]["verificationMethod"] = format!("{tdid}#issuer-9").into();
     let (_, r) = sigil_verify(&s, &t).await;
     assert_eq!(codes(&r), vec!["wrong_key"]);
-    assert!(!third_party(&s, "credential", &t, &[]).0);
+    let (_, out) = third_party(&s, "credential", &t, &[]);
+    assert_eq!(out["reasons"], json!(["wrong_key"]), "{out}");
     // The status list itself is a credential that verifies in the third-party verifier.
     let list_url = vc["credentialStatus"][0]["statusListCredential"].as_str().unwrap().to_owned();
     let list_path = list_url.trim_start_matches(&s.base).to_owned();
@@ -122,7 +138,8 @@ async fn dids_resolve_and_credentials_verify_in_sigil_and_third_party() {
     assert!(third_party(&s, "credential", &list, &["--no-status"]).0);
     let mut t = list.clone();
     t["credentialSubject"]["encodedList"] = "uH4sIAAAAAAAAA-3BMQEAAADCoPVPbQwfoAAAAAAAAAAAAAAAAAAAAIC3AYbSVKsAQAAA".into();
-    assert!(!third_party(&s, "credential", &t, &["--no-status"]).0);
+    let (_, out) = third_party(&s, "credential", &t, &["--no-status"]);
+    assert_eq!(out["reasons"], json!(["invalid_signature"]), "{out}");
 }
 
 #[tokio::test]
@@ -138,8 +155,8 @@ async fn revoke_suspend_resume_show_up_on_the_next_fetch() {
     assert_eq!((st, r["status"].as_str()), (200, Some("suspended")));
     let (_, r) = sigil_verify(&s, &vc).await;
     assert_eq!(codes(&r), vec!["suspended"]);
-    let (ok, out) = third_party(&s, "credential", &vc, &[]);
-    assert!(!ok && out.contains("suspen"), "{out}");
+    let (_, out) = third_party(&s, "credential", &vc, &[]);
+    assert_eq!(out["reasons"], json!(["suspended"]), "{out}");
     let (st, r) = s.post(&format!("/v1/tenants/acme/credentials/{id}/resume"), &admin, json!({})).await;
     assert_eq!((st, r["status"].as_str()), (200, Some("active")), "{r}");
     let (st, r) = sigil_verify(&s, &vc).await;
@@ -149,8 +166,8 @@ async fn revoke_suspend_resume_show_up_on_the_next_fetch() {
     s.post(&format!("/v1/tenants/acme/credentials/{id}/revoke"), &admin, json!({})).await;
     let (_, r) = sigil_verify(&s, &vc).await;
     assert_eq!(codes(&r), vec!["revoked"], "{r}");
-    let (ok, out) = third_party(&s, "credential", &vc, &[]);
-    assert!(!ok && out.contains("revo"), "{out}");
+    let (_, out) = third_party(&s, "credential", &vc, &[]);
+    assert_eq!(out["reasons"], json!(["revoked"]), "{out}");
     let (st, p) = s.post(&format!("/v1/tenants/acme/credentials/{id}/resume"), &admin, json!({})).await;
     assert_eq!((st, p["code"].as_str()), (409, Some("credential_revoked")));
     let (_, one) = s.get(&format!("/v1/tenants/acme/credentials/{id}"), &admin).await;
@@ -168,10 +185,12 @@ async fn not_yet_valid_delegations_fail_with_their_own_reason() {
     assert_eq!(st, 201);
     let (_, r) = sigil_verify(&s, &del["credential"]).await;
     assert_eq!(codes(&r), vec!["not_yet_valid"]);
-    assert!(!third_party(&s, "credential", &del["credential"], &[]).0);
-    // Evaluated in 2099-06, the same credential is expired (third-party clock override).
-    let (ok, out) = third_party(&s, "credential", &del["credential"], &["--now", "2099-06-01T00:00:00Z", "--no-status"]);
-    assert!(!ok, "{out}");
+    let (_, out) = third_party(&s, "credential", &del["credential"], &[]);
+    assert_eq!(out["reasons"], json!(["not_yet_valid"]), "{out}");
+    // Evaluated in 2099-06, the same credential is expired (third-party clock override:
+    // a verifier ignoring --now would still say not_yet_valid).
+    let (_, out) = third_party(&s, "credential", &del["credential"], &["--now", "2099-06-01T00:00:00Z", "--no-status"]);
+    assert_eq!(out["reasons"], json!(["expired"]), "{out}");
 }
 
 #[tokio::test]

@@ -5,8 +5,14 @@
 //     [--domain D] [--ca CERT.pem] [--context URL=PATH ...] [--no-status]
 //     [--now ISO-8601] [--no-issuer-check]
 //
-// Prints one JSON line {"verified": bool, "errors": [...]} and exits
-// 0 = verified, 1 = not verified, 2 = usage error.
+// Prints one JSON line
+//   {"verified": bool, "outcome": "verified"|"rejected"|"could_not_check",
+//    "reasons": [code, ...], "errors": ["code: message", ...]}
+// and exits 0 = verified, 1 = rejected, 3 = could not check (a DID document,
+// status list or context could not be obtained: TLS, DNS, HTTP, unmapped
+// context; or the verifier itself failed), 2 = usage error (outcome
+// "usage_error"). Reason codes: REASONS in lib/verifier.mjs, README.md.
+// A presentation requires --challenge.
 import fs from 'node:fs';
 import {
   UsageError, loadContextPairs, makeHttpsFetchJson, verifyDocument
@@ -16,9 +22,18 @@ const USAGE = 'usage: node verify.mjs --kind credential|presentation FILE ' +
   '[--challenge C] [--domain D] [--ca CERT.pem] [--context URL=PATH ...] ' +
   '[--no-status] [--now ISO-8601] [--no-issuer-check]';
 
-function out(verified, errors, code) {
-  process.stdout.write(JSON.stringify({verified, errors}) + '\n');
-  process.exit(code);
+const EXIT = {verified: 0, rejected: 1, usage_error: 2, could_not_check: 3};
+
+function out({outcome, reasons, errors}) {
+  process.stdout.write(JSON.stringify(
+    {verified: outcome === 'verified', outcome, reasons, errors}) + '\n');
+  process.exit(EXIT[outcome]);
+}
+
+function usage(message) {
+  process.stderr.write(USAGE + '\n');
+  out({outcome: 'usage_error', reasons: ['usage'],
+    errors: [message === 'help' ? USAGE : message]});
 }
 
 function parseArgs(argv) {
@@ -57,6 +72,9 @@ function parseArgs(argv) {
   if(opts.file === undefined) {
     throw new UsageError('FILE is required');
   }
+  if(opts.kind === 'presentation' && opts.challenge === undefined) {
+    throw new UsageError('--challenge is required to verify a presentation');
+  }
   if(opts.now !== undefined && isNaN(new Date(opts.now))) {
     throw new UsageError('--now must be an ISO-8601 date-time');
   }
@@ -64,12 +82,11 @@ function parseArgs(argv) {
 }
 
 async function main() {
-  let opts, document, contexts, ca;
+  let opts, raw, document, contexts, ca;
   try {
     opts = parseArgs(process.argv.slice(2));
-    let text;
     try {
-      text = fs.readFileSync(opts.file, 'utf8');
+      raw = fs.readFileSync(opts.file, 'utf8');
     } catch(e) {
       throw new UsageError(`cannot read ${opts.file}: ${e.message}`);
     }
@@ -81,28 +98,30 @@ async function main() {
       }
     }
     contexts = loadContextPairs(opts.contexts);
-    try {
-      document = JSON.parse(text);
-    } catch(e) {
-      return out(false, [`${opts.file} is not valid JSON: ${e.message}`], 1);
-    }
   } catch(e) {
-    if(e instanceof UsageError) {
-      process.stderr.write(USAGE + '\n');
-      return out(false, [e.message === 'help' ? USAGE : e.message], 2);
-    }
-    return out(false, [`usage error: ${e.message}`], 2);
+    return usage(e instanceof UsageError ? e.message : `usage error: ${e.message}`);
   }
   try {
-    const {verified, errors} = await verifyDocument({
+    document = JSON.parse(raw);
+  } catch(e) {
+    return out({outcome: 'rejected', reasons: ['malformed'],
+      errors: [`malformed: ${opts.file} is not valid JSON: ${e.message}`]});
+  }
+  try {
+    return out(await verifyDocument({
       kind: opts.kind, document, challenge: opts.challenge,
       domain: opts.domain, now: opts.now, contexts,
       fetchJson: makeHttpsFetchJson({ca}), checkStatus: opts.status,
       issuerCheck: opts.issuerCheck
-    });
-    return out(verified, errors, verified ? 0 : 1);
+    }));
   } catch(e) {
-    return out(false, [`verifier error: ${e.message}`], 1);
+    if(e instanceof UsageError) {
+      return usage(e.message);
+    }
+    // A bug or an unexpected failure in the verifier: nothing was decided
+    // about the document, so this is "could not check", never "rejected".
+    return out({outcome: 'could_not_check', reasons: ['verifier_error'],
+      errors: [`verifier_error: ${e.stack || e.message}`]});
   }
 }
 

@@ -3,6 +3,11 @@
 //
 // Everything is offline except: did:web documents and the status list
 // credentials named by the document being verified, fetched over HTTPS.
+//
+// Every failure carries a stable reason code (see REASONS) and is either a
+// rejection (the document is wrong) or "could not check" (a DID document,
+// status list or context could not be obtained: TLS, DNS, HTTP, unmapped
+// context). Only rejections make the outcome "rejected".
 import fs from 'node:fs';
 import https from 'node:https';
 
@@ -57,6 +62,115 @@ export function loadContextPairs(pairs = []) {
 }
 
 export class UsageError extends Error {}
+
+/**
+ * Stable reason codes. `unavailable: true` means "could not check": the
+ * verifier lacked something it needed, which says nothing about the document.
+ */
+export const REASONS = Object.freeze({
+  // could not check
+  context_unavailable: {unavailable: true,
+    about: 'a JSON-LD context is neither built in nor mapped with --context'},
+  did_unresolvable: {unavailable: true,
+    about: 'a did:web DID document could not be fetched (TLS, DNS, HTTP, not JSON)'},
+  status_unavailable: {unavailable: true,
+    about: 'a status list credential could not be fetched'},
+  verifier_error: {unavailable: true,
+    about: 'the verifier itself failed unexpectedly'},
+  // rejected
+  invalid_signature: {about: 'a proof does not verify over the document'},
+  expired: {about: 'a credential is past its validUntil (at --now)'},
+  not_yet_valid: {about: 'a credential is before its validFrom (at --now)'},
+  proof_expired: {about: 'a proof is past its "expires" (at --now)'},
+  challenge_mismatch: {about: 'the presentation proof has another challenge'},
+  domain_mismatch: {about: 'the presentation proof has another domain'},
+  holder_mismatch: {about: 'the presentation holder does not control the proof key'},
+  issuer_mismatch: {about: 'the credential issuer does not control the proof key'},
+  wrong_key: {about: 'the verification method is not in the DID document, ' +
+    'has another controller or is not authorized for the proof purpose'},
+  invalid_did: {about: 'a DID (or its document) is malformed or names another DID'},
+  unsupported_did_method: {about: 'a DID method other than did:key and did:web'},
+  unsupported_url: {about: 'a URL that is neither a DID, a context nor a status list'},
+  proof_missing: {about: 'the document has no proof'},
+  no_matching_proof: {about: 'no proof has a supported type/cryptosuite and the required purpose'},
+  invalid_jsonld: {about: 'JSON-LD expansion in safe mode failed (undefined term, protected term redefined)'},
+  revoked: {about: 'the revocation bit is set'},
+  suspended: {about: 'the suspension bit is set'},
+  status_set: {about: 'a status bit of another purpose is set'},
+  status_list_invalid: {about: 'the status list credential does not verify (signature, issuer, type, JSON-LD)'},
+  status_list_too_short: {about: `the status list has fewer than 131072 entries`},
+  status_purpose_mismatch: {about: 'the status list purpose differs from the entry'},
+  malformed: {about: 'the document is not a well-formed VC 2.0 credential/presentation'},
+  not_verified: {about: 'rejected for a reason without its own code (see errors)'}
+});
+
+/** A failure with a reason code from REASONS. */
+export class CheckError extends Error {
+  constructor(code, message, {cause} = {}) {
+    super(message, cause === undefined ? undefined : {cause});
+    if(!REASONS[code]) {
+      throw new TypeError(`unknown reason code "${code}"`);
+    }
+    this.name = 'CheckError';
+    this.code = code;
+  }
+
+  get unavailable() {
+    return REASONS[this.code].unavailable === true;
+  }
+}
+
+/** The first CheckError in an error, its causes or nested error lists. */
+export function findCheckError(node, seen = new Set()) {
+  if(!node || typeof node !== 'object' || seen.has(node)) {
+    return undefined;
+  }
+  seen.add(node);
+  if(node instanceof CheckError) {
+    return node;
+  }
+  if(Array.isArray(node)) {
+    for(const n of node) {
+      const f = findCheckError(n, seen);
+      if(f) {
+        return f;
+      }
+    }
+    return undefined;
+  }
+  for(const next of [node.cause, node.details?.cause, node.errors]) {
+    const f = findCheckError(next, seen);
+    if(f) {
+      return f;
+    }
+  }
+  return undefined;
+}
+
+/** Collects the string `@context` URLs used anywhere in `node`. */
+function noteContexts(node, out, depth = 0) {
+  if(!node || typeof node !== 'object' || depth > 64) {
+    return out;
+  }
+  if(Array.isArray(node)) {
+    node.forEach(n => noteContexts(n, out, depth + 1));
+    return out;
+  }
+  for(const [k, v] of Object.entries(node)) {
+    if(k === '@context' || k === '@import') {
+      for(const c of toArray(v)) {
+        if(typeof c === 'string') {
+          out.add(c);
+        } else {
+          noteContexts(c, out, depth + 1);
+        }
+      }
+    } else if(v && typeof v === 'object') {
+      noteContexts(v, out, depth + 1);
+    }
+  }
+  return out;
+}
 
 /**
  * did:web → HTTPS URL of its DID document (did:web method spec §3.2.1).
@@ -138,9 +252,15 @@ export function makeHttpsFetchJson({ca} = {}) {
  * - did:web: HTTPS fetch of the DID document; a DID URL with a fragment
  *   returns the matching verificationMethod with the DID document's @context.
  * - https URLs: only those listed in `allowedHttpsUrls` (status lists).
+ *
+ * Every failure is a CheckError: fetch failures are "could not check"
+ * (did_unresolvable, status_unavailable), an unmapped URL that some loaded
+ * document uses as a context is context_unavailable, anything else the
+ * loader refuses or finds wrong is a rejection.
  */
 export function createDocumentLoader({
-  contexts = new Map(), fetchJson, allowedHttpsUrls = new Set()
+  contexts = new Map(), fetchJson, allowedHttpsUrls = new Set(),
+  contextUrls = new Set()
 } = {}) {
   const keyDriver = didKeyDriver();
   keyDriver.use({
@@ -150,19 +270,38 @@ export function createDocumentLoader({
   const cache = new Map();
   const fetchOnce = url => {
     if(!cache.has(url)) {
-      const p = fetchJson(url);
-      // don't cache failures forever; but one run is short-lived anyway
+      const p = Promise.resolve().then(() => fetchJson(url)).then(doc => {
+        noteContexts(doc, contextUrls);
+        return doc;
+      });
+      // one run is short-lived: a failure is remembered too
       cache.set(url, p);
     }
     return cache.get(url);
   };
-  const wrap = (url, document) => ({contextUrl: null, documentUrl: url, document});
+  const wrap = (url, document) => {
+    noteContexts(document, contextUrls);
+    return {contextUrl: null, documentUrl: url, document};
+  };
 
   async function resolveDidWeb(didUrl) {
     const [did, fragment] = didUrl.split('#');
-    const doc = await fetchOnce(didWebToUrl(did));
+    let url;
+    try {
+      url = didWebToUrl(did);
+    } catch(e) {
+      throw new CheckError('invalid_did', e.message);
+    }
+    let doc;
+    try {
+      doc = await fetchOnce(url);
+    } catch(e) {
+      throw new CheckError('did_unresolvable',
+        `cannot resolve ${did}: ${e.message}`, {cause: e});
+    }
     if(!doc || typeof doc !== 'object' || doc.id !== did) {
-      throw new Error(`DID document id "${doc?.id}" does not match "${did}"`);
+      throw new CheckError('invalid_did',
+        `DID document id "${doc?.id}" does not match "${did}"`);
     }
     if(fragment === undefined) {
       return doc;
@@ -174,16 +313,36 @@ export function createDocumentLoader({
     const vm = candidates.find(
       m => m.id === didUrl || m.id === `#${fragment}`);
     if(!vm) {
-      throw new Error(`verification method "${didUrl}" not found in DID document`);
+      throw new CheckError('wrong_key',
+        `verification method "${didUrl}" not found in DID document`);
     }
     const controller = typeof vm.controller === 'object' ?
       vm.controller.id : vm.controller;
     if(controller !== did) {
-      throw new Error(`verification method "${didUrl}" controller ` +
-        `"${controller}" is not "${did}"`);
+      throw new CheckError('wrong_key', `verification method "${didUrl}" ` +
+        `controller "${controller}" is not "${did}"`);
     }
     // Ed25519Multikey.from wants type Multikey + the multikey/v1 context.
     return {'@context': doc['@context'], ...vm, id: didUrl};
+  }
+
+  async function resolveDidKey(url) {
+    const [did, fragment] = url.split('#');
+    let document;
+    try {
+      document = await keyDriver.get({did});
+    } catch(e) {
+      throw new CheckError('invalid_did',
+        `cannot read did:key "${did}": ${e.message}`, {cause: e});
+    }
+    if(fragment === undefined) {
+      return document;
+    }
+    const vm = toArray(document?.verificationMethod).find(m => m?.id === url);
+    if(!vm) {
+      throw new CheckError('wrong_key', `verification method "${url}" not found`);
+    }
+    return {'@context': document['@context'], ...vm};
   }
 
   return async function documentLoader(url) {
@@ -193,22 +352,32 @@ export function createDocumentLoader({
     if(BUILTIN_CONTEXTS.has(url)) {
       return wrap(url, BUILTIN_CONTEXTS.get(url));
     }
-    if(url.startsWith('did:key:')) {
-      const document = await keyDriver.get({url});
-      if(url.includes('#') && document?.id !== url) {
-        throw new Error(`verification method "${url}" not found`);
-      }
-      return wrap(url, document);
+    if(typeof url === 'string' && url.startsWith('did:key:')) {
+      return wrap(url, await resolveDidKey(url));
     }
-    if(url.startsWith('did:web:')) {
+    if(typeof url === 'string' && url.startsWith('did:web:')) {
       return wrap(url, await resolveDidWeb(url));
     }
-    if(allowedHttpsUrls.has(url)) {
-      return wrap(url, await fetchOnce(url));
+    if(typeof url === 'string' && url.startsWith('did:')) {
+      throw new CheckError('unsupported_did_method',
+        `documentLoader: "${url}": only did:key and did:web are supported`);
     }
-    throw new Error(`documentLoader: refusing to load "${url}" ` +
-      '(unknown context or URL; contexts are never fetched, map them with ' +
-      '--context URL=PATH)');
+    if(allowedHttpsUrls.has(url)) {
+      try {
+        return wrap(url, await fetchOnce(url));
+      } catch(e) {
+        throw new CheckError('status_unavailable',
+          `cannot fetch status list ${url}: ${e.message}`, {cause: e});
+      }
+    }
+    if(contextUrls.has(url)) {
+      throw new CheckError('context_unavailable',
+        `documentLoader: refusing to load context "${url}" (contexts are ` +
+        'never fetched; map it with --context URL=PATH)');
+    }
+    throw new CheckError('unsupported_url',
+      `documentLoader: refusing to load "${url}" (not a DID, a known ` +
+      'context or a status list of the document)');
   };
 }
 
@@ -234,72 +403,153 @@ function makeSuite() {
 /**
  * checkStatus for vc.verifyCredential. DB `checkStatus` only reports whether
  * the status *could be checked* (`verified`) and the bit value (`status`);
- * it does not fail on a set bit, so this wrapper does.
+ * it does not fail on a set bit, so this wrapper does. Every failure is
+ * returned as CheckError(s) with a status reason code.
  */
 function makeStatusChecker({documentLoader, suite}) {
   return async function checkStatus({credential}) {
-    const result = await bsl.checkStatus({
-      credential, documentLoader, suite,
-      verifyBitstringStatusListCredential: true,
-      verifyMatchingIssuers: true
-    });
+    let result;
+    try {
+      result = await bsl.checkStatus({
+        credential, documentLoader, suite,
+        verifyBitstringStatusListCredential: true,
+        verifyMatchingIssuers: true
+      });
+    } catch(e) {
+      result = {verified: false, error: e};
+    }
     if(!result.verified) {
-      return result;
+      return {verified: false, error: statusFailure(result.error)};
     }
     const problems = [];
     for(const {credentialStatus, status} of result.results) {
       const {statusPurpose, statusListIndex, statusListCredential} =
         credentialStatus;
       if(status !== false) {
-        problems.push(`credential status "${statusPurpose}" is set ` +
-          `(index ${statusListIndex} of ${statusListCredential})`);
+        const code = {revocation: 'revoked', suspension: 'suspended'}[
+          statusPurpose] ?? 'status_set';
+        problems.push(new CheckError(code, `credential status ` +
+          `"${statusPurpose}" is set (index ${statusListIndex} of ` +
+          `${statusListCredential})`));
       }
       try {
         const {document: slc} = await documentLoader(statusListCredential);
         const list = await bsl.decodeList(
           {encodedList: slc.credentialSubject.encodedList});
         if(list.length < MIN_STATUS_LIST_BITS) {
-          problems.push(`status list ${statusListCredential} has ` +
-            `${list.length} bits (< ${MIN_STATUS_LIST_BITS})`);
+          problems.push(new CheckError('status_list_too_short',
+            `status list ${statusListCredential} has ` +
+            `${list.length} bits (< ${MIN_STATUS_LIST_BITS})`));
         }
         await jsonld.expand(slc, {documentLoader, safe: true});
       } catch(e) {
-        problems.push(`status list ${statusListCredential}: ${e.message}`);
+        const found = findCheckError(e);
+        problems.push(found?.unavailable ? found : new CheckError(
+          'status_list_invalid',
+          `status list ${statusListCredential}: ${errorText(e)}`, {cause: e}));
       }
     }
     if(problems.length > 0) {
-      return {verified: false, error: new Error(problems.join('; ')),
-        results: result.results};
+      return {verified: false, error: problems, results: result.results};
     }
     return result;
   };
 }
 
-/** Collects short error strings from a DB verification result tree. */
-function collectErrors(node, out, seen = new Set()) {
+/** The reason a DB status check failed: could-not-check passes through. */
+function statusFailure(error) {
+  const found = findCheckError(error);
+  if(found?.unavailable) {
+    return found;
+  }
+  const message = deepText(error) || 'status check failed';
+  const code = /status purpose .* does not match/i.test(message) ?
+    'status_purpose_mismatch' : 'status_list_invalid';
+  return new CheckError(code, message, {cause: error});
+}
+
+/** An error's message followed by those of its causes and nested errors. */
+function deepText(e, seen = new Set()) {
+  if(!e || typeof e !== 'object' || seen.has(e)) {
+    return '';
+  }
+  seen.add(e);
+  const parts = Array.isArray(e) ? e.map(x => deepText(x, seen)) : [
+    typeof e.message === 'string' && e.message !== 'Verification error(s).' ?
+      e.message : '',
+    deepText(e.cause, seen), deepText(e.details?.cause, seen),
+    deepText(e.errors, seen)];
+  return [...new Set(parts.filter(Boolean))].join(' <- ');
+}
+
+function errorText(e) {
+  if(Array.isArray(e)) {
+    return e.map(errorText).join('; ');
+  }
+  if(e && typeof e === 'object' && typeof e.message === 'string') {
+    return e.message;
+  }
+  return e === undefined ? '' : String(e);
+}
+
+/** Reason code of a DB (or jsonld) error message that is not a CheckError. */
+const MESSAGE_REASONS = [
+  [/^Invalid signature\.?$/, 'invalid_signature'],
+  [/is after "validUntil"|is after "expirationDate"|Credential has expired/,
+    'expired'],
+  [/is before "validFrom"|is before the "issuanceDate"/, 'not_yet_valid'],
+  [/challenge is not as expected/, 'challenge_mismatch'],
+  [/domain is not as expected/, 'domain_mismatch'],
+  [/issuer must match the verification method controller/, 'issuer_mismatch'],
+  [/not authorized by controller for proof purpose/, 'wrong_key'],
+  [/No matching proofs found/, 'proof_missing'],
+  [/Did not verify any proofs/, 'no_matching_proof'],
+  [/^"[^"]+" (property|must|can)|^property "|must be a URI|"@context"|"type" must include|credentialSubject/,
+    'malformed']
+];
+
+const RUNTIME_ERROR = new RegExp('^Cannot (read|set) propert|is not a function$|' +
+  'is not defined$|is not iterable|Maximum call stack');
+
+function classify(error) {
+  const found = findCheckError(error);
+  if(found) {
+    return {code: found.code, message: shorten(found.message)};
+  }
+  const message = shorten(errorText(error));
+  if(RUNTIME_ERROR.test(message)) {
+    // a JavaScript runtime error inside a library: nothing was decided
+    return {code: 'verifier_error', message};
+  }
+  const hit = MESSAGE_REASONS.find(([re]) => re.test(message));
+  return {code: hit ? hit[1] : 'not_verified', message};
+}
+
+/** Collects {code, message} findings from a DB verification result tree. */
+function collectFindings(node, out, seen = new Set()) {
   if(!node || typeof node !== 'object' || seen.has(node)) {
     return out;
   }
   seen.add(node);
   if(node instanceof Error || (typeof node.message === 'string' &&
     typeof node.name === 'string')) {
-    out.push(shorten(node.message || String(node)));
-    if(node.cause) {
-      collectErrors(node.cause, out, seen);
+    // its causes are summarized by classify(), not listed again
+    if(node.message !== 'Verification error(s).') {
+      out.push(classify(node));
     }
     if(Array.isArray(node.errors)) {
-      node.errors.forEach(e => collectErrors(e, out, seen));
+      node.errors.forEach(e => collectFindings(e, out, seen));
     }
     return out;
   }
   if(Array.isArray(node)) {
-    node.forEach(e => collectErrors(e, out, seen));
+    node.forEach(e => collectFindings(e, out, seen));
     return out;
   }
   for(const key of ['error', 'results', 'credentialResults',
     'presentationResult', 'statusResult', 'purposeResult']) {
     if(node[key] !== undefined) {
-      collectErrors(node[key], out, seen);
+      collectFindings(node[key], out, seen);
     }
   }
   return out;
@@ -323,17 +573,36 @@ function shorten(s) {
 }
 
 /**
+ * The outcome of a list of findings: "verified" when there are none,
+ * "rejected" when at least one is a rejection, else "could_not_check".
+ */
+export function outcomeOf(findings) {
+  if(findings.length === 0) {
+    return 'verified';
+  }
+  return findings.some(f => !REASONS[f.code]?.unavailable) ?
+    'rejected' : 'could_not_check';
+}
+
+/**
  * Verifies a credential or presentation.
  *
- * @returns {Promise<{verified: boolean, errors: string[]}>}
+ * @returns {Promise<{verified: boolean,
+ *   outcome: 'verified'|'rejected'|'could_not_check',
+ *   reasons: string[], errors: string[]}>} `reasons` are REASONS codes,
+ *   `errors` the matching human-readable "code: message" lines.
  */
 export async function verifyDocument({
   kind, document, challenge, domain, now, contexts = new Map(),
   fetchJson = makeHttpsFetchJson(), checkStatus = true, issuerCheck = true
 }) {
-  const errors = [];
+  if(kind === 'presentation' && typeof challenge !== 'string') {
+    throw new UsageError('a challenge is required to verify a presentation');
+  }
+  const findings = [];
   if(!document || typeof document !== 'object' || Array.isArray(document)) {
-    return {verified: false, errors: ['document is not a JSON object']};
+    findings.push({code: 'malformed', message: 'document is not a JSON object'});
+    return report(findings);
   }
   const nowDate = now ? new Date(now) : new Date();
   const allowedHttpsUrls = new Set();
@@ -347,8 +616,8 @@ export async function verifyDocument({
       }
     }
   }
-  const documentLoader = createDocumentLoader(
-    {contexts, fetchJson, allowedHttpsUrls});
+  const documentLoader = createDocumentLoader({contexts, fetchJson,
+    allowedHttpsUrls, contextUrls: noteContexts(document, new Set())});
   const suite = makeSuite();
 
   // 1) JSON-LD: every term must be defined by the (offline) contexts and no
@@ -357,7 +626,10 @@ export async function verifyDocument({
   try {
     await jsonld.expand(document, {documentLoader, safe: true});
   } catch(e) {
-    errors.push(shorten(jsonldErrorMessage(e)));
+    const found = findCheckError(e);
+    findings.push(found ?
+      {code: found.code, message: shorten(found.message)} :
+      {code: 'invalid_jsonld', message: shorten(jsonldErrorMessage(e))});
   }
 
   // 2) proof.expires: DB only checks its format, not the time.
@@ -369,7 +641,8 @@ export async function verifyDocument({
     if(p && p.expires !== undefined) {
       const t = new Date(p.expires);
       if(!isNaN(t) && t.getTime() < nowDate.getTime()) {
-        errors.push(`proof expired at ${p.expires}`);
+        findings.push({code: 'proof_expired',
+          message: `proof expired at ${p.expires}`});
       }
     }
   }
@@ -391,19 +664,22 @@ export async function verifyDocument({
     if(kind === 'credential') {
       result = await vc.verifyCredential({...common, credential: document});
     } else {
-      if(typeof challenge !== 'string') {
-        errors.push('a challenge is required to verify a presentation');
-      }
       result = await vc.verify({...common, presentation: document,
-        challenge: challenge ?? '', domain});
+        challenge, domain});
     }
   } catch(e) {
-    result = {verified: false, error: e};
+    // DB's vc.verify lets _checkPresentation errors escape as exceptions.
+    // A recognized one is a finding like any other; an unrecognized
+    // exception says nothing about the document: could not check.
+    const f = classify(e);
+    findings.push(f.code === 'not_verified' ?
+      {code: 'verifier_error', message: f.message} : f);
+    return report(findings);
   }
   if(!result.verified) {
-    const dbErrors = collectErrors(result, [])
-      .filter(m => m !== 'Verification error(s).');
-    errors.push(...(dbErrors.length ? dbErrors : ['not verified']));
+    const dbFindings = collectFindings(result, []);
+    findings.push(...(dbFindings.length ? dbFindings :
+      [{code: 'not_verified', message: 'not verified'}]));
   }
 
   // 4) presentation holder must be the controller of the VP proof's key.
@@ -417,11 +693,20 @@ export async function verifyDocument({
       return (typeof c === 'object' ? c.id : c) === holder;
     });
     if(!ok) {
-      errors.push(`presentation holder "${holder}" is not the controller ` +
-        'of the proof verification method');
+      findings.push({code: 'holder_mismatch',
+        message: `presentation holder "${holder}" is not the controller ` +
+          'of the proof verification method'});
     }
   }
+  return report(findings);
+}
 
-  return {verified: result.verified === true && errors.length === 0,
-    errors: [...new Set(errors)]};
+function report(findings) {
+  const outcome = outcomeOf(findings);
+  return {
+    verified: outcome === 'verified',
+    outcome,
+    reasons: [...new Set(findings.map(f => f.code))],
+    errors: [...new Set(findings.map(f => `${f.code}: ${f.message}`))]
+  };
 }
