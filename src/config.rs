@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use crate::crypto::{RootKeySource, SecretBytes};
 use crate::error::SigilError;
+use crate::service::egress::EgressPolicy;
+use crate::vc::trust::TrustRule;
 
 /// `sigil serve` flags. Every flag has an environment twin.
 #[derive(Debug, Clone, Default, Args)]
@@ -59,6 +61,28 @@ pub struct ServeArgs {
     /// the proxy's address: raise it or rely on the proxy's own limits.
     #[arg(long, env = "SIGIL_AUTH_FAILURE_BURST")]
     pub auth_failure_burst: Option<u32>,
+    /// An issuer `/v1/verify` trusts beside this deployment's own tenants: `DID` (every
+    /// credential type) or `DID=Type1,Type2`. Repeatable; space-separated in the variable.
+    #[arg(long = "trust-issuer", env = "SIGIL_TRUST_ISSUER", value_delimiter = ' ')]
+    pub trust_issuer: Vec<String>,
+    /// A destination outbound fetches may reach beyond public addresses on port 443:
+    /// `HOST` (any port) or `HOST:PORT`. Repeatable; comma-separated in the variable.
+    #[arg(long = "resolver-allow", env = "SIGIL_RESOLVER_ALLOW", value_delimiter = ',')]
+    pub resolver_allow: Vec<String>,
+    /// PEM CA certificates outbound fetches trust beside the public web PKI (a private
+    /// deployment's CA).
+    #[arg(long, env = "SIGIL_RESOLVER_CA")]
+    pub resolver_ca: Option<PathBuf>,
+    /// Byte budget of the fetched DID document and status list cache (default 8 MiB).
+    #[arg(long, env = "SIGIL_RESOLVER_CACHE_BYTES")]
+    pub resolver_cache_bytes: Option<usize>,
+    /// Byte budget of the verified status list cache (default 32 MiB).
+    #[arg(long, env = "SIGIL_STATUS_CACHE_BYTES")]
+    pub status_cache_bytes: Option<usize>,
+    /// `/v1/verify` requests per second per client address, bursts of twice that
+    /// (default 100; 0 disables).
+    #[arg(long, env = "SIGIL_VERIFY_RATE")]
+    pub verify_rate: Option<u32>,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -78,6 +102,14 @@ struct FileConfig {
     workers: Option<usize>,
     rotation_interval: Option<u64>,
     auth_failure_burst: Option<u32>,
+    #[serde(default)]
+    trust_issuer: Vec<String>,
+    #[serde(default)]
+    resolver_allow: Vec<String>,
+    resolver_ca: Option<PathBuf>,
+    resolver_cache_bytes: Option<usize>,
+    status_cache_bytes: Option<usize>,
+    verify_rate: Option<u32>,
 }
 
 /// How the listener speaks.
@@ -114,6 +146,15 @@ pub struct Config {
     pub workers: usize,
     pub rotation_interval: u64,
     pub auth_failure_burst: u32,
+    /// Issuers `/v1/verify` trusts beside the deployment's own tenants.
+    pub trust_issuers: Vec<TrustRule>,
+    /// Outbound fetches: what they may reach beyond public addresses on port 443.
+    pub egress: EgressPolicy,
+    /// Extra CA certificates (PEM) for outbound fetches, read at start-up.
+    pub resolver_ca_pem: Option<Vec<u8>>,
+    pub resolver_cache_bytes: usize,
+    pub status_cache_bytes: usize,
+    pub verify_rate: u32,
 }
 
 /// A validated public base URL: `scheme://host[:port]`, no path.
@@ -272,7 +313,30 @@ impl Config {
             return Err(cfg_err("--rotation-interval must be between 1 and 86400 seconds"));
         }
         let auth_failure_burst = args.auth_failure_burst.or(file.auth_failure_burst).unwrap_or(20);
+        let trust = if args.trust_issuer.is_empty() { file.trust_issuer } else { args.trust_issuer };
+        let trust_issuers = trust.iter().filter(|t| !t.is_empty()).map(|t| TrustRule::parse(t)).collect::<Result<Vec<_>, _>>();
+        let trust_issuers = trust_issuers.map_err(|e| cfg_err(format!("--trust-issuer {e}")))?;
+        let allow = if args.resolver_allow.is_empty() { file.resolver_allow } else { args.resolver_allow };
+        let allow: Vec<String> = allow.into_iter().filter(|a| !a.is_empty()).collect();
+        let egress = EgressPolicy::with_allowed(&allow).map_err(cfg_err)?;
+        let resolver_ca_pem = match args.resolver_ca.or(file.resolver_ca) {
+            Some(p) => Some(std::fs::read(&p).map_err(|e| cfg_err(format!("--resolver-ca: cannot read {}: {e}", p.display())))?),
+            None => None,
+        };
+        let mib = |n: usize| n * 1024 * 1024;
+        let resolver_cache_bytes = args.resolver_cache_bytes.or(file.resolver_cache_bytes).unwrap_or(mib(8));
+        let status_cache_bytes = args.status_cache_bytes.or(file.status_cache_bytes).unwrap_or(mib(32));
+        if !(mib(1)..=mib(4096)).contains(&resolver_cache_bytes) || !(mib(1)..=mib(4096)).contains(&status_cache_bytes) {
+            return Err(cfg_err("--resolver-cache-bytes and --status-cache-bytes must be between 1 MiB and 4 GiB"));
+        }
+        let verify_rate = args.verify_rate.or(file.verify_rate).unwrap_or(100);
         Ok(Self {
+            trust_issuers,
+            egress,
+            resolver_ca_pem,
+            resolver_cache_bytes,
+            status_cache_bytes,
+            verify_rate,
             auth_failure_burst,
             rotation_interval,
             data,
@@ -325,6 +389,20 @@ mod tests {
         let a = ServeArgs { listen: Some("nonsense".into()), ..Default::default() };
         assert_eq!(Config::from_args(a).unwrap_err().exit_code(), 2);
         let a = ServeArgs { tls_cert: Some("c.pem".into()), ..Default::default() };
+        assert!(Config::from_args(a).is_err());
+    }
+
+    #[test]
+    fn trust_and_egress_flags_are_validated() {
+        let a = ServeArgs { trust_issuer: vec!["did:web:partner.example=DelegatedAuthorityCredential".into()], ..Default::default() };
+        assert_eq!(Config::from_args(a).unwrap().trust_issuers.len(), 1);
+        for bad in ["partner.example", "did:web:x="] {
+            let a = ServeArgs { trust_issuer: vec![bad.into()], ..Default::default() };
+            assert!(Config::from_args(a).is_err(), "{bad}");
+        }
+        let a = ServeArgs { resolver_allow: vec!["bad host".into()], ..Default::default() };
+        assert!(Config::from_args(a).is_err());
+        let a = ServeArgs { resolver_cache_bytes: Some(10), ..Default::default() };
         assert!(Config::from_args(a).is_err());
     }
 

@@ -58,10 +58,18 @@ enum AuditCmd {
         /// Extra PEM CA for fetching the DID document (a development server's tls/ca.pem).
         #[arg(long)]
         ca: Option<std::path::PathBuf>,
+        /// Let the fetch reach `HOST` or `HOST:PORT` beyond public addresses on port 443.
+        #[arg(long)]
+        resolver_allow: Vec<String>,
     },
 }
 
-fn audit_verify_cmd(file: std::path::PathBuf, did_document: Option<std::path::PathBuf>, ca: Option<std::path::PathBuf>) -> ExitCode {
+fn audit_verify_cmd(
+    file: std::path::PathBuf,
+    did_document: Option<std::path::PathBuf>,
+    ca: Option<std::path::PathBuf>,
+    resolver_allow: Vec<String>,
+) -> ExitCode {
     use sigil::audit::{Entry, verify_trail};
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
@@ -95,9 +103,9 @@ fn audit_verify_cmd(file: std::path::PathBuf, did_document: Option<std::path::Pa
                 println!("FAIL the export has no checkpoint naming the tenant's audit key");
                 return ExitCode::from(1);
             };
-            let resolver = match sigil::verify::HttpResolver::new(ca.as_deref()) {
+            let resolver = match cli_resolver(ca.as_deref(), &resolver_allow) {
                 Ok(r) => r,
-                Err(e) => return fail(SigilError::Config(e)),
+                Err(e) => return fail(e),
             };
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -105,7 +113,7 @@ fn audit_verify_cmd(file: std::path::PathBuf, did_document: Option<std::path::Pa
             };
             match rt.block_on(sigil::verify::Resolver::resolve_did(&resolver, &did)) {
                 Ok(d) => std::sync::Arc::unwrap_or_clone(d),
-                Err(e) => return fail(SigilError::Startup(format!("cannot resolve {did}: {e}"))),
+                Err(e) => return fail(SigilError::Startup(format!("could not resolve {did}: {e}"))),
             }
         }
     };
@@ -233,6 +241,31 @@ struct VerifyArgs {
     /// Do not fetch status lists.
     #[arg(long)]
     no_status: bool,
+    /// Trust this issuer DID (`DID` or `DID=Type1,Type2`). Repeatable. Without --trust or
+    /// --trust-tenant nothing is trusted, and nothing verifies.
+    #[arg(long)]
+    trust: Vec<String>,
+    /// Trust a Sigil tenant (`https://host[:port]/tenants/{t}`), only for its own agents, or
+    /// every tenant of a deployment (`https://host[:port]`). Repeatable.
+    #[arg(long)]
+    trust_tenant: Vec<String>,
+    /// Let fetches reach `HOST` or `HOST:PORT` although it is not a public address on port
+    /// 443 (a development server: `--resolver-allow 127.0.0.1:8443`). Repeatable.
+    #[arg(long)]
+    resolver_allow: Vec<String>,
+    /// Refuse proofs that expire further than this many seconds ahead.
+    #[arg(long)]
+    max_ttl: Option<u64>,
+}
+
+/// The HTTP resolver the CLI commands use: the egress policy plus `allow`, and `ca`.
+fn cli_resolver(ca: Option<&std::path::Path>, allow: &[String]) -> Result<sigil::verify::HttpResolver, SigilError> {
+    let extra_ca_pem = match ca {
+        Some(p) => Some(std::fs::read(p).map_err(|e| SigilError::Config(format!("cannot read CA file {}: {e}", p.display())))?),
+        None => None,
+    };
+    let egress = sigil::verify::EgressPolicy::with_allowed(allow).map_err(SigilError::Config)?;
+    sigil::verify::HttpResolver::new(sigil::verify::ResolverConfig { extra_ca_pem, egress, cache_bytes: 0 }).map_err(SigilError::Config)
 }
 
 fn verify_cmd(a: VerifyArgs) -> ExitCode {
@@ -261,11 +294,34 @@ fn verify_cmd(a: VerifyArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return fail(SigilError::Config(format!("--action is not JSON: {e}"))),
     };
-    let resolver = match sigil::verify::HttpResolver::new(a.ca.as_deref()) {
+    let resolver = match cli_resolver(a.ca.as_deref(), &a.resolver_allow) {
         Ok(r) => r,
-        Err(e) => return fail(SigilError::Config(e)),
+        Err(e) => return fail(e),
     };
-    let opts = sigil::verify::PresentationOptions { challenge: a.challenge, domain: a.domain, action, skip_status: a.no_status };
+    let mut trust = sigil::verify::TrustPolicy::none();
+    for t in &a.trust {
+        match sigil::verify::TrustRule::parse(t) {
+            Ok(rule) => trust = trust.with_rule(rule),
+            Err(e) => return fail(SigilError::Config(format!("--trust {e}"))),
+        }
+    }
+    for u in &a.trust_tenant {
+        match trust.trust_tenant_url(u) {
+            Ok(t) => trust = t,
+            Err(e) => return fail(SigilError::Config(format!("--trust-tenant {e}"))),
+        }
+    }
+    if trust.is_empty() {
+        eprintln!("sigil: no trusted issuer: pass --trust DID or --trust-tenant URL; without one nothing can be verified");
+    }
+    let opts = sigil::verify::PresentationOptions {
+        challenge: a.challenge,
+        domain: a.domain,
+        action,
+        skip_status: a.no_status,
+        trust,
+        max_ttl: a.max_ttl.map(|s| jiff::SignedDuration::from_secs(i64::try_from(s).unwrap_or(i64::MAX))),
+    };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(SigilError::Startup(e.to_string())),
@@ -325,7 +381,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Backup(a) => backup_cmd(a),
-        Command::Audit(AuditCmd::Verify { file, did_document, ca }) => audit_verify_cmd(file, did_document, ca),
+        Command::Audit(AuditCmd::Verify { file, did_document, ca, resolver_allow }) => {
+            audit_verify_cmd(file, did_document, ca, resolver_allow)
+        }
         Command::Restore(a) => match actix_web::rt::System::new().block_on(sigil::startup::restore(&a.data, &a.input)) {
             Ok(n) => {
                 println!("restored {n} records into {}; start it with the root key of the backup", a.data.display());

@@ -117,7 +117,7 @@ pub async fn seed(config: &Config, opts: &SeedOptions) -> Result<SeedReport, Sig
     let started = std::time::Instant::now();
     let (store, keyring) = crate::startup::open_store(config).await?;
     let settings = crate::startup::service_settings(config, public_url);
-    let http = crate::service::resolver::HttpResolver::new(None).map_err(service_error)?;
+    let http = crate::service::resolver::HttpResolver::public().map_err(service_error)?;
     let deferred: Arc<dyn Store> = Arc::new(Deferred(store.clone()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sigil = Sigil::new(deferred, keyring, clock.clone(), settings, http);

@@ -265,7 +265,20 @@ pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settin
         max_presentation_ttl: config.max_presentation_ttl,
         data_dir: Some(config.data.clone()),
         auth_failure_burst: config.auth_failure_burst,
+        trusted_issuers: config.trust_issuers.clone(),
+        verify_rate: config.verify_rate,
     }
+}
+
+/// The outbound resolver `config` describes (egress policy, cache budget).
+fn http_resolver(config: &Config) -> Result<crate::service::resolver::HttpResolver, SigilError> {
+    crate::vc::verify::set_status_cache_bytes(config.status_cache_bytes);
+    crate::service::resolver::HttpResolver::new(crate::service::resolver::ResolverConfig {
+        extra_ca_pem: config.resolver_ca_pem.clone(),
+        egress: config.egress.clone(),
+        cache_bytes: config.resolver_cache_bytes,
+    })
+    .map_err(startup)
 }
 
 /// After an unclean stop or a restore, presentations created before `floor` are refused at
@@ -298,7 +311,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     };
     let settings = service_settings(&config, public_url.clone());
     let store_dyn: Arc<dyn Store> = store.clone();
-    let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
+    let http = http_resolver(&config)?;
     let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
     sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
     if let Some(floor) = sigil.open_challenge_lease().await.map_err(|e| SigilError::Store(e.to_string()))? {
@@ -324,6 +337,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     actix_web::rt::spawn(async move {
         loop {
             actix_web::rt::time::sleep(interval).await;
+            housekeeping.prune_guardrails();
             if let Err(e) = housekeeping.purge_expired_challenges(housekeeping.now()).await {
                 tracing::warn!(error = %e, "purging expired challenges failed");
             }
@@ -394,7 +408,7 @@ pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Res
     let (store, keyring) = open_store(&config).await?;
     let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
     let settings = service_settings(&config, public_url);
-    let http = crate::service::resolver::HttpResolver::new(None).map_err(startup)?;
+    let http = http_resolver(&config)?;
     let store_dyn: Arc<dyn Store> = store.clone();
     let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
     sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;

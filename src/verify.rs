@@ -2,16 +2,25 @@
 //! secured with `eddsa-jcs-2022` or VC-JOSE-COSE EdDSA) without running Sigil. This is the
 //! same code behind `POST /v1/verify` and `sigil verify`.
 //!
+//! A verifier states whom it trusts: [`PresentationOptions`] requires a [`TrustPolicy`],
+//! and a presentation is verified only when every credential in it comes from an issuer
+//! that policy trusts for the credential's type. An empty policy trusts nobody.
+//!
 //! ```no_run
 //! # async fn demo(vp: serde_json::Value) -> Result<(), String> {
-//! use sigil::verify::{HttpResolver, PresentationOptions, verify_presentation};
-//! let resolver = HttpResolver::new(None)?; // or Some(path to a PEM CA for a dev server)
+//! use sigil::verify::{HttpResolver, PresentationOptions, TrustPolicy, verify_presentation};
+//! // Fetches go through the egress policy: public addresses on port 443 only, unless
+//! // `ResolverConfig::egress` allows more (a development server on loopback, say).
+//! let resolver = HttpResolver::public()?;
+//! // Trust the tenant `acme` of the Sigil deployment at sigil.example, for its own agents.
+//! let trust = TrustPolicy::none().trust_tenant_url("https://sigil.example/tenants/acme")?;
 //! let opts = PresentationOptions {
 //!     challenge: Some("c0ffee-6f1d".into()),
 //!     domain: Some("payments.example".into()),
 //!     action: Some(serde_json::json!({"action": "refunds:create", "resource": "orders/123",
 //!                                     "context": {"amount": "120.00", "currency": "EUR"}})),
-//!     skip_status: false,
+//!     max_ttl: Some(jiff::SignedDuration::from_secs(300)),
+//!     ..PresentationOptions::new(trust)
 //! };
 //! let report = verify_presentation(&vp, &opts, &resolver, jiff::Timestamp::now()).await;
 //! if report.verified() {
@@ -26,6 +35,8 @@
 //! store of them); [`PresentationReport::challenge`] and [`PresentationReport::expires`]
 //! give what such a store needs.
 
-pub use crate::service::resolver::HttpResolver;
+pub use crate::service::egress::EgressPolicy;
+pub use crate::service::resolver::{HttpResolver, ResolverConfig};
 pub use crate::vc::presentation::{PresentationOptions, PresentationReport, verify_presentation};
-pub use crate::vc::verify::{Check, CredentialOptions, Report, Resolver, verify_credential};
+pub use crate::vc::trust::{TrustPolicy, TrustRule, Untrusted};
+pub use crate::vc::verify::{Check, CredentialOptions, Report, ResolveError, Resolver, verify_credential};

@@ -11,9 +11,9 @@ use super::parse_tenant;
 use super::problem::{ApiError, Problem};
 use super::vc_api::VerifyResponse as VcApiVerifyResponse;
 use crate::clock::rfc3339;
-use crate::service::Sigil;
 use crate::service::presentations::{Format, PresentationRequest};
-use crate::vc::presentation::{PresentationOptions, PresentationReport};
+use crate::service::{Expectation, Sigil};
+use crate::vc::presentation::PresentationReport;
 
 /// Securing format of a presentation.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -89,6 +89,10 @@ pub struct VerifyRequest {
     pub challenge: Option<String>,
     pub domain: Option<String>,
     pub action: Option<ExpectedAction>,
+    /// Trust only these issuer DIDs for this request. Narrows the deployment's policy (its
+    /// own tenants and the operator's `--trust-issuer` list); it can never add an issuer.
+    #[schema(max_items = 16, value_type = Option<Vec<String>>)]
+    pub trusted_issuers: Option<Vec<String>>,
 }
 
 /// One verification check.
@@ -106,7 +110,10 @@ pub struct CheckDto {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = PresentationVerification)]
 pub struct VerifyResponse {
+    /// True only when every check passed, `issuer_trusted` included.
     pub verified: bool,
+    /// Every enclosed credential comes from an issuer this verifier trusts for its type.
+    pub issuer_trusted: bool,
     pub holder: Option<String>,
     pub checks: Vec<CheckDto>,
     pub errors: Vec<String>,
@@ -116,6 +123,7 @@ impl From<PresentationReport> for VerifyResponse {
     fn from(r: PresentationReport) -> Self {
         Self {
             verified: r.verified(),
+            issuer_trusted: r.issuer_trusted(),
             errors: r.report.errors(),
             holder: r.holder,
             checks: r
@@ -174,21 +182,36 @@ fn presentation_body(p: &crate::service::presentations::Presentation, format: Fo
     Ok(out)
 }
 
-fn options(challenge: Option<String>, domain: Option<String>, action: Option<ExpectedAction>) -> PresentationOptions {
-    PresentationOptions { challenge, domain, action: action.and_then(|a| serde_json::to_value(a).ok()), skip_status: false }
-}
-
 /// Verify a presentation; a challenge is accepted once within the proof's lifetime.
 ///
-/// When `challenge` is given, the (holder, challenge) pair is spent and never verifies
-/// again, also across crashes: after an unclean stop or a restore from a backup, a
-/// presentation created before it fails with `replayed` and must be requested anew.
+/// `verified` is true only when the signatures, status, validity, holder binding, action
+/// coverage **and issuer trust** all hold. Trusted by default: this deployment's tenants,
+/// each only for its own agents, plus the issuers the operator configured
+/// (`--trust-issuer`); `trusted_issuers` narrows that, never widens it. Nothing is fetched
+/// for an untrusted issuer, and a proof may live at most `--max-presentation-ttl` seconds
+/// (`expires_too_far`). When `challenge` is given, the (holder, challenge) pair is spent
+/// and never verifies again, also across crashes: after an unclean stop or a restore from
+/// a backup, a presentation created before it fails with `replayed` and must be requested
+/// anew. Limited per client address (`--verify-rate`).
 #[utoipa::path(post, path = "/v1/verify", tag = "verify", operation_id = "verify_presentation",
     request_body = VerifyRequest,
-    responses((status = 200, description = "Verification result (see `verified`)", body = VerifyResponse)))]
-pub async fn verify(sigil: web::Data<Sigil>, body: Body<VerifyRequest>) -> Result<HttpResponse, ApiError> {
+    responses((status = 200, description = "Verification result (see `verified`)", body = VerifyResponse),
+              (status = 429, description = "`rate_limited`: too many verifications from this address", body = Problem, content_type = "application/problem+json")))]
+pub async fn verify(req: actix_web::HttpRequest, sigil: web::Data<Sigil>, body: Body<VerifyRequest>) -> Result<HttpResponse, ApiError> {
+    sigil.check_verify_rate(req.peer_addr().map(|a| a.ip()))?;
     let b = body.into_inner();
-    let report = sigil.verify_presentation(&b.presentation, options(b.challenge, b.domain, b.action)).await?;
+    if let Some(t) = &b.trusted_issuers {
+        if t.len() > 16 || t.iter().any(|d| d.is_empty() || d.len() > 512) {
+            return Err(crate::service::ServiceError::invalid("trusted_issuers takes at most 16 DIDs of at most 512 characters").into());
+        }
+    }
+    let expect = Expectation {
+        challenge: b.challenge,
+        domain: b.domain,
+        action: b.action.and_then(|a| serde_json::to_value(a).ok()),
+        trusted_issuers: b.trusted_issuers,
+    };
+    let report = sigil.verify_presentation(&b.presentation, expect).await?;
     Ok(HttpResponse::Ok().json(VerifyResponse::from(report)))
 }
 
@@ -217,6 +240,6 @@ pub async fn vc_api_verify(
     sigil.tenant_did_document(&tenant).await?;
     let b = body.into_inner();
     let opt = |k: &str| b.options.as_ref().and_then(|o| o.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
-    let report = sigil.verify_presentation(&b.verifiable_presentation, options(opt("challenge"), opt("domain"), None)).await?;
+    let report = sigil.vc_api_verify_presentation(&b.verifiable_presentation, opt("challenge"), opt("domain")).await?;
     Ok(VcApiVerifyResponse::answer(&report.report))
 }

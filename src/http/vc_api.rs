@@ -46,7 +46,12 @@ pub struct ProblemDetail {
 #[schema(as = VcApiVerifyResult)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyResponse {
+    /// The proofs, validity and status hold (as the VC-API specifies; issuer trust is
+    /// reported in `issuerTrusted`, not counted here).
     pub verified: bool,
+    /// Every credential comes from an issuer `/v1/verify` trusts (this deployment's
+    /// tenants and the operator's `--trust-issuer` list). When false, `warnings` says why.
+    pub issuer_trusted: bool,
     /// Names of the checks that ran.
     pub checks: Vec<String>,
     pub warnings: Vec<String>,
@@ -62,13 +67,14 @@ impl VerifyResponse {
         let verified = report.verified();
         let resp = VerifyResponse {
             verified,
+            issuer_trusted: report.issuer_trusted(),
             checks: report.checks.iter().map(|c| c.check.clone()).collect(),
-            warnings: vec![],
+            warnings: report.warnings(),
             errors: report.errors(),
             problem_details: report
                 .checks
                 .iter()
-                .filter(|c| !c.ok)
+                .filter(|c| !c.ok && !c.advisory)
                 .map(|c| ProblemDetail {
                     kind: format!("urn:sigil:problem:{}", c.code.unwrap_or("verification_failed")),
                     title: c.check.clone(),

@@ -418,14 +418,26 @@ mod skew_tests {
         // The verifier's "now" is taken before the list is (re-)signed one second later.
         let started: Timestamp = "2026-06-01T10:00:00.900Z".parse().unwrap();
         clock.set("2026-06-01T10:00:01.100Z".parse().unwrap());
-        let r =
-            verify_credential(&vc, &crate::service::resolver::LocalFirst { sigil: &s }, started, CredentialOptions::default(), "").await;
+        let r = verify_credential(
+            &vc,
+            &crate::service::resolver::LocalFirst { sigil: &s },
+            started,
+            CredentialOptions::default(),
+            &s.verify_trust,
+        )
+        .await;
         assert!(r.verified(), "{:?}", r.errors());
         // A list signed an hour from now is still refused.
         s.status_cache.invalidate("acme");
         clock.set("2026-06-01T11:30:00Z".parse().unwrap());
-        let r =
-            verify_credential(&vc, &crate::service::resolver::LocalFirst { sigil: &s }, started, CredentialOptions::default(), "").await;
+        let r = verify_credential(
+            &vc,
+            &crate::service::resolver::LocalFirst { sigil: &s },
+            started,
+            CredentialOptions::default(),
+            &s.verify_trust,
+        )
+        .await;
         assert_eq!(r.codes(), vec!["status_unavailable", "status_unavailable"]);
     }
 }

@@ -65,6 +65,8 @@ pub struct Guardrails {
     denials: Mutex<HashMap<(String, String), VecDeque<Timestamp>>>,
     auth_failures: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// `/v1/verify` per client address; `None` when disabled.
+    verify: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 /// Authentication failures allowed per address: bursts of 20, then one every 3 s.
@@ -73,15 +75,20 @@ const AUTH_BLOCK: Duration = Duration::from_secs(60);
 
 impl Default for Guardrails {
     fn default() -> Self {
-        Self::new(AUTH_BURST)
+        Self::new(AUTH_BURST, 100)
     }
 }
 
 impl Guardrails {
-    /// Guardrails allowing `auth_burst` failed authentications per address (0 disables).
-    pub fn new(auth_burst: u32) -> Self {
+    /// Guardrails allowing `auth_burst` failed authentications per address (0 disables),
+    /// and `verify_rate` verifications per second per address, bursts of twice that (0
+    /// disables).
+    pub fn new(auth_burst: u32, verify_rate: u32) -> Self {
         let quota = Quota::with_period(Duration::from_secs(3)).map(|q| q.allow_burst(nz(auth_burst)));
+        let verify = (verify_rate > 0)
+            .then(|| DefaultKeyedRateLimiter::keyed(Quota::per_second(nz(verify_rate)).allow_burst(nz(verify_rate.saturating_mul(2)))));
         Self {
+            verify,
             auth_enabled: auth_burst > 0,
             tenants: RwLock::new(HashMap::new()),
             denials: Mutex::new(HashMap::new()),
@@ -127,6 +134,23 @@ impl Guardrails {
                 false
             }
             None => false,
+        }
+    }
+
+    /// Counts one verification from `ip`; false when the address is over its rate.
+    pub fn allow_verify(&self, ip: IpAddr) -> bool {
+        self.verify.as_ref().is_none_or(|l| l.check_key(&ip).is_ok())
+    }
+
+    /// Forgets limiter state for addresses that have been quiet (housekeeping), so the
+    /// per-address maps do not grow with every address ever seen.
+    pub fn prune(&self) {
+        self.auth_failures.retain_recent();
+        if let Some(v) = &self.verify {
+            v.retain_recent();
+        }
+        if let Ok(mut b) = self.blocked.lock() {
+            b.retain(|_, until| Instant::now() < *until);
         }
     }
 
@@ -240,6 +264,24 @@ impl Sigil {
     pub async fn guardrails_of(&self, caller: &Caller, tenant: &TenantId) -> Result<GuardrailSettings, ServiceError> {
         caller.require_tenant_read(tenant)?;
         Ok(self.tenant_record(tenant.as_str()).await?.guardrails.unwrap_or_default())
+    }
+
+    /// Refuses a verification over the per-address rate (`/v1/verify` needs no token, so
+    /// the address is all there is to limit).
+    pub fn check_verify_rate(&self, ip: Option<IpAddr>) -> Result<(), ServiceError> {
+        if ip.is_none_or(|ip| self.guardrails.allow_verify(ip)) {
+            return Ok(());
+        }
+        metrics::counter!("sigil_guardrail_triggers_total", "kind" => "verify_rate").increment(1);
+        Err(ServiceError::TooManyRequests {
+            code: "rate_limited",
+            detail: "too many verifications from this address; retry shortly".into(),
+        })
+    }
+
+    /// Housekeeping: forget quiet addresses in the per-address limiters.
+    pub fn prune_guardrails(&self) {
+        self.guardrails.prune();
     }
 
     /// Public access to the auth throttle for the HTTP edge.

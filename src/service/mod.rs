@@ -11,6 +11,7 @@ mod backup;
 pub mod auth;
 pub mod credentials;
 mod dids;
+pub mod egress;
 mod error;
 pub mod guardrails;
 mod keyring;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 pub use auth::{Caller, Role};
 pub use error::ServiceError;
 pub use keyring::Keyring;
-pub use verification::{FLOOR_REACH, restored_lease_record};
+pub use verification::{Expectation, FLOOR_REACH, restored_lease_record};
 
 use crate::clock::Clock;
 use crate::config::PublicUrl;
@@ -49,6 +50,31 @@ pub struct Settings {
     pub data_dir: Option<std::path::PathBuf>,
     /// Failed authentications allowed per client address (0 disables throttling).
     pub auth_failure_burst: u32,
+    /// Issuers `/v1/verify` trusts beside this deployment's own tenants (`--trust-issuer`).
+    pub trusted_issuers: Vec<crate::vc::trust::TrustRule>,
+    /// `/v1/verify` requests per second per client address (0 disables the limit).
+    pub verify_rate: u32,
+}
+
+impl Settings {
+    /// Settings for `public_url` with every other value at its default.
+    pub fn new(public_url: PublicUrl) -> Self {
+        Self {
+            public_url,
+            max_presentation_ttl: 300,
+            data_dir: None,
+            auth_failure_burst: 20,
+            trusted_issuers: Vec::new(),
+            verify_rate: 100,
+        }
+    }
+
+    /// Whom `/v1/verify` trusts: every tenant of this deployment (each for its own agents
+    /// only), plus the issuers the operator configured. Never anyone else.
+    pub fn verify_trust(&self) -> crate::vc::trust::TrustPolicy {
+        let base = crate::vc::trust::TrustPolicy::none().trust_tenants_of(self.public_url.did_host());
+        self.trusted_issuers.iter().cloned().fold(base, |p, r| p.with_rule(r))
+    }
 }
 
 /// The application: store, keys, clock and caches. Cheap to share (`Arc`).
@@ -71,13 +97,17 @@ pub struct Sigil {
     pub(crate) issuance_locks: lifecycle::KeyedLocks,
     pub(crate) guardrails: guardrails::Guardrails,
     pub(crate) challenge_lease: verification::ChallengeLease,
+    /// [`Settings::verify_trust`], built once.
+    pub(crate) verify_trust: crate::vc::trust::TrustPolicy,
 }
 
 impl Sigil {
     /// Assembles the service from its parts (see `startup` for the real wiring).
     pub fn new(store: Arc<dyn Store>, keys: Keyring, clock: Arc<dyn Clock>, settings: Settings, http: resolver::HttpResolver) -> Arc<Self> {
-        let guard = guardrails::Guardrails::new(settings.auth_failure_burst);
+        let guard = guardrails::Guardrails::new(settings.auth_failure_burst, settings.verify_rate);
+        let verify_trust = settings.verify_trust();
         Arc::new(Self {
+            verify_trust,
             store,
             keys,
             clock,
@@ -154,13 +184,8 @@ pub(crate) mod testing {
     pub fn sigil_with_store(dir: &std::path::Path, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<Sigil> {
         let root = RootKey::from_bytes(SecretBytes::new(vec![42u8; 32]), 1).unwrap();
         let keys = Keyring::new(root, TokenPepper::generate());
-        let settings = Settings {
-            public_url: PublicUrl::parse("https://sigil.test:8443").unwrap(),
-            max_presentation_ttl: 300,
-            data_dir: Some(dir.to_owned()),
-            auth_failure_burst: 20,
-        };
-        Sigil::new(store, keys, clock, settings, resolver::HttpResolver::new(None).unwrap())
+        let settings = Settings { data_dir: Some(dir.to_owned()), ..Settings::new(PublicUrl::parse("https://sigil.test:8443").unwrap()) };
+        Sigil::new(store, keys, clock, settings, resolver::HttpResolver::public().unwrap())
     }
 
     pub fn sigil(dir: &std::path::Path) -> Arc<Sigil> {

@@ -453,7 +453,6 @@ mod tests {
     use crate::service::agents::NewAgent;
     use crate::service::credentials::NewDelegation;
     use crate::service::testing;
-    use crate::vc::presentation::PresentationOptions;
     use proptest::prelude::*;
 
     struct Fixture {
@@ -512,8 +511,8 @@ mod tests {
         }
     }
 
-    fn opts(challenge: &str) -> PresentationOptions {
-        PresentationOptions { challenge: Some(challenge.into()), domain: Some("shop.example".into()), action: None, skip_status: false }
+    fn opts(challenge: &str) -> crate::service::Expectation {
+        crate::service::Expectation { challenge: Some(challenge.into()), domain: Some("shop.example".into()), ..Default::default() }
     }
 
     #[tokio::test]
@@ -558,7 +557,7 @@ mod tests {
             assert!(r.report.checks.iter().any(|c| c.detail.contains("stopped uncleanly")));
         }
         // Without a challenge nothing is claimed, so the floor does not apply.
-        let no_challenge = PresentationOptions { challenge: None, ..opts("c3") };
+        let no_challenge = crate::service::Expectation { challenge: None, ..opts("c3") };
         assert!(second.verify_presentation(&unverified.document(), no_challenge).await.unwrap().verified());
         // Presentations made once the floor has passed verify as usual.
         f.clock.advance_secs(2);

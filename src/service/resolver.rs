@@ -1,92 +1,225 @@
 //! DID documents and status lists for verification. [`HttpResolver`] fetches `did:web`
-//! documents and status list credentials over HTTPS with a timeout, a size limit and a
-//! short cache; [`LocalFirst`] answers for this deployment's own URLs in-process (no
-//! self-request, same documents) and defers to HTTP for everything else.
+//! documents and status list credentials over HTTPS through the egress policy
+//! ([`super::egress`]), with a timeout, a size limit, a global cap on concurrent fetches
+//! and a short cache bounded in bytes; [`LocalFirst`] answers for this deployment's own
+//! URLs in-process (no self-request, same documents) and defers to HTTP for everything
+//! else.
+//!
+//! Must never: tell a caller why a fetch failed beyond its kind (the detail goes to the
+//! log), cache a document before it is validated, or fetch outside the egress policy.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::Sigil;
+use super::egress::{EgressPolicy, FilteringDns, refusal_in};
 use crate::ids::{AgentId, TenantId};
+use crate::vc::credential::types;
 use crate::vc::did::did_web_url;
-use crate::vc::verify::Resolver;
+use crate::vc::verify::{ResolveError, Resolver};
 
-const MAX_BODY: usize = 1024 * 1024;
+/// Largest response body read.
+pub const MAX_BODY: usize = 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(5);
-const CACHE_TTL: Duration = Duration::from_secs(30);
-const CACHE_MAX: usize = 10_000;
+/// How long a fetched document is reused. A status list changed at its source is seen by
+/// this verifier at most this late.
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Outbound fetches in flight at once, across every verification in the process.
+pub const MAX_CONCURRENT_FETCHES: usize = 32;
+/// Default byte budget of the fetched-document cache.
+pub const DEFAULT_CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// A parsed JSON tree takes more memory than its text (`serde_json::Value`'s maps, strings
+/// and enum slots); the cache counts this many bytes per byte received. An estimate, not a
+/// measurement: it errs on the side of evicting early.
+const PARSED_FACTOR: usize = 4;
 
-/// did:web and status-list fetching over HTTPS.
+/// How an [`HttpResolver`] is set up.
+#[derive(Debug, Clone, Default)]
+pub struct ResolverConfig {
+    /// Extra PEM CA certificates to trust beside the public web PKI (a development CA).
+    pub extra_ca_pem: Option<Vec<u8>>,
+    /// Destinations beyond the public internet on port 443 (`--resolver-allow`).
+    pub egress: EgressPolicy,
+    /// Byte budget of the document cache; 0 means [`DEFAULT_CACHE_BYTES`].
+    pub cache_bytes: usize,
+}
+
+#[derive(Default)]
+struct DocCache {
+    map: HashMap<String, (Instant, usize, Arc<Value>)>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl DocCache {
+    fn get(&self, url: &str) -> Option<Arc<Value>> {
+        self.map.get(url).filter(|(at, _, _)| at.elapsed() < CACHE_TTL).map(|(_, _, v)| v.clone())
+    }
+
+    fn insert(&mut self, url: &str, size: usize, v: Arc<Value>, budget: usize) {
+        if let Some((_, old, _)) = self.map.remove(url) {
+            self.bytes -= old;
+            self.order.retain(|u| u != url);
+        }
+        if size > budget {
+            return;
+        }
+        while self.bytes + size > budget {
+            let Some(oldest) = self.order.pop_front() else { break };
+            if let Some((_, old, _)) = self.map.remove(&oldest) {
+                self.bytes -= old;
+            }
+        }
+        self.bytes += size;
+        self.order.push_back(url.to_owned());
+        self.map.insert(url.to_owned(), (Instant::now(), size, v));
+    }
+}
+
+/// What a fetch is for: its label in metrics and its validation before caching.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Did,
+    StatusList,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Did => "did",
+            Kind::StatusList => "status_list",
+        }
+    }
+}
+
+/// did:web and status-list fetching over HTTPS, through the egress policy.
 pub struct HttpResolver {
     client: reqwest::Client,
-    cache: RwLock<HashMap<String, (Instant, Arc<Value>)>>,
-    ttl: Duration,
+    egress: Arc<EgressPolicy>,
+    cache: Mutex<DocCache>,
+    cache_budget: usize,
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl HttpResolver {
-    /// A resolver trusting the public web PKI plus, optionally, a PEM CA file (a Sigil
-    /// development CA, for instance).
-    pub fn new(extra_ca: Option<&Path>) -> Result<Self, String> {
+    /// A resolver trusting the public web PKI plus `config.extra_ca_pem`, fetching only
+    /// what `config.egress` allows.
+    pub fn new(config: ResolverConfig) -> Result<Self, String> {
+        let egress = Arc::new(config.egress);
         let mut b = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .https_only(true)
+            .dns_resolver(Arc::new(FilteringDns::new(egress.clone())))
             .user_agent(concat!("sigil/", env!("CARGO_PKG_VERSION")));
-        if let Some(p) = extra_ca {
-            let pem = std::fs::read(p).map_err(|e| format!("cannot read CA file {}: {e}", p.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("bad CA file {}: {e}", p.display()))?;
+        if let Some(pem) = &config.extra_ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| format!("bad CA certificate: {e}"))?;
             b = b.add_root_certificate(cert);
         }
-        Ok(Self { client: b.build().map_err(|e| e.to_string())?, cache: RwLock::new(HashMap::new()), ttl: CACHE_TTL })
+        let cache_budget = if config.cache_bytes == 0 { DEFAULT_CACHE_BYTES } else { config.cache_bytes };
+        Ok(Self {
+            client: b.build().map_err(|e| e.to_string())?,
+            egress,
+            cache: Mutex::new(DocCache::default()),
+            cache_budget,
+            in_flight: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
+        })
     }
 
-    async fn get_json(&self, url: &str) -> Result<Arc<Value>, String> {
-        if let Some((at, v)) = self.cache.read().ok().and_then(|c| c.get(url).cloned()) {
-            if at.elapsed() < self.ttl {
-                return Ok(v);
-            }
+    /// A resolver for the public internet only, with no extra CA.
+    pub fn public() -> Result<Self, String> {
+        Self::new(ResolverConfig::default())
+    }
+
+    /// Bytes the document cache holds now (as it counts them).
+    pub fn cache_bytes(&self) -> usize {
+        self.cache.lock().map(|c| c.bytes).unwrap_or(0)
+    }
+
+    async fn get_json(&self, url: &str, kind: Kind, valid: impl Fn(&Value) -> bool) -> Result<Arc<Value>, ResolveError> {
+        if let Some(v) = self.cache.lock().ok().and_then(|c| c.get(url)) {
+            return Ok(v);
         }
-        let mut resp = self.client.get(url).send().await.map_err(|e| format!("request failed: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("HTTP {}", resp.status().as_u16()));
+        let count = |outcome: &'static str| {
+            metrics::counter!("sigil_outbound_fetches_total", "kind" => kind.label(), "outcome" => outcome).increment(1)
+        };
+        if let Err(refused) = self.egress.check_url(url) {
+            count("refused");
+            tracing::warn!(url, kind = kind.label(), reason = %refused, "outbound fetch refused");
+            return Err(ResolveError::Refused);
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("read failed: {e}"))? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err("response larger than 1 MiB".into());
+        let _permit = self.in_flight.acquire().await.map_err(|_| ResolveError::Unavailable)?;
+        let (size, v) = match self.fetch(url).await {
+            Ok(body) => match serde_json::from_slice::<Value>(&body) {
+                Ok(v) if valid(&v) => (body.len(), Arc::new(v)),
+                Ok(_) => return Err(self.failed(url, kind, "the document is not valid for its purpose".into())),
+                Err(_) => return Err(self.failed(url, kind, "the response is not JSON".into())),
+            },
+            Err(Fetch::Refused(reason)) => {
+                count("refused");
+                tracing::warn!(url, kind = kind.label(), reason, "outbound fetch refused");
+                return Err(ResolveError::Refused);
             }
-            body.extend_from_slice(&chunk);
-        }
-        let v: Arc<Value> = Arc::new(serde_json::from_slice(&body).map_err(|_| "response is not JSON".to_owned())?);
-        if let Ok(mut c) = self.cache.write() {
-            if c.len() >= CACHE_MAX {
-                c.clear();
-            }
-            c.insert(url.to_owned(), (Instant::now(), v.clone()));
+            Err(Fetch::Failed(reason)) => return Err(self.failed(url, kind, reason)),
+        };
+        count("made");
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(url, size.saturating_mul(PARSED_FACTOR), v.clone(), self.cache_budget);
+            metrics::gauge!("sigil_cache_bytes", "cache" => "resolver").set(c.bytes as f64);
         }
         Ok(v)
     }
+
+    fn failed(&self, url: &str, kind: Kind, reason: String) -> ResolveError {
+        metrics::counter!("sigil_outbound_fetches_total", "kind" => kind.label(), "outcome" => "failed").increment(1);
+        tracing::warn!(url, kind = kind.label(), reason, "outbound fetch failed");
+        ResolveError::Unavailable
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, Fetch> {
+        let classify = |e: reqwest::Error| match refusal_in(&e) {
+            Some(r) => Fetch::Refused(r.to_string()),
+            None => Fetch::Failed(format!("request failed: {e}")),
+        };
+        let mut resp = self.client.get(url).send().await.map_err(classify)?;
+        if !resp.status().is_success() {
+            return Err(Fetch::Failed(format!("HTTP {}", resp.status().as_u16())));
+        }
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(Fetch::Failed("response larger than 1 MiB".into()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(Fetch::Failed("response larger than 1 MiB".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+enum Fetch {
+    Refused(String),
+    Failed(String),
 }
 
 #[async_trait]
 impl Resolver for HttpResolver {
-    async fn resolve_did(&self, did: &str) -> Result<Arc<Value>, String> {
-        let url = did_web_url(did).ok_or("not a valid did:web")?;
-        let doc = self.get_json(&url).await?;
-        if doc.get("id").and_then(Value::as_str) != Some(did) {
-            return Err("DID document id does not match the DID".into());
-        }
-        Ok(doc)
+    async fn resolve_did(&self, did: &str) -> Result<Arc<Value>, ResolveError> {
+        let url = did_web_url(did).ok_or(ResolveError::Unavailable)?;
+        // Validated before it is cached: a document for another DID is never kept.
+        self.get_json(&url, Kind::Did, |doc| doc.get("id").and_then(Value::as_str) == Some(did)).await
     }
 
-    async fn fetch_status_list(&self, url: &str) -> Result<std::sync::Arc<Value>, String> {
-        self.get_json(url).await
+    async fn fetch_status_list(&self, url: &str) -> Result<Arc<Value>, ResolveError> {
+        self.get_json(url, Kind::StatusList, |v| types(v).contains(&"BitstringStatusListCredential")).await
     }
 }
 
@@ -104,11 +237,11 @@ impl LocalFirst<'_> {
 
 #[async_trait]
 impl Resolver for LocalFirst<'_> {
-    async fn resolve_did(&self, did: &str) -> Result<Arc<Value>, String> {
+    async fn resolve_did(&self, did: &str) -> Result<Arc<Value>, ResolveError> {
         let Some(path) = self.own_did_path(did) else {
             return self.sigil.http.resolve_did(did).await;
         };
-        let nf = || "DID not found".to_owned();
+        let nf = || ResolveError::Unavailable;
         match path.as_slice() {
             ["tenants", t] => {
                 let t = TenantId::parse(t).map_err(|_| nf())?;
@@ -123,13 +256,13 @@ impl Resolver for LocalFirst<'_> {
         }
     }
 
-    async fn fetch_status_list(&self, url: &str) -> Result<std::sync::Arc<Value>, String> {
+    async fn fetch_status_list(&self, url: &str) -> Result<Arc<Value>, ResolveError> {
         let own = format!("{}/tenants/", self.sigil.settings.public_url.base());
         let Some(rest) = url.strip_prefix(&own) else {
             return self.sigil.http.fetch_status_list(url).await;
         };
-        let (t, list) = rest.split_once("/status/").ok_or("not a status list URL")?;
-        let t = TenantId::parse(t).map_err(|_| "status list not found".to_owned())?;
-        self.sigil.status_list_credential(t.as_str(), list).await.map_err(|_| "status list not found".to_owned())
+        let (t, list) = rest.split_once("/status/").ok_or(ResolveError::Unavailable)?;
+        let t = TenantId::parse(t).map_err(|_| ResolveError::Unavailable)?;
+        self.sigil.status_list_credential(t.as_str(), list).await.map_err(|_| ResolveError::Unavailable)
     }
 }

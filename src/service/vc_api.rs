@@ -103,10 +103,13 @@ impl Sigil {
         proof::sign(doc, &opts, &signer).map_err(|e| VcApiError::BadRequest(e.to_string()))
     }
 
-    /// Verifies any credential with this deployment's resolver.
+    /// Verifies any credential with this deployment's resolver, as the W3C VC-API
+    /// specifies: `verified` means the proof, validity and status hold; whether the issuer
+    /// is one `/v1/verify` trusts is reported beside it (`issuer_trusted`, advisory).
     pub async fn verify_credential(&self, vc: &Value, check_status: bool) -> Report {
         let resolver = LocalFirst { sigil: self };
-        verify::verify_credential(vc, &resolver, self.clock.now(), CredentialOptions { check_status }, "").await
+        let opts = CredentialOptions { check_status };
+        verify::verify_credential_in(vc, &resolver, self.clock.now(), opts, &self.verify_trust, verify::TrustMode::Advisory).await
     }
 
     /// `POST /tenants/{tenant}/vc-api/credentials/verify` (the tenant only scopes the URL).

@@ -31,8 +31,9 @@ use sha2::{Digest, Sha256};
 use super::resolver::LocalFirst;
 use super::{ServiceError, Sigil};
 use crate::store::{StoreError, Txn, keys};
-use crate::vc::presentation::{PresentationOptions, PresentationReport, verify_presentation};
-use crate::vc::verify::Check;
+use crate::vc::presentation::{PresentationOptions, PresentationReport, verify_presentation_in};
+use crate::vc::trust::TrustPolicy;
+use crate::vc::verify::{Check, TrustMode};
 
 /// How far past the clock a renewed lease reaches, in milliseconds.
 const LEASE_MS: i64 = 2_000;
@@ -122,11 +123,69 @@ impl Drop for Renewal<'_> {
     }
 }
 
+/// What a verifier expects of a presentation on Sigil's own verify route.
+#[derive(Debug, Clone, Default)]
+pub struct Expectation {
+    /// The challenge the verifier issued (spent once verified).
+    pub challenge: Option<String>,
+    pub domain: Option<String>,
+    /// `{action, resource?, context?}` the verifier is about to allow.
+    pub action: Option<Value>,
+    /// Narrows whom to trust to these issuers; never widens the deployment's policy.
+    pub trusted_issuers: Option<Vec<String>>,
+}
+
 impl Sigil {
+    /// The trust policy of `/v1/verify`: this deployment's tenants and the configured
+    /// issuers, narrowed by the request when it asks.
+    pub fn verify_trust(&self, narrowed_to: Option<&[String]>) -> TrustPolicy {
+        match narrowed_to {
+            Some(issuers) => self.verify_trust.narrowed_to(issuers),
+            None => self.verify_trust.clone(),
+        }
+    }
+
+    /// `POST /v1/verify`: verifies a presentation under the deployment's trust policy,
+    /// refuses lifetimes beyond `--max-presentation-ttl` (the replay row lives that long),
+    /// and consumes its challenge.
+    pub async fn verify_presentation(&self, presentation: &Value, expect: Expectation) -> Result<PresentationReport, ServiceError> {
+        let opts = PresentationOptions {
+            challenge: expect.challenge,
+            domain: expect.domain,
+            action: expect.action,
+            skip_status: false,
+            trust: self.verify_trust(expect.trusted_issuers.as_deref()),
+            max_ttl: Some(jiff::SignedDuration::from_secs(i64::try_from(self.settings.max_presentation_ttl).unwrap_or(i64::MAX))),
+        };
+        self.verify_and_spend(presentation, opts, TrustMode::Enforce).await
+    }
+
+    /// The W3C VC-API presentation route: proofs, status and validity decide `verified`
+    /// as that API specifies; issuer trust is reported (advisory), not enforced.
+    pub async fn vc_api_verify_presentation(
+        &self,
+        presentation: &Value,
+        challenge: Option<String>,
+        domain: Option<String>,
+    ) -> Result<PresentationReport, ServiceError> {
+        let opts = PresentationOptions {
+            challenge,
+            domain,
+            max_ttl: Some(jiff::SignedDuration::from_secs(i64::try_from(self.settings.max_presentation_ttl).unwrap_or(i64::MAX))),
+            ..PresentationOptions::new(self.verify_trust(None))
+        };
+        self.verify_and_spend(presentation, opts, TrustMode::Advisory).await
+    }
+
     /// Verifies a presentation and consumes its challenge.
-    pub async fn verify_presentation(&self, presentation: &Value, opts: PresentationOptions) -> Result<PresentationReport, ServiceError> {
+    async fn verify_and_spend(
+        &self,
+        presentation: &Value,
+        opts: PresentationOptions,
+        mode: TrustMode,
+    ) -> Result<PresentationReport, ServiceError> {
         let now = self.clock.now();
-        let mut out = verify_presentation(presentation, &opts, &LocalFirst { sigil: self }, now).await;
+        let mut out = verify_presentation_in(presentation, &opts, &LocalFirst { sigil: self }, now, mode).await;
         if !out.verified() {
             return Ok(out);
         }
@@ -257,5 +316,57 @@ mod tests {
         assert_eq!(lease_floor(&restored_lease_record(None, now)), Some(11_000));
         let ahead = lease_record(1, 20_000);
         assert_eq!(lease_floor(&restored_lease_record(Some(&ahead), now)), Some(20_000));
+    }
+
+    /// An agent's key is in its own DID document, so a credential it signs naming itself
+    /// as issuer has a valid signature; it must still never count as authority.
+    #[tokio::test]
+    async fn a_credential_an_agent_signs_as_its_own_issuer_is_not_trusted() {
+        use serde_json::json;
+
+        use crate::service::agents::NewAgent;
+        use crate::service::testing;
+        use crate::vc::proof::{self, ProofOptions};
+
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let a = s.create_agent(&testing::admin(&t.id), &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let signer = s.signer("acme", a.id.as_str(), 1).await.unwrap();
+        let vm = format!("{}#key-1", a.did);
+        let now = s.now();
+        let authority = crate::policy::Authority::new(&["refunds:create".into()], &["**".into()], Default::default(), None).unwrap();
+        let vc = json!({
+            "@context": [crate::vc::credential::VC_V2, crate::vc::credential::context_url(s.settings.public_url.base())],
+            "type": ["VerifiableCredential", "DelegatedAuthorityCredential"],
+            "issuer": a.did,
+            "validFrom": crate::clock::rfc3339(now),
+            "credentialSubject": {"id": a.did, "authority": authority},
+        });
+        let opts = |purpose, challenge: Option<&str>| ProofOptions {
+            verification_method: vm.clone(),
+            proof_purpose: purpose,
+            created: crate::clock::rfc3339(now),
+            expires: challenge.map(|_| crate::clock::rfc3339(now + jiff::SignedDuration::from_secs(120))),
+            challenge: challenge.map(str::to_owned),
+            domain: challenge.map(|_| "shop.example".to_owned()),
+        };
+        let vc = proof::sign(vc.as_object().cloned().unwrap(), &opts("assertionMethod", None), &signer).unwrap();
+        let vp = json!({
+            "@context": [crate::vc::credential::VC_V2, crate::vc::credential::context_url(s.settings.public_url.base())],
+            "type": ["VerifiablePresentation"],
+            "holder": a.did,
+            "action": {"name": "refunds:create", "resource": "orders/1"},
+            "verifiableCredential": [vc],
+        });
+        let vp = proof::sign(vp.as_object().cloned().unwrap(), &opts("authentication", Some("c-1")), &signer).unwrap();
+        let expect = Expectation { challenge: Some("c-1".into()), domain: Some("shop.example".into()), ..Default::default() };
+        let r = s.verify_presentation(&vp, expect).await.unwrap();
+        assert!(!r.verified() && !r.issuer_trusted());
+        assert_eq!(r.report.codes(), vec!["issuer_not_trusted", "proof_not_checked"], "{:?}", r.report.errors());
+        // Every signature in it is valid: the VC-API route, which reports trust without
+        // enforcing it, verifies it. Trust alone refused it above.
+        let r = s.vc_api_verify_presentation(&vp, Some("c-1".into()), Some("shop.example".into())).await.unwrap();
+        assert!(r.verified() && !r.issuer_trusted(), "{:?}", r.report.errors());
     }
 }

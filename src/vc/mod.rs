@@ -12,4 +12,5 @@ pub mod presentation;
 pub mod proof;
 
 pub mod status_list;
+pub mod trust;
 pub mod verify;

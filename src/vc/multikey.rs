@@ -7,6 +7,10 @@ use crate::crypto::PublicKey;
 
 const ED25519_PUB: [u8; 2] = [0xed, 0x01];
 
+/// The longest `publicKeyMultibase` (or `did:key` suffix) decoded: `z` + 48 characters for
+/// an Ed25519 key, with a little room.
+pub const MAX_MULTIKEY: usize = 56;
+
 /// Encodes a public key as `z6Mk…`.
 pub fn encode(pk: &PublicKey) -> String {
     let mut bytes = Vec::with_capacity(34);
@@ -23,12 +27,32 @@ pub fn encode_hex(public_hex: &str) -> Option<String> {
 
 /// Decodes `z6Mk…` into an Ed25519 public key.
 pub fn decode(s: &str) -> Option<PublicKey> {
-    if !s.starts_with('z') {
-        return None;
+    decode_checked(s).ok()
+}
+
+/// Why a multikey was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MultikeyError {
+    /// Longer than any Ed25519 multikey: refused before decoding (base58 is quadratic).
+    TooLong,
+    /// Not base58btc multibase.
+    Encoding,
+    /// Not the `ed25519-pub` codec with 32 key bytes.
+    NotEd25519,
+}
+
+/// [`decode`], saying which check refused the input.
+pub fn decode_checked(s: &str) -> Result<PublicKey, MultikeyError> {
+    // 34 bytes are 48 characters: the length is checked before any decoding.
+    if s.len() > MAX_MULTIKEY {
+        return Err(MultikeyError::TooLong);
     }
-    let (_, bytes) = multibase::decode(s).ok()?;
-    let key = bytes.strip_prefix(&ED25519_PUB)?;
-    Some(PublicKey(key.try_into().ok()?))
+    if !s.starts_with('z') {
+        return Err(MultikeyError::Encoding);
+    }
+    let (_, bytes) = multibase::decode(s).map_err(|_| MultikeyError::Encoding)?;
+    let key = bytes.strip_prefix(&ED25519_PUB).ok_or(MultikeyError::NotEd25519)?;
+    Ok(PublicKey(key.try_into().map_err(|_| MultikeyError::NotEd25519)?))
 }
 
 #[cfg(test)]
@@ -44,5 +68,12 @@ mod tests {
         assert_eq!(encode(&pk), mb);
         assert!(decode("u6Mk").is_none());
         assert!(decode("z3u2en7t5LR2WtQH5PfFqMqwVHBeXouLzo6haApm8XHqvjxq").is_none());
+    }
+
+    #[test]
+    fn a_long_multikey_is_refused_before_decoding() {
+        let long = format!("z6Mk{}", "2".repeat(60_000));
+        assert_eq!(decode_checked(&long), Err(MultikeyError::TooLong));
+        assert_eq!(decode_checked(&format!("z{}", "2".repeat(MAX_MULTIKEY - 1))), Err(MultikeyError::NotEd25519));
     }
 }

@@ -1,7 +1,12 @@
 //! Verification of action-bound presentations, `ldp_vp` (Data Integrity) and `jwt_vp`
-//! (VC-JOSE-COSE): the holder's proof, challenge and domain, expiry, every enclosed
-//! credential (issuer, validity, status, subject = holder), and that a presented delegation
-//! covers the action inside the presentation (the same policy code that decided to sign).
+//! (VC-JOSE-COSE): issuer trust, the holder's proof, challenge and domain, expiry, every
+//! enclosed credential (issuer, validity, status, subject = holder), and that a presented
+//! delegation covers the action inside the presentation (the same policy code that decided
+//! to sign).
+//!
+//! Must never: say verified without a trusted issuer ([`PresentationOptions::trust`] has
+//! no default), or fetch anything for a presentation that already failed a check needing
+//! no I/O.
 
 use std::borrow::Cow;
 
@@ -9,14 +14,21 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::credential::{VC_V2, subject_ids, types};
+use super::credential::{VC_V2, issuer_id, subject_ids, types};
 use super::did::{key_for, split_did_url};
 use super::jose::{self, VC_JWT_DATA_URL};
-use super::verify::{Check, CredentialOptions, IssuerProof, Report, Resolver, resolve_document, verify_credential_with, verify_proof};
+use super::trust::TrustPolicy;
+use super::verify::{
+    Check, IssuerProof, Report, Resolver, TrustMode, budgeted, check_statuses, credential_checks, proof_not_checked, resolve_document,
+    status_entries, trust_check, verify_proof,
+};
 use crate::policy::{self, ActionRequest, Authority, Grant};
 
-/// What the verifier expects.
-#[derive(Debug, Clone, Default)]
+/// Clock skew tolerated between the presenter and this verifier.
+const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// What the verifier expects. There is no default: a verifier must say whom it trusts.
+#[derive(Debug, Clone)]
 pub struct PresentationOptions {
     /// The challenge the verifier issued; checked when given.
     pub challenge: Option<String>,
@@ -27,6 +39,19 @@ pub struct PresentationOptions {
     pub action: Option<Value>,
     /// Skip status list checks (offline use).
     pub skip_status: bool,
+    /// Whom the verifier trusts to issue which credentials. A presentation is never
+    /// verified unless every credential in it comes from an issuer trusted for its type.
+    pub trust: TrustPolicy,
+    /// The longest proof lifetime accepted, counted from now (`expires_too_far` beyond
+    /// it); `None` accepts any. A verifier that remembers challenges until expiry sets it.
+    pub max_ttl: Option<jiff::SignedDuration>,
+}
+
+impl PresentationOptions {
+    /// Options that check nothing but the proofs and trust `trust`.
+    pub fn new(trust: TrustPolicy) -> Self {
+        Self { challenge: None, domain: None, action: None, skip_status: false, trust, max_ttl: None }
+    }
 }
 
 /// The outcome of verifying a presentation.
@@ -36,6 +61,8 @@ pub struct PresentationReport {
     pub report: Report,
     /// The challenge inside the verified proof (for one-time use tracking).
     pub challenge: Option<String>,
+    /// The domain inside the verified proof (part of the one-time use key).
+    pub domain: Option<String>,
     /// When the proof expires.
     pub expires: Option<Timestamp>,
     /// When the proof says it was created (`created`, or a JWT's `iat`).
@@ -43,9 +70,14 @@ pub struct PresentationReport {
 }
 
 impl PresentationReport {
-    /// True when every check passed.
+    /// True when every check passed, issuer trust included.
     pub fn verified(&self) -> bool {
         self.report.verified()
+    }
+
+    /// True when every enclosed credential comes from a trusted issuer.
+    pub fn issuer_trusted(&self) -> bool {
+        self.report.issuer_trusted()
     }
 }
 
@@ -71,37 +103,44 @@ fn time_claim(v: Option<&Value>) -> Option<Timestamp> {
     }
 }
 
+/// One enclosed credential, parsed but not yet verified.
+struct Enclosed<'a> {
+    label: String,
+    vc: Cow<'a, Value>,
+    /// The `vc+jwt` envelope, whose signature is checked with the other proofs.
+    envelope: Option<jose::Jws>,
+}
+
 /// Verifies a presentation (an object for `ldp_vp`, a string for `jwt_vp`).
+///
+/// Order: everything that needs no I/O first (structure, issuer trust, holder binding),
+/// then the proofs (which resolve DIDs), then, only when all of that holds, the status
+/// lists, fetched concurrently. At most [`MAX_FETCHES`](super::verify::MAX_FETCHES)
+/// distinct documents are fetched, all within one deadline.
 pub async fn verify_presentation(
     presentation: &Value,
     opts: &PresentationOptions,
     resolver: &dyn Resolver,
     now: Timestamp,
 ) -> PresentationReport {
+    verify_presentation_in(presentation, opts, resolver, now, TrustMode::Enforce).await
+}
+
+/// [`verify_presentation`] with the trust mode chosen by the caller (the VC-API routes).
+pub(crate) async fn verify_presentation_in(
+    presentation: &Value,
+    opts: &PresentationOptions,
+    resolver: &dyn Resolver,
+    now: Timestamp,
+    mode: TrustMode,
+) -> PresentationReport {
+    let budget = budgeted(resolver);
+    let resolver: &dyn Resolver = &budget;
     let mut out = PresentationReport::default();
     let r = &mut out.report;
-    // 1. The holder's proof, whichever the securing mechanism.
-    let (vp, signer, challenge, domain, expires, created) = match presentation {
-        Value::Object(_) => {
-            let proof = verify_proof(presentation, "authentication", resolver).await;
-            let (signer, challenge, domain, expires, created) = match proof {
-                Ok(p) => {
-                    let s = |k: &str| p.proof.str(k).map(str::to_owned);
-                    (
-                        Some(p.controller.clone()),
-                        s("challenge"),
-                        s("domain"),
-                        time_claim(p.proof.config.get("expires")),
-                        time_claim(p.proof.config.get("created")),
-                    )
-                }
-                Err(c) => {
-                    r.push(c);
-                    (None, None, None, None, None)
-                }
-            };
-            (Cow::Borrowed(presentation), signer, challenge, domain, expires, created)
-        }
+    // 1. The securing mechanism, parsed but not verified yet.
+    let (vp, holder_jws) = match presentation {
+        Value::Object(_) => (Cow::Borrowed(presentation), None),
         Value::String(s) => match jose::parse(s) {
             Err(e) => {
                 r.push(Check::fail("proof", "malformed_proof", e.to_string()));
@@ -111,16 +150,7 @@ pub async fn verify_presentation(
                 if jws.typ() != Some("vp+jwt") {
                     r.push(Check::fail("proof", "malformed_proof", "typ must be vp+jwt"));
                 }
-                let signer = match verify_jws(&jws, "authentication", resolver).await {
-                    Ok(d) => Some(d),
-                    Err(c) => {
-                        r.push(c);
-                        None
-                    }
-                };
-                let p = &jws.payload;
-                let st = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
-                (Cow::Owned(p.clone()), signer, st("nonce"), st("aud"), time_claim(p.get("exp")), time_claim(p.get("iat")))
+                (Cow::Owned(jws.payload.clone()), Some(jws))
             }
         },
         _ => {
@@ -128,23 +158,84 @@ pub async fn verify_presentation(
             return out;
         }
     };
-    // 2. Structure and holder binding.
+    // 2. Structure.
     let ctx0 = vp.get("@context").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str);
     let holder = vp.get("holder").and_then(Value::as_str).map(str::to_owned);
-    if ctx0 != Some(VC_V2) || !types(&vp).contains(&"VerifiablePresentation") || holder.is_none() {
+    let Some(holder) = holder.filter(|_| ctx0 == Some(VC_V2) && types(&vp).contains(&"VerifiablePresentation")) else {
         r.push(Check::fail("structure", "malformed_presentation", "a VC 2.0 VerifiablePresentation with a holder is required"));
         return out;
-    }
+    };
     r.push(Check::pass("structure", "VC 2.0 presentation"));
-    out.holder = holder.clone();
+    out.holder = Some(holder.clone());
+    // 3. Every enclosed credential: issuer trust and holder binding, before any fetch.
+    // Borrowed, not copied: the credentials are most of a presentation's bytes.
+    let raw: Vec<&Value> = match vp.get("verifiableCredential") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => vec![],
+    };
+    if raw.is_empty() {
+        r.push(Check::fail("credentials", "no_delegation", "the presentation encloses no credential"));
+    }
+    let mut creds: Vec<Enclosed<'_>> = Vec::with_capacity(raw.len());
+    for (i, c) in raw.into_iter().enumerate() {
+        let label = format!("credential[{i}].");
+        match c.get("id").and_then(Value::as_str).and_then(|id| id.strip_prefix(VC_JWT_DATA_URL)) {
+            Some(jwt) if types(c).contains(&"EnvelopedVerifiableCredential") => match jose::parse(jwt) {
+                Ok(jws) => creds.push(Enclosed { label, vc: Cow::Owned(jws.payload.clone()), envelope: Some(jws) }),
+                Err(e) => r.push(Check::fail(format!("{label}proof"), "malformed_proof", e.to_string())),
+            },
+            _ => creds.push(Enclosed { label, vc: Cow::Borrowed(c), envelope: None }),
+        }
+    }
+    let mut bound = true;
+    for c in &creds {
+        trust_check(&c.vc, &opts.trust, mode, &c.label, r);
+        if subject_ids(&c.vc).contains(&holder.as_str()) {
+            r.push(Check::pass(format!("{}subject", c.label), "issued to the holder"));
+        } else {
+            r.push(Check::fail(format!("{}subject", c.label), "subject_mismatch", "the credential is not about the holder"));
+            bound = false;
+        }
+    }
+    if mode == TrustMode::Enforce && (!bound || !r.clean()) {
+        r.push(proof_not_checked(""));
+        return out;
+    }
+    // 4. The holder's proof, whichever the securing mechanism.
+    let (signer, challenge, domain, expires, created) = match &holder_jws {
+        None => match verify_proof(presentation, "authentication", resolver).await {
+            Ok(p) => {
+                let s = |k: &str| p.proof.str(k).map(str::to_owned);
+                let t = |k: &str| time_claim(p.proof.config.get(k));
+                (Some(p.controller.clone()), s("challenge"), s("domain"), t("expires"), t("created"))
+            }
+            Err(c) => {
+                r.push(c);
+                (None, None, None, None, None)
+            }
+        },
+        Some(jws) => {
+            let signer = match verify_jws(jws, "authentication", resolver).await {
+                Ok(d) => Some(d),
+                Err(c) => {
+                    r.push(c);
+                    None
+                }
+            };
+            let p = &jws.payload;
+            let st = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+            (signer, st("nonce"), st("aud"), time_claim(p.get("exp")), time_claim(p.get("iat")))
+        }
+    };
     if let Some(s) = &signer {
-        if Some(s) == holder.as_ref() {
+        if *s == holder {
             r.push(Check::pass("proof", format!("signed by the holder {s}")));
         } else {
             r.push(Check::fail("proof", "holder_mismatch", format!("signed by {s}, not by the holder")));
         }
     }
-    // 3. Challenge, domain, lifetime.
+    // 5. Challenge, domain, lifetime.
     for (name, expected, actual, code) in
         [("challenge", &opts.challenge, &challenge, "challenge_mismatch"), ("domain", &opts.domain, &domain, "domain_mismatch")]
     {
@@ -156,63 +247,58 @@ pub async fn verify_presentation(
         }
     }
     out.challenge = challenge;
+    out.domain = domain;
     out.expires = expires;
     out.created = created;
     match expires {
-        Some(e) if now < e => r.push(Check::pass("expires", format!("until {e}"))),
-        Some(e) => r.push(Check::fail("expires", "proof_expired", format!("expired at {e}"))),
+        Some(e) if now >= e => r.push(Check::fail("expires", "proof_expired", format!("expired at {e}"))),
+        Some(e) if opts.max_ttl.is_some_and(|max| e.duration_since(now) > max + CLOCK_SKEW) => r.push(Check::fail(
+            "expires",
+            "expires_too_far",
+            format!("expires at {e}, further ahead than this verifier accepts ({} s)", opts.max_ttl.unwrap_or_default().as_secs()),
+        )),
+        Some(e) => r.push(Check::pass("expires", format!("until {e}"))),
         None => r.push(Check::fail("expires", "proof_expired", "the proof has no expiry")),
     }
-    if created.is_some_and(|c| c > now + jiff::SignedDuration::from_secs(60)) {
+    if created.is_some_and(|c| c > now + CLOCK_SKEW) {
         r.push(Check::fail("created", "proof_not_yet_valid", "the proof was created in the future"));
     }
-    // 4. Every enclosed credential.
-    // Borrowed, not copied: the credentials are most of a presentation's bytes.
-    let creds: Vec<&Value> = match vp.get("verifiableCredential") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => vec![],
-    };
-    if creds.is_empty() {
-        r.push(Check::fail("credentials", "no_delegation", "the presentation encloses no credential"));
-    }
-    let copts = CredentialOptions { check_status: !opts.skip_status };
+    // 6. Every enclosed credential's own proof and validity.
     let mut delegations: Vec<(Authority, Option<Timestamp>, Option<Timestamp>)> = Vec::new();
-    for (i, c) in creds.iter().enumerate() {
-        let label = format!("credential[{i}].");
-        let (vc, proof) = match c.get("id").and_then(Value::as_str).and_then(|id| id.strip_prefix(VC_JWT_DATA_URL)) {
-            Some(jwt) if types(c).contains(&"EnvelopedVerifiableCredential") => match jose::parse(jwt) {
-                Ok(jws) => match verify_jws(&jws, "assertionMethod", resolver).await {
-                    Ok(did) => (Cow::Owned(jws.payload.clone()), IssuerProof::Verified(did)),
-                    Err(mut chk) => {
-                        chk.check = format!("{label}proof");
-                        r.push(chk);
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    r.push(Check::fail(format!("{label}proof"), "malformed_proof", e.to_string()));
+    for c in &creds {
+        let proof = match &c.envelope {
+            None => IssuerProof::Embedded,
+            Some(jws) => match verify_jws(jws, "assertionMethod", resolver).await {
+                Ok(did) => IssuerProof::Verified(did),
+                Err(mut chk) => {
+                    chk.check = format!("{}proof", c.label);
+                    r.push(chk);
                     continue;
                 }
             },
-            _ => (Cow::Borrowed(*c), IssuerProof::Embedded),
         };
-        let sub = verify_credential_with(&vc, proof, resolver, now, copts, &label).await;
-        r.checks.extend(sub.checks);
-        if holder.as_deref().is_some_and(|h| subject_ids(&vc).contains(&h)) {
-            r.push(Check::pass(format!("{label}subject"), "issued to the holder"));
-        } else {
-            r.push(Check::fail(format!("{label}subject"), "subject_mismatch", "the credential is not about the holder"));
-        }
-        if types(&vc).contains(&"DelegatedAuthorityCredential") {
-            let parsed = vc.get("credentialSubject").and_then(|s| s.get("authority")).and_then(|a| Authority::deserialize(a).ok());
+        credential_checks(&c.vc, proof, resolver, now, &c.label, r).await;
+        if types(&c.vc).contains(&"DelegatedAuthorityCredential") {
+            let parsed = c.vc.get("credentialSubject").and_then(|s| s.get("authority")).and_then(|a| Authority::deserialize(a).ok());
             match parsed {
-                Some(a) => delegations.push((a, time_claim(vc.get("validFrom")), time_claim(vc.get("validUntil")))),
-                None => r.push(Check::fail(format!("{label}authority"), "malformed_credential", "authority is not understood")),
+                Some(a) => delegations.push((a, time_claim(c.vc.get("validFrom")), time_claim(c.vc.get("validUntil")))),
+                None => r.push(Check::fail(format!("{}authority", c.label), "malformed_credential", "authority is not understood")),
             }
         }
     }
-    // 5. The action inside the presentation: as expected, and covered by a delegation.
+    // 7. Status lists, only once everything above holds (a failed verification stays
+    // failed without them), all fetched together.
+    if !opts.skip_status && r.clean() {
+        let entries: Vec<_> = creds
+            .iter()
+            .flat_map(|c| {
+                let issuer = issuer_id(&c.vc).unwrap_or_default();
+                status_entries(&c.vc, issuer, &c.label)
+            })
+            .collect();
+        check_statuses(&entries, resolver, now, r).await;
+    }
+    // 8. The action inside the presentation: as expected, and covered by a delegation.
     check_action(&vp, opts, &delegations, now, r);
     out
 }

@@ -12,6 +12,11 @@ use crate::crypto::{PublicKey, Signer, verify_strict, verify_strict_cached};
 /// The cryptosuite identifier.
 pub const CRYPTOSUITE: &str = "eddsa-jcs-2022";
 
+/// The longest `proofValue` accepted: `z` plus the base58btc of 64 bytes (at most 88
+/// characters), with a little room.
+pub const MAX_PROOF_VALUE: usize = 96;
+const PROOF_VALUE_TOO_LONG: &str = "proofValue is longer than any Ed25519 signature";
+
 /// Why a proof did not verify. Each kind is a distinct, reportable reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -157,6 +162,11 @@ pub fn parse(secured: &Value) -> Result<(Unsecured<'_>, ParsedProof), ProofError
     if !pv.starts_with('z') {
         return Err(ProofError::Malformed("proofValue must be base58btc multibase"));
     }
+    // Length before decoding: base58 decoding is quadratic in the input, and no Ed25519
+    // signature needs more than MAX_PROOF_VALUE characters.
+    if pv.len() > MAX_PROOF_VALUE {
+        return Err(ProofError::Malformed(PROOF_VALUE_TOO_LONG));
+    }
     let (_, signature) = multibase::decode(pv).map_err(|_| ProofError::Malformed("proofValue is not multibase"))?;
     if signature.len() != 64 {
         return Err(ProofError::Malformed("signature must be 64 bytes"));
@@ -278,5 +288,16 @@ mod tests {
         let mut t = signed;
         t.as_object_mut().unwrap().remove("proof");
         assert_eq!(parse(&t).unwrap_err(), ProofError::Missing);
+    }
+
+    #[test]
+    fn a_long_proof_value_is_refused_before_decoding() {
+        let mut doc = vector()["signedDocument"].clone();
+        // 60,000 base58 characters: decoding them would be quadratic work.
+        doc["proof"]["proofValue"] = Value::String(format!("z{}", "2".repeat(60_000)));
+        assert_eq!(parse(&doc).err(), Some(ProofError::Malformed(PROOF_VALUE_TOO_LONG)));
+        // Just inside the cap it is decoded, and refused for its decoded length instead.
+        doc["proof"]["proofValue"] = Value::String(format!("z{}", "2".repeat(MAX_PROOF_VALUE - 1)));
+        assert_eq!(parse(&doc).err(), Some(ProofError::Malformed("signature must be 64 bytes")));
     }
 }

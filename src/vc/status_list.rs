@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 pub const LIST_SIZE: usize = 131_072;
 /// Largest encoded list a verifier accepts (compressed), a guard against zip bombs.
 pub const MAX_ENCODED: usize = 2 * 1024 * 1024;
+/// Largest decoded list a verifier accepts: 1 MiB, 8,388,608 entries (64 times the
+/// minimum). A list gzips 16 MiB of zeros into 16 KB, so the inflated size is what bounds
+/// the memory a fetched list can pin.
+pub const MAX_DECODED: usize = 1024 * 1024;
 
 /// A list of status bits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +100,10 @@ impl Bitstring {
         let compressed = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).map_err(|_| StatusListError::Encoding)?;
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(compressed.as_slice())
-            .take(16 * 1024 * 1024 + 1)
+            .take(MAX_DECODED as u64 + 1)
             .read_to_end(&mut out)
             .map_err(|_| StatusListError::Gzip)?;
-        if out.len() > 16 * 1024 * 1024 {
+        if out.len() > MAX_DECODED {
             return Err(StatusListError::TooLarge);
         }
         if out.len() * 8 < LIST_SIZE {
@@ -159,6 +163,15 @@ mod tests {
         assert_eq!(d.get(LIST_SIZE), None);
         b.set(12345, false);
         assert_eq!(Bitstring::decode(&b.encode()).unwrap().get(12345), Some(false));
+    }
+
+    #[test]
+    fn lists_above_the_maximum_are_refused_without_inflating_them_whole() {
+        assert!(Bitstring::decode(&Bitstring::zeros(MAX_DECODED * 8).encode()).is_ok());
+        // 16 MiB of zeros gzip to about 16 KB.
+        let bomb = Bitstring::zeros(16 * 1024 * 1024 * 8).encode();
+        assert!(bomb.len() < 64 * 1024);
+        assert_eq!(Bitstring::decode(&bomb), Err(StatusListError::TooLarge));
     }
 
     #[test]

@@ -3,18 +3,49 @@
 //! API and the `sigil verify` CLI. DID documents and status lists come from a [`Resolver`]
 //! passed in by the caller; this module does no I/O of its own.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::credential::{VC_V2, issuer_id, types};
+use super::credential::{VC_V2, issuer_id, subject_ids, types};
 use super::did::{did_key_document, key_for, split_did_url};
 use super::proof::{self, ParsedProof, ProofError};
 use super::status_list::Bitstring;
+use super::trust::TrustPolicy;
 
 /// Clock skew tolerated on a status list credential's validity window.
 const STATUS_LIST_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// Why a DID document or status list could not be had. The caller sees only the kind;
+/// a resolver logs the detail (addresses, HTTP statuses) where only the operator reads it,
+/// so a verifier's answer cannot be used to map internal hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The egress policy refused the destination (loopback, private, metadata, a port).
+    #[error("refused by the egress policy")]
+    Refused,
+    /// Not found, unreachable, too large, malformed, or too slow.
+    #[error("could not be fetched")]
+    Unavailable,
+    /// This verification's fetch budget (count or deadline) is spent.
+    #[error("the verification's fetch budget is spent")]
+    Budget,
+}
+
+impl ResolveError {
+    fn code(self, otherwise: &'static str) -> &'static str {
+        match self {
+            Self::Refused => "egress_refused",
+            Self::Budget => "fetch_limit",
+            Self::Unavailable => otherwise,
+        }
+    }
+}
 
 /// Where DID documents and status list credentials come from.
 #[async_trait]
@@ -22,15 +53,79 @@ pub trait Resolver: Send + Sync {
     /// The DID document of `did` (did:web; did:key is resolved without calling this).
     /// Shared: a verification resolves its issuer up to six times, and a resolver may hand
     /// out its cached copy rather than a fresh tree each time.
-    async fn resolve_did(&self, did: &str) -> Result<std::sync::Arc<Value>, String>;
+    async fn resolve_did(&self, did: &str) -> Result<Arc<Value>, ResolveError>;
     /// The status list credential at `url` (shared: a resolver may hand out its cached copy).
-    async fn fetch_status_list(&self, url: &str) -> Result<std::sync::Arc<Value>, String>;
+    async fn fetch_status_list(&self, url: &str) -> Result<Arc<Value>, ResolveError>;
+}
+
+/// Distinct documents one verification may fetch (DID documents and status lists
+/// together). A Sigil presentation needs at most six: the holder's and the issuer's DID
+/// documents and two lists per credential.
+pub const MAX_FETCHES: usize = 8;
+/// One deadline for every fetch of a verification, however many there are.
+pub const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The resolver one verification sees: at most [`MAX_FETCHES`] distinct documents, all
+/// within [`FETCH_DEADLINE`]; a failed document is not asked for again.
+struct Budgeted<'a> {
+    inner: &'a dyn Resolver,
+    deadline: tokio::time::Instant,
+    /// Keys asked for so far, and the failure of those that failed.
+    seen: Mutex<HashMap<String, Option<ResolveError>>>,
+}
+
+impl<'a> Budgeted<'a> {
+    fn new(inner: &'a dyn Resolver) -> Self {
+        Self { inner, deadline: tokio::time::Instant::now() + FETCH_DEADLINE, seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// Admits `key` (counting it once) or answers with its earlier failure.
+    fn admit(&self, key: &str) -> Result<(), ResolveError> {
+        let mut seen = self.seen.lock().map_err(|_| ResolveError::Unavailable)?;
+        match seen.get(key) {
+            Some(Some(e)) => Err(*e),
+            Some(None) => Ok(()),
+            None if seen.len() >= MAX_FETCHES => Err(ResolveError::Budget),
+            None => {
+                seen.insert(key.to_owned(), None);
+                Ok(())
+            }
+        }
+    }
+
+    async fn run<F>(&self, key: &str, fetch: F) -> Result<Arc<Value>, ResolveError>
+    where
+        F: std::future::Future<Output = Result<Arc<Value>, ResolveError>>,
+    {
+        self.admit(key)?;
+        let out = tokio::time::timeout_at(self.deadline, fetch).await.unwrap_or(Err(ResolveError::Budget));
+        if let (Err(e), Ok(mut seen)) = (&out, self.seen.lock()) {
+            seen.insert(key.to_owned(), Some(*e));
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Resolver for Budgeted<'_> {
+    async fn resolve_did(&self, did: &str) -> Result<Arc<Value>, ResolveError> {
+        self.run(did, self.inner.resolve_did(did)).await
+    }
+
+    async fn fetch_status_list(&self, url: &str) -> Result<Arc<Value>, ResolveError> {
+        self.run(url, self.inner.fetch_status_list(url)).await
+    }
+}
+
+/// `resolver` wrapped in one verification's fetch budget.
+pub(crate) fn budgeted(resolver: &dyn Resolver) -> impl Resolver + '_ {
+    Budgeted::new(resolver)
 }
 
 /// One check and its outcome.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Check {
-    /// What was checked (`proof`, `valid_from`, `status:revocation`, …).
+    /// What was checked (`proof`, `issuer_trusted`, `valid_from`, `status:revocation`, …).
     pub check: String,
     pub ok: bool,
     /// Human-readable outcome.
@@ -38,14 +133,18 @@ pub struct Check {
     /// Stable machine code when the check failed (`invalid_signature`, `expired`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
+    /// Reported but not counted: only the W3C VC-API routes report issuer trust this way,
+    /// as that API specifies. Sigil's own verifiers never make a check advisory.
+    #[serde(skip)]
+    pub advisory: bool,
 }
 
 impl Check {
     pub fn pass(check: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { check: check.into(), ok: true, detail: detail.into(), code: None }
+        Self { check: check.into(), ok: true, detail: detail.into(), code: None, advisory: false }
     }
     pub fn fail(check: impl Into<String>, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { check: check.into(), ok: false, detail: detail.into(), code: Some(code) }
+        Self { check: check.into(), ok: false, detail: detail.into(), code: Some(code), advisory: false }
     }
 }
 
@@ -56,14 +155,33 @@ pub struct Report {
 }
 
 impl Report {
-    /// Verified when at least one check ran and none failed.
+    /// Verified when at least one check ran and none that counts failed.
     pub fn verified(&self) -> bool {
-        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok || c.advisory)
     }
 
-    /// `code: detail` of every failed check.
+    /// True when every credential's issuer was found trusted (and at least one was checked).
+    pub fn issuer_trusted(&self) -> bool {
+        let mut trust = self.checks.iter().filter(|c| c.check.ends_with(TRUST_CHECK)).peekable();
+        trust.peek().is_some() && trust.all(|c| c.ok)
+    }
+
+    /// `code: detail` of every failed check that counts.
     pub fn errors(&self) -> Vec<String> {
-        self.checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.code.unwrap_or("failed"), c.detail)).collect()
+        self.failed(false)
+    }
+
+    /// `code: detail` of every failed advisory check.
+    pub fn warnings(&self) -> Vec<String> {
+        self.failed(true)
+    }
+
+    fn failed(&self, advisory: bool) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| !c.ok && c.advisory == advisory)
+            .map(|c| format!("{}: {}", c.code.unwrap_or("failed"), c.detail))
+            .collect()
     }
 
     /// Codes of failed checks.
@@ -74,7 +192,15 @@ impl Report {
     pub(crate) fn push(&mut self, c: Check) {
         self.checks.push(c);
     }
+
+    /// True when nothing that counts has failed so far.
+    pub(crate) fn clean(&self) -> bool {
+        self.checks.iter().all(|c| c.ok || c.advisory)
+    }
 }
+
+/// The name of the trust check (prefixed with `credential[i].` inside presentations).
+pub const TRUST_CHECK: &str = "issuer_trusted";
 
 /// What a credential verification should include.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +213,14 @@ impl Default for CredentialOptions {
     fn default() -> Self {
         Self { check_status: true }
     }
+}
+
+/// Whether an untrusted issuer fails verification (Sigil's own verifiers) or is only
+/// reported (the W3C VC-API routes, whose conformance suites sign with their own keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrustMode {
+    Enforce,
+    Advisory,
 }
 
 /// A verified proof: who signed it and its options.
@@ -122,16 +256,16 @@ pub async fn verify_proof(doc: &Value, purpose: &str, resolver: &dyn Resolver) -
 
 /// The DID document of `did`: did:key documents are derived from the key itself, did:web
 /// documents come from `resolver`; other methods are refused.
-pub(crate) async fn resolve_document(did: &str, resolver: &dyn Resolver) -> Result<std::sync::Arc<Value>, Check> {
+pub(crate) async fn resolve_document(did: &str, resolver: &dyn Resolver) -> Result<Arc<Value>, Check> {
     if did.starts_with("did:key:") {
         return did_key_document(did)
-            .map(|(_, d)| std::sync::Arc::new(d))
+            .map(|(_, d)| Arc::new(d))
             .ok_or_else(|| Check::fail("proof", "unresolvable_did", "did:key is not an Ed25519 Multikey"));
     }
     if !did.starts_with("did:web:") {
         return Err(Check::fail("proof", "unsupported_did_method", format!("{did}: only did:web and did:key are supported")));
     }
-    resolver.resolve_did(did).await.map_err(|e| Check::fail("proof", "unresolvable_did", format!("cannot resolve {did}: {e}")))
+    resolver.resolve_did(did).await.map_err(|e| Check::fail("proof", e.code("unresolvable_did"), format!("could not resolve {did}: {e}")))
 }
 
 fn parse_time(v: Option<&Value>) -> Result<Option<Timestamp>, ()> {
@@ -182,25 +316,87 @@ pub enum IssuerProof {
     Verified(String),
 }
 
-/// Verifies a credential: structure, proof by the issuer's assertion key, validity window
-/// and (optionally) every Bitstring Status List entry.
-pub async fn verify_credential(vc: &Value, resolver: &dyn Resolver, now: Timestamp, opts: CredentialOptions, label: &str) -> Report {
-    verify_credential_with(vc, IssuerProof::Embedded, resolver, now, opts, label).await
+/// Verifies a credential: structure, issuer trust, proof by the issuer's assertion key,
+/// validity window and (optionally, once everything else holds) every Bitstring Status
+/// List entry. `verified` is never true unless `trust` trusts the issuer for the
+/// credential's type; nothing is fetched for an issuer it does not trust.
+pub async fn verify_credential(
+    vc: &Value,
+    resolver: &dyn Resolver,
+    now: Timestamp,
+    opts: CredentialOptions,
+    trust: &TrustPolicy,
+) -> Report {
+    verify_credential_in(vc, resolver, now, opts, trust, TrustMode::Enforce).await
 }
 
-/// [`verify_credential`] with the issuer signature established by `proof`.
-pub async fn verify_credential_with(
+/// [`verify_credential`] with the trust mode chosen by the caller (the VC-API routes).
+pub(crate) async fn verify_credential_in(
+    vc: &Value,
+    resolver: &dyn Resolver,
+    now: Timestamp,
+    opts: CredentialOptions,
+    trust: &TrustPolicy,
+    mode: TrustMode,
+) -> Report {
+    let resolver = Budgeted::new(resolver);
+    let mut report = Report::default();
+    let trusted = trust_check(vc, trust, mode, "", &mut report);
+    if !trusted && mode == TrustMode::Enforce {
+        report.push(proof_not_checked(""));
+        return report;
+    }
+    credential_checks(vc, IssuerProof::Embedded, &resolver, now, "", &mut report).await;
+    // Status lists are fetched only once everything else holds: a failed verification
+    // stays failed without them, and their URLs are the credential's to choose.
+    if opts.check_status && report.clean() {
+        let issuer = issuer_id(vc).unwrap_or_default();
+        check_statuses(&status_entries(vc, issuer, ""), &resolver, now, &mut report).await;
+    }
+    report
+}
+
+/// The proof check that did not run: nothing is fetched for a document that already
+/// failed a check needing no I/O (an untrusted issuer, a subject that is not the holder),
+/// since its DIDs and URLs may point anywhere.
+pub(crate) fn proof_not_checked(label: &str) -> Check {
+    Check::fail(format!("{label}proof"), "proof_not_checked", "not checked: an earlier check failed, so nothing was fetched")
+}
+
+/// The `issuer_trusted` check of one credential, into `report`; true when trusted. Pure.
+pub(crate) fn trust_check(vc: &Value, trust: &TrustPolicy, mode: TrustMode, label: &str, report: &mut Report) -> bool {
+    let name = format!("{label}{TRUST_CHECK}");
+    let outcome = match issuer_id(vc) {
+        Some(issuer) => trust.check(issuer, &types(vc), &subject_ids(vc)).map(|()| issuer).map_err(|why| why.to_string()),
+        None => Err("the credential names no issuer".to_owned()),
+    };
+    match outcome {
+        Ok(issuer) => {
+            report.push(Check::pass(name, format!("{issuer} is trusted for this credential")));
+            true
+        }
+        Err(why) => {
+            let mut c = Check::fail(name, "issuer_not_trusted", why);
+            c.advisory = mode == TrustMode::Advisory;
+            report.push(c);
+            false
+        }
+    }
+}
+
+/// Structure, issuer proof and validity of one credential, into `report` (trust is
+/// [`trust_check`], decided before anything is fetched).
+pub(crate) async fn credential_checks(
     vc: &Value,
     proof: IssuerProof,
     resolver: &dyn Resolver,
     now: Timestamp,
-    opts: CredentialOptions,
     label: &str,
-) -> Report {
-    let mut report = Report::default();
+    report: &mut Report,
+) {
     if let Err(e) = structure(vc) {
         report.push(Check::fail(format!("{label}structure"), "malformed_credential", e));
-        return report;
+        return;
     }
     report.push(Check::pass(format!("{label}structure"), "VC 2.0"));
     let issuer = issuer_id(vc).unwrap_or_default().to_owned();
@@ -218,62 +414,88 @@ pub async fn verify_credential_with(
             report.push(c);
         }
     }
-    check_validity(vc, now, &mut report, label);
-    if opts.check_status {
-        check_status(vc, &issuer, resolver, now, &mut report, label).await;
-    }
-    report
+    check_validity(vc, now, report, label);
 }
 
-async fn check_status(vc: &Value, issuer: &str, resolver: &dyn Resolver, now: Timestamp, report: &mut Report, label: &str) {
+/// One status entry to check: (check name, entry, the credential's issuer).
+pub(crate) struct StatusEntry<'a> {
+    name: String,
+    purpose: &'a str,
+    entry: &'a Value,
+    issuer: &'a str,
+}
+
+/// The `credentialStatus` entries of `vc`.
+pub(crate) fn status_entries<'a>(vc: &'a Value, issuer: &'a str, label: &str) -> Vec<StatusEntry<'a>> {
     let entries: Vec<&Value> = match vc.get("credentialStatus") {
-        None => return,
+        None => return vec![],
         Some(Value::Array(a)) => a.iter().collect(),
         Some(v) => vec![v],
     };
-    for e in entries {
-        let purpose = e.get("statusPurpose").and_then(Value::as_str).unwrap_or("unknown");
-        let name = format!("{label}status:{purpose}");
-        match status_bit(e, issuer, resolver, now).await {
-            Ok(false) => report.push(Check::pass(name, "not set")),
+    entries
+        .into_iter()
+        .map(|entry| {
+            let purpose = entry.get("statusPurpose").and_then(Value::as_str).unwrap_or("unknown");
+            StatusEntry { name: format!("{label}status:{purpose}"), purpose, entry, issuer }
+        })
+        .collect()
+}
+
+/// Checks every entry concurrently (one fetch per distinct list, within the verification's
+/// fetch budget and deadline), reporting in entry order.
+pub(crate) async fn check_statuses(entries: &[StatusEntry<'_>], resolver: &dyn Resolver, now: Timestamp, report: &mut Report) {
+    let results = futures_util::future::join_all(entries.iter().map(|e| status_bit(e.entry, e.issuer, resolver, now))).await;
+    for (e, result) in entries.iter().zip(results) {
+        match result {
+            Ok(false) => report.push(Check::pass(e.name.clone(), "not set")),
             Ok(true) => {
-                let code = match purpose {
+                let code = match e.purpose {
                     "revocation" => "revoked",
                     "suspension" => "suspended",
                     _ => "status_set",
                 };
-                report.push(Check::fail(name, code, format!("the credential is {code}")));
+                report.push(Check::fail(e.name.clone(), code, format!("the credential is {code}")));
             }
-            Err(detail) => report.push(Check::fail(name, "status_unavailable", detail)),
+            Err((code, detail)) => report.push(Check::fail(e.name.clone(), code, detail)),
         }
     }
 }
 
-async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: Timestamp) -> Result<bool, String> {
+type StatusResult = Result<bool, (&'static str, String)>;
+
+fn unavailable(detail: impl Into<String>) -> (&'static str, String) {
+    ("status_unavailable", detail.into())
+}
+
+async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: Timestamp) -> StatusResult {
     if entry.get("type").and_then(Value::as_str) != Some("BitstringStatusListEntry") {
-        return Err("unsupported credentialStatus type".into());
+        return Err(unavailable("unsupported credentialStatus type"));
     }
-    let purpose = entry.get("statusPurpose").and_then(Value::as_str).ok_or("statusPurpose missing")?;
+    let purpose = entry.get("statusPurpose").and_then(Value::as_str).ok_or_else(|| unavailable("statusPurpose missing"))?;
     let index: usize = entry
         .get("statusListIndex")
         .and_then(Value::as_str)
+        .filter(|s| s.len() <= 12)
         .and_then(|s| s.parse().ok())
-        .ok_or("statusListIndex must be a decimal string")?;
-    let url = entry.get("statusListCredential").and_then(Value::as_str).ok_or("statusListCredential missing")?;
-    let list = resolver.fetch_status_list(url).await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
+        .ok_or_else(|| unavailable("statusListIndex must be a decimal string"))?;
+    let url = entry.get("statusListCredential").and_then(Value::as_str).ok_or_else(|| unavailable("statusListCredential missing"))?;
+    let list = resolver
+        .fetch_status_list(url)
+        .await
+        .map_err(|e| (e.code("status_unavailable"), format!("could not fetch the status list: {e}")))?;
     let list: &Value = &list;
-    if let Some(hit) = verified_lists::lookup(url, list, issuer, resolver).await {
-        return hit.read(purpose, index, now);
+    if let Some(hit) = verified_lists::lookup(url, list, issuer, resolver, now).await {
+        return hit.read(purpose, index, now).map_err(unavailable);
     }
     if !types(list).contains(&"BitstringStatusListCredential") {
-        return Err("status list is not a BitstringStatusListCredential".into());
+        return Err(unavailable("status list is not a BitstringStatusListCredential"));
     }
     if issuer_id(list) != Some(issuer) {
-        return Err("status list has another issuer than the credential".into());
+        return Err(unavailable("status list has another issuer than the credential"));
     }
-    let p = verify_proof(list, "assertionMethod", resolver).await.map_err(|c| format!("status list proof: {}", c.detail))?;
+    let p = verify_proof(list, "assertionMethod", resolver).await.map_err(|c| unavailable(format!("status list proof: {}", c.detail)))?;
     if p.controller != issuer {
-        return Err("status list is not signed by its issuer".into());
+        return Err(unavailable("status list is not signed by its issuer"));
     }
     // Lists are re-signed on demand, so one may be a moment younger than the instant this
     // verification started; allow the usual clock skew on the list's own window.
@@ -283,16 +505,16 @@ async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: T
     let from_ok = window.checks.iter().any(|c| c.check == "valid_from" && c.ok);
     let until_ok = window.checks.iter().any(|c| c.check == "valid_until" && c.ok);
     if !(from_ok && until_ok) {
-        return Err("status list credential is not valid now".into());
+        return Err(unavailable("status list credential is not valid now"));
     }
-    let subject = list.get("credentialSubject").ok_or("status list has no credentialSubject")?;
+    let subject = list.get("credentialSubject").ok_or_else(|| unavailable("status list has no credentialSubject"))?;
     if subject.get("statusPurpose").and_then(Value::as_str) != Some(purpose) {
-        return Err("status list purpose does not match the entry".into());
+        return Err(unavailable("status list purpose does not match the entry"));
     }
-    let encoded = subject.get("encodedList").and_then(Value::as_str).ok_or("encodedList missing")?;
-    let bits = Bitstring::decode(encoded).map_err(|e| e.to_string())?;
-    let bit = bits.get(index).ok_or_else(|| "statusListIndex is outside the list".to_owned());
-    verified_lists::remember(url, list, issuer, purpose, bits, resolver).await;
+    let encoded = subject.get("encodedList").and_then(Value::as_str).ok_or_else(|| unavailable("encodedList missing"))?;
+    let bits = Bitstring::decode(encoded).map_err(|e| unavailable(e.to_string()))?;
+    let bit = bits.get(index).ok_or_else(|| unavailable("statusListIndex is outside the list"));
+    verified_lists::remember(url, list, issuer, purpose, bits, resolver, now).await;
     bit
 }
 
@@ -305,18 +527,28 @@ async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: T
 /// signing key must still be an `assertionMethod` of the issuer's DID document as resolved
 /// now, with the same key bytes. What is used on a hit is the content that was verified
 /// under that signature, never the fetched bytes.
+///
+/// Bounded in bytes ([`set_status_cache_bytes`], default [`DEFAULT_STATUS_CACHE_BYTES`]),
+/// oldest entries evicted first, and no entry is used past [`MAX_AGE`]. Its size is the
+/// `sigil_cache_bytes{cache="status_lists"}` gauge.
 mod verified_lists {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
 
-    use jiff::Timestamp;
+    use jiff::{SignedDuration, Timestamp};
     use serde_json::Value;
 
     use super::{Resolver, STATUS_LIST_SKEW, key_for, split_did_url};
     use crate::crypto::PublicKey;
     use crate::vc::status_list::Bitstring;
 
-    const MAX_ENTRIES: usize = 4096;
+    /// An entry older than this is verified again.
+    pub(super) const MAX_AGE: SignedDuration = SignedDuration::from_secs(300);
+    /// Bookkeeping per entry beyond its bitstring (strings, key, map slot), in bytes.
+    const OVERHEAD: usize = 512;
+
+    pub(super) static BUDGET: AtomicUsize = AtomicUsize::new(super::DEFAULT_STATUS_CACHE_BYTES);
 
     pub(super) struct Verified {
         proof_value: String,
@@ -327,9 +559,14 @@ mod verified_lists {
         valid_from: Option<Timestamp>,
         valid_until: Option<Timestamp>,
         bits: Bitstring,
+        stored: Timestamp,
     }
 
     impl Verified {
+        fn bytes(&self) -> usize {
+            self.bits.as_bytes().len() + self.proof_value.len() + self.issuer.len() + self.method.len() + OVERHEAD
+        }
+
         pub(super) fn read(&self, purpose: &str, index: usize, now: Timestamp) -> Result<bool, String> {
             if self.purpose != purpose {
                 return Err("status list purpose does not match the entry".into());
@@ -343,8 +580,41 @@ mod verified_lists {
         }
     }
 
-    fn cache() -> &'static Mutex<HashMap<String, Arc<Verified>>> {
-        static CACHE: OnceLock<Mutex<HashMap<String, Arc<Verified>>>> = OnceLock::new();
+    #[derive(Default)]
+    struct Cache {
+        map: HashMap<String, Arc<Verified>>,
+        order: VecDeque<String>,
+        bytes: usize,
+    }
+
+    impl Cache {
+        fn remove(&mut self, url: &str) {
+            if let Some(old) = self.map.remove(url) {
+                self.bytes -= old.bytes();
+                self.order.retain(|u| u != url);
+            }
+        }
+
+        fn insert(&mut self, url: String, v: Verified, budget: usize) {
+            self.remove(&url);
+            let size = v.bytes();
+            if size > budget {
+                return;
+            }
+            while self.bytes + size > budget {
+                let Some(oldest) = self.order.pop_front() else { break };
+                if let Some(old) = self.map.remove(&oldest) {
+                    self.bytes -= old.bytes();
+                }
+            }
+            self.bytes += size;
+            self.order.push_back(url.clone());
+            self.map.insert(url, Arc::new(v));
+        }
+    }
+
+    fn cache() -> &'static Mutex<Cache> {
+        static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
         CACHE.get_or_init(Default::default)
     }
 
@@ -354,17 +624,31 @@ mod verified_lists {
 
     async fn current_key(resolver: &dyn Resolver, method: &str) -> Option<PublicKey> {
         let (did, _) = split_did_url(method)?;
-        let doc = resolver.resolve_did(did).await.ok()?;
+        let doc = super::resolve_document(did, resolver).await.ok()?;
         key_for(&doc, method, "assertionMethod").ok()
     }
 
-    pub(super) async fn lookup(url: &str, list: &Value, issuer: &str, resolver: &dyn Resolver) -> Option<Arc<Verified>> {
+    pub(super) async fn lookup(url: &str, list: &Value, issuer: &str, resolver: &dyn Resolver, now: Timestamp) -> Option<Arc<Verified>> {
         let proof_value = proof_field(list, "proofValue")?;
-        let hit = cache().lock().ok()?.get(url).filter(|v| v.proof_value == proof_value && v.issuer == issuer).cloned()?;
+        let hit = cache()
+            .lock()
+            .ok()?
+            .map
+            .get(url)
+            .filter(|v| v.proof_value == proof_value && v.issuer == issuer && now.duration_since(v.stored) < MAX_AGE)
+            .cloned()?;
         (current_key(resolver, &hit.method).await? == hit.key).then_some(hit)
     }
 
-    pub(super) async fn remember(url: &str, list: &Value, issuer: &str, purpose: &str, bits: Bitstring, resolver: &dyn Resolver) {
+    pub(super) async fn remember(
+        url: &str,
+        list: &Value,
+        issuer: &str,
+        purpose: &str,
+        bits: Bitstring,
+        resolver: &dyn Resolver,
+        now: Timestamp,
+    ) {
         let (Some(proof_value), Some(method)) = (proof_field(list, "proofValue"), proof_field(list, "verificationMethod")) else {
             return;
         };
@@ -379,12 +663,60 @@ mod verified_lists {
             valid_from: time("validFrom"),
             valid_until: time("validUntil"),
             bits,
+            stored: now,
         };
         if let Ok(mut c) = cache().lock() {
-            if c.len() >= MAX_ENTRIES {
-                c.clear();
-            }
-            c.insert(url.to_owned(), Arc::new(v));
+            c.insert(url.to_owned(), v, BUDGET.load(Ordering::Relaxed));
+            metrics::gauge!("sigil_cache_bytes", "cache" => "status_lists").set(c.bytes as f64);
         }
     }
+
+    #[cfg(test)]
+    pub(super) fn bytes() -> usize {
+        cache().lock().map(|c| c.bytes).unwrap_or(0)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn entry(kib: usize) -> Verified {
+            Verified {
+                proof_value: "z".into(),
+                issuer: "did:key:x".into(),
+                method: "did:key:x#x".into(),
+                key: PublicKey([0; 32]),
+                purpose: "revocation".into(),
+                valid_from: None,
+                valid_until: None,
+                bits: Bitstring::zeros(kib * 8 * 1024),
+                stored: Timestamp::UNIX_EPOCH,
+            }
+        }
+
+        #[test]
+        fn the_cache_stays_within_its_byte_budget() {
+            let mut c = Cache::default();
+            let budget = 100 * 1024;
+            for i in 0..50 {
+                c.insert(format!("https://x/{i}"), entry(16), budget);
+                assert!(c.bytes <= budget, "{} > {budget}", c.bytes);
+            }
+            assert_eq!(c.map.len(), c.order.len());
+            assert!(c.map.contains_key("https://x/49"), "the newest stays");
+            assert!(!c.map.contains_key("https://x/0"), "the oldest went first");
+            c.insert("https://x/big".into(), entry(200), budget);
+            assert!(!c.map.contains_key("https://x/big"), "an entry above the whole budget is not kept");
+            let _ = bytes();
+        }
+    }
+}
+
+/// Default byte budget of the verified status-list cache.
+pub const DEFAULT_STATUS_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Sets the byte budget of the verified status-list cache (process-wide; `serve` sets it
+/// from `--status-cache-bytes`).
+pub fn set_status_cache_bytes(bytes: usize) {
+    verified_lists::BUDGET.store(bytes, std::sync::atomic::Ordering::Relaxed);
 }

@@ -72,6 +72,7 @@ fn cli_verify(s: &Server, lines: &[String]) -> (bool, String) {
         .arg(&f)
         .arg("--ca")
         .arg(s.data.join("tls/ca.pem"))
+        .args(["--resolver-allow", s.listen()])
         .output()
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())

@@ -19,3 +19,4 @@ mod lifecycle;
 mod openapi;
 mod presentations;
 mod seed;
+mod trust;

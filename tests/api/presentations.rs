@@ -8,7 +8,7 @@ use crate::helpers::Server;
 
 const ALL_DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-fn delegation(actions: &[&str], resources: &[&str]) -> Value {
+pub fn delegation(actions: &[&str], resources: &[&str]) -> Value {
     json!({
         "principal": {"id": "finance-lead", "kind": "role"},
         "actions": actions, "resources": resources,
@@ -24,7 +24,7 @@ pub fn refund(challenge: &str) -> Value {
 }
 
 /// A tenant with one agent holding `delegation`; returns (admin, agent id, agent token).
-async fn setup(s: &Server, tenant: &str, delegation_body: Option<Value>) -> (String, String, String) {
+pub async fn setup(s: &Server, tenant: &str, delegation_body: Option<Value>) -> (String, String, String) {
     let admin = s.tenant(tenant).await;
     let (agent, token, _) = s.agent(tenant, &admin, "refund-bot").await;
     if let Some(d) = delegation_body {
@@ -65,26 +65,49 @@ async fn granted_presentations_verify_everywhere_once() {
     // The independent verifier accepts it (DID resolution and status lists over HTTPS).
     let (ok, out) = third_party(&s, "presentation", &vp, &["--challenge", "ch-1", "--domain", "payments.example"]);
     assert!(ok, "third-party verifier rejected a Sigil presentation: {out}");
-    assert!(!third_party(&s, "presentation", &vp, &["--challenge", "other", "--domain", "payments.example"]).0);
+    let (_, out) = third_party(&s, "presentation", &vp, &["--challenge", "other", "--domain", "payments.example"]);
+    assert_eq!(out["reasons"], json!(["challenge_mismatch"]), "{out}");
     // Sigil's CLI (exit 0 only when verified).
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("vp.json");
     std::fs::write(&f, serde_json::to_vec(&vp).unwrap()).unwrap();
     let ca = s.data.join("tls/ca.pem");
+    let tenant_url = s.url("/tenants/acme");
     let cli = |extra: &[&str]| {
         std::process::Command::new(crate::helpers::bin())
             .arg("verify")
             .arg(&f)
             .arg("--ca")
             .arg(&ca)
+            .args(["--resolver-allow", s.listen()])
             .args(["--challenge", "ch-1", "--domain", "payments.example"])
             .args(extra)
             .output()
             .unwrap()
     };
-    let out = cli(&["--action", r#"{"action":"refunds:create","resource":"orders/123","context":{"amount":"120.00","currency":"EUR"}}"#]);
+    let action = r#"{"action":"refunds:create","resource":"orders/123","context":{"amount":"120.00","currency":"EUR"}}"#;
+    let out = cli(&["--action", action, "--trust-tenant", &tenant_url]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let out = cli(&["--action", r#"{"action":"refunds:create","resource":"orders/999"}"#]);
+    // Without a trusted issuer the CLI never says verified, and says why.
+    let out = cli(&["--action", action]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trusted issuer"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("issuer_trusted"));
+    // Another tenant of the same deployment is not this one.
+    let out = cli(&["--action", action, "--trust-tenant", &s.url("/tenants/other")]);
+    assert_eq!(out.status.code(), Some(1));
+    // Without the allow-list entry, the loopback server is out of the CLI's reach.
+    let out = std::process::Command::new(crate::helpers::bin())
+        .arg("verify")
+        .arg(&f)
+        .arg("--ca")
+        .arg(&ca)
+        .args(["--challenge", "ch-1", "--domain", "payments.example", "--trust-tenant", &tenant_url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refused by the egress policy"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = cli(&["--action", r#"{"action":"refunds:create","resource":"orders/999"}"#, "--trust-tenant", &tenant_url]);
     assert_eq!(out.status.code(), Some(1));
     // The endpoint: verified once, then the challenge is spent.
     let expected = json!({"action": "refunds:create", "resource": "orders/123", "context": {"amount": "120.00", "currency": "EUR"}});
@@ -278,7 +301,8 @@ async fn wrong_context_edits_and_later_revocation_fail_verification() {
         let v = verify(&s, &t, "e", None).await;
         assert_eq!(v["verified"], false, "{what}");
         assert!(failed(&v).contains(&"invalid_signature".to_owned()), "{what}: {v}");
-        assert!(!third_party(&s, "presentation", &t, &["--challenge", "e", "--domain", "payments.example"]).0, "{what}");
+        let (_, out) = third_party(&s, "presentation", &t, &["--challenge", "e", "--domain", "payments.example"]);
+        assert_eq!(out["reasons"], json!(["invalid_signature"]), "{what}: {out}");
     }
     // An enclosed credential edited after its proof was verified (and remembered) by the
     // verifications above: the edited bytes are a different signed message, checked afresh.
@@ -301,5 +325,6 @@ async fn wrong_context_edits_and_later_revocation_fail_verification() {
     s.post(&format!("/v1/tenants/acme/credentials/{del}/revoke"), &admin, json!({})).await;
     let v = verify(&s, &vp, "r", None).await;
     assert_eq!(failed(&v), vec!["revoked"], "{v}");
-    assert!(!third_party(&s, "presentation", &vp, &["--challenge", "r", "--domain", "payments.example"]).0);
+    let (_, out) = third_party(&s, "presentation", &vp, &["--challenge", "r", "--domain", "payments.example"]);
+    assert_eq!(out["reasons"], json!(["revoked"]), "{out}");
 }

@@ -35,13 +35,9 @@ fn setup(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (Arc<Sigil>, Ca
     rt.block_on(async {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.join("store")).unwrap());
         let keys = Keyring::new(RootKey::from_bytes(SecretBytes::random(32), 1).unwrap(), TokenPepper::generate());
-        let settings = Settings {
-            public_url: PublicUrl::parse("https://bench.example:8443").unwrap(),
-            max_presentation_ttl: 300,
-            data_dir: Some(dir.to_owned()),
-            auth_failure_burst: 20,
-        };
-        let s = Sigil::new(store, keys, Arc::new(SystemClock), settings, sigil::verify::HttpResolver::new(None).unwrap());
+        let settings =
+            Settings { data_dir: Some(dir.to_owned()), ..Settings::new(PublicUrl::parse("https://bench.example:8443").unwrap()) };
+        let s = Sigil::new(store, keys, Arc::new(SystemClock), settings, sigil::verify::HttpResolver::public().unwrap());
         let op = Caller::Operator { token: TokenId::random() };
         let t = s.create_tenant(&op, Some("bench"), "Bench").await.unwrap();
         let admin = Caller::Tenant { tenant: t.id.clone(), role: Role::Admin, token: TokenId::random() };
@@ -134,6 +130,9 @@ fn benches(c: &mut Criterion) {
         challenge: Some("challenge-0".into()),
         domain: Some("payments.example".into()),
         action: Some(json!({"action": "refunds:create", "resource": "orders/123", "context": {"amount": "120.00", "currency": "EUR"}})),
+        // As `/v1/verify` trusts by default: the deployment's tenants.
+        trust: sigil.verify_trust(None),
+        max_ttl: Some(jiff::SignedDuration::from_secs(300)),
         skip_status: false,
     };
     // Fresh presentations, as `POST /v1/verify` sees them: the holder's signature is new
