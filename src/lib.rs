@@ -2,7 +2,7 @@
 //!
 //! Every agent gets a `did:web` identity whose Ed25519 keys never leave Sigil, a wallet of
 //! W3C Verifiable Credentials, and presentations signed on demand for one action at a time.
-//! The layers follow `ARCHITECTURE.md`: `http` → `service` → (`policy`, `vc`, `audit`,
+//! The layers follow `docs/ARCHITECTURE.md`: `http` → `service` → (`policy`, `vc`, `audit`,
 //! `crypto`) → `store`; dependencies only point downwards.
 #![forbid(unsafe_code)]
 

@@ -10,7 +10,7 @@ use sigil::error::SigilError;
 /// mimalloc rather than glibc malloc: under load the server spent about 12% of its CPU in
 /// glibc's allocator (`_int_malloc`, `cfree`, `malloc_consolidate`; perf on the
 /// presentation hot path), where per-request JSON, sled's page cache and TLS buffers
-/// allocate and free across threads. See README "Performance" for the measured difference.
+/// allocate and free across threads. See docs/PERFORMANCE.md for the measured difference.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

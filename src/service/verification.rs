@@ -20,7 +20,7 @@
 //! ours), waits for its claim as before. A restore from a backup sets the floor to the
 //! time of the restore: challenges spent after the backup was taken are not in it. (A
 //! presentation without `created` cannot be placed against a floor; after a restore it
-//! is the one case left uncovered, see README.)
+//! is the one case left uncovered, see docs/ARCHITECTURE.md.)
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
