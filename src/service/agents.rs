@@ -4,6 +4,7 @@
 
 use jiff::Timestamp;
 
+use super::mutation::{Attempt, Effects};
 use super::records::{AgentRecord, AgentState, KeyState, KeyVersion, TokenRecord, TokenRole, kind};
 use super::tenants::validate_text;
 use super::{Caller, Page, ServiceError, Sigil, page_limit};
@@ -46,7 +47,6 @@ pub struct AgentTokenIssued {
 }
 
 const METADATA_MAX_BYTES: usize = 8 * 1024;
-const MAX_RETRIES: usize = 16;
 
 fn validate_metadata(m: &serde_json::Map<String, serde_json::Value>) -> Result<(), ServiceError> {
     let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
@@ -100,31 +100,29 @@ impl Sigil {
             credential_ids: Vec::new(),
             suspended_credentials: Vec::new(),
         };
-        let mut committed = None;
+        let actor = super::audit::actor(caller);
+        let (fresh, key_id, signer, minted_ref) = (&fresh, &key_id, &signer, &minted);
         // Retried like every read-modify-write here (the issuance lock orders issuances,
         // but another writer may still move what this one read).
-        for _ in 0..MAX_RETRIES {
+        let record = self
+            .mutate(t, &actor, || async move {
             let tk = self.tenant_keys(t).await?;
             let mut record = fresh.clone();
             let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
             let issuing = self.issuing(t).await;
             let mut txn = Txn::new();
-            txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: &key_id }, &signer));
-            self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
+            txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: key_id }, signer));
+            self.stage_tenant_token(&mut txn, &tk, tenant, minted_ref)?;
             self.stage_identity_credential(&issuing, &mut txn, &tk, tenant, &mut record).await?;
             txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
             let event = super::audit::Event::new(
                 "agent.created",
-                serde_json::json!({"token_id": minted.id.to_string(), "identity_credential_id": record.identity_credential_id, "key_version": 1}),
+                serde_json::json!({"token_id": minted_ref.id.to_string(), "identity_credential_id": record.identity_credential_id, "key_version": 1}),
             )
             .agent(a);
-            if self.try_commit_audited(t, super::audit::actor(caller), txn, event).await? {
-                committed = Some(record);
-                break;
-            }
-        }
-        let record =
-            committed.ok_or_else(|| ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))?;
+            Ok(Attempt::commit(txn, event, Effects::none(), record))
+        })
+            .await?;
         Ok(AgentCreated {
             did: self.agent_did(t, a),
             id,
@@ -214,7 +212,8 @@ impl Sigil {
             Some(s) if s <= 86_400 => Some(secs(s)?),
             Some(_) => return Err(ServiceError::invalid("grace_seconds must be at most 86400")),
         };
-        for _ in 0..MAX_RETRIES {
+        let actor = super::audit::actor(caller);
+        self.mutate(t, &actor, || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             if rec.state == AgentState::Retired {
@@ -222,6 +221,7 @@ impl Sigil {
             }
             let minted = self.mint_token(TokenRole::Agent, Some(agent), expires);
             let mut txn = Txn::new();
+            let mut effects = Effects::none();
             let mut keep = Vec::new();
             for id in &rec.token_ids {
                 let Some(mut old) = self.load_record::<TokenRecord>(&tk, t, kind::TOKEN, id, &keys::token(t, id)).await? else { continue };
@@ -229,10 +229,10 @@ impl Sigil {
                     Some(g) if old.expires.is_none_or(|e| e > now) => {
                         old.expires = Some(old.expires.map_or(g, |e| e.min(g)));
                         txn.put(keys::token(t, id), self.seal_record(&tk, t, kind::TOKEN, id, &old)?);
-                        self.auth_cache.evict(|c| c.token_id().as_str() == id.as_str());
+                        effects.token(id);
                         keep.push(id.clone());
                     }
-                    _ => self.stage_token_removal(&mut txn, tenant, &old),
+                    _ => self.stage_token_removal(&mut txn, &mut effects, tenant, &old),
                 }
             }
             self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
@@ -245,11 +245,10 @@ impl Sigil {
                 serde_json::json!({"token_id": minted.id.to_string(), "grace_seconds": grace_secs}),
             )
             .agent(agent.as_str());
-            if self.try_commit_audited(t, super::audit::actor(caller), txn, event).await? {
-                return Ok(AgentTokenIssued { token_id: minted.id, access_token: minted.token, expires });
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
+            let out = AgentTokenIssued { token_id: minted.id, access_token: minted.token, expires };
+            Ok(Attempt::commit(txn, event, effects, out))
+        })
+        .await
     }
 }
 

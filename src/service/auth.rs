@@ -2,11 +2,13 @@
 //! applies. Tokens are looked up by keyed hash; the stored hash is compared again in
 //! constant time; results are cached briefly and evicted on revocation.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::cache::{GenCache, pause};
+
+use super::mutation::Effects;
 use super::records::{TokenRecord, TokenRole, kind};
 use super::{ServiceError, Sigil};
 use crate::crypto::{AccessToken, TokenHash};
@@ -78,33 +80,25 @@ struct Cached {
     expires: Option<Timestamp>,
 }
 
-/// Recently authenticated tokens. Bounded; evicted on token revocation and tenant deletion.
-#[derive(Default)]
-pub struct AuthCache {
-    map: RwLock<HashMap<TokenHash, Cached>>,
-}
+/// Recently authenticated tokens, by keyed hash ([`GenCache`]: one scope for all tokens,
+/// since a lookup does not know its tenant before it reads). Every token change bumps it.
+pub struct AuthCache(GenCache<TokenHash, Cached>);
 
 const AUTH_CACHE_MAX: usize = 100_000;
+/// Even without a change, a cached token is looked up again after this long.
+const AUTH_CACHE_AGE: Duration = Duration::from_secs(300);
+const TOKENS: &str = "tokens";
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        Self(GenCache::new("auth", AUTH_CACHE_MAX, AUTH_CACHE_AGE, |_| TOKENS))
+    }
+}
 
 impl AuthCache {
-    fn get(&self, h: &TokenHash) -> Option<Cached> {
-        self.map.read().ok()?.get(h).cloned()
-    }
-
-    fn put(&self, c: Cached) {
-        if let Ok(mut m) = self.map.write() {
-            if m.len() >= AUTH_CACHE_MAX {
-                m.clear();
-            }
-            m.insert(c.hash, c);
-        }
-    }
-
-    /// Forgets every cached entry matching `pred`.
+    /// Forgets every cached entry matching `pred`, and refuses fills that started before.
     pub(crate) fn evict(&self, pred: impl Fn(&Caller) -> bool) {
-        if let Ok(mut m) = self.map.write() {
-            m.retain(|_, c| !pred(&c.caller));
-        }
+        self.0.invalidate(TOKENS, |_, c| pred(&c.caller));
     }
 }
 
@@ -121,13 +115,13 @@ impl Sigil {
         let token = AccessToken::from_presented(bearer).ok_or(ServiceError::Unauthenticated)?;
         let hash = self.keys.pepper.hash(&token);
         let now = self.clock.now();
-        if let Some(c) = self.auth_cache.get(&hash) {
+        if let Some(c) = self.auth_cache.0.get(&hash) {
             if c.hash.ct_eq(&hash) && c.expires.is_none_or(|e| now < e) {
-                metrics::counter!("sigil_cache_lookups_total", "cache" => "auth", "result" => "hit").increment(1);
                 return Ok(c.caller);
             }
         }
-        metrics::counter!("sigil_cache_lookups_total", "cache" => "auth", "result" => "miss").increment(1);
+        // Taken before anything is read: a token removed while this runs is not cached.
+        let ticket = self.auth_cache.0.ticket(TOKENS);
         let Some(index) = self.store.get(&keys::token_hash(&hash.to_hex())).await? else {
             return Err(ServiceError::Unauthenticated);
         };
@@ -179,7 +173,12 @@ impl Sigil {
                 return Err(ServiceError::Internal("token role does not match its scope".into()));
             }
         };
-        self.auth_cache.put(Cached { caller: caller.clone(), hash, expires: rec.expires });
+        let scope = match &caller {
+            Caller::Tenant { tenant, .. } | Caller::Agent { tenant, .. } => tenant.as_str(),
+            Caller::Operator { .. } => "_op",
+        };
+        pause::point("auth.fill", scope).await;
+        self.auth_cache.0.fill(ticket, hash, Cached { caller: caller.clone(), hash, expires: rec.expires });
         Ok(caller)
     }
 
@@ -226,11 +225,11 @@ impl Sigil {
         Ok(())
     }
 
-    /// Adds the writes that delete a tenant-scoped token to `txn` and evicts it from cache.
-    pub(crate) fn stage_token_removal(&self, txn: &mut Txn, tenant: &TenantId, rec: &TokenRecord) {
+    /// Adds the writes that delete a tenant-scoped token to `txn`, and the eviction to run
+    /// once they are committed.
+    pub(crate) fn stage_token_removal(&self, txn: &mut Txn, effects: &mut Effects, tenant: &TenantId, rec: &TokenRecord) {
         let t = tenant.as_str();
         txn.delete(keys::token(t, &rec.id)).delete(keys::token_hash(&rec.hash_hex)).delete(keys::tenant_token_hash(t, &rec.hash_hex));
-        let id = rec.id.clone();
-        self.auth_cache.evict(|c| c.token_id().as_str() == id);
+        effects.token(&rec.id);
     }
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::keyring::TenantKeys;
 use super::lifecycle::Issuing;
+use super::mutation::{Attempt, Effects};
 use super::records::{AgentRecord, AgentState, CredentialKind, CredentialRecord, StatusRef, kind};
 use super::status::{BitChange, Purpose};
 use super::{Caller, ServiceError, Sigil};
@@ -17,8 +18,6 @@ use crate::store::{Txn, keys};
 use crate::vc::credential::{self, AgentIdentity, Envelope, StatusEntries};
 use crate::vc::proof::{self, ProofOptions};
 use crate::vc::status_list;
-
-const MAX_RETRIES: usize = 16;
 
 /// A delegation to issue.
 #[derive(Debug, Clone)]
@@ -246,14 +245,15 @@ impl Sigil {
             return Err(ServiceError::invalid("valid_until must be in the future"));
         }
         let t = tenant.as_str();
-        for _ in 0..MAX_RETRIES {
+        // Held from reading the issuer key to the commit (see `create_agent`).
+        let _lock = self.agent_locks.read(t, agent.as_str()).await;
+        let new = &new;
+        self.mutate(t, &super::audit::actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, old) = self.agent_record(tenant, agent).await?;
             if rec.state == AgentState::Retired {
                 return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
             }
-            // Held from reading the issuer key to the commit (see `create_agent`).
-            let _lock = self.agent_locks.read(t, agent.as_str()).await;
             let issuing = self.issuing(t).await;
             let mut txn = Txn::new();
             let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent.as_str(), valid_from, &new).await?;
@@ -266,12 +266,11 @@ impl Sigil {
                     "principal_hash": cred.principal.as_ref().map(|p| hex::encode(self.keys.pepper.keyed_hash("principal", p.identifier.as_bytes())))}),
             )
             .agent(agent.as_str());
-            if self.try_commit_audited(t, super::audit::actor(caller), txn, event).await? {
-                self.wallet_changed(t, agent.as_str());
-                return Ok(cred);
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the wallet is being modified concurrently; retry"))
+            let mut effects = Effects::none();
+            effects.wallet(t, agent.as_str());
+            Ok(Attempt::commit(txn, event, effects, cred))
+        })
+        .await
     }
 
     /// Loads a credential record of a tenant.
@@ -319,7 +318,7 @@ impl Sigil {
     ) -> Result<CredentialRecord, ServiceError> {
         caller.require_tenant_admin(tenant)?;
         let t = tenant.as_str();
-        for _ in 0..MAX_RETRIES {
+        self.mutate(t, &super::audit::actor(caller), || async move {
             let (mut rec, old) = self.credential_record(t, id).await?;
             let mut txn = Txn::new();
             self.stage_status_change(&mut txn, t, &mut rec, change).await?;
@@ -333,15 +332,14 @@ impl Sigil {
             };
             let mut event = super::audit::Event::new(kind_, serde_json::json!({"credential_id": rec.id}));
             event.agent = rec.agent.clone();
-            if self.try_commit_audited(t, super::audit::actor(caller), txn, event).await? {
-                self.status_cache.invalidate(t);
-                if let Some(a) = &rec.agent {
-                    self.wallet_changed(t, a);
-                }
-                return Ok(rec);
+            let mut effects = Effects::none();
+            effects.status_lists(t);
+            if let Some(a) = &rec.agent {
+                effects.wallet(t, a);
             }
-        }
-        Err(ServiceError::conflict("write_conflict", "the credential is being modified concurrently; retry"))
+            Ok(Attempt::commit(txn, event, effects, rec))
+        })
+        .await
     }
 
     /// Stages the bit flip(s) for `change` and updates `rec` (not its storage).
@@ -354,12 +352,6 @@ impl Sigil {
     ) -> Result<(), ServiceError> {
         let bits = status_change_bits(rec, change)?;
         self.stage_status_bits(txn, t, &bits).await
-    }
-
-    /// Drops the cached wallet of an agent; called after every commit that changes the
-    /// agent, its keys or its credentials, so the next presentation sees the change.
-    pub(crate) fn wallet_changed(&self, tenant: &str, agent: &str) {
-        self.wallets.evict(tenant, Some(agent));
     }
 }
 

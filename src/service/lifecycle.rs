@@ -13,6 +13,7 @@ use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::audit::{Event, actor};
 use super::credentials::{NewDelegation, StatusChange, status_change_bits};
+use super::mutation::{Attempt, Effects};
 use super::records::{AgentRecord, AgentState, CredentialKind, CredentialRecord, KeyState, KeyVersion, TokenRecord, kind};
 use super::signers::stage_new_key;
 use super::{Caller, ServiceError, Sigil};
@@ -20,7 +21,6 @@ use crate::ids::{AgentId, TenantId};
 use crate::store::{Txn, keys};
 
 const SHARDS: usize = 256;
-const MAX_RETRIES: usize = 16;
 
 /// Sharded per-agent locks: presentations hold a read guard from loading the wallet to
 /// signing; key and state changes hold the write guard across their commit and the cache
@@ -167,14 +167,14 @@ impl Sigil {
     ) -> Result<AgentRecord, ServiceError> {
         let t = tenant.as_str();
         let _lock = self.agent_locks.write(t, agent.as_str()).await;
-        for _ in 0..MAX_RETRIES {
+        self.mutate(t, &actor_s, || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob, creds) = self.agent_with_credentials(tenant, agent).await?;
             match (rec.state, suspend) {
                 (AgentState::Retired, _) => {
                     return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
                 }
-                (AgentState::Suspended, true) | (AgentState::Active, false) => return Ok(rec),
+                (AgentState::Suspended, true) | (AgentState::Active, false) => return Ok(Attempt::Done(rec)),
                 _ => {}
             }
             let mut bits = Vec::new();
@@ -204,13 +204,11 @@ impl Sigil {
             self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &changed)?;
             let event = Event::new(if suspend { "agent.suspended" } else { "agent.resumed" }, json!({"credentials": changed.len()}))
                 .agent(agent.as_str());
-            if self.try_commit_audited(t, actor_s.clone(), txn, event).await? {
-                self.status_cache.invalidate(t);
-                self.wallet_changed(t, agent.as_str());
-                return Ok(rec);
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
+            let mut effects = Effects::none();
+            effects.status_lists(t).wallet(t, agent.as_str());
+            Ok(Attempt::commit(txn, event, effects, rec))
+        })
+        .await
     }
 
     /// Retires an agent for good: every credential revoked, every token deleted, every
@@ -220,11 +218,11 @@ impl Sigil {
         let t = tenant.as_str();
         let a = agent.as_str();
         let _lock = self.agent_locks.write(t, a).await;
-        for _ in 0..MAX_RETRIES {
+        self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob, creds) = self.agent_with_credentials(tenant, agent).await?;
             if rec.state == AgentState::Retired {
-                return Ok(rec);
+                return Ok(Attempt::Done(rec));
             }
             let mut bits = Vec::new();
             let mut changed = Vec::new();
@@ -235,9 +233,10 @@ impl Sigil {
                 }
             }
             let mut txn = Txn::new();
+            let mut effects = Effects::none();
             for id in &rec.token_ids {
                 if let Some(tok) = self.load_record::<TokenRecord>(&tk, t, kind::TOKEN, id, &keys::token(t, id)).await? {
-                    self.stage_token_removal(&mut txn, tenant, &tok);
+                    self.stage_token_removal(&mut txn, &mut effects, tenant, &tok);
                 }
             }
             let now = self.clock.now();
@@ -254,14 +253,10 @@ impl Sigil {
             self.stage_status_bits(&mut txn, t, &bits).await?;
             self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &changed)?;
             let event = Event::new("agent.retired", json!({"credentials_revoked": changed.len()})).agent(a);
-            if self.try_commit_audited(t, actor(caller), txn, event).await? {
-                self.status_cache.invalidate(t);
-                self.signers.evict(t, Some(a));
-                self.wallet_changed(t, a);
-                return Ok(rec);
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
+            effects.status_lists(t).signers(t, Some(a)).wallet(t, a);
+            Ok(Attempt::commit(txn, event, effects, rec))
+        })
+        .await
     }
 
     /// Rotates an agent's signing key: a new version becomes current, the previous private
@@ -278,14 +273,14 @@ impl Sigil {
         let t = tenant.as_str();
         let a = agent.as_str();
         let _lock = self.agent_locks.write(t, a).await;
-        for _ in 0..MAX_RETRIES {
+        self.mutate(t, &actor_s, || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             if rec.state == AgentState::Retired {
                 return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
             }
             if only_if_current.is_some_and(|v| v != rec.current_key) {
-                return Ok(None);
+                return Ok(Attempt::Done(None));
             }
             let old = rec.current_key;
             let mut txn = Txn::new();
@@ -295,13 +290,11 @@ impl Sigil {
             txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
             let event = Event::new("agent.key_rotated", json!({"from": old, "to": new, "reason": reason})).agent(a);
             metrics::counter!("sigil_rotations_total", "kind" => "agent_key").increment(1);
-            if self.try_commit_audited(t, actor_s.clone(), txn, event).await? {
-                self.signers.evict(t, Some(a));
-                self.wallet_changed(t, a);
-                return Ok(Some(rec));
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
+            let mut effects = Effects::none();
+            effects.signers(t, Some(a)).wallet(t, a);
+            Ok(Attempt::commit(txn, event, effects, Some(rec)))
+        })
+        .await
     }
 
     /// `POST …/keys/rotate`.
@@ -332,7 +325,7 @@ impl Sigil {
             self.rotate_agent_key_inner(tenant, agent, actor(caller), "compromised", Some(version)).await?;
         }
         let _lock = self.agent_locks.write(t, a).await;
-        for _ in 0..MAX_RETRIES {
+        self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             let now = self.clock.now();
@@ -345,13 +338,11 @@ impl Sigil {
             let akey = keys::agent(t, a);
             txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
             let event = Event::new("agent.key_compromised", json!({"version": version})).agent(a);
-            if self.try_commit_audited(t, actor(caller), txn, event).await? {
-                self.signers.evict(t, Some(a));
-                self.wallet_changed(t, a);
-                return Ok(rec);
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the agent is being modified concurrently; retry"))
+            let mut effects = Effects::none();
+            effects.signers(t, Some(a)).wallet(t, a);
+            Ok(Attempt::commit(txn, event, effects, rec))
+        })
+        .await
     }
 
     /// `GET …/keys`.
@@ -378,7 +369,12 @@ impl Sigil {
         if new.valid_until <= valid_from || new.valid_until <= now {
             return Err(ServiceError::invalid("valid_until must be in the future and after valid_from"));
         }
-        for _ in 0..MAX_RETRIES {
+        // A credential's agent never changes: found once, its lock held through every attempt.
+        let agent = AgentId::parse(self.credential_record(t, id).await?.0.agent.as_deref().unwrap_or_default())
+            .map_err(|_| ServiceError::invalid("only delegations can be replaced"))?;
+        let _lock = self.agent_locks.write(t, agent.as_str()).await;
+        let (agent, new) = (&agent, &new);
+        self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut old, old_blob) = self.credential_record(t, id).await?;
             if old.kind != CredentialKind::Delegation {
@@ -387,9 +383,6 @@ impl Sigil {
             if old.revoked {
                 return Err(ServiceError::conflict("credential_revoked", "the credential is already revoked"));
             }
-            let agent = AgentId::parse(old.agent.as_deref().unwrap_or_default())
-                .map_err(|_| ServiceError::Internal("delegation without agent".into()))?;
-            let _lock = self.agent_locks.write(t, agent.as_str()).await;
             let (mut rec, blob) = self.agent_record(tenant, &agent).await?;
             let mut txn = Txn::new();
             let issuing = self.issuing(t).await;
@@ -399,13 +392,11 @@ impl Sigil {
             rec.credential_ids.push(cred.id.clone());
             self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &[(old, old_blob)])?;
             let event = Event::new("credential.replaced", json!({"old": id, "new": cred.id})).agent(agent.as_str());
-            if self.try_commit_audited(t, actor(caller), txn, event).await? {
-                self.status_cache.invalidate(t);
-                self.wallet_changed(t, agent.as_str());
-                return Ok(cred);
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the credential is being modified concurrently; retry"))
+            let mut effects = Effects::none();
+            effects.status_lists(t).wallet(t, agent.as_str());
+            Ok(Attempt::commit(txn, event, effects, cred))
+        })
+        .await
     }
 
     /// Revokes every delegation naming `principal`, across all agents of the tenant.
@@ -415,7 +406,7 @@ impl Sigil {
         if principal.is_empty() || principal.len() > 200 {
             return Err(ServiceError::invalid("principal must be 1–200 characters"));
         }
-        for _ in 0..MAX_RETRIES {
+        self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let mut hits = Vec::new();
             let mut after: Option<Vec<u8>> = None;
@@ -447,17 +438,14 @@ impl Sigil {
                 "principal.revoked",
                 json!({"principal_hash": hex::encode(self.keys.pepper.keyed_hash("principal", principal.as_bytes())), "credentials": ids}),
             );
-            if self.try_commit_audited(t, actor(caller), txn, event).await? {
-                self.status_cache.invalidate(t);
-                for (c, _) in &hits {
-                    if let Some(a) = &c.agent {
-                        self.wallet_changed(t, a);
-                    }
-                }
-                return Ok(ids);
+            let mut effects = Effects::none();
+            effects.status_lists(t);
+            for a in hits.iter().filter_map(|(c, _)| c.agent.as_deref()) {
+                effects.wallet(t, a);
             }
-        }
-        Err(ServiceError::conflict("write_conflict", "credentials are being modified concurrently; retry"))
+            Ok(Attempt::commit(txn, event, effects, ids))
+        })
+        .await
     }
 
     /// Keys listed in an agent's DID document and whether each is in `authentication`:

@@ -9,6 +9,7 @@ pub mod audit;
 mod backup;
 
 pub mod auth;
+mod cache;
 pub mod credentials;
 mod dids;
 pub mod egress;
@@ -16,11 +17,14 @@ mod error;
 pub mod guardrails;
 mod keyring;
 pub mod lifecycle;
+mod mutation;
 pub mod presentations;
 pub mod records;
 pub mod resolver;
 pub mod rotation;
 
+#[cfg(test)]
+mod races;
 mod sealed;
 mod signers;
 pub mod status;

@@ -6,8 +6,7 @@
 //! entry made durable (group commit) → response. Nothing here grows with the number of
 //! tenants, agents or credentials stored.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
@@ -15,6 +14,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::audit::{Event, actor};
+use super::cache::GenCache;
 use super::records::{AgentState, CredentialKind, CredentialRecord};
 use super::{Caller, ServiceError, Sigil};
 use crate::clock::rfc3339;
@@ -90,32 +90,23 @@ pub(crate) struct Wallet {
     pub delegations: Vec<Arc<Held>>,
 }
 
-/// Wallets by (tenant, agent); evicted whenever the agent or its credentials change.
-#[derive(Default)]
-pub struct WalletCache {
-    map: RwLock<HashMap<(String, String), Arc<Wallet>>>,
-}
+/// Wallets by (tenant, agent) ([`GenCache`], scoped by tenant); evicted, with the tenant's
+/// generation bumped, whenever the agent or its credentials change.
+pub struct WalletCache(GenCache<(String, String), Arc<Wallet>>);
 
 const WALLET_CACHE_MAX: usize = 100_000;
+/// Even without a change, a wallet is loaded again after this long.
+const WALLET_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Default for WalletCache {
+    fn default() -> Self {
+        Self(GenCache::new("wallet", WALLET_CACHE_MAX, WALLET_CACHE_AGE, |k: &(String, String)| &k.0))
+    }
+}
 
 impl WalletCache {
-    fn get(&self, t: &str, a: &str) -> Option<Arc<Wallet>> {
-        self.map.read().ok()?.get(&(t.to_owned(), a.to_owned())).cloned()
-    }
-
-    fn put(&self, t: &str, a: &str, w: Arc<Wallet>) {
-        if let Ok(mut m) = self.map.write() {
-            if m.len() >= WALLET_CACHE_MAX {
-                m.clear();
-            }
-            m.insert((t.to_owned(), a.to_owned()), w);
-        }
-    }
-
     pub(crate) fn evict(&self, t: &str, a: Option<&str>) {
-        if let Ok(mut m) = self.map.write() {
-            m.retain(|(tt, aa), _| !(tt == t && a.is_none_or(|x| x == aa)));
-        }
+        self.0.invalidate(t, |(_, aa), _| a.is_none_or(|x| x == aa));
     }
 }
 
@@ -189,11 +180,12 @@ impl Sigil {
     /// The cached wallet of an agent, loading and opening it on a miss.
     pub(crate) async fn wallet(&self, tenant: &TenantId, agent: &AgentId) -> Result<Arc<Wallet>, ServiceError> {
         let (t, a) = (tenant.as_str(), agent.as_str());
-        if let Some(w) = self.wallets.get(t, a) {
-            metrics::counter!("sigil_cache_lookups_total", "cache" => "wallet", "result" => "hit").increment(1);
+        let key = (t.to_owned(), a.to_owned());
+        if let Some(w) = self.wallets.0.get(&key) {
             return Ok(w);
         }
-        metrics::counter!("sigil_cache_lookups_total", "cache" => "wallet", "result" => "miss").increment(1);
+        // Taken before anything is read: a change committed meanwhile refuses this fill.
+        let ticket = self.wallets.0.ticket(t);
         let (rec, _) = self.agent_record(tenant, agent).await?;
         let signer = self.signer(t, a, rec.current_key).await?;
         let mut identity = None;
@@ -207,7 +199,8 @@ impl Sigil {
         }
         let w =
             Arc::new(Wallet { state: rec.state, did: self.agent_did(t, a), key_version: rec.current_key, signer, identity, delegations });
-        self.wallets.put(t, a, w.clone());
+        super::cache::pause::point("wallet.fill", t).await;
+        self.wallets.0.fill(ticket, key, w.clone());
         Ok(w)
     }
 

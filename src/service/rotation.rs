@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::audit::{Event, actor};
 use super::keyring::TenantKeys;
+use super::mutation::{Attempt, Effects};
 use super::records::{AgentRecord, CredentialRecord, KeyVersion, TenantRecord, kind};
 use super::sealed::decode_u32;
 use super::signers::stage_new_key;
@@ -23,7 +24,6 @@ use crate::store::keycheck::{read_key_check, write_key_check};
 use crate::store::{StoreError, Txn, keys};
 use crate::vc::proof::{self, ProofOptions};
 
-const MAX_RETRIES: usize = 16;
 const BATCH: usize = 500;
 
 /// A tenant's key-age policy, enforced by the scheduled rotation task.
@@ -53,7 +53,7 @@ impl Sigil {
             }
         }
         let t = tenant.as_str();
-        for _ in 0..MAX_RETRIES {
+        self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob) = self.tenant_record_blob(t).await?;
             rec.key_policy = Some(policy);
@@ -61,11 +61,9 @@ impl Sigil {
             let k = keys::tenant_record(t);
             txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
             let event = Event::new("tenant.key_policy_set", serde_json::to_value(policy).unwrap_or_default());
-            if self.try_commit_audited(t, actor(caller), txn, event).await? {
-                return Ok(policy);
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))
+            Ok(Attempt::commit(txn, event, Effects::none(), policy))
+        })
+        .await
     }
 
     /// Reads the tenant's key-age policy.
@@ -84,33 +82,30 @@ impl Sigil {
         only_if_current: Option<u32>,
     ) -> Result<Option<(u32, usize)>, ServiceError> {
         let t = tenant.as_str();
-        let mut rotated = None;
         // No presentation may sign a vc+jwt with the old issuer key after this commits.
         let locks = self.agent_locks.write_all().await;
-        for _ in 0..MAX_RETRIES {
-            let tk = self.tenant_keys(t).await?;
-            let (mut rec, blob) = self.tenant_record_blob(t).await?;
-            if only_if_current.is_some_and(|v| v != rec.issuer_current) {
-                return Ok(None);
-            }
-            let old = rec.issuer_current;
-            let mut txn = Txn::new();
-            let new = stage_new_key(&tk, &mut txn, t, "issuer", &mut rec.issuer_keys, old, self.clock.now())?;
-            rec.issuer_current = new;
-            let k = keys::tenant_record(t);
-            txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
-            let event = Event::new("issuer.key_rotated", json!({"from": old, "to": new, "reissue": reissue}));
-            if self.try_commit_audited(t, actor_s.clone(), txn, event).await? {
-                metrics::counter!("sigil_rotations_total", "kind" => "issuer_key").increment(1);
-                rotated = Some(new);
-                break;
-            }
-        }
-        let new = rotated.ok_or_else(|| ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))?;
-        self.signers.evict(t, Some("issuer"));
-        self.status_cache.invalidate(t);
-        self.wallets.evict(t, None);
+        let rotated = self
+            .mutate(t, &actor_s, || async move {
+                let tk = self.tenant_keys(t).await?;
+                let (mut rec, blob) = self.tenant_record_blob(t).await?;
+                if only_if_current.is_some_and(|v| v != rec.issuer_current) {
+                    return Ok(Attempt::Done(None));
+                }
+                let old = rec.issuer_current;
+                let mut txn = Txn::new();
+                let new = stage_new_key(&tk, &mut txn, t, "issuer", &mut rec.issuer_keys, old, self.clock.now())?;
+                rec.issuer_current = new;
+                let k = keys::tenant_record(t);
+                txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
+                let event = Event::new("issuer.key_rotated", json!({"from": old, "to": new, "reissue": reissue}));
+                let mut effects = Effects::none();
+                effects.signers(t, Some("issuer")).status_lists(t).all_wallets(t);
+                Ok(Attempt::commit(txn, event, effects, Some(new)))
+            })
+            .await?;
         drop(locks);
+        let Some(new) = rotated else { return Ok(None) };
+        metrics::counter!("sigil_rotations_total", "kind" => "issuer_key").increment(1);
         let reissued = if reissue { self.reissue_credentials(t, new).await? } else { 0 };
         Ok(Some((new, reissued)))
     }
@@ -136,7 +131,7 @@ impl Sigil {
             let rows = self.store.scan(&prefix, after.as_deref(), BATCH).await?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
             let mut txn = Txn::new();
-            let mut agents = Vec::new();
+            let mut effects = Effects::none();
             for (k, blob) in rows {
                 let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
                 let mut c: CredentialRecord = self.open_record(&tk, t, kind::CREDENTIAL, &id, &blob)?;
@@ -156,19 +151,20 @@ impl Sigil {
                 c.vc = proof::sign(doc, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
                 c.issuer_key_version = version;
                 txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::CREDENTIAL, &id, &c)?);
-                agents.extend(c.agent.clone());
+                if let Some(a) = &c.agent {
+                    effects.wallet(t, a);
+                }
                 n += 1;
             }
             if !txn.is_empty() {
                 // A credential changed meanwhile (revoked, replaced) keeps its old proof,
                 // which stays valid; the next rotation re-signs it.
+                // Not an audited change of its own: the rotation's entry covers it.
                 match self.store.commit(txn).await {
-                    Ok(()) | Err(StoreError::Conflict) => {}
+                    Ok(()) => self.apply(effects),
+                    Err(StoreError::Conflict) => {}
                     Err(e) => return Err(e.into()),
                 }
-            }
-            for a in agents {
-                self.wallet_changed(t, &a);
             }
             after = Some(last);
         }
@@ -257,15 +253,24 @@ impl Sigil {
         let dk = DataKey::generate(new);
         // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
         let wrapping = self.keys.wrapping.read().await;
-        let mut txn = Txn::new();
-        txn.require_equals(keys::data_key_current(t), cur_raw)
-            .require_absent(keys::data_key_rotation(t))
-            .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t, &dk))
-            .put(keys::data_key_current(t), new.to_be_bytes().to_vec())
-            .put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
-        self.commit_audited(t, actor(caller), txn, Event::new("data_key.rotation_started", json!({"from": cur, "to": new}))).await?;
+        let (cur_raw, dk) = (&cur_raw, &dk);
+        self.mutate(t, &actor(caller), || async move {
+            // A second attempt finds the current version moved or the rotation marker set.
+            if self.store.get(&keys::data_key_rotation(t)).await?.is_some() {
+                return Err(ServiceError::conflict("rotation_in_progress", "a data-key rotation is already running for this tenant"));
+            }
+            let mut txn = Txn::new();
+            txn.require_equals(keys::data_key_current(t), cur_raw.clone())
+                .require_absent(keys::data_key_rotation(t))
+                .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t, dk))
+                .put(keys::data_key_current(t), new.to_be_bytes().to_vec())
+                .put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
+            let mut effects = Effects::none();
+            effects.data_keys(t);
+            Ok(Attempt::commit(txn, Event::new("data_key.rotation_started", json!({"from": cur, "to": new})), effects, ()))
+        })
+        .await?;
         drop(wrapping);
-        self.keys.evict(t);
         let me = self.clone();
         let tenant = t.to_owned();
         tokio::spawn(async move {
@@ -300,24 +305,21 @@ impl Sigil {
                 break;
             }
         }
-        let mut txn = Txn::new();
-        for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 1024).await? {
-            let v = k.rsplit(|b| *b == b'/').next().and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
-            if v.is_some_and(|v| v < target) {
-                txn.delete(k);
+        self.mutate(t, "system:data-key-rotation", || async move {
+            let mut txn = Txn::new();
+            for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 1024).await? {
+                let v =
+                    k.rsplit(|b| *b == b'/').next().and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
+                if v.is_some_and(|v| v < target) {
+                    txn.delete(k);
+                }
             }
-        }
-        txn.delete(keys::data_key_rotation(t));
-        self.commit_audited(
-            t,
-            "system:data-key-rotation".into(),
-            txn,
-            Event::new("data_key.rotated", json!({"version": target, "resealed": total})),
-        )
-        .await?;
-        self.keys.evict(t);
-        self.signers.evict(t, None);
-        Ok(total)
+            txn.delete(keys::data_key_rotation(t));
+            let mut effects = Effects::none();
+            effects.data_keys(t).signers(t, None);
+            Ok(Attempt::commit(txn, Event::new("data_key.rotated", json!({"version": target, "resealed": total})), effects, total))
+        })
+        .await
     }
 
     async fn reseal_pass(&self, t: &str, target: u32) -> Result<usize, ServiceError> {

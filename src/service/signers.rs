@@ -2,11 +2,11 @@
 //! Private keys are opened from their sealed records on first use and kept in a bounded
 //! cache (dropping a `Signer` zeroizes it); rotation and retirement evict.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use super::cache::GenCache;
 use super::keyring::TenantKeys;
 use super::records::{KeyState, KeyVersion, kind};
 use super::{ServiceError, Sigil};
@@ -15,31 +15,24 @@ use crate::store::{Txn, keys};
 
 const MAX_CACHED: usize = 200_000;
 
-/// Cache of opened signers by (tenant, owner, version); owner is an agent id or `issuer`.
-#[derive(Default)]
-pub struct SignerCache {
-    map: RwLock<HashMap<(String, String, u32), Arc<Signer>>>,
+/// Opened signers by (tenant, owner, version); owner is an agent id or `issuer`
+/// ([`GenCache`], scoped by tenant: a key destroyed by a committed change is never put
+/// back by a load that read it before).
+pub struct SignerCache(GenCache<(String, String, u32), Arc<Signer>>);
+
+/// Even unchanged, an opened key is dropped (zeroized) and reopened after this long.
+const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Default for SignerCache {
+    fn default() -> Self {
+        Self(GenCache::new("signer", MAX_CACHED, MAX_AGE, |k: &(String, String, u32)| &k.0))
+    }
 }
 
 impl SignerCache {
-    fn get(&self, k: &(String, String, u32)) -> Option<Arc<Signer>> {
-        self.map.read().ok()?.get(k).cloned()
-    }
-
-    fn put(&self, k: (String, String, u32), s: Arc<Signer>) {
-        if let Ok(mut m) = self.map.write() {
-            if m.len() >= MAX_CACHED {
-                m.clear();
-            }
-            m.insert(k, s);
-        }
-    }
-
     /// Forgets every cached key of `tenant` (and `owner` when given).
     pub(crate) fn evict(&self, tenant: &str, owner: Option<&str>) {
-        if let Ok(mut m) = self.map.write() {
-            m.retain(|(t, o, _), _| !(t == tenant && owner.is_none_or(|w| w == o)));
-        }
+        self.0.invalidate(tenant, |(_, o, _), _| owner.is_none_or(|w| w == o));
     }
 }
 
@@ -81,9 +74,10 @@ impl Sigil {
     /// The signer for `owner`'s key `version` in `tenant`.
     pub(crate) async fn signer(&self, tenant: &str, owner: &str, version: u32) -> Result<Arc<Signer>, ServiceError> {
         let k = (tenant.to_owned(), owner.to_owned(), version);
-        if let Some(s) = self.signers.get(&k) {
+        if let Some(s) = self.signers.0.get(&k) {
             return Ok(s);
         }
+        let ticket = self.signers.0.ticket(tenant);
         let tk = self.tenant_keys(tenant).await?;
         let blob = self
             .store
@@ -94,7 +88,7 @@ impl Sigil {
         let dk = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
         let id = format!("{owner}/{version}");
         let signer = Arc::new(dk.open_signer(&Aad { tenant, kind: kind::PRIVATE_KEY, id: &id }, &blob)?);
-        self.signers.put(k, signer.clone());
+        self.signers.0.fill(ticket, k, signer.clone());
         Ok(signer)
     }
 }

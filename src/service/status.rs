@@ -6,13 +6,13 @@
 //! order) and records it forever; a list rolls over to the next when 3/4 full, so random
 //! probing stays cheap. Bits live in sealed 1 KiB pages.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use serde_json::Value;
 
+use super::cache::GenCache;
 use super::keyring::TenantKeys;
 use super::sealed::decode_u32;
 use super::{ServiceError, Sigil};
@@ -26,8 +26,9 @@ const PAGE_BITS: usize = 8192;
 const PAGES: u32 = (LIST_SIZE / PAGE_BITS) as u32;
 const ROLLOVER: u32 = (LIST_SIZE as u32 / 4) * 3;
 const PAGE_KIND: &str = "status-page";
-/// How long a served status list credential is valid (verifiers must refetch after).
-const LIST_VALIDITY: i64 = 3600;
+/// How long a served status list credential is valid: outside verifiers must refetch after
+/// it, so a revocation or suspension reaches every conformant verifier within this bound.
+pub const LIST_VALIDITY: i64 = 300;
 /// How long a signed list may be served from memory when nothing changed.
 const CACHE_SECS: i64 = 60;
 
@@ -79,17 +80,20 @@ pub struct BitChange {
 /// (tenant, purpose letter, list number).
 type ListKey = (String, char, u32);
 
-/// Signed lists served recently, with the time they were signed.
-#[derive(Default)]
-pub struct StatusCache {
-    map: RwLock<HashMap<ListKey, (Timestamp, Arc<Value>)>>,
+/// Signed lists served recently, with the time they were signed ([`GenCache`], scoped by
+/// tenant: a list signed from bits read before a status change is never served after it).
+pub struct StatusCache(GenCache<ListKey, (Timestamp, Arc<Value>)>);
+
+impl Default for StatusCache {
+    fn default() -> Self {
+        let age = std::time::Duration::from_secs(CACHE_SECS.unsigned_abs());
+        Self(GenCache::new("status_list", 10_000, age, |k: &ListKey| &k.0))
+    }
 }
 
 impl StatusCache {
     pub(crate) fn invalidate(&self, tenant: &str) {
-        if let Ok(mut m) = self.map.write() {
-            m.retain(|(t, _, _), _| t != tenant);
-        }
+        self.0.invalidate(tenant, |_, _| true);
     }
 }
 
@@ -209,11 +213,12 @@ impl Sigil {
         let (purpose, list) = Purpose::parse_list(name).ok_or_else(not_found)?;
         let now = self.clock.now();
         let ck = (tenant.to_owned(), purpose.letter(), list);
-        if let Some((at, v)) = self.status_cache.map.read().ok().and_then(|m| m.get(&ck).cloned()) {
+        if let Some((at, v)) = self.status_cache.0.get(&ck) {
             if now.duration_since(at) < SignedDuration::from_secs(CACHE_SECS) {
                 return Ok(v);
             }
         }
+        let ticket = self.status_cache.0.ticket(tenant);
         let cur = match self.store.get(&keys::status_current(tenant, purpose.letter())).await? {
             Some(b) => decode_u32(&b)?,
             None => 1,
@@ -244,9 +249,8 @@ impl Sigil {
             return Err(ServiceError::Internal("status list is not an object".into()));
         };
         let signed = Arc::new(proof::sign(map, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?);
-        if let Ok(mut m) = self.status_cache.map.write() {
-            m.insert(ck, (now, signed.clone()));
-        }
+        super::cache::pause::point("status.fill", tenant).await;
+        self.status_cache.0.fill(ticket, ck, (now, signed.clone()));
         Ok(signed)
     }
 }

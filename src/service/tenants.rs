@@ -6,6 +6,7 @@ use jiff::Timestamp;
 
 use super::auth::MintedToken;
 use super::keyring::TenantKeys;
+use super::mutation::{Attempt, Effects};
 use super::records::{KeyState, KeyVersion, TenantRecord, TokenRecord, TokenRole, kind};
 use super::{Caller, Page, ServiceError, Sigil, page_limit};
 use crate::crypto::{Aad, AccessToken, DataKey, Signer};
@@ -164,13 +165,12 @@ impl Sigil {
         }
         self.store.commit(txn).await?;
         self.keys.evict(t);
-        self.signers.evict(t, None);
-        self.wallets.evict(t, None);
         self.audit_heads.forget(t).await;
-
-        self.status_cache.invalidate(t);
-
-        self.auth_cache.evict(|c| matches!(c, Caller::Tenant { tenant: x, .. } | Caller::Agent { tenant: x, .. } if x == tenant));
+        // Not through `mutate`: the tenant's trail is destroyed with it, so this commit has
+        // no entry there. Its effects are the same kind of data, applied the same way.
+        let mut gone = Effects::none();
+        gone.everything(t);
+        self.apply(gone);
         // Step 2: remove the now-unreadable records (resumed at start-up if interrupted).
         self.purge_tenant_records(t).await
     }
@@ -228,10 +228,14 @@ impl Sigil {
         }
         let tk = self.tenant_keys(tenant.as_str()).await?;
         let minted: MintedToken = self.mint_token(role, None, None);
-        let mut txn = Txn::new();
-        self.stage_tenant_token(&mut txn, &tk, tenant, &minted)?;
-        let event = super::audit::Event::new("token.created", serde_json::json!({"token_id": minted.id.to_string(), "role": role}));
-        self.commit_audited(tenant.as_str(), super::audit::actor(caller), txn, event).await?;
+        let (tk, minted_ref) = (&tk, &minted);
+        self.mutate(tenant.as_str(), &super::audit::actor(caller), || async move {
+            let mut txn = Txn::new();
+            self.stage_tenant_token(&mut txn, tk, tenant, minted_ref)?;
+            let event = super::audit::Event::new("token.created", serde_json::json!({"token_id": minted_ref.id.to_string(), "role": role}));
+            Ok(Attempt::commit(txn, event, Effects::none(), ()))
+        })
+        .await?;
         Ok(TokenCreated { id: minted.id, role, token: minted.token })
     }
 
@@ -239,19 +243,23 @@ impl Sigil {
     pub async fn delete_tenant_token(&self, caller: &Caller, tenant: &TenantId, token: &TokenId) -> Result<(), ServiceError> {
         caller.require_tenant_admin(tenant)?;
         let t = tenant.as_str();
-        let tk = self.tenant_keys(t).await?;
-        let rec: Option<TokenRecord> = self.load_record(&tk, t, kind::TOKEN, token.as_str(), &keys::token(t, token.as_str())).await?;
-        let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor)) else {
-            return Err(ServiceError::not_found("token_not_found", "no such token"));
-        };
         if caller.token_id() == token {
             return Err(ServiceError::conflict("token_in_use", "a token cannot delete itself"));
         }
-        let mut txn = Txn::new();
-        self.stage_token_removal(&mut txn, tenant, &rec);
-        let event = super::audit::Event::new("token.deleted", serde_json::json!({"token_id": rec.id, "role": rec.role}));
-        self.commit_audited(t, super::audit::actor(caller), txn, event).await?;
-        Ok(())
+        self.mutate(t, &super::audit::actor(caller), || async move {
+            let tk = self.tenant_keys(t).await?;
+            let key = keys::token(t, token.as_str());
+            let rec: Option<TokenRecord> = self.load_record(&tk, t, kind::TOKEN, token.as_str(), &key).await?;
+            let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor)) else {
+                return Err(ServiceError::not_found("token_not_found", "no such token"));
+            };
+            let mut txn = Txn::new();
+            let mut effects = Effects::none();
+            self.stage_token_removal(&mut txn, &mut effects, tenant, &rec);
+            let event = super::audit::Event::new("token.deleted", serde_json::json!({"token_id": rec.id, "role": rec.role}));
+            Ok(Attempt::commit(txn, event, effects, ()))
+        })
+        .await
     }
 }
 
