@@ -328,7 +328,10 @@ fn verify_cmd(a: VerifyArgs) -> ExitCode {
     };
     let report = rt.block_on(sigil::verify::verify_presentation(&presentation, &opts, &resolver, jiff::Timestamp::now()));
     for c in &report.report.checks {
-        println!("{} {:<36} {}", if c.ok { "ok  " } else { "FAIL" }, c.check, c.detail);
+        match (c.ok, c.code) {
+            (false, Some(code)) => println!("FAIL {:<36} {code}: {}", c.check, c.detail),
+            (ok, _) => println!("{} {:<36} {}", if ok { "ok  " } else { "FAIL" }, c.check, c.detail),
+        }
     }
     if report.verified() {
         println!("verified: holder {}", report.holder.unwrap_or_default());

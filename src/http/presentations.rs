@@ -230,12 +230,15 @@ pub struct VcApiPresentationVerify {
     params(("tenant" = String, Path, description = "Tenant id")),
     request_body = VcApiPresentationVerify,
     responses((status = 200, description = "Verified", body = VcApiVerifyResponse),
-              (status = 422, description = "Not verified", body = VcApiVerifyResponse)))]
+              (status = 422, description = "Not verified", body = VcApiVerifyResponse),
+              (status = 429, description = "`rate_limited`: too many verifications from this address", body = Problem, content_type = "application/problem+json")))]
 pub async fn vc_api_verify(
+    req: actix_web::HttpRequest,
     sigil: web::Data<Sigil>,
     path: web::Path<String>,
     body: Body<VcApiPresentationVerify>,
 ) -> Result<HttpResponse, ApiError> {
+    sigil.check_verify_rate(req.peer_addr().map(|a| a.ip()))?;
     let tenant = parse_tenant(&path)?;
     sigil.tenant_did_document(&tenant).await?;
     let b = body.into_inner();

@@ -120,12 +120,15 @@ pub async fn issue(
     params(("tenant" = String, Path, description = "Tenant id")),
     request_body(content = Object, description = "`{verifiableCredential, options?}`"),
     responses((status = 200, description = "Verified", body = VerifyResponse),
-              (status = 422, description = "Not verified", body = VerifyResponse)))]
+              (status = 422, description = "Not verified", body = VerifyResponse),
+              (status = 429, description = "`rate_limited`: too many verifications from this address", body = super::problem::Problem, content_type = "application/problem+json")))]
 pub async fn verify(
+    req: actix_web::HttpRequest,
     sigil: web::Data<Sigil>,
     path: web::Path<String>,
     body: Body<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
+    sigil.check_verify_rate(req.peer_addr().map(|a| a.ip()))?;
     let tenant = parse_tenant(&path)?;
     let report = match sigil.vc_api_verify(&tenant, body.into_inner()).await {
         Ok(r) => r,

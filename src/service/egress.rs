@@ -21,6 +21,9 @@ use std::sync::Arc;
 #[error("refused by the egress policy: {0}")]
 pub struct EgressRefused(pub String);
 
+/// Longest URL fetched.
+pub const MAX_URL: usize = 2048;
+
 /// One allow-list entry: a host (name or IP literal), on one port or any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Allowed {
@@ -82,10 +85,18 @@ impl EgressPolicy {
         };
         // IPv6 literals come bracketed; the allow-list holds them bare.
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        if url.len() > MAX_URL {
+            return Err(EgressRefused(format!("URL longer than {MAX_URL} characters")));
+        }
         let port = parsed.port_or_known_default().unwrap_or(443);
         let listed = self.allow.iter().any(|a| a.host == host && a.port.is_none_or(|p| p == port));
         if port != 443 && !listed {
             return Err(EgressRefused(format!("{url}: port {port} is not allowed")));
+        }
+        // A host allowed on some port only is not allowed on another one, 443 included:
+        // its name would otherwise pass resolution to the private addresses it has.
+        if !listed && self.allowed_host(&host) {
+            return Err(EgressRefused(format!("{url}: {host} is allowed on other ports only")));
         }
         if let Ok(ip) = host.parse::<IpAddr>() {
             if !listed && !is_public(ip) {
@@ -260,6 +271,8 @@ mod tests {
         let p = EgressPolicy::with_allowed(&["127.0.0.1:8443".into(), "dev.internal".into()]).unwrap();
         assert!(p.check_url("https://127.0.0.1:8443/x").is_ok());
         assert!(p.check_url("https://127.0.0.1:9000/x").is_err(), "only the listed port");
+        assert!(p.check_url("https://127.0.0.1/x").is_err(), "not even 443");
+        assert!(p.check_url(&format!("https://example.com/{}", "a".repeat(MAX_URL))).is_err());
         assert!(p.check_url("https://dev.internal:9000/x").is_ok(), "a bare host allows any port");
         assert!(EgressPolicy::with_allowed(&["a b".into()]).is_err());
         assert!(EgressPolicy::with_allowed(&["h:99999".into()]).is_err());

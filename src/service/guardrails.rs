@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::audit::{Event, actor};
+use super::mutation::{Attempt, Effects};
 use super::{Caller, ServiceError, Sigil};
 use crate::ids::{AgentId, TenantId};
 
@@ -243,7 +244,8 @@ impl Sigil {
         caller.require_tenant_admin(tenant)?;
         settings.validate()?;
         let t = tenant.as_str();
-        for _ in 0..16 {
+        let settings = &settings;
+        self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let blob = self.store.get(&crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
             let mut rec: super::records::TenantRecord = self.open_record(&tk, t, super::records::kind::TENANT, t, &blob)?;
@@ -251,13 +253,12 @@ impl Sigil {
             let mut txn = crate::store::Txn::new();
             let k = crate::store::keys::tenant_record(t);
             txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, super::records::kind::TENANT, t, &rec)?);
-            let event = Event::new("tenant.guardrails_set", serde_json::to_value(&settings).unwrap_or_default());
-            if self.try_commit_audited(t, actor(caller), txn, event).await? {
-                self.guardrails.forget_tenant(t);
-                return Ok(settings);
-            }
-        }
-        Err(ServiceError::conflict("write_conflict", "the tenant is being modified concurrently; retry"))
+            let event = Event::new("tenant.guardrails_set", serde_json::to_value(settings).unwrap_or_default());
+            let mut effects = Effects::none();
+            effects.guardrails(t);
+            Ok(Attempt::commit(txn, event, effects, settings.clone()))
+        })
+        .await
     }
 
     /// Reads a tenant's guardrails.

@@ -383,10 +383,10 @@ impl Sigil {
             if old.revoked {
                 return Err(ServiceError::conflict("credential_revoked", "the credential is already revoked"));
             }
-            let (mut rec, blob) = self.agent_record(tenant, &agent).await?;
+            let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             let mut txn = Txn::new();
             let issuing = self.issuing(t).await;
-            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent.as_str(), valid_from, &new).await?;
+            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent.as_str(), valid_from, new).await?;
             let bits = status_change_bits(&mut old, StatusChange::Revoke)?;
             self.stage_status_bits(&mut txn, t, &bits).await?;
             rec.credential_ids.push(cred.id.clone());

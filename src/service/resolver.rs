@@ -36,6 +36,8 @@ pub const DEFAULT_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// and enum slots); the cache counts this many bytes per byte received. An estimate, not a
 /// measurement: it errs on the side of evicting early.
 const PARSED_FACTOR: usize = 4;
+/// Bookkeeping per cached document beyond its text and URL, in bytes.
+const ENTRY_OVERHEAD: usize = 256;
 
 /// How an [`HttpResolver`] is set up.
 #[derive(Debug, Clone, Default)]
@@ -155,22 +157,32 @@ impl HttpResolver {
             return Err(ResolveError::Refused);
         }
         let _permit = self.in_flight.acquire().await.map_err(|_| ResolveError::Unavailable)?;
+        // Another request may have fetched it while this one waited for a permit.
+        if let Some(v) = self.cache.lock().ok().and_then(|c| c.get(url)) {
+            return Ok(v);
+        }
         let (size, v) = match self.fetch(url).await {
             Ok(body) => match serde_json::from_slice::<Value>(&body) {
                 Ok(v) if valid(&v) => (body.len(), Arc::new(v)),
                 Ok(_) => return Err(self.failed(url, kind, "the document is not valid for its purpose".into())),
                 Err(_) => return Err(self.failed(url, kind, "the response is not JSON".into())),
             },
+            // Refused at name resolution: the name resolves only to addresses the policy
+            // refuses. The caller is told no more than for a name that does not resolve,
+            // so /v1/verify cannot be used to probe internal DNS; the log says which.
             Err(Fetch::Refused(reason)) => {
                 count("refused");
                 tracing::warn!(url, kind = kind.label(), reason, "outbound fetch refused");
-                return Err(ResolveError::Refused);
+                return Err(ResolveError::Unavailable);
             }
             Err(Fetch::Failed(reason)) => return Err(self.failed(url, kind, reason)),
         };
         count("made");
         if let Ok(mut c) = self.cache.lock() {
-            c.insert(url, size.saturating_mul(PARSED_FACTOR), v.clone(), self.cache_budget);
+            // The URL is kept twice (map key and eviction order); a parsed tree is counted
+            // at PARSED_FACTOR times its text, plus a fixed overhead per entry.
+            let counted = size.saturating_mul(PARSED_FACTOR).saturating_add(2 * url.len()).saturating_add(ENTRY_OVERHEAD);
+            c.insert(url, counted, v.clone(), self.cache_budget);
             metrics::gauge!("sigil_cache_bytes", "cache" => "resolver").set(c.bytes as f64);
         }
         Ok(v)

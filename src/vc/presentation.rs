@@ -85,10 +85,22 @@ fn did_of(kid: &str) -> Option<&str> {
     split_did_url(kid).map(|(d, _)| d)
 }
 
-/// Verifies a compact JWS signed by a key in `relationship` of its `kid`'s DID.
-async fn verify_jws(jws: &jose::Jws, relationship: &str, resolver: &dyn Resolver) -> Result<String, Check> {
+/// A proof by another DID than the holder's, under the holder check's own code.
+fn holder_mismatch(mut c: Check) -> Check {
+    if c.code == Some("signer_mismatch") {
+        c.code = Some("holder_mismatch");
+    }
+    c
+}
+
+/// Verifies a compact JWS signed by a key in `relationship` of its `kid`'s DID; with
+/// `signer`, a `kid` of any other DID fails before anything is resolved.
+async fn verify_jws(jws: &jose::Jws, relationship: &str, signer: Option<&str>, resolver: &dyn Resolver) -> Result<String, Check> {
     let kid = jws.kid().ok_or_else(|| Check::fail("proof", "malformed_proof", "JWS has no kid"))?;
     let did = did_of(kid).ok_or_else(|| Check::fail("proof", "malformed_proof", "kid is not a DID URL"))?;
+    if let Some(expected) = signer.filter(|e| *e != did) {
+        return Err(Check::fail("proof", "signer_mismatch", format!("signed by {did}, not by {expected}")));
+    }
     let doc = resolve_document(did, resolver).await?;
     let key = key_for(&doc, kid, relationship).map_err(|e| Check::fail("proof", "wrong_key", format!("{kid}: {e}")))?;
     jws.verify(&key).map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
@@ -202,73 +214,14 @@ pub(crate) async fn verify_presentation_in(
         r.push(proof_not_checked(""));
         return out;
     }
-    // 4. The holder's proof, whichever the securing mechanism.
-    let (signer, challenge, domain, expires, created) = match &holder_jws {
-        None => match verify_proof(presentation, "authentication", resolver).await {
-            Ok(p) => {
-                let s = |k: &str| p.proof.str(k).map(str::to_owned);
-                let t = |k: &str| time_claim(p.proof.config.get(k));
-                (Some(p.controller.clone()), s("challenge"), s("domain"), t("expires"), t("created"))
-            }
-            Err(c) => {
-                r.push(c);
-                (None, None, None, None, None)
-            }
-        },
-        Some(jws) => {
-            let signer = match verify_jws(jws, "authentication", resolver).await {
-                Ok(d) => Some(d),
-                Err(c) => {
-                    r.push(c);
-                    None
-                }
-            };
-            let p = &jws.payload;
-            let st = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
-            (signer, st("nonce"), st("aud"), time_claim(p.get("exp")), time_claim(p.get("iat")))
-        }
-    };
-    if let Some(s) = &signer {
-        if *s == holder {
-            r.push(Check::pass("proof", format!("signed by the holder {s}")));
-        } else {
-            r.push(Check::fail("proof", "holder_mismatch", format!("signed by {s}, not by the holder")));
-        }
-    }
-    // 5. Challenge, domain, lifetime.
-    for (name, expected, actual, code) in
-        [("challenge", &opts.challenge, &challenge, "challenge_mismatch"), ("domain", &opts.domain, &domain, "domain_mismatch")]
-    {
-        match (expected, actual) {
-            (Some(e), Some(a)) if e == a => r.push(Check::pass(name, "matches")),
-            (Some(_), _) => r.push(Check::fail(name, code, format!("{name} does not match"))),
-            (None, Some(_)) => r.push(Check::pass(name, "present (no expected value given)")),
-            (None, None) => r.push(Check::fail(name, code, format!("the proof carries no {name}"))),
-        }
-    }
-    out.challenge = challenge;
-    out.domain = domain;
-    out.expires = expires;
-    out.created = created;
-    match expires {
-        Some(e) if now >= e => r.push(Check::fail("expires", "proof_expired", format!("expired at {e}"))),
-        Some(e) if opts.max_ttl.is_some_and(|max| e.duration_since(now) > max + CLOCK_SKEW) => r.push(Check::fail(
-            "expires",
-            "expires_too_far",
-            format!("expires at {e}, further ahead than this verifier accepts ({} s)", opts.max_ttl.unwrap_or_default().as_secs()),
-        )),
-        Some(e) => r.push(Check::pass("expires", format!("until {e}"))),
-        None => r.push(Check::fail("expires", "proof_expired", "the proof has no expiry")),
-    }
-    if created.is_some_and(|c| c > now + CLOCK_SKEW) {
-        r.push(Check::fail("created", "proof_not_yet_valid", "the proof was created in the future"));
-    }
-    // 6. Every enclosed credential's own proof and validity.
+    // 4. Every enclosed credential's own proof (resolving only its issuer's DID) and
+    // validity, before the holder's DID is resolved: a holder DID is fetched only once a
+    // trusted issuer vouched for it.
     let mut delegations: Vec<(Authority, Option<Timestamp>, Option<Timestamp>)> = Vec::new();
     for c in &creds {
         let proof = match &c.envelope {
             None => IssuerProof::Embedded,
-            Some(jws) => match verify_jws(jws, "assertionMethod", resolver).await {
+            Some(jws) => match verify_jws(jws, "assertionMethod", issuer_id(&c.vc), resolver).await {
                 Ok(did) => IssuerProof::Verified(did),
                 Err(mut chk) => {
                     chk.check = format!("{}proof", c.label);
@@ -285,6 +238,71 @@ pub(crate) async fn verify_presentation_in(
                 None => r.push(Check::fail(format!("{}authority", c.label), "malformed_credential", "authority is not understood")),
             }
         }
+    }
+    if mode == TrustMode::Enforce && !r.clean() {
+        r.push(proof_not_checked(""));
+        return out;
+    }
+    // 5. The holder's proof, whichever the securing mechanism.
+    let (signer, challenge, domain, expires, created) = match &holder_jws {
+        None => match verify_proof(presentation, "authentication", Some(&holder), resolver).await {
+            Ok(p) => {
+                let s = |k: &str| p.proof.str(k).map(str::to_owned);
+                let t = |k: &str| time_claim(p.proof.config.get(k));
+                (Some(p.controller.clone()), s("challenge"), s("domain"), t("expires"), t("created"))
+            }
+            Err(c) => {
+                r.push(holder_mismatch(c));
+                (None, None, None, None, None)
+            }
+        },
+        Some(jws) => {
+            let signer = match verify_jws(jws, "authentication", Some(&holder), resolver).await {
+                Ok(d) => Some(d),
+                Err(c) => {
+                    r.push(holder_mismatch(c));
+                    None
+                }
+            };
+            let p = &jws.payload;
+            let st = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+            (signer, st("nonce"), st("aud"), time_claim(p.get("exp")), time_claim(p.get("iat")))
+        }
+    };
+    if let Some(s) = &signer {
+        if *s == holder {
+            r.push(Check::pass("proof", format!("signed by the holder {s}")));
+        } else {
+            r.push(Check::fail("proof", "holder_mismatch", format!("signed by {s}, not by the holder")));
+        }
+    }
+    // 6. Challenge, domain, lifetime.
+    for (name, expected, actual, code) in
+        [("challenge", &opts.challenge, &challenge, "challenge_mismatch"), ("domain", &opts.domain, &domain, "domain_mismatch")]
+    {
+        match (expected, actual) {
+            (Some(e), Some(a)) if e == a => r.push(Check::pass(name, "matches")),
+            (Some(_), _) => r.push(Check::fail(name, code, format!("{name} does not match"))),
+            (None, Some(_)) => r.push(Check::pass(name, "present (no expected value given)")),
+            (None, None) => r.push(Check::fail(name, code, format!("the proof carries no {name}"))),
+        }
+    }
+    out.challenge = challenge;
+    out.domain = domain;
+    out.expires = expires;
+    out.created = created;
+    match expires {
+        Some(e) if now >= e => r.push(Check::fail("expires", "proof_expired", format!("expired at {e}"))),
+        Some(e) if opts.max_ttl.is_some_and(|max| e.duration_since(now) > max.saturating_add(CLOCK_SKEW)) => r.push(Check::fail(
+            "expires",
+            "expires_too_far",
+            format!("expires at {e}, further ahead than this verifier accepts ({} s)", opts.max_ttl.unwrap_or_default().as_secs()),
+        )),
+        Some(e) => r.push(Check::pass("expires", format!("until {e}"))),
+        None => r.push(Check::fail("expires", "proof_expired", "the proof has no expiry")),
+    }
+    if created.is_some_and(|c| c > now + CLOCK_SKEW) {
+        r.push(Check::fail("created", "proof_not_yet_valid", "the proof was created in the future"));
     }
     // 7. Status lists, only once everything above holds (a failed verification stays
     // failed without them), all fetched together.

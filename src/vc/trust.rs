@@ -53,9 +53,12 @@ impl TrustRule {
     }
 
     fn covers_types(&self, types: &[&str]) -> bool {
+        let mut specific = types.iter().filter(|t| **t != "VerifiableCredential").peekable();
         match &self.types {
             None => true,
-            Some(allowed) => types.iter().filter(|t| **t != "VerifiableCredential").all(|t| allowed.iter().any(|a| a == t)),
+            // A type-scoped rule covers only credentials that name one of its types, all of
+            // whose specific types it lists (a bare VerifiableCredential names none).
+            Some(allowed) => specific.peek().is_some() && specific.all(|t| allowed.iter().any(|a| a == t)),
         }
     }
 }
@@ -266,6 +269,7 @@ mod tests {
         let p = TrustPolicy::none().trust_issuer_for(k, &["AgentIdentityCredential"]).trust_tenants_of("h");
         assert_eq!(p.check(k, &["VerifiableCredential", "AgentIdentityCredential"], &["did:key:x"]), Ok(()));
         assert!(matches!(p.check(k, DA, &["did:key:x"]), Err(Untrusted::Type(_))));
+        assert!(matches!(p.check(k, &["VerifiableCredential"], &["did:key:x"]), Err(Untrusted::Type(_))));
         let n = p.narrowed_to(&["did:web:h:tenants:a".to_owned()]);
         assert!(matches!(n.check(k, &["VerifiableCredential", "AgentIdentityCredential"], &[]), Err(Untrusted::NarrowedOut(_))));
         // Narrowing to an issuer no rule covers does not trust it.

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::credential::{VC_V2, issuer_id, subject_ids, types};
+use super::credential::{VC_V2, issuer_id, types};
 use super::did::{did_key_document, key_for, split_did_url};
 use super::proof::{self, ParsedProof, ProofError};
 use super::status_list::Bitstring;
@@ -65,13 +65,16 @@ pub const MAX_FETCHES: usize = 8;
 /// One deadline for every fetch of a verification, however many there are.
 pub const FETCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// One document's outcome within a verification, shared by every check that asks for it.
+type Memo = Arc<tokio::sync::OnceCell<Result<Arc<Value>, ResolveError>>>;
+
 /// The resolver one verification sees: at most [`MAX_FETCHES`] distinct documents, all
-/// within [`FETCH_DEADLINE`]; a failed document is not asked for again.
+/// within [`FETCH_DEADLINE`]; each document is asked for once, however many entries name
+/// it (concurrent askers wait for the first).
 struct Budgeted<'a> {
     inner: &'a dyn Resolver,
     deadline: tokio::time::Instant,
-    /// Keys asked for so far, and the failure of those that failed.
-    seen: Mutex<HashMap<String, Option<ResolveError>>>,
+    seen: Mutex<HashMap<String, Memo>>,
 }
 
 impl<'a> Budgeted<'a> {
@@ -79,30 +82,28 @@ impl<'a> Budgeted<'a> {
         Self { inner, deadline: tokio::time::Instant::now() + FETCH_DEADLINE, seen: Mutex::new(HashMap::new()) }
     }
 
-    /// Admits `key` (counting it once) or answers with its earlier failure.
-    fn admit(&self, key: &str) -> Result<(), ResolveError> {
+    /// The memo of `key`, counting it against the budget the first time.
+    fn admit(&self, key: &str) -> Result<Memo, ResolveError> {
         let mut seen = self.seen.lock().map_err(|_| ResolveError::Unavailable)?;
-        match seen.get(key) {
-            Some(Some(e)) => Err(*e),
-            Some(None) => Ok(()),
-            None if seen.len() >= MAX_FETCHES => Err(ResolveError::Budget),
-            None => {
-                seen.insert(key.to_owned(), None);
-                Ok(())
-            }
+        if let Some(m) = seen.get(key) {
+            return Ok(m.clone());
         }
+        if seen.len() >= MAX_FETCHES {
+            return Err(ResolveError::Budget);
+        }
+        let m = Memo::default();
+        seen.insert(key.to_owned(), m.clone());
+        Ok(m)
     }
 
     async fn run<F>(&self, key: &str, fetch: F) -> Result<Arc<Value>, ResolveError>
     where
         F: std::future::Future<Output = Result<Arc<Value>, ResolveError>>,
     {
-        self.admit(key)?;
-        let out = tokio::time::timeout_at(self.deadline, fetch).await.unwrap_or(Err(ResolveError::Budget));
-        if let (Err(e), Ok(mut seen)) = (&out, self.seen.lock()) {
-            seen.insert(key.to_owned(), Some(*e));
-        }
-        out
+        let memo = self.admit(key)?;
+        memo.get_or_init(|| async { tokio::time::timeout_at(self.deadline, fetch).await.unwrap_or(Err(ResolveError::Budget)) })
+            .await
+            .clone()
     }
 }
 
@@ -233,7 +234,9 @@ pub struct VerifiedProof {
 
 /// Verifies the single Data Integrity proof of `doc` for `purpose` (`assertionMethod` or
 /// `authentication`): the key must be in that relationship of its resolved DID document.
-pub async fn verify_proof(doc: &Value, purpose: &str, resolver: &dyn Resolver) -> Result<VerifiedProof, Check> {
+/// With `signer`, a proof by any other DID fails before anything is resolved (a document
+/// cannot make the verifier fetch a DID it has no business with).
+pub async fn verify_proof(doc: &Value, purpose: &str, signer: Option<&str>, resolver: &dyn Resolver) -> Result<VerifiedProof, Check> {
     let (unsecured, parsed) = proof::parse(doc).map_err(|e| {
         let code = match e {
             ProofError::Missing => "proof_missing",
@@ -248,6 +251,9 @@ pub async fn verify_proof(doc: &Value, purpose: &str, resolver: &dyn Resolver) -
     }
     let vm = parsed.str("verificationMethod").unwrap_or_default().to_owned();
     let (did, _) = split_did_url(&vm).ok_or_else(|| Check::fail("proof", "malformed_proof", "verificationMethod is not a DID URL"))?;
+    if let Some(expected) = signer.filter(|e| *e != did) {
+        return Err(Check::fail("proof", "signer_mismatch", format!("signed by {did}, not by {expected}")));
+    }
     let did_doc = resolve_document(did, resolver).await?;
     let key = key_for(&did_doc, &vm, purpose).map_err(|e| Check::fail("proof", "wrong_key", format!("{vm}: {e}")))?;
     proof::verify_parsed_cached(&unsecured, &parsed, &key).map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
@@ -366,8 +372,14 @@ pub(crate) fn proof_not_checked(label: &str) -> Check {
 /// The `issuer_trusted` check of one credential, into `report`; true when trusted. Pure.
 pub(crate) fn trust_check(vc: &Value, trust: &TrustPolicy, mode: TrustMode, label: &str, report: &mut Report) -> bool {
     let name = format!("{label}{TRUST_CHECK}");
+    // A subject without an id is about no one: it counts, as "", so a tenant rule fails it.
+    let subjects: Vec<&str> = match vc.get("credentialSubject") {
+        Some(Value::Array(a)) => a.iter().map(|s| s.get("id").and_then(Value::as_str).unwrap_or_default()).collect(),
+        Some(s) => vec![s.get("id").and_then(Value::as_str).unwrap_or_default()],
+        None => vec![],
+    };
     let outcome = match issuer_id(vc) {
-        Some(issuer) => trust.check(issuer, &types(vc), &subject_ids(vc)).map(|()| issuer).map_err(|why| why.to_string()),
+        Some(issuer) => trust.check(issuer, &types(vc), &subjects).map(|()| issuer).map_err(|why| why.to_string()),
         None => Err("the credential names no issuer".to_owned()),
     };
     match outcome {
@@ -401,7 +413,7 @@ pub(crate) async fn credential_checks(
     report.push(Check::pass(format!("{label}structure"), "VC 2.0"));
     let issuer = issuer_id(vc).unwrap_or_default().to_owned();
     let signer = match proof {
-        IssuerProof::Embedded => verify_proof(vc, "assertionMethod", resolver).await.map(|p| p.controller),
+        IssuerProof::Embedded => verify_proof(vc, "assertionMethod", Some(&issuer), resolver).await.map(|p| p.controller),
         IssuerProof::Verified(did) => Ok(did),
     };
     match signer {
@@ -411,6 +423,9 @@ pub(crate) async fn credential_checks(
         }
         Err(mut c) => {
             c.check = format!("{label}{}", c.check);
+            if c.code == Some("signer_mismatch") {
+                c.code = Some("issuer_mismatch");
+            }
             report.push(c);
         }
     }
@@ -493,7 +508,9 @@ async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: T
     if issuer_id(list) != Some(issuer) {
         return Err(unavailable("status list has another issuer than the credential"));
     }
-    let p = verify_proof(list, "assertionMethod", resolver).await.map_err(|c| unavailable(format!("status list proof: {}", c.detail)))?;
+    let p = verify_proof(list, "assertionMethod", Some(issuer), resolver)
+        .await
+        .map_err(|c| unavailable(format!("status list proof: {}", c.detail)))?;
     if p.controller != issuer {
         return Err(unavailable("status list is not signed by its issuer"));
     }
@@ -563,8 +580,9 @@ mod verified_lists {
     }
 
     impl Verified {
-        fn bytes(&self) -> usize {
-            self.bits.as_bytes().len() + self.proof_value.len() + self.issuer.len() + self.method.len() + OVERHEAD
+        /// What the entry keeps, its URL included (stored twice: map key and order).
+        fn bytes(&self, url: &str) -> usize {
+            self.bits.as_bytes().len() + self.proof_value.len() + self.issuer.len() + self.method.len() + 2 * url.len() + OVERHEAD
         }
 
         pub(super) fn read(&self, purpose: &str, index: usize, now: Timestamp) -> Result<bool, String> {
@@ -590,21 +608,21 @@ mod verified_lists {
     impl Cache {
         fn remove(&mut self, url: &str) {
             if let Some(old) = self.map.remove(url) {
-                self.bytes -= old.bytes();
+                self.bytes -= old.bytes(url);
                 self.order.retain(|u| u != url);
             }
         }
 
         fn insert(&mut self, url: String, v: Verified, budget: usize) {
             self.remove(&url);
-            let size = v.bytes();
+            let size = v.bytes(&url);
             if size > budget {
                 return;
             }
             while self.bytes + size > budget {
                 let Some(oldest) = self.order.pop_front() else { break };
                 if let Some(old) = self.map.remove(&oldest) {
-                    self.bytes -= old.bytes();
+                    self.bytes -= old.bytes(&oldest);
                 }
             }
             self.bytes += size;

@@ -96,6 +96,7 @@ async fn granted_presentations_verify_everywhere_once() {
     // Another tenant of the same deployment is not this one.
     let out = cli(&["--action", action, "--trust-tenant", &s.url("/tenants/other")]);
     assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("issuer_not_trusted"), "{}", String::from_utf8_lossy(&out.stdout));
     // Without the allow-list entry, the loopback server is out of the CLI's reach.
     let out = std::process::Command::new(crate::helpers::bin())
         .arg("verify")

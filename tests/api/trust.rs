@@ -79,8 +79,9 @@ fn counter(metrics: &str, name: &str, want: &[&str]) -> f64 {
 
 #[tokio::test]
 async fn self_issued_authority_is_refused_unless_its_issuer_is_trusted() {
-    let s = Server::start().await;
     let (port, connections) = counting_listener();
+    // The test's port is even allowed: what keeps it unreached is the trust decision alone.
+    let s = Server::start_with(trusting(&[], &["--resolver-allow", &format!("127.0.0.1:{port}")])).await;
     let status_url = format!("https://127.0.0.1:{port}/status/1");
     let plain = forge("ch-1", &[]);
     let with_status = forge("ch-2", &["--status-url", &status_url]);
@@ -95,6 +96,15 @@ async fn self_issued_authority_is_refused_unless_its_issuer_is_trusted() {
         assert!(codes(&v).contains(&"issuer_not_trusted".to_owned()), "{v}");
     }
     assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing is fetched for an untrusted issuer");
+    assert_eq!(counter(&s.metrics().await, "sigil_outbound_fetches_total", &[]), 0.0, "not even a refused fetch");
+    // A credential that names a trusted-looking issuer but carries a proof by another DID,
+    // one this port would serve: refused before that DID is resolved.
+    let mut twisted = forge("ch-6", &[]);
+    twisted["presentation"]["verifiableCredential"][0]["proof"]["verificationMethod"] = json!(format!("did:web:127.0.0.1%3A{port}#key-1"));
+    let t = Server::start_with(trusting(&[twisted["issuer"].as_str().unwrap()], &["--resolver-allow", &format!("127.0.0.1:{port}")])).await;
+    let v = verify(&t, &twisted["presentation"], "ch-6", json!({})).await;
+    assert!(codes(&v).contains(&"issuer_mismatch".to_owned()), "{v}");
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a foreign verification method was resolved");
 
     // The same presentation verifies where the operator trusts that issuer...
     let t = Server::start_with(trusting(&[&issuer], &[])).await;
@@ -102,6 +112,19 @@ async fn self_issued_authority_is_refused_unless_its_issuer_is_trusted() {
     assert_eq!((v["verified"].clone(), v["issuer_trusted"].clone()), (json!(true), json!(true)), "{v}");
     // ...unless the request narrows trust to someone else, or the operator trusts it only
     // for another credential type.
+    let again = forge("ch-7", &["--issuer-seed", &"66".repeat(32)]);
+    let again_issuer = again["issuer"].as_str().unwrap();
+    let u = Server::start_with(trusting(&[again_issuer], &[])).await;
+    let v = verify(&u, &again["presentation"], "ch-7", json!({"trusted_issuers": ["did:web:elsewhere.example"]})).await;
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "issuer_not_trusted"
+                && c["detail"].as_str().unwrap().contains("not among the issuers this request trusts")),
+        "{v}"
+    );
     let other = forge("ch-3", &["--issuer-seed", &"11".repeat(32)]);
     let v = verify(&t, &other["presentation"], "ch-3", json!({})).await;
     assert!(codes(&v).contains(&"issuer_not_trusted".to_owned()), "{v}");
@@ -146,18 +169,21 @@ async fn fetches_never_reach_loopback_private_or_metadata_addresses() {
     let seed = "33".repeat(32);
     let issuer = forge("probe", &["--issuer-seed", &seed])["issuer"].as_str().unwrap().to_owned();
     let s = Server::start_with(trusting(&[&issuer], &[])).await;
+    // (holder, status URL, the code the caller sees). A URL naming an address or port the
+    // policy refuses says so (egress_refused); a name that resolves only to refused
+    // addresses reads like a name that does not resolve, so internal DNS cannot be probed.
     let cases = [
         // A did:web holder on the test's own loopback port: refused by port and address.
-        (format!("did:web:127.0.0.1%3A{port}"), None),
+        (format!("did:web:127.0.0.1%3A{port}"), None, "egress_refused"),
         // A name that resolves to loopback, on port 443: refused at resolution.
-        ("did:web:localhost".to_owned(), None),
+        ("did:web:localhost".to_owned(), None, "unresolvable_did"),
         // A private address: refused before any connection is tried.
-        ("did:web:10.1.2.3".to_owned(), None),
+        ("did:web:10.1.2.3".to_owned(), None, "egress_refused"),
         // A status list on the loopback port, behind a holder that needs no fetch.
-        (String::new(), Some(format!("https://127.0.0.1:{port}/status/1"))),
-        (String::new(), Some("https://169.254.169.254/latest/meta-data".to_owned())),
+        (String::new(), Some(format!("https://127.0.0.1:{port}/status/1")), "egress_refused"),
+        (String::new(), Some("https://169.254.169.254/latest/meta-data".to_owned()), "egress_refused"),
     ];
-    for (i, (holder, status)) in cases.iter().enumerate() {
+    for (i, (holder, status, code)) in cases.iter().enumerate() {
         let ch = format!("egress-{i}");
         let mut args = vec!["--issuer-seed", seed.as_str()];
         if !holder.is_empty() {
@@ -172,9 +198,9 @@ async fn fetches_never_reach_loopback_private_or_metadata_addresses() {
         // Refusals come at once: well inside the 5 s connect timeout a connection would take.
         assert!(started.elapsed() < Duration::from_secs(3), "case {i} took {:?}", started.elapsed());
         assert_eq!(v["verified"], false, "case {i}: {v}");
-        assert!(codes(&v).contains(&"egress_refused".to_owned()), "case {i}: {v}");
+        assert!(codes(&v).contains(&(*code).to_owned()), "case {i}: {v}");
         let text = v.to_string();
-        assert!(text.contains("refused by the egress policy"), "case {i}: {v}");
+        assert_eq!(text.contains("refused by the egress policy"), *code == "egress_refused", "case {i}: {v}");
         // Nothing about the internal network is echoed back.
         assert!(!text.contains("non-public") && !text.contains("HTTP ") && !text.contains("connect"), "case {i}: {v}");
     }
@@ -209,12 +235,23 @@ async fn one_verification_fetches_a_bounded_number_of_documents() {
     let m = s.metrics().await;
     let fetched = counter(&m, "sigil_outbound_fetches_total", &["kind=\"status_list\""]);
     assert!((1.0..=8.0).contains(&fetched), "{fetched} fetches counted");
+    // 250 entries naming one list cost one fetch, not 250.
+    let before = connections.load(Ordering::SeqCst);
+    let one = format!("https://127.0.0.1:{port}/same");
+    let mut args = vec!["--issuer-seed", seed.as_str(), "--no-identity"];
+    for _ in 0..250 {
+        args.extend(["--status-url", one.as_str()]);
+    }
+    let vp = forge("same", &args);
+    let v = verify(&s, &vp["presentation"], "same", json!({})).await;
+    assert_eq!(v["verified"], false);
+    assert_eq!(connections.load(Ordering::SeqCst) - before, 1, "one list, one connection");
 }
 
 #[tokio::test]
 async fn another_deployments_tenant_verifies_once_trusted_with_real_fetches_in_bounded_caches() {
     // Deployment A issues; deployment B trusts A's tenant "acme" and fetches everything
-    // over HTTPS: the holder's and issuer's DID documents and four status lists.
+    // over HTTPS: the holder's and issuer's DID documents and the status lists.
     let a = Server::start().await;
     let (_, _, token) = setup(&a, "acme", Some(delegation(&["refunds:create"], &["orders/*"]))).await;
     let (st, p) = a.post("/v1/presentations", &token, refund("x-1")).await;
@@ -227,7 +264,9 @@ async fn another_deployments_tenant_verifies_once_trusted_with_real_fetches_in_b
     let (_, v) = b.call("POST", "/v1/verify", None, Some(body)).await;
     assert_eq!((v["verified"].clone(), v["issuer_trusted"].clone()), (json!(true), json!(true)), "{v}");
     let m = b.metrics().await;
-    assert_eq!(counter(&m, "sigil_outbound_fetches_total", &["outcome=\"made\""]), 6.0, "{m}");
+    // Each distinct document once: the holder's and the issuer's DID documents, and the
+    // tenant's revocation and suspension lists, which both credentials share.
+    assert_eq!(counter(&m, "sigil_outbound_fetches_total", &["outcome=\"made\""]), 4.0, "{m}");
     let cache = counter(&m, "sigil_cache_bytes", &["cache=\"resolver\""]);
     assert!(cache > 0.0 && cache <= 1_048_576.0, "resolver cache at {cache} bytes");
     let lists = counter(&m, "sigil_cache_bytes", &["cache=\"status_lists\""]);
