@@ -1,8 +1,10 @@
 //! Spawning servers and talking to them.
 
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -10,6 +12,11 @@ use serde_json::{Value, json};
 pub const OPERATOR: &str = "sgl_test-operator-token-0123456789abcdefghijklmnop";
 
 /// A running `sigil serve` process.
+///
+/// Its stderr (the logs, at `debug`) is captured; every secret the test gets to see (the
+/// operator token, each token presented or returned, the root key, passphrase and TLS
+/// key) is recorded, and when the server stops, gracefully or on drop, its logs must
+/// contain none of them and it must have exited 0 after SIGTERM.
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -17,6 +24,137 @@ pub struct Server {
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
     listen: String,
+    logs: Logs,
+    secrets: Secrets,
+    exited: bool,
+}
+
+/// Secrets the logs must never contain, shared across restarts of one server.
+#[derive(Clone, Default)]
+pub struct Secrets(Arc<Mutex<BTreeSet<Vec<u8>>>>);
+
+impl Secrets {
+    pub fn add(&self, secret: impl AsRef<[u8]>) {
+        let s = secret.as_ref();
+        // Short strings would match by chance; every real secret here is far longer.
+        if s.len() >= 16 {
+            self.0.lock().unwrap().insert(s.to_vec());
+        }
+    }
+
+    /// Key bytes in every form a log line could carry them: raw, hex, base64, `{:?}`.
+    pub fn add_key(&self, key: &[u8]) {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        self.add(key);
+        self.add(hex::encode(key));
+        self.add(hex::encode_upper(key));
+        self.add(STANDARD.encode(key));
+        self.add(STANDARD_NO_PAD.encode(key));
+        self.add(URL_SAFE_NO_PAD.encode(key));
+        self.add(format!("{key:?}"));
+    }
+
+    /// Every token in a response body (`admin_token`, `access_token`, `token`, …): tokens
+    /// are the strings that start `sgl_`.
+    fn add_from_response(&self, v: &Value) {
+        match v {
+            Value::String(t) if t.starts_with("sgl_") => self.add(t),
+            Value::Object(m) => m.values().for_each(|v| self.add_from_response(v)),
+            Value::Array(a) => a.iter().for_each(|v| self.add_from_response(v)),
+            _ => {}
+        }
+    }
+
+    /// The secrets among `opts` and the data directory: key files, passphrases, the TLS key.
+    fn add_from_setup(&self, opts: &Opts, data: &Path) {
+        self.add(OPERATOR);
+        let mut args = opts.args.iter();
+        while let Some(a) = args.next() {
+            if a == "--root-key-file" || a == "--new-root-key-file" {
+                if let Some(k) = args.next().and_then(|f| std::fs::read(f).ok()) {
+                    self.add_key(&k);
+                }
+            }
+        }
+        for (k, v) in &opts.env {
+            match k.as_str() {
+                "SIGIL_BOOTSTRAP_TOKEN" | "SIGIL_ROOT_PASSPHRASE" => self.add(v),
+                "SIGIL_ROOT_PASSPHRASE_FILE" | "SIGIL_ROOT_KEY_FILE" => {
+                    if let Ok(b) = std::fs::read(v) {
+                        self.add_key(&b);
+                        self.add(String::from_utf8_lossy(&b).trim());
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Ok(k) = std::fs::read(data.join("root.key")) {
+            self.add_key(&k);
+        }
+        if let Ok(t) = std::fs::read_to_string(data.join("operator.token")) {
+            self.add(t.trim());
+        }
+        if let Ok(pem) = std::fs::read_to_string(data.join("tls/key.pem")) {
+            for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+                self.add(line);
+            }
+        }
+    }
+
+    /// How many secrets are recorded.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// Panics on the first secret found in `logs`, quoting the log line it is in.
+    pub fn assert_absent_from(&self, logs: &[u8], what: &str) {
+        for s in self.0.lock().unwrap().iter() {
+            if let Some(at) = logs.windows(s.len()).position(|w| w == s.as_slice()) {
+                let line_start = logs[..at].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let line_end = logs[at..].iter().position(|b| *b == b'\n').map_or(logs.len(), |i| at + i);
+                panic!(
+                    "{what}: a secret ({} bytes, starting {:?}) appears in the server's logs, in the line:\n{}",
+                    s.len(),
+                    String::from_utf8_lossy(&s[..6]),
+                    String::from_utf8_lossy(&logs[line_start..line_end])
+                );
+            }
+        }
+    }
+}
+
+/// The server's stderr, read to the end by a thread.
+struct Logs {
+    buf: Arc<Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Logs {
+    fn capture(stderr: std::process::ChildStderr) -> Logs {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let reader = std::thread::spawn(move || {
+            let mut stderr = stderr;
+            let mut chunk = [0u8; 8192];
+            while let Ok(n @ 1..) = stderr.read(&mut chunk) {
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        Logs { buf, reader: Some(reader) }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+
+    /// Waits for the reader to see end-of-file (the process has exited).
+    fn finish(&mut self) -> Vec<u8> {
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.buf.lock().unwrap().clone()
+    }
 }
 
 pub struct Opts {
@@ -43,7 +181,8 @@ fn spawn_raw(data: &Path, listen: &str, opts: &Opts) -> std::io::Result<Child> {
             cmd.env_remove(k);
         }
     }
-    cmd.env("SIGIL_LOG", "warn");
+    // Everything the server logs, so that the scan for secrets on stop sees every line.
+    cmd.env("SIGIL_LOG", "debug");
     // The isolation matrix sends hundreds of bad tokens from one address on purpose; the
     // throttle itself is tested with its own lower setting.
     cmd.env("SIGIL_AUTH_FAILURE_BURST", "100000");
@@ -68,7 +207,12 @@ impl Server {
 
     /// Starts on an existing data directory (restarts).
     pub async fn start_in(data: &Path, listen: &str, opts: &Opts) -> Server {
+        Self::start_sharing(data, listen, opts, Secrets::default()).await
+    }
+
+    async fn start_sharing(data: &Path, listen: &str, opts: &Opts, secrets: Secrets) -> Server {
         let mut child = spawn_raw(data, listen, opts).unwrap();
+        let mut logs = Logs::capture(child.stderr.take().unwrap());
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -82,12 +226,11 @@ impl Server {
             Ok(b) => b,
             Err(_) => {
                 let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!("server did not start: {}", String::from_utf8_lossy(&out.stderr));
+                let _ = child.wait();
+                panic!("server did not start: {}", String::from_utf8_lossy(&logs.finish()));
             }
         };
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+        secrets.add_from_setup(opts, data);
         let ca = std::fs::read(data.join("tls/ca.pem")).unwrap();
         let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
@@ -98,7 +241,17 @@ impl Server {
             .build()
             .unwrap();
         let listen = base.trim_start_matches("https://").to_owned();
-        Server { child, base, data: data.to_owned(), client, _dir: None, listen }
+        Server { child, base, data: data.to_owned(), client, _dir: None, listen, logs, secrets, exited: false }
+    }
+
+    /// What the server has logged so far (stderr).
+    pub fn logs(&self) -> String {
+        self.logs.text()
+    }
+
+    /// The secrets its logs are checked against; a test adds what else it learns.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -110,6 +263,8 @@ impl Server {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut rb = self.client.request(m, self.url(path));
         if let Some(t) = token {
+            // A presented token, even a wrong one, is a secret: it may be a real one mistyped.
+            self.secrets.add(t);
             rb = rb.bearer_auth(t);
         }
         if let Some(b) = body {
@@ -125,6 +280,7 @@ impl Server {
             assert_eq!(ct, "application/problem+json", "{method} {path} → {status} not problem+json: {text}");
         }
         let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+        self.secrets.add_from_response(&v);
         (status, v)
     }
 
@@ -150,24 +306,51 @@ impl Server {
         (v["id"].as_str().unwrap().to_owned(), v["access_token"].as_str().unwrap().to_owned(), v)
     }
 
-    /// Graceful stop (SIGTERM) and wait.
+    /// Graceful stop: SIGTERM, then the process must exit 0 within 20 s (a SIGKILL is a
+    /// failure), and its logs must hold no secret.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let status = self.terminate();
+        let logs = self.logs.finish();
+        assert!(
+            status.success(),
+            "the server did not exit cleanly after SIGTERM ({status}); its logs:\n{}",
+            String::from_utf8_lossy(&logs)
+        );
+        // The scan below proves nothing if the capture lost the logs.
+        assert!(logs.windows(15).any(|w| w == b"sigil listening"), "no logs captured: {}", String::from_utf8_lossy(&logs));
+        self.secrets.assert_absent_from(&logs, "after a graceful stop");
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        // Close pooled keep-alive connections first: the server would wait for them.
+        self.client = reqwest::Client::new();
+        if let Ok(Some(status)) = self.child.try_wait() {
+            self.exited = true;
+            panic!("the server had already exited ({status}); its logs:\n{}", String::from_utf8_lossy(&self.logs.finish()));
+        }
+        let st = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        assert!(st.success(), "kill -TERM failed");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.exited = true;
+                return status;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.exited = true;
+        panic!("the server ignored SIGTERM for 20 s and had to be killed; its logs:\n{}", String::from_utf8_lossy(&self.logs.finish()));
     }
 
-    /// `kill -9`.
+    /// `kill -9`; what it logged until then must hold no secret.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.exited = true;
+        let logs = self.logs.finish();
+        self.secrets.assert_absent_from(&logs, "before kill -9");
     }
 
     /// Restarts on the same data directory and address.
@@ -184,10 +367,11 @@ impl Server {
         self.start_again(&listen).await
     }
 
-    /// A new server on this one's data (already stopped), keeping its temp dir alive.
+    /// A new server on this one's data (already stopped), keeping its temp dir alive and
+    /// the secrets seen so far.
     async fn start_again(mut self, listen: &str) -> Server {
         let dir = self._dir.take();
-        let mut s = Server::start_in(&self.data, listen, &Opts::default()).await;
+        let mut s = Server::start_sharing(&self.data, listen, &Opts::default(), self.secrets.clone()).await;
         s._dir = dir;
         s
     }
@@ -211,16 +395,29 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// A server still running at the end of a test is stopped as [`Server::stop`] does,
+    /// with the same checks, unless the test is already failing.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if self.exited {
+            return;
+        }
+        if std::thread::panicking() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return;
+        }
+        self.stop();
     }
 }
 
-/// Runs `sigil serve` expecting it to fail; returns (exit code, stderr).
+/// Runs `sigil serve` expecting it to fail; returns (exit code, stderr). What it said must
+/// hold none of the secrets it was given.
 pub fn serve_fails(data: &Path, opts: &Opts) -> (i32, String) {
     let child = spawn_raw(data, "127.0.0.1:0", opts).unwrap();
     let out = child.wait_with_output().unwrap();
+    let secrets = Secrets::default();
+    secrets.add_from_setup(opts, data);
+    secrets.assert_absent_from(&out.stderr, "a refused start");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

@@ -15,6 +15,7 @@ mod guardrails;
 
 mod isolation;
 mod lifecycle;
+mod logs;
 
 mod openapi;
 mod presentations;
