@@ -26,10 +26,19 @@ struct Fixture {
     agent_b_token: String,
 }
 
+/// Routes served outside the API table (`sigil::http::ROUTES`): they are public, and part of
+/// the matrix all the same.
+const EXTRA_ROUTES: &[(&str, &str)] = &[("get", "/metrics"), ("get", "/docs"), ("get", "/openapi.json")];
+
 /// How each route is exercised: its class, the concrete path on tenant A, and a valid body.
 fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>) {
+    case_on("tenant-a", method, path, f)
+}
+
+/// The same with `tenant` in the path (and still tenant A's object ids).
+fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>) {
     let p = path
-        .replace("{tenant}", "tenant-a")
+        .replace("{tenant}", tenant)
         .replace("{agent}", &f.agent_a)
         .replace("{token}", &f.auditor_a_id)
         .replace("{credential}", &f.credential_a)
@@ -37,7 +46,9 @@ fn case(method: &str, path: &str, f: &Fixture) -> (Class, String, Option<Value>)
         .replace("{version}", "1")
         .replace("{principal}", "alice%40acme.example");
     let (class, body) = match (method, path) {
-        ("get", "/healthz") | ("get", "/readyz") => (Class::Public, None),
+        ("get", "/healthz") | ("get", "/readyz") | ("get", "/metrics") | ("get", "/docs") | ("get", "/openapi.json") => {
+            (Class::Public, None)
+        }
         ("post", "/v1/tenants") => (Class::Operator, Some(json!({"name": "x"}))),
         ("get", "/v1/tenants") => (Class::Operator, None),
         ("delete", "/v1/tenants/{tenant}") => (Class::Operator, None),
@@ -106,6 +117,66 @@ async fn expect(s: &Server, method: &str, path: &str, token: Option<&str>, body:
     assert_eq!(status, want, "{who}: {method} {path} → {status} {v}");
 }
 
+async fn read(s: &Server, path: &str, token: Option<&str>) -> Value {
+    let (st, v) = s.call("GET", path, token, None).await;
+    assert_eq!(st, 200, "GET {path} → {st} {v}");
+    v
+}
+
+/// Everything tenant `t` holds, as its own admin (or anyone, for DIDs) reads it: agents
+/// with their keys and wallets, every credential with its status, key state and policies,
+/// and the audit trail less what an intruder's refused attempt legitimately adds
+/// (`auth.failed`), what the tenant's own agent may do in the matrix (`presentation.*`)
+/// and the periodic `audit.checkpoint`.
+async fn state(s: &Server, t: &str, admin: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let agents = read(s, &format!("/v1/tenants/{t}/agents?limit=500"), Some(admin)).await;
+    out.push(("agents".to_owned(), agents.clone()));
+    for a in agents["items"].as_array().unwrap() {
+        let id = a["id"].as_str().unwrap();
+        for path in [
+            format!("/v1/tenants/{t}/agents/{id}"),
+            format!("/v1/tenants/{t}/agents/{id}/keys"),
+            format!("/v1/tenants/{t}/agents/{id}/credentials?limit=500"),
+        ] {
+            out.push((path.clone(), read(s, &path, Some(admin)).await));
+        }
+        let path = format!("/tenants/{t}/agents/{id}/did.json");
+        out.push((path.clone(), read(s, &path, None).await));
+        let wallet = read(s, &format!("/v1/tenants/{t}/agents/{id}/credentials?limit=500"), Some(admin)).await;
+        for c in wallet["items"].as_array().unwrap() {
+            let path = format!("/v1/tenants/{t}/credentials/{}", c["id"].as_str().unwrap());
+            out.push((path.clone(), read(s, &path, Some(admin)).await));
+        }
+    }
+    for path in [format!("/v1/tenants/{t}/data-key"), format!("/v1/tenants/{t}/key-policy"), format!("/v1/tenants/{t}/guardrails")] {
+        out.push((path.clone(), read(s, &path, Some(admin)).await));
+    }
+    let path = format!("/tenants/{t}/did.json");
+    out.push((path.clone(), read(s, &path, None).await));
+    let audit = read(s, &format!("/v1/tenants/{t}/audit?limit=500"), Some(admin)).await;
+    let kept: Vec<Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            let ev = e["event"].as_str().unwrap();
+            !ev.starts_with("auth.") && !ev.starts_with("presentation.") && ev != "audit.checkpoint"
+        })
+        .cloned()
+        .collect();
+    assert!(!kept.is_empty(), "the audit trail lists no tenant or agent event: {audit}");
+    out.push(("audit".to_owned(), Value::Array(kept)));
+    out
+}
+
+fn assert_unchanged(before: &[(String, Value)], after: &[(String, Value)], t: &str) {
+    assert_eq!(before.len(), after.len(), "tenant {t} gained or lost objects");
+    for ((what, b), (_, a)) in before.iter().zip(after) {
+        assert_eq!(b, a, "tenant {t}: {what} changed");
+    }
+}
+
 #[tokio::test]
 async fn every_route_isolates_tenants_and_roles() {
     let s = Server::start().await;
@@ -116,13 +187,15 @@ async fn every_route_isolates_tenants_and_roles() {
     let (agent_a, agent_a_token, created_a) = s.agent("tenant-a", &admin_a, "a-bot").await;
     let mut any_time = crate::credentials::delegation_body();
     any_time.as_object_mut().unwrap().remove("schedule");
-    let (st, _) = s.post(&format!("/v1/tenants/tenant-a/agents/{agent_a}/delegations"), &admin_a, any_time).await;
-
+    let (st, _) = s.post(&format!("/v1/tenants/tenant-a/agents/{agent_a}/delegations"), &admin_a, any_time.clone()).await;
     assert_eq!(st, 201);
 
     let credential_a = created_a["identity_credential_id"].as_str().unwrap().to_owned();
     let (_, cred) = s.get(&format!("/v1/tenants/tenant-a/credentials/{credential_a}"), &admin_a).await;
-    let (_, agent_b_token, _) = s.agent("tenant-b", &admin_b, "b-bot").await;
+    let (agent_b, agent_b_token, _) = s.agent("tenant-b", &admin_b, "b-bot").await;
+    // Tenant B has a delegation from the same principal: B's principal cascade must stay in B.
+    let (st, _) = s.post(&format!("/v1/tenants/tenant-b/agents/{agent_b}/delegations"), &admin_b, any_time).await;
+    assert_eq!(st, 201);
     let f = Fixture {
         admin_a,
         auditor_a: aud_a["token"].as_str().unwrap().into(),
@@ -135,14 +208,18 @@ async fn every_route_isolates_tenants_and_roles() {
         auditor_b: aud_b["token"].as_str().unwrap().into(),
         agent_b_token,
     };
+    let before_a = state(&s, "tenant-a", &f.admin_a).await;
+    let before_b = state(&s, "tenant-b", &f.admin_b).await;
     let garbled = format!("{}x", f.admin_a);
-    for (method, path) in sigil::http::ROUTES {
+    let routes = || sigil::http::ROUTES.iter().chain(EXTRA_ROUTES);
+    for (method, path) in routes() {
         let (class, p, body) = case(method, path, &f);
         if class == Class::Public {
             // Public routes answer anyone the same way, with or without a token.
             let (anon, _) = s.call(&method.to_uppercase(), &p, None, body.clone()).await;
             assert!(anon == 200 || (*method == "post" && anon == 422), "{method} {p} → {anon}");
             expect(&s, method, &p, Some(&f.admin_b), &body, anon, "other tenant's admin").await;
+            expect(&s, method, &p, Some(&garbled), &body, anon, "garbled token").await;
             continue;
         }
 
@@ -176,9 +253,101 @@ async fn every_route_isolates_tenants_and_roles() {
             Class::Public => unreachable!(),
         }
     }
-    // Nothing the intruders tried changed tenant A.
-    let (_, agents) = s.get("/v1/tenants/tenant-a/agents", &f.admin_a).await;
-    assert_eq!(agents["items"].as_array().unwrap().len(), 1);
+
+    // Tenant B's own path, with B's own tokens, but tenant A's object ids: nothing there.
+    let mut foreign = 0;
+    for (method, path) in routes() {
+        let (class, p, body) = case_on("tenant-b", method, path, &f);
+        if path.contains("{principal}") {
+            // B's admin revoking a principal revokes B's delegations, never A's.
+            let (st, v) = s.call(&method.to_uppercase(), &p, Some(&f.admin_b), body).await;
+            assert_eq!(st, 200, "{p} → {st} {v}");
+            assert_eq!(v["revoked"].as_array().unwrap().len(), 1, "{v}");
+            continue;
+        }
+        if !["{agent}", "{token}", "{credential}"].iter().any(|id| path.contains(id)) {
+            continue;
+        }
+        foreign += 1;
+        match class {
+            Class::Public => expect(&s, method, &p, None, &body, 404, "anyone, A's id under B").await,
+            Class::TenantRead => {
+                expect(&s, method, &p, Some(&f.admin_b), &body, 404, "B's admin, A's id under B").await;
+                expect(&s, method, &p, Some(&f.auditor_b), &body, 404, "B's auditor, A's id under B").await;
+            }
+            Class::TenantAdmin => expect(&s, method, &p, Some(&f.admin_b), &body, 404, "B's admin, A's id under B").await,
+            Class::Operator | Class::Agent => panic!("{method} {path}: no foreign-id case"),
+        }
+    }
+    assert!(foreign >= 15, "only {foreign} routes take object ids?");
+
+    // Nothing the intruders tried changed tenant A (nor B, beyond B's own revocation).
+    assert_unchanged(&before_a, &state(&s, "tenant-a", &f.admin_a).await, "tenant-a");
+    let after_b = state(&s, "tenant-b", &f.admin_b).await;
+    assert_eq!(before_b.len(), after_b.len(), "tenant-b gained or lost objects");
+    assert_eq!(read(&s, "/v1/tenants/tenant-a/agents", Some(&f.auditor_a)).await["items"].as_array().unwrap().len(), 1);
+    // The public routes name no tenant, agent or credential.
+    let metrics = s.metrics().await;
+    assert!(metrics.contains("sigil_http_requests_total"), "{metrics}");
+    for private in ["tenant-a", "tenant-b", &f.agent_a, &f.credential_a, &f.auditor_a_id] {
+        assert!(!metrics.contains(private), "/metrics names {private}");
+    }
+
+    // And each route does succeed for whom it is for: a route that refused everyone would
+    // pass every check above. Destructive routes get objects of their own.
+    let admin_a = f.admin_a.clone();
+    for (method, path) in routes() {
+        let (class, _, _) = case(method, path, &f);
+        let (tenant, token) = match class {
+            Class::TenantAdmin | Class::TenantRead => ("tenant-a".to_owned(), admin_a.clone()),
+            Class::Operator if path.contains("{tenant}") => {
+                let doomed = format!("doomed-{}", path.len());
+                s.tenant(&doomed).await;
+                (doomed, OPERATOR.to_owned())
+            }
+            Class::Operator => ("tenant-a".to_owned(), OPERATOR.to_owned()),
+            Class::Public | Class::Agent => continue,
+        };
+        let (agent, agent_token, created) = s.agent("tenant-a", &admin_a, "own").await;
+        let mut body = crate::credentials::delegation_body();
+        body.as_object_mut().unwrap().remove("schedule");
+        let (st, del) = s.post(&format!("/v1/tenants/tenant-a/agents/{agent}/delegations"), &admin_a, body).await;
+        assert_eq!(st, 201, "{del}");
+        let (_, aud) = s.post("/v1/tenants/tenant-a/tokens", &admin_a, json!({"role": "auditor"})).await;
+        let own = Fixture {
+            admin_a: admin_a.clone(),
+            auditor_a: aud["token"].as_str().unwrap().into(),
+            auditor_a_id: aud["id"].as_str().unwrap().into(),
+            agent_a: agent.clone(),
+            agent_a_token: agent_token,
+            credential_a: del["id"].as_str().unwrap().into(),
+            identity_vc_a: created["identity_credential"].clone(),
+            admin_b: String::new(),
+            auditor_b: String::new(),
+            agent_b_token: String::new(),
+        };
+        let (_, p, mut body) = case_on(&tenant, method, path, &own);
+        if path.ends_with("/resume") {
+            let suspend = p.replace("/resume", "/suspend");
+            assert_eq!(s.post(&suspend, &admin_a, json!({})).await.0, 200, "{suspend}");
+        }
+        if path.ends_with("/vc-api/credentials/issue") {
+            let did = read(&s, &format!("/tenants/{tenant}/did.json"), None).await["id"].clone();
+            body.as_mut().unwrap()["credential"]["issuer"] = did;
+        }
+        if *path == "/v1/system/root-key/rotate" {
+            let dir = tempfile::tempdir().unwrap();
+            let key = dir.path().join("new-root.key");
+            std::fs::write(&key, [42u8; 32]).unwrap();
+            s.secrets().add_key(&[42u8; 32]);
+            body = Some(json!({"new_root_key_file": key.display().to_string()}));
+            let (st, v) = s.call("POST", &p, Some(&token), body).await;
+            assert!((200..300).contains(&st), "{method} {p} by its own {class:?} caller → {st} {v}");
+            continue;
+        }
+        let (st, v) = s.call(&method.to_uppercase(), &p, Some(&token), body).await;
+        assert!((200..300).contains(&st), "{method} {p} by its own {class:?} caller → {st} {v}");
+    }
 }
 
 #[tokio::test]
