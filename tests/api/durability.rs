@@ -84,7 +84,7 @@ async fn wrong_root_key_refuses_to_start_and_touches_nothing() {
     std::fs::write(&wrong, [8u8; 32]).unwrap();
     let bad = Opts { args: vec!["--root-key-file".into(), wrong.display().to_string()], ..Default::default() };
     let (code, err) = serve_fails(&data, &bad);
-    assert_ne!(code, 0);
+    assert_eq!(code, 3, "a wrong root key exits 3: {err}");
     assert!(err.contains("root key or passphrase is wrong"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
     assert!(before == snapshot(&data), "data files changed after a refused start");
@@ -114,7 +114,7 @@ async fn wrong_passphrase_refuses_to_start() {
     let before = snapshot(&data);
     std::fs::write(&pw, "wrong horse battery staple\n").unwrap();
     let (code, err) = serve_fails(&data, &opts);
-    assert_ne!(code, 0);
+    assert_eq!(code, 3, "a wrong passphrase exits 3: {err}");
     assert!(err.contains("root key or passphrase is wrong"), "{err}");
     assert!(before == snapshot(&data));
     std::fs::write(&pw, "correct horse battery staple\n").unwrap();

@@ -299,7 +299,8 @@ async fn root_key_rotation_online_and_offline() {
     drop(s);
     // The old key no longer opens the store; the new one does, with every token intact.
     let (code, err) = crate::helpers::serve_fails(&data, &with_key(&k1));
-    assert_ne!(code, 0, "{err}");
+    assert_eq!(code, 3, "the retired root key is a wrong key (exit 3): {err}");
+    assert!(err.contains("root key or passphrase is wrong"), "{err}");
     let mut s = Server::start_in(&data, "127.0.0.1:0", &with_key(&k2)).await;
     assert_eq!(s.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await.0, 200);
     assert_eq!(s.get("/v1/tenants", OPERATOR).await.0, 200);
@@ -317,7 +318,8 @@ async fn root_key_rotation_online_and_offline() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_ne!(crate::helpers::serve_fails(&data, &with_key(&k2)).0, 0);
+    let (code, err) = crate::helpers::serve_fails(&data, &with_key(&k2));
+    assert_eq!(code, 3, "the key rotated away offline is a wrong key (exit 3): {err}");
     let s = Server::start_in(&data, "127.0.0.1:0", &with_key(&k3)).await;
     assert_eq!(present(&s, &token, "offline").await.0, 200);
     assert_eq!(s.get("/v1/tenants", OPERATOR).await.0, 200);
