@@ -88,7 +88,8 @@ async fn trail_is_readable_verifiable_and_tamper_evident() {
     assert_eq!(s.post("/v1/presentations", &token, denied).await.0, 403);
     let (_, wallet) = s.get(&format!("/v1/tenants/acme/agents/{agent}/credentials"), &admin).await;
     let del = wallet["items"][1]["id"].as_str().unwrap().to_owned();
-    s.post(&format!("/v1/tenants/acme/credentials/{del}/revoke"), &admin, json!({})).await;
+    let (st, c) = s.post(&format!("/v1/tenants/acme/credentials/{del}/revoke"), &admin, json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("revoked")), "{c}");
     // The auditor reads and filters.
     let (st, page) = s.get("/v1/tenants/acme/audit?limit=500", &auditor).await;
     assert_eq!(st, 200);
@@ -164,7 +165,7 @@ async fn reordered_entries_at_rest_are_reported() {
     let s = Server::start().await;
     let (_, auditor, _, token) = setup(&s).await;
     for i in 0..3 {
-        s.post("/v1/presentations", &token, refund(&format!("o{i}"))).await;
+        assert_eq!(s.post("/v1/presentations", &token, refund(&format!("o{i}"))).await.0, 200);
     }
     let s = s
         .edit_at_rest(|store| async move {

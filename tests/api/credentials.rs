@@ -163,7 +163,8 @@ async fn revoke_suspend_resume_show_up_on_the_next_fetch() {
     assert_eq!(st, 200, "{r}");
     assert!(third_party(&s, "credential", &vc, &[]).0);
     // Revoke → "revoked"; it cannot be resumed or suspended afterwards.
-    s.post(&format!("/v1/tenants/acme/credentials/{id}/revoke"), &admin, json!({})).await;
+    let (st, c) = s.post(&format!("/v1/tenants/acme/credentials/{id}/revoke"), &admin, json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("revoked")), "{c}");
     let (_, r) = sigil_verify(&s, &vc).await;
     assert_eq!(codes(&r), vec!["revoked"], "{r}");
     let (_, out) = third_party(&s, "credential", &vc, &[]);

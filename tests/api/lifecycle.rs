@@ -144,23 +144,29 @@ async fn suspend_resume_and_retire() {
     assert_eq!(c["status"], "suspended");
     let (ok, v) = verified(&s, &before["presentation"], "pre-suspend").await;
     assert!(!ok && v["errors"].to_string().contains("suspended"), "{v}");
-    s.post(&format!("/v1/tenants/acme/agents/{agent}/resume"), &admin, json!({})).await;
+    let (st, a) = s.post(&format!("/v1/tenants/acme/agents/{agent}/resume"), &admin, json!({})).await;
+    assert_eq!((st, a["state"].as_str()), (200, Some("active")), "{a}");
     let (_, c) = s.get(&format!("/v1/tenants/acme/credentials/{del}"), &admin).await;
     assert_eq!(c["status"], "active");
     let (st, p) = present(&s, &token, "resumed").await;
     assert_eq!(st, 200);
     // A credential suspended by hand stays suspended across an agent suspend/resume.
-    let (_, second) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, any_time_delegation("bob", "10.00")).await;
+    let (st, second) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, any_time_delegation("bob", "10.00")).await;
+    assert_eq!(st, 201, "{second}");
     let second = second["id"].as_str().unwrap().to_owned();
-    s.post(&format!("/v1/tenants/acme/credentials/{second}/suspend"), &admin, json!({})).await;
-    s.post(&format!("/v1/tenants/acme/agents/{agent}/suspend"), &admin, json!({})).await;
-    s.post(&format!("/v1/tenants/acme/agents/{agent}/resume"), &admin, json!({})).await;
+    let (st, c) = s.post(&format!("/v1/tenants/acme/credentials/{second}/suspend"), &admin, json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("suspended")), "{c}");
+    let (st, a) = s.post(&format!("/v1/tenants/acme/agents/{agent}/suspend"), &admin, json!({})).await;
+    assert_eq!((st, a["state"].as_str()), (200, Some("suspended")), "{a}");
+    let (st, a) = s.post(&format!("/v1/tenants/acme/agents/{agent}/resume"), &admin, json!({})).await;
+    assert_eq!((st, a["state"].as_str()), (200, Some("active")), "{a}");
     let (_, c) = s.get(&format!("/v1/tenants/acme/credentials/{second}"), &admin).await;
     assert_eq!(c["status"], "suspended");
     // Retire: irreversible; tokens, keys and credentials gone; DID deactivated.
     let (st, a) = s.post(&format!("/v1/tenants/acme/agents/{agent}/retire"), &admin, json!({})).await;
     assert_eq!((st, a["state"].as_str()), (200, Some("retired")));
-    assert_eq!(present(&s, &token, "y").await.0, 401);
+    let (st, p2) = present(&s, &token, "y").await;
+    assert_eq!((st, p2["code"].as_str()), (401, Some("not_authenticated")), "retiring deletes the agent's tokens: {p2}");
     let (st, d) = s.call("GET", &format!("/tenants/acme/agents/{agent}/did.json"), None, None).await;
     assert_eq!((st, d["code"].as_str()), (410, Some("did_deactivated")));
     let (_, c) = s.get(&format!("/v1/tenants/acme/credentials/{del}"), &admin).await;

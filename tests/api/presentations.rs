@@ -48,6 +48,11 @@ fn failed(v: &Value) -> Vec<String> {
     v["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).map(|c| c["code"].as_str().unwrap_or("?").to_owned()).collect()
 }
 
+/// The checks `sigil verify` reports as `FAIL`, by name, in order.
+fn failed_checks(report: &str) -> Vec<&str> {
+    report.lines().filter_map(|l| l.strip_prefix("FAIL ")).filter_map(|l| l.split_whitespace().next()).collect()
+}
+
 #[tokio::test]
 async fn granted_presentations_verify_everywhere_once() {
     let s = Server::start().await;
@@ -97,6 +102,9 @@ async fn granted_presentations_verify_everywhere_once() {
     let out = cli(&["--action", action, "--trust-tenant", &s.url("/tenants/other")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("issuer_not_trusted"), "{}", String::from_utf8_lossy(&out.stdout));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(failed_checks(&report), ["credential[0].issuer_trusted", "credential[1].issuer_trusted", "proof"], "{report}");
+    assert!(report.contains("tenants:acme is not a trusted issuer"), "{report}");
     // Without the allow-list entry, the loopback server is out of the CLI's reach.
     let out = std::process::Command::new(crate::helpers::bin())
         .arg("verify")
@@ -110,6 +118,9 @@ async fn granted_presentations_verify_everywhere_once() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("refused by the egress policy"), "{}", String::from_utf8_lossy(&out.stdout));
     let out = cli(&["--action", r#"{"action":"refunds:create","resource":"orders/999"}"#, "--trust-tenant", &tenant_url]);
     assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(failed_checks(&report), ["action"], "only the action differs: {report}");
+    assert!(report.contains("bound to a different action") && report.trim_end().ends_with("NOT verified"), "{report}");
     // The endpoint: verified once, then the challenge is spent.
     let expected = json!({"action": "refunds:create", "resource": "orders/123", "context": {"amount": "120.00", "currency": "EUR"}});
     let v = verify(&s, &vp, "ch-1", Some(expected.clone())).await;
@@ -243,11 +254,14 @@ async fn every_denial_has_its_code() {
     // Suspended, then revoked delegation.
     let (_, wallet) = s.get(&format!("/v1/tenants/acme/agents/{agent}/credentials"), &admin).await;
     let del = wallet["items"][1]["id"].as_str().unwrap().to_owned();
-    s.post(&format!("/v1/tenants/acme/credentials/{del}/suspend"), &admin, json!({})).await;
+    let (st, c) = s.post(&format!("/v1/tenants/acme/credentials/{del}/suspend"), &admin, json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("suspended")), "{c}");
     assert_eq!(deny(refund("c")).await, "credential_suspended");
-    s.post(&format!("/v1/tenants/acme/credentials/{del}/resume"), &admin, json!({})).await;
+    let (st, c) = s.post(&format!("/v1/tenants/acme/credentials/{del}/resume"), &admin, json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("active")), "{c}");
     assert_eq!(s.post("/v1/presentations", &token, refund("c2")).await.0, 200);
-    s.post(&format!("/v1/tenants/acme/credentials/{del}/revoke"), &admin, json!({})).await;
+    let (st, c) = s.post(&format!("/v1/tenants/acme/credentials/{del}/revoke"), &admin, json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("revoked")), "{c}");
     assert_eq!(deny(refund("c")).await, "credential_revoked");
     // No delegation at all; outside the schedule; not yet valid; expired.
     let (other, other_token, _) = s.agent("acme", &admin, "idle-bot").await;
@@ -258,13 +272,13 @@ async fn every_denial_has_its_code() {
     let not_today: Vec<&str> = names.iter().copied().filter(|d| *d != names[today.to_monday_zero_offset() as usize]).collect();
     let mut d = delegation(&["refunds:create"], &["orders/*"]);
     d["schedule"]["days"] = json!(not_today);
-    s.post(&format!("/v1/tenants/acme/agents/{other}/delegations"), &admin, d).await;
+    assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{other}/delegations"), &admin, d).await.0, 201);
     let (_, p) = s.post("/v1/presentations", &other_token, refund("c")).await;
     assert_eq!(p["code"], "outside_schedule");
     let mut d = delegation(&["refunds:create"], &["orders/*"]);
     d["valid_from"] = "2098-01-01T00:00:00Z".into();
     let (third, third_token, _) = s.agent("acme", &admin, "future-bot").await;
-    s.post(&format!("/v1/tenants/acme/agents/{third}/delegations"), &admin, d).await;
+    assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{third}/delegations"), &admin, d).await.0, 201);
     let (_, p) = s.post("/v1/presentations", &third_token, refund("c")).await;
     assert_eq!(p["code"], "credential_not_yet_valid");
     let mut d = delegation(&["refunds:create"], &["orders/*"]);
@@ -323,7 +337,8 @@ async fn wrong_context_edits_and_later_revocation_fail_verification() {
     let vp = present("r").await;
     let (_, wallet) = s.get(&format!("/v1/tenants/acme/agents/{agent}/credentials"), &admin).await;
     let del = wallet["items"][1]["id"].as_str().unwrap().to_owned();
-    s.post(&format!("/v1/tenants/acme/credentials/{del}/revoke"), &admin, json!({})).await;
+    let (st, c) = s.post(&format!("/v1/tenants/acme/credentials/{del}/revoke"), &admin, json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("revoked")), "{c}");
     let v = verify(&s, &vp, "r", None).await;
     assert_eq!(failed(&v), vec!["revoked"], "{v}");
     let (_, out) = third_party(&s, "presentation", &vp, &["--challenge", "r", "--domain", "payments.example"]);
