@@ -1,12 +1,87 @@
-//! Nothing readable at rest: marker strings in every user-supplied field never appear in
-//! any file of the data directory, nor does the root key.
+//! Nothing readable at rest: marker strings in every user-supplied field (tenant, agent,
+//! delegation) never appear in any file of the data directory, nor do the root key, the
+//! tenant data keys, the token pepper, private keys or tokens.
+//!
+//! Records of 200 bytes or more are deflated before they are sealed (`service::sealed`),
+//! so a plain search would find nothing even if sealing stored the deflated plaintext.
+//! Every file is therefore also inflated from every offset where a raw deflate stream
+//! could start (which covers zlib and gzip streams too: their deflate data starts two
+//! and ten bytes in), and the output searched again.
 
 use serde_json::json;
+use sigil::store::Store;
 
 use crate::helpers::{OPERATOR, Opts, Server, snapshot};
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The bytes of every deflate stream that could start in `bytes`, each as far as it
+/// inflates (up to 1 MiB), with the offset it starts at. Random bytes rarely inflate
+/// past a few bytes; streams shorter than `min` are skipped.
+fn inflated_regions(bytes: &[u8], min: usize) -> Vec<(usize, Vec<u8>)> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let mut d = Decompress::new(false);
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut found = Vec::new();
+    for start in 0..bytes.len() {
+        // Block type 3 is reserved: no stream starts with it.
+        if (bytes[start] >> 1) & 3 == 3 {
+            continue;
+        }
+        d.reset(false);
+        out.clear();
+        let input = &bytes[start..];
+        loop {
+            let (read, written) = (d.total_in() as usize, out.len());
+            match d.decompress_vec(&input[read..], &mut out, FlushDecompress::Finish) {
+                Ok(Status::Ok) if out.len() < out.capacity() && (d.total_in() as usize, out.len()) != (read, written) => {}
+                _ => break,
+            }
+        }
+        if out.len() >= min {
+            found.push((start, out.clone()));
+        }
+    }
+    found
+}
+
+/// Opens an AES-256-GCM blob (`version | key_version | nonce | ciphertext+tag`) whose AAD
+/// is `aad` followed by `/{key_version}`, as `crypto::envelope` lays it out.
+fn open_blob(key: &[u8], aad: &str, blob: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let version = sigil::crypto::blob_key_version(blob).unwrap();
+    let aad = format!("{aad}/{version}");
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).unwrap();
+    cipher
+        .decrypt(aes_gcm::Nonce::from_slice(&blob[5..17]), Payload { msg: &blob[17..], aad: aad.as_bytes() })
+        .unwrap_or_else(|_| panic!("cannot open the blob bound to {aad}"))
+}
+
+/// The key material at rest, unwrapped with the root key: the token pepper, each data key
+/// of `tenant`, and every private key (issuer, audit, agents) sealed under them.
+async fn unwrapped_keys(store: &sigil::store::SledStore, root: &[u8], tenant: &str) -> Vec<(String, Vec<u8>)> {
+    let mut keys = Vec::new();
+    for (k, blob) in store.scan(b"meta/pepper/", None, 100).await.unwrap() {
+        keys.push((String::from_utf8_lossy(&k).into_owned(), open_blob(root, "sigil/v1/_system/pepper/tokens", &blob)));
+    }
+    let mut data_keys = Vec::new();
+    for (k, blob) in store.scan(format!("dk/{tenant}/").as_bytes(), None, 100).await.unwrap() {
+        let v = u32::from_str_radix(std::str::from_utf8(k.rsplit(|b| *b == b'/').next().unwrap()).unwrap(), 16).unwrap();
+        let dk = open_blob(root, &format!("sigil/v1/{tenant}/data-key/{v}"), &blob);
+        keys.push((format!("data key {v}"), dk.clone()));
+        data_keys.push((v, dk));
+    }
+    for (k, blob) in store.scan(format!("t/{tenant}/k/").as_bytes(), None, 1000).await.unwrap() {
+        let name = String::from_utf8(k).unwrap();
+        let mut parts = name.rsplitn(3, '/');
+        let version = u32::from_str_radix(parts.next().unwrap(), 16).unwrap();
+        let owner = parts.next().unwrap();
+        let dk = &data_keys.iter().find(|(v, _)| *v == sigil::crypto::blob_key_version(&blob).unwrap()).unwrap().1;
+        keys.push((name.clone(), open_blob(dk, &format!("sigil/v1/{tenant}/private-key/{owner}/{version}"), &blob)));
+    }
+    keys
 }
 
 #[tokio::test]
@@ -30,7 +105,22 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
         )
         .await;
     assert_eq!(st, 201);
+    let agent = a["id"].as_str().unwrap().to_owned();
     let agent_token = a["access_token"].as_str().unwrap().to_owned();
+    let (st, d) = s
+        .post(
+            &format!("/v1/tenants/marker-co/agents/{agent}/delegations"),
+            &admin,
+            json!({
+                "principal": {"id": "marker_principal_c3d4@acme.example", "kind": "person", "name": "MARKER_PRINCIPAL_NAME_e5f6"},
+                "actions": ["refunds:create"],
+                "resources": ["marker_resource_8a9b/*"],
+                "limits": {"amount": {"max": "500.00", "currency": "EUR"}},
+                "valid_until": "2099-01-01T00:00:00Z"
+            }),
+        )
+        .await;
+    assert_eq!(st, 201, "{d}");
     s.stop();
     let files = snapshot(&data);
     assert!(!files.is_empty());
@@ -41,14 +131,43 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
         "MARKER_SOFTWARE_0b1e",
         "MARKER_META_KEY_aa11",
         "MARKER_META_VALUE_bb22",
+        "marker_principal_c3d4@acme.example",
+        "MARKER_PRINCIPAL_NAME_e5f6",
+        "marker_resource_8a9b/*",
     ];
+    let mut secrets: Vec<(String, Vec<u8>)> = markers.iter().map(|m| (m.to_string(), m.as_bytes().to_vec())).collect();
+    secrets.push(("the root key".into(), key_bytes.clone()));
+    for t in [&admin, &agent_token, &OPERATOR.to_owned()] {
+        secrets.push((format!("a token ({}…)", &t[..6]), t.as_bytes().to_vec()));
+    }
+    // Key material is found through the store (after the snapshot: opening it may write).
+    let store = sigil::store::SledStore::open(&data.join("store")).unwrap();
+    let keys = unwrapped_keys(&store, &key_bytes, "marker-co").await;
+    drop(store);
+    let kinds = |p: &str| keys.iter().filter(|(n, _)| n.contains(p)).count();
+    assert_eq!((kinds("meta/pepper/"), kinds("data key"), kinds("/k/")), (1, 1, 3), "pepper, data key, issuer/audit/agent keys");
+    for (name, k) in keys {
+        assert_eq!(k.len(), 32, "{name}");
+        secrets.push((name, k));
+    }
+    // Every finding, so that a failure shows all that leaked, not just the first.
+    let mut found = std::collections::BTreeSet::new();
+    let mut inflated = 0;
     for (path, bytes) in &files {
-        for m in markers {
-            assert!(!contains(bytes, m.as_bytes()), "{m} found in {}", path.display());
+        let file = path.strip_prefix(&data).unwrap().display().to_string();
+        for (what, secret) in &secrets {
+            if contains(bytes, secret) {
+                found.insert(format!("{what} in {file}"));
+            }
         }
-        assert!(!contains(bytes, &key_bytes), "root key found in {}", path.display());
-        for t in [&admin, &agent_token, &OPERATOR.to_owned()] {
-            assert!(!contains(bytes, t.as_bytes()), "a token found in {}", path.display());
+        for (at, plain) in inflated_regions(bytes, 16) {
+            inflated += 1;
+            for (what, secret) in &secrets {
+                if contains(&plain, secret) {
+                    found.insert(format!("{what} deflated in {file} (a stream at offset {at})"));
+                }
+            }
         }
     }
+    assert!(found.is_empty(), "readable at rest ({inflated} regions inflated):\n{}", found.into_iter().collect::<Vec<_>>().join("\n"));
 }
