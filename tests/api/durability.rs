@@ -172,41 +172,94 @@ async fn plain_http_on_loopback_works() {
     let _ = child.wait();
 }
 
-#[tokio::test]
+/// One agent creation by a background writer: what it got back, and when it was sent and
+/// acknowledged.
+struct Write {
+    id: String,
+    token: String,
+    credential: String,
+    sent: std::time::Instant,
+    acked: std::time::Instant,
+}
+
+/// Writers run on the multi-threaded runtime's workers while the backup command runs on a
+/// blocking thread, so writes are acknowledged while the backup request is in flight; the
+/// restored store must then be a consistent prefix of what was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backup_while_serving_and_restore_elsewhere() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("root.key");
     std::fs::write(&key, [9u8; 32]).unwrap();
     let opts = Opts { args: vec!["--root-key-file".into(), key.display().to_string()], ..Default::default() };
-    let s = std::sync::Arc::new(Server::start_in(&dir.path().join("data"), "127.0.0.1:0", &opts).await);
+    let s = Arc::new(Server::start_in(&dir.path().join("data"), "127.0.0.1:0", &opts).await);
     let admin = s.tenant("acme").await;
     let (agent, token, _) = s.agent("acme", &admin, "bot").await;
     let delegation = json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
         "limits": {"amount": {"max": "500.00", "currency": "EUR"}}, "valid_until": "2099-01-01T00:00:00Z"});
     assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, delegation).await.0, 201);
-    // Writes keep coming while the backup is taken.
-    let writer = {
-        let (s, admin) = (s.clone(), admin.clone());
-        tokio::spawn(async move {
-            for i in 0..20 {
-                s.agent("acme", &admin, &format!("bg-{i}")).await;
-            }
+    // Writes keep coming, from two sequential writers, until the backup is done and a
+    // few more after it.
+    let done = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (s, admin, done) = (s.clone(), admin.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut writes = Vec::new();
+                let mut after = 0;
+                while after < 3 {
+                    if done.load(Ordering::SeqCst) {
+                        after += 1;
+                    }
+                    let sent = Instant::now();
+                    let (id, token, v) = s.agent("acme", &admin, &format!("bg-{w}-{}", writes.len())).await;
+                    let credential = v["identity_credential_id"].as_str().unwrap().to_owned();
+                    writes.push(Write { id, token, credential, sent, acked: Instant::now() });
+                }
+                writes
+            })
         })
-    };
+        .collect();
+    // Let the writers get going first.
+    while s.get("/v1/tenants/acme/agents?limit=500", &admin).await.1["items"].as_array().unwrap().len() < 5 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let op = dir.path().join("op.token");
     std::fs::write(&op, OPERATOR).unwrap();
     let out = dir.path().join("sigil.backup");
-    let run = std::process::Command::new(crate::helpers::bin())
-        .args(["backup", "--url", &s.base, "--token-file"])
-        .arg(&op)
-        .arg("--ca")
-        .arg(s.data.join("tls/ca.pem"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let backup_started = Instant::now();
+    let run = {
+        let (base, ca, out, op) = (s.base.clone(), s.data.join("tls/ca.pem"), out.clone(), op.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(crate::helpers::bin())
+                .args(["backup", "--url", &base, "--token-file"])
+                .arg(&op)
+                .arg("--ca")
+                .arg(&ca)
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let backup_ended = Instant::now();
+    done.store(true, Ordering::SeqCst);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    writer.await.unwrap();
+    let mut writes = Vec::new();
+    for w in writers {
+        writes.push(w.await.unwrap());
+    }
+    let during = writes.iter().flatten().filter(|w| w.acked > backup_started && w.acked < backup_ended).count();
+    assert!(during >= 1, "no write was acknowledged while the backup ran ({:?})", backup_ended - backup_started);
+    eprintln!(
+        "backup ran {:?}; {during} of {} writes acknowledged meanwhile",
+        backup_ended - backup_started,
+        writes.iter().map(Vec::len).sum::<usize>()
+    );
     // A tenant token cannot take backups.
     let r = s.client.get(s.url("/v1/system/backup")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(r.status(), 403);
@@ -245,9 +298,47 @@ async fn backup_while_serving_and_restore_elsewhere() {
     let r2 = Server::start_in(&restored, &listen, &opts).await;
     assert_eq!(r2.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await.0, 200);
     assert_eq!(r2.get("/v1/agent", &token).await.0, 200);
+    // A consistent prefix: every write acknowledged before the backup started is there,
+    // none sent after it ended is, each writer's writes are a prefix of what it wrote, and
+    // each agent that is there is there whole (record, token, identity credential, DID).
     let (_, list) = r2.get("/v1/tenants/acme/agents?limit=500", &admin).await;
-    let n = list["items"].as_array().unwrap().len();
-    assert!((1..=21).contains(&n), "a point-in-time copy: {n} agents");
+    let restored: std::collections::BTreeSet<String> =
+        list["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    let mut present = 0;
+    for writer in &writes {
+        let kept = writer.iter().take_while(|w| restored.contains(&w.id)).count();
+        for (i, w) in writer.iter().enumerate() {
+            let there = restored.contains(&w.id);
+            assert_eq!(
+                there,
+                i < kept,
+                "write {i} of a sequential writer is {} but an earlier one is missing",
+                if there { "present" } else { "absent" }
+            );
+            if w.acked < backup_started {
+                assert!(there, "write {i}, acknowledged before the backup started, is missing");
+            }
+            if w.sent > backup_ended {
+                assert!(!there, "write {i}, sent after the backup ended, is in it");
+            }
+            let (st, v) = r2.get(&format!("/v1/tenants/acme/agents/{}", w.id), &admin).await;
+            assert_eq!(st, if there { 200 } else { 404 }, "{v}");
+            assert_eq!(r2.get("/v1/agent", &w.token).await.0, if there { 200 } else { 401 }, "agent {i}'s token");
+            let (st, c) = r2.get(&format!("/v1/tenants/acme/credentials/{}", w.credential), &admin).await;
+            assert_eq!(st, if there { 200 } else { 404 }, "agent {i}'s identity credential: {c}");
+            let st = r2.call("GET", &format!("/tenants/acme/agents/{}/did.json", w.id), None, None).await.0;
+            assert_eq!(st, if there { 200 } else { 404 }, "agent {i}'s DID");
+        }
+        present += kept;
+    }
+    assert_eq!(restored.len(), present + 1, "agents in the backup that no writer acknowledged");
+    assert!(present < writes.iter().map(Vec::len).sum::<usize>(), "the backup holds writes made after it");
+    eprintln!("{present} acknowledged writes restored");
+    // The audit trail verifies and holds exactly the creations that are there.
+    let (_, v) = r2.get("/v1/tenants/acme/audit/verify", &admin).await;
+    assert_eq!(v["ok"], true, "{v}");
+    let (_, created) = r2.get("/v1/tenants/acme/audit?event=agent.created&limit=500", &admin).await;
+    assert_eq!(created["items"].as_array().unwrap().len(), present + 1, "{created}");
     // Every presentation made before the restore is refused; new ones verify.
     let v = verify(&r2, &spent, "after-backup").await;
     assert_eq!(v["verified"], false, "a challenge spent after the backup was accepted again: {v}");
