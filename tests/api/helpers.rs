@@ -102,9 +102,9 @@ impl Secrets {
         }
     }
 
-    /// How many secrets are recorded.
-    pub fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
+    /// Whether `secret` is among those recorded.
+    pub fn has(&self, secret: impl AsRef<[u8]>) -> bool {
+        self.0.lock().unwrap().contains(secret.as_ref())
     }
 
     /// Panics on the first secret found in `logs`, quoting the log line it is in.
