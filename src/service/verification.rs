@@ -145,6 +145,12 @@ impl Sigil {
         }
     }
 
+    /// The longest proof lifetime Sigil issues and accepts: a verified challenge is
+    /// remembered until its proof expires, so this bounds how long that record lives.
+    fn max_presentation_ttl(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_secs(i64::try_from(self.settings.max_presentation_ttl).unwrap_or(i64::MAX))
+    }
+
     /// `POST /v1/verify`: verifies a presentation under the deployment's trust policy,
     /// refuses lifetimes beyond `--max-presentation-ttl` (the replay row lives that long),
     /// and consumes its challenge.
@@ -155,7 +161,7 @@ impl Sigil {
             action: expect.action,
             skip_status: false,
             trust: self.verify_trust(expect.trusted_issuers.as_deref()),
-            max_ttl: Some(jiff::SignedDuration::from_secs(i64::try_from(self.settings.max_presentation_ttl).unwrap_or(i64::MAX))),
+            max_ttl: Some(self.max_presentation_ttl()),
         };
         self.verify_and_spend(presentation, opts, TrustMode::Enforce).await
     }
@@ -171,7 +177,7 @@ impl Sigil {
         let opts = PresentationOptions {
             challenge,
             domain,
-            max_ttl: Some(jiff::SignedDuration::from_secs(i64::try_from(self.settings.max_presentation_ttl).unwrap_or(i64::MAX))),
+            max_ttl: Some(self.max_presentation_ttl()),
             ..PresentationOptions::new(self.verify_trust(None))
         };
         self.verify_and_spend(presentation, opts, TrustMode::Advisory).await

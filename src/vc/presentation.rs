@@ -19,8 +19,8 @@ use super::did::{key_for, split_did_url};
 use super::jose::{self, VC_JWT_DATA_URL};
 use super::trust::TrustPolicy;
 use super::verify::{
-    Check, IssuerProof, Report, Resolver, TrustMode, budgeted, check_statuses, credential_checks, proof_not_checked, resolve_document,
-    status_entries, trust_check, verify_proof,
+    Check, ExpectedSigner, IssuerProof, Report, Resolver, TrustMode, budgeted, check_statuses, credential_checks, proof_not_checked,
+    resolve_document, status_entries, trust_check, verify_proof,
 };
 use crate::policy::{self, ActionRequest, Authority, Grant};
 
@@ -85,21 +85,18 @@ fn did_of(kid: &str) -> Option<&str> {
     split_did_url(kid).map(|(d, _)| d)
 }
 
-/// A proof by another DID than the holder's, under the holder check's own code.
-fn holder_mismatch(mut c: Check) -> Check {
-    if c.code == Some("signer_mismatch") {
-        c.code = Some("holder_mismatch");
-    }
-    c
-}
-
 /// Verifies a compact JWS signed by a key in `relationship` of its `kid`'s DID; with
 /// `signer`, a `kid` of any other DID fails before anything is resolved.
-async fn verify_jws(jws: &jose::Jws, relationship: &str, signer: Option<&str>, resolver: &dyn Resolver) -> Result<String, Check> {
+async fn verify_jws(
+    jws: &jose::Jws,
+    relationship: &str,
+    signer: Option<ExpectedSigner<'_>>,
+    resolver: &dyn Resolver,
+) -> Result<String, Check> {
     let kid = jws.kid().ok_or_else(|| Check::fail("proof", "malformed_proof", "JWS has no kid"))?;
     let did = did_of(kid).ok_or_else(|| Check::fail("proof", "malformed_proof", "kid is not a DID URL"))?;
-    if let Some(expected) = signer.filter(|e| *e != did) {
-        return Err(Check::fail("proof", "signer_mismatch", format!("signed by {did}, not by {expected}")));
+    if let Some(e) = signer {
+        e.check(did)?;
     }
     let doc = resolve_document(did, resolver).await?;
     let key = key_for(&doc, kid, relationship).map_err(|e| Check::fail("proof", "wrong_key", format!("{kid}: {e}")))?;
@@ -221,7 +218,7 @@ pub(crate) async fn verify_presentation_in(
     for c in &creds {
         let proof = match &c.envelope {
             None => IssuerProof::Embedded,
-            Some(jws) => match verify_jws(jws, "assertionMethod", issuer_id(&c.vc), resolver).await {
+            Some(jws) => match verify_jws(jws, "assertionMethod", issuer_id(&c.vc).map(ExpectedSigner::issuer), resolver).await {
                 Ok(did) => IssuerProof::Verified(did),
                 Err(mut chk) => {
                     chk.check = format!("{}proof", c.label);
@@ -245,22 +242,22 @@ pub(crate) async fn verify_presentation_in(
     }
     // 5. The holder's proof, whichever the securing mechanism.
     let (signer, challenge, domain, expires, created) = match &holder_jws {
-        None => match verify_proof(presentation, "authentication", Some(&holder), resolver).await {
+        None => match verify_proof(presentation, "authentication", Some(ExpectedSigner::holder(&holder)), resolver).await {
             Ok(p) => {
                 let s = |k: &str| p.proof.str(k).map(str::to_owned);
                 let t = |k: &str| time_claim(p.proof.config.get(k));
                 (Some(p.controller.clone()), s("challenge"), s("domain"), t("expires"), t("created"))
             }
             Err(c) => {
-                r.push(holder_mismatch(c));
+                r.push(c);
                 (None, None, None, None, None)
             }
         },
         Some(jws) => {
-            let signer = match verify_jws(jws, "authentication", Some(&holder), resolver).await {
+            let signer = match verify_jws(jws, "authentication", Some(ExpectedSigner::holder(&holder)), resolver).await {
                 Ok(d) => Some(d),
                 Err(c) => {
-                    r.push(holder_mismatch(c));
+                    r.push(c);
                     None
                 }
             };

@@ -224,6 +224,35 @@ pub(crate) enum TrustMode {
     Advisory,
 }
 
+/// Who must have signed a proof, and the failure code when someone else did. Checked
+/// before the signer's DID is resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpectedSigner<'a> {
+    pub did: &'a str,
+    /// `issuer_mismatch`, `holder_mismatch`.
+    pub code: &'static str,
+}
+
+impl ExpectedSigner<'_> {
+    /// The issuer of a credential (or status list).
+    pub fn issuer(did: &str) -> ExpectedSigner<'_> {
+        ExpectedSigner { did, code: "issuer_mismatch" }
+    }
+
+    /// The holder of a presentation.
+    pub fn holder(did: &str) -> ExpectedSigner<'_> {
+        ExpectedSigner { did, code: "holder_mismatch" }
+    }
+
+    /// Fails when `did` is not the expected signer.
+    pub fn check(&self, did: &str) -> Result<(), Check> {
+        if did == self.did {
+            return Ok(());
+        }
+        Err(Check::fail("proof", self.code, format!("signed by {did}, not by {}", self.did)))
+    }
+}
+
 /// A verified proof: who signed it and its options.
 #[derive(Debug, Clone)]
 pub struct VerifiedProof {
@@ -236,7 +265,12 @@ pub struct VerifiedProof {
 /// `authentication`): the key must be in that relationship of its resolved DID document.
 /// With `signer`, a proof by any other DID fails before anything is resolved (a document
 /// cannot make the verifier fetch a DID it has no business with).
-pub async fn verify_proof(doc: &Value, purpose: &str, signer: Option<&str>, resolver: &dyn Resolver) -> Result<VerifiedProof, Check> {
+pub async fn verify_proof(
+    doc: &Value,
+    purpose: &str,
+    signer: Option<ExpectedSigner<'_>>,
+    resolver: &dyn Resolver,
+) -> Result<VerifiedProof, Check> {
     let (unsecured, parsed) = proof::parse(doc).map_err(|e| {
         let code = match e {
             ProofError::Missing => "proof_missing",
@@ -251,8 +285,8 @@ pub async fn verify_proof(doc: &Value, purpose: &str, signer: Option<&str>, reso
     }
     let vm = parsed.str("verificationMethod").unwrap_or_default().to_owned();
     let (did, _) = split_did_url(&vm).ok_or_else(|| Check::fail("proof", "malformed_proof", "verificationMethod is not a DID URL"))?;
-    if let Some(expected) = signer.filter(|e| *e != did) {
-        return Err(Check::fail("proof", "signer_mismatch", format!("signed by {did}, not by {expected}")));
+    if let Some(e) = signer {
+        e.check(did)?;
     }
     let did_doc = resolve_document(did, resolver).await?;
     let key = key_for(&did_doc, &vm, purpose).map_err(|e| Check::fail("proof", "wrong_key", format!("{vm}: {e}")))?;
@@ -413,7 +447,9 @@ pub(crate) async fn credential_checks(
     report.push(Check::pass(format!("{label}structure"), "VC 2.0"));
     let issuer = issuer_id(vc).unwrap_or_default().to_owned();
     let signer = match proof {
-        IssuerProof::Embedded => verify_proof(vc, "assertionMethod", Some(&issuer), resolver).await.map(|p| p.controller),
+        IssuerProof::Embedded => {
+            verify_proof(vc, "assertionMethod", Some(ExpectedSigner::issuer(&issuer)), resolver).await.map(|p| p.controller)
+        }
         IssuerProof::Verified(did) => Ok(did),
     };
     match signer {
@@ -423,9 +459,6 @@ pub(crate) async fn credential_checks(
         }
         Err(mut c) => {
             c.check = format!("{label}{}", c.check);
-            if c.code == Some("signer_mismatch") {
-                c.code = Some("issuer_mismatch");
-            }
             report.push(c);
         }
     }
@@ -508,7 +541,7 @@ async fn status_bit(entry: &Value, issuer: &str, resolver: &dyn Resolver, now: T
     if issuer_id(list) != Some(issuer) {
         return Err(unavailable("status list has another issuer than the credential"));
     }
-    let p = verify_proof(list, "assertionMethod", Some(issuer), resolver)
+    let p = verify_proof(list, "assertionMethod", Some(ExpectedSigner::issuer(issuer)), resolver)
         .await
         .map_err(|c| unavailable(format!("status list proof: {}", c.detail)))?;
     if p.controller != issuer {
