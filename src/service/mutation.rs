@@ -136,7 +136,6 @@ impl Sigil {
                 Attempt::Done(out) => return Ok(out),
                 Attempt::Commit(change) => change,
             };
-            super::cache::pause::point("mutate.commit", tenant).await;
             if self.try_commit_audited(tenant, actor.to_owned(), change.txn, change.event).await? {
                 self.apply(change.effects);
                 return Ok(change.out);
