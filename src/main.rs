@@ -180,7 +180,7 @@ fn backup_cmd(a: BackupArgs) -> ExitCode {
         }
         let bytes = resp.bytes().await.map_err(|e| SigilError::Startup(e.to_string()))?;
         sigil::store::backup::decode(&bytes).map_err(SigilError::Startup)?;
-        sigil::store::keycheck::write_private_file(&a.out, &bytes)?;
+        sigil::datadir::write_private_file(&a.out, &bytes)?;
         Ok::<usize, SigilError>(bytes.len())
     };
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {

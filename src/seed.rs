@@ -24,7 +24,7 @@ use crate::service::agents::NewAgent;
 use crate::service::credentials::NewDelegation;
 use crate::service::guardrails::GuardrailSettings;
 use crate::service::{Caller, Role, Sigil};
-use crate::store::{Entry, SledStore, Store, StoreError, Txn, keycheck};
+use crate::store::{Entry, SledStore, Store, StoreError, Txn};
 
 /// What to seed.
 #[derive(Debug, Clone)]
@@ -164,8 +164,5 @@ pub async fn seed(config: &Config, opts: &SeedOptions) -> Result<SeedReport, Sig
 }
 
 fn write_tokens(path: &Path, bytes: &[u8]) -> Result<(), SigilError> {
-    if path.exists() {
-        std::fs::remove_file(path).map_err(|e| SigilError::Config(format!("cannot replace {}: {e}", path.display())))?;
-    }
-    keycheck::write_private_file(path, bytes)
+    crate::datadir::replace_private_file(path, bytes)
 }

@@ -20,7 +20,7 @@ use crate::service::records::{TokenRole, kind};
 use crate::service::{Keyring, Settings, Sigil};
 use crate::store::{SledStore, Store, Txn, keys};
 
-use crate::store::keycheck::{FORMAT, KEYCHECK_FILE, KeyCheckFile, write_key_check, write_private_file};
+use crate::datadir::{self, FORMAT, KEYCHECK_FILE, KeyCheckFile, ensure_private_dir, write_key_check, write_private_file};
 
 /// A started server.
 pub struct Application {
@@ -56,18 +56,6 @@ fn startup(msg: impl std::fmt::Display) -> SigilError {
     SigilError::Startup(msg.to_string())
 }
 
-/// Creates a directory (and parents) with mode 0700.
-pub(crate) fn ensure_private_dir(p: &Path) -> Result<(), SigilError> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(p).map_err(|e| SigilError::Config(format!("cannot create data directory {}: {e}", p.display())))
-}
-
 /// The root key of a data directory, and whether the directory is new.
 pub struct OpenedRoot {
     pub key: RootKey,
@@ -78,14 +66,7 @@ pub struct OpenedRoot {
 /// Opens the root key for the data directory; creates key material for a new one.
 /// Runs argon2id synchronously: this happens once, before anything is served.
 pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<OpenedRoot, SigilError> {
-    let check_path = data.join(KEYCHECK_FILE);
-    let existing: Option<KeyCheckFile> = match std::fs::read(&check_path) {
-        Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| SigilError::Store(format!("{} is corrupt: {e}", check_path.display())))?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(SigilError::Store(format!("cannot read {}: {e}", check_path.display())));
-        }
-    };
+    let existing: Option<KeyCheckFile> = datadir::read_key_check(data)?;
     let dev_key = data.join("root.key");
     match existing {
         Some(kc) => {
@@ -93,7 +74,7 @@ pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<Open
                 return Err(SigilError::Store(format!("unsupported store format {}", kc.format)));
             }
             let bytes = match source {
-                Some(RootKeySource::File(p)) => RootKey::read_file(p).map_err(SigilError::Config)?,
+                Some(RootKeySource::File(p)) => datadir::read_root_key_file(p).map_err(SigilError::Config)?,
                 Some(RootKeySource::Passphrase(pw)) => {
                     let params = kc.kdf.as_ref().ok_or_else(|| {
                         SigilError::WrongRootKey("this store was not created with a passphrase; give its root key file".into())
@@ -105,7 +86,7 @@ pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<Open
                         "using the development root key in {}; production stores must keep the root key elsewhere",
                         dev_key.display()
                     );
-                    RootKey::read_file(&dev_key).map_err(SigilError::Config)?
+                    datadir::read_root_key_file(&dev_key).map_err(SigilError::Config)?
                 }
                 None => {
                     return Err(SigilError::Config("no root key: set --root-key-file/SIGIL_ROOT_KEY_FILE or SIGIL_ROOT_PASSPHRASE".into()));
@@ -120,17 +101,17 @@ pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<Open
         None => {
             ensure_private_dir(data)?;
             let (bytes, kdf) = match source {
-                Some(RootKeySource::File(p)) => (RootKey::read_file(p).map_err(SigilError::Config)?, None),
+                Some(RootKeySource::File(p)) => (datadir::read_root_key_file(p).map_err(SigilError::Config)?, None),
                 Some(RootKeySource::Passphrase(pw)) => {
                     let params = KdfParams::generate();
                     (RootKey::derive(pw, &params).map_err(SigilError::Config)?, Some(params))
                 }
                 None => {
                     let bytes = if dev_key.exists() {
-                        RootKey::read_file(&dev_key).map_err(SigilError::Config)?
+                        datadir::read_root_key_file(&dev_key).map_err(SigilError::Config)?
                     } else {
                         let b = RootKey::generate_bytes();
-                        RootKey::write_new_file(&dev_key, &b).map_err(SigilError::Config)?;
+                        datadir::write_new_key_file(&dev_key, &b).map_err(SigilError::Config)?;
                         b
                     };
                     tracing::warn!(
@@ -404,7 +385,8 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
 /// `sigil rotate-root-key`: re-wraps every tenant data key under a new root key while the
 /// server is stopped. `config` carries the current root key options and the data dir.
 pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Result<u32, SigilError> {
-    let new_key = RootKey::read_file(new_key_file).map_err(SigilError::Config)?;
+    // Checked before the store is opened: a bad key file touches nothing.
+    datadir::read_root_key_file(new_key_file).map_err(SigilError::Config)?;
     let (store, keyring) = open_store(&config).await?;
     let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
     let settings = service_settings(&config, public_url);
@@ -413,7 +395,7 @@ pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Res
     let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
     sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
     let operator = crate::service::Caller::Operator { token: crate::ids::TokenId::random() };
-    let v = sigil.rotate_root_key(&operator, new_key).await.map_err(|e| SigilError::Store(e.to_string()))?;
+    let v = sigil.rotate_root_key(&operator, new_key_file).await.map_err(|e| SigilError::Store(e.to_string()))?;
     drop(sigil);
     store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
     Ok(v)
@@ -422,10 +404,9 @@ pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Res
 /// `sigil restore`: rebuilds a data directory from a backup file (into an empty directory;
 /// start the server with the root key the backup was made under).
 pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilError> {
-    use crate::store::keycheck::KEYCHECK_FILE;
-    let bytes = std::fs::read(backup_file).map_err(|e| SigilError::Config(format!("cannot read {}: {e}", backup_file.display())))?;
+    let bytes = datadir::read_file(backup_file)?;
     let (keycheck, entries) = crate::store::backup::decode(&bytes).map_err(SigilError::Config)?;
-    if data.join(KEYCHECK_FILE).exists() || data.join("store").exists() {
+    if datadir::holds_store(data) {
         return Err(SigilError::Config(format!("{} already holds a store; restore into an empty directory", data.display())));
     }
     ensure_private_dir(data)?;

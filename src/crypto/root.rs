@@ -3,8 +3,6 @@
 //! the token pepper, and a sealed key-check record proves at start-up that it is the right
 //! one before anything is read or written.
 
-use std::path::Path;
-
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -68,33 +66,9 @@ impl std::fmt::Debug for RootKey {
 }
 
 impl RootKey {
-    /// Reads a 32-byte key file.
-    pub fn read_file(path: &Path) -> Result<SecretBytes, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read root key file {}: {e}", path.display()))?;
-        let bytes = SecretBytes::new(bytes);
-        if bytes.len() != 32 {
-            return Err(format!("root key file {} must hold exactly 32 raw bytes (has {})", path.display(), bytes.len()));
-        }
-        Ok(bytes)
-    }
-
     /// A new random root key's bytes (for `root.key` in a dev data dir, or a rotation).
     pub fn generate_bytes() -> SecretBytes {
         SecretBytes::random(32)
-    }
-
-    /// Writes key bytes to a new file with mode 0600; refuses to overwrite.
-    pub fn write_new_file(path: &Path, bytes: &SecretBytes) -> Result<(), String> {
-        use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        f.write_all(bytes.expose()).and_then(|_| f.sync_all()).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// Stretches a passphrase with argon2id. CPU- and memory-heavy: call on a blocking thread.

@@ -223,8 +223,7 @@ pub struct RotateRootRequest {
     responses((status = 200, body = RotationResult)), security(("bearer" = [])))]
 pub async fn rotate_root(sigil: web::Data<Sigil>, auth: Auth, body: Body<RotateRootRequest>) -> Result<HttpResponse, ApiError> {
     auth.0.require_operator().map_err(ApiError::from)?;
-    let bytes = crate::crypto::RootKey::read_file(std::path::Path::new(&body.new_root_key_file)).map_err(ApiError::bad_request)?;
-    let version = sigil.rotate_root_key(&auth.0, bytes).await?;
+    let version = sigil.rotate_root_key(&auth.0, std::path::Path::new(&body.new_root_key_file)).await?;
     Ok(HttpResponse::Ok().json(RotationResult { version, reissued: None, status: "done".into() }))
 }
 

@@ -3,22 +3,21 @@
 
 use super::{Caller, ServiceError, Sigil};
 use crate::store::backup;
-use crate::store::keycheck::KEYCHECK_FILE;
 
 impl Sigil {
     /// The backup file contents (operator only).
     pub async fn backup(&self, caller: &Caller) -> Result<Vec<u8>, ServiceError> {
         caller.require_operator()?;
         let data = self.settings.data_dir.clone().ok_or_else(|| ServiceError::Internal("no data directory".into()))?;
+        // No root rotation while the copy is taken: the key-check file and the wraps in the
+        // store must belong to the same root key.
+        let _no_rotation = self.keys.wrapping.read().await;
+        let keycheck = crate::datadir::read_key_check_bytes(data).await.map_err(ServiceError::Unavailable)?;
         let store = self.store.clone();
-        let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ServiceError> {
-            let entries = store.export()?;
-            let keycheck =
-                std::fs::read(data.join(KEYCHECK_FILE)).map_err(|e| ServiceError::Unavailable(format!("cannot read key check: {e}")))?;
-            Ok(backup::encode(&keycheck, &entries))
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        let bytes =
+            tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ServiceError> { Ok(backup::encode(&keycheck, &store.export()?)) })
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))??;
         Ok(bytes)
     }
 }

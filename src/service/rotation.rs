@@ -20,7 +20,6 @@ use super::{Caller, ServiceError, Sigil};
 use crate::clock::rfc3339;
 use crate::crypto::{Aad, DataKey, RootKey, SecretBytes, blob_key_version};
 use crate::ids::{AgentId, TenantId};
-use crate::store::keycheck::{read_key_check, write_key_check};
 use crate::store::{StoreError, Txn, keys};
 use crate::vc::proof::{self, ProofOptions};
 
@@ -374,15 +373,21 @@ impl Sigil {
     /// Step 1 writes the new wraps beside the old ones in one transaction; step 2 rewrites
     /// the key-check file (the commit point); step 3 replaces the old wraps. A crash
     /// between steps is repaired at start by [`Sigil::recover_root_rotation`].
-    pub async fn rotate_root_key(&self, caller: &Caller, new_root: SecretBytes) -> Result<u32, ServiceError> {
+    pub async fn rotate_root_key(&self, caller: &Caller, new_root_file: &std::path::Path) -> Result<u32, ServiceError> {
         caller.require_operator()?;
+        // The key bytes are read here, never by the handler: only the path crosses the API.
+        let new_root = crate::datadir::read_root_key_file_async(new_root_file.to_path_buf()).await.map_err(ServiceError::invalid)?;
         // One rotation at a time, and no new wrap under the old root while this one runs.
         let _exclusive = self.keys.wrapping.write().await;
         let data = self.settings.data_dir.clone().ok_or_else(|| ServiceError::Internal("no data directory".into()))?;
         let old = self.keys.root();
         let next =
             RootKey::from_bytes(new_root, old.version() + 1).map_err(|_| ServiceError::invalid("the new root key must be 32 bytes"))?;
-        if read_key_check(&data).map_err(|e| ServiceError::Internal(e.to_string()))?.is_some_and(|kc| kc.root_version != old.version()) {
+        if crate::datadir::read_key_check_async(data.clone())
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .is_some_and(|kc| kc.root_version != old.version())
+        {
             return Err(ServiceError::conflict("rotation_in_progress", "the key-check file names another root key version"));
         }
         let mut txn = Txn::new();
@@ -401,7 +406,7 @@ impl Sigil {
         txn.put(keys::pepper(next.version()), next.wrap_pepper(&self.keys.pepper));
         self.store.commit(txn).await?;
         let kdf = None; // the new root is a key file; a passphrase store stops needing one
-        write_key_check(&data, &next, kdf).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        crate::datadir::write_key_check_async(data, &next, kdf).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
         let version = next.version();
         self.keys.set_root(next);
         self.recover_root_rotation().await?;
@@ -576,9 +581,11 @@ mod tests {
             doomed.push(s.create_tenant(&op, Some(&format!("doomed{i}")), "Doomed").await.unwrap().id);
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..3 {
+        for i in 0..3 {
             let (s, op) = (s.clone(), op.clone());
-            tasks.spawn(async move { s.rotate_root_key(&op, SecretBytes::random(32)).await.map(|_| ()) });
+            let key_file = dir.path().join(format!("next{i}.key"));
+            crate::datadir::write_new_key_file(&key_file, &SecretBytes::random(32)).unwrap();
+            tasks.spawn(async move { s.rotate_root_key(&op, &key_file).await.map(|_| ()) });
         }
         for i in 0..6 {
             let (s, op) = (s.clone(), op.clone());

@@ -13,8 +13,6 @@ pub mod backup;
 mod group_commit;
 mod journal;
 
-pub mod keycheck;
-
 pub mod keys;
 mod sled_store;
 

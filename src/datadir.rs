@@ -1,0 +1,167 @@
+//! The data directory: every file Sigil reads or writes outside the store engine itself
+//! lives here, so the rest of the code does no file I/O. It owns the key-check file
+//! `DATA/keycheck.json` (which root key opens this directory, the argon2id parameters of a
+//! passphrase, and a known plaintext sealed under the root key; rewriting it atomically is
+//! the commit point of a root-key rotation), the private directory and file modes (0700,
+//! 0600), the root key files, and the generated operator token file.
+//!
+//! Must never: interpret what it reads beyond its own file formats (key bytes go straight
+//! into `crypto`), log file contents, or leave a half-written file behind (every write is
+//! temp file, fsync, rename, fsync of the directory). The async helpers run the blocking
+//! calls on tokio's blocking pool, so request handlers never block a worker on disk.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{KdfParams, RootKey, SecretBytes};
+use crate::error::SigilError;
+
+/// File name inside the data directory.
+pub const KEYCHECK_FILE: &str = "keycheck.json";
+/// Store format version.
+pub const FORMAT: u32 = 1;
+
+fn startup(msg: impl std::fmt::Display) -> SigilError {
+    SigilError::Startup(msg.to_string())
+}
+
+/// The key-check file: the authority on which root key opens this data directory.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCheckFile {
+    pub format: u32,
+    pub root_version: u32,
+    #[serde(default)]
+    pub kdf: Option<KdfParams>,
+    /// Sealed known plaintext, base64.
+    pub check: String,
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename) with mode 0600.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), SigilError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(|e| startup(format!("cannot write {}: {e}", tmp.display())))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| startup(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| startup(format!("cannot rename into {}: {e}", path.display())))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Reads the key-check file, `None` when absent.
+pub fn read_key_check(data: &Path) -> Result<Option<KeyCheckFile>, SigilError> {
+    let p = data.join(KEYCHECK_FILE);
+    match std::fs::read(&p) {
+        Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| SigilError::Store(format!("{} is corrupt: {e}", p.display())))?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SigilError::Store(format!("cannot read {}: {e}", p.display()))),
+    }
+}
+
+/// Writes the key-check file for `rk` (atomically).
+pub fn write_key_check(data: &Path, rk: &RootKey, kdf: Option<KdfParams>) -> Result<(), SigilError> {
+    let kc = KeyCheckFile { format: FORMAT, root_version: rk.version(), kdf, check: STANDARD.encode(rk.key_check()) };
+    write_key_check_file(data, &kc)
+}
+
+fn write_key_check_file(data: &Path, kc: &KeyCheckFile) -> Result<(), SigilError> {
+    let bytes = serde_json::to_vec_pretty(kc).map_err(startup)?;
+    write_private_file(&data.join(KEYCHECK_FILE), &bytes)
+}
+
+/// Creates a directory (and parents) with mode 0700.
+pub fn ensure_private_dir(p: &Path) -> Result<(), SigilError> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(p).map_err(|e| SigilError::Config(format!("cannot create data directory {}: {e}", p.display())))
+}
+
+/// Reads a 32-byte root key file. The bytes go straight into a [`SecretBytes`], which
+/// zeroizes them on drop.
+pub fn read_root_key_file(path: &Path) -> Result<SecretBytes, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read root key file {}: {e}", path.display()))?;
+    let bytes = SecretBytes::new(bytes);
+    if bytes.len() != 32 {
+        return Err(format!("root key file {} must hold exactly 32 raw bytes (has {})", path.display(), bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// [`read_root_key_file`] on the blocking pool, for request handlers.
+pub async fn read_root_key_file_async(path: PathBuf) -> Result<SecretBytes, String> {
+    tokio::task::spawn_blocking(move || read_root_key_file(&path)).await.map_err(|e| format!("key file reader failed: {e}"))?
+}
+
+/// Writes key bytes to a new file with mode 0600; refuses to overwrite.
+pub fn write_new_key_file(path: &Path, bytes: &SecretBytes) -> Result<(), String> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(bytes.expose()).and_then(|_| f.sync_all()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Reads any file (a backup, a config-named file) whole.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, SigilError> {
+    std::fs::read(path).map_err(|e| SigilError::Config(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Replaces `path` with `bytes` (mode 0600, atomically), removing an older file first.
+pub fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<(), SigilError> {
+    if path.exists() {
+        std::fs::remove_file(path).map_err(|e| SigilError::Config(format!("cannot replace {}: {e}", path.display())))?;
+    }
+    write_private_file(path, bytes)
+}
+
+/// Whether `data` already holds a store (a key-check file or a store directory).
+pub fn holds_store(data: &Path) -> bool {
+    data.join(KEYCHECK_FILE).exists() || data.join("store").exists()
+}
+
+/// The raw key-check file, for a backup; read on the blocking pool.
+pub async fn read_key_check_bytes(data: PathBuf) -> Result<Vec<u8>, String> {
+    tokio::task::spawn_blocking(move || std::fs::read(data.join(KEYCHECK_FILE)).map_err(|e| format!("cannot read key check: {e}")))
+        .await
+        .map_err(|e| format!("key check reader failed: {e}"))?
+}
+
+/// [`read_key_check`] on the blocking pool.
+pub async fn read_key_check_async(data: PathBuf) -> Result<Option<KeyCheckFile>, SigilError> {
+    tokio::task::spawn_blocking(move || read_key_check(&data))
+        .await
+        .map_err(|e| SigilError::Store(format!("key check reader failed: {e}")))?
+}
+
+/// [`write_key_check`] on the blocking pool. The root key itself stays with the caller:
+/// only the sealed check value and the version cross to the blocking thread.
+pub async fn write_key_check_async(data: PathBuf, rk: &RootKey, kdf: Option<KdfParams>) -> Result<(), SigilError> {
+    let kc = KeyCheckFile { format: FORMAT, root_version: rk.version(), kdf, check: STANDARD.encode(rk.key_check()) };
+    tokio::task::spawn_blocking(move || write_key_check_file(&data, &kc))
+        .await
+        .map_err(|e| SigilError::Store(format!("key check writer failed: {e}")))?
+}
