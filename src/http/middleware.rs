@@ -112,12 +112,12 @@ pub async fn edge(mut req: ServiceRequest, next: Next<impl MessageBody + 'static
     } else if has_body(&req) {
         let body = SharedPayload(Rc::new(RefCell::new(req.take_payload())));
         req.set_payload(body.stream());
-        let res = crate::service::audit::REQUEST_ID.scope(id.clone(), next.call(req)).await?.map_into_boxed_body();
+        let res = crate::service::kernel::journal::REQUEST_ID.scope(id.clone(), next.call(req)).await?.map_into_boxed_body();
         // A handler that read the body to the end leaves an empty stream: this returns at once.
         drain(body.take()).await;
         res
     } else {
-        crate::service::audit::REQUEST_ID.scope(id.clone(), next.call(req)).await?.map_into_boxed_body()
+        crate::service::kernel::journal::REQUEST_ID.scope(id.clone(), next.call(req)).await?.map_into_boxed_body()
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);

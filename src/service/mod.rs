@@ -4,40 +4,22 @@
 //! Must never: speak HTTP, hold key bytes (those stay in `crypto`), or write to the store
 //! outside a [`crate::store::Txn`].
 
-pub mod agents;
-pub mod audit;
-mod backup;
+pub(crate) mod kernel;
+pub(crate) mod model;
+pub(crate) mod ops;
 
-pub mod auth;
-mod cache;
-pub mod credentials;
-mod dids;
-pub mod egress;
-mod error;
-pub mod guardrails;
-mod keyring;
-pub mod lifecycle;
-mod mutation;
-pub mod presentations;
-pub mod records;
-pub mod resolver;
-pub mod rotation;
-
-#[cfg(test)]
-mod races;
-mod sealed;
-mod signers;
-pub mod status;
-pub mod tenants;
-pub mod vc_api;
-mod verification;
+// The public paths the HTTP layer, the CLI and the tests use; the tiers stay an internal
+// arrangement.
+pub use kernel::{auth, egress, resolver, status};
+pub use model::{records, settings};
+pub use ops::{agents, audit, credentials, guardrails, lifecycle, presentations, rotation, tenants, vc_api};
 
 use std::sync::Arc;
 
-pub use auth::{Caller, Role};
-pub use error::ServiceError;
-pub use keyring::Keyring;
-pub use verification::{Expectation, FLOOR_REACH, restored_lease_record};
+pub use kernel::auth::{Caller, Role};
+pub use kernel::keyring::Keyring;
+pub use model::error::ServiceError;
+pub use ops::verification::{Expectation, FLOOR_REACH, restored_lease_record};
 
 use crate::clock::Clock;
 use crate::config::PublicUrl;
@@ -88,19 +70,19 @@ pub struct Sigil {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     pub(crate) auth_cache: auth::AuthCache,
-    pub(crate) signers: signers::SignerCache,
-    pub(crate) status_cache: status::StatusCache,
+    pub(crate) signers: kernel::signers::SignerCache,
+    pub(crate) status_cache: kernel::status::StatusCache,
     pub(crate) http: resolver::HttpResolver,
-    pub(crate) audit_heads: audit::AuditHeads,
-    pub(crate) wallets: presentations::WalletCache,
-    pub(crate) tenant_did_docs: dids::TenantDidDocs,
-    pub(crate) agent_did_records: dids::AgentDidRecords,
-    pub(crate) agent_locks: lifecycle::AgentLocks,
-    pub(crate) budget_locks: lifecycle::KeyedLocks,
-    /// Per-tenant issuance (status-list allocation) locks; see [`lifecycle::Issuing`].
-    pub(crate) issuance_locks: lifecycle::KeyedLocks,
-    pub(crate) guardrails: guardrails::Guardrails,
-    pub(crate) challenge_lease: verification::ChallengeLease,
+    pub(crate) audit_heads: kernel::journal::AuditHeads,
+    pub(crate) wallets: kernel::wallet::WalletCache,
+    pub(crate) tenant_did_docs: kernel::dids::TenantDidDocs,
+    pub(crate) agent_did_records: kernel::dids::AgentDidRecords,
+    pub(crate) agent_locks: kernel::locks::AgentLocks,
+    pub(crate) budget_locks: kernel::locks::KeyedLocks,
+    /// Per-tenant issuance (status-list allocation) locks; see [`kernel::locks::Issuing`].
+    pub(crate) issuance_locks: kernel::locks::KeyedLocks,
+    pub(crate) guardrails: kernel::guards::Guardrails,
+    pub(crate) challenge_lease: ops::verification::ChallengeLease,
     /// [`Settings::verify_trust`], built once.
     pub(crate) verify_trust: crate::vc::trust::TrustPolicy,
 }
@@ -108,7 +90,7 @@ pub struct Sigil {
 impl Sigil {
     /// Assembles the service from its parts (see `startup` for the real wiring).
     pub fn new(store: Arc<dyn Store>, keys: Keyring, clock: Arc<dyn Clock>, settings: Settings, http: resolver::HttpResolver) -> Arc<Self> {
-        let guard = guardrails::Guardrails::new(settings.auth_failure_burst, settings.verify_rate);
+        let guard = kernel::guards::Guardrails::new(settings.auth_failure_burst, settings.verify_rate);
         let verify_trust = settings.verify_trust();
         Arc::new(Self {
             verify_trust,
@@ -117,18 +99,18 @@ impl Sigil {
             clock,
             settings,
             auth_cache: auth::AuthCache::default(),
-            signers: signers::SignerCache::default(),
-            status_cache: status::StatusCache::default(),
+            signers: kernel::signers::SignerCache::default(),
+            status_cache: kernel::status::StatusCache::default(),
             http,
-            audit_heads: audit::AuditHeads::default(),
-            wallets: presentations::WalletCache::default(),
-            tenant_did_docs: dids::TenantDidDocs::default(),
-            agent_did_records: dids::AgentDidRecords::default(),
-            agent_locks: lifecycle::AgentLocks::default(),
-            budget_locks: lifecycle::KeyedLocks::default(),
-            issuance_locks: lifecycle::KeyedLocks::default(),
+            audit_heads: kernel::journal::AuditHeads::default(),
+            wallets: kernel::wallet::WalletCache::default(),
+            tenant_did_docs: kernel::dids::TenantDidDocs::default(),
+            agent_did_records: kernel::dids::AgentDidRecords::default(),
+            agent_locks: kernel::locks::AgentLocks::default(),
+            budget_locks: kernel::locks::KeyedLocks::default(),
+            issuance_locks: kernel::locks::KeyedLocks::default(),
             guardrails: guard,
-            challenge_lease: verification::ChallengeLease::default(),
+            challenge_lease: ops::verification::ChallengeLease::default(),
         })
     }
 

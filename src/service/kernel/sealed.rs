@@ -7,9 +7,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::keyring::TenantKeys;
-use super::{ServiceError, Sigil};
 use crate::crypto::{Aad, DataKey, blob_key_version};
+use crate::service::kernel::keyring::TenantKeys;
+use crate::service::{ServiceError, Sigil};
 use crate::store::keys;
 
 impl Sigil {
@@ -98,7 +98,7 @@ pub(crate) fn seal_with<T: Serialize>(dk: &DataKey, tenant: &str, kind: &str, id
 /// written before compression existed (or too small to compress) still open as they are.
 const DEFLATED: u8 = 0;
 /// The record kind sealed without compression (see `seal_with`).
-const UNCOMPRESSED_KIND: &str = super::audit::KIND;
+const UNCOMPRESSED_KIND: &str = crate::service::model::records::kind::AUDIT;
 /// Below this a record is stored as plain JSON: deflate would not pay for its own header.
 const COMPRESS_FROM: usize = 200;
 

@@ -1,6 +1,6 @@
 //! DID documents and status lists for verification. [`HttpResolver`] fetches `did:web`
 //! documents and status list credentials over HTTPS through the egress policy
-//! ([`super::egress`]), with a timeout, a size limit, a global cap on concurrent fetches
+//! ([`crate::service::kernel::egress`]), with a timeout, a size limit, a global cap on concurrent fetches
 //! and a short cache bounded in bytes; [`LocalFirst`] answers for this deployment's own
 //! URLs in-process (no self-request, same documents) and defers to HTTP for everything
 //! else.
@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::Sigil;
-use super::egress::{EgressPolicy, FilteringDns, refusal_in};
 use crate::ids::{AgentId, TenantId};
+use crate::service::Sigil;
+use crate::service::kernel::egress::{EgressPolicy, FilteringDns, refusal_in};
 use crate::vc::credential::types;
 use crate::vc::did::did_web_url;
 use crate::vc::verify::{ResolveError, Resolver};

@@ -28,9 +28,9 @@ use jiff::Timestamp;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::resolver::LocalFirst;
-use super::{ServiceError, Sigil};
-use crate::store::{StoreError, Txn, keys};
+use crate::service::kernel::resolver::LocalFirst;
+use crate::service::{ServiceError, Sigil};
+use crate::store::{Txn, keys};
 use crate::vc::presentation::{PresentationOptions, PresentationReport, verify_presentation_in};
 use crate::vc::trust::TrustPolicy;
 use crate::vc::verify::{Check, TrustMode};
@@ -296,10 +296,7 @@ impl Sigil {
             }
             if !txn.is_empty() {
                 // A concurrent identical purge is harmless; skip this batch on conflict.
-                match self.store.commit(txn).await {
-                    Ok(()) | Err(StoreError::Conflict) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                self.commit_unaudited(txn, crate::service::kernel::mutation::Effects::none()).await?;
             }
             after = Some(last);
         }

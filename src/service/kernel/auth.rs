@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::cache::{GenCache, pause};
+use crate::service::kernel::cache::{GenCache, pause};
 
-use super::mutation::Effects;
-use super::records::{TokenRecord, TokenRole, kind};
-use super::{ServiceError, Sigil};
 use crate::crypto::{AccessToken, TokenHash};
 use crate::ids::{AgentId, TenantId, TokenId};
+use crate::service::kernel::mutation::Effects;
+use crate::service::model::records::{TokenRecord, TokenRole, kind};
+use crate::service::{ServiceError, Sigil};
 use crate::store::{Txn, keys};
 
 /// A tenant-scoped role.
@@ -211,7 +211,7 @@ impl Sigil {
     pub(crate) fn stage_tenant_token(
         &self,
         txn: &mut Txn,
-        tk: &super::keyring::TenantKeys,
+        tk: &crate::service::kernel::keyring::TenantKeys,
         tenant: &TenantId,
         minted: &MintedToken,
     ) -> Result<(), ServiceError> {

@@ -1,6 +1,6 @@
 //! Deterministic race tests for the one mutation path and its caches, in-process on real
 //! sled. A request that read the store before a change committed is paused just before it
-//! fills its cache (test-only pause points, [`super::cache::pause`]); the change runs to
+//! fills its cache (test-only pause points, [`crate::service::kernel::cache::pause`]); the change runs to
 //! its response; the paused request is released. The rule under test: the change is
 //! effective for every request that starts after its response.
 
@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use serde_json::Map;
 
-use super::Sigil;
-use super::agents::NewAgent;
-use super::cache::pause;
-use super::credentials::{NewDelegation, StatusChange};
-use super::presentations::{Format, PresentationRequest};
-use super::records::TokenRole;
-use super::{Caller, ServiceError, testing};
 use crate::ids::TenantId;
 use crate::policy::{Authority, Principal, PrincipalKind};
+use crate::service::Sigil;
+use crate::service::kernel::cache::pause;
+use crate::service::model::records::TokenRole;
+use crate::service::ops::agents::NewAgent;
+use crate::service::ops::credentials::{NewDelegation, StatusChange};
+use crate::service::ops::presentations::{Format, PresentationRequest};
+use crate::service::{Caller, ServiceError, testing};
 
 struct World {
     s: Arc<Sigil>,
@@ -168,7 +168,8 @@ async fn a_suspended_agents_credentials_fail_verification_for_every_later_reques
     })
     .await;
     assert_eq!(code(present_after(&w).await), "agent_suspended");
-    let expect = super::Expectation { challenge: Some("made-before".into()), domain: Some("shop.example".into()), ..Default::default() };
+    let expect =
+        crate::service::Expectation { challenge: Some("made-before".into()), domain: Some("shop.example".into()), ..Default::default() };
     let r = w.s.verify_presentation(&vp, expect).await.unwrap();
     assert!(r.report.codes().contains(&"suspended"), "{:?}", r.report.errors());
 }

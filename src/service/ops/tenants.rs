@@ -4,13 +4,15 @@
 
 use jiff::Timestamp;
 
-use super::auth::MintedToken;
-use super::keyring::TenantKeys;
-use super::mutation::{Attempt, Effects};
-use super::records::{KeyState, KeyVersion, TenantRecord, TokenRecord, TokenRole, kind};
-use super::{Caller, Page, ServiceError, Sigil, page_limit};
 use crate::crypto::{Aad, AccessToken, DataKey, Signer};
 use crate::ids::{TenantId, TokenId};
+use crate::service::kernel::auth::MintedToken;
+use crate::service::kernel::journal::{Event, actor};
+use crate::service::kernel::keyring::TenantKeys;
+use crate::service::kernel::mutation::{Attempt, Effects};
+use crate::service::model::records::{KeyState, KeyVersion, TenantRecord, TokenRecord, TokenRole, kind};
+use crate::service::model::validate::validate_text;
+use crate::service::{Caller, Page, ServiceError, Sigil, page_limit};
 use crate::store::{Txn, keys};
 
 /// A tenant as listed.
@@ -37,13 +39,6 @@ pub struct TokenCreated {
     pub id: TokenId,
     pub role: TokenRole,
     pub token: AccessToken,
-}
-
-pub(crate) fn validate_text(field: &str, s: &str, max: usize) -> Result<(), ServiceError> {
-    if s.trim().is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(format!("{field} must be 1–{max} characters without control characters")));
-    }
-    Ok(())
 }
 
 impl Sigil {
@@ -100,19 +95,14 @@ impl Sigil {
         let minted = self.mint_token(TokenRole::Admin, None, None);
         self.stage_tenant_token(&mut txn, &tk, &id, &minted)?;
         let generation = self.keys.generation();
-        self.store.commit(txn).await.map_err(|e| match e {
-            crate::store::StoreError::Conflict => ServiceError::conflict("tenant_exists", "a tenant with this id already exists"),
-            e => e.into(),
-        })?;
+        // The first entry of the tenant's trail is written in the same transaction, sealed
+        // under the data key it stores: a tenant never exists unaudited.
+        let event = Event::new("tenant.created", serde_json::json!({"admin_token_id": minted.id.to_string()}));
+        if !self.commit_creation(t, &tk, &actor(caller), txn, event, Effects::none()).await? {
+            return Err(ServiceError::conflict("tenant_exists", "a tenant with this id already exists"));
+        }
         drop(wrapping);
         self.keys.insert(t, tk, generation);
-        // The first entry of the tenant's own trail (its chain cannot exist before its keys).
-        self.record(
-            t,
-            super::audit::actor(caller),
-            super::audit::Event::new("tenant.created", serde_json::json!({"admin_token_id": minted.id.to_string()})),
-        )
-        .await?;
         Ok(TenantCreated { did: self.tenant_did(t), id, admin_token: minted.token, admin_token_id: minted.id })
     }
 
@@ -145,11 +135,6 @@ impl Sigil {
         Ok(Page { items, next_cursor })
     }
 
-    pub(crate) async fn tenant_record(&self, t: &str) -> Result<TenantRecord, ServiceError> {
-        let tk = self.tenant_keys(t).await?;
-        self.load_record(&tk, t, kind::TENANT, t, &keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)
-    }
-
     /// Deletes a tenant: destroys its data keys first (crypto-shredding), then its records.
     pub async fn delete_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<(), ServiceError> {
         caller.require_operator()?;
@@ -163,14 +148,14 @@ impl Sigil {
         for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 1024).await? {
             txn.delete(k);
         }
-        self.store.commit(txn).await?;
-        self.keys.evict(t);
-        self.audit_heads.forget(t).await;
-        // Not through `mutate`: the tenant's trail is destroyed with it, so this commit has
-        // no entry there. Its effects are the same kind of data, applied the same way.
+        // Unaudited: the tenant's trail is destroyed with it (the operator's request is
+        // logged). Every cache of the tenant and its data keys are dropped after the commit.
         let mut gone = Effects::none();
-        gone.everything(t);
-        self.apply(gone);
+        gone.everything(t).data_keys(t);
+        if !self.commit_unaudited(txn, gone).await? {
+            return Err(ServiceError::conflict("write_conflict", "the tenant is being deleted concurrently"));
+        }
+        self.audit_heads.forget(t).await;
         // Step 2: remove the now-unreadable records (resumed at start-up if interrupted).
         self.purge_tenant_records(t).await
     }
@@ -189,7 +174,7 @@ impl Sigil {
                 }
                 txn.delete(k);
             }
-            self.store.commit(txn).await?;
+            self.commit_unaudited(txn, Effects::none()).await?;
         }
         loop {
             let rows = self.store.scan(&keys::tenant_prefix(t), None, 1000).await?;
@@ -200,11 +185,11 @@ impl Sigil {
             for (k, _) in rows {
                 txn.delete(k);
             }
-            self.store.commit(txn).await?;
+            self.commit_unaudited(txn, Effects::none()).await?;
         }
         let mut txn = Txn::new();
         txn.delete(keys::tenant_tombstone(t));
-        self.store.commit(txn).await?;
+        self.commit_unaudited(txn, Effects::none()).await?;
         Ok(())
     }
 
@@ -229,10 +214,13 @@ impl Sigil {
         let tk = self.tenant_keys(tenant.as_str()).await?;
         let minted: MintedToken = self.mint_token(role, None, None);
         let (tk, minted_ref) = (&tk, &minted);
-        self.mutate(tenant.as_str(), &super::audit::actor(caller), || async move {
+        self.mutate(tenant.as_str(), &crate::service::kernel::journal::actor(caller), || async move {
             let mut txn = Txn::new();
             self.stage_tenant_token(&mut txn, tk, tenant, minted_ref)?;
-            let event = super::audit::Event::new("token.created", serde_json::json!({"token_id": minted_ref.id.to_string(), "role": role}));
+            let event = crate::service::kernel::journal::Event::new(
+                "token.created",
+                serde_json::json!({"token_id": minted_ref.id.to_string(), "role": role}),
+            );
             Ok(Attempt::commit(txn, event, Effects::none(), ()))
         })
         .await?;
@@ -246,7 +234,7 @@ impl Sigil {
         if caller.token_id() == token {
             return Err(ServiceError::conflict("token_in_use", "a token cannot delete itself"));
         }
-        self.mutate(t, &super::audit::actor(caller), || async move {
+        self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let key = keys::token(t, token.as_str());
             let rec: Option<TokenRecord> = self.load_record(&tk, t, kind::TOKEN, token.as_str(), &key).await?;
@@ -256,7 +244,8 @@ impl Sigil {
             let mut txn = Txn::new();
             let mut effects = Effects::none();
             self.stage_token_removal(&mut txn, &mut effects, tenant, &rec);
-            let event = super::audit::Event::new("token.deleted", serde_json::json!({"token_id": rec.id, "role": rec.role}));
+            let event =
+                crate::service::kernel::journal::Event::new("token.deleted", serde_json::json!({"token_id": rec.id, "role": rec.role}));
             Ok(Attempt::commit(txn, event, effects, ()))
         })
         .await

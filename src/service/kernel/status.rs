@@ -12,12 +12,12 @@ use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use serde_json::Value;
 
-use super::cache::GenCache;
-use super::keyring::TenantKeys;
-use super::sealed::decode_u32;
-use super::{ServiceError, Sigil};
 use crate::clock::rfc3339;
 use crate::crypto::Aad;
+use crate::service::kernel::cache::GenCache;
+use crate::service::kernel::keyring::TenantKeys;
+use crate::service::kernel::sealed::decode_u32;
+use crate::service::{ServiceError, Sigil};
 use crate::store::{Txn, keys};
 use crate::vc::proof::{self, ProofOptions};
 use crate::vc::status_list::{self, Bitstring, LIST_SIZE};
@@ -109,7 +109,7 @@ impl Sigil {
     /// commit, and callers retry.
     pub(crate) async fn stage_status_index(
         &self,
-        _issuing: &super::lifecycle::Issuing<'_>,
+        _issuing: &crate::service::kernel::locks::Issuing<'_>,
         txn: &mut Txn,
         tenant: &str,
         purpose: Purpose,
@@ -249,7 +249,7 @@ impl Sigil {
             return Err(ServiceError::Internal("status list is not an object".into()));
         };
         let signed = Arc::new(proof::sign(map, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?);
-        super::cache::pause::point("status.fill", tenant).await;
+        crate::service::kernel::cache::pause::point("status.fill", tenant).await;
         self.status_cache.0.fill(ticket, ck, (now, signed.clone()));
         Ok(signed)
     }

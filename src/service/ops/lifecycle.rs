@@ -5,104 +5,15 @@
 //! waits for presentations being signed right now and no presentation starts with the old
 //! state after the change commits (see [`AgentLocks`]).
 
-use std::hash::{Hash, Hasher};
-
-use jiff::Timestamp;
 use serde_json::json;
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::audit::{Event, actor};
-use super::credentials::{NewDelegation, StatusChange, status_change_bits};
-use super::mutation::{Attempt, Effects};
-use super::records::{AgentRecord, AgentState, CredentialKind, CredentialRecord, KeyState, KeyVersion, TokenRecord, kind};
-use super::signers::stage_new_key;
-use super::{Caller, ServiceError, Sigil};
 use crate::ids::{AgentId, TenantId};
+use crate::service::kernel::issue::{NewDelegation, StatusChange, status_change_bits};
+use crate::service::kernel::journal::{Event, actor};
+use crate::service::kernel::mutation::{Attempt, Effects};
+use crate::service::model::records::{AgentRecord, AgentState, CredentialKind, CredentialRecord, KeyState, KeyVersion, TokenRecord, kind};
+use crate::service::{Caller, ServiceError, Sigil};
 use crate::store::{Txn, keys};
-
-const SHARDS: usize = 256;
-
-/// Sharded per-agent locks: presentations hold a read guard from loading the wallet to
-/// signing; key and state changes hold the write guard across their commit and the cache
-/// eviction.
-pub struct AgentLocks {
-    shards: Vec<RwLock<()>>,
-}
-
-impl Default for AgentLocks {
-    fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| RwLock::new(())).collect() }
-    }
-}
-
-impl AgentLocks {
-    fn shard(&self, tenant: &str, agent: &str) -> &RwLock<()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (tenant, agent).hash(&mut h);
-        let i = (h.finish() as usize) % SHARDS;
-        // `i < SHARDS == shards.len()`; `first()` is only a non-panicking fallback.
-        self.shards.get(i).or_else(|| self.shards.first()).unwrap_or_else(|| unreachable_lock())
-    }
-
-    pub(crate) async fn read(&self, tenant: &str, agent: &str) -> RwLockReadGuard<'_, ()> {
-        self.shard(tenant, agent).read().await
-    }
-
-    pub(crate) async fn write(&self, tenant: &str, agent: &str) -> RwLockWriteGuard<'_, ()> {
-        self.shard(tenant, agent).write().await
-    }
-
-    /// Every shard (issuer-key rotation affects all agents of a tenant).
-    pub(crate) async fn write_all(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
-        let mut v = Vec::with_capacity(SHARDS);
-        for s in &self.shards {
-            v.push(s.write().await);
-        }
-        v
-    }
-}
-
-fn unreachable_lock() -> &'static RwLock<()> {
-    static FALLBACK: RwLock<()> = RwLock::const_new(());
-    &FALLBACK
-}
-
-/// Sharded mutexes keyed by `(tenant, name)`: budget reservations per delegation, and
-/// status-list allocation per tenant (see [`Issuing`]).
-pub struct KeyedLocks {
-    shards: Vec<tokio::sync::Mutex<()>>,
-}
-
-impl Default for KeyedLocks {
-    fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| tokio::sync::Mutex::new(())).collect() }
-    }
-}
-
-impl KeyedLocks {
-    pub(crate) async fn lock(&self, tenant: &str, name: &str) -> tokio::sync::MutexGuard<'_, ()> {
-        static FALLBACK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (tenant, name).hash(&mut h);
-        // `i < SHARDS == shards.len()`; the fallback only avoids a panic path.
-        self.shards.get((h.finish() as usize) % SHARDS).unwrap_or(&FALLBACK).lock().await
-    }
-}
-
-/// Proof that the caller holds its tenant's issuance lock, which status-index allocation
-/// requires. Held from allocation to commit, it makes concurrent issuances in a tenant
-/// take turns instead of all but one failing on the status-list counters and retrying
-/// (which, under a burst of creations, exhausted the retries and answered 409).
-pub(crate) struct Issuing<'a> {
-    _guard: tokio::sync::MutexGuard<'a, ()>,
-}
-
-impl Sigil {
-    /// Takes tenant `t`'s issuance lock; hold it until the issuing transaction commits.
-    pub(crate) async fn issuing(&self, t: &str) -> Issuing<'_> {
-        Issuing { _guard: self.issuance_locks.lock(t, "issuance").await }
-    }
-}
 
 /// Public view of a key version.
 #[derive(Debug, Clone)]
@@ -112,39 +23,6 @@ pub struct KeyView {
 }
 
 impl Sigil {
-    /// Loads an agent and the records of all its credentials, for a multi-record change.
-    async fn agent_with_credentials(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-    ) -> Result<(AgentRecord, Vec<u8>, Vec<(CredentialRecord, Vec<u8>)>), ServiceError> {
-        let (rec, blob) = self.agent_record(tenant, agent).await?;
-        let mut creds = Vec::with_capacity(rec.credential_ids.len());
-        for id in &rec.credential_ids {
-            creds.push(self.credential_record(tenant.as_str(), id).await?);
-        }
-        Ok((rec, blob, creds))
-    }
-
-    /// Stages an agent record and its changed credentials, CAS-guarded.
-    fn stage_agent_and_credentials(
-        &self,
-        txn: &mut Txn,
-        tk: &super::keyring::TenantKeys,
-        tenant: &str,
-        rec: &AgentRecord,
-        old_blob: Vec<u8>,
-        creds: &[(CredentialRecord, Vec<u8>)],
-    ) -> Result<(), ServiceError> {
-        let akey = keys::agent(tenant, &rec.id);
-        txn.require_equals(akey.clone(), old_blob).put(akey, self.seal_record(tk, tenant, kind::AGENT, &rec.id, rec)?);
-        for (c, old) in creds {
-            let ckey = keys::credential(tenant, &c.id);
-            txn.require_equals(ckey.clone(), old.clone()).put(ckey, self.seal_record(tk, tenant, kind::CREDENTIAL, &c.id, c)?);
-        }
-        Ok(())
-    }
-
     /// Suspends (true) or resumes (false) an agent and the credentials suspended with it.
     pub async fn set_agent_suspended(
         &self,
@@ -155,60 +33,6 @@ impl Sigil {
     ) -> Result<AgentRecord, ServiceError> {
         caller.require_tenant_admin(tenant)?;
         self.set_agent_suspended_as(tenant, agent, suspend, actor(caller)).await
-    }
-
-    /// [`Sigil::set_agent_suspended`] on behalf of `actor_s` (guardrails act as `system:*`).
-    pub(crate) async fn set_agent_suspended_as(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-        suspend: bool,
-        actor_s: String,
-    ) -> Result<AgentRecord, ServiceError> {
-        let t = tenant.as_str();
-        let _lock = self.agent_locks.write(t, agent.as_str()).await;
-        self.mutate(t, &actor_s, || async move {
-            let tk = self.tenant_keys(t).await?;
-            let (mut rec, blob, creds) = self.agent_with_credentials(tenant, agent).await?;
-            match (rec.state, suspend) {
-                (AgentState::Retired, _) => {
-                    return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
-                }
-                (AgentState::Suspended, true) | (AgentState::Active, false) => return Ok(Attempt::Done(rec)),
-                _ => {}
-            }
-            let mut bits = Vec::new();
-            let mut changed = Vec::new();
-            if suspend {
-                rec.suspended_credentials.clear();
-                for (mut c, old) in creds {
-                    if !c.revoked && !c.suspended {
-                        bits.extend(status_change_bits(&mut c, StatusChange::Suspend)?);
-                        rec.suspended_credentials.push(c.id.clone());
-                        changed.push((c, old));
-                    }
-                }
-                rec.state = AgentState::Suspended;
-            } else {
-                for (mut c, old) in creds {
-                    if rec.suspended_credentials.contains(&c.id) && !c.revoked {
-                        bits.extend(status_change_bits(&mut c, StatusChange::Resume)?);
-                        changed.push((c, old));
-                    }
-                }
-                rec.suspended_credentials.clear();
-                rec.state = AgentState::Active;
-            }
-            let mut txn = Txn::new();
-            self.stage_status_bits(&mut txn, t, &bits).await?;
-            self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &changed)?;
-            let event = Event::new(if suspend { "agent.suspended" } else { "agent.resumed" }, json!({"credentials": changed.len()}))
-                .agent(agent.as_str());
-            let mut effects = Effects::none();
-            effects.status_lists(t).wallet(t, agent.as_str());
-            Ok(Attempt::commit(txn, event, effects, rec))
-        })
-        .await
     }
 
     /// Retires an agent for good: every credential revoked, every token deleted, every
@@ -255,44 +79,6 @@ impl Sigil {
             let event = Event::new("agent.retired", json!({"credentials_revoked": changed.len()})).agent(a);
             effects.status_lists(t).signers(t, Some(a)).wallet(t, a);
             Ok(Attempt::commit(txn, event, effects, rec))
-        })
-        .await
-    }
-
-    /// Rotates an agent's signing key: a new version becomes current, the previous private
-    /// key is destroyed in the same transaction; its public half stays in the DID document.
-    /// `only_if_current` makes the rotation conditional (scheduled rotation, idempotent).
-    pub(crate) async fn rotate_agent_key_inner(
-        &self,
-        tenant: &TenantId,
-        agent: &AgentId,
-        actor_s: String,
-        reason: &str,
-        only_if_current: Option<u32>,
-    ) -> Result<Option<AgentRecord>, ServiceError> {
-        let t = tenant.as_str();
-        let a = agent.as_str();
-        let _lock = self.agent_locks.write(t, a).await;
-        self.mutate(t, &actor_s, || async move {
-            let tk = self.tenant_keys(t).await?;
-            let (mut rec, blob) = self.agent_record(tenant, agent).await?;
-            if rec.state == AgentState::Retired {
-                return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
-            }
-            if only_if_current.is_some_and(|v| v != rec.current_key) {
-                return Ok(Attempt::Done(None));
-            }
-            let old = rec.current_key;
-            let mut txn = Txn::new();
-            let new = stage_new_key(&tk, &mut txn, t, a, &mut rec.keys, old, self.clock.now())?;
-            rec.current_key = new;
-            let akey = keys::agent(t, a);
-            txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
-            let event = Event::new("agent.key_rotated", json!({"from": old, "to": new, "reason": reason})).agent(a);
-            metrics::counter!("sigil_rotations_total", "kind" => "agent_key").increment(1);
-            let mut effects = Effects::none();
-            effects.signers(t, Some(a)).wallet(t, a);
-            Ok(Attempt::commit(txn, event, effects, Some(rec)))
         })
         .await
     }
@@ -446,14 +232,5 @@ impl Sigil {
             Ok(Attempt::commit(txn, event, effects, ids))
         })
         .await
-    }
-
-    /// Keys listed in an agent's DID document and whether each is in `authentication`:
-    /// the current key, plus retired keys during a grace period as long as a presentation
-    /// may live, so presentations signed just before a rotation still verify everywhere.
-    pub(crate) fn agent_key_grace(&self, k: &KeyVersion, now: Timestamp) -> bool {
-        k.state == KeyState::Retired
-            && k.retired_at
-                .is_some_and(|r| now.duration_since(r) < jiff::SignedDuration::from_secs(self.settings.max_presentation_ttl as i64))
     }
 }

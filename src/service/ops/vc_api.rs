@@ -4,10 +4,10 @@
 
 use serde_json::{Map, Value};
 
-use super::resolver::LocalFirst;
-use super::{Caller, ServiceError, Sigil};
 use crate::clock::rfc3339;
 use crate::ids::TenantId;
+use crate::service::kernel::resolver::LocalFirst;
+use crate::service::{Caller, ServiceError, Sigil};
 use crate::vc::credential::{VC_V2, issuer_id, types};
 use crate::vc::proof::{self, ProofOptions};
 use crate::vc::verify::{self, CredentialOptions, Report};

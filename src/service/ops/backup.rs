@@ -1,7 +1,7 @@
 //! Online backup: a consistent copy of the encrypted store (writers pause while it is
 //! taken) plus the key-check file, for `GET /v1/system/backup` and `sigil backup`.
 
-use super::{Caller, ServiceError, Sigil};
+use crate::service::{Caller, ServiceError, Sigil};
 use crate::store::backup;
 
 impl Sigil {

@@ -12,6 +12,8 @@ pub mod kind {
     pub const TOKEN: &str = "token";
     pub const OPERATOR_TOKEN: &str = "operator-token";
     pub const CREDENTIAL: &str = "credential";
+    /// An entry of a tenant's audit trail.
+    pub const AUDIT: &str = "audit";
 }
 
 /// Lifecycle of a key version.
@@ -49,7 +51,7 @@ pub struct TenantRecord {
     pub issuer_current: u32,
     /// Maximum key ages enforced by scheduled rotation.
     #[serde(default)]
-    pub key_policy: Option<super::rotation::KeyPolicy>,
+    pub key_policy: Option<crate::service::model::settings::KeyPolicy>,
     /// Keys that sign audit checkpoints (`#audit-N` in the tenant DID document).
     #[serde(default)]
     pub audit_keys: Vec<KeyVersion>,
@@ -59,7 +61,7 @@ pub struct TenantRecord {
     pub sensitive_context_keys: Vec<String>,
     /// Rate limits, anomaly rule and sensitive context keys.
     #[serde(default)]
-    pub guardrails: Option<super::guardrails::GuardrailSettings>,
+    pub guardrails: Option<crate::service::model::settings::GuardrailSettings>,
 }
 
 /// Agent lifecycle state.

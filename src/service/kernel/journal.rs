@@ -3,18 +3,22 @@
 //! (one transaction), or journaled alone when it describes no other write (a presentation),
 //! and the request is answered only after the store made both durable. The per-tenant lock
 //! covers the in-memory apply only, never the flush, so concurrent requests share fsyncs
-//! (group commit).
+//! (group commit). Checkpoints sign the chain head with the tenant's audit key.
+//!
+//! Must never: put a secret into an entry, or answer before the entry is durable.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::keyring::TenantKeys;
-use super::{Caller, ServiceError, Sigil};
-use crate::audit::{Checkpoint, Entry, GENESIS, TrailReport, verify_trail};
+use serde_json::Value;
+
+use crate::audit::{Entry, GENESIS};
 use crate::clock::rfc3339;
+use crate::service::kernel::keyring::TenantKeys;
+use crate::service::model::records::kind;
+use crate::service::{Caller, ServiceError, Sigil};
 use crate::store::{Txn, keys};
 
 tokio::task_local! {
@@ -22,7 +26,14 @@ tokio::task_local! {
     pub static REQUEST_ID: String;
 }
 
-pub(crate) const KIND: &str = "audit";
+/// What the journaled path made of one entry; the parts come back when it could not take it.
+enum Fast<P> {
+    Appended,
+    /// Another writer holds the head for the moment: yield, then try again.
+    Busy(P),
+    /// The head is not known here (or a transactional writer holds the chain).
+    Unknown(P),
+}
 
 #[derive(Debug, Clone)]
 struct Head {
@@ -33,15 +44,6 @@ struct Head {
 /// How often a journaled entry finds the head taken and yields before it waits 1 ms
 /// between tries instead (a holder blocked on the store must not make others spin).
 const BUSY_YIELDS: u32 = 64;
-
-/// What the journaled path made of one entry; the parts come back when it could not take it.
-enum Fast<P> {
-    Appended,
-    /// Another writer holds the head for the moment: yield, then try again.
-    Busy(P),
-    /// The head is not known here (or a transactional writer holds the chain).
-    Unknown(P),
-}
 
 /// Per-tenant chain heads.
 #[derive(Default)]
@@ -147,6 +149,11 @@ fn head_bytes(h: &Head) -> Vec<u8> {
 }
 
 impl Sigil {
+    /// The sequence number of the tenant's last entry, as stored (0: none yet).
+    pub(crate) async fn audit_head_seq(&self, tenant: &str) -> Result<u64, ServiceError> {
+        Ok(self.load_head(tenant).await?.seq)
+    }
+
     async fn load_head(&self, tenant: &str) -> Result<Head, ServiceError> {
         match self.store.get(&keys::audit_head(tenant)).await? {
             None => Ok(Head { seq: 0, hash: GENESIS.to_owned() }),
@@ -160,7 +167,13 @@ impl Sigil {
 
     /// Applies `txn` plus an audit entry for `event` atomically, then waits for durability.
     /// Fails closed: if the entry cannot be written, neither is the change.
-    pub(crate) async fn commit_audited(&self, tenant: &str, actor: String, txn: Txn, event: Event) -> Result<(), ServiceError> {
+    pub(in crate::service::kernel) async fn commit_audited(
+        &self,
+        tenant: &str,
+        actor: String,
+        txn: Txn,
+        event: Event,
+    ) -> Result<(), ServiceError> {
         let details = event.details.clone();
         self.commit_audited_with(tenant, actor, txn, event, move |_, _| Ok(details)).await
     }
@@ -168,7 +181,13 @@ impl Sigil {
     /// One attempt of a read-modify-write: `Ok(true)` when `txn` and its audit entry
     /// committed, `Ok(false)` when a precondition no longer held or the chain head moved
     /// (the caller re-reads and tries again), any other failure as an error.
-    pub(crate) async fn try_commit_audited(&self, tenant: &str, actor: String, txn: Txn, event: Event) -> Result<bool, ServiceError> {
+    pub(in crate::service::kernel) async fn try_commit_audited(
+        &self,
+        tenant: &str,
+        actor: String,
+        txn: Txn,
+        event: Event,
+    ) -> Result<bool, ServiceError> {
         match self.commit_audited(tenant, actor, txn, event).await {
             Ok(()) => Ok(true),
             Err(ServiceError::Conflict { .. }) => Ok(false),
@@ -178,7 +197,7 @@ impl Sigil {
 
     /// [`Sigil::commit_audited`] with details computed from the chain head the entry
     /// extends (checkpoints sign that head).
-    pub(crate) async fn commit_audited_with(
+    pub(in crate::service::kernel) async fn commit_audited_with(
         &self,
         tenant: &str,
         actor: String,
@@ -259,6 +278,33 @@ impl Sigil {
         Ok(())
     }
 
+    /// The first entry of a new tenant's trail, in `txn` (which stores the tenant's data
+    /// key `tk`): the head must not exist yet.
+    pub(in crate::service::kernel) async fn commit_first_entry(
+        &self,
+        tenant: &str,
+        tk: &TenantKeys,
+        actor: String,
+        mut txn: Txn,
+        event: Event,
+    ) -> Result<(), ServiceError> {
+        let slot = self.audit_heads.slot(tenant);
+        let request_id = REQUEST_ID.try_with(Clone::clone).ok();
+        {
+            let _writer = slot.writer.lock().await;
+            slot.head().take();
+            let genesis = Head { seq: 0, hash: GENESIS.to_owned() };
+            let details = event.details.clone();
+            let (key, sealed, next) = self.chain_entry(tk, tenant, &genesis, actor, event, request_id, move |_, _| Ok(details))?;
+            let head_key = keys::audit_head(tenant);
+            txn.require_absent(head_key.clone()).put(key, sealed).put(head_key, head_bytes(&next));
+            self.store.apply(txn).await?;
+            *slot.head() = Some(next);
+        }
+        self.store.sync().await?;
+        Ok(())
+    }
+
     /// Journals the entry for `event` (the parts: actor, event, request id, details) under
     /// the slot's head lock when that is free and this process knows the head; otherwise
     /// hands the parts back.
@@ -311,75 +357,8 @@ impl Sigil {
             hash: String::new(),
         };
         entry.hash = entry.compute_hash();
-        let sealed = self.seal_record(tk, tenant, KIND, &entry.seq.to_string(), &entry)?;
+        let sealed = self.seal_record(tk, tenant, kind::AUDIT, &entry.seq.to_string(), &entry)?;
         Ok((keys::audit_entry(tenant, entry.seq), sealed, Head { seq: entry.seq, hash: entry.hash }))
-    }
-
-    /// Appends a checkpoint signed by the tenant's audit key over the current head.
-    pub async fn audit_checkpoint(&self, tenant: &str) -> Result<(), ServiceError> {
-        let rec = self.tenant_record(tenant).await?;
-        let key = rec
-            .audit_keys
-            .iter()
-            .find(|k| k.state == super::records::KeyState::Active)
-            .ok_or_else(|| ServiceError::Internal("tenant has no audit key".into()))?;
-        let signer = self.signer(tenant, "audit", key.version).await?;
-        let vm = format!("{}#audit-{}", self.tenant_did(tenant), key.version);
-        let now = rfc3339(self.clock.now());
-        let t = tenant.to_owned();
-        for _ in 0..8 {
-            let (signer, vm, now, t) = (signer.clone(), vm.clone(), now.clone(), t.clone());
-            let res = self
-                .commit_audited_with(
-                    tenant,
-                    "system:audit".into(),
-                    Txn::new(),
-                    Event::new("audit.checkpoint", Value::Null),
-                    move |seq, head| {
-                        let input = Checkpoint::signing_input(&t, seq, head, &now, &vm);
-                        let sig = multibase::encode(multibase::Base::Base58Btc, signer.sign(&input));
-                        let cp = Checkpoint {
-                            tenant: t.clone(),
-                            seq,
-                            head: head.to_owned(),
-                            time: now.clone(),
-                            key: vm.clone(),
-                            signature: sig,
-                        };
-                        serde_json::to_value(cp).map_err(|e| ServiceError::Internal(e.to_string()))
-                    },
-                )
-                .await;
-            match res {
-                Err(ServiceError::Conflict { .. }) => continue,
-                other => return other,
-            }
-        }
-        Err(ServiceError::Unavailable("audit chain contended".into()))
-    }
-
-    /// Appends a checkpoint when entries were added since the last one (housekeeping).
-    pub async fn checkpoint_if_needed(&self, tenant: &str) -> Result<bool, ServiceError> {
-        let head = self.load_head(tenant).await?;
-        if head.seq == 0 {
-            return Ok(false);
-        }
-        let last = self.audit_entries(tenant, head.seq - 1, 1).await?;
-        if last.first().is_some_and(|e| e.event == "audit.checkpoint") {
-            return Ok(false);
-        }
-        self.audit_checkpoint(tenant).await?;
-        Ok(true)
-    }
-
-    /// Records an event that comes with no other write (presentations, denials).
-    pub(crate) async fn record(&self, tenant: &str, actor: String, event: Event) -> Result<(), ServiceError> {
-        for _ in 0..8 {
-            if self.try_commit_audited(tenant, actor.clone(), Txn::new(), event.clone()).await? {
-                return Ok(());
-            }
-        }
-        Err(ServiceError::Unavailable("audit chain contended".into()))
     }
 
     /// Reads up to `limit` entries after seq `after` of a tenant, opened.
@@ -391,144 +370,9 @@ impl Sigil {
                 let seq =
                     k.rsplit(|b| *b == b'/').next().and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u64::from_str_radix(h, 16).ok());
                 let id = seq.map(|s| s.to_string()).unwrap_or_default();
-                self.open_record(&tk, tenant, KIND, &id, blob)
+                self.open_record(&tk, tenant, kind::AUDIT, &id, blob)
             })
             .collect()
-    }
-}
-
-/// Filters for reading the trail.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    pub after: Option<u64>,
-    pub agent: Option<String>,
-    pub event: Option<String>,
-    pub from: Option<jiff::Timestamp>,
-    pub to: Option<jiff::Timestamp>,
-    pub limit: usize,
-}
-
-/// At most this many entries are examined per page, so a selective filter cannot make one
-/// request scan the whole trail; the cursor continues from where it stopped.
-const SCAN_BUDGET: usize = 5_000;
-
-impl Sigil {
-    /// A page of entries (admins and auditors); `next_cursor` is the last seq examined.
-    pub async fn audit_list(
-        &self,
-        caller: &Caller,
-        tenant: &crate::ids::TenantId,
-        q: AuditQuery,
-    ) -> Result<super::Page<Entry>, ServiceError> {
-        caller.require_tenant_read(tenant)?;
-        let t = tenant.as_str();
-        let mut after = q.after.unwrap_or(0);
-        let mut items = Vec::new();
-        let mut scanned = 0;
-        loop {
-            let batch = self.audit_entries(t, after, 500).await?;
-            let Some(last) = batch.last().map(|e| e.seq) else {
-                return Ok(super::Page { items, next_cursor: None });
-            };
-            for e in batch {
-                after = e.seq;
-                scanned += 1;
-                let t_ok = |bound: Option<jiff::Timestamp>, cmp: fn(&jiff::Timestamp, &jiff::Timestamp) -> bool| {
-                    bound.is_none_or(|b| e.time.parse::<jiff::Timestamp>().is_ok_and(|et| cmp(&et, &b)))
-                };
-                let keep = q.agent.as_deref().is_none_or(|a| e.agent.as_deref() == Some(a))
-                    && q.event.as_deref().is_none_or(|ev| e.event == ev || e.event.starts_with(&format!("{ev}.")))
-                    && t_ok(q.from, |a, b| a >= b)
-                    && t_ok(q.to, |a, b| a < b);
-                if keep {
-                    items.push(e);
-                    if items.len() >= q.limit {
-                        return Ok(super::Page { items, next_cursor: Some(after.to_string()) });
-                    }
-                }
-            }
-            if scanned >= SCAN_BUDGET {
-                return Ok(super::Page { items, next_cursor: Some(last.to_string()) });
-            }
-        }
-    }
-
-    async fn all_entries(&self, t: &str) -> Result<Vec<Entry>, ServiceError> {
-        let mut out = Vec::new();
-        loop {
-            let batch = self.audit_entries(t, out.last().map(|e: &Entry| e.seq).unwrap_or(0), 1000).await?;
-            if batch.is_empty() {
-                return Ok(out);
-            }
-            out.extend(batch);
-        }
-    }
-
-    /// Verifies the stored trail: chain and checkpoint signatures (admins and auditors).
-    pub async fn audit_verify(&self, caller: &Caller, tenant: &crate::ids::TenantId) -> Result<TrailReport, ServiceError> {
-        caller.require_tenant_read(tenant)?;
-        let t = tenant.as_str();
-        let tk = self.tenant_keys(t).await?;
-        let doc = self.tenant_did_document(tenant).await?;
-        // Open entry by entry: a modified or moved sealed entry is itself the first bad one.
-        let mut entries = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        let prefix = keys::audit_prefix(t);
-        loop {
-            let rows = self.store.scan(&prefix, after.as_deref(), 1000).await?;
-            let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
-            for (k, blob) in rows {
-                let seq = std::str::from_utf8(k.get(prefix.len()..).unwrap_or_default())
-                    .ok()
-                    .and_then(|h| u64::from_str_radix(h, 16).ok())
-                    .unwrap_or(0);
-                match self.open_record::<Entry>(&tk, t, KIND, &seq.to_string(), &blob) {
-                    Ok(e) => entries.push(e),
-                    Err(_) => {
-                        let mut r = verify_trail(&entries, &|vm| crate::vc::did::key_for(&doc, vm, "assertionMethod").ok());
-                        if r.ok {
-                            r.ok = false;
-                            r.first_bad = Some(crate::audit::Break {
-                                position: entries.len(),
-                                seq: Some(seq),
-                                reason: "stored entry was modified or moved (does not open)".into(),
-                            });
-                        }
-                        return Ok(r);
-                    }
-                }
-            }
-            after = Some(last);
-        }
-        Ok(verify_trail(&entries, &|vm| crate::vc::did::key_for(&doc, vm, "assertionMethod").ok()))
-    }
-
-    /// The whole trail as JSON Lines, ending with a fresh checkpoint so all of it is signed.
-    pub async fn audit_export(&self, caller: &Caller, tenant: &crate::ids::TenantId) -> Result<String, ServiceError> {
-        caller.require_tenant_read(tenant)?;
-        let t = tenant.as_str();
-        self.audit_checkpoint(t).await?;
-        let mut out = String::new();
-        for e in self.all_entries(t).await? {
-            out.push_str(&serde_json::to_string(&e).map_err(|e| ServiceError::Internal(e.to_string()))?);
-            out.push('\n');
-        }
-        Ok(out)
-    }
-}
-
-impl Sigil {
-    /// Checkpoints every tenant whose trail grew since its last checkpoint.
-    pub async fn checkpoint_all(&self) -> Result<usize, ServiceError> {
-        let mut n = 0;
-        for (k, _) in self.store.scan(crate::store::keys::TENANT_INDEX_PREFIX, None, 100_000).await? {
-            if let Some(t) = k.strip_prefix(crate::store::keys::TENANT_INDEX_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) {
-                if self.checkpoint_if_needed(t).await? {
-                    n += 1;
-                }
-            }
-        }
-        Ok(n)
     }
 }
 
@@ -701,7 +545,7 @@ mod tests {
         assert!(matches!(s.present(&agent, req.clone()).await, Err(ServiceError::Unavailable(_))));
         // A suspension (lifecycle change) too.
         assert!(s.set_agent_suspended(&admin, &t.id, &a.id, true).await.is_err());
-        assert_eq!(s.get_agent(&admin, &t.id, &a.id).await.unwrap().record.state, super::super::records::AgentState::Active);
+        assert_eq!(s.get_agent(&admin, &t.id, &a.id).await.unwrap().record.state, crate::service::model::records::AgentState::Active);
         // Once the trail is writable again, so is everything else, and the chain is intact.
         store.fail.store(false, Ordering::SeqCst);
         s.create_agent(&admin, &t.id, NewAgent { name: "real".into(), ..Default::default() }).await.unwrap();

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::cache::GenCache;
-use super::keyring::TenantKeys;
-use super::records::{KeyState, KeyVersion, kind};
-use super::{ServiceError, Sigil};
 use crate::crypto::{Aad, Signer};
+use crate::service::kernel::cache::GenCache;
+use crate::service::kernel::keyring::TenantKeys;
+use crate::service::model::records::{KeyState, KeyVersion, kind};
+use crate::service::{ServiceError, Sigil};
 use crate::store::{Txn, keys};
 
 const MAX_CACHED: usize = 200_000;

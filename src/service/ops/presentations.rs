@@ -6,23 +6,21 @@
 //! entry made durable (group commit) → response. Nothing here grows with the number of
 //! tenants, agents or credentials stored.
 
-use std::sync::Arc;
-
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::audit::{Event, actor};
-use super::cache::GenCache;
-use super::records::{AgentState, CredentialKind, CredentialRecord};
-use super::{Caller, ServiceError, Sigil};
 use crate::clock::rfc3339;
-use crate::crypto::Signer;
-use crate::ids::{AgentId, CredentialId, TenantId};
-use crate::policy::{self, ActionRequest, Authority, Denial, Grant};
+use crate::ids::CredentialId;
+use crate::policy::{self, ActionRequest, Denial, Grant};
+use crate::service::kernel::journal::{Event, actor};
+use crate::service::kernel::mutation::{Attempt, Effects};
+use crate::service::kernel::wallet::{Held, Wallet};
+use crate::service::model::records::AgentState;
+use crate::service::{Caller, ServiceError, Sigil};
 use crate::vc::credential::{VC_V2, context_url};
-use crate::vc::jcs::{self, CanonicalObject, canonical_array};
+use crate::vc::jcs::{CanonicalObject, canonical_array};
 use crate::vc::proof::{self, ProofOptions};
 
 /// Requested securing format.
@@ -65,64 +63,19 @@ impl Presentation {
     }
 }
 
-/// A credential as held in the cached wallet.
-pub(crate) struct Held {
-    pub id: String,
-    pub vc: Value,
-    /// RFC 8785 form of `vc`, computed once per wallet load.
-    pub canonical: Vec<u8>,
-    pub authority: Option<Authority>,
-    pub valid_from: Timestamp,
-    pub valid_until: Option<Timestamp>,
-    pub revoked: bool,
-    pub suspended: bool,
-    /// `vc+jwt` form (issuer-signed), made on first use.
-    pub jwt: std::sync::OnceLock<String>,
-}
-
-/// What the hot path needs about one agent, opened once and cached.
-pub(crate) struct Wallet {
-    pub state: AgentState,
-    pub did: String,
-    pub key_version: u32,
-    pub signer: Arc<Signer>,
-    pub identity: Option<Arc<Held>>,
-    pub delegations: Vec<Arc<Held>>,
-}
-
-/// Wallets by (tenant, agent) ([`GenCache`], scoped by tenant); evicted, with the tenant's
-/// generation bumped, whenever the agent or its credentials change.
-pub struct WalletCache(GenCache<(String, String), Arc<Wallet>>);
-
-const WALLET_CACHE_MAX: usize = 100_000;
-/// Even without a change, a wallet is loaded again after this long.
-const WALLET_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(300);
-
-impl Default for WalletCache {
-    fn default() -> Self {
-        Self(GenCache::new("wallet", WALLET_CACHE_MAX, WALLET_CACHE_AGE, |k: &(String, String)| &k.0))
+/// The amount spent so far today, from the stored counter.
+fn budget_spent(counter: Option<&[u8]>) -> Result<Decimal, ServiceError> {
+    match counter {
+        Some(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse::<Decimal>().ok())
+            .ok_or_else(|| ServiceError::Internal("bad budget counter".into())),
+        None => Ok(Decimal::ZERO),
     }
 }
 
-impl WalletCache {
-    pub(crate) fn evict(&self, t: &str, a: Option<&str>) {
-        self.0.invalidate(t, |(_, aa), _| a.is_none_or(|x| x == aa));
-    }
-}
-
-fn held(r: CredentialRecord) -> Result<Held, ServiceError> {
-    let canonical = jcs::canonicalize(&r.vc).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    Ok(Held {
-        id: r.id,
-        vc: r.vc,
-        canonical,
-        authority: r.authority,
-        valid_from: r.valid_from,
-        valid_until: r.valid_until,
-        revoked: r.revoked,
-        suspended: r.suspended,
-        jwt: std::sync::OnceLock::new(),
-    })
+fn budget_exceeded() -> ServiceError {
+    ServiceError::forbidden("daily_limit_exceeded", "the delegation's daily amount limit would be exceeded")
 }
 
 fn bad(detail: impl Into<String>) -> ServiceError {
@@ -177,33 +130,6 @@ fn parse_request(req: &PresentationRequest) -> Result<(Option<Decimal>, Option<&
 }
 
 impl Sigil {
-    /// The cached wallet of an agent, loading and opening it on a miss.
-    pub(crate) async fn wallet(&self, tenant: &TenantId, agent: &AgentId) -> Result<Arc<Wallet>, ServiceError> {
-        let (t, a) = (tenant.as_str(), agent.as_str());
-        let key = (t.to_owned(), a.to_owned());
-        if let Some(w) = self.wallets.0.get(&key) {
-            return Ok(w);
-        }
-        // Taken before anything is read: a change committed meanwhile refuses this fill.
-        let ticket = self.wallets.0.ticket(t);
-        let (rec, _) = self.agent_record(tenant, agent).await?;
-        let signer = self.signer(t, a, rec.current_key).await?;
-        let mut identity = None;
-        let mut delegations = Vec::new();
-        for r in self.wallet_records(t, &rec).await? {
-            match r.kind {
-                CredentialKind::Identity if !r.revoked => identity = Some(Arc::new(held(r)?)),
-                CredentialKind::Delegation => delegations.push(Arc::new(held(r)?)),
-                _ => {}
-            }
-        }
-        let w =
-            Arc::new(Wallet { state: rec.state, did: self.agent_did(t, a), key_version: rec.current_key, signer, identity, delegations });
-        super::cache::pause::point("wallet.fill", t).await;
-        self.wallets.0.fill(ticket, key, w.clone());
-        Ok(w)
-    }
-
     /// Checks authority and signs a presentation bound to the requested action.
     pub async fn present(&self, caller: &Caller, req: PresentationRequest) -> Result<Presentation, ServiceError> {
         let Caller::Agent { tenant, agent, .. } = caller else {
@@ -268,18 +194,10 @@ impl Sigil {
             Some(_) => Some(self.budget_locks.lock(t, &delegation.id).await),
             None => None,
         };
-        let mut txn = crate::store::Txn::new();
-        if let Some((limit, amt, tz)) = &per_day {
-            let day = now.to_zoned(tz.clone()).date().to_string();
-            let key = crate::store::keys::budget(t, &delegation.id, &day);
-            let cur = self.store.get(&key).await?;
-            let spent = match &cur {
-                Some(b) => std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|s| s.parse::<Decimal>().ok())
-                    .ok_or_else(|| ServiceError::Internal("bad budget counter".into()))?,
-                None => Decimal::ZERO,
-            };
+        let budget_key =
+            per_day.as_ref().map(|(_, _, tz)| crate::store::keys::budget(t, &delegation.id, &now.to_zoned(tz.clone()).date().to_string()));
+        if let (Some((limit, amt, _)), Some(key)) = (&per_day, &budget_key) {
+            let spent = budget_spent(self.store.get(key).await?.as_deref())?;
             if spent + *amt > *limit {
                 // Release both locks before recording: nothing below may wait on them.
                 drop(budget_guard);
@@ -293,13 +211,8 @@ impl Sigil {
                 // An exhausted budget is an expected business event, not misbehaviour, so it
                 // does not count toward automatic suspension (rate limits still apply).
                 metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => "daily_limit_exceeded").increment(1);
-                return Err(ServiceError::forbidden("daily_limit_exceeded", "the delegation's daily amount limit would be exceeded"));
+                return Err(budget_exceeded());
             }
-            match cur {
-                Some(b) => txn.require_equals(key.clone(), b),
-                None => txn.require_absent(key.clone()),
-            };
-            txn.put(key, (spent + *amt).to_string().into_bytes());
         }
         let identity = wallet
             .identity
@@ -373,10 +286,29 @@ impl Sigil {
                    "key_version": wallet.key_version}),
         )
         .agent(agent.as_str());
-        if txn.is_empty() {
-            self.record(t, actor(caller), event).await?;
-        } else {
-            self.commit_audited(t, actor(caller), txn, event).await?;
+        match (&per_day, &budget_key) {
+            // The spend is written compare-and-set with the grant's entry; re-staged from a
+            // fresh read if another node spent meanwhile (still under the budget lock here).
+            (Some((limit, amt, _)), Some(key)) => {
+                let event = &event;
+                self.mutate(t, &actor(caller), || async move {
+                    let cur = self.store.get(key).await?;
+                    let spent = budget_spent(cur.as_deref())?;
+                    if spent + *amt > *limit {
+                        return Err(budget_exceeded());
+                    }
+                    let mut txn = crate::store::Txn::new();
+                    match cur {
+                        Some(b) => txn.require_equals(key.clone(), b),
+                        None => txn.require_absent(key.clone()),
+                    };
+                    txn.put(key.clone(), (spent + *amt).to_string().into_bytes());
+                    Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
+                })
+                .await?;
+                drop(budget_guard);
+            }
+            _ => self.record(t, actor(caller), event).await?,
         }
         Ok(Presentation { json, format: req.format, credential_ids, expires_at })
     }
@@ -440,6 +372,10 @@ impl Sigil {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::TenantId;
+    use crate::policy::Authority;
+    use std::sync::Arc;
+
     use crate::clock::FixedClock;
     use crate::ids::TokenId;
     use crate::policy::{AmountLimit, Limits, Principal, PrincipalKind};

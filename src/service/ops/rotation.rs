@@ -7,30 +7,25 @@
 use std::time::Duration;
 
 use jiff::SignedDuration;
-use serde::{Deserialize, Serialize};
+
 use serde_json::json;
 
-use super::audit::{Event, actor};
-use super::keyring::TenantKeys;
-use super::mutation::{Attempt, Effects};
-use super::records::{AgentRecord, CredentialRecord, KeyVersion, TenantRecord, kind};
-use super::sealed::decode_u32;
-use super::signers::stage_new_key;
-use super::{Caller, ServiceError, Sigil};
 use crate::clock::rfc3339;
 use crate::crypto::{Aad, DataKey, RootKey, SecretBytes, blob_key_version};
 use crate::ids::{AgentId, TenantId};
-use crate::store::{StoreError, Txn, keys};
+use crate::service::kernel::journal::{Event, actor};
+use crate::service::kernel::keyring::TenantKeys;
+use crate::service::kernel::mutation::{Attempt, Effects};
+use crate::service::kernel::sealed::decode_u32;
+use crate::service::kernel::signers::stage_new_key;
+use crate::service::model::records::{AgentRecord, CredentialRecord, KeyVersion, TenantRecord, kind};
+use crate::service::{Caller, ServiceError, Sigil};
+use crate::store::{Txn, keys};
 use crate::vc::proof::{self, ProofOptions};
 
-const BATCH: usize = 500;
+pub use crate::service::model::settings::KeyPolicy;
 
-/// A tenant's key-age policy, enforced by the scheduled rotation task.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyPolicy {
-    pub agent_key_max_age_days: Option<u32>,
-    pub issuer_key_max_age_days: Option<u32>,
-}
+const BATCH: usize = 500;
 
 fn age_exceeded(k: &KeyVersion, days: Option<u32>, now: jiff::Timestamp) -> bool {
     days.is_some_and(|d| now.duration_since(k.created) >= SignedDuration::from_hours(24 * i64::from(d)))
@@ -159,11 +154,7 @@ impl Sigil {
                 // A credential changed meanwhile (revoked, replaced) keeps its old proof,
                 // which stays valid; the next rotation re-signs it.
                 // Not an audited change of its own: the rotation's entry covers it.
-                match self.store.commit(txn).await {
-                    Ok(()) => self.apply(effects),
-                    Err(StoreError::Conflict) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                self.commit_unaudited(txn, effects).await?;
             }
             after = Some(last);
         }
@@ -208,7 +199,7 @@ impl Sigil {
                 for (k, blob) in rows {
                     let a = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
                     let agent: AgentRecord = self.open_record(&tk, t, kind::AGENT, &a, &blob)?;
-                    let due = agent.state != super::records::AgentState::Retired
+                    let due = agent.state != crate::service::model::records::AgentState::Retired
                         && agent
                             .keys
                             .iter()
@@ -346,10 +337,7 @@ impl Sigil {
             }
             if !txn.is_empty() {
                 // A record rewritten meanwhile was sealed under the new key by its writer.
-                match self.store.commit(txn).await {
-                    Ok(()) | Err(StoreError::Conflict) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                self.commit_unaudited(txn, Effects::none()).await?;
             }
             after = Some(last);
         }
@@ -404,7 +392,10 @@ impl Sigil {
             txn.put(keys::operator_token_next(&id), next.seal_system(kind::OPERATOR_TOKEN, &id, pt.expose()));
         }
         txn.put(keys::pepper(next.version()), next.wrap_pepper(&self.keys.pepper));
-        self.store.commit(txn).await?;
+        // Staged wraps only (no preconditions): the key-check file below is the commit point.
+        if !self.commit_unaudited(txn, Effects::none()).await? {
+            return Err(ServiceError::conflict("rotation_in_progress", "another root-key rotation is staged"));
+        }
         let kdf = None; // the new root is a key file; a passphrase store stops needing one
         crate::datadir::write_key_check_async(data, &next, kdf).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
         let version = next.version();
@@ -421,7 +412,7 @@ impl Sigil {
         // Staged wraps and where each goes once the rotation is committed.
         const MOVES: [(&[u8], &[u8]); 2] =
             [(keys::DATA_KEY_NEXT_PREFIX, keys::DATA_KEY_PREFIX), (keys::OPERATOR_TOKEN_NEXT_PREFIX, keys::OPERATOR_TOKEN_PREFIX)];
-        loop {
+        self.mutate_unaudited(|| async {
             let root = self.keys.root();
             let mut staged = Vec::new();
             for (from, to) in MOVES {
@@ -431,7 +422,7 @@ impl Sigil {
                 }
             }
             if staged.is_empty() {
-                return Ok(());
+                return Ok(Attempt::Done(()));
             }
             let committed = staged.iter().all(|(_, _, b)| blob_key_version(b).is_ok_and(|v| v == root.version()));
             let mut txn = Txn::new();
@@ -447,12 +438,9 @@ impl Sigil {
             if committed && root.version() > 1 {
                 txn.delete(keys::pepper(root.version() - 1));
             }
-            match self.store.commit(txn).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+            Ok(Attempt::unaudited(txn, Effects::none(), ()))
+        })
+        .await
     }
 }
 

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::records::{AgentRecord, AgentState, KeyState, KeyVersion};
-use super::{ServiceError, Sigil};
 use crate::crypto::PublicKey;
 use crate::ids::{AgentId, TenantId};
+use crate::service::model::records::{AgentRecord, AgentState, KeyState, KeyVersion};
+use crate::service::{ServiceError, Sigil};
 use crate::vc::did::{self, Method};
 
 /// Verification methods for `keys`: compromised keys are omitted; `in_relationship` says
@@ -88,7 +88,8 @@ impl Sigil {
         if let Some(doc) = self.tenant_did_docs.get(t, &blob) {
             return Ok(doc);
         }
-        let rec: super::records::TenantRecord = self.open_record(&tk, t, super::records::kind::TENANT, t, &blob)?;
+        let rec: crate::service::model::records::TenantRecord =
+            self.open_record(&tk, t, crate::service::model::records::kind::TENANT, t, &blob)?;
         // Retired issuer keys stay in assertionMethod: credentials they signed remain valid
         // (their private halves are destroyed, so they sign nothing new).
         let mut all = methods(&rec.issuer_keys, "issuer", |k| k.state != KeyState::Compromised)?;
@@ -109,7 +110,7 @@ impl Sigil {
         let rec = match self.agent_did_records.get(&cache_id, &blob) {
             Some(rec) => rec,
             None => {
-                let rec: Arc<AgentRecord> = Arc::new(self.open_record(&tk, t, super::records::kind::AGENT, a, &blob)?);
+                let rec: Arc<AgentRecord> = Arc::new(self.open_record(&tk, t, crate::service::model::records::kind::AGENT, a, &blob)?);
                 self.agent_did_records.put(&cache_id, blob, rec.clone());
                 rec
             }

@@ -1,58 +1,25 @@
-//! Guardrails against runaway or compromised agents: per-agent rate limits (per-tenant
-//! settings, default sustained 50/s with bursts of 100), throttling of repeated
-//! authentication failures per client address, and automatic suspension of an agent after
-//! too many denials in a window (default 20 in 5 minutes). Counters live in memory: they
-//! protect one process; limits are per node when several run.
+//! Guardrails at run time: per-agent rate limits, throttling of repeated authentication
+//! failures per client address, the `/v1/verify` rate, and automatic suspension of an agent
+//! after too many denials in a window. Counters live in memory: they protect one process;
+//! limits are per node when several run.
+//!
+//! Must never: grow without bound (maps are pruned), or persist anything but a suspension.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
+use std::time::{Duration, Instant};
+
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::audit::{Event, actor};
-use super::mutation::{Attempt, Effects};
-use super::{Caller, ServiceError, Sigil};
 use crate::ids::{AgentId, TenantId};
-
-/// A tenant's guardrail settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GuardrailSettings {
-    /// Sustained presentation requests per second per agent.
-    pub rate_per_second: u32,
-    /// Burst size per agent.
-    pub burst: u32,
-    /// Denials within the window that suspend the agent (0 disables).
-    pub denial_threshold: u32,
-    pub denial_window_secs: u64,
-    /// Context keys whose values the audit trail keeps only as keyed hashes.
-    pub sensitive_context_keys: Vec<String>,
-}
-
-impl Default for GuardrailSettings {
-    fn default() -> Self {
-        Self { rate_per_second: 50, burst: 100, denial_threshold: 20, denial_window_secs: 300, sensitive_context_keys: Vec::new() }
-    }
-}
-
-impl GuardrailSettings {
-    /// Validates ranges.
-    pub fn validate(&self) -> Result<(), ServiceError> {
-        let ok = (1..=100_000).contains(&self.rate_per_second)
-            && (1..=100_000).contains(&self.burst)
-            && self.denial_threshold <= 100_000
-            && (1..=86_400).contains(&self.denial_window_secs)
-            && self.sensitive_context_keys.len() <= 64
-            && self.sensitive_context_keys.iter().all(|k| !k.is_empty() && k.len() <= 64);
-        if ok { Ok(()) } else { Err(ServiceError::invalid("guardrail settings out of range")) }
-    }
-}
+use crate::service::kernel::journal::Event;
+use crate::service::model::settings::GuardrailSettings;
+use crate::service::{ServiceError, Sigil};
 
 struct TenantGuards {
     settings: GuardrailSettings,
@@ -72,6 +39,7 @@ pub struct Guardrails {
 
 /// Authentication failures allowed per address: bursts of 20, then one every 3 s.
 const AUTH_BURST: u32 = 20;
+
 const AUTH_BLOCK: Duration = Duration::from_secs(60);
 
 impl Default for Guardrails {
@@ -232,39 +200,6 @@ impl Sigil {
             tracing::warn!(tenant = %tenant, agent = %agent, "agent suspended automatically after repeated denials");
         }
         Ok(trip)
-    }
-
-    /// Sets a tenant's guardrails.
-    pub async fn set_guardrails(
-        &self,
-        caller: &Caller,
-        tenant: &TenantId,
-        settings: GuardrailSettings,
-    ) -> Result<GuardrailSettings, ServiceError> {
-        caller.require_tenant_admin(tenant)?;
-        settings.validate()?;
-        let t = tenant.as_str();
-        let settings = &settings;
-        self.mutate(t, &actor(caller), || async move {
-            let tk = self.tenant_keys(t).await?;
-            let blob = self.store.get(&crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
-            let mut rec: super::records::TenantRecord = self.open_record(&tk, t, super::records::kind::TENANT, t, &blob)?;
-            rec.guardrails = Some(settings.clone());
-            let mut txn = crate::store::Txn::new();
-            let k = crate::store::keys::tenant_record(t);
-            txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, super::records::kind::TENANT, t, &rec)?);
-            let event = Event::new("tenant.guardrails_set", serde_json::to_value(settings).unwrap_or_default());
-            let mut effects = Effects::none();
-            effects.guardrails(t);
-            Ok(Attempt::commit(txn, event, effects, settings.clone()))
-        })
-        .await
-    }
-
-    /// Reads a tenant's guardrails.
-    pub async fn guardrails_of(&self, caller: &Caller, tenant: &TenantId) -> Result<GuardrailSettings, ServiceError> {
-        caller.require_tenant_read(tenant)?;
-        Ok(self.tenant_record(tenant.as_str()).await?.guardrails.unwrap_or_default())
     }
 
     /// Refuses a verification over the per-address rate (`/v1/verify` needs no token, so

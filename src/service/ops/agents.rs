@@ -4,12 +4,12 @@
 
 use jiff::Timestamp;
 
-use super::mutation::{Attempt, Effects};
-use super::records::{AgentRecord, AgentState, KeyState, KeyVersion, TokenRecord, TokenRole, kind};
-use super::tenants::validate_text;
-use super::{Caller, Page, ServiceError, Sigil, page_limit};
 use crate::crypto::{Aad, AccessToken, Signer};
 use crate::ids::{AgentId, TenantId, TokenId};
+use crate::service::kernel::mutation::{Attempt, Effects};
+use crate::service::model::records::{AgentRecord, AgentState, KeyState, KeyVersion, TokenRecord, TokenRole, kind};
+use crate::service::model::validate::validate_text;
+use crate::service::{Caller, Page, ServiceError, Sigil, page_limit};
 use crate::store::{Txn, keys};
 
 /// What an admin supplies to create an agent.
@@ -100,7 +100,7 @@ impl Sigil {
             credential_ids: Vec::new(),
             suspended_credentials: Vec::new(),
         };
-        let actor = super::audit::actor(caller);
+        let actor = crate::service::kernel::journal::actor(caller);
         let (fresh, key_id, signer, minted_ref) = (&fresh, &key_id, &signer, &minted);
         // Retried like every read-modify-write here (the issuance lock orders issuances,
         // but another writer may still move what this one read).
@@ -115,7 +115,7 @@ impl Sigil {
             self.stage_tenant_token(&mut txn, &tk, tenant, minted_ref)?;
             self.stage_identity_credential(&issuing, &mut txn, &tk, tenant, &mut record).await?;
             txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
-            let event = super::audit::Event::new(
+            let event = crate::service::kernel::journal::Event::new(
                 "agent.created",
                 serde_json::json!({"token_id": minted_ref.id.to_string(), "identity_credential_id": record.identity_credential_id, "key_version": 1}),
             )
@@ -130,16 +130,6 @@ impl Sigil {
             token_id: minted.id,
             identity_credential_id: record.identity_credential_id,
         })
-    }
-
-    /// Reads an agent record.
-    pub(crate) async fn agent_record(&self, tenant: &TenantId, agent: &AgentId) -> Result<(AgentRecord, Vec<u8>), ServiceError> {
-        let t = tenant.as_str();
-        let tk = self.tenant_keys(t).await?;
-        let key = keys::agent(t, agent.as_str());
-        let blob = self.store.get(&key).await?.ok_or_else(ServiceError::agent_not_found)?;
-        let rec = self.open_record(&tk, t, kind::AGENT, agent.as_str(), &blob)?;
-        Ok((rec, blob))
     }
 
     /// One agent, for admins and auditors of its tenant.
@@ -212,7 +202,7 @@ impl Sigil {
             Some(s) if s <= 86_400 => Some(secs(s)?),
             Some(_) => return Err(ServiceError::invalid("grace_seconds must be at most 86400")),
         };
-        let actor = super::audit::actor(caller);
+        let actor = crate::service::kernel::journal::actor(caller);
         self.mutate(t, &actor, || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
@@ -240,7 +230,7 @@ impl Sigil {
             rec.token_ids = keep;
             let key = keys::agent(t, agent.as_str());
             txn.require_equals(key.clone(), blob).put(key, self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?);
-            let event = super::audit::Event::new(
+            let event = crate::service::kernel::journal::Event::new(
                 "agent.token_rotated",
                 serde_json::json!({"token_id": minted.id.to_string(), "grace_seconds": grace_secs}),
             )

@@ -1,0 +1,193 @@
+//! Credentials in agents' wallets: the identity credential issued with every agent,
+//! delegated-authority credentials, wallet listing, and revoke / suspend / resume through
+//! the tenant's status lists.
+
+use crate::ids::{AgentId, TenantId};
+use crate::service::kernel::mutation::{Attempt, Effects};
+use crate::service::model::records::{AgentState, CredentialRecord, kind};
+use crate::service::{Caller, ServiceError, Sigil};
+use crate::store::{Txn, keys};
+
+pub use crate::service::kernel::issue::{NewDelegation, StatusChange, effective_status};
+
+impl Sigil {
+    /// Issues a `DelegatedAuthorityCredential` into an agent's wallet.
+    pub async fn issue_delegation(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        agent: &AgentId,
+        new: NewDelegation,
+    ) -> Result<CredentialRecord, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let now = self.clock.now();
+        let valid_from = new.valid_from.unwrap_or(now);
+        if new.valid_until <= valid_from {
+            return Err(ServiceError::invalid("valid_until must be later than valid_from"));
+        }
+        if new.valid_until <= now {
+            return Err(ServiceError::invalid("valid_until must be in the future"));
+        }
+        let t = tenant.as_str();
+        // Held from reading the issuer key to the commit (see `create_agent`).
+        let _lock = self.agent_locks.read(t, agent.as_str()).await;
+        let new = &new;
+        self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, old) = self.agent_record(tenant, agent).await?;
+            if rec.state == AgentState::Retired {
+                return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
+            }
+            let issuing = self.issuing(t).await;
+            let mut txn = Txn::new();
+            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent.as_str(), valid_from, new).await?;
+            rec.credential_ids.push(cred.id.clone());
+            let key = keys::agent(t, agent.as_str());
+            txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?);
+            let event = crate::service::kernel::journal::Event::new(
+                "delegation.issued",
+                serde_json::json!({"credential_id": cred.id, "actions": cred.authority.as_ref().map(|a| a.actions.iter().map(|x| x.as_str().to_owned()).collect::<Vec<_>>()),
+                    "principal_hash": cred.principal.as_ref().map(|p| hex::encode(self.keys.pepper.keyed_hash("principal", p.identifier.as_bytes())))}),
+            )
+            .agent(agent.as_str());
+            let mut effects = Effects::none();
+            effects.wallet(t, agent.as_str());
+            Ok(Attempt::commit(txn, event, effects, cred))
+        })
+        .await
+    }
+
+    /// The credentials of an agent (for admins and auditors).
+    pub async fn agent_credentials(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> Result<Vec<CredentialRecord>, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let (rec, _) = self.agent_record(tenant, agent).await?;
+        self.wallet_records(tenant.as_str(), &rec).await
+    }
+
+    /// One credential (the full VC), for admins and auditors.
+    pub async fn get_credential(&self, caller: &Caller, tenant: &TenantId, id: &str) -> Result<CredentialRecord, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        Ok(self.credential_record(tenant.as_str(), id).await?.0)
+    }
+
+    /// Revokes, suspends or resumes a credential by flipping its status-list bits.
+    pub async fn change_credential_status(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        id: &str,
+        change: StatusChange,
+    ) -> Result<CredentialRecord, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant.as_str();
+        self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
+            let (mut rec, old) = self.credential_record(t, id).await?;
+            let mut txn = Txn::new();
+            self.stage_status_change(&mut txn, t, &mut rec, change).await?;
+            let tk = self.tenant_keys(t).await?;
+            let key = keys::credential(t, &rec.id);
+            txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::CREDENTIAL, &rec.id, &rec)?);
+            let kind_ = match change {
+                StatusChange::Revoke => "credential.revoked",
+                StatusChange::Suspend => "credential.suspended",
+                StatusChange::Resume => "credential.resumed",
+            };
+            let mut event = crate::service::kernel::journal::Event::new(kind_, serde_json::json!({"credential_id": rec.id}));
+            event.agent = rec.agent.clone();
+            let mut effects = Effects::none();
+            effects.status_lists(t);
+            if let Some(a) = &rec.agent {
+                effects.wallet(t, a);
+            }
+            Ok(Attempt::commit(txn, event, effects, rec))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Authority, Principal};
+    use jiff::Timestamp;
+
+    use crate::clock::FixedClock;
+    use crate::policy::{Limits, PrincipalKind};
+    use crate::service::agents::NewAgent;
+    use crate::service::testing;
+
+    #[tokio::test]
+    async fn validity_windows_follow_the_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0: Timestamp = "2026-06-01T10:00:00Z".parse().unwrap();
+        let clock = FixedClock::new(t0);
+        let s = testing::sigil_in(dir.path(), clock.clone());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let admin = testing::admin(&t.id);
+        let a = s.create_agent(&admin, &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let new = NewDelegation {
+            principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
+            authority: Authority::new(&["refunds:create".into()], &["orders/*".into()], Limits::default(), None).unwrap(),
+            valid_from: None,
+            valid_until: "2026-06-01T12:00:00Z".parse().unwrap(),
+        };
+        let rec = s.issue_delegation(&admin, &t.id, &a.id, new).await.unwrap();
+        assert!(s.verify_credential(&rec.vc, true).await.verified());
+        clock.set("2026-06-01T12:00:00Z".parse().unwrap());
+        let r = s.verify_credential(&rec.vc, true).await;
+        assert_eq!(r.codes(), vec!["expired"]);
+        assert_eq!(effective_status(&rec, s.now()), "expired");
+        // Moving the clock backwards would also make the cached status list "not yet
+        // valid"; only the credential's own window is under test here.
+        clock.set("2026-06-01T09:59:59Z".parse().unwrap());
+        assert_eq!(s.verify_credential(&rec.vc, false).await.codes(), vec!["not_yet_valid"]);
+    }
+}
+
+#[cfg(test)]
+mod skew_tests {
+    use crate::clock::FixedClock;
+    use crate::service::agents::NewAgent;
+    use crate::service::testing;
+    use crate::vc::verify::{CredentialOptions, verify_credential};
+    use jiff::Timestamp;
+
+    #[tokio::test]
+    async fn a_status_list_signed_a_moment_after_verification_started_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FixedClock::new("2026-06-01T10:00:00.900Z".parse().unwrap());
+        let s = testing::sigil_in(dir.path(), clock.clone());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let a = s.create_agent(&testing::admin(&t.id), &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let vc = s.credential_record("acme", a.identity_credential_id.as_deref().unwrap()).await.unwrap().0.vc;
+        // The verifier's "now" is taken before the list is (re-)signed one second later.
+        let started: Timestamp = "2026-06-01T10:00:00.900Z".parse().unwrap();
+        clock.set("2026-06-01T10:00:01.100Z".parse().unwrap());
+        let r = verify_credential(
+            &vc,
+            &crate::service::resolver::LocalFirst { sigil: &s },
+            started,
+            CredentialOptions::default(),
+            &s.verify_trust,
+        )
+        .await;
+        assert!(r.verified(), "{:?}", r.errors());
+        // A list signed an hour from now is still refused.
+        s.status_cache.invalidate("acme");
+        clock.set("2026-06-01T11:30:00Z".parse().unwrap());
+        let r = verify_credential(
+            &vc,
+            &crate::service::resolver::LocalFirst { sigil: &s },
+            started,
+            CredentialOptions::default(),
+            &s.verify_trust,
+        )
+        .await;
+        assert_eq!(r.codes(), vec!["status_unavailable", "status_unavailable"]);
+    }
+}
