@@ -182,32 +182,74 @@ async fn verified_challenges_stay_spent_after_kill_9() {
     assert_eq!(verify(&s, &vp, &c, None).await["verified"], true);
 }
 
+/// A `jwt_vp` presentation of the standard refund for `challenge`: the compact JWS.
+pub async fn jwt_vp(s: &Server, token: &str, challenge: &str) -> String {
+    let mut req = refund(challenge);
+    req["format"] = "jwt_vp".into();
+    let (st, p) = s.post("/v1/presentations", token, req).await;
+    assert_eq!((st, p["format"].as_str()), (200, Some("jwt_vp")), "{p}");
+    let jws = p["presentation"].as_str().unwrap().to_owned();
+    assert_eq!(jws.split('.').count(), 3, "{jws}");
+    jws
+}
+
+/// `jws` with one byte of its signature changed (decoded, flipped, re-encoded: changing a
+/// base64url character could touch only the unused low bits of the last one).
+pub fn flip_signature_byte(jws: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (input, sig) = jws.rsplit_once('.').unwrap();
+    let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    sig[20] ^= 0x01;
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+/// `jws` with its payload edited by `edit` and re-encoded; header and signature unchanged.
+pub fn edit_payload(jws: &str, edit: impl FnOnce(&mut Value)) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = jws.split('.').collect();
+    let mut payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    edit(&mut payload);
+    format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap()), parts[2])
+}
+
+/// The failed checks of a `/v1/verify` report as `check: code`.
+fn failed_named(v: &Value) -> Vec<String> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| format!("{}: {}", c["check"].as_str().unwrap_or("?"), c["code"].as_str().unwrap_or("?")))
+        .collect()
+}
+
 #[tokio::test]
 async fn jwt_vp_is_signed_and_verifies() {
     let s = Server::start().await;
     let (_, _, token) = setup(&s, "acme", Some(delegation(&["refunds:create"], &["orders/*"]))).await;
-    let mut req = refund("jwt-1");
-    req["format"] = "jwt_vp".into();
-    let (st, p) = s.post("/v1/presentations", &token, req).await;
-    assert_eq!(st, 200, "{p}");
-    let jws = p["presentation"].as_str().unwrap().to_owned();
-    assert_eq!(jws.split('.').count(), 3);
+    let jws = jwt_vp(&s, &token, "jwt-1").await;
     let v = verify(&s, &Value::String(jws.clone()), "jwt-1", None).await;
     assert_eq!(v["verified"], true, "{v}");
-    // Another nonce, or a flipped payload, fails.
-    let (_, p) = s
-        .post("/v1/presentations", &token, {
-            let mut r = refund("jwt-2");
-            r["format"] = "jwt_vp".into();
-            r
-        })
-        .await;
-    let v = verify(&s, &p["presentation"], "jwt-x", None).await;
+    // Another nonce fails.
+    let p = jwt_vp(&s, &token, "jwt-2").await;
+    let v = verify(&s, &Value::String(p), "jwt-x", None).await;
     assert_eq!(failed(&v), vec!["challenge_mismatch"]);
-    let mut parts: Vec<String> = jws.split('.').map(str::to_owned).collect();
-    parts[1] = parts[1].replacen('A', "B", 1);
-    let v = verify(&s, &Value::String(parts.join(".")), "jwt-1", None).await;
-    assert_eq!(v["verified"], false);
+    // Tampering, each time on a presentation with a challenge of its own, never used, so that
+    // only the holder's signature can catch it: the amount raised inside the signed payload
+    // (still within the delegation's limit), or one byte of the signature changed.
+    let jws = jwt_vp(&s, &token, "jwt-3").await;
+    let raised = edit_payload(&jws, |p| p["action"]["context"]["amount"] = "499.00".into());
+    let v = verify(&s, &Value::String(raised), "jwt-3", None).await;
+    assert_eq!(failed_named(&v), vec!["proof: invalid_signature"], "{v}");
+    let flipped = flip_signature_byte(&jws);
+    let v = verify(&s, &Value::String(flipped), "jwt-3", None).await;
+    assert_eq!(failed_named(&v), vec!["proof: invalid_signature"], "{v}");
+    // Untouched, the same presentation verifies with that challenge: the signature was the
+    // only difference, and a failed verification spends no challenge.
+    let v = verify(&s, &Value::String(jws), "jwt-3", None).await;
+    assert_eq!(v["verified"], true, "{v}");
 }
 
 #[tokio::test]
