@@ -14,6 +14,7 @@ mod durability;
 mod guardrails;
 
 mod isolation;
+mod jose;
 mod lifecycle;
 mod logs;
 

@@ -19,6 +19,8 @@ import path from 'node:path';
 import {fileURLToPath} from 'node:url';
 
 import * as bsl from '@digitalbazaar/vc-bitstring-status-list';
+import * as Ed25519Multikey from '@digitalbazaar/ed25519-multikey';
+import * as jose from 'jose';
 import {MIN_STATUS_LIST_BITS} from './lib/verifier.mjs';
 import {
   SIGIL_CONTEXT_FILE, VC2, didDocument, didKey, isoIn, issue, newKey, prove
@@ -27,6 +29,7 @@ import {
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const VERIFY = path.join(HERE, 'verify.mjs');
 const FORGE = path.join(HERE, 'forge.mjs');
+const JOSE_VERIFY = path.join(HERE, 'jose-verify.mjs');
 const EXAMPLES_CONTEXT_URL = 'https://www.w3.org/ns/credentials/examples/v2';
 const EXAMPLES_CONTEXT_FILE =
   path.join(HERE, 'contexts/credentials-examples-v2.jsonld');
@@ -572,11 +575,129 @@ async function didWebTests() {
   }
 }
 
+// ---------------------------------------------------------------- jose-verify
+// jose-verify.mjs (the independent check of Sigil's jwt_vp / vc+jwt): JWTs
+// signed here with `jose`, keys as DB Multikeys in DID documents passed
+// offline. Every check it makes must be able to fail: each case breaks one.
+
+/** Signs `payload` as a compact JWS with the DB Multikey `key`, using jose. */
+async function joseSign(payload, key, header) {
+  const jwk = await Ed25519Multikey.toJwk({keyPair: key, secretKey: true});
+  // DB's `d` is seed || public key; RFC 8037's is the 32-byte seed.
+  jwk.d = Buffer.from(jwk.d, 'base64url').subarray(0, 32).toString('base64url');
+  const signingKey = await jose.importJWK(jwk, 'EdDSA');
+  return new jose.CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({alg: 'EdDSA', ...header}).sign(signingKey);
+}
+
+/** `jws` with one byte of its signature changed (not just a base64url character). */
+function flipSignatureByte(jws) {
+  const [h, p, s] = jws.split('.');
+  const sig = Buffer.from(s, 'base64url');
+  sig[sig.length >> 1] ^= 0x01;
+  return `${h}.${p}.${sig.toString('base64url')}`;
+}
+
+/**
+ * Runs jose-verify.mjs and checks the exit code, outcome and exact reasons
+ * (order aside); `parts`: how many JWS it must report as verified.
+ */
+async function expectJose(name, args, {outcome, reasons = [], parts}) {
+  const r = await run(JOSE_VERIFY, args);
+  const problems = [];
+  if(r.code !== EXIT[outcome] || r.json.outcome !== outcome) {
+    problems.push(`exit ${r.code} outcome ${r.json.outcome}, want ${outcome}`);
+  }
+  if(!sameSet(r.json.reasons, reasons)) {
+    problems.push(`reasons ${JSON.stringify(r.json.reasons)}, want ${JSON.stringify(reasons)}`);
+  }
+  const ok = (r.json.jws ?? []).filter(j => j.verified).length;
+  if(parts !== undefined && ok !== parts) {
+    problems.push(`${ok} JWS verified, want ${parts}`);
+  }
+  record(name, problems.length === 0, `${problems.join('; ')} — ${JSON.stringify(r.json)}`);
+  if(process.env.SELFTEST_VERBOSE) {
+    console.log(`       exit ${r.code} ${JSON.stringify(r.json)}`);
+  }
+}
+
+async function joseTests() {
+  const issuer = 'did:web:sigil.test:tenants:acme';
+  const holder = `${issuer}:agents:a1`;
+  const issuerKey = await newKey(issuer, 'issuer-1');
+  const holderKey = await newKey(holder, 'key-1');
+  const rogueKey = await newKey(holder, 'key-1');
+  const issuerDoc = writeJson('jose-issuer-did', didDocument(issuer, issuerKey));
+  const holderDoc = writeJson('jose-holder-did', didDocument(holder, holderKey));
+  const docs = ['--did-document', issuerDoc, '--did-document', holderDoc];
+  const now = Math.floor(Date.now() / 1000);
+  const vcHeader = {typ: 'vc+jwt', cty: 'vc', kid: issuerKey.id};
+  const vpHeader = {typ: 'vp+jwt', cty: 'vp', kid: holderKey.id};
+  const credential = type => ({'@context': [VC2], type: ['VerifiableCredential', type],
+    issuer, credentialSubject: {id: holder}});
+  const envelope = jwt => ({'@context': VC2, id: `data:application/vc+jwt,${jwt}`,
+    type: 'EnvelopedVerifiableCredential'});
+  const vc0 = await joseSign(credential('AgentIdentityCredential'), issuerKey, vcHeader);
+  const vc1 = await joseSign(credential('DelegatedAuthorityCredential'), issuerKey, vcHeader);
+  const vpPayload = (creds = [envelope(vc0), envelope(vc1)]) => ({
+    '@context': [VC2], type: ['VerifiablePresentation'], holder,
+    verifiableCredential: creds, nonce: 'n-1', aud: 'payments.example',
+    iat: now, exp: now + 300});
+  const check = async (name, jws, want, {kind = 'presentation', extra = [], dids = docs} = {}) => {
+    const file = path.join(tmp, `${String(++fileNo).padStart(2, '0')}-jose.jwt`);
+    fs.writeFileSync(file, jws);
+    const opts = kind === 'presentation' ? ['--nonce', 'n-1', '--aud', 'payments.example'] : [];
+    await expectJose(`jose-verify: ${name}`, ['--kind', kind, file, ...dids, ...opts, ...extra], want);
+  };
+  const vp = await joseSign(vpPayload(), holderKey, vpHeader);
+  await check('presentation and both enveloped credentials verify', vp, {...verified, parts: 3});
+  await check('a lone vc+jwt verifies', vc0, {...verified, parts: 1}, {kind: 'credential'});
+  await check('one signature byte changed', flipSignatureByte(vp),
+    {...rejected('invalid_signature'), parts: 2});
+  await check('signed by a key other than the DID document\'s',
+    await joseSign(vpPayload(), rogueKey, vpHeader), rejected('invalid_signature'));
+  await check('an enveloped credential with one signature byte changed',
+    await joseSign(vpPayload([envelope(vc0), envelope(flipSignatureByte(vc1))]), holderKey, vpHeader),
+    {...rejected('credential[1].invalid_signature'), parts: 2});
+  await check('typ JWT', await joseSign(vpPayload(), holderKey, {...vpHeader, typ: 'JWT'}),
+    rejected('wrong_typ'));
+  await check('cty vc on a presentation', await joseSign(vpPayload(), holderKey, {...vpHeader, cty: 'vc'}),
+    rejected('wrong_cty'));
+  await check('an enveloped credential with typ vp+jwt',
+    await joseSign(vpPayload([envelope(await joseSign(credential('X'), issuerKey,
+      {...vcHeader, typ: 'vp+jwt'}))]), holderKey, vpHeader),
+    rejected('credential[0].wrong_typ'));
+  await check('kid of the issuer on the presentation',
+    await joseSign(vpPayload(), issuerKey, {...vpHeader, kid: issuerKey.id}), rejected('holder_mismatch'));
+  await check('kid of the holder on a credential',
+    await joseSign(vpPayload([envelope(await joseSign(credential('X'), holderKey,
+      {...vcHeader, kid: holderKey.id}))]), holderKey, vpHeader),
+    rejected('credential[0].issuer_mismatch'));
+  await check('kid not listed under authentication', vp, rejected('wrong_key'),
+    {dids: ['--did-document', issuerDoc, '--did-document', writeJson('jose-holder-assert-only',
+      {...didDocument(holder, holderKey), authentication: []})]});
+  await check('kid without a fragment', await joseSign(vpPayload(), holderKey, {...vpHeader, kid: holder}),
+    rejected('wrong_kid'));
+  await check('another nonce', vp, rejected('nonce_mismatch'), {extra: ['--nonce', 'n-2']});
+  await check('another audience', vp, rejected('aud_mismatch'), {extra: ['--aud', 'evil.example']});
+  await check('checked after exp', vp, rejected('expired'),
+    {extra: ['--now', new Date((now + 301) * 1000).toISOString()]});
+  const {exp, ...noExp} = vpPayload();
+  await check('a presentation without exp', await joseSign(noExp, holderKey, vpHeader),
+    rejected('claim_missing'));
+  await check('a credential that is not enveloped',
+    await joseSign(vpPayload([credential('X')]), holderKey, vpHeader), rejected('credential[0].malformed'));
+  await check('an unreachable did:web holder: could not check (not rejected)', vp,
+    unchecked('did_unresolvable'), {dids: ['--did-document', issuerDoc]});
+  void exp;
+}
+
 try {
   await w3cVectorTests();
   await didKeyTests();
   await forgeTests();
   await didWebTests();
+  await joseTests();
 } catch(e) {
   record('selftest crashed', false, e.stack);
 } finally {
