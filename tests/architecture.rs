@@ -24,8 +24,18 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// Every `.rs` file under `dir`, relative to `src/`, with its non-test source.
+/// Every `.rs` file under `dir`, relative to `src/`, with its non-test source (comments
+/// and string contents removed).
 fn sources(dir: &Path) -> BTreeMap<String, String> {
+    sources_with(dir, false)
+}
+
+/// [`sources`], keeping string literals.
+fn sources_with_strings(dir: &Path) -> BTreeMap<String, String> {
+    sources_with(dir, true)
+}
+
+fn sources_with(dir: &Path, keep_strings: bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -35,7 +45,7 @@ fn sources(dir: &Path) -> BTreeMap<String, String> {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
                 let rel = p.strip_prefix(src()).unwrap().to_string_lossy().replace('\\', "/");
-                out.insert(rel, strip_tests(&std::fs::read_to_string(&p).unwrap()));
+                out.insert(rel, strip_tests(&std::fs::read_to_string(&p).unwrap(), keep_strings));
             }
         }
     }
@@ -44,8 +54,8 @@ fn sources(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// The source without `#[cfg(test)]` items and without comments.
-fn strip_tests(s: &str) -> String {
+/// The source without `#[cfg(test)]` items and comments (and string contents unless kept).
+fn strip_tests(s: &str, keep_strings: bool) -> String {
     let lines: Vec<&str> = s.lines().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -66,7 +76,11 @@ fn strip_tests(s: &str) -> String {
             }
             continue;
         }
-        out.push_str(&code(lines[i]));
+        if keep_strings {
+            out.push_str(lines[i].split(" //").next().unwrap_or(""));
+        } else {
+            out.push_str(&code(lines[i]));
+        }
         out.push('\n');
         i += 1;
     }
@@ -356,4 +370,30 @@ fn file_io_lives_at_the_process_edge() {
         }
     }
     assert!(bad.is_empty(), "file I/O outside the process edge:\n  {}", bad.join("\n  "));
+}
+
+#[test]
+fn problem_codes_are_spelled_once() {
+    // The wire strings of `sigil::codes::ErrorCode`, read from its source.
+    let codes_src = std::fs::read_to_string(src().join("codes.rs")).unwrap();
+    let codes: Vec<String> =
+        codes_src.lines().filter_map(|l| l.trim().split_once(" => \"").map(|(_, s)| s.trim_end_matches("\",").to_owned())).collect();
+    assert!(codes.len() > 30, "read {} codes from src/codes.rs", codes.len());
+    let mut bad = Vec::new();
+    for dir in ["service", "http", "policy"] {
+        for (rel, text) in sources_with_strings(&src().join(dir)) {
+            // Documentation (`//!`, `///`) and attributes (OpenAPI examples) may name codes.
+            let code_lines: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//") && !l.trim_start().starts_with("#["))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for code in &codes {
+                if code_lines.contains(&format!("\"{code}\"")) {
+                    bad.push(format!("{rel}: \"{code}\" spelled out; use ErrorCode"));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -9,6 +9,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use super::problem::ApiError;
+use crate::codes::ErrorCode;
 use crate::service::{Caller, ServiceError, Sigil};
 
 /// The authenticated caller of a request.
@@ -34,7 +35,7 @@ impl FromRequest for Auth {
             let sigil = sigil.ok_or_else(|| ApiError::from(ServiceError::Internal("app state missing".into())))?;
             let throttled = || {
                 ApiError::from(ServiceError::TooManyRequests {
-                    code: "too_many_auth_failures",
+                    code: ErrorCode::TooManyAuthFailures,
                     detail: "too many failed authentications from this address; retry later".into(),
                 })
             };

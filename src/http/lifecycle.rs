@@ -10,6 +10,7 @@ use super::dto::{Agent, CreateDelegationRequest, CredentialResponse, KeyStateDto
 use super::problem::ApiError;
 use super::{optional_json, parse_agent, parse_tenant};
 use crate::clock::rfc3339;
+use crate::codes::ErrorCode;
 use crate::service::Sigil;
 use crate::service::rotation::KeyPolicy;
 
@@ -114,7 +115,7 @@ pub async fn rotate_key(sigil: web::Data<Sigil>, auth: Auth, path: TA) -> Result
     responses((status = 200, body = KeyList)), security(("bearer" = [])))]
 pub async fn compromised(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String, String)>) -> Result<HttpResponse, ApiError> {
     let (t, a, v) = path.into_inner();
-    let v: u32 = v.parse().map_err(|_| ApiError::not_found("key_not_found", "no such key version"))?;
+    let v: u32 = v.parse().map_err(|_| ApiError::not_found(ErrorCode::KeyNotFound, "no such key version"))?;
     sigil.mark_key_compromised(&auth.0, &parse_tenant(&t)?, &parse_agent(&a)?, v).await?;
     Ok(HttpResponse::Ok().json(key_list(&sigil, &auth, &t, &a).await?))
 }

@@ -25,6 +25,7 @@ use futures_util::Stream;
 use rand::RngCore;
 
 use super::problem::ApiError;
+use crate::codes::ErrorCode;
 
 /// The request id of the current request, in request extensions.
 #[derive(Debug, Clone)]
@@ -106,8 +107,8 @@ pub async fn edge(mut req: ServiceRequest, next: Next<impl MessageBody + 'static
     let started = std::time::Instant::now();
     let mut res = if too_big {
         drain(req.take_payload()).await;
-        let resp =
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the configured limit").error_response();
+        let resp = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "request body exceeds the configured limit")
+            .error_response();
         req.into_response(resp)
     } else if has_body(&req) {
         let body = SharedPayload(Rc::new(RefCell::new(req.take_payload())));

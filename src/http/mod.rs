@@ -24,6 +24,7 @@ pub mod vc_api;
 use actix_web::{HttpResponse, web};
 use serde::de::DeserializeOwned;
 
+use crate::codes::ErrorCode;
 use crate::ids::{AgentId, TenantId, TokenId};
 use problem::ApiError;
 
@@ -95,25 +96,25 @@ routes! {
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(actix_web::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this resource"))
+    Err(ApiError::new(actix_web::http::StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "method not allowed on this resource"))
 }
 
 /// Fallback for unknown paths.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("not_found", "no such resource"))
+    Err(ApiError::not_found(ErrorCode::NotFound, "no such resource"))
 }
 
 /// A path segment naming a tenant; malformed ids name nothing, hence 404.
 pub(crate) fn parse_tenant(s: &str) -> Result<TenantId, ApiError> {
-    TenantId::parse(s).map_err(|_| ApiError::not_found("tenant_not_found", "no such tenant"))
+    TenantId::parse(s).map_err(|_| ApiError::not_found(ErrorCode::TenantNotFound, "no such tenant"))
 }
 
 pub(crate) fn parse_agent(s: &str) -> Result<AgentId, ApiError> {
-    AgentId::parse(s).map_err(|_| ApiError::not_found("agent_not_found", "no such agent"))
+    AgentId::parse(s).map_err(|_| ApiError::not_found(ErrorCode::AgentNotFound, "no such agent"))
 }
 
 pub(crate) fn parse_token(s: &str) -> Result<TokenId, ApiError> {
-    TokenId::parse(s).map_err(|_| ApiError::not_found("token_not_found", "no such token"))
+    TokenId::parse(s).map_err(|_| ApiError::not_found(ErrorCode::TokenNotFound, "no such token"))
 }
 
 /// A body that may be empty (→ `T::default()`) but, when present, is parsed strictly.
@@ -160,7 +161,7 @@ impl<T: DeserializeOwned + 'static> actix_web::FromRequest for Body<T> {
             if !json_type {
                 return Err(ApiError::new(
                     actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    ErrorCode::UnsupportedMediaType,
                     "request body must be application/json",
                 ));
             }
@@ -168,7 +169,7 @@ impl<T: DeserializeOwned + 'static> actix_web::FromRequest for Body<T> {
                 if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(
                         actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
+                        ErrorCode::PayloadTooLarge,
                         "request body exceeds the configured limit",
                     )
                 } else {

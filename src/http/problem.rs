@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::codes::ErrorCode;
 use crate::service::ServiceError;
 
 /// An RFC 9457 problem document.
@@ -30,23 +31,23 @@ pub struct Problem {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     detail: String,
 }
 
 impl ApiError {
     /// A problem with an explicit status and code.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         Self { status, code, detail: detail.into() }
     }
 
     /// 400 `invalid_request`.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, detail)
     }
 
     /// 404 `not_found`.
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, detail)
     }
 }
@@ -61,7 +62,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         use ServiceError as E;
         match e {
-            E::Unauthenticated => Self::new(StatusCode::UNAUTHORIZED, "not_authenticated", "a valid bearer token is required"),
+            E::Unauthenticated => Self::new(StatusCode::UNAUTHORIZED, ErrorCode::NotAuthenticated, "a valid bearer token is required"),
             E::Forbidden { code, detail } => Self::new(StatusCode::FORBIDDEN, code, detail),
             E::NotFound { code, detail } => Self::new(StatusCode::NOT_FOUND, code, detail),
             E::Conflict { code, detail } => Self::new(StatusCode::CONFLICT, code, detail),
@@ -70,17 +71,17 @@ impl From<ServiceError> for ApiError {
             E::TooManyRequests { code, detail } => Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail),
             E::Unavailable(detail) => {
                 tracing::error!(%detail, "storage unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; retry later")
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "storage is unavailable; retry later")
             }
             E::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "internal error")
             }
             // Any variant added later is treated as internal until mapped explicitly.
             #[allow(unreachable_patterns)]
             other => {
                 tracing::error!(error = %other, "unmapped service error");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "internal error")
             }
         }
     }
@@ -98,7 +99,7 @@ impl ResponseError for ApiError {
             title,
             status: self.status.as_u16(),
             detail: self.detail.clone(),
-            code: self.code.to_owned(),
+            code: self.code.as_str().to_owned(),
         };
         let mut resp = HttpResponse::build(self.status);
         resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
@@ -117,10 +118,10 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -
     use actix_web::error::JsonPayloadError as J;
     let e = match &err {
         J::OverflowKnownLength { .. } | J::Overflow { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the configured limit")
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "request body exceeds the configured limit")
         }
         J::ContentType => {
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "request body must be application/json")
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType, "request body must be application/json")
         }
         J::Deserialize(d) => ApiError::bad_request(format!("invalid JSON body: {d}")),
         _ => ApiError::bad_request("invalid request body"),
@@ -135,5 +136,5 @@ pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest)
 
 /// Path errors → 404 (a malformed id names nothing that exists).
 pub fn path_error(_err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::not_found("not_found", "no such resource").into()
+    ApiError::not_found(ErrorCode::NotFound, "no such resource").into()
 }

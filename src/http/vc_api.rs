@@ -9,6 +9,7 @@ use super::Body;
 use super::auth::Auth;
 use super::parse_tenant;
 use super::problem::ApiError;
+use crate::codes::ErrorCode;
 use crate::service::Sigil;
 use crate::service::vc_api::VcApiError;
 
@@ -89,7 +90,7 @@ impl VerifyResponse {
 fn vc_api_error(e: VcApiError) -> Result<HttpResponse, ApiError> {
     match e {
         VcApiError::BadRequest(d) => Err(ApiError::bad_request(d)),
-        VcApiError::Unprocessable(d) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_credential", d)),
+        VcApiError::Unprocessable(d) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::UnprocessableCredential, d)),
         VcApiError::Service(s) => Err(s.into()),
     }
 }

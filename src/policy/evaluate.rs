@@ -5,6 +5,7 @@
 //! reported is the one from the delegation that got furthest, so the agent is told the
 //! most specific reason ("amount_exceeds_limit" rather than "action_not_allowed").
 
+use crate::codes::ErrorCode;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 
@@ -46,21 +47,26 @@ pub enum Denial {
 }
 
 impl Denial {
-    /// Stable machine code.
-    pub fn code(self) -> &'static str {
+    /// The stable machine code of this denial.
+    pub fn error_code(self) -> ErrorCode {
         match self {
-            Denial::NoDelegation => "no_delegation",
-            Denial::ActionNotAllowed => "action_not_allowed",
-            Denial::ResourceNotAllowed => "resource_not_allowed",
-            Denial::CredentialRevoked => "credential_revoked",
-            Denial::CredentialSuspended => "credential_suspended",
-            Denial::CredentialNotYetValid => "credential_not_yet_valid",
-            Denial::CredentialExpired => "credential_expired",
-            Denial::CurrencyMismatch => "currency_mismatch",
-            Denial::AmountExceedsLimit => "amount_exceeds_limit",
-            Denial::OutsideSchedule => "outside_schedule",
-            Denial::AgentSuspended => "agent_suspended",
+            Denial::NoDelegation => ErrorCode::NoDelegation,
+            Denial::ActionNotAllowed => ErrorCode::ActionNotAllowed,
+            Denial::ResourceNotAllowed => ErrorCode::ResourceNotAllowed,
+            Denial::CredentialRevoked => ErrorCode::CredentialRevoked,
+            Denial::CredentialSuspended => ErrorCode::CredentialSuspended,
+            Denial::CredentialNotYetValid => ErrorCode::CredentialNotYetValid,
+            Denial::CredentialExpired => ErrorCode::CredentialExpired,
+            Denial::CurrencyMismatch => ErrorCode::CurrencyMismatch,
+            Denial::AmountExceedsLimit => ErrorCode::AmountExceedsLimit,
+            Denial::OutsideSchedule => ErrorCode::OutsideSchedule,
+            Denial::AgentSuspended => ErrorCode::AgentSuspended,
         }
+    }
+
+    /// The code as it appears on the wire (audit entries, metrics, problem `code`).
+    pub fn code(self) -> &'static str {
+        self.error_code().as_str()
     }
 
     /// Human-readable explanation.

@@ -8,6 +8,7 @@
 use jiff::Timestamp;
 use serde_json::json;
 
+use crate::codes::ErrorCode;
 use crate::ids::{AgentId, TenantId};
 use crate::service::kernel::issue::{StatusChange, status_change_bits};
 use crate::service::kernel::journal::Event;
@@ -66,7 +67,7 @@ impl Sigil {
             let (mut rec, blob, creds) = self.agent_with_credentials(tenant, agent).await?;
             match (rec.state, suspend) {
                 (AgentState::Retired, _) => {
-                    return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
+                    return Err(ServiceError::Gone { code: ErrorCode::AgentRetired, detail: "the agent is retired".into() });
                 }
                 (AgentState::Suspended, true) | (AgentState::Active, false) => return Ok(Attempt::Done(rec)),
                 _ => {}
@@ -123,7 +124,7 @@ impl Sigil {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             if rec.state == AgentState::Retired {
-                return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
+                return Err(ServiceError::Gone { code: ErrorCode::AgentRetired, detail: "the agent is retired".into() });
             }
             if only_if_current.is_some_and(|v| v != rec.current_key) {
                 return Ok(Attempt::Done(None));

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::codes::ErrorCode;
 use crate::service::kernel::cache::{GenCache, pause};
 
 use crate::crypto::{AccessToken, TokenHash};
@@ -45,7 +46,7 @@ impl Caller {
     pub fn require_operator(&self) -> Result<(), ServiceError> {
         match self {
             Caller::Operator { .. } => Ok(()),
-            _ => Err(ServiceError::forbidden("not_authorized", "this operation needs the operator token")),
+            _ => Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "this operation needs the operator token")),
         }
     }
 
@@ -54,10 +55,10 @@ impl Caller {
         match self {
             Caller::Tenant { tenant: t, .. } if t == tenant => Ok(()),
             Caller::Agent { tenant: t, .. } if t == tenant => {
-                Err(ServiceError::forbidden("not_authorized", "agent tokens cannot use administration routes"))
+                Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "agent tokens cannot use administration routes"))
             }
             Caller::Operator { .. } => {
-                Err(ServiceError::forbidden("not_authorized", "the operator token does not grant access to tenant data"))
+                Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "the operator token does not grant access to tenant data"))
             }
             _ => Err(ServiceError::tenant_not_found()),
         }
@@ -68,7 +69,7 @@ impl Caller {
         self.require_tenant_read(tenant)?;
         match self {
             Caller::Tenant { role: Role::Admin, .. } => Ok(()),
-            _ => Err(ServiceError::forbidden("read_only", "auditor tokens can only read")),
+            _ => Err(ServiceError::forbidden(ErrorCode::ReadOnly, "auditor tokens can only read")),
         }
     }
 }

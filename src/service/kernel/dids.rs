@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use crate::codes::ErrorCode;
 use crate::crypto::PublicKey;
 use crate::ids::{AgentId, TenantId};
 use crate::service::model::records::{AgentRecord, AgentState, KeyState, KeyVersion};
@@ -116,7 +117,10 @@ impl Sigil {
             }
         };
         if rec.state == AgentState::Retired {
-            return Err(ServiceError::Gone { code: "did_deactivated", detail: "the agent is retired; its DID is deactivated".into() });
+            return Err(ServiceError::Gone {
+                code: ErrorCode::DidDeactivated,
+                detail: "the agent is retired; its DID is deactivated".into(),
+            });
         }
         let now = self.clock.now();
         let in_rel = |k: &KeyVersion| k.state == KeyState::Active || self.agent_key_grace(k, now);

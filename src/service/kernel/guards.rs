@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
+use crate::codes::ErrorCode;
 use crate::ids::{AgentId, TenantId};
 use crate::service::kernel::journal::Event;
 use crate::service::model::settings::GuardrailSettings;
@@ -159,7 +160,7 @@ impl Sigil {
         if g.limiter.check_key(&agent.to_owned()).is_err() {
             metrics::counter!("sigil_guardrail_triggers_total", "kind" => "rate_limit").increment(1);
             return Err(ServiceError::TooManyRequests {
-                code: "rate_limited",
+                code: ErrorCode::RateLimited,
                 detail: "the agent exceeded its request rate; retry shortly".into(),
             });
         }
@@ -210,7 +211,7 @@ impl Sigil {
         }
         metrics::counter!("sigil_guardrail_triggers_total", "kind" => "verify_rate").increment(1);
         Err(ServiceError::TooManyRequests {
-            code: "rate_limited",
+            code: ErrorCode::RateLimited,
             detail: "too many verifications from this address; retry shortly".into(),
         })
     }

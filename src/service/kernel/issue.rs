@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::clock::rfc3339;
+use crate::codes::ErrorCode;
 use crate::ids::{CredentialId, TenantId};
 use crate::policy::{Authority, Principal};
 use crate::service::kernel::keyring::TenantKeys;
@@ -50,7 +51,7 @@ pub(crate) fn status_change_bits(rec: &mut CredentialRecord, change: StatusChang
         }
         StatusChange::Suspend => {
             if rec.revoked {
-                return Err(ServiceError::conflict("credential_revoked", "a revoked credential cannot be suspended"));
+                return Err(ServiceError::conflict(ErrorCode::CredentialRevoked, "a revoked credential cannot be suspended"));
             }
             if !rec.suspended {
                 out.push(BitChange { purpose: Purpose::Suspension, list: rec.suspension.list, index: rec.suspension.index, value: true });
@@ -59,7 +60,7 @@ pub(crate) fn status_change_bits(rec: &mut CredentialRecord, change: StatusChang
         }
         StatusChange::Resume => {
             if rec.revoked {
-                return Err(ServiceError::conflict("credential_revoked", "revocation is permanent; issue a new credential"));
+                return Err(ServiceError::conflict(ErrorCode::CredentialRevoked, "revocation is permanent; issue a new credential"));
             }
             if rec.suspended {
                 out.push(BitChange { purpose: Purpose::Suspension, list: rec.suspension.list, index: rec.suspension.index, value: false });

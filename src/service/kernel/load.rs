@@ -3,6 +3,7 @@
 //!
 //! Must never: cache (callers own their caches and generations), or write.
 
+use crate::codes::ErrorCode;
 use crate::ids::{AgentId, CredentialId, TenantId};
 use crate::service::model::records::{AgentRecord, CredentialRecord, TenantRecord, kind};
 use crate::service::{ServiceError, Sigil};
@@ -26,7 +27,7 @@ impl Sigil {
 
     /// Loads a credential record of a tenant.
     pub(crate) async fn credential_record(&self, tenant: &str, id: &str) -> Result<(CredentialRecord, Vec<u8>), ServiceError> {
-        let nf = || ServiceError::not_found("credential_not_found", "no such credential");
+        let nf = || ServiceError::not_found(ErrorCode::CredentialNotFound, "no such credential");
         let id = CredentialId::parse(id).map_err(|_| nf())?;
         let tk = self.tenant_keys(tenant).await?;
         let blob = self.store.get(&keys::credential(tenant, id.as_str())).await?.ok_or_else(nf)?;

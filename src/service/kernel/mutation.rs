@@ -25,6 +25,7 @@
 
 use serde_json::Value;
 
+use crate::codes::ErrorCode;
 use crate::service::kernel::journal::Event;
 use crate::service::kernel::keyring::TenantKeys;
 use crate::service::{ServiceError, Sigil};
@@ -264,5 +265,5 @@ impl Sigil {
 }
 
 fn contended() -> ServiceError {
-    ServiceError::conflict("write_conflict", "the record is being modified concurrently; retry")
+    ServiceError::conflict(ErrorCode::WriteConflict, "the record is being modified concurrently; retry")
 }

@@ -13,6 +13,7 @@ use rand::Rng;
 use serde_json::Value;
 
 use crate::clock::rfc3339;
+use crate::codes::ErrorCode;
 use crate::crypto::Aad;
 use crate::service::kernel::cache::GenCache;
 use crate::service::kernel::keyring::TenantKeys;
@@ -144,7 +145,7 @@ impl Sigil {
                 break;
             }
         }
-        let index = index.ok_or_else(|| ServiceError::conflict("status_list_full", "could not allocate a status index; retry"))?;
+        let index = index.ok_or_else(|| ServiceError::conflict(ErrorCode::StatusListFull, "could not allocate a status index; retry"))?;
         let idx_key = keys::status_index(tenant, p, list, index);
         txn.require_absent(idx_key.clone()).put(idx_key, credential.as_bytes().to_vec());
         match count_raw {
@@ -209,7 +210,7 @@ impl Sigil {
 
     /// The signed status list credential for `GET /tenants/{tenant}/status/{list}`.
     pub async fn status_list_credential(&self, tenant: &str, name: &str) -> Result<Arc<Value>, ServiceError> {
-        let not_found = || ServiceError::not_found("status_list_not_found", "no such status list");
+        let not_found = || ServiceError::not_found(ErrorCode::StatusListNotFound, "no such status list");
         let (purpose, list) = Purpose::parse_list(name).ok_or_else(not_found)?;
         let now = self.clock.now();
         let ck = (tenant.to_owned(), purpose.letter(), list);

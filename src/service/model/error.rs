@@ -1,6 +1,7 @@
 //! The service layer's closed set of error kinds. `http` maps each kind to a status code
 //! in one place; `code` strings are the stable machine codes of the API contract.
 
+use crate::codes::ErrorCode;
 use crate::crypto::CryptoError;
 use crate::store::StoreError;
 
@@ -13,22 +14,22 @@ pub enum ServiceError {
     Unauthenticated,
     /// The caller is known but may not do this (403).
     #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
+    Forbidden { code: ErrorCode, detail: String },
     /// The object does not exist, or exists in a tenant the caller cannot see (404).
     #[error("{detail}")]
-    NotFound { code: &'static str, detail: String },
+    NotFound { code: ErrorCode, detail: String },
     /// The request conflicts with current state (409).
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ErrorCode, detail: String },
     /// The request is malformed or violates a rule (400/422).
     #[error("{detail}")]
-    Invalid { code: &'static str, detail: String },
+    Invalid { code: ErrorCode, detail: String },
     /// Too many requests (429); retry later.
     #[error("{detail}")]
-    TooManyRequests { code: &'static str, detail: String },
+    TooManyRequests { code: ErrorCode, detail: String },
     /// The object existed and is gone for good (410).
     #[error("{detail}")]
-    Gone { code: &'static str, detail: String },
+    Gone { code: ErrorCode, detail: String },
     /// Storage is unavailable or failed (503). Detail is logged, never shown.
     #[error("storage unavailable")]
     Unavailable(String),
@@ -38,30 +39,30 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
-    pub(crate) fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn not_found(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::NotFound { code, detail: detail.into() }
     }
     pub(crate) fn invalid(detail: impl Into<String>) -> Self {
-        Self::Invalid { code: "invalid_request", detail: detail.into() }
+        Self::Invalid { code: ErrorCode::InvalidRequest, detail: detail.into() }
     }
-    pub(crate) fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Forbidden { code, detail: detail.into() }
     }
-    pub(crate) fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Conflict { code, detail: detail.into() }
     }
     pub(crate) fn tenant_not_found() -> Self {
-        Self::not_found("tenant_not_found", "no such tenant")
+        Self::not_found(ErrorCode::TenantNotFound, "no such tenant")
     }
     pub(crate) fn agent_not_found() -> Self {
-        Self::not_found("agent_not_found", "no such agent")
+        Self::not_found(ErrorCode::AgentNotFound, "no such agent")
     }
 }
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict => Self::conflict("write_conflict", "concurrent modification; retry the request"),
+            StoreError::Conflict => Self::conflict(ErrorCode::WriteConflict, "concurrent modification; retry the request"),
             StoreError::Backend(d) => Self::Unavailable(d),
         }
     }

@@ -4,6 +4,7 @@
 
 use jiff::Timestamp;
 
+use crate::codes::ErrorCode;
 use crate::crypto::{Aad, AccessToken, Signer};
 use crate::ids::{AgentId, TenantId, TokenId};
 use crate::service::kernel::mutation::{Attempt, Effects};
@@ -142,7 +143,7 @@ impl Sigil {
     /// The calling agent itself.
     pub async fn whoami(&self, caller: &Caller) -> Result<AgentView, ServiceError> {
         let Caller::Agent { tenant, agent, .. } = caller else {
-            return Err(ServiceError::forbidden("not_authorized", "this route needs an agent token"));
+            return Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "this route needs an agent token"));
         };
         let (record, _) = self.agent_record(tenant, agent).await?;
         Ok(AgentView { did: self.agent_did(tenant.as_str(), agent.as_str()), record })
@@ -207,7 +208,7 @@ impl Sigil {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             if rec.state == AgentState::Retired {
-                return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
+                return Err(ServiceError::Gone { code: ErrorCode::AgentRetired, detail: "the agent is retired".into() });
             }
             let minted = self.mint_token(TokenRole::Agent, Some(agent), expires);
             let mut txn = Txn::new();

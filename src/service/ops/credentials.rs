@@ -2,6 +2,7 @@
 //! delegated-authority credentials, wallet listing, and revoke / suspend / resume through
 //! the tenant's status lists.
 
+use crate::codes::ErrorCode;
 use crate::ids::{AgentId, TenantId};
 use crate::service::kernel::mutation::{Attempt, Effects};
 use crate::service::model::records::{AgentState, CredentialRecord, kind};
@@ -36,7 +37,7 @@ impl Sigil {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, old) = self.agent_record(tenant, agent).await?;
             if rec.state == AgentState::Retired {
-                return Err(ServiceError::Gone { code: "agent_retired", detail: "the agent is retired".into() });
+                return Err(ServiceError::Gone { code: ErrorCode::AgentRetired, detail: "the agent is retired".into() });
             }
             let issuing = self.issuing(t).await;
             let mut txn = Txn::new();

@@ -7,6 +7,7 @@
 
 use serde_json::json;
 
+use crate::codes::ErrorCode;
 use crate::ids::{AgentId, TenantId};
 use crate::service::kernel::issue::{NewDelegation, StatusChange, status_change_bits};
 use crate::service::kernel::journal::{Event, actor};
@@ -105,7 +106,7 @@ impl Sigil {
         let a = agent.as_str();
         let (rec, _) = self.agent_record(tenant, agent).await?;
         if !rec.keys.iter().any(|k| k.version == version) {
-            return Err(ServiceError::not_found("key_not_found", "no such key version"));
+            return Err(ServiceError::not_found(ErrorCode::KeyNotFound, "no such key version"));
         }
         if rec.current_key == version && rec.state != AgentState::Retired {
             self.rotate_agent_key_inner(tenant, agent, actor(caller), "compromised", Some(version)).await?;
@@ -167,7 +168,7 @@ impl Sigil {
                 return Err(ServiceError::invalid("only delegations can be replaced"));
             }
             if old.revoked {
-                return Err(ServiceError::conflict("credential_revoked", "the credential is already revoked"));
+                return Err(ServiceError::conflict(ErrorCode::CredentialRevoked, "the credential is already revoked"));
             }
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             let mut txn = Txn::new();

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::clock::rfc3339;
+use crate::codes::ErrorCode;
 use crate::ids::CredentialId;
 use crate::policy::{self, ActionRequest, Denial, Grant};
 use crate::service::kernel::journal::{Event, actor};
@@ -75,7 +76,7 @@ fn budget_spent(counter: Option<&[u8]>) -> Result<Decimal, ServiceError> {
 }
 
 fn budget_exceeded() -> ServiceError {
-    ServiceError::forbidden("daily_limit_exceeded", "the delegation's daily amount limit would be exceeded")
+    ServiceError::forbidden(ErrorCode::DailyLimitExceeded, "the delegation's daily amount limit would be exceeded")
 }
 
 fn bad(detail: impl Into<String>) -> ServiceError {
@@ -133,7 +134,7 @@ impl Sigil {
     /// Checks authority and signs a presentation bound to the requested action.
     pub async fn present(&self, caller: &Caller, req: PresentationRequest) -> Result<Presentation, ServiceError> {
         let Caller::Agent { tenant, agent, .. } = caller else {
-            return Err(ServiceError::forbidden("not_authorized", "presentations are requested with an agent token"));
+            return Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "presentations are requested with an agent token"));
         };
         let (amount, currency) = parse_request(&req)?;
         self.check_rate(tenant.as_str(), agent.as_str()).await?;
@@ -179,7 +180,7 @@ impl Sigil {
                 if denial != Denial::AgentSuspended {
                     self.note_denial(tenant, agent).await?;
                 }
-                return Err(ServiceError::forbidden(denial.code(), denial.detail()));
+                return Err(ServiceError::forbidden(denial.error_code(), denial.detail()));
             }
         };
         let delegation = delegation.ok_or_else(|| ServiceError::Internal("policy chose a missing delegation".into()))?;
@@ -204,20 +205,21 @@ impl Sigil {
                 drop(lock);
                 let event = Event::new(
                     "presentation.denied",
-                    json!({"action": req.action, "resource": resource, "reason": "daily_limit_exceeded"}),
+                    json!({"action": req.action, "resource": resource, "reason": ErrorCode::DailyLimitExceeded.as_str()}),
                 )
                 .agent(agent.as_str());
                 self.record(t, actor(caller), event).await?;
                 // An exhausted budget is an expected business event, not misbehaviour, so it
                 // does not count toward automatic suspension (rate limits still apply).
-                metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => "daily_limit_exceeded").increment(1);
+                metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => ErrorCode::DailyLimitExceeded.as_str())
+                    .increment(1);
                 return Err(budget_exceeded());
             }
         }
         let identity = wallet
             .identity
             .clone()
-            .ok_or_else(|| ServiceError::forbidden("credential_revoked", "the agent's identity credential is revoked"))?;
+            .ok_or_else(|| ServiceError::forbidden(ErrorCode::CredentialRevoked, "the agent's identity credential is revoked"))?;
         let expires_at = now.checked_add(SignedDuration::from_secs(ttl as i64)).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let mut action_obj = Map::new();
         action_obj.insert("name".into(), req.action.clone().into());
@@ -507,7 +509,7 @@ mod tests {
         let f = fixture(&["refunds:create"], "500.00").await;
         f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c1")).await.unwrap();
         let denied = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "900.00", "c2")).await.unwrap_err();
-        assert!(matches!(denied, ServiceError::Forbidden { code: "amount_exceeds_limit", .. }));
+        assert!(matches!(denied, ServiceError::Forbidden { code: ErrorCode::AmountExceedsLimit, .. }));
         let entries = f.sigil.audit_entries(f.tenant.as_str(), 0, 100).await.unwrap();
         let kinds: Vec<&str> = entries.iter().map(|e| e.event.as_str()).collect();
         assert_eq!(&kinds[kinds.len() - 2..], ["presentation.granted", "presentation.denied"]);

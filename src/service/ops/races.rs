@@ -128,7 +128,7 @@ async fn wallet_race(w: &World, change: impl std::future::Future<Output = ()>) {
 fn code(r: Result<(), ServiceError>) -> String {
     match r {
         Ok(()) => "granted".into(),
-        Err(ServiceError::Forbidden { code, .. }) => code.to_owned(),
+        Err(ServiceError::Forbidden { code, .. }) => code.as_str().to_owned(),
         Err(e) => format!("{e:?}"),
     }
 }

@@ -11,6 +11,7 @@ use jiff::SignedDuration;
 use serde_json::json;
 
 use crate::clock::rfc3339;
+use crate::codes::ErrorCode;
 use crate::crypto::{Aad, DataKey, RootKey, SecretBytes, blob_key_version};
 use crate::ids::{AgentId, TenantId};
 use crate::service::kernel::journal::{Event, actor};
@@ -235,7 +236,7 @@ impl Sigil {
         caller.require_tenant_admin(tenant)?;
         let t = tenant.as_str();
         if self.store.get(&keys::data_key_rotation(t)).await?.is_some() {
-            return Err(ServiceError::conflict("rotation_in_progress", "a data-key rotation is already running for this tenant"));
+            return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "a data-key rotation is already running for this tenant"));
         }
         let cur_raw = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
         let cur = decode_u32(&cur_raw)?;
@@ -247,7 +248,10 @@ impl Sigil {
         self.mutate(t, &actor(caller), || async move {
             // A second attempt finds the current version moved or the rotation marker set.
             if self.store.get(&keys::data_key_rotation(t)).await?.is_some() {
-                return Err(ServiceError::conflict("rotation_in_progress", "a data-key rotation is already running for this tenant"));
+                return Err(ServiceError::conflict(
+                    ErrorCode::RotationInProgress,
+                    "a data-key rotation is already running for this tenant",
+                ));
             }
             let mut txn = Txn::new();
             txn.require_equals(keys::data_key_current(t), cur_raw.clone())
@@ -376,7 +380,7 @@ impl Sigil {
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .is_some_and(|kc| kc.root_version != old.version())
         {
-            return Err(ServiceError::conflict("rotation_in_progress", "the key-check file names another root key version"));
+            return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "the key-check file names another root key version"));
         }
         let mut txn = Txn::new();
         for (k, blob) in self.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await? {
@@ -394,7 +398,7 @@ impl Sigil {
         txn.put(keys::pepper(next.version()), next.wrap_pepper(&self.keys.pepper));
         // Staged wraps only (no preconditions): the key-check file below is the commit point.
         if !self.commit_unaudited(txn, Effects::none()).await? {
-            return Err(ServiceError::conflict("rotation_in_progress", "another root-key rotation is staged"));
+            return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "another root-key rotation is staged"));
         }
         let kdf = None; // the new root is a key file; a passphrase store stops needing one
         crate::datadir::write_key_check_async(data, &next, kdf).await.map_err(|e| ServiceError::Internal(e.to_string()))?;

@@ -4,6 +4,7 @@
 
 use jiff::Timestamp;
 
+use crate::codes::ErrorCode;
 use crate::crypto::{Aad, AccessToken, DataKey, Signer};
 use crate::ids::{TenantId, TokenId};
 use crate::service::kernel::auth::MintedToken;
@@ -99,7 +100,7 @@ impl Sigil {
         // under the data key it stores: a tenant never exists unaudited.
         let event = Event::new("tenant.created", serde_json::json!({"admin_token_id": minted.id.to_string()}));
         if !self.commit_creation(t, &tk, &actor(caller), txn, event, Effects::none()).await? {
-            return Err(ServiceError::conflict("tenant_exists", "a tenant with this id already exists"));
+            return Err(ServiceError::conflict(ErrorCode::TenantExists, "a tenant with this id already exists"));
         }
         drop(wrapping);
         self.keys.insert(t, tk, generation);
@@ -153,7 +154,7 @@ impl Sigil {
         let mut gone = Effects::none();
         gone.everything(t).data_keys(t);
         if !self.commit_unaudited(txn, gone).await? {
-            return Err(ServiceError::conflict("write_conflict", "the tenant is being deleted concurrently"));
+            return Err(ServiceError::conflict(ErrorCode::WriteConflict, "the tenant is being deleted concurrently"));
         }
         self.audit_heads.forget(t).await;
         // Step 2: remove the now-unreadable records (resumed at start-up if interrupted).
@@ -232,14 +233,14 @@ impl Sigil {
         caller.require_tenant_admin(tenant)?;
         let t = tenant.as_str();
         if caller.token_id() == token {
-            return Err(ServiceError::conflict("token_in_use", "a token cannot delete itself"));
+            return Err(ServiceError::conflict(ErrorCode::TokenInUse, "a token cannot delete itself"));
         }
         self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let key = keys::token(t, token.as_str());
             let rec: Option<TokenRecord> = self.load_record(&tk, t, kind::TOKEN, token.as_str(), &key).await?;
             let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor)) else {
-                return Err(ServiceError::not_found("token_not_found", "no such token"));
+                return Err(ServiceError::not_found(ErrorCode::TokenNotFound, "no such token"));
             };
             let mut txn = Txn::new();
             let mut effects = Effects::none();
