@@ -397,3 +397,24 @@ fn problem_codes_are_spelled_once() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+#[test]
+fn mechanisms_take_typed_ids() {
+    // A tenant or agent crosses the service as `TenantId` / `AgentId`, parsed once at the
+    // edge; a `&str` parameter with those names is a string that skipped the parse.
+    let mut bad = Vec::new();
+    for (rel, text) in sources(&src().join("service")) {
+        let flat = text.replace('\n', " ");
+        for (i, _) in flat.match_indices("fn ") {
+            let sig: String = flat[i..].chars().take_while(|c| *c != '{' && *c != ';').collect();
+            for name in ["tenant", "t", "agent", "a"] {
+                for ty in [": &str", ": Option<&str>", ": &String"] {
+                    if sig.contains(&format!("({name}{ty}")) || sig.contains(&format!(" {name}{ty}")) {
+                        bad.push(format!("{rel}: `{}` takes {name}{ty}", sig.split('(').next().unwrap_or("").trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "untyped ids:\n  {}", bad.join("\n  "));
+}

@@ -30,7 +30,8 @@ impl FromRequest for Auth {
             .map(|s| s.trim().to_owned());
         let ip = req.peer_addr().map(|a| a.ip());
         let route = req.match_pattern().unwrap_or_default();
-        let tenant = req.match_info().get("tenant").map(str::to_owned);
+        // Parsed here, at the edge: a path segment that is no tenant id names no trail.
+        let tenant = req.match_info().get("tenant").and_then(|t| crate::ids::TenantId::parse(t).ok());
         Box::pin(async move {
             let sigil = sigil.ok_or_else(|| ApiError::from(ServiceError::Internal("app state missing".into())))?;
             let throttled = || {
@@ -50,7 +51,7 @@ impl FromRequest for Auth {
                 Ok(c) => Ok(Auth(c)),
                 Err(ServiceError::Unauthenticated) => {
                     if let Some(ip) = ip {
-                        if sigil.note_auth_failure(ip, tenant.as_deref(), &route).await {
+                        if sigil.note_auth_failure(ip, tenant.as_ref(), &route).await {
                             return Err(throttled());
                         }
                     }

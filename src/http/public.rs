@@ -42,6 +42,6 @@ pub async fn agent_did(sigil: web::Data<Sigil>, path: web::Path<(String, String)
 pub async fn status_list(sigil: web::Data<Sigil>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (t, list) = path.into_inner();
     let t = parse_tenant(&t)?;
-    let vc = sigil.status_list_credential(t.as_str(), &list).await?;
+    let vc = sigil.status_list_credential(&t, &list).await?;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-cache")).json(&*vc))
 }

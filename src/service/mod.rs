@@ -23,6 +23,8 @@ pub use ops::verification::{Expectation, FLOOR_REACH, restored_lease_record};
 
 use crate::clock::Clock;
 use crate::config::PublicUrl;
+use crate::ids::AgentId;
+use crate::ids::TenantId;
 use crate::store::Store;
 
 /// Settings the service layer needs from the configuration.
@@ -125,12 +127,12 @@ impl Sigil {
     }
 
     /// `did:web` of a tenant.
-    pub fn tenant_did(&self, tenant: &str) -> String {
+    pub fn tenant_did(&self, tenant: &TenantId) -> String {
         format!("did:web:{}:tenants:{tenant}", self.settings.public_url.did_host())
     }
 
     /// `did:web` of an agent.
-    pub fn agent_did(&self, tenant: &str, agent: &str) -> String {
+    pub fn agent_did(&self, tenant: &TenantId, agent: &AgentId) -> String {
         format!("did:web:{}:tenants:{tenant}:agents:{agent}", self.settings.public_url.did_host())
     }
 

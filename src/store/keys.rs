@@ -15,56 +15,68 @@ pub mod meta {
 }
 
 /// Index of tenants (value: empty). Listing scans this prefix.
-pub fn tenant_index(tenant: &str) -> Vec<u8> {
+pub fn tenant_index(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("tn/{tenant}").into_bytes()
 }
 pub const TENANT_INDEX_PREFIX: &[u8] = b"tn/";
 
 /// Tenants being deleted (crypto-shredded, records not yet all removed).
-pub fn tenant_tombstone(tenant: &str) -> Vec<u8> {
+pub fn tenant_tombstone(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("tdel/{tenant}").into_bytes()
 }
 pub const TENANT_TOMBSTONE_PREFIX: &[u8] = b"tdel/";
 
 /// Everything a tenant owns lives under this prefix.
-pub fn tenant_prefix(tenant: &str) -> Vec<u8> {
+pub fn tenant_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/").into_bytes()
 }
 
 /// The tenant record (sealed).
-pub fn tenant_record(tenant: &str) -> Vec<u8> {
+pub fn tenant_record(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/meta").into_bytes()
 }
 
 /// Current data key version of a tenant (plaintext u32).
-pub fn data_key_current(tenant: &str) -> Vec<u8> {
+pub fn data_key_current(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/dk-current").into_bytes()
 }
 
 /// A wrapped data key version. Kept outside the tenant prefix so crypto-shredding can
 /// delete every version in one small transaction before the bulk removal.
-pub fn data_key(tenant: &str, version: u32) -> Vec<u8> {
+pub fn data_key(tenant: impl AsRef<str>, version: u32) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("dk/{tenant}/{version:08x}").into_bytes()
 }
-pub fn data_key_prefix(tenant: &str) -> Vec<u8> {
+pub fn data_key_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("dk/{tenant}/").into_bytes()
 }
 
 /// An agent record (sealed).
-pub fn agent(tenant: &str, agent: &str) -> Vec<u8> {
+pub fn agent(tenant: impl AsRef<str>, agent: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    let agent = agent.as_ref();
     format!("t/{tenant}/a/{agent}").into_bytes()
 }
-pub fn agent_prefix(tenant: &str) -> Vec<u8> {
+pub fn agent_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/a/").into_bytes()
 }
 
 /// A sealed private key: `owner` is an agent id or `issuer`.
-pub fn private_key(tenant: &str, owner: &str, version: u32) -> Vec<u8> {
+pub fn private_key(tenant: impl AsRef<str>, owner: &str, version: u32) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/k/{owner}/{version:08x}").into_bytes()
 }
 
 /// A sealed token record.
-pub fn token(tenant: &str, token_id: &str) -> Vec<u8> {
+pub fn token(tenant: impl AsRef<str>, token_id: &str) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/tok/{token_id}").into_bytes()
 }
 
@@ -74,10 +86,12 @@ pub fn token_hash(hash_hex: &str) -> Vec<u8> {
 }
 
 /// Per-tenant list of its token hashes, so tenant deletion can drop the global index rows.
-pub fn tenant_token_hash(tenant: &str, hash_hex: &str) -> Vec<u8> {
+pub fn tenant_token_hash(tenant: impl AsRef<str>, hash_hex: &str) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/th/{hash_hex}").into_bytes()
 }
-pub fn tenant_token_hash_prefix(tenant: &str) -> Vec<u8> {
+pub fn tenant_token_hash_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/th/").into_bytes()
 }
 
@@ -87,40 +101,49 @@ pub fn operator_token(token_id: &str) -> Vec<u8> {
 }
 
 /// A sealed credential.
-pub fn credential(tenant: &str, credential: &str) -> Vec<u8> {
+pub fn credential(tenant: impl AsRef<str>, credential: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    let credential = credential.as_ref();
     format!("t/{tenant}/c/{credential}").into_bytes()
 }
 
 /// Current status list number of a purpose (`r` revocation, `s` suspension).
-pub fn status_current(tenant: &str, purpose: char) -> Vec<u8> {
+pub fn status_current(tenant: impl AsRef<str>, purpose: char) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/sl/{purpose}/cur").into_bytes()
 }
 
 /// Allocated-entries counter of one list.
-pub fn status_count(tenant: &str, purpose: char, list: u32) -> Vec<u8> {
+pub fn status_count(tenant: impl AsRef<str>, purpose: char, list: u32) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/sl/{purpose}/{list:08x}/n").into_bytes()
 }
 
 /// Allocation of one index (value: the credential id); never deleted, so never reused.
-pub fn status_index(tenant: &str, purpose: char, list: u32, index: u32) -> Vec<u8> {
+pub fn status_index(tenant: impl AsRef<str>, purpose: char, list: u32, index: u32) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/sl/{purpose}/{list:08x}/i/{index:08x}").into_bytes()
 }
 
 /// One sealed page of status bits.
-pub fn status_page(tenant: &str, purpose: char, list: u32, page: u32) -> Vec<u8> {
+pub fn status_page(tenant: impl AsRef<str>, purpose: char, list: u32, page: u32) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/sl/{purpose}/{list:08x}/p/{page:04x}").into_bytes()
 }
 
 /// One sealed audit entry.
-pub fn audit_entry(tenant: &str, seq: u64) -> Vec<u8> {
+pub fn audit_entry(tenant: impl AsRef<str>, seq: u64) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/au/{seq:016x}").into_bytes()
 }
-pub fn audit_prefix(tenant: &str) -> Vec<u8> {
+pub fn audit_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/au/").into_bytes()
 }
 
 /// The chain head `{seq}:{hash}` (plaintext: a counter and a hash).
-pub fn audit_head(tenant: &str) -> Vec<u8> {
+pub fn audit_head(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("t/{tenant}/au-head").into_bytes()
 }
 
@@ -131,13 +154,15 @@ pub fn replay(hash_hex: &str) -> Vec<u8> {
 pub const REPLAY_PREFIX: &[u8] = b"rp/";
 
 /// A tenant whose records are being re-sealed under a new data key (value: target version).
-pub fn data_key_rotation(tenant: &str) -> Vec<u8> {
+pub fn data_key_rotation(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("dkr/{tenant}").into_bytes()
 }
 pub const DATA_KEY_ROTATION_PREFIX: &[u8] = b"dkr/";
 
 /// A data key wrapped under the *next* root key, during a root-key rotation.
-pub fn data_key_next(tenant: &str, version: u32) -> Vec<u8> {
+pub fn data_key_next(tenant: impl AsRef<str>, version: u32) -> Vec<u8> {
+    let tenant = tenant.as_ref();
     format!("dkn/{tenant}/{version:08x}").into_bytes()
 }
 pub const DATA_KEY_NEXT_PREFIX: &[u8] = b"dkn/";
@@ -157,7 +182,8 @@ pub fn pepper(root_version: u32) -> Vec<u8> {
 
 /// The (kind, id) a sealed record under a tenant's prefix is bound to, from its key; `None`
 /// for the plaintext entries (counters, hashes, allocation rows).
-pub fn sealed_identity(tenant: &str, key: &[u8]) -> Option<(&'static str, String)> {
+pub fn sealed_identity(tenant: impl AsRef<str>, key: &[u8]) -> Option<(&'static str, String)> {
+    let tenant = tenant.as_ref();
     let k = std::str::from_utf8(key).ok()?;
     let rest = k.strip_prefix(&format!("t/{tenant}/"))?;
     let parts: Vec<&str> = rest.split('/').collect();
@@ -175,6 +201,8 @@ pub fn sealed_identity(tenant: &str, key: &[u8]) -> Option<(&'static str, String
 }
 
 /// Amount spent under a delegation on one local day (plaintext decimal: a counter).
-pub fn budget(tenant: &str, credential: &str, day: &str) -> Vec<u8> {
+pub fn budget(tenant: impl AsRef<str>, credential: impl AsRef<str>, day: &str) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    let credential = credential.as_ref();
     format!("t/{tenant}/bd/{credential}/{day}").into_bytes()
 }

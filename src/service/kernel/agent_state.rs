@@ -28,7 +28,7 @@ impl Sigil {
         let (rec, blob) = self.agent_record(tenant, agent).await?;
         let mut creds = Vec::with_capacity(rec.credential_ids.len());
         for id in &rec.credential_ids {
-            creds.push(self.credential_record(tenant.as_str(), id).await?);
+            creds.push(self.credential_record(tenant, id).await?);
         }
         Ok((rec, blob, creds))
     }
@@ -38,7 +38,7 @@ impl Sigil {
         &self,
         txn: &mut Txn,
         tk: &crate::service::kernel::keyring::TenantKeys,
-        tenant: &str,
+        tenant: &TenantId,
         rec: &AgentRecord,
         old_blob: Vec<u8>,
         creds: &[(CredentialRecord, Vec<u8>)],
@@ -60,8 +60,8 @@ impl Sigil {
         suspend: bool,
         actor_s: String,
     ) -> Result<AgentRecord, ServiceError> {
-        let t = tenant.as_str();
-        let _lock = self.agent_locks.write(t, agent.as_str()).await;
+        let t = tenant;
+        let _lock = self.agent_locks.write(t, agent).await;
         self.mutate(t, &actor_s, || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob, creds) = self.agent_with_credentials(tenant, agent).await?;
@@ -100,7 +100,7 @@ impl Sigil {
             let event = Event::new(if suspend { "agent.suspended" } else { "agent.resumed" }, json!({"credentials": changed.len()}))
                 .agent(agent.as_str());
             let mut effects = Effects::none();
-            effects.status_lists(t).wallet(t, agent.as_str());
+            effects.status_lists(t).wallet(t, agent);
             Ok(Attempt::commit(txn, event, effects, rec))
         })
         .await
@@ -117,8 +117,8 @@ impl Sigil {
         reason: &str,
         only_if_current: Option<u32>,
     ) -> Result<Option<AgentRecord>, ServiceError> {
-        let t = tenant.as_str();
-        let a = agent.as_str();
+        let t = tenant;
+        let a = agent;
         let _lock = self.agent_locks.write(t, a).await;
         self.mutate(t, &actor_s, || async move {
             let tk = self.tenant_keys(t).await?;
@@ -131,14 +131,14 @@ impl Sigil {
             }
             let old = rec.current_key;
             let mut txn = Txn::new();
-            let new = stage_new_key(&tk, &mut txn, t, a, &mut rec.keys, old, self.clock.now())?;
+            let new = stage_new_key(&tk, &mut txn, t, a.as_str(), &mut rec.keys, old, self.clock.now())?;
             rec.current_key = new;
             let akey = keys::agent(t, a);
-            txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
-            let event = Event::new("agent.key_rotated", json!({"from": old, "to": new, "reason": reason})).agent(a);
+            txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a.as_str(), &rec)?);
+            let event = Event::new("agent.key_rotated", json!({"from": old, "to": new, "reason": reason})).agent(a.as_str());
             metrics::counter!("sigil_rotations_total", "kind" => "agent_key").increment(1);
             let mut effects = Effects::none();
-            effects.signers(t, Some(a)).wallet(t, a);
+            effects.signers(t, Some(a.as_str())).wallet(t, a);
             Ok(Attempt::commit(txn, event, effects, Some(rec)))
         })
         .await

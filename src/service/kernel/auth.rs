@@ -138,13 +138,13 @@ impl Sigil {
             (rec, None)
         } else {
             let tenant = TenantId::parse(scope).map_err(|_| ServiceError::Internal("bad token index".into()))?;
-            let tk = match self.tenant_keys(tenant.as_str()).await {
+            let tk = match self.tenant_keys(&tenant).await {
                 Ok(tk) => tk,
                 Err(ServiceError::NotFound { .. }) => return Err(ServiceError::Unauthenticated),
                 Err(e) => return Err(e),
             };
             let key = keys::token(tenant.as_str(), token_id.as_str());
-            let Some(rec) = self.load_record::<TokenRecord>(&tk, tenant.as_str(), kind::TOKEN, token_id.as_str(), &key).await? else {
+            let Some(rec) = self.load_record::<TokenRecord>(&tk, &tenant, kind::TOKEN, token_id.as_str(), &key).await? else {
                 return Err(ServiceError::Unauthenticated);
             };
             (rec, Some(tenant))
@@ -216,7 +216,7 @@ impl Sigil {
         tenant: &TenantId,
         minted: &MintedToken,
     ) -> Result<(), ServiceError> {
-        let t = tenant.as_str();
+        let t = tenant;
         let id = minted.id.as_str();
         let blob = self.seal_record(tk, t, kind::TOKEN, id, &minted.record)?;
         txn.require_absent(keys::token_hash(&minted.record.hash_hex))
@@ -229,7 +229,7 @@ impl Sigil {
     /// Adds the writes that delete a tenant-scoped token to `txn`, and the eviction to run
     /// once they are committed.
     pub(crate) fn stage_token_removal(&self, txn: &mut Txn, effects: &mut Effects, tenant: &TenantId, rec: &TokenRecord) {
-        let t = tenant.as_str();
+        let t = tenant;
         txn.delete(keys::token(t, &rec.id)).delete(keys::token_hash(&rec.hash_hex)).delete(keys::tenant_token_hash(t, &rec.hash_hex));
         effects.token(&rec.id);
     }

@@ -82,15 +82,15 @@ impl Sigil {
 
     /// [`Self::tenant_did_document`] without copying the cached document.
     pub async fn tenant_did_document_shared(&self, tenant: &TenantId) -> Result<Arc<Value>, ServiceError> {
-        let t = tenant.as_str();
+        let t = tenant;
         // Fails once the tenant is being crypto-shredded, cached document or not.
         let tk = self.tenant_keys(t).await?;
         let blob = self.store.get(&crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
-        if let Some(doc) = self.tenant_did_docs.get(t, &blob) {
+        if let Some(doc) = self.tenant_did_docs.get(t.as_str(), &blob) {
             return Ok(doc);
         }
         let rec: crate::service::model::records::TenantRecord =
-            self.open_record(&tk, t, crate::service::model::records::kind::TENANT, t, &blob)?;
+            self.open_record(&tk, t, crate::service::model::records::kind::TENANT, t.as_str(), &blob)?;
         // Retired issuer keys stay in assertionMethod: credentials they signed remain valid
         // (their private halves are destroyed, so they sign nothing new).
         let mut all = methods(&rec.issuer_keys, "issuer", |k| k.state != KeyState::Compromised)?;
@@ -98,20 +98,21 @@ impl Sigil {
         // with nothing but this document.
         all.extend(methods(&rec.audit_keys, "audit", |k| k.state == KeyState::Active)?);
         let doc = Arc::new(did::document(&self.tenant_did(t), &all));
-        self.tenant_did_docs.put(t, blob, doc.clone());
+        self.tenant_did_docs.put(t.as_str(), blob, doc.clone());
         Ok(doc)
     }
 
     /// An agent's DID document.
     pub async fn agent_did_document(&self, tenant: &TenantId, agent: &AgentId) -> Result<Value, ServiceError> {
         let (t, a) = (tenant.as_str(), agent.as_str());
-        let tk = self.tenant_keys(t).await?;
+        let tk = self.tenant_keys(tenant).await?;
         let blob = self.store.get(&crate::store::keys::agent(t, a)).await?.ok_or_else(ServiceError::agent_not_found)?;
         let cache_id = format!("{t}/{a}");
         let rec = match self.agent_did_records.get(&cache_id, &blob) {
             Some(rec) => rec,
             None => {
-                let rec: Arc<AgentRecord> = Arc::new(self.open_record(&tk, t, crate::service::model::records::kind::AGENT, a, &blob)?);
+                let rec: Arc<AgentRecord> =
+                    Arc::new(self.open_record(&tk, tenant, crate::service::model::records::kind::AGENT, a, &blob)?);
                 self.agent_did_records.put(&cache_id, blob, rec.clone());
                 rec
             }
@@ -124,6 +125,6 @@ impl Sigil {
         }
         let now = self.clock.now();
         let in_rel = |k: &KeyVersion| k.state == KeyState::Active || self.agent_key_grace(k, now);
-        Ok(did::document(&self.agent_did(tenant.as_str(), agent.as_str()), &methods(&rec.keys, "key", in_rel)?))
+        Ok(did::document(&self.agent_did(tenant, agent), &methods(&rec.keys, "key", in_rel)?))
     }
 }

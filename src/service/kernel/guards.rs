@@ -73,8 +73,8 @@ fn nz(n: u32) -> NonZeroU32 {
 }
 
 impl Guardrails {
-    fn guards_for(&self, tenant: &str, settings: impl FnOnce() -> GuardrailSettings) -> Arc<TenantGuards> {
-        if let Some(g) = self.tenants.read().ok().and_then(|m| m.get(tenant).cloned()) {
+    fn guards_for(&self, tenant: &TenantId, settings: impl FnOnce() -> GuardrailSettings) -> Arc<TenantGuards> {
+        if let Some(g) = self.tenants.read().ok().and_then(|m| m.get(tenant.as_str()).cloned()) {
             return g;
         }
         let s = settings();
@@ -83,14 +83,14 @@ impl Guardrails {
             settings: s,
         });
         if let Ok(mut m) = self.tenants.write() {
-            m.insert(tenant.to_owned(), g.clone());
+            m.insert(tenant.to_string(), g.clone());
         }
         g
     }
 
-    pub(crate) fn forget_tenant(&self, tenant: &str) {
+    pub(crate) fn forget_tenant(&self, tenant: &TenantId) {
         if let Ok(mut m) = self.tenants.write() {
-            m.remove(tenant);
+            m.remove(tenant.as_str());
         }
     }
 
@@ -141,8 +141,8 @@ impl Guardrails {
 }
 
 impl Sigil {
-    async fn guards(&self, tenant: &str) -> Result<Arc<TenantGuards>, ServiceError> {
-        if let Some(g) = self.guardrails.tenants.read().ok().and_then(|m| m.get(tenant).cloned()) {
+    async fn guards(&self, tenant: &TenantId) -> Result<Arc<TenantGuards>, ServiceError> {
+        if let Some(g) = self.guardrails.tenants.read().ok().and_then(|m| m.get(tenant.as_str()).cloned()) {
             return Ok(g);
         }
         let settings = self.tenant_record(tenant).await?.guardrails.unwrap_or_default();
@@ -150,14 +150,14 @@ impl Sigil {
     }
 
     /// The tenant's guardrail settings (cached).
-    pub(crate) async fn guardrail_settings(&self, tenant: &str) -> Result<GuardrailSettings, ServiceError> {
+    pub(crate) async fn guardrail_settings(&self, tenant: &TenantId) -> Result<GuardrailSettings, ServiceError> {
         Ok(self.guards(tenant).await?.settings.clone())
     }
 
     /// Refuses a request over the agent's rate limit.
-    pub(crate) async fn check_rate(&self, tenant: &str, agent: &str) -> Result<(), ServiceError> {
+    pub(crate) async fn check_rate(&self, tenant: &TenantId, agent: &AgentId) -> Result<(), ServiceError> {
         let g = self.guards(tenant).await?;
-        if g.limiter.check_key(&agent.to_owned()).is_err() {
+        if g.limiter.check_key(&agent.as_str().to_owned()).is_err() {
             metrics::counter!("sigil_guardrail_triggers_total", "kind" => "rate_limit").increment(1);
             return Err(ServiceError::TooManyRequests {
                 code: ErrorCode::RateLimited,
@@ -169,7 +169,7 @@ impl Sigil {
 
     /// Counts a denial; suspends the agent when the tenant's threshold is reached.
     pub(crate) async fn note_denial(&self, tenant: &TenantId, agent: &AgentId) -> Result<bool, ServiceError> {
-        let s = self.guardrail_settings(tenant.as_str()).await?;
+        let s = self.guardrail_settings(tenant).await?;
         if s.denial_threshold == 0 {
             return Ok(false);
         }
@@ -191,7 +191,7 @@ impl Sigil {
         if trip {
             self.set_agent_suspended_as(tenant, agent, true, "system:guardrail".into()).await?;
             self.record(
-                tenant.as_str(),
+                tenant,
                 "system:guardrail".into(),
                 Event::new("guardrail.auto_suspended", json!({"denials": s.denial_threshold, "window_secs": s.denial_window_secs}))
                     .agent(agent.as_str()),
@@ -228,7 +228,7 @@ impl Sigil {
 
     /// Counts a failed authentication from `ip` (and records it in the tenant named by the
     /// path, if any, until the address is throttled). Returns true when now throttled.
-    pub async fn note_auth_failure(&self, ip: IpAddr, tenant: Option<&str>, route: &str) -> bool {
+    pub async fn note_auth_failure(&self, ip: IpAddr, tenant: Option<&TenantId>, route: &str) -> bool {
         let throttled = self.guardrails.note_auth_failure(ip);
         metrics::counter!("sigil_auth_failures_total").increment(1);
         if let Some(t) = tenant.filter(|_| !throttled) {

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::clock::rfc3339;
 use crate::codes::ErrorCode;
+use crate::ids::AgentId;
 use crate::ids::{CredentialId, TenantId};
 use crate::policy::{Authority, Principal};
 use crate::service::kernel::keyring::TenantKeys;
@@ -95,8 +96,8 @@ impl Sigil {
         issuing: &Issuing<'_>,
         txn: &mut Txn,
         tk: &TenantKeys,
-        tenant: &str,
-        agent: &str,
+        tenant: &TenantId,
+        agent: &AgentId,
         valid_from: Timestamp,
         new: &NewDelegation,
     ) -> Result<CredentialRecord, ServiceError> {
@@ -124,8 +125,8 @@ impl Sigil {
         issuing: &Issuing<'_>,
         txn: &mut Txn,
         tk: &TenantKeys,
-        tenant: &str,
-        agent: Option<&str>,
+        tenant: &TenantId,
+        agent: Option<&AgentId>,
         kind_: CredentialKind,
         valid_from: Timestamp,
         valid_until: Option<Timestamp>,
@@ -168,7 +169,7 @@ impl Sigil {
             v: 1,
             id: id.to_string(),
             kind: kind_,
-            agent: agent.map(str::to_owned),
+            agent: agent.map(|a| a.as_str().to_owned()),
             issued: now,
             valid_from,
             valid_until,
@@ -195,8 +196,9 @@ impl Sigil {
         tenant: &TenantId,
         agent: &mut AgentRecord,
     ) -> Result<(), ServiceError> {
-        let t = tenant.as_str();
-        let did = self.agent_did(t, &agent.id);
+        let t = tenant;
+        let agent_id = AgentId::parse(&agent.id).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let did = self.agent_did(t, &agent_id);
         let created = rfc3339(agent.created);
         let a = agent.clone();
         let rec = self
@@ -205,7 +207,7 @@ impl Sigil {
                 txn,
                 tk,
                 t,
-                Some(&agent.id),
+                Some(&agent_id),
                 CredentialKind::Identity,
                 agent.created,
                 None,
@@ -234,7 +236,7 @@ impl Sigil {
     pub(crate) async fn stage_status_change(
         &self,
         txn: &mut Txn,
-        t: &str,
+        t: &TenantId,
         rec: &mut CredentialRecord,
         change: StatusChange,
     ) -> Result<(), ServiceError> {

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::audit::{Entry, GENESIS};
 use crate::clock::rfc3339;
+use crate::ids::TenantId;
 use crate::service::kernel::keyring::TenantKeys;
 use crate::service::model::records::kind;
 use crate::service::{Caller, ServiceError, Sigil};
@@ -95,21 +96,21 @@ impl Slot {
 }
 
 impl AuditHeads {
-    fn slot(&self, tenant: &str) -> Arc<Slot> {
+    fn slot(&self, tenant: &TenantId) -> Arc<Slot> {
         let mut m = match self.heads.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        m.entry(tenant.to_owned()).or_default().clone()
+        m.entry(tenant.to_string()).or_default().clone()
     }
 
     /// Forgets a deleted tenant's head. Waits for a writer holding it, and clears it for
     /// any request still holding the slot, so that request takes the transactional path,
     /// where looking up the deleted tenant's keys fails.
-    pub(crate) async fn forget(&self, tenant: &str) {
+    pub(crate) async fn forget(&self, tenant: &TenantId) {
         let slot = match self.heads.lock() {
-            Ok(mut m) => m.remove(tenant),
-            Err(p) => p.into_inner().remove(tenant),
+            Ok(mut m) => m.remove(tenant.as_str()),
+            Err(p) => p.into_inner().remove(tenant.as_str()),
         };
         if let Some(slot) = slot {
             let _writer = slot.writer.lock().await;
@@ -150,11 +151,11 @@ fn head_bytes(h: &Head) -> Vec<u8> {
 
 impl Sigil {
     /// The sequence number of the tenant's last entry, as stored (0: none yet).
-    pub(crate) async fn audit_head_seq(&self, tenant: &str) -> Result<u64, ServiceError> {
+    pub(crate) async fn audit_head_seq(&self, tenant: &TenantId) -> Result<u64, ServiceError> {
         Ok(self.load_head(tenant).await?.seq)
     }
 
-    async fn load_head(&self, tenant: &str) -> Result<Head, ServiceError> {
+    async fn load_head(&self, tenant: &TenantId) -> Result<Head, ServiceError> {
         match self.store.get(&keys::audit_head(tenant)).await? {
             None => Ok(Head { seq: 0, hash: GENESIS.to_owned() }),
             Some(b) => {
@@ -169,7 +170,7 @@ impl Sigil {
     /// Fails closed: if the entry cannot be written, neither is the change.
     pub(in crate::service::kernel) async fn commit_audited(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         actor: String,
         txn: Txn,
         event: Event,
@@ -183,7 +184,7 @@ impl Sigil {
     /// (the caller re-reads and tries again), any other failure as an error.
     pub(in crate::service::kernel) async fn try_commit_audited(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         actor: String,
         txn: Txn,
         event: Event,
@@ -199,7 +200,7 @@ impl Sigil {
     /// extends (checkpoints sign that head).
     pub(in crate::service::kernel) async fn commit_audited_with(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         actor: String,
         mut txn: Txn,
         event: Event,
@@ -282,7 +283,7 @@ impl Sigil {
     /// key `tk`): the head must not exist yet.
     pub(in crate::service::kernel) async fn commit_first_entry(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         tk: &TenantKeys,
         actor: String,
         mut txn: Txn,
@@ -313,7 +314,7 @@ impl Sigil {
         &self,
         slot: &Slot,
         tk: &TenantKeys,
-        tenant: &str,
+        tenant: &TenantId,
         parts: (String, Event, Option<String>, F),
     ) -> Result<Fast<(String, Event, Option<String>, F)>, ServiceError> {
         let Some(mut head) = slot.try_head() else { return Ok(Fast::Busy(parts)) };
@@ -337,7 +338,7 @@ impl Sigil {
     fn chain_entry(
         &self,
         tk: &TenantKeys,
-        tenant: &str,
+        tenant: &TenantId,
         head: &Head,
         actor: String,
         event: Event,
@@ -347,7 +348,7 @@ impl Sigil {
         let mut entry = Entry {
             seq: head.seq + 1,
             time: rfc3339(self.clock.now()),
-            tenant: tenant.to_owned(),
+            tenant: tenant.to_string(),
             event: event.kind.to_owned(),
             actor,
             agent: event.agent,
@@ -362,7 +363,7 @@ impl Sigil {
     }
 
     /// Reads up to `limit` entries after seq `after` of a tenant, opened.
-    pub(crate) async fn audit_entries(&self, tenant: &str, after: u64, limit: usize) -> Result<Vec<Entry>, ServiceError> {
+    pub(crate) async fn audit_entries(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<Entry>, ServiceError> {
         let tk = self.tenant_keys(tenant).await?;
         let rows = self.store.scan(&keys::audit_prefix(tenant), Some(&keys::audit_entry(tenant, after)), limit).await?;
         rows.iter()
@@ -437,14 +438,14 @@ mod tests {
                 if i % 12 == 0 {
                     s.create_agent(&admin, &tenant, NewAgent { name: format!("bot-{i}"), ..Default::default() }).await.map(|_| ())
                 } else {
-                    s.record(tenant.as_str(), "test".into(), Event::new("test.event", serde_json::json!({ "i": i }))).await
+                    s.record(&tenant, "test".into(), Event::new("test.event", serde_json::json!({ "i": i }))).await
                 }
             }));
         }
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        let entries = s.audit_entries(t.id.as_str(), 0, 10_000).await.unwrap();
+        let entries = s.audit_entries(&t.id, 0, 10_000).await.unwrap();
         crate::audit::verify_chain(&entries, entries[0].seq, &entries[0].prev).unwrap();
         assert!(entries.windows(2).all(|w| w[1].seq == w[0].seq + 1));
         let mut seen: Vec<u64> = entries
@@ -466,7 +467,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = testing::sigil(dir.path());
         let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
-        let slot = s.audit_heads.slot(t.id.as_str());
+        let slot = s.audit_heads.slot(&t.id);
         assert!(slot.head().is_some(), "creating the tenant left its head known");
         let (held_tx, held_rx) = std::sync::mpsc::channel();
         let holder = {
@@ -478,12 +479,12 @@ mod tests {
             })
         };
         held_rx.recv().unwrap();
-        let writes = (0..8).map(|i| s.record(t.id.as_str(), "test".into(), Event::new("test.event", serde_json::json!({ "i": i }))));
+        let writes = (0..8).map(|i| s.record(&t.id, "test".into(), Event::new("test.event", serde_json::json!({ "i": i }))));
         for r in futures_util::future::join_all(writes).await {
             r.unwrap();
         }
         holder.join().unwrap();
-        let entries = s.audit_entries(t.id.as_str(), 0, 100).await.unwrap();
+        let entries = s.audit_entries(&t.id, 0, 100).await.unwrap();
         crate::audit::verify_chain(&entries, entries[0].seq, &entries[0].prev).unwrap();
         assert_eq!(entries.iter().filter(|e| e.event == "test.event").count(), 8);
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::crypto::{DataKey, RootKey, TokenPepper, blob_key_version};
+use crate::ids::TenantId;
 
 /// The data keys of one tenant that are currently usable.
 #[derive(Debug)]
@@ -117,19 +118,19 @@ impl Keyring {
         self.generation.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn cached(&self, tenant: &str) -> Option<Arc<TenantKeys>> {
-        self.tenants.read().ok()?.get(tenant).cloned()
+    pub(crate) fn cached(&self, tenant: &TenantId) -> Option<Arc<TenantKeys>> {
+        self.tenants.read().ok()?.get(tenant.as_str()).cloned()
     }
 
     /// Caches `keys`, loaded from the store after [`Keyring::generation`] returned
     /// `generation`, unless an eviction happened since (then the caller uses them for its
     /// own request only and the next one reloads).
-    pub(crate) fn insert(&self, tenant: &str, keys: TenantKeys, generation: u64) -> Arc<TenantKeys> {
+    pub(crate) fn insert(&self, tenant: &TenantId, keys: TenantKeys, generation: u64) -> Arc<TenantKeys> {
         let keys = Arc::new(keys);
         if let Ok(mut m) = self.tenants.write() {
             // Evictions bump the generation under this same lock, so the check is exact.
             if self.generation.load(Ordering::SeqCst) == generation {
-                m.insert(tenant.to_owned(), keys.clone());
+                m.insert(tenant.to_string(), keys.clone());
             }
         }
         keys
@@ -137,10 +138,10 @@ impl Keyring {
 
     /// Drops a tenant's keys from memory (deletion, rotation). Dropping zeroizes them once
     /// the last in-flight request holding the `Arc` finishes.
-    pub(crate) fn evict(&self, tenant: &str) {
+    pub(crate) fn evict(&self, tenant: &TenantId) {
         if let Ok(mut m) = self.tenants.write() {
             self.generation.fetch_add(1, Ordering::SeqCst);
-            m.remove(tenant);
+            m.remove(tenant.as_str());
         }
     }
 }
@@ -163,15 +164,15 @@ mod tests {
         let k = ring();
         let before = k.generation();
         // A data-key rotation commits and evicts while a request is still loading.
-        k.evict("acme");
-        let stale = k.insert("acme", keys(1), before);
+        k.evict(&crate::ids::TenantId::parse("acme").unwrap());
+        let stale = k.insert(&crate::ids::TenantId::parse("acme").unwrap(), keys(1), before);
         assert_eq!(stale.current, 1, "the loader still gets its keys for its own request");
-        assert!(k.cached("acme").is_none(), "but they are not cached");
+        assert!(k.cached(&crate::ids::TenantId::parse("acme").unwrap()).is_none(), "but they are not cached");
         let fresh = k.generation();
-        k.insert("acme", keys(2), fresh);
-        assert_eq!(k.cached("acme").map(|t| t.current), Some(2));
+        k.insert(&crate::ids::TenantId::parse("acme").unwrap(), keys(2), fresh);
+        assert_eq!(k.cached(&crate::ids::TenantId::parse("acme").unwrap()).map(|t| t.current), Some(2));
         k.evict_all();
-        k.insert("acme", keys(1), fresh);
-        assert!(k.cached("acme").is_none());
+        k.insert(&crate::ids::TenantId::parse("acme").unwrap(), keys(1), fresh);
+        assert!(k.cached(&crate::ids::TenantId::parse("acme").unwrap()).is_none());
     }
 }

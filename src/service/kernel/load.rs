@@ -10,14 +10,14 @@ use crate::service::{ServiceError, Sigil};
 use crate::store::keys;
 
 impl Sigil {
-    pub(crate) async fn tenant_record(&self, t: &str) -> Result<TenantRecord, ServiceError> {
+    pub(crate) async fn tenant_record(&self, t: &TenantId) -> Result<TenantRecord, ServiceError> {
         let tk = self.tenant_keys(t).await?;
-        self.load_record(&tk, t, kind::TENANT, t, &keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)
+        self.load_record(&tk, t, kind::TENANT, t.as_str(), &keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)
     }
 
     /// Reads an agent record.
     pub(crate) async fn agent_record(&self, tenant: &TenantId, agent: &AgentId) -> Result<(AgentRecord, Vec<u8>), ServiceError> {
-        let t = tenant.as_str();
+        let t = tenant;
         let tk = self.tenant_keys(t).await?;
         let key = keys::agent(t, agent.as_str());
         let blob = self.store.get(&key).await?.ok_or_else(ServiceError::agent_not_found)?;
@@ -26,7 +26,7 @@ impl Sigil {
     }
 
     /// Loads a credential record of a tenant.
-    pub(crate) async fn credential_record(&self, tenant: &str, id: &str) -> Result<(CredentialRecord, Vec<u8>), ServiceError> {
+    pub(crate) async fn credential_record(&self, tenant: &TenantId, id: &str) -> Result<(CredentialRecord, Vec<u8>), ServiceError> {
         let nf = || ServiceError::not_found(ErrorCode::CredentialNotFound, "no such credential");
         let id = CredentialId::parse(id).map_err(|_| nf())?;
         let tk = self.tenant_keys(tenant).await?;
@@ -34,7 +34,7 @@ impl Sigil {
         Ok((self.open_record(&tk, tenant, kind::CREDENTIAL, id.as_str(), &blob)?, blob))
     }
 
-    pub(crate) async fn wallet_records(&self, tenant: &str, rec: &AgentRecord) -> Result<Vec<CredentialRecord>, ServiceError> {
+    pub(crate) async fn wallet_records(&self, tenant: &TenantId, rec: &AgentRecord) -> Result<Vec<CredentialRecord>, ServiceError> {
         let mut out = Vec::with_capacity(rec.credential_ids.len());
         for id in &rec.credential_ids {
             out.push(self.credential_record(tenant, id).await?.0);

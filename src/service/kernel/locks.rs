@@ -11,6 +11,8 @@ use std::hash::{Hash, Hasher};
 
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::ids::AgentId;
+use crate::ids::TenantId;
 use crate::service::Sigil;
 
 const SHARDS: usize = 256;
@@ -29,7 +31,7 @@ impl Default for AgentLocks {
 }
 
 impl AgentLocks {
-    fn shard(&self, tenant: &str, agent: &str) -> &RwLock<()> {
+    fn shard(&self, tenant: &TenantId, agent: &AgentId) -> &RwLock<()> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (tenant, agent).hash(&mut h);
         let i = (h.finish() as usize) % SHARDS;
@@ -37,11 +39,11 @@ impl AgentLocks {
         self.shards.get(i).or_else(|| self.shards.first()).unwrap_or_else(|| unreachable_lock())
     }
 
-    pub(crate) async fn read(&self, tenant: &str, agent: &str) -> RwLockReadGuard<'_, ()> {
+    pub(crate) async fn read(&self, tenant: &TenantId, agent: &AgentId) -> RwLockReadGuard<'_, ()> {
         self.shard(tenant, agent).read().await
     }
 
-    pub(crate) async fn write(&self, tenant: &str, agent: &str) -> RwLockWriteGuard<'_, ()> {
+    pub(crate) async fn write(&self, tenant: &TenantId, agent: &AgentId) -> RwLockWriteGuard<'_, ()> {
         self.shard(tenant, agent).write().await
     }
 
@@ -73,7 +75,7 @@ impl Default for KeyedLocks {
 }
 
 impl KeyedLocks {
-    pub(crate) async fn lock(&self, tenant: &str, name: &str) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn lock(&self, tenant: &TenantId, name: &str) -> tokio::sync::MutexGuard<'_, ()> {
         static FALLBACK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (tenant, name).hash(&mut h);
@@ -92,7 +94,7 @@ pub(crate) struct Issuing<'a> {
 
 impl Sigil {
     /// Takes tenant `t`'s issuance lock; hold it until the issuing transaction commits.
-    pub(crate) async fn issuing(&self, t: &str) -> Issuing<'_> {
+    pub(crate) async fn issuing(&self, t: &TenantId) -> Issuing<'_> {
         Issuing { _guard: self.issuance_locks.lock(t, "issuance").await }
     }
 }

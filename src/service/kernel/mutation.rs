@@ -26,6 +26,8 @@
 use serde_json::Value;
 
 use crate::codes::ErrorCode;
+use crate::ids::AgentId;
+use crate::ids::TenantId;
 use crate::service::kernel::journal::Event;
 use crate::service::kernel::keyring::TenantKeys;
 use crate::service::{ServiceError, Sigil};
@@ -45,17 +47,17 @@ enum Effect {
     /// One token (by id) stops authenticating.
     Token(String),
     /// Every token of a tenant stops authenticating.
-    TenantTokens(String),
+    TenantTokens(TenantId),
     /// An agent's wallet (`None`: every agent of the tenant).
-    Wallet(String, Option<String>),
+    Wallet(TenantId, Option<AgentId>),
     /// Opened private keys of an owner (`None`: every owner of the tenant).
-    Signers(String, Option<String>),
+    Signers(TenantId, Option<String>),
     /// The tenant's signed status lists: the next fetch reflects the change.
-    StatusLists(String),
+    StatusLists(TenantId),
     /// The tenant's guardrail settings.
-    Guardrails(String),
+    Guardrails(TenantId),
     /// The tenant's data keys (a rotation started or finished).
-    DataKeys(String),
+    DataKeys(TenantId),
 }
 
 impl Effects {
@@ -69,43 +71,52 @@ impl Effects {
         self
     }
 
-    pub fn tenant_tokens(&mut self, tenant: &str) -> &mut Self {
+    pub fn tenant_tokens(&mut self, tenant: &TenantId) -> &mut Self {
         self.items.push(Effect::TenantTokens(tenant.to_owned()));
         self
     }
 
-    pub fn wallet(&mut self, tenant: &str, agent: &str) -> &mut Self {
+    pub fn wallet(&mut self, tenant: &TenantId, agent: &AgentId) -> &mut Self {
         self.items.push(Effect::Wallet(tenant.to_owned(), Some(agent.to_owned())));
         self
     }
 
-    pub fn all_wallets(&mut self, tenant: &str) -> &mut Self {
+    /// The wallet of the agent a stored record names (`CredentialRecord::agent`); every
+    /// wallet of the tenant if the stored id does not parse, so an eviction is never lost.
+    pub fn wallet_of_record(&mut self, tenant: &TenantId, stored_agent: &str) -> &mut Self {
+        match AgentId::parse(stored_agent) {
+            Ok(a) => self.wallet(tenant, &a),
+            Err(_) => self.all_wallets(tenant),
+        }
+    }
+
+    pub fn all_wallets(&mut self, tenant: &TenantId) -> &mut Self {
         self.items.push(Effect::Wallet(tenant.to_owned(), None));
         self
     }
 
-    pub fn signers(&mut self, tenant: &str, owner: Option<&str>) -> &mut Self {
+    pub fn signers(&mut self, tenant: &TenantId, owner: Option<&str>) -> &mut Self {
         self.items.push(Effect::Signers(tenant.to_owned(), owner.map(str::to_owned)));
         self
     }
 
-    pub fn status_lists(&mut self, tenant: &str) -> &mut Self {
+    pub fn status_lists(&mut self, tenant: &TenantId) -> &mut Self {
         self.items.push(Effect::StatusLists(tenant.to_owned()));
         self
     }
 
-    pub fn guardrails(&mut self, tenant: &str) -> &mut Self {
+    pub fn guardrails(&mut self, tenant: &TenantId) -> &mut Self {
         self.items.push(Effect::Guardrails(tenant.to_owned()));
         self
     }
 
-    pub fn data_keys(&mut self, tenant: &str) -> &mut Self {
+    pub fn data_keys(&mut self, tenant: &TenantId) -> &mut Self {
         self.items.push(Effect::DataKeys(tenant.to_owned()));
         self
     }
 
     /// Everything cached for `tenant` (its deletion).
-    pub fn everything(&mut self, tenant: &str) -> &mut Self {
+    pub fn everything(&mut self, tenant: &TenantId) -> &mut Self {
         self.tenant_tokens(tenant).all_wallets(tenant).signers(tenant, None).status_lists(tenant).guardrails(tenant)
     }
 }
@@ -147,7 +158,7 @@ impl Sigil {
     ///
     /// `stage` is `|| async move { … }` over references to what it needs, so that each
     /// attempt is a fresh future (and the whole stays `Send` for spawned tasks).
-    pub(crate) async fn mutate<T, F>(&self, tenant: &str, actor: &str, mut stage: impl FnMut() -> F) -> Result<T, ServiceError>
+    pub(crate) async fn mutate<T, F>(&self, tenant: &TenantId, actor: &str, mut stage: impl FnMut() -> F) -> Result<T, ServiceError>
     where
         F: std::future::Future<Output = Result<Attempt<T>, ServiceError>>,
     {
@@ -204,7 +215,7 @@ impl Sigil {
     /// failed (the tenant exists).
     pub(crate) async fn commit_creation(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         tk: &TenantKeys,
         actor: &str,
         txn: Txn,
@@ -222,7 +233,7 @@ impl Sigil {
     }
 
     /// Records an event that comes with no other write (presentations, denials).
-    pub(crate) async fn record(&self, tenant: &str, actor: String, event: Event) -> Result<(), ServiceError> {
+    pub(crate) async fn record(&self, tenant: &TenantId, actor: String, event: Event) -> Result<(), ServiceError> {
         let event = &event;
         self.mutate(tenant, &actor, || async move { Ok(Attempt::commit(Txn::new(), event.clone(), Effects::none(), ())) }).await
     }
@@ -231,7 +242,7 @@ impl Sigil {
     /// audit checkpoint signs that head), retried like [`Sigil::mutate`].
     pub(crate) async fn record_over_head(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         actor: &str,
         event: Event,
         details: impl Fn(u64, &str) -> Result<Value, ServiceError> + Clone + Send,
@@ -251,10 +262,10 @@ impl Sigil {
             match e {
                 Effect::Token(id) => self.auth_cache.evict(|c| c.token_id().as_str() == id),
                 Effect::TenantTokens(t) => self.auth_cache.evict(|c| match c {
-                    crate::service::Caller::Tenant { tenant, .. } | crate::service::Caller::Agent { tenant, .. } => tenant.as_str() == t,
+                    crate::service::Caller::Tenant { tenant, .. } | crate::service::Caller::Agent { tenant, .. } => tenant == &t,
                     crate::service::Caller::Operator { .. } => false,
                 }),
-                Effect::Wallet(t, a) => self.wallets.evict(&t, a.as_deref()),
+                Effect::Wallet(t, a) => self.wallets.evict(&t, a.as_ref()),
                 Effect::Signers(t, owner) => self.signers.evict(&t, owner.as_deref()),
                 Effect::StatusLists(t) => self.status_cache.invalidate(&t),
                 Effect::Guardrails(t) => self.guardrails.forget_tenant(&t),

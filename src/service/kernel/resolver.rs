@@ -275,6 +275,6 @@ impl Resolver for LocalFirst<'_> {
         };
         let (t, list) = rest.split_once("/status/").ok_or(ResolveError::Unavailable)?;
         let t = TenantId::parse(t).map_err(|_| ResolveError::Unavailable)?;
-        self.sigil.status_list_credential(t.as_str(), list).await.map_err(|_| ResolveError::Unavailable)
+        self.sigil.status_list_credential(&t, list).await.map_err(|_| ResolveError::Unavailable)
     }
 }

@@ -8,13 +8,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::crypto::{Aad, DataKey, blob_key_version};
+use crate::ids::TenantId;
 use crate::service::kernel::keyring::TenantKeys;
 use crate::service::{ServiceError, Sigil};
 use crate::store::keys;
 
 impl Sigil {
     /// The tenant's data keys, from cache or unwrapped from the store.
-    pub(crate) async fn tenant_keys(&self, tenant: &str) -> Result<Arc<TenantKeys>, ServiceError> {
+    pub(crate) async fn tenant_keys(&self, tenant: &TenantId) -> Result<Arc<TenantKeys>, ServiceError> {
         if let Some(k) = self.keys.cached(tenant) {
             return Ok(k);
         }
@@ -31,7 +32,7 @@ impl Sigil {
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                 .ok_or_else(|| ServiceError::Internal("malformed data key entry".into()))?;
-            versions.insert(v, self.keys.root_for(&blob).unwrap_data_key(tenant, v, &blob)?);
+            versions.insert(v, self.keys.root_for(&blob).unwrap_data_key(tenant.as_str(), v, &blob)?);
         }
         if !versions.contains_key(&current) {
             // Data keys already destroyed: the tenant is being crypto-shredded.
@@ -44,7 +45,7 @@ impl Sigil {
     pub(crate) fn seal_record<T: Serialize>(
         &self,
         tk: &TenantKeys,
-        tenant: &str,
+        tenant: &TenantId,
         kind: &str,
         id: &str,
         record: &T,
@@ -57,14 +58,14 @@ impl Sigil {
     pub(crate) fn open_record<T: DeserializeOwned>(
         &self,
         tk: &TenantKeys,
-        tenant: &str,
+        tenant: &TenantId,
         kind: &str,
         id: &str,
         blob: &[u8],
     ) -> Result<T, ServiceError> {
         let v = blob_key_version(blob)?;
         let dk = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
-        let pt = dk.open(&Aad { tenant, kind, id }, blob)?;
+        let pt = dk.open(&Aad { tenant: tenant.as_str(), kind, id }, blob)?;
         let json = decompress(pt.expose()).map_err(|e| ServiceError::Internal(format!("undecodable {kind} record: {e}")))?;
         serde_json::from_slice(json.as_ref().map_or(pt.expose(), |j| j.as_slice()))
             .map_err(|e| ServiceError::Internal(format!("undecodable {kind} record: {e}")))
@@ -74,7 +75,7 @@ impl Sigil {
     pub(crate) async fn load_record<T: DeserializeOwned>(
         &self,
         tk: &TenantKeys,
-        tenant: &str,
+        tenant: &TenantId,
         kind: &str,
         id: &str,
         key: &[u8],
@@ -86,12 +87,12 @@ impl Sigil {
     }
 }
 
-pub(crate) fn seal_with<T: Serialize>(dk: &DataKey, tenant: &str, kind: &str, id: &str, record: &T) -> Result<Vec<u8>, ServiceError> {
+pub(crate) fn seal_with<T: Serialize>(dk: &DataKey, tenant: &TenantId, kind: &str, id: &str, record: &T) -> Result<Vec<u8>, ServiceError> {
     let pt = zeroize::Zeroizing::new(serde_json::to_vec(record).map_err(|e| ServiceError::Internal(format!("cannot encode {kind}: {e}")))?);
     // Audit entries are written by every presentation: resetting a deflate state costs
     // more there (~8% of a request, measured) than the ~30% of a small entry it saves.
     let compressed = if kind == UNCOMPRESSED_KIND { None } else { compress(&pt) };
-    Ok(dk.seal(&Aad { tenant, kind, id }, compressed.as_ref().map_or(pt.as_slice(), |c| c.as_slice())))
+    Ok(dk.seal(&Aad { tenant: tenant.as_str(), kind, id }, compressed.as_ref().map_or(pt.as_slice(), |c| c.as_slice())))
 }
 
 /// Marks a compressed record plaintext. JSON records always start with `{`, so records
@@ -162,7 +163,7 @@ mod tests {
         let big = serde_json::json!({"vc": "did:web:example.com:tenants:acme ".repeat(40)});
         let small = serde_json::json!({"v": 1});
         for (record, deflated) in [(&big, true), (&small, false)] {
-            let blob = seal_with(&dk, "acme", "credential", "c1", record).unwrap();
+            let blob = seal_with(&dk, &crate::ids::TenantId::parse("acme").unwrap(), "credential", "c1", record).unwrap();
             let pt = dk.open(&aad, &blob).unwrap();
             assert_eq!(pt.expose().first() == Some(&DEFLATED), deflated);
             let json = decompress(pt.expose()).unwrap();
@@ -170,7 +171,7 @@ mod tests {
             assert_eq!(&back, record);
         }
         // Deflated at least by half: the repeated DID compresses.
-        let blob = seal_with(&dk, "acme", "credential", "c1", &big).unwrap();
+        let blob = seal_with(&dk, &crate::ids::TenantId::parse("acme").unwrap(), "credential", "c1", &big).unwrap();
         assert!(blob.len() * 2 < serde_json::to_vec(&big).unwrap().len());
     }
 

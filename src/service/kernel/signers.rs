@@ -7,6 +7,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::crypto::{Aad, Signer};
+use crate::ids::TenantId;
 use crate::service::kernel::cache::GenCache;
 use crate::service::kernel::keyring::TenantKeys;
 use crate::service::model::records::{KeyState, KeyVersion, kind};
@@ -31,8 +32,8 @@ impl Default for SignerCache {
 
 impl SignerCache {
     /// Forgets every cached key of `tenant` (and `owner` when given).
-    pub(crate) fn evict(&self, tenant: &str, owner: Option<&str>) {
-        self.0.invalidate(tenant, |(_, o, _), _| owner.is_none_or(|w| w == o));
+    pub(crate) fn evict(&self, tenant: &TenantId, owner: Option<&str>) {
+        self.0.invalidate(tenant.as_str(), |(_, o, _), _| owner.is_none_or(|w| w == o));
     }
 }
 
@@ -43,7 +44,7 @@ impl SignerCache {
 pub(crate) fn stage_new_key(
     tk: &TenantKeys,
     txn: &mut Txn,
-    tenant: &str,
+    tenant: &TenantId,
     owner: &str,
     versions: &mut Vec<KeyVersion>,
     old: u32,
@@ -65,19 +66,22 @@ pub(crate) fn stage_new_key(
         retired_at: None,
     });
     let id = format!("{owner}/{new}");
-    txn.put(keys::private_key(tenant, owner, new), dk.seal_signer(&Aad { tenant, kind: kind::PRIVATE_KEY, id: &id }, &signer))
-        .delete(keys::private_key(tenant, owner, old));
+    txn.put(
+        keys::private_key(tenant, owner, new),
+        dk.seal_signer(&Aad { tenant: tenant.as_str(), kind: kind::PRIVATE_KEY, id: &id }, &signer),
+    )
+    .delete(keys::private_key(tenant, owner, old));
     Ok(new)
 }
 
 impl Sigil {
     /// The signer for `owner`'s key `version` in `tenant`.
-    pub(crate) async fn signer(&self, tenant: &str, owner: &str, version: u32) -> Result<Arc<Signer>, ServiceError> {
-        let k = (tenant.to_owned(), owner.to_owned(), version);
+    pub(crate) async fn signer(&self, tenant: &TenantId, owner: &str, version: u32) -> Result<Arc<Signer>, ServiceError> {
+        let k = (tenant.as_str().to_owned(), owner.to_owned(), version);
         if let Some(s) = self.signers.0.get(&k) {
             return Ok(s);
         }
-        let ticket = self.signers.0.ticket(tenant);
+        let ticket = self.signers.0.ticket(tenant.as_str());
         let tk = self.tenant_keys(tenant).await?;
         let blob = self
             .store
@@ -87,7 +91,7 @@ impl Sigil {
         let v = crate::crypto::blob_key_version(&blob)?;
         let dk = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
         let id = format!("{owner}/{version}");
-        let signer = Arc::new(dk.open_signer(&Aad { tenant, kind: kind::PRIVATE_KEY, id: &id }, &blob)?);
+        let signer = Arc::new(dk.open_signer(&Aad { tenant: tenant.as_str(), kind: kind::PRIVATE_KEY, id: &id }, &blob)?);
         self.signers.0.fill(ticket, k, signer.clone());
         Ok(signer)
     }

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::clock::rfc3339;
 use crate::codes::ErrorCode;
 use crate::crypto::Aad;
+use crate::ids::TenantId;
 use crate::service::kernel::cache::GenCache;
 use crate::service::kernel::keyring::TenantKeys;
 use crate::service::kernel::sealed::decode_u32;
@@ -93,14 +94,14 @@ impl Default for StatusCache {
 }
 
 impl StatusCache {
-    pub(crate) fn invalidate(&self, tenant: &str) {
-        self.0.invalidate(tenant, |_, _| true);
+    pub(crate) fn invalidate(&self, tenant: &TenantId) {
+        self.0.invalidate(tenant.as_str(), |_, _| true);
     }
 }
 
 impl Sigil {
     /// Public URL of a status list.
-    pub fn status_list_url(&self, tenant: &str, purpose: Purpose, list: u32) -> String {
+    pub fn status_list_url(&self, tenant: &TenantId, purpose: Purpose, list: u32) -> String {
         format!("{}/tenants/{tenant}/status/{}{list}", self.settings.public_url.base(), purpose.letter())
     }
 
@@ -112,7 +113,7 @@ impl Sigil {
         &self,
         _issuing: &crate::service::kernel::locks::Issuing<'_>,
         txn: &mut Txn,
-        tenant: &str,
+        tenant: &TenantId,
         purpose: Purpose,
         credential: &str,
     ) -> Result<(u32, u32), ServiceError> {
@@ -159,7 +160,7 @@ impl Sigil {
     async fn load_page(
         &self,
         tk: &TenantKeys,
-        tenant: &str,
+        tenant: &TenantId,
         purpose: Purpose,
         list: u32,
         page: u32,
@@ -170,7 +171,7 @@ impl Sigil {
                 let id = format!("{}/{list}/{page}", purpose.letter());
                 let v = crate::crypto::blob_key_version(&blob)?;
                 let dk = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
-                let bits = dk.open(&Aad { tenant, kind: PAGE_KIND, id: &id }, &blob)?;
+                let bits = dk.open(&Aad { tenant: tenant.as_str(), kind: PAGE_KIND, id: &id }, &blob)?;
                 Ok((bits.expose().to_vec(), Some(blob)))
             }
             None => Ok((vec![0u8; PAGE_BITS / 8], None)),
@@ -179,7 +180,7 @@ impl Sigil {
 
     /// Stages a set of bit changes, one CAS-guarded write per touched page (several bits of
     /// one page in one transaction must not be staged separately, or the last would win).
-    pub(crate) async fn stage_status_bits(&self, txn: &mut Txn, tenant: &str, changes: &[BitChange]) -> Result<(), ServiceError> {
+    pub(crate) async fn stage_status_bits(&self, txn: &mut Txn, tenant: &TenantId, changes: &[BitChange]) -> Result<(), ServiceError> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -203,23 +204,23 @@ impl Sigil {
                 None => txn.require_absent(key.clone()),
             };
             let id = format!("{letter}/{list}/{page}");
-            txn.put(key, dk.seal(&Aad { tenant, kind: PAGE_KIND, id: &id }, bits.as_bytes()));
+            txn.put(key, dk.seal(&Aad { tenant: tenant.as_str(), kind: PAGE_KIND, id: &id }, bits.as_bytes()));
         }
         Ok(())
     }
 
     /// The signed status list credential for `GET /tenants/{tenant}/status/{list}`.
-    pub async fn status_list_credential(&self, tenant: &str, name: &str) -> Result<Arc<Value>, ServiceError> {
+    pub async fn status_list_credential(&self, tenant: &TenantId, name: &str) -> Result<Arc<Value>, ServiceError> {
         let not_found = || ServiceError::not_found(ErrorCode::StatusListNotFound, "no such status list");
         let (purpose, list) = Purpose::parse_list(name).ok_or_else(not_found)?;
         let now = self.clock.now();
-        let ck = (tenant.to_owned(), purpose.letter(), list);
+        let ck = (tenant.as_str().to_owned(), purpose.letter(), list);
         if let Some((at, v)) = self.status_cache.0.get(&ck) {
             if now.duration_since(at) < SignedDuration::from_secs(CACHE_SECS) {
                 return Ok(v);
             }
         }
-        let ticket = self.status_cache.0.ticket(tenant);
+        let ticket = self.status_cache.0.ticket(tenant.as_str());
         let cur = match self.store.get(&keys::status_current(tenant, purpose.letter())).await? {
             Some(b) => decode_u32(&b)?,
             None => 1,
@@ -250,7 +251,7 @@ impl Sigil {
             return Err(ServiceError::Internal("status list is not an object".into()));
         };
         let signed = Arc::new(proof::sign(map, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?);
-        crate::service::kernel::cache::pause::point("status.fill", tenant).await;
+        crate::service::kernel::cache::pause::point("status.fill", tenant.as_str()).await;
         self.status_cache.0.fill(ticket, ck, (now, signed.clone()));
         Ok(signed)
     }

@@ -59,8 +59,8 @@ impl Default for WalletCache {
 }
 
 impl WalletCache {
-    pub(crate) fn evict(&self, t: &str, a: Option<&str>) {
-        self.0.invalidate(t, |(_, aa), _| a.is_none_or(|x| x == aa));
+    pub(crate) fn evict(&self, t: &TenantId, a: Option<&AgentId>) {
+        self.0.invalidate(t.as_str(), |(_, aa), _| a.is_none_or(|x| x.as_str() == aa));
     }
 }
 
@@ -90,18 +90,24 @@ impl Sigil {
         // Taken before anything is read: a change committed meanwhile refuses this fill.
         let ticket = self.wallets.0.ticket(t);
         let (rec, _) = self.agent_record(tenant, agent).await?;
-        let signer = self.signer(t, a, rec.current_key).await?;
+        let signer = self.signer(tenant, a, rec.current_key).await?;
         let mut identity = None;
         let mut delegations = Vec::new();
-        for r in self.wallet_records(t, &rec).await? {
+        for r in self.wallet_records(tenant, &rec).await? {
             match r.kind {
                 CredentialKind::Identity if !r.revoked => identity = Some(Arc::new(held(r)?)),
                 CredentialKind::Delegation => delegations.push(Arc::new(held(r)?)),
                 _ => {}
             }
         }
-        let w =
-            Arc::new(Wallet { state: rec.state, did: self.agent_did(t, a), key_version: rec.current_key, signer, identity, delegations });
+        let w = Arc::new(Wallet {
+            state: rec.state,
+            did: self.agent_did(tenant, agent),
+            key_version: rec.current_key,
+            signer,
+            identity,
+            delegations,
+        });
         crate::service::kernel::cache::pause::point("wallet.fill", t).await;
         self.wallets.0.fill(ticket, key, w.clone());
         Ok(w)

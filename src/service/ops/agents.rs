@@ -68,7 +68,7 @@ impl Sigil {
             }
         }
         validate_metadata(&new.metadata)?;
-        let t = tenant.as_str();
+        let t = tenant;
         let id = AgentId::random();
         let a = id.as_str();
         let now = self.clock.now();
@@ -78,7 +78,7 @@ impl Sigil {
         // Held from reading the issuer key to the commit: an issuer-key rotation (which
         // takes every shard) cannot destroy the key this agent's identity credential is
         // being signed with, and nothing is signed with a key retired before it commits.
-        let _lock = self.agent_locks.read(t, a).await;
+        let _lock = self.agent_locks.read(t, &id).await;
         let fresh = AgentRecord {
             v: 1,
             id: a.to_owned(),
@@ -112,7 +112,7 @@ impl Sigil {
             let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
             let issuing = self.issuing(t).await;
             let mut txn = Txn::new();
-            txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: key_id }, signer));
+            txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: key_id }, signer));
             self.stage_tenant_token(&mut txn, &tk, tenant, minted_ref)?;
             self.stage_identity_credential(&issuing, &mut txn, &tk, tenant, &mut record).await?;
             txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
@@ -125,7 +125,7 @@ impl Sigil {
         })
             .await?;
         Ok(AgentCreated {
-            did: self.agent_did(t, a),
+            did: self.agent_did(t, &id),
             id,
             access_token: minted.token,
             token_id: minted.id,
@@ -137,7 +137,7 @@ impl Sigil {
     pub async fn get_agent(&self, caller: &Caller, tenant: &TenantId, agent: &AgentId) -> Result<AgentView, ServiceError> {
         caller.require_tenant_read(tenant)?;
         let (record, _) = self.agent_record(tenant, agent).await?;
-        Ok(AgentView { did: self.agent_did(tenant.as_str(), agent.as_str()), record })
+        Ok(AgentView { did: self.agent_did(tenant, agent), record })
     }
 
     /// The calling agent itself.
@@ -146,7 +146,7 @@ impl Sigil {
             return Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "this route needs an agent token"));
         };
         let (record, _) = self.agent_record(tenant, agent).await?;
-        Ok(AgentView { did: self.agent_did(tenant.as_str(), agent.as_str()), record })
+        Ok(AgentView { did: self.agent_did(tenant, agent), record })
     }
 
     /// Agents of a tenant, by id, cursor-paginated.
@@ -158,7 +158,7 @@ impl Sigil {
         limit: Option<u32>,
     ) -> Result<Page<AgentView>, ServiceError> {
         caller.require_tenant_read(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         let tk = self.tenant_keys(t).await?;
         let limit = page_limit(limit);
         let after = match cursor {
@@ -172,7 +172,8 @@ impl Sigil {
         for (k, blob) in rows.into_iter().take(limit) {
             let a = k.strip_prefix(prefix.as_slice()).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default();
             let record: AgentRecord = self.open_record(&tk, t, kind::AGENT, a, &blob)?;
-            items.push(AgentView { did: self.agent_did(t, a), record });
+            let a = AgentId::parse(a).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            items.push(AgentView { did: self.agent_did(t, &a), record });
         }
         let next_cursor = if more { items.last().map(|i| i.record.id.clone()) } else { None };
         Ok(Page { items, next_cursor })
@@ -189,7 +190,7 @@ impl Sigil {
         grace_secs: Option<u64>,
     ) -> Result<AgentTokenIssued, ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         let now = self.clock.now();
         let secs =
             |s: u64| now.checked_add(jiff::SignedDuration::from_secs(s as i64)).map_err(|_| ServiceError::invalid("duration out of range"));
@@ -255,7 +256,7 @@ mod tests {
         let s = testing::sigil(dir.path());
         let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
         let a = s.create_agent(&testing::admin(&t.id), &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
-        let tk = s.tenant_keys("acme").await.unwrap();
+        let tk = s.tenant_keys(&crate::ids::TenantId::parse("acme").unwrap()).await.unwrap();
         let dk = tk.current().unwrap();
         let mut seeds = Vec::new();
         for (owner, id) in [(a.id.as_str(), format!("{}/1", a.id)), ("issuer", "issuer/1".to_owned())] {

@@ -7,6 +7,7 @@
 use crate::audit::Checkpoint;
 use crate::audit::{Entry, TrailReport, verify_trail};
 use crate::clock::rfc3339;
+use crate::ids::TenantId;
 use crate::service::kernel::journal::Event;
 use crate::service::model::records::kind;
 use crate::service::{Caller, ServiceError, Sigil};
@@ -29,7 +30,7 @@ const SCAN_BUDGET: usize = 5_000;
 
 impl Sigil {
     /// Appends a checkpoint signed by the tenant's audit key over the current head.
-    pub async fn audit_checkpoint(&self, tenant: &str) -> Result<(), ServiceError> {
+    pub async fn audit_checkpoint(&self, tenant: &TenantId) -> Result<(), ServiceError> {
         let rec = self.tenant_record(tenant).await?;
         let key = rec
             .audit_keys
@@ -39,7 +40,7 @@ impl Sigil {
         let signer = self.signer(tenant, "audit", key.version).await?;
         let vm = format!("{}#audit-{}", self.tenant_did(tenant), key.version);
         let now = rfc3339(self.clock.now());
-        let t = tenant.to_owned();
+        let t = tenant.as_str().to_owned();
         self.record_over_head(tenant, "system:audit", Event::new("audit.checkpoint", serde_json::Value::Null), move |seq, head| {
             let input = Checkpoint::signing_input(&t, seq, head, &now, &vm);
             let sig = multibase::encode(multibase::Base::Base58Btc, signer.sign(&input));
@@ -50,7 +51,7 @@ impl Sigil {
     }
 
     /// Appends a checkpoint when entries were added since the last one (housekeeping).
-    pub async fn checkpoint_if_needed(&self, tenant: &str) -> Result<bool, ServiceError> {
+    pub async fn checkpoint_if_needed(&self, tenant: &TenantId) -> Result<bool, ServiceError> {
         let seq = self.audit_head_seq(tenant).await?;
         if seq == 0 {
             return Ok(false);
@@ -73,7 +74,7 @@ impl Sigil {
         q: AuditQuery,
     ) -> Result<crate::service::Page<Entry>, ServiceError> {
         caller.require_tenant_read(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         let mut after = q.after.unwrap_or(0);
         let mut items = Vec::new();
         let mut scanned = 0;
@@ -105,7 +106,7 @@ impl Sigil {
         }
     }
 
-    async fn all_entries(&self, t: &str) -> Result<Vec<Entry>, ServiceError> {
+    async fn all_entries(&self, t: &TenantId) -> Result<Vec<Entry>, ServiceError> {
         let mut out = Vec::new();
         loop {
             let batch = self.audit_entries(t, out.last().map(|e: &Entry| e.seq).unwrap_or(0), 1000).await?;
@@ -119,7 +120,7 @@ impl Sigil {
     /// Verifies the stored trail: chain and checkpoint signatures (admins and auditors).
     pub async fn audit_verify(&self, caller: &Caller, tenant: &crate::ids::TenantId) -> Result<TrailReport, ServiceError> {
         caller.require_tenant_read(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         let tk = self.tenant_keys(t).await?;
         let doc = self.tenant_did_document(tenant).await?;
         // Open entry by entry: a modified or moved sealed entry is itself the first bad one.
@@ -158,7 +159,7 @@ impl Sigil {
     /// The whole trail as JSON Lines, ending with a fresh checkpoint so all of it is signed.
     pub async fn audit_export(&self, caller: &Caller, tenant: &crate::ids::TenantId) -> Result<String, ServiceError> {
         caller.require_tenant_read(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         self.audit_checkpoint(t).await?;
         let mut out = String::new();
         for e in self.all_entries(t).await? {
@@ -174,8 +175,10 @@ impl Sigil {
     pub async fn checkpoint_all(&self) -> Result<usize, ServiceError> {
         let mut n = 0;
         for (k, _) in self.store.scan(crate::store::keys::TENANT_INDEX_PREFIX, None, 100_000).await? {
-            if let Some(t) = k.strip_prefix(crate::store::keys::TENANT_INDEX_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) {
-                if self.checkpoint_if_needed(t).await? {
+            if let Some(t) =
+                k.strip_prefix(crate::store::keys::TENANT_INDEX_PREFIX).and_then(|s| TenantId::parse(std::str::from_utf8(s).ok()?).ok())
+            {
+                if self.checkpoint_if_needed(&t).await? {
                     n += 1;
                 }
             }

@@ -29,9 +29,9 @@ impl Sigil {
         if new.valid_until <= now {
             return Err(ServiceError::invalid("valid_until must be in the future"));
         }
-        let t = tenant.as_str();
+        let t = tenant;
         // Held from reading the issuer key to the commit (see `create_agent`).
-        let _lock = self.agent_locks.read(t, agent.as_str()).await;
+        let _lock = self.agent_locks.read(t, agent).await;
         let new = &new;
         self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
@@ -41,7 +41,7 @@ impl Sigil {
             }
             let issuing = self.issuing(t).await;
             let mut txn = Txn::new();
-            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent.as_str(), valid_from, new).await?;
+            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
             rec.credential_ids.push(cred.id.clone());
             let key = keys::agent(t, agent.as_str());
             txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?);
@@ -52,7 +52,7 @@ impl Sigil {
             )
             .agent(agent.as_str());
             let mut effects = Effects::none();
-            effects.wallet(t, agent.as_str());
+            effects.wallet(t, agent);
             Ok(Attempt::commit(txn, event, effects, cred))
         })
         .await
@@ -67,13 +67,13 @@ impl Sigil {
     ) -> Result<Vec<CredentialRecord>, ServiceError> {
         caller.require_tenant_read(tenant)?;
         let (rec, _) = self.agent_record(tenant, agent).await?;
-        self.wallet_records(tenant.as_str(), &rec).await
+        self.wallet_records(tenant, &rec).await
     }
 
     /// One credential (the full VC), for admins and auditors.
     pub async fn get_credential(&self, caller: &Caller, tenant: &TenantId, id: &str) -> Result<CredentialRecord, ServiceError> {
         caller.require_tenant_read(tenant)?;
-        Ok(self.credential_record(tenant.as_str(), id).await?.0)
+        Ok(self.credential_record(tenant, id).await?.0)
     }
 
     /// Revokes, suspends or resumes a credential by flipping its status-list bits.
@@ -85,7 +85,7 @@ impl Sigil {
         change: StatusChange,
     ) -> Result<CredentialRecord, ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
             let (mut rec, old) = self.credential_record(t, id).await?;
             let mut txn = Txn::new();
@@ -103,7 +103,7 @@ impl Sigil {
             let mut effects = Effects::none();
             effects.status_lists(t);
             if let Some(a) = &rec.agent {
-                effects.wallet(t, a);
+                effects.wallet_of_record(t, a);
             }
             Ok(Attempt::commit(txn, event, effects, rec))
         })
@@ -165,7 +165,12 @@ mod skew_tests {
         let s = testing::sigil_in(dir.path(), clock.clone());
         let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
         let a = s.create_agent(&testing::admin(&t.id), &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
-        let vc = s.credential_record("acme", a.identity_credential_id.as_deref().unwrap()).await.unwrap().0.vc;
+        let vc = s
+            .credential_record(&crate::ids::TenantId::parse("acme").unwrap(), a.identity_credential_id.as_deref().unwrap())
+            .await
+            .unwrap()
+            .0
+            .vc;
         // The verifier's "now" is taken before the list is (re-)signed one second later.
         let started: Timestamp = "2026-06-01T10:00:00.900Z".parse().unwrap();
         clock.set("2026-06-01T10:00:01.100Z".parse().unwrap());
@@ -179,7 +184,7 @@ mod skew_tests {
         .await;
         assert!(r.verified(), "{:?}", r.errors());
         // A list signed an hour from now is still refused.
-        s.status_cache.invalidate("acme");
+        s.status_cache.invalidate(&crate::ids::TenantId::parse("acme").unwrap());
         clock.set("2026-06-01T11:30:00Z".parse().unwrap());
         let r = verify_credential(
             &vc,

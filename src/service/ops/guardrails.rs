@@ -21,17 +21,18 @@ impl Sigil {
     ) -> Result<GuardrailSettings, ServiceError> {
         caller.require_tenant_admin(tenant)?;
         settings.validate()?;
-        let t = tenant.as_str();
+        let t = tenant;
         let settings = &settings;
         self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let blob = self.store.get(&crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
             let mut rec: crate::service::model::records::TenantRecord =
-                self.open_record(&tk, t, crate::service::model::records::kind::TENANT, t, &blob)?;
+                self.open_record(&tk, t, crate::service::model::records::kind::TENANT, t.as_str(), &blob)?;
             rec.guardrails = Some(settings.clone());
             let mut txn = crate::store::Txn::new();
             let k = crate::store::keys::tenant_record(t);
-            txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, crate::service::model::records::kind::TENANT, t, &rec)?);
+            txn.require_equals(k.clone(), blob)
+                .put(k, self.seal_record(&tk, t, crate::service::model::records::kind::TENANT, t.as_str(), &rec)?);
             let event = Event::new("tenant.guardrails_set", serde_json::to_value(settings).unwrap_or_default());
             let mut effects = Effects::none();
             effects.guardrails(t);
@@ -43,6 +44,6 @@ impl Sigil {
     /// Reads a tenant's guardrails.
     pub async fn guardrails_of(&self, caller: &Caller, tenant: &TenantId) -> Result<GuardrailSettings, ServiceError> {
         caller.require_tenant_read(tenant)?;
-        Ok(self.tenant_record(tenant.as_str()).await?.guardrails.unwrap_or_default())
+        Ok(self.tenant_record(tenant).await?.guardrails.unwrap_or_default())
     }
 }

@@ -40,8 +40,8 @@ impl Sigil {
     /// private key destroyed; the DID document answers as deactivated; the audit stays.
     pub async fn retire_agent(&self, caller: &Caller, tenant: &TenantId, agent: &AgentId) -> Result<AgentRecord, ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        let t = tenant.as_str();
-        let a = agent.as_str();
+        let t = tenant;
+        let a = agent;
         let _lock = self.agent_locks.write(t, a).await;
         self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
@@ -66,7 +66,7 @@ impl Sigil {
             }
             let now = self.clock.now();
             for k in rec.keys.iter_mut() {
-                txn.delete(keys::private_key(t, a, k.version));
+                txn.delete(keys::private_key(t, a.as_str(), k.version));
                 if k.state == KeyState::Active {
                     k.state = KeyState::Retired;
                     k.retired_at = Some(now);
@@ -77,8 +77,8 @@ impl Sigil {
             rec.state = AgentState::Retired;
             self.stage_status_bits(&mut txn, t, &bits).await?;
             self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &changed)?;
-            let event = Event::new("agent.retired", json!({"credentials_revoked": changed.len()})).agent(a);
-            effects.status_lists(t).signers(t, Some(a)).wallet(t, a);
+            let event = Event::new("agent.retired", json!({"credentials_revoked": changed.len()})).agent(a.as_str());
+            effects.status_lists(t).signers(t, Some(a.as_str())).wallet(t, a);
             Ok(Attempt::commit(txn, event, effects, rec))
         })
         .await
@@ -102,8 +102,8 @@ impl Sigil {
         version: u32,
     ) -> Result<AgentRecord, ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        let t = tenant.as_str();
-        let a = agent.as_str();
+        let t = tenant;
+        let a = agent;
         let (rec, _) = self.agent_record(tenant, agent).await?;
         if !rec.keys.iter().any(|k| k.version == version) {
             return Err(ServiceError::not_found(ErrorCode::KeyNotFound, "no such key version"));
@@ -121,12 +121,12 @@ impl Sigil {
                 k.retired_at.get_or_insert(now);
             }
             let mut txn = Txn::new();
-            txn.delete(keys::private_key(t, a, version));
+            txn.delete(keys::private_key(t, a.as_str(), version));
             let akey = keys::agent(t, a);
-            txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a, &rec)?);
-            let event = Event::new("agent.key_compromised", json!({"version": version})).agent(a);
+            txn.require_equals(akey.clone(), blob).put(akey, self.seal_record(&tk, t, kind::AGENT, a.as_str(), &rec)?);
+            let event = Event::new("agent.key_compromised", json!({"version": version})).agent(a.as_str());
             let mut effects = Effects::none();
-            effects.signers(t, Some(a)).wallet(t, a);
+            effects.signers(t, Some(a.as_str())).wallet(t, a);
             Ok(Attempt::commit(txn, event, effects, rec))
         })
         .await
@@ -150,7 +150,7 @@ impl Sigil {
         new: NewDelegation,
     ) -> Result<CredentialRecord, ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         let now = self.clock.now();
         let valid_from = new.valid_from.unwrap_or(now);
         if new.valid_until <= valid_from || new.valid_until <= now {
@@ -159,7 +159,7 @@ impl Sigil {
         // A credential's agent never changes: found once, its lock held through every attempt.
         let agent = AgentId::parse(self.credential_record(t, id).await?.0.agent.as_deref().unwrap_or_default())
             .map_err(|_| ServiceError::invalid("only delegations can be replaced"))?;
-        let _lock = self.agent_locks.write(t, agent.as_str()).await;
+        let _lock = self.agent_locks.write(t, &agent).await;
         let (agent, new) = (&agent, &new);
         self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
@@ -173,14 +173,14 @@ impl Sigil {
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             let mut txn = Txn::new();
             let issuing = self.issuing(t).await;
-            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent.as_str(), valid_from, new).await?;
+            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
             let bits = status_change_bits(&mut old, StatusChange::Revoke)?;
             self.stage_status_bits(&mut txn, t, &bits).await?;
             rec.credential_ids.push(cred.id.clone());
             self.stage_agent_and_credentials(&mut txn, &tk, t, &rec, blob, &[(old, old_blob)])?;
             let event = Event::new("credential.replaced", json!({"old": id, "new": cred.id})).agent(agent.as_str());
             let mut effects = Effects::none();
-            effects.status_lists(t).wallet(t, agent.as_str());
+            effects.status_lists(t).wallet(t, agent);
             Ok(Attempt::commit(txn, event, effects, cred))
         })
         .await
@@ -189,7 +189,7 @@ impl Sigil {
     /// Revokes every delegation naming `principal`, across all agents of the tenant.
     pub async fn revoke_principal(&self, caller: &Caller, tenant: &TenantId, principal: &str) -> Result<Vec<String>, ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         if principal.is_empty() || principal.len() > 200 {
             return Err(ServiceError::invalid("principal must be 1–200 characters"));
         }
@@ -228,7 +228,7 @@ impl Sigil {
             let mut effects = Effects::none();
             effects.status_lists(t);
             for a in hits.iter().filter_map(|(c, _)| c.agent.as_deref()) {
-                effects.wallet(t, a);
+                effects.wallet_of_record(t, a);
             }
             Ok(Attempt::commit(txn, event, effects, ids))
         })

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::rfc3339;
 use crate::codes::ErrorCode;
 use crate::ids::CredentialId;
+use crate::ids::TenantId;
 use crate::policy::{self, ActionRequest, Denial, Grant};
 use crate::service::kernel::journal::{Event, actor};
 use crate::service::kernel::mutation::{Attempt, Effects};
@@ -137,15 +138,15 @@ impl Sigil {
             return Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "presentations are requested with an agent token"));
         };
         let (amount, currency) = parse_request(&req)?;
-        self.check_rate(tenant.as_str(), agent.as_str()).await?;
+        self.check_rate(tenant, agent).await?;
         let ttl = req.expires_in.unwrap_or(300.min(self.settings.max_presentation_ttl));
         if ttl == 0 || ttl > self.settings.max_presentation_ttl {
             return Err(bad(format!("expires_in must be between 1 and {} seconds", self.settings.max_presentation_ttl)));
         }
-        let t = tenant.as_str();
+        let t = tenant;
         // Held until the signature is made: key rotation, suspension and retirement wait
         // for it, and nothing signs with a key or state they have replaced.
-        let lock = self.agent_locks.read(t, agent.as_str()).await;
+        let lock = self.agent_locks.read(t, agent).await;
         let wallet = self.wallet(tenant, agent).await?;
         let now = self.clock.now();
         let action = ActionRequest { action: &req.action, resource: req.resource.as_deref(), amount, currency };
@@ -318,7 +319,7 @@ impl Sigil {
 
 impl Sigil {
     /// The `vc+jwt` form of a held credential, signed once by the tenant's issuer key.
-    async fn credential_jwt(&self, tenant: &str, h: &Held) -> Result<String, ServiceError> {
+    async fn credential_jwt(&self, tenant: &TenantId, h: &Held) -> Result<String, ServiceError> {
         if let Some(j) = h.jwt.get() {
             return Ok(j.clone());
         }
@@ -338,7 +339,7 @@ impl Sigil {
     #[allow(clippy::too_many_arguments)]
     async fn jwt_presentation(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         wallet: &Wallet,
         identity: &Held,
         delegation: &Held,
@@ -510,7 +511,7 @@ mod tests {
         f.sigil.present(&f.agent, request("refunds:create", "orders/1", "10.00", "c1")).await.unwrap();
         let denied = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "900.00", "c2")).await.unwrap_err();
         assert!(matches!(denied, ServiceError::Forbidden { code: ErrorCode::AmountExceedsLimit, .. }));
-        let entries = f.sigil.audit_entries(f.tenant.as_str(), 0, 100).await.unwrap();
+        let entries = f.sigil.audit_entries(&f.tenant, 0, 100).await.unwrap();
         let kinds: Vec<&str> = entries.iter().map(|e| e.event.as_str()).collect();
         assert_eq!(&kinds[kinds.len() - 2..], ["presentation.granted", "presentation.denied"]);
         let granted = &entries[entries.len() - 2];

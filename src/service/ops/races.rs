@@ -162,7 +162,7 @@ async fn a_suspended_agents_credentials_fail_verification_for_every_later_reques
     let agent = w.s.authenticate(&w.agent_token).await.unwrap();
     let vp = w.s.present(&agent, request("made-before")).await.unwrap().document();
     let s = w.s.clone();
-    let t = w.tenant.to_string();
+    let t = w.tenant.clone();
     race(w.tenant.as_str(), "status.fill", async move { s.status_list_credential(&t, "s1").await.map(|_| ()) }, async {
         w.s.set_agent_suspended(&w.admin, &w.tenant, &w.agent, true).await.unwrap();
     })

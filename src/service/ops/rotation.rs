@@ -33,10 +33,10 @@ fn age_exceeded(k: &KeyVersion, days: Option<u32>, now: jiff::Timestamp) -> bool
 }
 
 impl Sigil {
-    async fn tenant_record_blob(&self, t: &str) -> Result<(TenantRecord, Vec<u8>), ServiceError> {
+    async fn tenant_record_blob(&self, t: &TenantId) -> Result<(TenantRecord, Vec<u8>), ServiceError> {
         let tk = self.tenant_keys(t).await?;
         let blob = self.store.get(&keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
-        Ok((self.open_record(&tk, t, kind::TENANT, t, &blob)?, blob))
+        Ok((self.open_record(&tk, t, kind::TENANT, t.as_str(), &blob)?, blob))
     }
 
     /// Sets the tenant's key-age policy.
@@ -47,14 +47,14 @@ impl Sigil {
                 return Err(ServiceError::invalid("maximum key ages must be 1–3650 days"));
             }
         }
-        let t = tenant.as_str();
+        let t = tenant;
         self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, blob) = self.tenant_record_blob(t).await?;
             rec.key_policy = Some(policy);
             let mut txn = Txn::new();
             let k = keys::tenant_record(t);
-            txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
+            txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t.as_str(), &rec)?);
             let event = Event::new("tenant.key_policy_set", serde_json::to_value(policy).unwrap_or_default());
             Ok(Attempt::commit(txn, event, Effects::none(), policy))
         })
@@ -64,7 +64,7 @@ impl Sigil {
     /// Reads the tenant's key-age policy.
     pub async fn key_policy(&self, caller: &Caller, tenant: &TenantId) -> Result<KeyPolicy, ServiceError> {
         caller.require_tenant_read(tenant)?;
-        Ok(self.tenant_record(tenant.as_str()).await?.key_policy.unwrap_or_default())
+        Ok(self.tenant_record(tenant).await?.key_policy.unwrap_or_default())
     }
 
     /// Rotates the issuer key; `only_if_current` makes it conditional (scheduled runs).
@@ -76,7 +76,7 @@ impl Sigil {
         reissue: bool,
         only_if_current: Option<u32>,
     ) -> Result<Option<(u32, usize)>, ServiceError> {
-        let t = tenant.as_str();
+        let t = tenant;
         // No presentation may sign a vc+jwt with the old issuer key after this commits.
         let locks = self.agent_locks.write_all().await;
         let rotated = self
@@ -91,7 +91,7 @@ impl Sigil {
                 let new = stage_new_key(&tk, &mut txn, t, "issuer", &mut rec.issuer_keys, old, self.clock.now())?;
                 rec.issuer_current = new;
                 let k = keys::tenant_record(t);
-                txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t, &rec)?);
+                txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t.as_str(), &rec)?);
                 let event = Event::new("issuer.key_rotated", json!({"from": old, "to": new, "reissue": reissue}));
                 let mut effects = Effects::none();
                 effects.signers(t, Some("issuer")).status_lists(t).all_wallets(t);
@@ -115,7 +115,7 @@ impl Sigil {
 
     /// Re-signs every non-revoked credential of the tenant under issuer key `version`
     /// (same id, content and status entries; a new proof).
-    async fn reissue_credentials(&self, t: &str, version: u32) -> Result<usize, ServiceError> {
+    async fn reissue_credentials(&self, t: &TenantId, version: u32) -> Result<usize, ServiceError> {
         let signer = self.signer(t, "issuer", version).await?;
         let vm = format!("{}#issuer-{version}", self.tenant_did(t));
         let prefix = format!("t/{t}/c/").into_bytes();
@@ -147,7 +147,7 @@ impl Sigil {
                 c.issuer_key_version = version;
                 txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::CREDENTIAL, &id, &c)?);
                 if let Some(a) = &c.agent {
-                    effects.wallet(t, a);
+                    effects.wallet_of_record(t, a);
                 }
                 n += 1;
             }
@@ -171,6 +171,7 @@ impl Sigil {
         for (k, _) in tenants {
             let Some(t) = k.strip_prefix(keys::TENANT_INDEX_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) else { continue };
             let Ok(tenant) = TenantId::parse(t) else { continue };
+            let t = &tenant;
             let rec = match self.tenant_record(t).await {
                 Ok(r) => r,
                 Err(ServiceError::NotFound { .. }) => continue,
@@ -234,7 +235,7 @@ impl Sigil {
     /// key is destroyed. Returns the new version.
     pub async fn rotate_data_key(self: &std::sync::Arc<Self>, caller: &Caller, tenant: &TenantId) -> Result<u32, ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         if self.store.get(&keys::data_key_rotation(t)).await?.is_some() {
             return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "a data-key rotation is already running for this tenant"));
         }
@@ -256,7 +257,7 @@ impl Sigil {
             let mut txn = Txn::new();
             txn.require_equals(keys::data_key_current(t), cur_raw.clone())
                 .require_absent(keys::data_key_rotation(t))
-                .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t, dk))
+                .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t.as_str(), dk))
                 .put(keys::data_key_current(t), new.to_be_bytes().to_vec())
                 .put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
             let mut effects = Effects::none();
@@ -278,14 +279,14 @@ impl Sigil {
     /// The tenant's current data key version and whether re-sealing is still running.
     pub async fn data_key_status(&self, caller: &Caller, tenant: &TenantId) -> Result<(u32, bool), ServiceError> {
         caller.require_tenant_read(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         let cur = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
         Ok((decode_u32(&cur)?, self.store.get(&keys::data_key_rotation(t)).await?.is_some()))
     }
 
     /// Re-seals every record of `t` still under an older data key, then destroys the older
     /// keys. `settle` lets requests that loaded the previous key set finish first.
-    pub async fn finish_data_key_rotation(&self, t: &str, settle: Duration) -> Result<usize, ServiceError> {
+    pub async fn finish_data_key_rotation(&self, t: &TenantId, settle: Duration) -> Result<usize, ServiceError> {
         let Some(target) = self.store.get(&keys::data_key_rotation(t)).await? else { return Ok(0) };
         let target = decode_u32(&target)?;
         tokio::time::sleep(settle).await;
@@ -316,7 +317,7 @@ impl Sigil {
         .await
     }
 
-    async fn reseal_pass(&self, t: &str, target: u32) -> Result<usize, ServiceError> {
+    async fn reseal_pass(&self, t: &TenantId, target: u32) -> Result<usize, ServiceError> {
         self.keys.evict(t);
         let tk: std::sync::Arc<TenantKeys> = self.tenant_keys(t).await?;
         let new = tk.versions.get(&target).ok_or_else(|| ServiceError::Internal("target data key missing".into()))?;
@@ -334,7 +335,7 @@ impl Sigil {
                     continue;
                 }
                 let old = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
-                let aad = Aad { tenant: t, kind: kind_, id: &id };
+                let aad = Aad { tenant: t.as_str(), kind: kind_, id: &id };
                 let pt: SecretBytes = old.open(&aad, &blob)?;
                 txn.require_equals(k.clone(), blob).put(k, new.seal(&aad, pt.expose()));
                 n += 1;
@@ -354,7 +355,8 @@ impl Sigil {
         let mut n = 0;
         for (k, _) in rows {
             if let Some(t) = k.strip_prefix(keys::DATA_KEY_ROTATION_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) {
-                self.finish_data_key_rotation(t, Duration::ZERO).await?;
+                let t = TenantId::parse(t).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                self.finish_data_key_rotation(&t, Duration::ZERO).await?;
                 n += 1;
             }
         }
@@ -481,7 +483,7 @@ mod tests {
         assert!(s.store.get(&keys::private_key("acme", a.id.as_str(), 1)).await.unwrap().is_none(), "old private key destroyed");
         clock.advance_secs(150 * 86_400);
         assert_eq!(s.run_scheduled_rotation().await.unwrap(), 2, "agent key (30 d) and issuer key (180 d)");
-        assert_eq!(s.tenant_record("acme").await.unwrap().issuer_current, 2);
+        assert_eq!(s.tenant_record(&crate::ids::TenantId::parse("acme").unwrap()).await.unwrap().issuer_current, 2);
     }
 
     #[tokio::test]
@@ -547,7 +549,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         s.keys.evict_all();
-        s.signers.evict("acme", None);
+        s.signers.evict(&crate::ids::TenantId::parse("acme").unwrap(), None);
         for a in &agents {
             let view = s.get_agent(&admin, &t.id, a).await.unwrap();
             let cred = view.record.identity_credential_id.unwrap();
@@ -597,7 +599,7 @@ mod tests {
                 for _ in 0..40 {
                     s.keys.evict_all();
                     for t in &old {
-                        s.tenant_keys(t.as_str()).await?;
+                        s.tenant_keys(t).await?;
                     }
                     tokio::task::yield_now().await;
                 }

@@ -51,14 +51,14 @@ impl Sigil {
             Some(s) => TenantId::parse(s).map_err(|e| ServiceError::invalid(e.to_string()))?,
             None => TenantId::random(),
         };
-        let t = id.as_str();
+        let t = &id;
         let now = self.clock.now();
         let dk = DataKey::generate(1);
         let issuer = Signer::generate();
         let audit = Signer::generate();
         let record = TenantRecord {
             v: 1,
-            id: t.to_owned(),
+            id: t.to_string(),
             name: name.to_owned(),
             created: now,
             issuer_keys: vec![KeyVersion {
@@ -88,11 +88,17 @@ impl Sigil {
         txn.require_absent(keys::tenant_index(t))
             .require_absent(keys::tenant_tombstone(t))
             .put(keys::tenant_index(t), Vec::new())
-            .put(keys::data_key(t, 1), self.keys.root().wrap_data_key(t, dk))
+            .put(keys::data_key(t, 1), self.keys.root().wrap_data_key(t.as_str(), dk))
             .put(keys::data_key_current(t), 1u32.to_be_bytes().to_vec())
-            .put(keys::tenant_record(t), self.seal_record(&tk, t, kind::TENANT, t, &record)?)
-            .put(keys::private_key(t, "issuer", 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer))
-            .put(keys::private_key(t, "audit", 1), dk.seal_signer(&Aad { tenant: t, kind: kind::PRIVATE_KEY, id: "audit/1" }, &audit));
+            .put(keys::tenant_record(t), self.seal_record(&tk, t, kind::TENANT, t.as_str(), &record)?)
+            .put(
+                keys::private_key(t, "issuer", 1),
+                dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer),
+            )
+            .put(
+                keys::private_key(t, "audit", 1),
+                dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "audit/1" }, &audit),
+            );
         let minted = self.mint_token(TokenRole::Admin, None, None);
         self.stage_tenant_token(&mut txn, &tk, &id, &minted)?;
         let generation = self.keys.generation();
@@ -124,13 +130,9 @@ impl Sigil {
             let Some(t) = k.strip_prefix(keys::TENANT_INDEX_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) else {
                 continue;
             };
-            let rec = self.tenant_record(t).await?;
-            items.push(TenantSummary {
-                id: TenantId::parse(t).map_err(|e| ServiceError::Internal(e.to_string()))?,
-                did: self.tenant_did(t),
-                name: rec.name,
-                created: rec.created,
-            });
+            let id = TenantId::parse(t).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let rec = self.tenant_record(&id).await?;
+            items.push(TenantSummary { did: self.tenant_did(&id), id, name: rec.name, created: rec.created });
         }
         let next_cursor = if more { items.last().map(|i| i.id.to_string()) } else { None };
         Ok(Page { items, next_cursor })
@@ -139,7 +141,7 @@ impl Sigil {
     /// Deletes a tenant: destroys its data keys first (crypto-shredding), then its records.
     pub async fn delete_tenant(&self, caller: &Caller, tenant: &TenantId) -> Result<(), ServiceError> {
         caller.require_operator()?;
-        let t = tenant.as_str();
+        let t = tenant;
         if self.store.get(&keys::tenant_index(t)).await?.is_none() {
             return Err(ServiceError::tenant_not_found());
         }
@@ -162,7 +164,7 @@ impl Sigil {
     }
 
     /// Removes every record of a crypto-shredded tenant, in batches.
-    pub(crate) async fn purge_tenant_records(&self, t: &str) -> Result<(), ServiceError> {
+    pub(crate) async fn purge_tenant_records(&self, t: &TenantId) -> Result<(), ServiceError> {
         loop {
             let hashes = self.store.scan(&keys::tenant_token_hash_prefix(t), None, 500).await?;
             if hashes.is_empty() {
@@ -199,8 +201,9 @@ impl Sigil {
         let rows = self.store.scan(keys::TENANT_TOMBSTONE_PREFIX, None, 10_000).await?;
         let n = rows.len();
         for (k, _) in rows {
-            if let Some(t) = k.strip_prefix(keys::TENANT_TOMBSTONE_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) {
-                self.purge_tenant_records(t).await?;
+            if let Some(t) = k.strip_prefix(keys::TENANT_TOMBSTONE_PREFIX).and_then(|s| TenantId::parse(std::str::from_utf8(s).ok()?).ok())
+            {
+                self.purge_tenant_records(&t).await?;
             }
         }
         Ok(n)
@@ -212,10 +215,10 @@ impl Sigil {
         if !matches!(role, TokenRole::Admin | TokenRole::Auditor) {
             return Err(ServiceError::invalid("role must be admin or auditor"));
         }
-        let tk = self.tenant_keys(tenant.as_str()).await?;
+        let tk = self.tenant_keys(tenant).await?;
         let minted: MintedToken = self.mint_token(role, None, None);
         let (tk, minted_ref) = (&tk, &minted);
-        self.mutate(tenant.as_str(), &crate::service::kernel::journal::actor(caller), || async move {
+        self.mutate(tenant, &crate::service::kernel::journal::actor(caller), || async move {
             let mut txn = Txn::new();
             self.stage_tenant_token(&mut txn, tk, tenant, minted_ref)?;
             let event = crate::service::kernel::journal::Event::new(
@@ -231,7 +234,7 @@ impl Sigil {
     /// Deletes an admin or auditor token. Agent tokens are managed through their agent.
     pub async fn delete_tenant_token(&self, caller: &Caller, tenant: &TenantId, token: &TokenId) -> Result<(), ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        let t = tenant.as_str();
+        let t = tenant;
         if caller.token_id() == token {
             return Err(ServiceError::conflict(ErrorCode::TokenInUse, "a token cannot delete itself"));
         }
@@ -277,7 +280,7 @@ mod tests {
         assert!(s.authenticate(&a.access_token.reveal_once()).await.is_err());
         // Every wrapped data key is gone and none was ever inside the tenant's prefix, so the
         // copied records cannot be opened by anyone holding the root key.
-        assert!(matches!(s.tenant_keys("doomed").await, Err(ServiceError::NotFound { .. })));
+        assert!(matches!(s.tenant_keys(&crate::ids::TenantId::parse("doomed").unwrap()).await, Err(ServiceError::NotFound { .. })));
         assert!(copied.iter().all(|(k, _)| !k.starts_with(b"dk/")));
         let restored_dk = s.store.get(&keys::data_key("doomed", 1)).await.unwrap();
         assert!(restored_dk.is_none());
@@ -295,7 +298,7 @@ mod tests {
         let mut txn = Txn::new();
         txn.put(keys::tenant_tombstone("half"), Vec::new()).delete(keys::tenant_index("half")).delete(keys::data_key("half", 1));
         s.store.commit(txn).await.unwrap();
-        s.keys.evict("half");
+        s.keys.evict(&crate::ids::TenantId::parse("half").unwrap());
         assert!(!s.store.scan(b"t/half/", None, 10).await.unwrap().is_empty());
         assert_eq!(s.resume_tenant_deletions().await.unwrap(), 1);
         assert!(s.store.scan(b"t/half/", None, 10).await.unwrap().is_empty());

@@ -74,7 +74,7 @@ impl Sigil {
         if doc.contains_key("proof") {
             return Err(VcApiError::BadRequest("credential already has a proof".into()));
         }
-        let t = tenant.as_str();
+        let t = tenant;
         let did = self.tenant_did(t);
         match issuer_id(&doc_v) {
             Some(i) if i == did => {}
@@ -114,7 +114,7 @@ impl Sigil {
 
     /// `POST /tenants/{tenant}/vc-api/credentials/verify` (the tenant only scopes the URL).
     pub async fn vc_api_verify(&self, tenant: &TenantId, body: Map<String, Value>) -> Result<Report, VcApiError> {
-        self.tenant_record(tenant.as_str()).await?;
+        self.tenant_record(tenant).await?;
         let vc = body.get("verifiableCredential").ok_or_else(|| VcApiError::BadRequest("verifiableCredential is required".into()))?;
         if !vc.is_object() {
             return Err(VcApiError::BadRequest("verifiableCredential must be an object".into()));

@@ -335,7 +335,7 @@ mod tests {
         let s = testing::sigil(dir.path());
         let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
         let a = s.create_agent(&testing::admin(&t.id), &t.id, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
-        let signer = s.signer("acme", a.id.as_str(), 1).await.unwrap();
+        let signer = s.signer(&crate::ids::TenantId::parse("acme").unwrap(), a.id.as_str(), 1).await.unwrap();
         let vm = format!("{}#key-1", a.did);
         let now = s.now();
         let authority = crate::policy::Authority::new(&["refunds:create".into()], &["**".into()], Default::default(), None).unwrap();
