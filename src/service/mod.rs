@@ -1,8 +1,12 @@
-//! Use cases. Every operation an API caller can trigger is one function here; this layer
+//! The service: every operation an API caller can trigger, as methods of [`Sigil`]. It
 //! owns transactions and invariants (who may do what, which records change together).
+//! Three tiers, dependencies pointing down: [`ops`] (use cases) → [`kernel`] (mechanisms,
+//! including the one mutation path) → [`model`] (records, settings, errors). See
+//! `docs/ARCHITECTURE.md`, "Layers"; `tests/architecture.rs` enforces the rules.
 //!
-//! Must never: speak HTTP, hold key bytes (those stay in `crypto`), or write to the store
-//! outside a [`crate::store::Txn`].
+//! Must never: speak HTTP, hold key bytes (those stay in `crypto`), do file I/O itself
+//! (`crate::datadir` does), or write to the store except through
+//! `kernel::mutation`.
 
 pub(crate) mod kernel;
 pub(crate) mod model;

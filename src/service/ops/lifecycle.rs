@@ -3,7 +3,7 @@
 //!
 //! Every change that affects what an agent may sign takes the agent's write lock, so it
 //! waits for presentations being signed right now and no presentation starts with the old
-//! state after the change commits (see [`AgentLocks`]).
+//! state after the change commits (see [`crate::service::kernel::locks::AgentLocks`]).
 
 use serde_json::json;
 
