@@ -147,7 +147,8 @@ pub fn audit_head(tenant: impl AsRef<str>) -> Vec<u8> {
     format!("t/{tenant}/au-head").into_bytes()
 }
 
-/// A used (holder, challenge) pair, by hash; value: expiry (unix seconds, big endian).
+/// A used (holder, domain, challenge), by hash (`service::verification`); value: expiry
+/// (unix seconds, big endian).
 pub fn replay(hash_hex: &str) -> Vec<u8> {
     format!("rp/{hash_hex}").into_bytes()
 }

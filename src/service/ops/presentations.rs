@@ -505,6 +505,45 @@ mod tests {
         assert_eq!(third.verify_presentation(&unverified.document(), opts("c3")).await.unwrap().report.codes(), vec!["replayed"]);
     }
 
+    /// The one-time key is (holder, domain, challenge): two verifiers that issue the same
+    /// challenge to one agent each verify their own presentation once, and a claim made
+    /// before the domain was part of the key still spends the pair.
+    #[tokio::test]
+    async fn a_challenge_is_spent_per_domain() {
+        let f = fixture(&["refunds:create"], "500.00").await;
+        let at = |domain: &str, challenge: &str| PresentationRequest {
+            domain: domain.into(),
+            ..request("refunds:create", "orders/1", "1.00", challenge)
+        };
+        let expect = |domain: &str, challenge: &str| crate::service::Expectation {
+            challenge: Some(challenge.into()),
+            domain: Some(domain.into()),
+            ..Default::default()
+        };
+        let shop = f.sigil.present(&f.agent, at("shop.example", "1")).await.unwrap();
+        let bank = f.sigil.present(&f.agent, at("bank.example", "1")).await.unwrap();
+        assert!(f.sigil.verify_presentation(&shop.document(), expect("shop.example", "1")).await.unwrap().verified());
+        let r = f.sigil.verify_presentation(&bank.document(), expect("bank.example", "1")).await.unwrap();
+        assert!(r.verified(), "the other verifier's presentation was spent by the first: {:?}", r.report.codes());
+        for (p, d) in [(&shop, "shop.example"), (&bank, "bank.example")] {
+            assert_eq!(f.sigil.verify_presentation(&p.document(), expect(d, "1")).await.unwrap().report.codes(), vec!["replayed"]);
+        }
+        // A claim in the form stored before this change (holder, challenge) still counts.
+        let old = f.sigil.present(&f.agent, at("shop.example", "2")).await.unwrap();
+        let holder = old.document()["holder"].as_str().unwrap().to_owned();
+        let mut h = Sha256::new();
+        h.update(holder.as_bytes());
+        h.update([0]);
+        h.update(b"2");
+        let mut t = crate::store::Txn::new();
+        t.put(crate::store::keys::replay(&hex::encode(h.finalize())), i64::MAX.to_be_bytes().to_vec());
+        f.sigil.store.commit(t).await.unwrap();
+        assert_eq!(
+            f.sigil.verify_presentation(&old.document(), expect("shop.example", "2")).await.unwrap().report.codes(),
+            vec!["replayed"]
+        );
+    }
+
     #[tokio::test]
     async fn grants_and_denials_are_audited_without_secrets() {
         let f = fixture(&["refunds:create"], "500.00").await;
