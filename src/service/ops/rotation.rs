@@ -28,6 +28,15 @@ pub use crate::service::model::settings::KeyPolicy;
 
 const BATCH: usize = 500;
 
+/// A tenant's data-key rotation marker (`keys::data_key_rotation`).
+enum Marker {
+    Absent,
+    /// A rotation to this version is re-sealing records.
+    Live(u32),
+    /// Left behind by a deleted tenant of the same id (its stored bytes).
+    Stale(Vec<u8>),
+}
+
 fn age_exceeded(k: &KeyVersion, days: Option<u32>, now: jiff::Timestamp) -> bool {
     days.is_some_and(|d| now.duration_since(k.created) >= SignedDuration::from_hours(24 * i64::from(d)))
 }
@@ -236,7 +245,7 @@ impl Sigil {
     pub async fn rotate_data_key(self: &std::sync::Arc<Self>, caller: &Caller, tenant: &TenantId) -> Result<u32, ServiceError> {
         caller.require_tenant_admin(tenant)?;
         let t = tenant;
-        if self.store.get(&keys::data_key_rotation(t)).await?.is_some() {
+        if matches!(self.rotation_marker(t).await?, Marker::Live(_)) {
             return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "a data-key rotation is already running for this tenant"));
         }
         let cur_raw = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
@@ -248,15 +257,19 @@ impl Sigil {
         let (cur_raw, dk) = (&cur_raw, &dk);
         self.mutate(t, &actor(caller), || async move {
             // A second attempt finds the current version moved or the rotation marker set.
-            if self.store.get(&keys::data_key_rotation(t)).await?.is_some() {
-                return Err(ServiceError::conflict(
-                    ErrorCode::RotationInProgress,
-                    "a data-key rotation is already running for this tenant",
-                ));
-            }
             let mut txn = Txn::new();
+            match self.rotation_marker(t).await? {
+                Marker::Live(_) => {
+                    return Err(ServiceError::conflict(
+                        ErrorCode::RotationInProgress,
+                        "a data-key rotation is already running for this tenant",
+                    ));
+                }
+                // Left by a deleted tenant of the same id (before deletions removed it).
+                Marker::Stale(raw) => txn.require_equals(keys::data_key_rotation(t), raw),
+                Marker::Absent => txn.require_absent(keys::data_key_rotation(t)),
+            };
             txn.require_equals(keys::data_key_current(t), cur_raw.clone())
-                .require_absent(keys::data_key_rotation(t))
                 .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t.as_str(), dk))
                 .put(keys::data_key_current(t), new.to_be_bytes().to_vec())
                 .put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
@@ -281,14 +294,44 @@ impl Sigil {
         caller.require_tenant_read(tenant)?;
         let t = tenant;
         let cur = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
-        Ok((decode_u32(&cur)?, self.store.get(&keys::data_key_rotation(t)).await?.is_some()))
+        Ok((decode_u32(&cur)?, matches!(self.rotation_marker(t).await?, Marker::Live(_))))
+    }
+
+    /// The tenant's data-key rotation marker. A running rotation's target is the current
+    /// version (both are set in one transaction, and no rotation starts while one runs);
+    /// a marker naming another version, or a tenant that does not exist, was left behind
+    /// by a deleted tenant of the same id: deletions did not remove it before.
+    async fn rotation_marker(&self, t: &TenantId) -> Result<Marker, ServiceError> {
+        let Some(raw) = self.store.get(&keys::data_key_rotation(t)).await? else { return Ok(Marker::Absent) };
+        let current = match self.store.get(&keys::data_key_current(t)).await? {
+            Some(c) => Some(decode_u32(&c)?),
+            None => None,
+        };
+        match decode_u32(&raw) {
+            Ok(target) if Some(target) == current && self.store.get(&keys::tenant_index(t)).await?.is_some() => Ok(Marker::Live(target)),
+            _ => Ok(Marker::Stale(raw)),
+        }
+    }
+
+    /// Removes a marker [`Sigil::rotation_marker`] found stale (unless it changed since).
+    async fn drop_stale_marker(&self, t: &TenantId, raw: Vec<u8>) -> Result<(), ServiceError> {
+        let mut txn = Txn::new();
+        txn.require_equals(keys::data_key_rotation(t), raw).delete(keys::data_key_rotation(t));
+        self.commit_unaudited(txn, Effects::none()).await?;
+        Ok(())
     }
 
     /// Re-seals every record of `t` still under an older data key, then destroys the older
     /// keys. `settle` lets requests that loaded the previous key set finish first.
     pub async fn finish_data_key_rotation(&self, t: &TenantId, settle: Duration) -> Result<usize, ServiceError> {
-        let Some(target) = self.store.get(&keys::data_key_rotation(t)).await? else { return Ok(0) };
-        let target = decode_u32(&target)?;
+        let target = match self.rotation_marker(t).await? {
+            Marker::Live(target) => target,
+            Marker::Absent => return Ok(0),
+            Marker::Stale(raw) => {
+                self.drop_stale_marker(t, raw).await?;
+                return Ok(0);
+            }
+        };
         tokio::time::sleep(settle).await;
         let mut total = 0;
         // Passes until one finds nothing left to re-seal (a request that still held the
@@ -356,8 +399,14 @@ impl Sigil {
         for (k, _) in rows {
             if let Some(t) = k.strip_prefix(keys::DATA_KEY_ROTATION_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) {
                 let t = TenantId::parse(t).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                self.finish_data_key_rotation(&t, Duration::ZERO).await?;
-                n += 1;
+                match self.rotation_marker(&t).await? {
+                    Marker::Live(_) => {
+                        self.finish_data_key_rotation(&t, Duration::ZERO).await?;
+                        n += 1;
+                    }
+                    Marker::Stale(raw) => self.drop_stale_marker(&t, raw).await?,
+                    Marker::Absent => {}
+                }
             }
         }
         Ok(n)
@@ -484,6 +533,39 @@ mod tests {
         clock.advance_secs(150 * 86_400);
         assert_eq!(s.run_scheduled_rotation().await.unwrap(), 2, "agent key (30 d) and issuer key (180 d)");
         assert_eq!(s.tenant_record(&crate::ids::TenantId::parse("acme").unwrap()).await.unwrap().issuer_current, 2);
+    }
+
+    /// Deleting a tenant in the middle of a data-key rotation removes the rotation marker
+    /// with it: a tenant re-created with the same id rotates its data key as usual. A
+    /// marker an older release left behind is recognised as stale and cleared.
+    #[tokio::test]
+    async fn a_recreated_tenant_rotates_its_data_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let op = testing::operator();
+        let t = s.create_tenant(&op, Some("acme"), "Acme").await.unwrap();
+        s.rotate_data_key(&testing::admin(&t.id), &t.id).await.unwrap();
+        assert!(s.store.get(&keys::data_key_rotation("acme")).await.unwrap().is_some(), "the rotation is still re-sealing");
+        s.delete_tenant(&op, &t.id).await.unwrap();
+        assert!(s.store.get(&keys::data_key_rotation("acme")).await.unwrap().is_none(), "the marker outlived its tenant");
+        let t = s.create_tenant(&op, Some("acme"), "Acme again").await.unwrap();
+        let admin = testing::admin(&t.id);
+        assert_eq!(s.rotate_data_key(&admin, &t.id).await.unwrap(), 2);
+        s.finish_data_key_rotation(&t.id, Duration::ZERO).await.unwrap();
+        assert_eq!(s.data_key_status(&admin, &t.id).await.unwrap(), (2, false));
+
+        // A store from before the fix: a marker naming version 7 outlived its tenant.
+        let mut txn = Txn::new();
+        txn.put(keys::data_key_rotation("acme"), 7u32.to_be_bytes().to_vec())
+            .put(keys::data_key_rotation("gone"), 3u32.to_be_bytes().to_vec());
+        s.store.commit(txn).await.unwrap();
+        assert_eq!(s.data_key_status(&admin, &t.id).await.unwrap(), (2, false));
+        assert_eq!(s.resume_data_key_rotations().await.unwrap(), 0, "stale markers are cleared, not resumed");
+        assert!(s.store.scan(keys::DATA_KEY_ROTATION_PREFIX, None, 10).await.unwrap().is_empty());
+        let mut txn = Txn::new();
+        txn.put(keys::data_key_rotation("acme"), 7u32.to_be_bytes().to_vec());
+        s.store.commit(txn).await.unwrap();
+        assert_eq!(s.rotate_data_key(&admin, &t.id).await.unwrap(), 3);
     }
 
     #[tokio::test]

@@ -147,7 +147,12 @@ impl Sigil {
         }
         // Step 1 (durable before anything else): tombstone + every data key version gone.
         let mut txn = Txn::new();
-        txn.require_absent(keys::tenant_tombstone(t)).put(keys::tenant_tombstone(t), Vec::new()).delete(keys::tenant_index(t));
+        txn.require_absent(keys::tenant_tombstone(t))
+            .put(keys::tenant_tombstone(t), Vec::new())
+            .delete(keys::tenant_index(t))
+            // A rotation marker outside the tenant's prefix: left behind, it made every
+            // data-key rotation of a tenant re-created with this id answer 409.
+            .delete(keys::data_key_rotation(t));
         for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 1024).await? {
             txn.delete(k);
         }
@@ -191,7 +196,7 @@ impl Sigil {
             self.commit_unaudited(txn, Effects::none()).await?;
         }
         let mut txn = Txn::new();
-        txn.delete(keys::tenant_tombstone(t));
+        txn.delete(keys::data_key_rotation(t)).delete(keys::tenant_tombstone(t));
         self.commit_unaudited(txn, Effects::none()).await?;
         Ok(())
     }
