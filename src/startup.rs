@@ -248,6 +248,7 @@ pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settin
         auth_failure_burst: config.auth_failure_burst,
         trusted_issuers: config.trust_issuers.clone(),
         verify_rate: config.verify_rate,
+        seal_limits: Default::default(),
     }
 }
 
@@ -329,6 +330,10 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rotated = n, "scheduled key rotation"),
                 Err(e) => tracing::warn!(error = %e, "scheduled key rotation failed"),
+            }
+            // Data keys past their seal threshold (AES-GCM's 2^32 random nonces) roll over.
+            if let Err(e) = housekeeping.rotate_worn_data_keys().await {
+                tracing::warn!(error = %e, "rotating data keys by use failed");
             }
         }
     });

@@ -87,7 +87,7 @@ impl RootKey {
         if bytes.len() != 32 {
             return Err(CryptoError);
         }
-        Ok(Self { key: DataKey { version, key: bytes } })
+        Ok(Self { key: DataKey::unmetered(version, bytes) })
     }
 
     /// This root key's version.
@@ -97,7 +97,7 @@ impl RootKey {
 
     /// The sealed key-check record for this key.
     pub fn key_check(&self) -> Vec<u8> {
-        self.key.seal(&Self::check_aad(), CHECK_PLAINTEXT)
+        self.key.seal_unmetered(&Self::check_aad(), CHECK_PLAINTEXT)
     }
 
     /// Proves that `blob` was made by this very key.
@@ -124,7 +124,7 @@ impl RootKey {
 
     /// Wraps the token pepper.
     pub fn wrap_pepper(&self, pepper: &TokenPepper) -> Vec<u8> {
-        self.key.seal(&Aad { tenant: SYSTEM, kind: "pepper", id: "tokens" }, pepper.secret().expose())
+        self.key.seal_unmetered(&Aad { tenant: SYSTEM, kind: "pepper", id: "tokens" }, pepper.secret().expose())
     }
 
     /// Unwraps the token pepper.
@@ -135,7 +135,7 @@ impl RootKey {
 
     /// Seals a system-level record (operator tokens) directly under the root key.
     pub fn seal_system(&self, kind: &str, id: &str, plaintext: &[u8]) -> Vec<u8> {
-        self.key.seal(&Aad { tenant: SYSTEM, kind, id }, plaintext)
+        self.key.seal_unmetered(&Aad { tenant: SYSTEM, kind, id }, plaintext)
     }
 
     /// Opens a system-level record.
@@ -173,10 +173,11 @@ mod tests {
     fn data_keys_are_bound_to_their_tenant() {
         let rk = RootKey::from_bytes(SecretBytes::random(32), 1).unwrap();
         let dk = DataKey::generate(7);
+        dk.grant(1);
         let wrapped = rk.wrap_data_key("acme", &dk);
         let back = rk.unwrap_data_key("acme", 7, &wrapped).unwrap();
         let aad = Aad { tenant: "acme", kind: "x", id: "y" };
-        assert_eq!(back.open(&aad, &dk.seal(&aad, b"hi")).unwrap().expose(), b"hi");
+        assert_eq!(back.open(&aad, &dk.seal(&aad, b"hi").unwrap()).unwrap().expose(), b"hi");
         assert!(rk.unwrap_data_key("evil", 7, &wrapped).is_err());
         assert!(rk.unwrap_data_key("acme", 8, &wrapped).is_err());
     }

@@ -57,6 +57,13 @@ pub fn data_key_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
     format!("dk/{tenant}/").into_bytes()
 }
 
+/// Seals reserved under one data key version of a tenant, all processes together
+/// (plaintext u64, big-endian: a counter). Grows by whole blocks, compare-and-set.
+pub fn seal_count(tenant: impl AsRef<str>, version: u32) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/sc/{version:08x}").into_bytes()
+}
+
 /// An agent record (sealed).
 pub fn agent(tenant: impl AsRef<str>, agent: impl AsRef<str>) -> Vec<u8> {
     let tenant = tenant.as_ref();

@@ -25,20 +25,26 @@ impl Sigil {
         };
         let current = decode_u32(&cur)?;
         let mut versions = HashMap::new();
-        for (k, blob) in self.store.scan(&keys::data_key_prefix(tenant), None, 16).await? {
+        let mut reserving = None;
+        // Versions rolled over by use stay until a full rotation (one per 2^30 seals).
+        for (k, blob) in self.store.scan(&keys::data_key_prefix(tenant), None, 4096).await? {
             let v = k
                 .rsplit(|b| *b == b'/')
                 .next()
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                 .ok_or_else(|| ServiceError::Internal("malformed data key entry".into()))?;
-            versions.insert(v, self.keys.root_for(&blob).unwrap_data_key(tenant.as_str(), v, &blob)?);
+            let (dk, lock) = self.keys.metered(tenant, self.keys.root_for(&blob).unwrap_data_key(tenant.as_str(), v, &blob)?);
+            if v == current {
+                reserving = Some(lock);
+            }
+            versions.insert(v, dk);
         }
-        if !versions.contains_key(&current) {
+        let Some(reserving) = reserving else {
             // Data keys already destroyed: the tenant is being crypto-shredded.
             return Err(ServiceError::tenant_not_found());
-        }
-        Ok(self.keys.insert(tenant, TenantKeys { current, versions }, generation))
+        };
+        Ok(self.keys.insert(tenant, TenantKeys::new(current, versions, reserving), generation))
     }
 
     /// Seals `record` under the tenant's current data key.
@@ -92,7 +98,7 @@ pub(crate) fn seal_with<T: Serialize>(dk: &DataKey, tenant: &TenantId, kind: &st
     // Audit entries are written by every presentation: resetting a deflate state costs
     // more there (~8% of a request, measured) than the ~30% of a small entry it saves.
     let compressed = if kind == UNCOMPRESSED_KIND { None } else { compress(&pt) };
-    Ok(dk.seal(&Aad { tenant: tenant.as_str(), kind, id }, compressed.as_ref().map_or(pt.as_slice(), |c| c.as_slice())))
+    Ok(dk.seal(&Aad { tenant: tenant.as_str(), kind, id }, compressed.as_ref().map_or(pt.as_slice(), |c| c.as_slice()))?)
 }
 
 /// Marks a compressed record plaintext. JSON records always start with `{`, so records
@@ -159,6 +165,7 @@ mod tests {
     #[test]
     fn large_records_are_deflated_small_ones_are_not_and_both_open() {
         let dk = DataKey::generate(1);
+        dk.grant(3);
         let aad = Aad { tenant: "acme", kind: "credential", id: "c1" };
         let big = serde_json::json!({"vc": "did:web:example.com:tenants:acme ".repeat(40)});
         let small = serde_json::json!({"v": 1});

@@ -68,7 +68,7 @@ pub(crate) fn stage_new_key(
     let id = format!("{owner}/{new}");
     txn.put(
         keys::private_key(tenant, owner, new),
-        dk.seal_signer(&Aad { tenant: tenant.as_str(), kind: kind::PRIVATE_KEY, id: &id }, &signer),
+        dk.seal_signer(&Aad { tenant: tenant.as_str(), kind: kind::PRIVATE_KEY, id: &id }, &signer)?,
     )
     .delete(keys::private_key(tenant, owner, old));
     Ok(new)

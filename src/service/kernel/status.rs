@@ -204,7 +204,7 @@ impl Sigil {
                 None => txn.require_absent(key.clone()),
             };
             let id = format!("{letter}/{list}/{page}");
-            txn.put(key, dk.seal(&Aad { tenant: tenant.as_str(), kind: PAGE_KIND, id: &id }, bits.as_bytes()));
+            txn.put(key, dk.seal(&Aad { tenant: tenant.as_str(), kind: PAGE_KIND, id: &id }, bits.as_bytes())?);
         }
         Ok(())
     }

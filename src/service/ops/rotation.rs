@@ -131,7 +131,7 @@ impl Sigil {
         let mut after: Option<Vec<u8>> = None;
         let mut n = 0;
         loop {
-            let tk = self.tenant_keys(t).await?;
+            let tk = self.ensure_seals(t, BATCH as u64 + 1, false).await?;
             let rows = self.store.scan(&prefix, after.as_deref(), BATCH).await?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
             let mut txn = Txn::new();
@@ -248,37 +248,10 @@ impl Sigil {
         if matches!(self.rotation_marker(t).await?, Marker::Live(_)) {
             return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "a data-key rotation is already running for this tenant"));
         }
-        let cur_raw = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
-        let cur = decode_u32(&cur_raw)?;
-        let new = cur + 1;
-        let dk = DataKey::generate(new);
-        // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
-        let wrapping = self.keys.wrapping.read().await;
-        let (cur_raw, dk) = (&cur_raw, &dk);
-        self.mutate(t, &actor(caller), || async move {
-            // A second attempt finds the current version moved or the rotation marker set.
-            let mut txn = Txn::new();
-            match self.rotation_marker(t).await? {
-                Marker::Live(_) => {
-                    return Err(ServiceError::conflict(
-                        ErrorCode::RotationInProgress,
-                        "a data-key rotation is already running for this tenant",
-                    ));
-                }
-                // Left by a deleted tenant of the same id (before deletions removed it).
-                Marker::Stale(raw) => txn.require_equals(keys::data_key_rotation(t), raw),
-                Marker::Absent => txn.require_absent(keys::data_key_rotation(t)),
-            };
-            txn.require_equals(keys::data_key_current(t), cur_raw.clone())
-                .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t.as_str(), dk))
-                .put(keys::data_key_current(t), new.to_be_bytes().to_vec())
-                .put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
-            let mut effects = Effects::none();
-            effects.data_keys(t);
-            Ok(Attempt::commit(txn, Event::new("data_key.rotation_started", json!({"from": cur, "to": new})), effects, ()))
-        })
-        .await?;
-        drop(wrapping);
+        let new = self
+            .new_data_key(t, &actor(caller), None, true)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("unconditional rotation skipped".into()))?;
         let me = self.clone();
         let tenant = t.to_owned();
         tokio::spawn(async move {
@@ -287,6 +260,92 @@ impl Sigil {
             }
         });
         Ok(new)
+    }
+
+    /// Makes a new data key current. With `reseal` (a rotation), the rotation marker is set
+    /// and [`Sigil::finish_data_key_rotation`] re-seals every record and destroys the older
+    /// keys; without (a roll-over by use), the older keys stay to open what they sealed.
+    /// With `only_if_current`, only while that version is current (`None` when it is not).
+    async fn new_data_key(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        only_if_current: Option<u32>,
+        reseal: bool,
+    ) -> Result<Option<u32>, ServiceError> {
+        let cur_raw = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
+        let cur = decode_u32(&cur_raw)?;
+        if only_if_current.is_some_and(|v| v != cur) {
+            return Ok(None);
+        }
+        let new = cur + 1;
+        let dk = DataKey::generate(new);
+        // The entry recording this is sealed under the old key: it may use the last block,
+        // kept for this, so that a key at its seal limit can still be replaced.
+        self.ensure_seals(t, 4, true).await?;
+        // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
+        let _wrapping = self.keys.wrapping.read().await;
+        let (cur_raw, dk) = (&cur_raw, &dk);
+        self.mutate(t, actor, || async move {
+            // A second attempt finds the current version moved or the rotation marker set.
+            let mut txn = Txn::new();
+            match self.rotation_marker(t).await? {
+                Marker::Live(_) if reseal => {
+                    return Err(ServiceError::conflict(
+                        ErrorCode::RotationInProgress,
+                        "a data-key rotation is already running for this tenant",
+                    ));
+                }
+                // A rotation re-seals under a key of its own, new and current: nothing to do.
+                Marker::Live(_) => return Ok(Attempt::Done(None)),
+                // Left by a deleted tenant of the same id (before deletions removed it).
+                Marker::Stale(raw) => txn.require_equals(keys::data_key_rotation(t), raw.clone()).delete(keys::data_key_rotation(t)),
+                Marker::Absent => txn.require_absent(keys::data_key_rotation(t)),
+            };
+            txn.require_equals(keys::data_key_current(t), cur_raw.clone())
+                .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t.as_str(), dk))
+                .put(keys::data_key_current(t), new.to_be_bytes().to_vec());
+            let event = if reseal {
+                txn.put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
+                Event::new("data_key.rotation_started", json!({"from": cur, "to": new}))
+            } else {
+                Event::new("data_key.rolled_over", json!({"from": cur, "to": new, "reason": "seal_limit"}))
+            };
+            let mut effects = Effects::none();
+            effects.data_keys(t);
+            Ok(Attempt::commit(txn, event, effects, Some(new)))
+        })
+        .await
+    }
+
+    /// Rolls every tenant's data key over to a new one once `SealLimits::rotate_after`
+    /// seals were reserved under it (housekeeping): new records are sealed under the new
+    /// key, and the old one stays to open what it sealed (the next full rotation re-seals
+    /// and destroys it). No bulk re-sealing, which on a busy tenant would itself seal as
+    /// often as the trail has entries. Conditional on the version it read, so with several
+    /// processes a key rolls over once. Returns how many keys rolled over.
+    pub async fn rotate_worn_data_keys(&self) -> Result<usize, ServiceError> {
+        let mut rolled = 0;
+        let tenants = self.store.scan(keys::TENANT_INDEX_PREFIX, None, 100_000).await?;
+        for (k, _) in tenants {
+            let Some(t) = k.strip_prefix(keys::TENANT_INDEX_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) else { continue };
+            let Ok(t) = TenantId::parse(t) else { continue };
+            let Some(cur) = self.store.get(&keys::data_key_current(&t)).await? else { continue };
+            let cur = decode_u32(&cur)?;
+            if self.seals_reserved(&t, cur).await? < self.settings.seal_limits.rotate_after {
+                continue;
+            }
+            match self.new_data_key(&t, "system:seal-limit", Some(cur), false).await {
+                Ok(Some(v)) => {
+                    metrics::counter!("sigil_rotations_total", "kind" => "data_key_by_use").increment(1);
+                    tracing::info!(tenant = %t, from = cur, to = v, "data key rolled over: it passed its seal threshold");
+                    rolled += 1;
+                }
+                Ok(None) | Err(ServiceError::Conflict { .. }) | Err(ServiceError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(rolled)
     }
 
     /// The tenant's current data key version and whether re-sealing is still running.
@@ -345,11 +404,11 @@ impl Sigil {
         }
         self.mutate(t, "system:data-key-rotation", || async move {
             let mut txn = Txn::new();
-            for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 1024).await? {
+            for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 4096).await? {
                 let v =
                     k.rsplit(|b| *b == b'/').next().and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
-                if v.is_some_and(|v| v < target) {
-                    txn.delete(k);
+                if let Some(v) = v.filter(|v| *v < target) {
+                    txn.delete(k).delete(keys::seal_count(t, v));
                 }
             }
             txn.delete(keys::data_key_rotation(t));
@@ -357,17 +416,20 @@ impl Sigil {
             effects.data_keys(t).signers(t, None);
             Ok(Attempt::commit(txn, Event::new("data_key.rotated", json!({"version": target, "resealed": total})), effects, total))
         })
-        .await
+        .await?;
+        self.keys.forget_meters(t, Some(target));
+        Ok(total)
     }
 
     async fn reseal_pass(&self, t: &TenantId, target: u32) -> Result<usize, ServiceError> {
         self.keys.evict(t);
-        let tk: std::sync::Arc<TenantKeys> = self.tenant_keys(t).await?;
-        let new = tk.versions.get(&target).ok_or_else(|| ServiceError::Internal("target data key missing".into()))?;
         let prefix = keys::tenant_prefix(t);
         let mut after: Option<Vec<u8>> = None;
         let mut n = 0;
         loop {
+            // Seals for a whole batch, granted to the key set this batch uses.
+            let tk: std::sync::Arc<TenantKeys> = self.ensure_seals(t, BATCH as u64 + 1, false).await?;
+            let new = tk.versions.get(&target).ok_or_else(|| ServiceError::Internal("target data key missing".into()))?;
             let rows = self.store.scan(&prefix, after.as_deref(), BATCH).await?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
             let mut txn = Txn::new();
@@ -380,7 +442,7 @@ impl Sigil {
                 let old = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
                 let aad = Aad { tenant: t.as_str(), kind: kind_, id: &id };
                 let pt: SecretBytes = old.open(&aad, &blob)?;
-                txn.require_equals(k.clone(), blob).put(k, new.seal(&aad, pt.expose()));
+                txn.require_equals(k.clone(), blob).put(k, new.seal(&aad, pt.expose())?);
                 n += 1;
             }
             if !txn.is_empty() {
@@ -566,6 +628,46 @@ mod tests {
         txn.put(keys::data_key_rotation("acme"), 7u32.to_be_bytes().to_vec());
         s.store.commit(txn).await.unwrap();
         assert_eq!(s.rotate_data_key(&admin, &t.id).await.unwrap(), 3);
+    }
+
+    /// Housekeeping rolls a data key over once the seals reserved under it pass the
+    /// threshold, once even when two runs race; the old key keeps opening what it sealed
+    /// until a full rotation re-seals it and destroys it with its count.
+    #[tokio::test]
+    async fn a_data_key_rotates_well_before_its_seal_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn crate::store::Store> =
+            std::sync::Arc::new(crate::store::SledStore::open(&dir.path().join("store")).unwrap());
+        let limits = crate::service::settings::SealLimits { block: 8, rotate_after: 32, limit: 1 << 40 };
+        let s = testing::sigil_with_settings(dir.path(), store, std::sync::Arc::new(crate::clock::SystemClock), |s| s.seal_limits = limits);
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        let admin = testing::admin(&t);
+        assert_eq!(s.rotate_worn_data_keys().await.unwrap(), 0);
+        let mut i = 0;
+        while s.seals_reserved(&t, 1).await.unwrap() < 32 {
+            s.record(&t, "test".into(), Event::new("test.event", json!({ "i": i }))).await.unwrap();
+            i += 1;
+        }
+        assert_eq!(s.data_key_status(&admin, &t).await.unwrap(), (1, false));
+        let (x, y) = tokio::join!(s.rotate_worn_data_keys(), s.rotate_worn_data_keys());
+        assert_eq!(x.unwrap() + y.unwrap(), 1, "rolled over once");
+        // New records are sealed under the new key; the old one still opens its records.
+        assert_eq!(s.data_key_status(&admin, &t).await.unwrap(), (2, false));
+        assert_eq!(s.rotate_worn_data_keys().await.unwrap(), 0, "the new key is fresh");
+        s.record(&t, "test".into(), Event::new("test.event", json!({ "i": i }))).await.unwrap();
+        assert_eq!(s.seals_reserved(&t, 2).await.unwrap(), 8);
+        s.keys.evict_all();
+        let entries = s.audit_entries(&t, 0, 1000).await.unwrap();
+        assert!(entries.iter().any(|e| e.event == "data_key.rolled_over" && e.actor == "system:seal-limit"));
+        assert_eq!(blob_key_version(&s.store.get(&keys::audit_entry(&t, 1)).await.unwrap().unwrap()).unwrap(), 1);
+        assert!(s.audit_verify(&admin, &t).await.unwrap().ok);
+        // A full rotation later re-seals everything and destroys both older keys.
+        s.rotate_data_key(&admin, &t).await.unwrap();
+        s.finish_data_key_rotation(&t, Duration::ZERO).await.unwrap();
+        assert_eq!(s.data_key_status(&admin, &t).await.unwrap(), (3, false));
+        assert_eq!(s.store.scan(&keys::data_key_prefix(&t), None, 10).await.unwrap().len(), 1);
+        assert!(s.store.get(&keys::seal_count(&t, 1)).await.unwrap().is_none(), "the old key's count outlived it");
+        assert!(s.audit_verify(&admin, &t).await.unwrap().ok);
     }
 
     #[tokio::test]
