@@ -204,11 +204,13 @@ pub fn sealed_identity(tenant: impl AsRef<str>, key: &[u8]) -> Option<(&'static 
         ["c", id] => Some(("credential", (*id).to_owned())),
         ["sl", p, list, "p", page] => Some(("status-page", format!("{p}/{}/{}", hex(list)?, hex(page)?))),
         ["au", seq] => Some(("audit", hex(seq)?.to_string())),
+        ["bd", credential, day] => Some(("budget", format!("{credential}/{day}"))),
         _ => None,
     }
 }
 
-/// Amount spent under a delegation on one local day (plaintext decimal: a counter).
+/// Amount spent under a delegation on one local day: a sealed `budget` record (stores
+/// written before budgets were sealed may still hold a plaintext decimal).
 pub fn budget(tenant: impl AsRef<str>, credential: impl AsRef<str>, day: &str) -> Vec<u8> {
     let tenant = tenant.as_ref();
     let credential = credential.as_ref();

@@ -1,6 +1,7 @@
 //! Nothing readable at rest: marker strings in every user-supplied field (tenant, agent,
-//! delegation) never appear in any file of the data directory, nor do the root key, the
-//! tenant data keys, the token pepper, private keys or tokens.
+//! delegation) and the amount a delegation spent today never appear in any file of the
+//! data directory, nor do the root key, the tenant data keys, the token pepper, private
+//! keys or tokens.
 //!
 //! Records of 200 bytes or more are deflated before they are sealed (`service::sealed`),
 //! so a plain search would find nothing even if sealing stored the deflated plaintext.
@@ -115,12 +116,22 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
                 "principal": {"id": "marker_principal_c3d4@acme.example", "kind": "person", "name": "MARKER_PRINCIPAL_NAME_e5f6"},
                 "actions": ["refunds:create"],
                 "resources": ["marker_resource_8a9b/*"],
-                "limits": {"amount": {"max": "500.00", "currency": "EUR"}},
+                "limits": {"amount": {"max": "999.00", "currency": "EUR", "per_day": "5000.00"}},
                 "valid_until": "2099-01-01T00:00:00Z"
             }),
         )
         .await;
     assert_eq!(st, 201, "{d}");
+    // A spend against the daily limit: the day's counter holds the amount (sealed).
+    let (st, p) = s
+        .post(
+            "/v1/presentations",
+            &agent_token,
+            json!({"action": "refunds:create", "resource": "marker_resource_8a9b/1", "context": {"amount": "987.65", "currency": "EUR"},
+                   "challenge": "c-at-rest", "domain": "at-rest.example"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
     s.stop();
     let files = snapshot(&data);
     assert!(!files.is_empty());
@@ -134,6 +145,8 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
         "marker_principal_c3d4@acme.example",
         "MARKER_PRINCIPAL_NAME_e5f6",
         "marker_resource_8a9b/*",
+        // The day's spend under the daily limit (a budget counter).
+        "987.65",
     ];
     let mut secrets: Vec<(String, Vec<u8>)> = markers.iter().map(|m| (m.to_string(), m.as_bytes().to_vec())).collect();
     secrets.push(("the root key".into(), key_bytes.clone()));

@@ -8,6 +8,7 @@
 
 pub mod agent_state;
 pub mod auth;
+pub mod budget;
 pub mod cache;
 pub mod dids;
 pub mod egress;

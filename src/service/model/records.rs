@@ -14,6 +14,17 @@ pub mod kind {
     pub const CREDENTIAL: &str = "credential";
     /// An entry of a tenant's audit trail.
     pub const AUDIT: &str = "audit";
+    /// What a delegation spent on one local day (`{credential}/{day}`).
+    pub const BUDGET: &str = "budget";
+}
+
+/// The amount spent under a delegation on one day (its time zone's date), sealed so that
+/// neither the spending nor its pattern is readable at rest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BudgetRecord {
+    pub v: u16,
+    /// Decimal string, in the delegation's currency.
+    pub spent: String,
 }
 
 /// Lifecycle of a key version.
