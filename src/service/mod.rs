@@ -83,6 +83,8 @@ pub struct Sigil {
     pub(crate) status_cache: kernel::status::StatusCache,
     pub(crate) http: resolver::HttpResolver,
     pub(crate) audit_heads: kernel::journal::AuditHeads,
+    /// What this process knows of each tenant's record manifest (stale copies refused).
+    pub(crate) manifests: kernel::manifest::Manifests,
     pub(crate) wallets: kernel::wallet::WalletCache,
     pub(crate) tenant_did_docs: kernel::dids::TenantDidDocs,
     pub(crate) agent_did_records: kernel::dids::AgentDidRecords,
@@ -112,6 +114,7 @@ impl Sigil {
             status_cache: kernel::status::StatusCache::default(),
             http,
             audit_heads: kernel::journal::AuditHeads::default(),
+            manifests: kernel::manifest::Manifests::default(),
             wallets: kernel::wallet::WalletCache::default(),
             tenant_did_docs: kernel::dids::TenantDidDocs::default(),
             agent_did_records: kernel::dids::AgentDidRecords::default(),

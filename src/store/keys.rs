@@ -64,6 +64,19 @@ pub fn seal_count(tenant: impl AsRef<str>, version: u32) -> Vec<u8> {
     format!("t/{tenant}/sc/{version:08x}").into_bytes()
 }
 
+/// A tenant's record manifest root (sealed): see `service::kernel::manifest`.
+pub fn manifest_root(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/mr").into_bytes()
+}
+
+/// One bucket of a tenant's record manifest (names and digests of sealed records; its
+/// own digest is in the root).
+pub fn manifest_bucket(tenant: impl AsRef<str>, bucket: usize) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/mb/{bucket:02x}").into_bytes()
+}
+
 /// An agent record (sealed).
 pub fn agent(tenant: impl AsRef<str>, agent: impl AsRef<str>) -> Vec<u8> {
     let tenant = tenant.as_ref();

@@ -35,9 +35,9 @@ impl Sigil {
         day: &str,
     ) -> Result<Spent, ServiceError> {
         let key = keys::budget(tenant, credential, day);
-        let Some(stored) = self.store.get(&key).await? else { return Ok(Spent { amount: Decimal::ZERO, stored: None }) };
+        let Some(stored) = self.fresh_blob(tenant, &key).await? else { return Ok(Spent { amount: Decimal::ZERO, stored: None }) };
         let amount = if stored.first() == Some(&BLOB_VERSION) {
-            let rec: BudgetRecord = self.open_record(tk, tenant, kind::BUDGET, &id(credential, day), &stored)?;
+            let rec: BudgetRecord = self.open_unchecked(tk, tenant, kind::BUDGET, &id(credential, day), &stored)?;
             rec.spent.parse::<Decimal>().ok()
         } else {
             // Written before budgets were sealed: a decimal in clear, never starting with

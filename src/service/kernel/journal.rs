@@ -270,9 +270,14 @@ impl Sigil {
                 txn.require_equals(head_key.clone(), head_bytes(&head));
             }
             txn.put(key, sealed).put(head_key, head_bytes(&next));
+            // The record manifest changes of the writes, applied with them.
+            let manifest = self.stage_manifest(tenant, &tk, &mut txn, false, false).await?;
             // A conflict means the caller's own precondition failed or another writer moved
             // the head (another process): either way the head is reloaded next time.
             self.store.apply(txn).await?;
+            if let Some(m) = manifest {
+                m.committed();
+            }
             *slot.head() = Some(next);
         }
         self.store.sync().await?;
@@ -299,7 +304,12 @@ impl Sigil {
             let (key, sealed, next) = self.chain_entry(tk, tenant, &genesis, actor, event, request_id, move |_, _| Ok(details))?;
             let head_key = keys::audit_head(tenant);
             txn.require_absent(head_key.clone()).put(key, sealed).put(head_key, head_bytes(&next));
+            // The tenant's record manifest starts here (its root must not exist yet).
+            let manifest = self.stage_manifest(tenant, tk, &mut txn, true, true).await?;
             self.store.apply(txn).await?;
+            if let Some(m) = manifest {
+                m.committed();
+            }
             *slot.head() = Some(next);
         }
         self.store.sync().await?;

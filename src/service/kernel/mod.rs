@@ -18,6 +18,7 @@ pub mod journal;
 pub mod keyring;
 pub mod load;
 pub mod locks;
+pub mod manifest;
 pub mod mutation;
 pub mod resolver;
 pub mod sealed;

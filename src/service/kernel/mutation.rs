@@ -217,7 +217,8 @@ impl Sigil {
                 None => txn.require_absent(key.clone()),
             };
             txn.put(key.clone(), next.to_be_bytes().to_vec());
-            if self.commit_unaudited(txn, Effects::none()).await? {
+            // A counter, in no manifest: committed as is.
+            if self.commit_counter(txn).await? {
                 metrics::counter!("sigil_seal_reservations_total", "outcome" => "reserved").increment(1);
                 if used < limits.rotate_after && next >= limits.rotate_after {
                     tracing::warn!(tenant = %tenant, version, "this data key passed its rotation threshold; housekeeping rotates it");
@@ -265,6 +266,8 @@ impl Sigil {
                 // The stage sealed under a key set loaded after a data-key rotation made
                 // another key current: the next attempt reserves seals for that one.
                 Err(e) if e.is_seals_spent() => continue,
+                // A record the stage read changed while its manifest was checked.
+                Err(ServiceError::Conflict { code: ErrorCode::WriteConflict, .. }) => continue,
                 Err(e) => return Err(e),
             };
             let event = change.event.ok_or_else(|| ServiceError::Internal("an audited change without an event".into()))?;
@@ -305,8 +308,44 @@ impl Sigil {
     /// no longer held (the pass skips the batch: its records were rewritten meanwhile by
     /// writers that did their own part), effects applied only after a commit.
     pub(crate) async fn commit_unaudited(&self, txn: Txn, effects: Effects) -> Result<bool, ServiceError> {
+        self.commit_tracked(None, txn, effects, false).await
+    }
+
+    /// Commits a transaction that writes only counters no manifest covers.
+    async fn commit_counter(&self, txn: Txn) -> Result<bool, ServiceError> {
         match self.store.commit(txn).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Rewrites `tenant`'s manifest root under the current data key (what a data-key
+    /// rotation needs before it destroys the older key) with no other write.
+    pub(crate) async fn commit_manifest_touch(&self, tenant: &TenantId) -> Result<bool, ServiceError> {
+        self.commit_tracked(Some(tenant), Txn::new(), Effects::none(), true).await
+    }
+
+    /// Applies `txn` with the manifest changes of the tenant records it writes (under that
+    /// tenant's manifest lock, released before the fsync), then waits for durability.
+    async fn commit_tracked(&self, tenant: Option<&TenantId>, mut txn: Txn, effects: Effects, touch: bool) -> Result<bool, ServiceError> {
+        let tenant = match tenant {
+            Some(t) => Some(t.clone()),
+            None => self.tracked_tenant(&txn).await?,
+        };
+        let manifest = match &tenant {
+            Some(t) => {
+                let tk = self.ensure_seals(t, 1, false).await?;
+                self.stage_manifest(t, &tk, &mut txn, false, touch).await?
+            }
+            None => None,
+        };
+        match self.store.apply(txn).await {
             Ok(()) => {
+                if let Some(m) = manifest {
+                    m.committed();
+                }
+                self.store.sync().await?;
                 self.apply_effects(effects);
                 Ok(true)
             }
@@ -468,9 +507,10 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
         let first = process(dir.path(), store.clone(), LIMITS);
         let t = first.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
-        // Creation seals the tenant record, two private keys, the admin token and its
-        // audit entry under the first block, reserved in the creation transaction.
-        let mut made = 5;
+        // Creation seals the tenant record, two private keys, the admin token, its audit
+        // entry and the record manifest's root under the first block, reserved in the
+        // creation transaction.
+        let mut made = 6;
         assert_eq!(first.seals_reserved(&t, 1).await.unwrap(), 8);
         for i in 0..20 {
             seal_once(&first, &t, i).await.unwrap();
@@ -533,7 +573,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
         let s = process(dir.path(), store, SealLimits { block: 8, rotate_after: 1 << 40, limit: 64 });
         let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
-        let mut ok = 5;
+        let mut ok = 6;
         let refused = loop {
             match seal_once(&s, &t, ok).await {
                 Ok(()) => ok += 1,
@@ -545,7 +585,7 @@ mod tests {
         assert_eq!(ok, 56, "every seal up to the limit, less the block kept for the rotation");
         assert_eq!(s.seals_reserved(&t, 1).await.unwrap(), 56);
         let entries = s.audit_entries(&t, 0, 1000).await.unwrap();
-        assert_eq!(entries.len(), 52, "the refused write left no entry");
+        assert_eq!(entries.len(), 51, "the refused write left no entry");
         // The rotation's own entry takes the kept block; the new key seals on.
         assert_eq!(s.rotate_data_key(&testing::admin(&t), &t).await.unwrap(), 2);
         assert!(s.seals_reserved(&t, 1).await.unwrap() <= 64);

@@ -60,8 +60,27 @@ impl Sigil {
         seal_with(dk, tenant, kind, id, record)
     }
 
-    /// Opens a sealed record with whichever of the tenant's data keys sealed it.
+    /// Opens a sealed record of a kind no manifest covers (an audit entry, whose hash
+    /// chain covers it). Every other kind opens through `manifest::open_fresh` or
+    /// `manifest::load_record`, which check that the bytes are the record's current ones:
+    /// asked for one here, this refuses.
     pub(crate) fn open_record<T: DeserializeOwned>(
+        &self,
+        tk: &TenantKeys,
+        tenant: &TenantId,
+        kind: &str,
+        id: &str,
+        blob: &[u8],
+    ) -> Result<T, ServiceError> {
+        if crate::service::model::records::kind::in_manifest(kind) {
+            return Err(ServiceError::Internal(format!("a {kind} record was opened without its manifest check")));
+        }
+        self.open_unchecked(tk, tenant, kind, id, blob)
+    }
+
+    /// Opens a sealed record with whichever of the tenant's data keys sealed it, without
+    /// asking the manifest whether these are its current bytes (the manifest's callers do).
+    pub(in crate::service::kernel) fn open_unchecked<T: DeserializeOwned>(
         &self,
         tk: &TenantKeys,
         tenant: &TenantId,
@@ -75,21 +94,6 @@ impl Sigil {
         let json = decompress(pt.expose()).map_err(|e| ServiceError::Internal(format!("undecodable {kind} record: {e}")))?;
         serde_json::from_slice(json.as_ref().map_or(pt.expose(), |j| j.as_slice()))
             .map_err(|e| ServiceError::Internal(format!("undecodable {kind} record: {e}")))
-    }
-
-    /// Loads and opens a record by store key; `None` when absent.
-    pub(crate) async fn load_record<T: DeserializeOwned>(
-        &self,
-        tk: &TenantKeys,
-        tenant: &TenantId,
-        kind: &str,
-        id: &str,
-        key: &[u8],
-    ) -> Result<Option<T>, ServiceError> {
-        match self.store.get(key).await? {
-            Some(blob) => Ok(Some(self.open_record(tk, tenant, kind, id, &blob)?)),
-            None => Ok(None),
-        }
     }
 }
 

@@ -84,8 +84,7 @@ impl Sigil {
         let ticket = self.signers.0.ticket(tenant.as_str());
         let tk = self.tenant_keys(tenant).await?;
         let blob = self
-            .store
-            .get(&keys::private_key(tenant, owner, version))
+            .fresh_blob(tenant, &keys::private_key(tenant, owner, version))
             .await?
             .ok_or_else(|| ServiceError::Internal(format!("private key {owner}/{version} is missing")))?;
         let v = crate::crypto::blob_key_version(&blob)?;

@@ -16,6 +16,13 @@ pub mod kind {
     pub const AUDIT: &str = "audit";
     /// What a delegation spent on one local day (`{credential}/{day}`).
     pub const BUDGET: &str = "budget";
+
+    /// True for the kinds a tenant's record manifest covers (`kernel::manifest`): every
+    /// sealed record under a tenant but its audit entries, which their hash chain covers.
+    /// Operator tokens live outside every tenant.
+    pub fn in_manifest(kind: &str) -> bool {
+        kind != AUDIT && kind != OPERATOR_TOKEN
+    }
 }
 
 /// The amount spent under a delegation on one day (its time zone's date), sealed so that

@@ -171,7 +171,7 @@ impl Sigil {
         let mut items = Vec::with_capacity(limit);
         for (k, blob) in rows.into_iter().take(limit) {
             let a = k.strip_prefix(prefix.as_slice()).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default();
-            let record: AgentRecord = self.open_record(&tk, t, kind::AGENT, a, &blob)?;
+            let record: AgentRecord = self.open_fresh(&tk, t, kind::AGENT, a, &k, &blob).await?;
             let a = AgentId::parse(a).map_err(|e| ServiceError::Internal(e.to_string()))?;
             items.push(AgentView { did: self.agent_did(t, &a), record });
         }

@@ -412,16 +412,19 @@ mod tests {
             valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
         };
         s.issue_delegation(&admin, &t.id, &a.id, new).await.unwrap();
-        // These tests send many denied requests on purpose; the guardrails have their own tests.
-        let relaxed = crate::service::guardrails::GuardrailSettings {
+        s.set_guardrails(&admin, &t.id, relaxed()).await.unwrap();
+        let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id, token: TokenId::random() };
+        Fixture { sigil: s, clock, agent, tenant: t.id, dir }
+    }
+
+    /// These tests send many denied requests on purpose; the guardrails have their own tests.
+    fn relaxed() -> crate::service::guardrails::GuardrailSettings {
+        crate::service::guardrails::GuardrailSettings {
             rate_per_second: 100_000,
             burst: 100_000,
             denial_threshold: 0,
             ..Default::default()
-        };
-        s.set_guardrails(&admin, &t.id, relaxed).await.unwrap();
-        let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id, token: TokenId::random() };
-        Fixture { sigil: s, clock, agent, tenant: t.id, dir }
+        }
     }
 
     fn request(action: &str, resource: &str, amount: &str, challenge: &str) -> PresentationRequest {
@@ -564,15 +567,24 @@ mod tests {
         assert_ne!(again, stored);
         assert_eq!(f.sigil.budget_spent(&tk, &f.tenant, id, day).await.unwrap().amount, "30.00".parse().unwrap());
 
-        // A store from before: the counter in clear.
+        // A store from before: the counter in clear, and no record manifests (built
+        // from what is stored when such a store is upgraded).
         let mut t = crate::store::Txn::new();
         t.put(key.clone(), b"60.00".to_vec());
+        t.delete(crate::store::keys::manifest_root(&f.tenant));
+        for (k, _) in f.sigil.store.scan(format!("t/{}/mb/", f.tenant).as_bytes(), None, 1000).await.unwrap() {
+            t.delete(k);
+        }
         f.sigil.store.commit(t).await.unwrap();
-        f.sigil.present(&f.agent, request("refunds:create", "orders/1", "30.00", "c2")).await.unwrap();
+        let upgraded = testing::sigil_with_store(f.dir.path(), f.sigil.store.clone(), f.clock.clone());
+        upgraded.build_missing_manifests().await.unwrap();
+        let tk = upgraded.tenant_keys(&f.tenant).await.unwrap();
+        upgraded.set_guardrails(&testing::admin(&f.tenant), &f.tenant, relaxed()).await.unwrap();
+        upgraded.present(&f.agent, request("refunds:create", "orders/1", "30.00", "c2")).await.unwrap();
         let (_, stored) = counter().await;
         assert_eq!(stored.first(), Some(&crate::crypto::BLOB_VERSION), "the older counter was not sealed by the next spend");
-        assert_eq!(f.sigil.budget_spent(&tk, &f.tenant, id, day).await.unwrap().amount, "90.00".parse().unwrap());
-        let denied = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "20.00", "c3")).await.unwrap_err();
+        assert_eq!(upgraded.budget_spent(&tk, &f.tenant, id, day).await.unwrap().amount, "90.00".parse().unwrap());
+        let denied = upgraded.present(&f.agent, request("refunds:create", "orders/1", "20.00", "c3")).await.unwrap_err();
         assert!(matches!(denied, ServiceError::Forbidden { code: ErrorCode::DailyLimitExceeded, .. }), "{denied:?}");
     }
 

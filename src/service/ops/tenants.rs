@@ -167,6 +167,7 @@ impl Sigil {
         }
         self.audit_heads.forget(t).await;
         self.keys.forget_meters(t, None);
+        self.manifests.forget(t);
         // Step 2: remove the now-unreadable records (resumed at start-up if interrupted).
         self.purge_tenant_records(t).await
     }
