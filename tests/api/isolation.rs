@@ -86,6 +86,9 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         | ("post", "/v1/tenants/{tenant}/principals/{principal}/revoke")
         | ("post", "/v1/tenants/{tenant}/data-key/rotate") => (Class::TenantAdmin, None),
         ("post", "/v1/tenants/{tenant}/issuer-key/rotate") => (Class::TenantAdmin, Some(json!({}))),
+        ("post", "/v1/tenants/{tenant}/issuer-key/{version}/compromised")
+        | ("post", "/v1/tenants/{tenant}/issuer-key/{version}/reissue") => (Class::TenantAdmin, None),
+        ("get", "/v1/tenants/{tenant}/issuer-key/{version}/credentials") => (Class::TenantRead, None),
         ("post", "/v1/tenants/{tenant}/credentials/{credential}/replace") => {
             (Class::TenantAdmin, Some(crate::credentials::delegation_body()))
         }
