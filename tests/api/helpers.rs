@@ -344,6 +344,43 @@ impl Server {
         panic!("the server ignored SIGTERM for 20 s and had to be killed; its logs:\n{}", String::from_utf8_lossy(&self.logs.finish()));
     }
 
+    /// Sends a request that must hit the crash point this server was started with
+    /// (`SIGIL_TEST_CRASH_AT`): no answer comes, the process dies of SIGABRT, and what it
+    /// logged until then holds no secret.
+    pub async fn call_into_crash(&mut self, method: &str, path: &str, token: &str, body: Option<Value>) {
+        use std::os::unix::process::ExitStatusExt;
+        self.secrets.add(token);
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.client.request(m, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let answer = rb.send().await;
+        assert!(answer.is_err(), "{method} {path} answered although it should have crashed: {answer:?}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "the server did not die at its crash point");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.exited = true;
+        let logs = self.logs.finish();
+        assert_eq!(status.signal(), Some(6), "expected SIGABRT at the crash point, got {status}");
+        assert!(logs.windows(11).any(|w| w == b"crash point"), "{}", String::from_utf8_lossy(&logs));
+        self.secrets.assert_absent_from(&logs, "before the crash");
+    }
+
+    /// A new server on this one's data and address after it died, with `opts`.
+    pub async fn start_after_crash(mut self, opts: &Opts) -> Server {
+        assert!(self.exited, "the server is still running");
+        let dir = self._dir.take();
+        let mut s = Server::start_sharing(&self.data, &self.listen.clone(), opts, self.secrets.clone()).await;
+        s._dir = dir;
+        s
+    }
+
     /// `kill -9`; what it logged until then must hold no secret.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -563,9 +563,11 @@ impl Sigil {
         if !self.commit_unaudited(txn, Effects::none()).await? {
             return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "another root-key rotation is staged"));
         }
+        crate::faults::crash_point("root_rotation.staged");
         let kdf = None; // the new root is a key file; a passphrase store stops needing one
         crate::datadir::write_key_check_async(data, &next, kdf).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
         let version = next.version();
+        crate::faults::crash_point("root_rotation.committed");
         self.keys.set_root(next);
         self.recover_root_rotation().await?;
         self.keys.evict_all();

@@ -159,6 +159,7 @@ impl Sigil {
             return Err(ServiceError::conflict(ErrorCode::WriteConflict, "the tenant is being deleted concurrently"));
         }
         self.audit_heads.forget(t).await;
+        crate::faults::crash_point("tenant_delete.shredded");
         // Step 2: remove the now-unreadable records (resumed at start-up if interrupted).
         self.purge_tenant_records(t).await
     }
@@ -179,6 +180,7 @@ impl Sigil {
             }
             self.commit_unaudited(txn, Effects::none()).await?;
         }
+        crate::faults::crash_point("tenant_delete.purging");
         loop {
             let rows = self.store.scan(&keys::tenant_prefix(t), None, 1000).await?;
             if rows.is_empty() {
