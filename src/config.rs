@@ -155,6 +155,45 @@ pub struct Config {
     pub resolver_cache_bytes: usize,
     pub status_cache_bytes: usize,
     pub verify_rate: u32,
+    /// The test clock, when `SIGIL_TEST_CLOCK_FILE` is set (debug builds only).
+    #[cfg(debug_assertions)]
+    pub test_clock: Option<TestClockFile>,
+}
+
+/// The file a test moves a running server's clock with: it holds one RFC 3339 instant, the
+/// server's "now" until the file changes (the test replaces it atomically). Named by
+/// `SIGIL_TEST_CLOCK_FILE`; read at every call of `clock::AdjustableClock`.
+///
+/// Debug builds only: release builds compile neither this type nor the variable's name,
+/// so no environment can move a deployment's clock.
+#[cfg(debug_assertions)]
+#[derive(Debug, Clone)]
+pub struct TestClockFile(PathBuf);
+
+#[cfg(debug_assertions)]
+impl TestClockFile {
+    /// The environment variable naming the file.
+    pub const VAR: &'static str = "SIGIL_TEST_CLOCK_FILE";
+
+    /// The file the environment names, which must hold a time already.
+    fn from_env() -> Result<Option<Self>, SigilError> {
+        let Some(path) = std::env::var_os(Self::VAR) else { return Ok(None) };
+        let file = Self(PathBuf::from(path));
+        match file.read() {
+            Some(_) => Ok(Some(file)),
+            None => Err(cfg_err(format!("{}: {} holds no RFC 3339 time", Self::VAR, file.0.display()))),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The instant the file holds now; `None` when it cannot be read or parsed.
+    pub fn read(&self) -> Option<jiff::Timestamp> {
+        std::fs::read_to_string(&self.0).ok()?.trim().parse().ok()
+    }
 }
 
 /// A validated public base URL: `scheme://host[:port]`, no path.
@@ -330,7 +369,11 @@ impl Config {
             return Err(cfg_err("--resolver-cache-bytes and --status-cache-bytes must be between 1 MiB and 4 GiB"));
         }
         let verify_rate = args.verify_rate.or(file.verify_rate).unwrap_or(100);
+        #[cfg(debug_assertions)]
+        let test_clock = TestClockFile::from_env()?;
         Ok(Self {
+            #[cfg(debug_assertions)]
+            test_clock,
             trust_issuers,
             egress,
             resolver_ca_pem,

@@ -431,9 +431,26 @@ pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilErro
     Ok(n)
 }
 
+/// The clock `sigil serve` runs on: the system clock. In debug builds only, a test may
+/// set it instead (`SIGIL_TEST_CLOCK_FILE`, see `config::TestClockFile`); release builds
+/// have no such path.
+#[cfg_attr(not(debug_assertions), allow(clippy::unnecessary_wraps, unused_variables))]
+fn server_clock(config: &Config) -> Result<Arc<dyn Clock>, SigilError> {
+    #[cfg(debug_assertions)]
+    if let Some(file) = config.test_clock.clone() {
+        let path = file.path().display().to_string();
+        let clock = crate::clock::AdjustableClock::new(move || file.read())
+            .ok_or_else(|| SigilError::Config(format!("{}: {path} holds no RFC 3339 time", crate::config::TestClockFile::VAR)))?;
+        tracing::warn!(file = %path, "TEST CLOCK: this debug build takes the time from a file, not from the system clock");
+        return Ok(Arc::new(clock));
+    }
+    Ok(Arc::new(SystemClock))
+}
+
 /// Default wiring for `sigil serve`.
 pub async fn serve(config: Config) -> Result<(), SigilError> {
-    let app = build(config, Arc::new(SystemClock)).await?;
+    let clock = server_clock(&config)?;
+    let app = build(config, clock).await?;
     // Tests and scripts wait for this exact line on stdout.
     println!("sigil listening on {}", app.base_url());
     tracing::info!(url = %app.base_url(), addr = %app.addr(), "sigil listening");

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use sigil::store::{Store, Txn};
 
-use crate::helpers::Server;
+use crate::helpers::{Server, TestClock};
 use crate::presentations::refund;
 
 /// Store key of audit entry `seq` of tenant `acme`.
@@ -34,7 +34,9 @@ async fn setup(s: &Server) -> (String, String, String, String) {
 
 #[tokio::test]
 async fn daily_budget_is_atomic_under_concurrency() {
-    let s = std::sync::Arc::new(Server::start().await);
+    // Noon (UTC, the delegation's zone): sixty requests cannot straddle midnight.
+    let clock = TestClock::at("2026-06-03T12:00:00Z");
+    let s = std::sync::Arc::new(Server::start_with(clock.opts()).await);
     let (_, _, _, token) = setup(&s).await;
     let mut tasks = Vec::new();
     for i in 0..60 {

@@ -11,6 +11,48 @@ use serde_json::{Value, json};
 
 pub const OPERATOR: &str = "sgl_test-operator-token-0123456789abcdefghijklmnop";
 
+/// The environment variable a debug build of `sigil serve` reads its clock file from
+/// (`sigil::config::TestClockFile`; release builds lack it).
+const TEST_CLOCK_VAR: &str = "SIGIL_TEST_CLOCK_FILE";
+
+/// The clock of the servers a test starts with [`TestClock::opts`]: it stands still where
+/// the test puts it, so expiry, schedules and daily budgets are tested at chosen instants
+/// rather than at whatever time the suite happens to run (or cross midnight).
+pub struct TestClock {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl TestClock {
+    /// A clock standing at `at` (RFC 3339).
+    pub fn at(at: &str) -> TestClock {
+        if !cfg!(debug_assertions) {
+            panic!("the test clock exists only in debug builds of sigil; run these tests without --release");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("now");
+        let clock = TestClock { dir, path };
+        clock.set(at);
+        clock
+    }
+
+    /// Moves the clock to `at` (RFC 3339); the server sees it at its next reading. The file
+    /// is replaced by a rename, so the server never reads half of it.
+    pub fn set(&self, at: &str) {
+        let t: jiff::Timestamp = at.parse().unwrap_or_else(|e| panic!("{at}: {e}"));
+        let tmp = self.dir.path().join("now.tmp");
+        std::fs::write(&tmp, t.to_string()).unwrap();
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+
+    /// Server options with this clock (and the defaults).
+    pub fn opts(&self) -> Opts {
+        let mut o = Opts::default();
+        o.env.push((TEST_CLOCK_VAR.into(), self.path.display().to_string()));
+        o
+    }
+}
+
 /// A running `sigil serve` process.
 ///
 /// Its stderr (the logs, at `debug`) is captured; every secret the test gets to see (the
@@ -27,6 +69,8 @@ pub struct Server {
     logs: Logs,
     secrets: Secrets,
     exited: bool,
+    /// The test clock's variable, kept for restarts (a restarted server keeps its clock).
+    clock_env: Option<(String, String)>,
 }
 
 /// Secrets the logs must never contain, shared across restarts of one server.
@@ -211,6 +255,10 @@ impl Server {
     }
 
     async fn start_sharing(data: &Path, listen: &str, opts: &Opts, secrets: Secrets) -> Server {
+        Self::try_start_sharing(data, listen, opts, secrets).await.unwrap_or_else(|e| panic!("server did not start: {e}"))
+    }
+
+    async fn try_start_sharing(data: &Path, listen: &str, opts: &Opts, secrets: Secrets) -> Result<Server, String> {
         let mut child = spawn_raw(data, listen, opts).unwrap();
         let mut logs = Logs::capture(child.stderr.take().unwrap());
         let stdout = child.stdout.take().unwrap();
@@ -226,8 +274,11 @@ impl Server {
             Ok(b) => b,
             Err(_) => {
                 let _ = child.kill();
-                let _ = child.wait();
-                panic!("server did not start: {}", String::from_utf8_lossy(&logs.finish()));
+                let status = child.wait().unwrap();
+                let logs = logs.finish();
+                secrets.add_from_setup(opts, data);
+                secrets.assert_absent_from(&logs, "a failed start");
+                return Err(format!("{status}; its logs:\n{}", String::from_utf8_lossy(&logs)));
             }
         };
         secrets.add_from_setup(opts, data);
@@ -241,7 +292,8 @@ impl Server {
             .build()
             .unwrap();
         let listen = base.trim_start_matches("https://").to_owned();
-        Server { child, base, data: data.to_owned(), client, _dir: None, listen, logs, secrets, exited: false }
+        let clock_env = opts.env.iter().find(|(k, _)| k == TEST_CLOCK_VAR).cloned();
+        Ok(Server { child, base, data: data.to_owned(), client, _dir: None, listen, logs, secrets, exited: false, clock_env })
     }
 
     /// What the server has logged so far (stderr).
@@ -404,11 +456,13 @@ impl Server {
         self.start_again(&listen).await
     }
 
-    /// A new server on this one's data (already stopped), keeping its temp dir alive and
-    /// the secrets seen so far.
+    /// A new server on this one's data (already stopped), keeping its temp dir alive, the
+    /// secrets seen so far and its test clock.
     async fn start_again(mut self, listen: &str) -> Server {
         let dir = self._dir.take();
-        let mut s = Server::start_sharing(&self.data, listen, &Opts::default(), self.secrets.clone()).await;
+        let mut opts = Opts::default();
+        opts.env.extend(self.clock_env.take());
+        let mut s = Server::start_sharing(&self.data, listen, &opts, self.secrets.clone()).await;
         s._dir = dir;
         s
     }

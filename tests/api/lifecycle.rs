@@ -400,6 +400,20 @@ async fn agent_token_rotation_with_grace() {
     assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{agent}/tokens"), &admin, json!({"grace_seconds": 999999})).await.0, 400);
 }
 
+/// A test clock file without a time refuses the start (a configuration error, exit 2)
+/// rather than leaving the server on the system clock unnoticed.
+#[test]
+fn a_test_clock_file_without_a_time_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("now");
+    std::fs::write(&file, "tomorrow").unwrap();
+    let mut opts = Opts::default();
+    opts.env.push(("SIGIL_TEST_CLOCK_FILE".into(), file.display().to_string()));
+    let (code, err) = crate::helpers::serve_fails(&dir.path().join("data"), &opts);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("SIGIL_TEST_CLOCK_FILE") && err.contains("holds no RFC 3339 time"), "{err}");
+}
+
 #[tokio::test]
 async fn presentations_during_rotations_always_verify_or_fail_cleanly() {
     let s = std::sync::Arc::new(Server::start().await);
