@@ -14,6 +14,48 @@ async fn agent_with(s: &Server, admin: &str) -> (String, String) {
     (agent, token)
 }
 
+/// Rate 1/s with a burst of 3 (the tenant's setting): a fresh agent's first three requests
+/// are granted, the ones right after are `429 rate_limited`, and a second later one more
+/// is granted. Returns the agent.
+///
+/// The limiter runs on the server's monotonic clock, which the test clock does not move,
+/// so every assertion is bounded by the time the requests took instead of assuming they
+/// were quick: by then at most `3 + whole seconds elapsed` can have been granted, and a
+/// request sent a second after the first was answered must be. An attempt that took a
+/// second or more cannot show the limit, so it is repeated with a new agent.
+async fn burst_then_one_per_second(s: &Server, admin: &str) -> String {
+    use std::time::{Duration, Instant};
+    for _attempt in 0..10 {
+        let (agent, token) = agent_with(s, admin).await;
+        let started = Instant::now();
+        let mut first_answered = None;
+        let mut codes = Vec::new();
+        for i in 0..5 {
+            let (st, p) = s.post("/v1/presentations", &token, refund(&format!("r{i}"))).await;
+            first_answered.get_or_insert_with(Instant::now);
+            codes.push((st, p["code"].as_str().map(str::to_owned)));
+        }
+        let elapsed = started.elapsed();
+        assert!(codes[..3].iter().all(|c| c.0 == 200), "the burst is granted: {codes:?}");
+        assert!(codes.iter().all(|c| c.0 == 200 || (c.0 == 429 && c.1.as_deref() == Some("rate_limited"))), "{codes:?}");
+        // 50 ms for the two processes' clocks to disagree on what a second is.
+        let refilled = (elapsed + Duration::from_millis(50)).as_secs() as usize;
+        let granted = codes.iter().filter(|c| c.0 == 200).count();
+        assert!(granted <= 3 + refilled, "{granted} granted in {elapsed:?}: {codes:?}");
+        if refilled > 0 {
+            continue;
+        }
+        // Here exactly three were granted and two refused. One token comes back a second
+        // after the first grant, which was no later than its answer.
+        let wait = (first_answered.unwrap() + Duration::from_millis(1100)).saturating_duration_since(Instant::now());
+        tokio::time::sleep(wait).await;
+        let (st, p) = s.post("/v1/presentations", &token, refund("refilled")).await;
+        assert_eq!(st, 200, "a second later, one more: {p}");
+        return agent;
+    }
+    panic!("ten attempts each took a second or more for five requests: the machine is too loaded to show a burst limit");
+}
+
 #[tokio::test]
 async fn rate_limits_and_automatic_suspension() {
     let s = Server::start().await;
@@ -21,14 +63,7 @@ async fn rate_limits_and_automatic_suspension() {
     let (st, g) = s.call("PUT", "/v1/tenants/acme/guardrails", Some(&admin),
         Some(json!({"rate_per_second": 1, "burst": 3, "denial_threshold": 4, "denial_window_secs": 300, "sensitive_context_keys": ["customer"]}))).await;
     assert_eq!(st, 200, "{g}");
-    let (agent, token) = agent_with(&s, &admin).await;
-    let mut codes = Vec::new();
-    for i in 0..5 {
-        let (st, p) = s.post("/v1/presentations", &token, refund(&format!("r{i}"))).await;
-        codes.push((st, p["code"].as_str().map(str::to_owned)));
-    }
-    assert_eq!(codes.iter().filter(|c| c.0 == 200).count(), 3, "{codes:?}");
-    assert!(codes.iter().any(|c| c.0 == 429 && c.1.as_deref() == Some("rate_limited")), "{codes:?}");
+    let agent = burst_then_one_per_second(&s, &admin).await;
     // A second agent: four denials in the window suspend it automatically.
     let (st, _) = s.call("PUT", "/v1/tenants/acme/guardrails", Some(&admin),
         Some(json!({"rate_per_second": 1000, "burst": 1000, "denial_threshold": 4, "denial_window_secs": 300, "sensitive_context_keys": ["customer"]}))).await;

@@ -254,6 +254,12 @@ impl Server {
         Self::start_sharing(data, listen, opts, Secrets::default()).await
     }
 
+    /// Like [`Server::start_in`], but a server that exits before it listens is an `Err`
+    /// with its exit status and logs (a port taken meanwhile, say), not a panic.
+    pub async fn try_start_in(data: &Path, listen: &str, opts: &Opts) -> Result<Server, String> {
+        Self::try_start_sharing(data, listen, opts, Secrets::default()).await
+    }
+
     async fn start_sharing(data: &Path, listen: &str, opts: &Opts, secrets: Secrets) -> Server {
         Self::try_start_sharing(data, listen, opts, secrets).await.unwrap_or_else(|e| panic!("server did not start: {e}"))
     }

@@ -773,18 +773,38 @@ mod tests {
             r.unwrap().unwrap();
         }
         assert_eq!(s.keys.root().version(), 4, "three rotations, one after another");
-        let root = s.keys.root();
-        let wraps = s.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap();
-        assert!(wraps.len() >= 10 + 4, "ten tenants, four of them with a second data key");
-        for t in &doomed {
-            let prefix = keys::data_key_prefix(t.as_str());
-            assert!(!wraps.iter().any(|(w, _)| w.starts_with(&prefix)), "{t}'s shredded data key came back");
+        // Every stored wrap opens under the final root; returns (tenant, version) of each.
+        let wraps = || async {
+            let root = s.keys.root();
+            let mut found = std::collections::BTreeSet::new();
+            for (k, blob) in s.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap() {
+                let k = String::from_utf8(k).unwrap();
+                let mut parts = k.split('/').skip(1);
+                let (t, v) = (parts.next().unwrap().to_owned(), u32::from_str_radix(parts.next().unwrap(), 16).unwrap());
+                root.unwrap_data_key(&t, v, &blob).unwrap_or_else(|_| panic!("{k} is not under the final root"));
+                found.insert((t, v));
+            }
+            found
+        };
+        // Each surviving tenant's current key: version 2 for the four rotated, 1 for the six
+        // new; nothing of the deleted ones. The rotated tenants' version 1 stays until their
+        // re-sealing finishes in the background, after a settle delay of its own, so at this
+        // point it may be there or not.
+        let current: std::collections::BTreeSet<(String, u32)> =
+            old.iter().map(|t| (t.to_string(), 2)).chain((0..6).map(|i| (format!("new{i}"), 1))).collect();
+        let retiring: std::collections::BTreeSet<(String, u32)> = old.iter().map(|t| (t.to_string(), 1)).collect();
+        let found = wraps().await;
+        assert!(found.is_superset(&current), "a current data key is missing: {found:?}");
+        let unexpected: Vec<_> = found.iter().filter(|w| !current.contains(*w) && !retiring.contains(*w)).collect();
+        assert!(unexpected.is_empty(), "wraps of no current key or running rotation (a shredded key came back?): {unexpected:?}");
+        // Once the rotations have finished, exactly the current keys remain.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        for t in &old {
+            while s.store.get(&keys::data_key_rotation(t.as_str())).await.unwrap().is_some() {
+                assert!(std::time::Instant::now() < deadline, "{t}'s data-key rotation never finished");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        for (k, blob) in wraps {
-            let k = String::from_utf8(k).unwrap();
-            let mut parts = k.split('/').skip(1);
-            let (t, v) = (parts.next().unwrap(), u32::from_str_radix(parts.next().unwrap(), 16).unwrap());
-            root.unwrap_data_key(t, v, &blob).unwrap_or_else(|_| panic!("{k} is not under the final root"));
-        }
+        assert_eq!(wraps().await, current);
     }
 }
