@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::credentials::third_party;
-use crate::helpers::{OPERATOR, Opts, Server};
+use crate::helpers::{OPERATOR, Opts, Server, TestClock};
 use crate::presentations::refund;
 
 fn any_time_delegation(principal: &str, max: &str) -> Value {
@@ -412,6 +412,37 @@ fn a_test_clock_file_without_a_time_refuses_the_start() {
     let (code, err) = crate::helpers::serve_fails(&dir.path().join("data"), &opts);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("SIGIL_TEST_CLOCK_FILE") && err.contains("holds no RFC 3339 time"), "{err}");
+}
+
+/// Token lifetimes lapse on the server's clock: the earlier token at the end of its grace
+/// period, the new one at its `expires_at`; both for a token the server has just
+/// authenticated (and remembers) and for one it reads afresh after a restart.
+#[tokio::test]
+async fn token_expiry_and_grace_lapse_on_the_servers_clock() {
+    let clock = TestClock::at("2026-06-03T12:00:00Z");
+    let s = Server::start_with(clock.opts()).await;
+    let admin = s.tenant("acme").await;
+    let (agent, old, _) = s.agent("acme", &admin, "bot").await;
+    let (st, r) =
+        s.post(&format!("/v1/tenants/acme/agents/{agent}/tokens"), &admin, json!({"expires_in": 3600, "grace_seconds": 600})).await;
+    assert_eq!((st, r["expires_at"].as_str()), (201, Some("2026-06-03T13:00:00Z")), "{r}");
+    let new = r["access_token"].as_str().unwrap().to_owned();
+    // The last second of the grace period: both work (and are now remembered).
+    clock.set("2026-06-03T12:09:59Z");
+    assert_eq!(s.get("/v1/agent", &old).await.0, 200, "inside the grace period");
+    assert_eq!(s.get("/v1/agent", &new).await.0, 200);
+    clock.set("2026-06-03T12:10:00Z");
+    assert_eq!(s.get("/v1/agent", &old).await.0, 401, "the grace period has lapsed");
+    assert_eq!(s.get("/v1/agent", &new).await.0, 200);
+    // Read afresh from the store: the same.
+    let s = s.restart().await;
+    assert_eq!(s.get("/v1/agent", &old).await.0, 401, "lapsed, after a restart");
+    clock.set("2026-06-03T12:59:59Z");
+    assert_eq!(s.get("/v1/agent", &new).await.0, 200, "the last second of its lifetime");
+    clock.set("2026-06-03T13:00:00Z");
+    assert_eq!(s.get("/v1/agent", &new).await.0, 401, "expired");
+    let s = s.restart().await;
+    assert_eq!(s.get("/v1/agent", &new).await.0, 401, "expired, after a restart");
 }
 
 #[tokio::test]
