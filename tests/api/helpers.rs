@@ -509,9 +509,24 @@ impl Drop for Server {
 
 /// Runs `sigil serve` expecting it to fail; returns (exit code, stderr). What it said must
 /// hold none of the secrets it was given.
+///
+/// A server that starts instead (it is still running after 60 s) is killed and the test
+/// fails, rather than waiting for it forever.
 pub fn serve_fails(data: &Path, opts: &Opts) -> (i32, String) {
     let child = spawn_raw(data, "127.0.0.1:0", opts).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let out = rx.recv().unwrap().unwrap();
+            panic!("the server started instead of refusing to; its logs:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+    };
     let secrets = Secrets::default();
     secrets.add_from_setup(opts, data);
     secrets.assert_absent_from(&out.stderr, "a refused start");
