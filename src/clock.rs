@@ -4,7 +4,7 @@
 //! In-process tests use [`FixedClock`]. Tests that drive a real `sigil serve` process use
 //! [`AdjustableClock`], which exists only in debug builds (the ones `cargo test` builds):
 //! the server reads the time the test sets from the file `SIGIL_TEST_CLOCK_FILE` names
-//! (`config::TestClockFile`). Release builds compile neither, so a deployment's clock is
+//! (`config::TestClockSource`). Release builds compile neither, so a deployment's clock is
 //! always the system clock.
 //!
 //! Must never: do I/O itself (the adjustable clock's source is handed in), or panic.

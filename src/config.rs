@@ -157,7 +157,7 @@ pub struct Config {
     pub verify_rate: u32,
     /// The test clock, when `SIGIL_TEST_CLOCK_FILE` is set (debug builds only).
     #[cfg(debug_assertions)]
-    pub test_clock: Option<TestClockFile>,
+    pub test_clock: Option<TestClockSource>,
 }
 
 /// The file a test moves a running server's clock with: it holds one RFC 3339 instant, the
@@ -168,10 +168,10 @@ pub struct Config {
 /// so no environment can move a deployment's clock.
 #[cfg(debug_assertions)]
 #[derive(Debug, Clone)]
-pub struct TestClockFile(PathBuf);
+pub struct TestClockSource(PathBuf);
 
 #[cfg(debug_assertions)]
-impl TestClockFile {
+impl TestClockSource {
     /// The environment variable naming the file.
     pub const VAR: &'static str = "SIGIL_TEST_CLOCK_FILE";
 
@@ -370,7 +370,7 @@ impl Config {
         }
         let verify_rate = args.verify_rate.or(file.verify_rate).unwrap_or(100);
         #[cfg(debug_assertions)]
-        let test_clock = TestClockFile::from_env()?;
+        let test_clock = TestClockSource::from_env()?;
         Ok(Self {
             #[cfg(debug_assertions)]
             test_clock,

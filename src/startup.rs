@@ -432,7 +432,7 @@ pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilErro
 }
 
 /// The clock `sigil serve` runs on: the system clock. In debug builds only, a test may
-/// set it instead (`SIGIL_TEST_CLOCK_FILE`, see `config::TestClockFile`); release builds
+/// set it instead (`SIGIL_TEST_CLOCK_FILE`, see `config::TestClockSource`); release builds
 /// have no such path.
 #[cfg_attr(not(debug_assertions), allow(clippy::unnecessary_wraps, unused_variables))]
 fn server_clock(config: &Config) -> Result<Arc<dyn Clock>, SigilError> {
@@ -440,7 +440,7 @@ fn server_clock(config: &Config) -> Result<Arc<dyn Clock>, SigilError> {
     if let Some(file) = config.test_clock.clone() {
         let path = file.path().display().to_string();
         let clock = crate::clock::AdjustableClock::new(move || file.read())
-            .ok_or_else(|| SigilError::Config(format!("{}: {path} holds no RFC 3339 time", crate::config::TestClockFile::VAR)))?;
+            .ok_or_else(|| SigilError::Config(format!("{}: {path} holds no RFC 3339 time", crate::config::TestClockSource::VAR)))?;
         tracing::warn!(file = %path, "TEST CLOCK: this debug build takes the time from a file, not from the system clock");
         return Ok(Arc::new(clock));
     }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 pub const OPERATOR: &str = "sgl_test-operator-token-0123456789abcdefghijklmnop";
 
 /// The environment variable a debug build of `sigil serve` reads its clock file from
-/// (`sigil::config::TestClockFile`; release builds lack it).
+/// (`sigil::config::TestClockSource`; release builds lack it).
 const TEST_CLOCK_VAR: &str = "SIGIL_TEST_CLOCK_FILE";
 
 /// The clock of the servers a test starts with [`TestClock::opts`]: it stands still where
