@@ -56,11 +56,17 @@ pub struct ServeArgs {
     /// Seconds between housekeeping runs: scheduled key rotation, expired challenges (default 60).
     #[arg(long, env = "SIGIL_ROTATION_INTERVAL")]
     pub rotation_interval: Option<u64>,
-    /// Failed authentications allowed per client address before it is refused for a minute
-    /// (default 20, refilled one per 3 s; 0 disables). Behind a proxy every client shares
-    /// the proxy's address: raise it or rely on the proxy's own limits.
+    /// Failed authentications allowed per client address before attempts without a valid
+    /// token from it are refused for a minute (default 20, refilled one per 3 s; 0
+    /// disables). A valid token is never refused. Behind a proxy, name it with
+    /// --trusted-proxy so that each client has its own address.
     #[arg(long, env = "SIGIL_AUTH_FAILURE_BURST")]
     pub auth_failure_burst: Option<u32>,
+    /// A reverse proxy (CIDR network or one address) whose `X-Forwarded-For` names the
+    /// client, for per-address limits and the audit trail; from any other peer the header is
+    /// ignored. Repeatable; comma-separated in the variable.
+    #[arg(long = "trusted-proxy", env = "SIGIL_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<String>,
     /// An issuer `/v1/verify` trusts beside this deployment's own tenants: `DID` (every
     /// credential type) or `DID=Type1,Type2`. Repeatable; space-separated in the variable.
     #[arg(long = "trust-issuer", env = "SIGIL_TRUST_ISSUER", value_delimiter = ' ')]
@@ -102,6 +108,8 @@ struct FileConfig {
     workers: Option<usize>,
     rotation_interval: Option<u64>,
     auth_failure_burst: Option<u32>,
+    #[serde(default)]
+    trusted_proxy: Vec<String>,
     #[serde(default)]
     trust_issuer: Vec<String>,
     #[serde(default)]
@@ -146,6 +154,8 @@ pub struct Config {
     pub workers: usize,
     pub rotation_interval: u64,
     pub auth_failure_burst: u32,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Issuers `/v1/verify` trusts beside the deployment's own tenants.
     pub trust_issuers: Vec<TrustRule>,
     /// Outbound fetches: what they may reach beyond public addresses on port 443.
@@ -352,6 +362,13 @@ impl Config {
             return Err(cfg_err("--rotation-interval must be between 1 and 86400 seconds"));
         }
         let auth_failure_burst = args.auth_failure_burst.or(file.auth_failure_burst).unwrap_or(20);
+        let proxies = if args.trusted_proxy.is_empty() { file.trusted_proxy } else { args.trusted_proxy };
+        let trusted_proxies = proxies
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| crate::http::client::parse_trusted_proxy(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| cfg_err(format!("--trusted-proxy {e}")))?;
         let trust = if args.trust_issuer.is_empty() { file.trust_issuer } else { args.trust_issuer };
         let trust_issuers = trust.iter().filter(|t| !t.is_empty()).map(|t| TrustRule::parse(t)).collect::<Result<Vec<_>, _>>();
         let trust_issuers = trust_issuers.map_err(|e| cfg_err(format!("--trust-issuer {e}")))?;
@@ -381,6 +398,7 @@ impl Config {
             status_cache_bytes,
             verify_rate,
             auth_failure_burst,
+            trusted_proxies,
             rotation_interval,
             data,
             listen,
@@ -447,6 +465,12 @@ mod tests {
         assert!(Config::from_args(a).is_err());
         let a = ServeArgs { resolver_cache_bytes: Some(10), ..Default::default() };
         assert!(Config::from_args(a).is_err());
+        let a = ServeArgs { trusted_proxy: vec!["10.0.0.0/8".into(), "::1".into()], ..Default::default() };
+        assert_eq!(Config::from_args(a).unwrap().trusted_proxies.len(), 2);
+        for bad in ["0.0.0.0/0", "proxy.example"] {
+            let a = ServeArgs { trusted_proxy: vec![bad.into()], ..Default::default() };
+            assert!(Config::from_args(a).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -342,11 +342,13 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     let data = web::Data::from(sigil.clone());
 
     let body_limit = config.body_limit;
+    let proxies = web::Data::new(http::client::TrustedProxies::new(config.trusted_proxies.clone()));
     let openapi = http::openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(prometheus.clone())
+            .app_data(proxies.clone())
             .app_data(web::Data::new(http::middleware::BodyLimit(body_limit)))
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(http::problem::json_error))
             .app_data(web::PayloadConfig::new(body_limit))

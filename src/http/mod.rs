@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod client;
 pub mod constraints;
 pub mod credentials;
 pub mod dto;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{Opts, Server};
+use crate::helpers::{OPERATOR, Opts, Server};
 use crate::presentations::refund;
 
 async fn agent_with(s: &Server, admin: &str) -> (String, String) {
@@ -120,13 +120,82 @@ async fn repeated_authentication_failures_are_throttled_and_audited() {
     }
     assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
     assert_eq!(statuses[7], 429, "{statuses:?}");
-    // Even a valid token from a throttled address waits.
-    let (st, p) = s.get("/v1/tenants/acme/agents", &admin).await;
+    // The address is refused for attempts without a valid token; a valid token from it is
+    // never refused for what other callers did (behind a proxy, they all share it).
+    let (st, p) = s.get("/v1/tenants/acme/agents", "sgl_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB").await;
     assert_eq!((st, p["code"].as_str()), (429, Some("too_many_auth_failures")));
+    let (st, p) = s.get("/v1/tenants/acme/agents", &admin).await;
+    assert_eq!(st, 200, "{p}");
     drop(s);
     let s = Server::start_in(&dir.path().join("d"), "127.0.0.1:0", &Opts::default()).await;
     let (_, audit) = s.get("/v1/tenants/acme/audit?event=auth&limit=100", &admin).await;
     let n = audit["items"].as_array().unwrap().len();
     assert!(n >= 5, "auth failures audited: {n}");
     assert!(!audit.to_string().contains("sgl_AAAA"), "no token in the audit trail");
+}
+
+/// Behind a TLS-terminating proxy on the same host (`--http` on loopback), every client
+/// shares the proxy's address: 21 requests without a token, the default burst plus one,
+/// must not lock the operator (or anyone with a valid token) out.
+#[tokio::test]
+async fn failures_behind_a_shared_address_never_refuse_a_valid_token() {
+    let mut opts = Opts::default();
+    opts.args.push("--http".into());
+    opts.env.push(("SIGIL_AUTH_FAILURE_BURST".into(), "20".into()));
+    let s = Server::start_with(opts).await;
+    assert!(s.base.starts_with("http://127.0.0.1:"), "{}", s.base);
+    let mut statuses = Vec::new();
+    for _ in 0..21 {
+        statuses.push(s.call("GET", "/v1/tenants", None, None).await.0);
+    }
+    assert_eq!(statuses[..20], [401; 20], "{statuses:?}");
+    assert_eq!(statuses[20], 429, "the throttle still stops token-less attempts: {statuses:?}");
+    let (st, v) = s.get("/v1/tenants", OPERATOR).await;
+    assert_eq!(st, 200, "the operator token was refused for other callers' failures: {v}");
+}
+
+/// A request without a token, from `s`'s own address, naming `xff` as forwarded-for.
+async fn anonymous_via(s: &Server, path: &str, xff: &str) -> u16 {
+    s.client.get(s.url(path)).header("x-forwarded-for", xff).send().await.unwrap().status().as_u16()
+}
+
+/// `X-Forwarded-For` names the client only when it comes from a `--trusted-proxy`; from
+/// anyone else it is the client's own claim and ignored.
+#[tokio::test]
+async fn client_addresses_come_from_trusted_proxies_only() {
+    let path = "/v1/tenants/acme/agents";
+    let start = |trusted: bool| {
+        let mut opts = Opts::default();
+        opts.args.push("--http".into());
+        if trusted {
+            opts.args.extend(["--trusted-proxy".into(), "127.0.0.1/32".into()]);
+        }
+        opts.env.push(("SIGIL_AUTH_FAILURE_BURST".into(), "3".into()));
+        Server::start_with(opts)
+    };
+    // Not a trusted proxy: four different claims are one address, throttled after three.
+    let s = start(false).await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(anonymous_via(&s, path, &format!("203.0.113.{i}")).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429], "a forwarded-for claim from an untrusted peer was believed");
+    drop(s);
+
+    // From a trusted proxy, the rightmost address it did not add itself is the client:
+    // whatever a client writes further left is its own claim and does not matter.
+    let s = start(true).await;
+    let admin = s.tenant("acme").await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(anonymous_via(&s, path, &format!("198.51.100.{i}, 203.0.113.7")).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429], "one client behind the proxy");
+    assert_eq!(anonymous_via(&s, path, "203.0.113.7, 203.0.113.8").await, 401, "another client has its own allowance");
+    assert_eq!(anonymous_via(&s, path, "203.0.113.7").await, 429, "the first is still throttled");
+    assert_eq!(s.get(path, &admin).await.0, 200);
+    let (_, audit) = s.get("/v1/tenants/acme/audit?event=auth&limit=100", &admin).await;
+    let clients: Vec<&str> = audit["items"].as_array().unwrap().iter().filter_map(|e| e["details"]["client"].as_str()).collect();
+    assert!(clients.contains(&"203.0.113.7") && clients.contains(&"203.0.113.8"), "{clients:?}");
+    assert!(!clients.contains(&"127.0.0.1"), "the proxy's address recorded as the client: {clients:?}");
 }

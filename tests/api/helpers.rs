@@ -288,16 +288,20 @@ impl Server {
             }
         };
         secrets.add_from_setup(opts, data);
-        let ca = std::fs::read(data.join("tls/ca.pem")).unwrap();
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        let mut client = reqwest::Client::builder();
+        // `--http` serves plain HTTP on loopback and makes no development CA.
+        if !base.starts_with("http://") {
+            let ca = std::fs::read(data.join("tls/ca.pem")).unwrap();
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        }
+        let client = client
             .timeout(Duration::from_secs(30))
             // Below the server's 5 s keep-alive, so a pooled connection is never reused just
             // as the server closes it (hyper reports that race as IncompleteMessage).
             .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
-        let listen = base.trim_start_matches("https://").to_owned();
+        let listen = base.trim_start_matches("https://").trim_start_matches("http://").to_owned();
         let clock_env = opts.env.iter().find(|(k, _)| k == TEST_CLOCK_VAR).cloned();
         Ok(Server { child, base, data: data.to_owned(), client, _dir: None, listen, logs, secrets, exited: false, clock_env })
     }
