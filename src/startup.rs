@@ -160,6 +160,7 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), Si
                 created: clock.now(),
                 expires: None,
                 hash_hex: hash,
+                last_used: None,
             };
             (id, rec)
         };
@@ -311,14 +312,18 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             Err(e) => tracing::error!(error = %e, "resuming data-key rotations failed"),
         }
     });
-    // Housekeeping: forget one-time challenges once their proofs have expired, and rotate
-    // keys older than their tenant's policy (conditional, so safe in several processes).
+    // Housekeeping: forget one-time challenges once their proofs have expired, write down
+    // when tokens were last used, and rotate keys older than their tenant's policy
+    // (conditional, so safe in several processes).
     let housekeeping = sigil.clone();
     let interval = std::time::Duration::from_secs(config.rotation_interval);
     actix_web::rt::spawn(async move {
         loop {
             actix_web::rt::time::sleep(interval).await;
             housekeeping.prune_guardrails();
+            if let Err(e) = housekeeping.record_token_use().await {
+                tracing::warn!(error = %e, "recording token use failed");
+            }
             if let Err(e) = housekeeping.purge_expired_challenges(housekeeping.now()).await {
                 tracing::warn!(error = %e, "purging expired challenges failed");
             }
@@ -458,6 +463,9 @@ pub async fn serve(config: Config) -> Result<(), SigilError> {
     tracing::info!(url = %app.base_url(), addr = %app.addr(), "sigil listening");
     let sigil = app.sigil();
     app.run().await?;
+    if let Err(e) = sigil.record_token_use().await {
+        tracing::warn!(error = %e, "recording token use failed");
+    }
     // A clean stop: the next start need not refuse anything (see `service::verification`).
     sigil.close_challenge_lease().await.map_err(|e| SigilError::Store(e.to_string()))
 }

@@ -57,7 +57,7 @@ routes! {
     "/readyz" => { get: system::readyz },
     "/v1/tenants" => { post: tenants::create, get: tenants::list },
     "/v1/tenants/{tenant}" => { delete: tenants::delete },
-    "/v1/tenants/{tenant}/tokens" => { post: tenants::create_token },
+    "/v1/tenants/{tenant}/tokens" => { post: tenants::create_token, get: tenants::list_tokens },
     "/v1/tenants/{tenant}/tokens/{token}" => { delete: tenants::delete_token },
     "/v1/tenants/{tenant}/agents" => { post: agents::create, get: agents::list },
     "/v1/tenants/{tenant}/agents/{agent}" => { get: agents::get },

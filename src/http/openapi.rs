@@ -13,7 +13,7 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
     info(title = "Sigil", description = "Cloud ID wallet for AI agents: did:web identities, W3C VC 2.0 credentials, action-bound presentations."),
     paths(
         system::healthz, system::readyz, system::backup, audit::list, audit::verify, audit::export, lifecycle::get_guardrails, lifecycle::set_guardrails,
-        tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::delete_token,
+        tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::list_tokens, tenants::delete_token,
         agents::create, agents::list, agents::get, agents::rotate_token, agents::me,
         credentials::create_delegation, credentials::list, credentials::get,
         credentials::revoke, credentials::suspend, credentials::resume,

@@ -89,7 +89,7 @@ async fn a_replaced_agent_token_stops_working_for_every_later_request() {
 #[tokio::test]
 async fn a_deleted_auditor_token_stops_working_for_every_later_request() {
     let w = world("race-token-delete").await;
-    let created = w.s.create_tenant_token(&w.admin, &w.tenant, TokenRole::Auditor).await.unwrap();
+    let created = w.s.create_tenant_token(&w.admin, &w.tenant, TokenRole::Auditor, None).await.unwrap();
     let token = created.token.reveal_once();
     let (s, t) = (w.s.clone(), token.clone());
     race(w.tenant.as_str(), "auth.fill", async move { s.authenticate(&t).await.map(|_| ()) }, async {
