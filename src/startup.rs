@@ -172,7 +172,7 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), Si
             .put(keys::token_hash(&minted.1.hash_hex), format!("_op/{}", minted.0));
         store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
         if reveal_to_file {
-            let path = config.data.join("operator.token");
+            let path = config.data.join(datadir::OPERATOR_TOKEN_FILE);
             write_private_file(&path, token.reveal_once().as_bytes())?;
             tracing::warn!(path = %path.display(), "generated the operator token; it is written once to this file, move it somewhere safe");
         }
@@ -278,9 +278,27 @@ async fn wait_for_floor(floor: jiff::Timestamp, now: jiff::Timestamp) {
     }
 }
 
+/// The generated operator token file is the development default, like the generated root
+/// key beside it. A store whose root key is kept elsewhere has left development: a copy of
+/// its data directory must not carry a working operator credential (which can delete
+/// every tenant), so a start that finds the file says so loudly.
+fn warn_about_generated_operator_token(config: &Config) {
+    if config.root_key.is_none() || !datadir::generated_operator_token_present(&config.data) {
+        return;
+    }
+    tracing::warn!(
+        file = %config.data.join(datadir::OPERATOR_TOKEN_FILE).display(),
+        "THE GENERATED OPERATOR TOKEN FILE IS STILL IN THE DATA DIRECTORY, though the root key is kept elsewhere: \
+         anyone who copies the directory (or a backup of it) holds the operator token, which can delete every tenant. \
+         Move the file out of the data directory, or replace the token (POST /v1/system/operator-token/rotate, \
+         or `sigil operator-token rotate --out FILE` with the server stopped), which also removes the file."
+    );
+}
+
 /// Builds and binds the server; call [`Application::run`] to serve.
 pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, SigilError> {
     let (store, keyring) = open_store(&config).await?;
+    warn_about_generated_operator_token(&config);
     let listener = TcpListener::bind(config.listen).map_err(|e| startup(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(startup)?;
     let scheme = if matches!(config.transport, Transport::PlainHttp) { "http" } else { "https" };
@@ -389,23 +407,75 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     Ok(Application { server, addr, base_url: public_url.base().to_owned(), sigil })
 }
 
+/// The service over a stopped data directory, for the offline commands (sled refuses a
+/// store another process has open). An interrupted root-key rotation is settled first.
+async fn offline_service(config: &Config) -> Result<(Arc<SledStore>, Arc<Sigil>), SigilError> {
+    let (store, keyring) = open_store(config).await?;
+    let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
+    let settings = service_settings(config, public_url);
+    let http = http_resolver(config)?;
+    let store_dyn: Arc<dyn Store> = store.clone();
+    let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
+    sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    Ok((store, sigil))
+}
+
+/// The operator, for an offline command: whoever can run it holds the root key.
+fn offline_operator() -> crate::service::Caller {
+    crate::service::Caller::Operator { token: crate::ids::TokenId::random() }
+}
+
 /// `sigil rotate-root-key`: re-wraps every tenant data key under a new root key while the
 /// server is stopped. `config` carries the current root key options and the data dir.
 pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Result<u32, SigilError> {
     // Checked before the store is opened: a bad key file touches nothing.
     datadir::read_root_key_file(new_key_file).map_err(SigilError::Config)?;
-    let (store, keyring) = open_store(&config).await?;
-    let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
-    let settings = service_settings(&config, public_url);
-    let http = http_resolver(&config)?;
-    let store_dyn: Arc<dyn Store> = store.clone();
-    let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
-    sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
-    let operator = crate::service::Caller::Operator { token: crate::ids::TokenId::random() };
-    let v = sigil.rotate_root_key(&operator, new_key_file).await.map_err(|e| SigilError::Store(e.to_string()))?;
+    let (store, sigil) = offline_service(&config).await?;
+    let v = sigil.rotate_root_key(&offline_operator(), new_key_file).await.map_err(|e| SigilError::Store(e.to_string()))?;
     drop(sigil);
     store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
     Ok(v)
+}
+
+/// What `sigil operator-token` does.
+#[derive(Debug)]
+pub enum OperatorTokenCommand {
+    /// Replace every operator token with a new one, written to this file (mode 0600).
+    Rotate { out: PathBuf },
+    /// Revoke every operator token.
+    Revoke,
+}
+
+/// `sigil operator-token rotate|revoke` on a stopped data directory (the recovery when the
+/// operator token is lost, leaked or revoked: whoever holds the root key may run it).
+/// Returns what to tell the user.
+pub async fn operator_token_offline(config: Config, command: OperatorTokenCommand) -> Result<String, SigilError> {
+    if datadir::read_key_check(&config.data)?.is_none() {
+        return Err(SigilError::Config(format!("{} holds no Sigil store", config.data.display())));
+    }
+    let (store, sigil) = offline_service(&config).await?;
+    let said = match command {
+        OperatorTokenCommand::Rotate { out } => {
+            let issued = sigil.rotate_operator_token(&offline_operator()).await.map_err(|e| SigilError::Store(e.to_string()))?;
+            // Committed before it is written: if the write fails, running the command again
+            // (it needs no token) issues another.
+            write_private_file(&out, issued.token.reveal_once().as_bytes())
+                .map_err(|e| SigilError::Startup(format!("the operator token was rotated but not written ({e}); run the command again")))?;
+            format!(
+                "operator token rotated: {} earlier token(s) revoked; the new one (id {}) is in {} (mode 0600)",
+                issued.revoked,
+                issued.id,
+                out.display()
+            )
+        }
+        OperatorTokenCommand::Revoke => {
+            let n = sigil.revoke_operator_tokens(&offline_operator()).await.map_err(|e| SigilError::Store(e.to_string()))?;
+            format!("{n} operator token(s) revoked; `sigil operator-token rotate` issues a new one")
+        }
+    };
+    drop(sigil);
+    store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
+    Ok(said)
 }
 
 /// `sigil restore`: rebuilds a data directory from a backup file (into an empty directory;

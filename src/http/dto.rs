@@ -99,6 +99,15 @@ pub struct TokenCreatedResponse {
     pub expires_at: Option<String>,
 }
 
+/// A new operator token (shown once); every earlier operator token is revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorTokenResponse {
+    pub token_id: String,
+    pub token: String,
+    /// How many earlier operator tokens stopped working.
+    pub revoked: usize,
+}
+
 /// Whom a listed token belongs to.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -93,6 +93,8 @@ routes! {
     "/v1/tenants/{tenant}/key-policy" => { get: lifecycle::get_policy, put: lifecycle::set_policy },
     "/v1/system/root-key/rotate" => { post: lifecycle::rotate_root },
     "/v1/system/backup" => { get: system::backup },
+    "/v1/system/operator-token/rotate" => { post: system::rotate_operator_token },
+    "/v1/system/operator-token/revoke" => { post: system::revoke_operator_tokens },
     "/v1/tenants/{tenant}/audit" => { get: audit::list },
     "/v1/tenants/{tenant}/guardrails" => { get: lifecycle::get_guardrails, put: lifecycle::set_guardrails },
     "/v1/tenants/{tenant}/audit/verify" => { get: audit::verify },

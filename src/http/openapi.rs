@@ -12,7 +12,7 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
 #[openapi(
     info(title = "Sigil", description = "Cloud ID wallet for AI agents: did:web identities, W3C VC 2.0 credentials, action-bound presentations."),
     paths(
-        system::healthz, system::readyz, system::backup, audit::list, audit::verify, audit::export, lifecycle::get_guardrails, lifecycle::set_guardrails,
+        system::healthz, system::readyz, system::backup, system::rotate_operator_token, system::revoke_operator_tokens, audit::list, audit::verify, audit::export, lifecycle::get_guardrails, lifecycle::set_guardrails,
         tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::list_tokens, tenants::delete_token,
         agents::create, agents::list, agents::get, agents::rotate_token, agents::me,
         credentials::create_delegation, credentials::list, credentials::get,
@@ -25,7 +25,7 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
     tags(
         (name = "system", description = "Health and readiness"),
         (name = "tenants", description = "Tenants (operator token)"),
-        (name = "tokens", description = "Tenant admin and auditor tokens"),
+        (name = "tokens", description = "Tenant admin and auditor tokens, the list of a tenant's tokens, the operator token"),
         (name = "agents", description = "Agents of a tenant (tenant admin; auditor may read)"),
         (name = "agent", description = "Routes for an agent's own token"),
         (name = "credentials", description = "Delegations and wallet credentials"),

@@ -99,6 +99,7 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         | ("get", "/v1/tenants/{tenant}/key-policy") => (Class::TenantRead, None),
         ("post", "/v1/system/root-key/rotate") => (Class::Operator, Some(json!({"new_root_key_file": "/nonexistent"}))),
         ("get", "/v1/system/backup") => (Class::Operator, None),
+        ("post", "/v1/system/operator-token/rotate") | ("post", "/v1/system/operator-token/revoke") => (Class::Operator, None),
         ("get", "/v1/tenants/{tenant}/guardrails") => (Class::TenantRead, None),
         ("put", "/v1/tenants/{tenant}/guardrails") => (
             Class::TenantAdmin,
@@ -298,9 +299,13 @@ async fn every_route_isolates_tenants_and_roles() {
     }
 
     // And each route does succeed for whom it is for: a route that refused everyone would
-    // pass every check above. Destructive routes get objects of their own.
+    // pass every check above. Destructive routes get objects of their own; the operator
+    // token's own routes come last, since they end the token every other route uses.
     let admin_a = f.admin_a.clone();
     for (method, path) in routes() {
+        if path.starts_with("/v1/system/operator-token/") {
+            continue;
+        }
         let (class, _, _) = case(method, path, &f);
         let (tenant, token) = match class {
             Class::TenantAdmin | Class::TenantRead => ("tenant-a".to_owned(), admin_a.clone()),
@@ -352,6 +357,10 @@ async fn every_route_isolates_tenants_and_roles() {
         let (st, v) = s.call(&method.to_uppercase(), &p, Some(&token), body).await;
         assert!((200..300).contains(&st), "{method} {p} by its own {class:?} caller → {st} {v}");
     }
+    let (st, v) = s.call("POST", "/v1/system/operator-token/rotate", Some(OPERATOR), None).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = s.call("POST", "/v1/system/operator-token/revoke", v["token"].as_str(), None).await;
+    assert_eq!(st, 204, "{v}");
 }
 
 #[tokio::test]

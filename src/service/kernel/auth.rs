@@ -275,6 +275,19 @@ impl Sigil {
         Ok(())
     }
 
+    /// Adds the writes that store an operator token (sealed under the root key, outside
+    /// every tenant) to `txn`. The caller holds `Keyring::wrapping` shared until the commit,
+    /// so that a root-key rotation re-wraps the record or runs before it is sealed.
+    pub(crate) fn stage_operator_token(&self, txn: &mut Txn, minted: &MintedToken) -> Result<(), ServiceError> {
+        let id = minted.id.as_str();
+        let bytes = serde_json::to_vec(&minted.record).map_err(|e| ServiceError::Internal(format!("operator token record: {e}")))?;
+        txn.require_absent(keys::token_hash(&minted.record.hash_hex))
+            .require_absent(keys::operator_token(id))
+            .put(keys::operator_token(id), self.keys.root().seal_system(kind::OPERATOR_TOKEN, id, &bytes))
+            .put(keys::token_hash(&minted.record.hash_hex), format!("_op/{id}"));
+        Ok(())
+    }
+
     /// Adds the writes that delete a tenant-scoped token to `txn`, and the eviction to run
     /// once they are committed.
     pub(crate) fn stage_token_removal(&self, txn: &mut Txn, effects: &mut Effects, tenant: &TenantId, rec: &TokenRecord) {

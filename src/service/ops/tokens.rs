@@ -1,11 +1,16 @@
-//! Tenant tokens: admin and auditor tokens (created with an optional expiry, deleted), the
+//! Tokens: tenant admin and auditor tokens (created with an optional expiry, deleted), the
 //! list of every token of a tenant (agent tokens included) with its creation, expiry and
-//! last use, and writing down when tokens were last used (the housekeeping task's part of
-//! `kernel::auth::TokenUse`).
+//! last use, writing down when tokens were last used (the housekeeping task's part of
+//! `kernel::auth::TokenUse`), and the operator token's rotation and revocation (over the
+//! API, or by `sigil operator-token` on a stopped data directory).
 //!
-//! Must never: return a token or its hash once the creating response is gone, or write
-//! on a request path what the housekeeping task writes (a presentation never waits for
-//! last-use bookkeeping).
+//! Operator tokens belong to no tenant, so their changes are in no tenant's trail: they are
+//! logged (token ids only), and written through `mutate_unaudited`.
+//!
+//! Must never: return a token or its hash once the creating response is gone, write on a
+//! request path what the housekeeping task writes (a presentation never waits for
+//! last-use bookkeeping), or leave an earlier operator token working after a rotation's
+//! response.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +48,15 @@ pub struct TokenView {
     /// Exact to within the auth cache's age (5 minutes); `None` if never used since it
     /// was created (or since last use began to be recorded).
     pub last_used: Option<Timestamp>,
+}
+
+/// A new operator token, shown once.
+#[derive(Debug)]
+pub struct OperatorTokenIssued {
+    pub id: TokenId,
+    pub token: AccessToken,
+    /// How many earlier operator tokens it replaced (all of them).
+    pub revoked: usize,
 }
 
 /// Token records rewritten per transaction when last uses are written down.
@@ -181,6 +195,81 @@ impl Sigil {
     }
 }
 
+impl Sigil {
+    /// Replaces every operator token with a new one, shown once: an earlier operator token
+    /// fails for every request that starts after this returns. The generated token file in
+    /// the data directory, if still there, held a token revoked now and is removed.
+    pub async fn rotate_operator_token(&self, caller: &Caller) -> Result<OperatorTokenIssued, ServiceError> {
+        caller.require_operator()?;
+        // Sealed under the root key: a root-key rotation must re-wrap it or come first.
+        let wrapping = self.keys.wrapping.read().await;
+        let minted = self.mint_token(TokenRole::Operator, None, None);
+        let minted_ref = &minted;
+        let revoked = self
+            .mutate_unaudited(|| async move {
+                let mut txn = Txn::new();
+                let mut effects = Effects::none();
+                let revoked = self.stage_operator_tokens_removal(&mut txn, &mut effects).await?;
+                self.stage_operator_token(&mut txn, minted_ref)?;
+                Ok(Attempt::unaudited(txn, effects, revoked))
+            })
+            .await?;
+        drop(wrapping);
+        tracing::warn!(token_id = %minted.id, revoked = ?revoked, by = %caller.token_id(), "operator token rotated: every earlier operator token is revoked");
+        self.remove_generated_operator_token().await;
+        Ok(OperatorTokenIssued { id: minted.id, token: minted.token, revoked: revoked.len() })
+    }
+
+    /// Revokes every operator token, the caller's included: nothing can create, list or
+    /// delete tenants, back up or rotate the root key over the API until
+    /// `sigil operator-token rotate` issues a new one on the stopped data directory.
+    /// Returns how many were revoked.
+    pub async fn revoke_operator_tokens(&self, caller: &Caller) -> Result<usize, ServiceError> {
+        caller.require_operator()?;
+        let revoked = self
+            .mutate_unaudited(|| async move {
+                let mut txn = Txn::new();
+                let mut effects = Effects::none();
+                let revoked = self.stage_operator_tokens_removal(&mut txn, &mut effects).await?;
+                Ok(Attempt::unaudited(txn, effects, revoked))
+            })
+            .await?;
+        tracing::warn!(revoked = ?revoked, by = %caller.token_id(), "every operator token revoked; `sigil operator-token rotate` on the stopped data directory issues a new one");
+        self.remove_generated_operator_token().await;
+        Ok(revoked.len())
+    }
+
+    /// Stages the deletion of every operator token (record and hash index, each only as
+    /// read) and the eviction of each from the auth cache; returns their ids.
+    async fn stage_operator_tokens_removal(&self, txn: &mut Txn, effects: &mut Effects) -> Result<Vec<String>, ServiceError> {
+        let mut ids = Vec::new();
+        for (k, blob) in self.store.scan(keys::OPERATOR_TOKEN_PREFIX, None, usize::MAX).await? {
+            let id = String::from_utf8_lossy(k.get(keys::OPERATOR_TOKEN_PREFIX.len()..).unwrap_or_default()).into_owned();
+            let pt = self.keys.root_for(&blob).open_system(kind::OPERATOR_TOKEN, &id, &blob)?;
+            let rec: TokenRecord =
+                serde_json::from_slice(pt.expose()).map_err(|e| ServiceError::Internal(format!("undecodable operator token: {e}")))?;
+            txn.require_equals(k.clone(), blob).delete(k).delete(keys::token_hash(&rec.hash_hex));
+            effects.token(&id);
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Removes `DATA/operator.token` once every operator token is revoked (what it holds is
+    /// dead; leaving it would only mislead, and keep the start-up warning about it).
+    async fn remove_generated_operator_token(&self) {
+        let Some(data) = self.settings.data_dir.clone() else { return };
+        match crate::datadir::remove_generated_operator_token(data).await {
+            Ok(true) => tracing::warn!(
+                file = crate::datadir::OPERATOR_TOKEN_FILE,
+                "removed the generated operator token file: its token is revoked"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not remove the generated operator token file (its token is revoked)"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +334,33 @@ mod tests {
         s.delete_tenant_token(&admin, &t.id, &gone.id).await.unwrap();
         assert_eq!(s.record_token_use().await.unwrap(), 0);
         assert!(s.token_use.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn operator_token_rotation_revokes_every_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        std::fs::write(dir.path().join(crate::datadir::OPERATOR_TOKEN_FILE), "sgl_old").unwrap();
+        assert!(matches!(
+            s.rotate_operator_token(&testing::admin(&TenantId::parse("acme").unwrap())).await,
+            Err(ServiceError::Forbidden { .. })
+        ));
+        let first = s.rotate_operator_token(&testing::operator()).await.unwrap();
+        assert_eq!(first.revoked, 0);
+        assert!(!dir.path().join(crate::datadir::OPERATOR_TOKEN_FILE).exists(), "the generated file held a revoked token");
+        let first = first.token.reveal_once();
+        let op = s.authenticate(&first).await.unwrap();
+        assert!(matches!(op, Caller::Operator { .. }));
+        // Cached now; the rotation must evict it.
+        let second = s.rotate_operator_token(&op).await.unwrap();
+        assert_eq!(second.revoked, 1);
+        assert!(matches!(s.authenticate(&first).await, Err(ServiceError::Unauthenticated)));
+        let second = second.token.reveal_once();
+        let op = s.authenticate(&second).await.unwrap();
+        assert_eq!(s.store.scan(keys::OPERATOR_TOKEN_PREFIX, None, 10).await.unwrap().len(), 1);
+        assert_eq!(s.revoke_operator_tokens(&op).await.unwrap(), 1);
+        assert!(matches!(s.authenticate(&second).await, Err(ServiceError::Unauthenticated)));
+        assert!(s.store.scan(keys::OPERATOR_TOKEN_PREFIX, None, 10).await.unwrap().is_empty());
+        assert!(s.store.scan(b"th/", None, 10).await.unwrap().is_empty(), "no hash index row left");
     }
 }
