@@ -100,6 +100,19 @@ async fn a_deleted_auditor_token_stops_working_for_every_later_request() {
 }
 
 #[tokio::test]
+async fn a_rotated_operator_token_stops_working_for_every_later_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = testing::sigil(dir.path());
+    let old = s.rotate_operator_token(&testing::operator()).await.unwrap().token.reveal_once();
+    let (reader, t) = (s.clone(), old.clone());
+    race("_op", "auth.fill", async move { reader.authenticate(&t).await.map(|_| ()) }, async {
+        s.rotate_operator_token(&testing::operator()).await.unwrap();
+    })
+    .await;
+    assert!(matches!(s.authenticate(&old).await, Err(ServiceError::Unauthenticated)));
+}
+
+#[tokio::test]
 async fn a_deleted_tenants_admin_token_does_not_control_a_tenant_recreated_with_its_id() {
     let w = world("race-tenant-delete").await;
     let (s, t) = (w.s.clone(), w.admin_token.clone());
