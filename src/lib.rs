@@ -24,3 +24,15 @@ pub mod startup;
 pub mod store;
 pub mod vc;
 pub mod verify;
+
+/// The case count of the parser property tests (`*_props.rs`, modules named `fuzz`).
+#[cfg(test)]
+pub(crate) mod fuzz {
+    /// `ci` cases, or `PROPTEST_CASES` when set: the long mode of `scripts/fuzz-parsers`
+    /// runs the same properties with a large count. (`ProptestConfig::with_cases` would
+    /// ignore the variable.)
+    pub(crate) fn config(ci: u32) -> proptest::test_runner::Config {
+        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(ci);
+        proptest::test_runner::Config { cases, ..proptest::test_runner::Config::default() }
+    }
+}
