@@ -44,8 +44,17 @@ pub fn document(did: &str, methods: &[Method]) -> Value {
     })
 }
 
+/// The longest DID or DID URL looked at, in bytes, checked before it is split or
+/// rewritten. A did:web DID becomes an HTTPS URL of about its own length, and the egress
+/// policy refuses URLs over 2048 characters (`service::egress::MAX_URL`); a DID no fetch
+/// could serve is refused here before it is decoded, kept or used as a cache key.
+pub const MAX_DID_URL: usize = 2048;
+
 /// The HTTPS URL a `did:web` DID document is fetched from (did:web spec §3.2).
 pub fn did_web_url(did: &str) -> Option<String> {
+    if did.len() > MAX_DID_URL {
+        return None;
+    }
     let rest = did.strip_prefix("did:web:")?;
     let mut parts = rest.split(':');
     let host = parts.next()?.replace("%3A", ":").replace("%3a", ":");
@@ -53,7 +62,10 @@ pub fn did_web_url(did: &str) -> Option<String> {
         return None;
     }
     let path: Vec<&str> = parts.collect();
-    if path.iter().any(|p| p.is_empty() || p.contains(['/', '?', '#']) || *p == "." || *p == "..") {
+    // A dot segment in any spelling: an HTTP client's URL parser reads `%2e` as `.`, so
+    // `did:web:host:a:%2e%2e` would fetch `https://host/did.json`.
+    let dot = |p: &str| matches!(p.to_ascii_lowercase().replace("%2e", ".").as_str(), "." | "..");
+    if path.iter().any(|p| p.is_empty() || p.contains(['/', '?', '#']) || dot(p)) {
         return None;
     }
     if path.is_empty() {
@@ -73,6 +85,9 @@ pub fn did_key_document(did: &str) -> Option<(PublicKey, Value)> {
 
 /// Splits a DID URL into (DID, fragment).
 pub fn split_did_url(url: &str) -> Option<(&str, &str)> {
+    if url.len() > MAX_DID_URL {
+        return None;
+    }
     url.split_once('#').filter(|(d, f)| d.starts_with("did:") && !f.is_empty())
 }
 
@@ -106,6 +121,10 @@ pub fn key_for(doc: &Value, method_id: &str, relationship: &str) -> Result<Publi
     }
     vm.get("publicKeyMultibase").and_then(Value::as_str).and_then(multikey::decode).ok_or("publicKeyMultibase is not an Ed25519 Multikey")
 }
+
+#[cfg(test)]
+#[path = "did_props.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {
