@@ -189,3 +189,7 @@ impl<T: DeserializeOwned + 'static> actix_web::FromRequest for Body<T> {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "body_props.rs"]
+mod fuzz;

@@ -361,3 +361,7 @@ fn check_action(
         Err(d) => r.push(Check::fail("authority", d.code(), d.detail())),
     }
 }
+
+#[cfg(test)]
+#[path = "presentation_props.rs"]
+mod fuzz;
