@@ -28,11 +28,23 @@ pub mod verify;
 /// The case count of the parser property tests (`*_props.rs`, modules named `fuzz`).
 #[cfg(test)]
 pub(crate) mod fuzz {
+    use proptest::test_runner::Config;
+
     /// `ci` cases, or `PROPTEST_CASES` when set: the long mode of `scripts/fuzz-parsers`
     /// runs the same properties with a large count. (`ProptestConfig::with_cases` would
     /// ignore the variable.)
-    pub(crate) fn config(ci: u32) -> proptest::test_runner::Config {
-        let cases = std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(ci);
-        proptest::test_runner::Config { cases, ..proptest::test_runner::Config::default() }
+    pub(crate) fn config(ci: u32) -> Config {
+        Config { cases: long_cases().unwrap_or(ci), ..Config::default() }
+    }
+
+    /// [`config`], but never more than `max` cases: for properties whose input space is
+    /// small (a length past a cap) or whose cases are expensive (megabyte lists, gzip bombs),
+    /// so that a long run spends its time where new inputs are.
+    pub(crate) fn config_bounded(ci: u32, max: u32) -> Config {
+        Config { cases: long_cases().map_or(ci, |n| n.clamp(ci, max)), ..Config::default() }
+    }
+
+    fn long_cases() -> Option<u32> {
+        std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok())
     }
 }

@@ -87,6 +87,11 @@ proptest! {
         let _ = key_for(&doc, &method, purpose);
         let _ = key_for(&doc, &other, purpose);
     }
+}
+
+proptest! {
+    // A length past a cap: a small input space, so a long run needs few cases.
+    #![proptest_config(crate::fuzz::config_bounded(200, 4000))]
 
     #[test]
     fn an_over_long_did_is_refused_before_it_is_split(extra in 1usize..8192) {

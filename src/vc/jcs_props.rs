@@ -75,6 +75,11 @@ proptest! {
     fn almost_json_parses_and_canonicalizes_or_is_refused(bytes in mutated_json()) {
         check_body(&bytes)?;
     }
+}
+
+proptest! {
+    // Depths 1 to 4 x the cap: a small input space.
+    #![proptest_config(crate::fuzz::config_bounded(200, 2000))]
 
     #[test]
     fn nesting_past_the_cap_is_refused_by_the_parser(depth in 1usize..4 * MAX_JSON_DEPTH, object in any::<bool>()) {

@@ -56,6 +56,11 @@ proptest! {
         // changed character cannot verify.
         prop_assert!(parse(&tampered).and_then(|j| j.verify(&signer.public())).is_err(), "{}", tampered);
     }
+}
+
+proptest! {
+    // A length past a cap: a small input space, so a long run needs few cases.
+    #![proptest_config(crate::fuzz::config_bounded(100, 2000))]
 
     #[test]
     fn an_over_long_jws_is_refused_before_decoding(extra in 1usize..4096) {

@@ -25,6 +25,11 @@ proptest! {
         prop_assert!(mb.starts_with("z6Mk") && mb.len() <= MAX_MULTIKEY);
         prop_assert_eq!(decode_checked(&mb), Ok(PublicKey(raw)));
     }
+}
+
+proptest! {
+    // A length past a cap: a small input space, so a long run needs few cases.
+    #![proptest_config(crate::fuzz::config_bounded(200, 4000))]
 
     #[test]
     fn an_over_long_multikey_is_refused_before_decoding(extra in 1usize..60_000) {

@@ -82,6 +82,11 @@ proptest! {
         let (u, p) = parse(&changed).unwrap();
         prop_assert_eq!(verify_parsed(&u, &p, &signer.public()), Err(ProofError::BadSignature));
     }
+}
+
+proptest! {
+    // A length past a cap: a small input space, so a long run needs few cases.
+    #![proptest_config(crate::fuzz::config_bounded(100, 4000))]
 
     #[test]
     fn an_over_long_proof_value_is_refused_before_decoding(extra in 1usize..60_000) {
