@@ -1,4 +1,5 @@
-//! The `sigil` command line: `serve`, `openapi`.
+//! The `sigil` command line: `serve`, `openapi`, `verify`, `audit verify`, `backup`,
+//! `restore`, `rotate-root-key`, `seed`.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -47,33 +48,39 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCmd {
-    /// Verify an exported trail (JSON Lines) offline: hash chain and signed checkpoints.
-    /// Exit code 0 only when every entry is intact and the export ends with a checkpoint.
-    Verify {
-        /// The export (`GET /v1/tenants/{tenant}/audit/export`).
-        file: std::path::PathBuf,
-        /// The tenant's DID document (JSON) holding the audit key; fetched over HTTPS when absent.
-        #[arg(long)]
-        did_document: Option<std::path::PathBuf>,
-        /// Extra PEM CA for fetching the DID document (a development server's tls/ca.pem).
-        #[arg(long)]
-        ca: Option<std::path::PathBuf>,
-        /// Let the fetch reach `HOST` or `HOST:PORT` beyond public addresses on port 443.
-        #[arg(long)]
-        resolver_allow: Vec<String>,
-    },
+    /// Verify an exported trail (JSON Lines) offline: hash chain, and signed checkpoints
+    /// against the audit keys of the tenant, taken from a pinned DID document or a trusted
+    /// tenant URL (never from the export). Exit code 0 only when every entry is intact and
+    /// the export ends with a checkpoint.
+    Verify(AuditVerifyArgs),
 }
 
-fn audit_verify_cmd(
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("anchor").required(true).args(["did_document", "trust_tenant"])))]
+struct AuditVerifyArgs {
+    /// The export (`GET /v1/tenants/{tenant}/audit/export`).
     file: std::path::PathBuf,
+    /// The tenant's DID document (JSON), pinned from a source you trust; its `id` must be
+    /// the DID of the export's tenant.
+    #[arg(long)]
     did_document: Option<std::path::PathBuf>,
+    /// The tenant's URL, `https://host[:port]/tenants/{t}`, which you trust: its DID
+    /// document is resolved from there.
+    #[arg(long)]
+    trust_tenant: Option<String>,
+    /// Extra PEM CA for fetching the DID document (a development server's tls/ca.pem).
+    #[arg(long)]
     ca: Option<std::path::PathBuf>,
+    /// Let the fetch reach `HOST` or `HOST:PORT` beyond public addresses on port 443.
+    #[arg(long)]
     resolver_allow: Vec<String>,
-) -> ExitCode {
+}
+
+fn audit_verify_cmd(a: AuditVerifyArgs) -> ExitCode {
     use sigil::audit::{Entry, verify_trail};
-    let text = match std::fs::read_to_string(&file) {
+    let text = match std::fs::read_to_string(&a.file) {
         Ok(t) => t,
-        Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", file.display()))),
+        Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", a.file.display()))),
     };
     let mut entries = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -89,21 +96,21 @@ fn audit_verify_cmd(
         println!("FAIL the export is empty");
         return ExitCode::from(1);
     };
-    let doc: serde_json::Value = match did_document {
-        Some(p) => match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
-            Ok(d) => d,
-            Err(e) => return fail(SigilError::Config(format!("cannot read DID document {}: {e}", p.display()))),
-        },
-        None => {
-            let Some(did) = entries
-                .iter()
-                .rev()
-                .find_map(|e| e.details.get("key").and_then(|k| k.as_str()).and_then(|k| k.split_once('#')).map(|(d, _)| d.to_owned()))
-            else {
-                println!("FAIL the export has no checkpoint naming the tenant's audit key");
-                return ExitCode::from(1);
+    // The keys come from what the auditor trusts, never from the export: anyone can
+    // re-chain entries and sign a checkpoint with a key of their own.
+    let doc: serde_json::Value = match (&a.did_document, &a.trust_tenant) {
+        (Some(p), _) => {
+            match std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+                Ok(d) => d,
+                Err(e) => return fail(SigilError::Config(format!("cannot read DID document {}: {e}", p.display()))),
+            }
+        }
+        (None, Some(url)) => {
+            let did = match sigil::vc::trust::tenant_did_of_url(url) {
+                Ok(d) => d,
+                Err(e) => return fail(SigilError::Config(format!("--trust-tenant {e}"))),
             };
-            let resolver = match cli_resolver(ca.as_deref(), &resolver_allow) {
+            let resolver = match cli_resolver(a.ca.as_deref(), &a.resolver_allow) {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
@@ -116,14 +123,15 @@ fn audit_verify_cmd(
                 Err(e) => return fail(SigilError::Startup(format!("could not resolve {did}: {e}"))),
             }
         }
+        (None, None) => return fail(SigilError::Config("pass --did-document FILE or --trust-tenant URL".into())),
     };
-    let report = verify_trail(&entries, &|vm| sigil::vc::did::key_for(&doc, vm, "assertionMethod").ok());
+    let report = verify_trail(&entries, &doc);
     match &report.first_bad {
         Some(b) => {
             println!("FAIL entry {} (line {}): {}", b.seq.map(|s| s.to_string()).unwrap_or_default(), b.position + 1, b.reason);
             ExitCode::from(1)
         }
-        None if entries.last().is_some_and(|e| e.event != "audit.checkpoint") => {
+        None if entries.last().is_some_and(|e| e.event != sigil::audit::CHECKPOINT_EVENT) => {
             println!("FAIL the export does not end with a signed checkpoint; its tail is unauthenticated");
             ExitCode::from(1)
         }
@@ -384,9 +392,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Backup(a) => backup_cmd(a),
-        Command::Audit(AuditCmd::Verify { file, did_document, ca, resolver_allow }) => {
-            audit_verify_cmd(file, did_document, ca, resolver_allow)
-        }
+        Command::Audit(AuditCmd::Verify(a)) => audit_verify_cmd(a),
         Command::Restore(a) => match actix_web::rt::System::new().block_on(sigil::startup::restore(&a.data, &a.input)) {
             Ok(n) => {
                 println!("restored {n} records into {}; start it with the root key of the backup", a.data.display());

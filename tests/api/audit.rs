@@ -21,7 +21,9 @@ fn flip_last_byte(mut blob: Vec<u8>) -> Vec<u8> {
     blob
 }
 
-async fn setup(s: &Server) -> (String, String, String, String) {
+/// Tenant `acme` with an auditor token and an agent holding a refund delegation; returns
+/// (admin, auditor, agent id, agent token).
+pub async fn setup(s: &Server) -> (String, String, String, String) {
     let admin = s.tenant("acme").await;
     let (_, aud) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "auditor"})).await;
     let (agent, token, _) = s.agent("acme", &admin, "bot").await;
@@ -59,7 +61,7 @@ async fn daily_budget_is_atomic_under_concurrency() {
     assert_eq!((st, p["code"].as_str()), (403, Some("daily_limit_exceeded")));
 }
 
-fn export_lines(text: &str) -> Vec<String> {
+pub fn export_lines(text: &str) -> Vec<String> {
     text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
 }
 
@@ -70,6 +72,7 @@ fn cli_verify(s: &Server, lines: &[String]) -> (bool, String) {
     let out = std::process::Command::new(crate::helpers::bin())
         .args(["audit", "verify"])
         .arg(&f)
+        .args(["--trust-tenant", &s.url("/tenants/acme")])
         .arg("--ca")
         .arg(s.data.join("tls/ca.pem"))
         .args(["--resolver-allow", s.listen()])

@@ -1,0 +1,125 @@
+//! The audit trail checked from outside the server: an export re-signed by someone else's
+//! key.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use sigil::audit::{CHECKPOINT_EVENT, Checkpoint, Entry, GENESIS};
+use sigil::crypto::Signer;
+
+use crate::audit::{export_lines, setup};
+use crate::helpers::{Server, bin};
+use crate::presentations::refund;
+
+async fn export(s: &Server, auditor: &str) -> Vec<String> {
+    let resp = s.client.get(s.url("/v1/tenants/acme/audit/export")).bearer_auth(auditor).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    export_lines(&resp.text().await.unwrap())
+}
+
+/// `sigil audit verify` on `lines` with `args`: (exit code, stdout and stderr).
+fn cli_verify(dir: &Path, lines: &[String], args: &[&str]) -> (i32, String) {
+    let f = dir.join("audit.jsonl");
+    std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+    let out = Command::new(bin()).args(["audit", "verify"]).arg(&f).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The export as someone without the tenant's audit key would rewrite it: entry `drop`
+/// (0-based) removed, every later entry renumbered and re-linked, every checkpoint re-signed
+/// with `forger` naming `key`. Every hash and signature in it is right.
+fn forge(lines: &[String], drop: usize, forger: &Signer, key: &str) -> Vec<String> {
+    let mut prev = GENESIS.to_owned();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate().filter(|(i, _)| *i != drop) {
+        let mut e: Entry = serde_json::from_str(line).unwrap();
+        e.seq = out.len() as u64 + 1;
+        e.prev = prev.clone();
+        if e.event == CHECKPOINT_EVENT {
+            let mut cp: Checkpoint = serde_json::from_value(e.details.clone()).unwrap();
+            (cp.seq, cp.head, cp.key) = (e.seq - 1, prev.clone(), key.to_owned());
+            let input = Checkpoint::signing_input(&cp.tenant, cp.seq, &cp.head, &cp.time, &cp.key);
+            cp.signature = multibase::encode(multibase::Base::Base58Btc, forger.sign(&input));
+            e.details = serde_json::to_value(cp).unwrap();
+        }
+        e.hash = e.compute_hash();
+        prev = e.hash.clone();
+        assert!(i != drop);
+        out.push(serde_json::to_string(&e).unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_forged_export_signed_by_a_foreign_key_fails_the_cli() {
+    let s = Server::start().await;
+    let (_, auditor, _, token) = setup(&s).await;
+    assert_eq!(s.post("/v1/presentations", &token, refund("f1")).await.0, 200);
+    let mut denied = refund("f2");
+    denied["action"] = "invoices:pay".into();
+    assert_eq!(s.post("/v1/presentations", &token, denied).await.0, 403);
+    export(&s, &auditor).await;
+    let lines = export(&s, &auditor).await;
+    // The audit key sits in its own relationship only: it signs no credential or presentation.
+    let (_, doc) = s.call("GET", "/tenants/acme/did.json", None, None).await;
+    let did = doc["id"].as_str().unwrap().to_owned();
+    assert_eq!(doc["auditCheckpoint"], json!([format!("{did}#audit-1")]), "{doc}");
+    for rel in ["assertionMethod", "authentication"] {
+        assert!(!doc[rel].as_array().unwrap().iter().any(|k| k.as_str().unwrap().contains("#audit-")), "{rel}: {doc}");
+    }
+    assert_eq!(doc["@context"][2], s.url("/ns/v1"), "the context that defines auditCheckpoint");
+    let (_, ctx) = s.call("GET", "/ns/v1", None, None).await;
+    assert_eq!(ctx["@context"]["auditCheckpoint"]["@id"], "sigil:auditCheckpoint");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = dir.path().join("acme-did.json");
+    std::fs::write(&pinned, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let ca = s.data.join("tls/ca.pem");
+    let trusted: Vec<String> = vec![
+        "--trust-tenant".into(),
+        s.url("/tenants/acme"),
+        "--ca".into(),
+        ca.display().to_string(),
+        "--resolver-allow".into(),
+        s.listen().into(),
+    ];
+    let trusted: Vec<&str> = trusted.iter().map(String::as_str).collect();
+    let pinned_args = ["--did-document", pinned.to_str().unwrap()];
+    for args in [&trusted[..], &pinned_args[..]] {
+        let (code, out) = cli_verify(dir.path(), &lines, args);
+        assert_eq!(code, 0, "the genuine export verifies: {out}");
+    }
+
+    // The denial cut out, the rest re-chained, the checkpoints re-signed: with the forger's
+    // own did:key, or a look-alike did:web naming the same tenant.
+    let forger = Signer::generate();
+    let mb = sigil::vc::multikey::encode(&forger.public());
+    let denial = lines.iter().position(|l| l.contains("presentation.denied")).unwrap();
+    for key in [format!("did:key:{mb}#{mb}"), "did:web:evil.example:tenants:acme#audit-1".to_owned()] {
+        let forged = forge(&lines, denial, &forger, &key);
+        for args in [&trusted[..], &pinned_args[..]] {
+            let (code, out) = cli_verify(dir.path(), &forged, args);
+            assert_eq!(code, 1, "{key} {args:?}: {out}");
+            assert!(out.contains(&format!("is not an audit key of {did}")), "{key}: {out}");
+        }
+        // With nothing to anchor the keys, the CLI refuses to judge (a usage error), rather
+        // than take the export's own word for them.
+        let (code, out) = cli_verify(dir.path(), &forged, &["--ca", ca.to_str().unwrap(), "--resolver-allow", s.listen()]);
+        assert!(code == 2 && !out.contains("ok:"), "{out}");
+    }
+
+    // A document pinned for another tenant does not vouch for this tenant's export.
+    s.tenant("other").await;
+    let (_, other) = s.call("GET", "/tenants/other/did.json", None, None).await;
+    std::fs::write(&pinned, serde_json::to_vec(&other).unwrap()).unwrap();
+    let (code, out) = cli_verify(dir.path(), &lines, &pinned_args);
+    assert!(code == 1 && out.contains("not of the tenant of the DID document"), "{out}");
+    let mut other_url = trusted.clone();
+    let url = s.url("/tenants/other");
+    other_url[1] = &url;
+    let (code, out) = cli_verify(dir.path(), &lines, &other_url);
+    assert!(code == 1 && out.contains("not of the tenant of the DID document"), "{out}");
+}
