@@ -141,7 +141,8 @@ pub fn audit_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
     format!("t/{tenant}/au/").into_bytes()
 }
 
-/// The chain head `{seq}:{hash}` (plaintext: a counter and a hash).
+/// The chain head `{seq}:{hash}:{mac}` (plaintext: a counter, a hash and a keyed hash
+/// that authenticates both for this tenant).
 pub fn audit_head(tenant: impl AsRef<str>) -> Vec<u8> {
     let tenant = tenant.as_ref();
     format!("t/{tenant}/au-head").into_bytes()

@@ -1,5 +1,5 @@
 //! The audit trail checked from outside the server: an export re-signed by someone else's
-//! key.
+//! key, and entries cut from the end of the stored trail.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,6 +8,7 @@ use serde_json::json;
 
 use sigil::audit::{CHECKPOINT_EVENT, Checkpoint, Entry, GENESIS};
 use sigil::crypto::Signer;
+use sigil::store::{Store, Txn, keys};
 
 use crate::audit::{export_lines, setup};
 use crate::helpers::{Server, bin};
@@ -122,4 +123,49 @@ async fn a_forged_export_signed_by_a_foreign_key_fails_the_cli() {
     other_url[1] = &url;
     let (code, out) = cli_verify(dir.path(), &lines, &other_url);
     assert!(code == 1 && out.contains("not of the tenant of the DID document"), "{out}");
+}
+
+#[tokio::test]
+async fn cutting_the_last_entries_and_rewriting_the_head_is_reported() {
+    let s = Server::start().await;
+    let (_, auditor, _, token) = setup(&s).await;
+    for i in 0..4 {
+        assert_eq!(s.post("/v1/presentations", &token, refund(&format!("t{i}"))).await.0, 200);
+    }
+    let (_, v) = s.get("/v1/tenants/acme/audit/verify", &auditor).await;
+    assert_eq!(v["ok"], true, "{v}");
+    let (_, page) = s.get("/v1/tenants/acme/audit?limit=500", &auditor).await;
+    let items = page["items"].as_array().unwrap();
+    let n = items.len() as u64;
+    let (keep, keep_hash) = (n - 2, items[n as usize - 3]["hash"].as_str().unwrap().to_owned());
+
+    // The last two entries deleted at rest, the head left alone.
+    let mut s = s
+        .edit_store_in_place(|store| async move {
+            let mut txn = Txn::new();
+            txn.delete(keys::audit_entry("acme", n)).delete(keys::audit_entry("acme", n - 1));
+            store.commit(txn).await.unwrap();
+        })
+        .await;
+    let (_, v) = s.get("/v1/tenants/acme/audit/verify", &auditor).await;
+    assert_eq!((v["ok"].as_bool(), v["first_bad"]["seq"].as_u64()), (Some(false), Some(keep + 1)), "{v}");
+    assert!(v["first_bad"]["reason"].as_str().unwrap().contains("missing"), "{v}");
+
+    // And the head rewritten to name the new last entry, in the format it had before it
+    // was authenticated, or with a made-up keyed hash.
+    for head in [format!("{keep}:{keep_hash}"), format!("{keep}:{keep_hash}:{}", "0".repeat(64))] {
+        s = s
+            .edit_store_in_place(|store| async move {
+                let mut txn = Txn::new();
+                txn.put(keys::audit_head("acme"), head.into_bytes());
+                store.commit(txn).await.unwrap();
+            })
+            .await;
+        let (_, v) = s.get("/v1/tenants/acme/audit/verify", &auditor).await;
+        assert_eq!((v["ok"].as_bool(), v["first_bad"]["seq"].as_u64()), (Some(false), Some(keep + 1)), "{v}");
+        assert!(v["first_bad"]["reason"].as_str().unwrap().contains("does not authenticate"), "{v}");
+        // Nothing extends a cut chain: no entry, so no signature either.
+        let (st, p) = s.post("/v1/presentations", &token, refund("after-cut")).await;
+        assert_eq!(st, 500, "{p}");
+    }
 }

@@ -384,6 +384,17 @@ impl Server {
         self.start_again("127.0.0.1:0").await
     }
 
+    /// [`Server::edit_at_rest`] on the same address.
+    pub async fn edit_store_in_place<F: std::future::Future<Output = ()>>(
+        mut self,
+        edit: impl FnOnce(sigil::store::SledStore) -> F,
+    ) -> Server {
+        self.stop();
+        edit(sigil::store::SledStore::open(&self.data.join("store")).unwrap()).await;
+        let listen = self.listen.clone();
+        self.start_again(&listen).await
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
