@@ -16,6 +16,7 @@ pub mod datadir;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod monitor;
 pub mod policy;
 pub mod seed;
 pub mod service;

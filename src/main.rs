@@ -1,4 +1,4 @@
-//! The `sigil` command line: `serve`, `openapi`, `verify`, `audit verify`, `backup`,
+//! The `sigil` command line: `serve`, `openapi`, `verify`, `audit verify|watch`, `backup`,
 //! `restore`, `rotate-root-key`, `seed`.
 #![forbid(unsafe_code)]
 
@@ -53,6 +53,11 @@ enum AuditCmd {
     /// tenant URL (never from the export). Exit code 0 only when every entry is intact and
     /// the export ends with a checkpoint.
     Verify(AuditVerifyArgs),
+    /// Watch a tenant's published checkpoints: prove that the latest extends the last one
+    /// this watcher accepted (kept in --state), re-hashing every entry between them with an
+    /// auditor token. Exit code 1 and a FAIL line on a lower sequence (rollback), another
+    /// head at the same sequence (fork) or a chain that does not extend.
+    Watch(AuditWatchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +79,26 @@ struct AuditVerifyArgs {
     /// Let the fetch reach `HOST` or `HOST:PORT` beyond public addresses on port 443.
     #[arg(long)]
     resolver_allow: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditWatchArgs {
+    /// The tenant's URL, `https://host[:port]/tenants/{t}`: its DID document and latest
+    /// checkpoint (`…/audit/checkpoint`) are read from there.
+    url: String,
+    /// The watcher's memory: the last checkpoint it accepted. Created by the first run
+    /// (which re-hashes the whole trail); rewritten only after a successful check.
+    #[arg(long)]
+    state: std::path::PathBuf,
+    /// File holding an auditor (or admin) token of the tenant, to read the entries.
+    #[arg(long)]
+    token_file: std::path::PathBuf,
+    /// Extra PEM CA to trust (a development server's tls/ca.pem).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// Check again every SECONDS until a check fails (default: check once).
+    #[arg(long)]
+    interval: Option<u64>,
 }
 
 fn audit_verify_cmd(a: AuditVerifyArgs) -> ExitCode {
@@ -141,6 +166,76 @@ fn audit_verify_cmd(a: AuditVerifyArgs) -> ExitCode {
                 report.entries, report.checkpoints, report.head_hash
             );
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn audit_watch_cmd(a: AuditWatchArgs) -> ExitCode {
+    use sigil::monitor::{Seen, WatchError, WatchedTenant, client, watch_once};
+    let tenant = match WatchedTenant::from_url(&a.url) {
+        Ok(t) => t,
+        Err(e) => return fail(SigilError::Config(e)),
+    };
+    let token = match std::fs::read_to_string(&a.token_file) {
+        Ok(t) => t.trim().to_owned(),
+        Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", a.token_file.display()))),
+    };
+    let ca = match a.ca.as_deref().map(std::fs::read).transpose() {
+        Ok(c) => c,
+        Err(e) => return fail(SigilError::Config(format!("cannot read the CA file: {e}"))),
+    };
+    let http = match client(ca.as_deref(), !a.url.starts_with("http://")) {
+        Ok(c) => c,
+        Err(e) => return fail(SigilError::Config(e)),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(SigilError::Startup(e.to_string())),
+    };
+    loop {
+        let last: Option<Seen> = match std::fs::read(&a.state) {
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(s) => Some(s),
+                Err(e) => return fail(SigilError::Config(format!("{} is not a watcher state: {e}", a.state.display()))),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", a.state.display()))),
+        };
+        match rt.block_on(watch_once(&http, &tenant, &token, last.as_ref())) {
+            Ok(acc) => {
+                let cp = &acc.seen.checkpoint;
+                match (&last, acc.rehashed) {
+                    (None, n) => {
+                        println!("ok: {}: first checkpoint seen, seq {} head {} ({n} entries re-hashed)", tenant.did, cp.seq, cp.head)
+                    }
+                    (Some(_), 0) => println!("ok: {}: no new checkpoint since seq {}", tenant.did, cp.seq),
+                    (Some(_), n) => println!(
+                        "ok: {}: checkpoint seq {} head {} extends seq {} ({n} entries re-hashed)",
+                        tenant.did, cp.seq, cp.head, acc.from_seq
+                    ),
+                }
+                let state = match serde_json::to_vec_pretty(&acc.seen) {
+                    Ok(s) => s,
+                    Err(e) => return fail(SigilError::Startup(e.to_string())),
+                };
+                if let Err(e) = sigil::datadir::write_private_file(&a.state, &state) {
+                    return fail(e);
+                }
+            }
+            Err(WatchError::Inconsistent(why)) => {
+                println!("FAIL {}: {why}", tenant.did);
+                eprintln!(
+                    "sigil: ALERT: the audit trail of {} is not the one this watcher saw before; state kept in {}",
+                    tenant.did,
+                    a.state.display()
+                );
+                return ExitCode::from(1);
+            }
+            Err(e @ WatchError::Unavailable(_)) => return fail(SigilError::Startup(e.to_string())),
+        }
+        match a.interval {
+            Some(secs) => std::thread::sleep(std::time::Duration::from_secs(secs.max(1))),
+            None => return ExitCode::SUCCESS,
         }
     }
 }
@@ -393,6 +488,7 @@ fn main() -> ExitCode {
         }
         Command::Backup(a) => backup_cmd(a),
         Command::Audit(AuditCmd::Verify(a)) => audit_verify_cmd(a),
+        Command::Audit(AuditCmd::Watch(a)) => audit_watch_cmd(a),
         Command::Restore(a) => match actix_web::rt::System::new().block_on(sigil::startup::restore(&a.data, &a.input)) {
             Ok(n) => {
                 println!("restored {n} records into {}; start it with the root key of the backup", a.data.display());

@@ -293,6 +293,120 @@ fn check_entry(e: &Entry, seq: u64, prev: &str, tenant: &str, tenant_doc: &Value
     Ok(true)
 }
 
+/// Why a new checkpoint does not extend the one a monitor saw before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotExtended {
+    /// The new checkpoint is at a lower sequence number: the trail was rolled back.
+    RolledBack { seen: u64, now: u64 },
+    /// The same sequence number with another head: two histories (a fork).
+    Forked { seq: u64, seen: String, now: String },
+    /// The entries between the two do not chain from the old head to the new one (or are
+    /// not all there, or one of them does not verify).
+    DoesNotExtend(String),
+}
+
+impl std::fmt::Display for NotExtended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotExtended::RolledBack { seen, now } => {
+                write!(f, "rolled back: the checkpoint is at seq {now}, but one at seq {seen} was seen before")
+            }
+            NotExtended::Forked { seq, seen, now } => {
+                write!(f, "forked: the checkpoint at seq {seq} has head {now}, but head {seen} was seen before at that seq")
+            }
+            NotExtended::DoesNotExtend(why) => write!(f, "the chain does not extend the checkpoint seen before: {why}"),
+        }
+    }
+}
+
+/// Proves, the way a transparency-log monitor does, that checkpoint `next` (already checked
+/// with [`Checkpoint::verify_for`]) extends the chain a monitor last saw at (`seen_seq`,
+/// `seen_head`; `0` and [`GENESIS`] before the first): `entries` must be exactly the entries
+/// `seen_seq + 1 ..= next.seq`, each a valid entry of the tenant of `tenant_doc`, chaining
+/// from `seen_head` to `next.head`. Returns how many entries were re-hashed. A monitor that
+/// reads the entries page by page uses [`Rehash`] and [`Rehash::reaches`] instead.
+pub fn verify_extension(
+    seen_seq: u64,
+    seen_head: &str,
+    next: &Checkpoint,
+    entries: &[Entry],
+    tenant_doc: &Value,
+) -> Result<usize, NotExtended> {
+    compare_checkpoints(seen_seq, seen_head, next)?;
+    let mut r = Rehash::new(tenant_doc, seen_seq, seen_head).map_err(NotExtended::DoesNotExtend)?;
+    for e in entries.iter().take_while(|e| e.seq <= next.seq) {
+        r.push(e)?;
+    }
+    r.reaches(next)
+}
+
+/// The checks that need no entries: `Ok(true)` when `next` is past what was seen (the
+/// entries between must then be re-hashed), `Ok(false)` when it is the checkpoint seen.
+pub fn compare_checkpoints(seen_seq: u64, seen_head: &str, next: &Checkpoint) -> Result<bool, NotExtended> {
+    if next.seq < seen_seq {
+        return Err(NotExtended::RolledBack { seen: seen_seq, now: next.seq });
+    }
+    if next.seq == seen_seq {
+        if next.head != seen_head {
+            return Err(NotExtended::Forked { seq: next.seq, seen: seen_head.to_owned(), now: next.head.clone() });
+        }
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Re-hashes a tenant's chain onward from a known (seq, head), one entry at a time, so a
+/// monitor need not hold the entries between two checkpoints in memory.
+#[derive(Debug)]
+pub struct Rehash<'a> {
+    doc: &'a Value,
+    tenant: &'a str,
+    from: u64,
+    seq: u64,
+    head: String,
+}
+
+impl<'a> Rehash<'a> {
+    /// Starts after entry `seq` with hash `head` (`0` and [`GENESIS`]: the beginning) of the
+    /// tenant whose DID document `tenant_doc` is.
+    pub fn new(tenant_doc: &'a Value, seq: u64, head: &str) -> Result<Self, String> {
+        let (_, tenant) = tenant_of_document(tenant_doc)?;
+        Ok(Self { doc: tenant_doc, tenant, from: seq, seq, head: head.to_owned() })
+    }
+
+    /// The seq of the last entry re-hashed (or the start).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The next entry: it must follow, link, be intact and the tenant's (a checkpoint
+    /// among them must verify too).
+    pub fn push(&mut self, e: &Entry) -> Result<(), NotExtended> {
+        check_entry(e, self.seq + 1, &self.head, self.tenant, self.doc)
+            .map_err(|why| NotExtended::DoesNotExtend(format!("entry {}: {why}", self.seq + 1)))?;
+        self.seq = e.seq;
+        self.head.clone_from(&e.hash);
+        Ok(())
+    }
+
+    /// Whether the entries pushed end exactly at `next`'s head; the count re-hashed.
+    pub fn reaches(&self, next: &Checkpoint) -> Result<usize, NotExtended> {
+        if self.seq != next.seq {
+            return Err(NotExtended::DoesNotExtend(format!(
+                "the entries stop at seq {}, before the checkpoint's seq {}",
+                self.seq, next.seq
+            )));
+        }
+        if self.head != next.head {
+            return Err(NotExtended::DoesNotExtend(format!(
+                "entry {} has hash {}, the checkpoint claims head {}",
+                self.seq, self.head, next.head
+            )));
+        }
+        Ok(usize::try_from(self.seq - self.from).unwrap_or(usize::MAX))
+    }
+}
+
 #[cfg(test)]
 mod checkpoint_tests {
     use super::*;
@@ -372,5 +486,28 @@ mod checkpoint_tests {
         // The right key under a signing relationship is not an audit key.
         let r = verify_trail(&trail(&audit, &format!("{DID}#audit-1")), &doc_with(DID, &audit, Purpose::Sign));
         assert!(r.first_bad.unwrap().reason.contains("not authorized for this proof purpose"));
+    }
+
+    #[test]
+    fn a_new_checkpoint_must_extend_the_one_seen() {
+        let audit = Signer::generate();
+        let doc = doc_with(DID, &audit, Purpose::AuditCheckpoint);
+        let key = format!("{DID}#audit-1");
+        let t = trail(&audit, &key);
+        let cp = |i: usize| serde_json::from_value::<Checkpoint>(t[i].details.clone()).unwrap();
+        let (first, second) = (cp(2), cp(5));
+        assert_eq!((first.seq, second.seq), (2, 5));
+        // From nothing to the first, from the first to the second, and the same one again.
+        assert_eq!(verify_extension(0, GENESIS, &first, &t, &doc), Ok(2));
+        assert_eq!(verify_extension(2, &first.head, &second, &t[2..], &doc), Ok(3));
+        assert_eq!(verify_extension(5, &second.head, &second, &[], &doc), Ok(0));
+        // Rolled back, forked, and a history that does not continue the one seen.
+        assert!(matches!(verify_extension(5, &second.head, &first, &t[2..], &doc), Err(NotExtended::RolledBack { seen: 5, now: 2 })));
+        assert!(matches!(verify_extension(2, GENESIS, &first, &[], &doc), Err(NotExtended::Forked { seq: 2, .. })));
+        let other = salted(&audit, &key, 1);
+        let r = verify_extension(2, &first.head, &serde_json::from_value(other[5].details.clone()).unwrap(), &other[2..], &doc);
+        assert!(matches!(r, Err(NotExtended::DoesNotExtend(ref why)) if why.contains("entry 3")), "{r:?}");
+        let r = verify_extension(2, &first.head, &second, &t[2..4], &doc);
+        assert!(matches!(r, Err(NotExtended::DoesNotExtend(ref why)) if why.contains("stop at seq 4")), "{r:?}");
     }
 }

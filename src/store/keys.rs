@@ -148,6 +148,12 @@ pub fn audit_head(tenant: impl AsRef<str>) -> Vec<u8> {
     format!("t/{tenant}/au-head").into_bytes()
 }
 
+/// The seq of the tenant's latest checkpoint entry (plaintext decimal: a counter).
+pub fn audit_latest_checkpoint(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/au-cp").into_bytes()
+}
+
 /// A used (holder, challenge) pair, by hash; value: expiry (unix seconds, big endian).
 pub fn replay(hash_hex: &str) -> Vec<u8> {
     format!("rp/{hash_hex}").into_bytes()

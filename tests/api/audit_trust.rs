@@ -1,10 +1,11 @@
 //! The audit trail checked from outside the server: an export re-signed by someone else's
-//! key, and entries cut from the end of the stored trail.
+//! key, entries cut from the end of the stored trail, and a store rolled back behind a
+//! watcher's back (`sigil audit watch`).
 
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use sigil::audit::{CHECKPOINT_EVENT, Checkpoint, Entry, GENESIS};
 use sigil::crypto::Signer;
@@ -168,4 +169,103 @@ async fn cutting_the_last_entries_and_rewriting_the_head_is_reported() {
         let (st, p) = s.post("/v1/presentations", &token, refund("after-cut")).await;
         assert_eq!(st, 500, "{p}");
     }
+}
+
+/// `sigil audit watch` on tenant `acme` with the state and token in `dir`.
+fn watch(s: &Server, dir: &Path) -> (i32, String) {
+    let out = Command::new(bin())
+        .args(["audit", "watch", &s.url("/tenants/acme")])
+        .arg("--state")
+        .arg(dir.join("state.json"))
+        .arg("--token-file")
+        .arg(dir.join("auditor.token"))
+        .arg("--ca")
+        .arg(s.data.join("tls/ca.pem"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+async fn present(s: &Server, token: &str, tag: &str, n: usize) {
+    for i in 0..n {
+        assert_eq!(s.post("/v1/presentations", token, refund(&format!("{tag}{i}"))).await.0, 200);
+    }
+}
+
+async fn published(s: &Server) -> Checkpoint {
+    let (st, cp) = s.call("GET", "/tenants/acme/audit/checkpoint", None, None).await;
+    assert_eq!(st, 200, "{cp}");
+    serde_json::from_value(cp).unwrap()
+}
+
+#[tokio::test]
+async fn a_watcher_given_a_rolled_back_checkpoint_fails() {
+    let s = Server::start().await;
+    let (_, auditor, _, token) = setup(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("auditor.token"), &auditor).unwrap();
+    let state = dir.path().join("state.json");
+    let (st, p) = s.call("GET", "/tenants/acme/audit/checkpoint", None, None).await;
+    assert_eq!((st, p["code"].as_str()), (404, Some("checkpoint_not_found")));
+
+    present(&s, &token, "a", 2).await;
+    let lines = export(&s, &auditor).await;
+    let first = published(&s).await;
+    assert_eq!(first.seq as usize, lines.len() - 1, "the export's closing checkpoint is the one published");
+    let (code, out) = watch(&s, dir.path());
+    assert!(code == 0 && out.contains("first checkpoint seen"), "{out}");
+    let (code, out) = watch(&s, dir.path());
+    assert!(code == 0 && out.contains("no new checkpoint"), "{out}");
+
+    // A copy of the store as it is now, then more history, seen by the watcher.
+    let copy = dir.path().join("store-copy");
+    let s = s.edit_files_at_rest(|data| copy_dir(&data.join("store"), &copy)).await;
+    present(&s, &token, "b", 2).await;
+    export(&s, &auditor).await;
+    let second = published(&s).await;
+    assert!(second.seq > first.seq);
+    let (code, out) = watch(&s, dir.path());
+    assert!(code == 0 && out.contains(&format!("extends seq {}", first.seq)), "{out}");
+    let seen = std::fs::read(&state).unwrap();
+
+    // The store put back from the copy: the server publishes the older checkpoint again.
+    let s = s
+        .edit_files_at_rest(|data| {
+            std::fs::remove_dir_all(data.join("store")).unwrap();
+            copy_dir(&copy, &data.join("store"));
+        })
+        .await;
+    assert_eq!(published(&s).await, first);
+    let (code, out) = watch(&s, dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL") && out.contains("rolled back"), "{out}");
+    assert_eq!(std::fs::read(&state).unwrap(), seen, "a failed check keeps the state it had");
+
+    // The rolled-back server grows past the seq seen: its chain does not extend the old one.
+    present(&s, &token, "c", 4).await;
+    export(&s, &auditor).await;
+    let third = published(&s).await;
+    assert!(third.seq > second.seq, "{third:?} {second:?}");
+    let (code, out) = watch(&s, dir.path());
+    assert!(code == 1 && out.contains("does not extend"), "{out}");
+
+    // Another head at the seq the watcher saw: a fork.
+    let mut forked: Value = serde_json::from_slice(&seen).unwrap();
+    forked["checkpoint"]["seq"] = third.seq.into();
+    std::fs::write(&state, serde_json::to_vec(&forked).unwrap()).unwrap();
+    let (code, out) = watch(&s, dir.path());
+    assert!(code == 1 && out.contains("forked"), "{out}");
 }

@@ -3,7 +3,8 @@
 //! (one transaction), or journaled alone when it describes no other write (a presentation),
 //! and the request is answered only after the store made both durable. The per-tenant lock
 //! covers the in-memory apply only, never the flush, so concurrent requests share fsyncs
-//! (group commit). Checkpoints sign the chain head with the tenant's audit key.
+//! (group commit). Checkpoints sign the chain head with the tenant's audit key, and the
+//! seq of the latest one is kept beside the head, in the same write, for publication.
 //!
 //! The stored head is authenticated: `{seq}:{hash}:{mac}`, the mac a keyed hash (under the
 //! pepper, which only the root key opens) of tenant, seq and hash. Someone who can write
@@ -23,7 +24,7 @@ use tokio::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::audit::{Entry, GENESIS};
+use crate::audit::{CHECKPOINT_EVENT, Entry, GENESIS};
 use crate::clock::rfc3339;
 use crate::ids::TenantId;
 use crate::service::kernel::keyring::TenantKeys;
@@ -378,8 +379,9 @@ impl Sigil {
         Ok(Fast::Appended)
     }
 
-    /// The entry for `event` extending `head`: the writes that append it (the sealed entry
-    /// and the authenticated head it makes) and that head. Synchronous, so that the fast path in
+    /// The entry for `event` extending `head`: the writes that append it (the sealed entry,
+    /// the authenticated head it makes and, for a checkpoint, the pointer to the latest
+    /// checkpoint) and that head. Synchronous, so that the fast path in
     /// `commit_audited_with` can run it under the slot's head lock.
     #[allow(clippy::too_many_arguments)]
     fn chain_entry(
@@ -407,7 +409,10 @@ impl Sigil {
         entry.hash = entry.compute_hash();
         let sealed = self.seal_record(tk, tenant, kind::AUDIT, &entry.seq.to_string(), &entry)?;
         let next = Head { seq: entry.seq, hash: entry.hash };
-        let puts = vec![(keys::audit_entry(tenant, next.seq), sealed), (keys::audit_head(tenant), self.head_bytes(tenant, &next))];
+        let mut puts = vec![(keys::audit_entry(tenant, next.seq), sealed), (keys::audit_head(tenant), self.head_bytes(tenant, &next))];
+        if entry.event == CHECKPOINT_EVENT {
+            puts.push((keys::audit_latest_checkpoint(tenant), next.seq.to_string().into_bytes()));
+        }
         Ok((puts, next))
     }
 

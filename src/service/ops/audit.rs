@@ -1,11 +1,13 @@
 //! Reading the audit trail: paged queries, verification of the whole chain against its
-//! signed checkpoints and its authenticated head, and export for offline verification.
+//! signed checkpoints and its authenticated head, export for offline verification, and the
+//! latest signed checkpoint, published for monitors (`sigil audit watch`).
 //!
 //! Must never: write to the trail (the kernel's journal does), or show an entry of one
 //! tenant to another.
 
 use crate::audit::{Break, CHECKPOINT_EVENT, Checkpoint, Entry, TrailReport, verify_trail};
 use crate::clock::rfc3339;
+use crate::codes::ErrorCode;
 use crate::ids::TenantId;
 use crate::service::kernel::journal::{Event, StoredHead};
 use crate::service::model::records::kind;
@@ -167,6 +169,24 @@ impl Sigil {
         Ok(report)
     }
 
+    /// The tenant's latest signed checkpoint (public, no token): what monitors compare
+    /// with the last one they saw. `404 checkpoint_not_found` before the first.
+    pub async fn audit_latest_checkpoint(&self, tenant: &TenantId) -> Result<Checkpoint, ServiceError> {
+        let none = || ServiceError::not_found(ErrorCode::CheckpointNotFound, "this tenant has no signed checkpoint yet");
+        // Fails for a tenant that does not exist (or is being deleted).
+        self.tenant_keys(tenant).await?;
+        let Some(b) = self.store.get(&keys::audit_latest_checkpoint(tenant)).await? else { return Err(none()) };
+        let seq = std::str::from_utf8(&b)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| ServiceError::Internal("malformed checkpoint pointer".into()))?;
+        let entry = self.audit_entries(tenant, seq.saturating_sub(1), 1).await?.into_iter().next();
+        let entry = entry
+            .filter(|e| e.seq == seq && e.event == CHECKPOINT_EVENT)
+            .ok_or_else(|| ServiceError::Internal("the checkpoint pointer names no checkpoint".into()))?;
+        serde_json::from_value(entry.details).map_err(|e| ServiceError::Internal(format!("malformed checkpoint: {e}")))
+    }
+
     /// The whole trail as JSON Lines, ending with a fresh checkpoint so all of it is signed.
     pub async fn audit_export(&self, caller: &Caller, tenant: &crate::ids::TenantId) -> Result<String, ServiceError> {
         caller.require_tenant_read(tenant)?;
@@ -279,6 +299,7 @@ mod tests {
         }
         let r = s.audit_verify(&admin, &t.id).await.unwrap();
         assert!(r.ok && r.entries > 600 && r.checkpoints == 12, "{r:?} after {checks} checks under load");
+        assert_eq!(s.audit_latest_checkpoint(&t.id).await.unwrap().tenant, "acme");
     }
 
     #[test]
