@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod datadir;
 pub mod error;
+pub mod faults;
 pub mod http;
 pub mod ids;
 pub mod monitor;

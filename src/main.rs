@@ -1,5 +1,4 @@
-//! The `sigil` command line: `serve`, `openapi`, `verify`, `audit verify|watch`, `backup`,
-//! `restore`, `rotate-root-key`, `seed`.
+//! The `sigil` command line: `serve`, `openapi`, and the tools beside them.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -31,6 +30,10 @@ enum Command {
     /// Re-wrap every tenant data key under a new root key (server stopped). The current root
     /// key comes from the same options as `serve` (--root-key-file or SIGIL_ROOT_PASSPHRASE).
     RotateRootKey(RotateRootArgs),
+    /// Rotate or revoke the operator token on a stopped data directory. The root key comes
+    /// from the same options as `serve` (--root-key-file or SIGIL_ROOT_PASSPHRASE).
+    #[command(subcommand)]
+    OperatorToken(OperatorTokenCmd),
     /// Download a consistent backup from a running server (operator token).
     Backup(BackupArgs),
     /// Rebuild an empty data directory from a backup file (server stopped).
@@ -44,6 +47,23 @@ enum Command {
     /// Fast seeding for benchmarks and capacity tests (server stopped): one new tenant and N
     /// agents with an identity and a delegation each, flushed once at the end.
     Seed(SeedArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorTokenCmd {
+    /// Replace every operator token with a new one, written to --out (mode 0600).
+    Rotate {
+        /// Where to write the new token. Keep it outside the data directory.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Revoke every operator token: the operator routes answer 401 until `rotate`.
+    Revoke {
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -496,6 +516,24 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
+        Command::OperatorToken(cmd) => {
+            let (serve, command) = match cmd {
+                OperatorTokenCmd::Rotate { out, serve } => (serve, sigil::startup::OperatorTokenCommand::Rotate { out }),
+                OperatorTokenCmd::Revoke { serve } => (serve, sigil::startup::OperatorTokenCommand::Revoke),
+            };
+            let config = match Config::from_args(serve) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            init_logging(LogFormat::Text);
+            match actix_web::rt::System::new().block_on(sigil::startup::operator_token_offline(config, command)) {
+                Ok(said) => {
+                    println!("{said}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
         Command::RotateRootKey(a) => {
             let config = match Config::from_args(a.serve) {
                 Ok(c) => c,

@@ -22,4 +22,5 @@ mod logs;
 mod openapi;
 mod presentations;
 mod seed;
+mod tokens;
 mod trust;

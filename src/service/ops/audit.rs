@@ -20,6 +20,7 @@ pub struct AuditQuery {
     pub after: Option<u64>,
     pub agent: Option<String>,
     pub event: Option<String>,
+    pub request_id: Option<String>,
     pub from: Option<jiff::Timestamp>,
     pub to: Option<jiff::Timestamp>,
     pub limit: usize,
@@ -76,7 +77,11 @@ impl Sigil {
     ) -> Result<crate::service::Page<Entry>, ServiceError> {
         caller.require_tenant_read(tenant)?;
         let t = tenant;
-        let mut after = q.after.unwrap_or(0);
+        let mut after = match (q.after, q.from) {
+            (Some(a), _) => a,
+            (None, Some(from)) => self.audit_seq_before(t, from).await?,
+            (None, None) => 0,
+        };
         let mut items = Vec::new();
         let mut scanned = 0;
         loop {
@@ -90,7 +95,12 @@ impl Sigil {
                 let t_ok = |bound: Option<jiff::Timestamp>, cmp: fn(&jiff::Timestamp, &jiff::Timestamp) -> bool| {
                     bound.is_none_or(|b| e.time.parse::<jiff::Timestamp>().is_ok_and(|et| cmp(&et, &b)))
                 };
+                if q.to.is_some_and(|to| e.time.parse::<jiff::Timestamp>().is_ok_and(|et| et >= to)) {
+                    // Entries are in time order: nothing later can match.
+                    return Ok(crate::service::Page { items, next_cursor: None });
+                }
                 let keep = q.agent.as_deref().is_none_or(|a| e.agent.as_deref() == Some(a))
+                    && q.request_id.as_deref().is_none_or(|r| e.request_id.as_deref() == Some(r))
                     && q.event.as_deref().is_none_or(|ev| e.event == ev || e.event.starts_with(&format!("{ev}.")))
                     && t_ok(q.from, |a, b| a >= b)
                     && t_ok(q.to, |a, b| a < b);
@@ -105,6 +115,28 @@ impl Sigil {
                 return Ok(crate::service::Page { items, next_cursor: Some(last.to_string()) });
             }
         }
+    }
+
+    /// The last seq whose entry is older than `from` (0 if none), by binary search over the
+    /// chain: about log2(entries) single reads. Entries are appended in time order (one
+    /// writer per tenant stamps each with the clock as it links it), so the entries at or
+    /// after `from` are exactly those after this seq.
+    async fn audit_seq_before(&self, t: &TenantId, from: jiff::Timestamp) -> Result<u64, ServiceError> {
+        let (mut lo, mut hi) = (0u64, self.audit_head_seq(t).await?);
+        // Invariant: entry `lo` (or the start) is older than `from`; entries after `hi` are not.
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            let older = match self.audit_entries(t, mid - 1, 1).await?.first() {
+                Some(e) => e.time.parse::<jiff::Timestamp>().is_ok_and(|et| et < from),
+                None => false,
+            };
+            if older {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Ok(lo)
     }
 
     async fn all_entries(&self, t: &TenantId) -> Result<Vec<Entry>, ServiceError> {
@@ -264,8 +296,50 @@ fn ends_at_head(entries: &[Entry], before: &StoredHead, after: &StoredHead) -> R
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
-    use crate::service::testing;
+    use crate::clock::FixedClock;
+    use crate::service::kernel::journal::{Event, REQUEST_ID};
+    use crate::service::{audit::AuditQuery, testing};
+
+    fn query() -> AuditQuery {
+        AuditQuery { after: None, agent: None, event: None, request_id: None, from: None, to: None, limit: 500 }
+    }
+
+    /// Time ranges start at the first entry at or after `from` (found by binary search) and
+    /// stop before `to`; a request id selects exactly the entries made under it.
+    #[tokio::test]
+    async fn queries_filter_by_time_range_and_request_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0: jiff::Timestamp = "2026-03-01T00:00:00Z".parse().unwrap();
+        let clock = FixedClock::new(t0);
+        let s = testing::sigil_in(dir.path(), clock.clone() as Arc<dyn crate::clock::Clock>);
+        let op = testing::operator();
+        let t = s.create_tenant(&op, Some("acme"), "Acme").await.unwrap().id;
+        let admin = testing::admin(&t);
+        // Entry 1 is the tenant's creation at t0; entries 2..=41 one minute apart after it.
+        for i in 1..=40 {
+            clock.advance_secs(60);
+            let rid = format!("req-{}", i % 3);
+            REQUEST_ID.scope(rid, s.record(&t, "test".into(), Event::new("test.tick", serde_json::json!({"i": i})))).await.unwrap();
+        }
+        let minute = |m: i64| t0.checked_add(jiff::SignedDuration::from_mins(m)).unwrap();
+        let page = s.audit_list(&admin, &t, AuditQuery { from: Some(minute(10)), to: Some(minute(20)), ..query() }).await.unwrap();
+        let ticks: Vec<i64> = page.items.iter().map(|e| e.details["i"].as_i64().unwrap()).collect();
+        assert_eq!(ticks, (10..20).collect::<Vec<_>>());
+        assert_eq!(page.next_cursor, None, "the range ended before the page did");
+        let page = s.audit_list(&admin, &t, AuditQuery { from: Some(minute(40)), ..query() }).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        let page = s.audit_list(&admin, &t, AuditQuery { from: Some(minute(41)), ..query() }).await.unwrap();
+        assert!(page.items.is_empty());
+        let page = s.audit_list(&admin, &t, AuditQuery { from: Some(t0), ..query() }).await.unwrap();
+        assert_eq!(page.items.len(), 41, "from the first entry on");
+        let page =
+            s.audit_list(&admin, &t, AuditQuery { request_id: Some("req-1".into()), to: Some(minute(41)), ..query() }).await.unwrap();
+        let ticks: Vec<i64> = page.items.iter().map(|e| e.details["i"].as_i64().unwrap()).collect();
+        assert_eq!(ticks, (1..=40).filter(|i| i % 3 == 1).collect::<Vec<_>>());
+    }
 
     /// Verification reads the head before and after the entries, so entries journaled
     /// while it runs (a busy tenant's presentations) never look like a cut or an overrun.

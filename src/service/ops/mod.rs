@@ -16,5 +16,6 @@ pub mod presentations;
 mod races;
 pub mod rotation;
 pub mod tenants;
+pub mod tokens;
 pub mod vc_api;
 pub mod verification;
