@@ -73,6 +73,7 @@ routes! {
     "/tenants/{tenant}/did.json" => { get: public::tenant_did },
     "/tenants/{tenant}/agents/{agent}/did.json" => { get: public::agent_did },
     "/tenants/{tenant}/status/{list}" => { get: public::status_list },
+    "/tenants/{tenant}/audit/checkpoint" => { get: public::audit_checkpoint },
     "/tenants/{tenant}/vc-api/credentials/issue" => { post: vc_api::issue },
     "/tenants/{tenant}/vc-api/credentials/verify" => { post: vc_api::verify },
     "/tenants/{tenant}/vc-api/presentations/verify" => { post: presentations::vc_api_verify },

@@ -24,7 +24,7 @@ use crate::clock::rfc3339;
 use crate::crypto::Signer;
 use crate::policy::{Authority, Principal, PrincipalKind};
 use crate::vc::credential::{self, Envelope, StatusEntries, VC_V2};
-use crate::vc::did::{self, Method};
+use crate::vc::did::{self, Method, Purpose};
 use crate::vc::presentation::{PresentationOptions, PresentationReport, verify_presentation};
 use crate::vc::proof::{self, ProofOptions};
 use crate::vc::status_list::{self, Bitstring, LIST_SIZE, MAX_DECODED, MAX_ENCODED};
@@ -126,11 +126,16 @@ impl World {
         let issuer_doc = did::document(
             ISSUER,
             &[
-                Method { fragment: "issuer-0".into(), public: retired.public(), current: false },
-                Method { fragment: "issuer-1".into(), public: issuer.public(), current: true },
+                Method { fragment: "issuer-0".into(), public: retired.public(), current: false, purpose: Purpose::Sign },
+                Method { fragment: "issuer-1".into(), public: issuer.public(), current: true, purpose: Purpose::Sign },
             ],
+            None,
         );
-        let holder_doc = did::document(HOLDER, &[Method { fragment: "key-1".into(), public: holder.public(), current: true }]);
+        let holder_doc = did::document(
+            HOLDER,
+            &[Method { fragment: "key-1".into(), public: holder.public(), current: true, purpose: Purpose::Sign }],
+            None,
+        );
         let mut w = Self {
             revocation_entry: status_list::entry(&revocation_url, "revocation", INDEX),
             suspension_entry: status_list::entry(&suspension_url, "suspension", INDEX),
@@ -519,7 +524,11 @@ async fn an_issuer_did_slower_than_the_deadline_fails_fetch_limit_at_the_deadlin
 async fn an_issuer_did_answered_with_another_dids_document_fails_wrong_key() {
     let mut w = World::new();
     let other = "did:web:evil.test";
-    let doc = did::document(other, &[Method { fragment: "issuer-1".into(), public: w.issuer.public(), current: true }]);
+    let doc = did::document(
+        other,
+        &[Method { fragment: "issuer-1".into(), public: w.issuer.public(), current: true, purpose: Purpose::Sign }],
+        None,
+    );
     w.dids.insert(ISSUER.into(), Serve::Doc(Arc::new(doc)));
     let run = w.verify_presentation().await;
     let detail = format!("{ISSUER}#issuer-1: verification method does not belong to the resolved DID");

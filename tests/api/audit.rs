@@ -21,7 +21,9 @@ fn flip_last_byte(mut blob: Vec<u8>) -> Vec<u8> {
     blob
 }
 
-async fn setup(s: &Server) -> (String, String, String, String) {
+/// Tenant `acme` with an auditor token and an agent holding a refund delegation; returns
+/// (admin, auditor, agent id, agent token).
+pub async fn setup(s: &Server) -> (String, String, String, String) {
     let admin = s.tenant("acme").await;
     let (_, aud) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "auditor"})).await;
     let (agent, token, _) = s.agent("acme", &admin, "bot").await;
@@ -129,7 +131,7 @@ async fn daily_budget_resets_at_midnight_in_the_delegations_time_zone() {
     assert_eq!(spend(&s, &token, "mon1", "500.00").await, Ok(()), "local midnight after the switch to summer time");
 }
 
-fn export_lines(text: &str) -> Vec<String> {
+pub fn export_lines(text: &str) -> Vec<String> {
     text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
 }
 
@@ -140,6 +142,7 @@ fn cli_verify(s: &Server, lines: &[String]) -> (bool, String) {
     let out = std::process::Command::new(crate::helpers::bin())
         .args(["audit", "verify"])
         .arg(&f)
+        .args(["--trust-tenant", &s.url("/tenants/acme")])
         .arg("--ca")
         .arg(s.data.join("tls/ca.pem"))
         .args(["--resolver-allow", s.listen()])

@@ -485,6 +485,27 @@ impl Server {
         self.start_again("127.0.0.1:0").await
     }
 
+    /// Stops the server, hands its data directory to `edit` (files changed as someone
+    /// holding the disk could: a store put back from an older copy), then starts a new
+    /// server on the same data and address, so DIDs (which name the port) stay the same.
+    pub async fn edit_files_at_rest(mut self, edit: impl FnOnce(&Path)) -> Server {
+        self.stop();
+        edit(&self.data);
+        let listen = self.listen.clone();
+        self.start_again(&listen).await
+    }
+
+    /// [`Server::edit_at_rest`] on the same address.
+    pub async fn edit_store_in_place<F: std::future::Future<Output = ()>>(
+        mut self,
+        edit: impl FnOnce(sigil::store::SledStore) -> F,
+    ) -> Server {
+        self.stop();
+        edit(sigil::store::SledStore::open(&self.data.join("store")).unwrap()).await;
+        let listen = self.listen.clone();
+        self.start_again(&listen).await
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()

@@ -69,7 +69,8 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         ("get", "/ns/v1")
         | ("get", "/tenants/{tenant}/did.json")
         | ("get", "/tenants/{tenant}/agents/{agent}/did.json")
-        | ("get", "/tenants/{tenant}/status/{list}") => (Class::Public, None),
+        | ("get", "/tenants/{tenant}/status/{list}")
+        | ("get", "/tenants/{tenant}/audit/checkpoint") => (Class::Public, None),
         ("post", "/tenants/{tenant}/vc-api/credentials/issue") => (
             Class::TenantAdmin,
             Some(json!({"credential": {"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"],
@@ -213,6 +214,9 @@ async fn every_route_isolates_tenants_and_roles() {
         auditor_b: aud_b["token"].as_str().unwrap().into(),
         agent_b_token,
     };
+    // A signed checkpoint for tenant A, so its public checkpoint route has one to serve.
+    let export = s.client.get(s.url("/v1/tenants/tenant-a/audit/export")).bearer_auth(&f.auditor_a).send().await.unwrap();
+    assert_eq!(export.status(), 200);
     let before_a = state(&s, "tenant-a", &f.admin_a).await;
     let before_b = state(&s, "tenant-b", &f.admin_b).await;
     let garbled = format!("{}x", f.admin_a);
