@@ -30,7 +30,7 @@ fn document_like() -> impl Strategy<Value = (Value, String)> {
     let pk = Signer::generate().public();
     (any::<u8>(), any::<u8>(), "[a-z#:\\-0-9]{0,12}").prop_map(move |(drop, swap, junk)| {
         let did = "did:web:example.com:tenants:t";
-        let mut doc = document(did, &[Method { fragment: "key-1".into(), public: pk, current: true }]);
+        let mut doc = document(did, &[Method { fragment: "key-1".into(), public: pk, current: true, purpose: super::Purpose::Sign }], None);
         let fields = ["id", "verificationMethod", "authentication", "assertionMethod", "@context"];
         if let Some(obj) = doc.as_object_mut() {
             if let Some(f) = fields.get(usize::from(drop) % 8) {
