@@ -88,6 +88,8 @@ codes! {
     CredentialNotFound => "credential_not_found",
     /// No such status list.
     StatusListNotFound => "status_list_not_found",
+    /// The tenant's trail has no signed checkpoint yet.
+    CheckpointNotFound => "checkpoint_not_found",
     /// The agent is retired (410).
     AgentRetired => "agent_retired",
     /// The agent's DID is deactivated (410).

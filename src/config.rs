@@ -56,11 +56,17 @@ pub struct ServeArgs {
     /// Seconds between housekeeping runs: scheduled key rotation, expired challenges (default 60).
     #[arg(long, env = "SIGIL_ROTATION_INTERVAL")]
     pub rotation_interval: Option<u64>,
-    /// Failed authentications allowed per client address before it is refused for a minute
-    /// (default 20, refilled one per 3 s; 0 disables). Behind a proxy every client shares
-    /// the proxy's address: raise it or rely on the proxy's own limits.
+    /// Failed authentications allowed per client address before attempts without a valid
+    /// token from it are refused for a minute (default 20, refilled one per 3 s; 0
+    /// disables). A valid token is never refused. Behind a proxy, name it with
+    /// --trusted-proxy so that each client has its own address.
     #[arg(long, env = "SIGIL_AUTH_FAILURE_BURST")]
     pub auth_failure_burst: Option<u32>,
+    /// A reverse proxy (CIDR network or one address) whose `X-Forwarded-For` names the
+    /// client, for per-address limits and the audit trail; from any other peer the header is
+    /// ignored. Repeatable; comma-separated in the variable.
+    #[arg(long = "trusted-proxy", env = "SIGIL_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<String>,
     /// An issuer `/v1/verify` trusts beside this deployment's own tenants: `DID` (every
     /// credential type) or `DID=Type1,Type2`. Repeatable; space-separated in the variable.
     #[arg(long = "trust-issuer", env = "SIGIL_TRUST_ISSUER", value_delimiter = ' ')]
@@ -102,6 +108,8 @@ struct FileConfig {
     workers: Option<usize>,
     rotation_interval: Option<u64>,
     auth_failure_burst: Option<u32>,
+    #[serde(default)]
+    trusted_proxy: Vec<String>,
     #[serde(default)]
     trust_issuer: Vec<String>,
     #[serde(default)]
@@ -146,6 +154,8 @@ pub struct Config {
     pub workers: usize,
     pub rotation_interval: u64,
     pub auth_failure_burst: u32,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Issuers `/v1/verify` trusts beside the deployment's own tenants.
     pub trust_issuers: Vec<TrustRule>,
     /// Outbound fetches: what they may reach beyond public addresses on port 443.
@@ -155,6 +165,45 @@ pub struct Config {
     pub resolver_cache_bytes: usize,
     pub status_cache_bytes: usize,
     pub verify_rate: u32,
+    /// The test clock, when `SIGIL_TEST_CLOCK_FILE` is set (debug builds only).
+    #[cfg(debug_assertions)]
+    pub test_clock: Option<TestClockSource>,
+}
+
+/// The file a test moves a running server's clock with: it holds one RFC 3339 instant, the
+/// server's "now" until the file changes (the test replaces it atomically). Named by
+/// `SIGIL_TEST_CLOCK_FILE`; read at every call of `clock::AdjustableClock`.
+///
+/// Debug builds only: release builds compile neither this type nor the variable's name,
+/// so no environment can move a deployment's clock.
+#[cfg(debug_assertions)]
+#[derive(Debug, Clone)]
+pub struct TestClockSource(PathBuf);
+
+#[cfg(debug_assertions)]
+impl TestClockSource {
+    /// The environment variable naming the file.
+    pub const VAR: &'static str = "SIGIL_TEST_CLOCK_FILE";
+
+    /// The file the environment names, which must hold a time already.
+    fn from_env() -> Result<Option<Self>, SigilError> {
+        let Some(path) = std::env::var_os(Self::VAR) else { return Ok(None) };
+        let file = Self(PathBuf::from(path));
+        match file.read() {
+            Some(_) => Ok(Some(file)),
+            None => Err(cfg_err(format!("{}: {} holds no RFC 3339 time", Self::VAR, file.0.display()))),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The instant the file holds now; `None` when it cannot be read or parsed.
+    pub fn read(&self) -> Option<jiff::Timestamp> {
+        std::fs::read_to_string(&self.0).ok()?.trim().parse().ok()
+    }
 }
 
 /// A validated public base URL: `scheme://host[:port]`, no path.
@@ -313,6 +362,13 @@ impl Config {
             return Err(cfg_err("--rotation-interval must be between 1 and 86400 seconds"));
         }
         let auth_failure_burst = args.auth_failure_burst.or(file.auth_failure_burst).unwrap_or(20);
+        let proxies = if args.trusted_proxy.is_empty() { file.trusted_proxy } else { args.trusted_proxy };
+        let trusted_proxies = proxies
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| crate::http::client::parse_trusted_proxy(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| cfg_err(format!("--trusted-proxy {e}")))?;
         let trust = if args.trust_issuer.is_empty() { file.trust_issuer } else { args.trust_issuer };
         let trust_issuers = trust.iter().filter(|t| !t.is_empty()).map(|t| TrustRule::parse(t)).collect::<Result<Vec<_>, _>>();
         let trust_issuers = trust_issuers.map_err(|e| cfg_err(format!("--trust-issuer {e}")))?;
@@ -330,7 +386,11 @@ impl Config {
             return Err(cfg_err("--resolver-cache-bytes and --status-cache-bytes must be between 1 MiB and 4 GiB"));
         }
         let verify_rate = args.verify_rate.or(file.verify_rate).unwrap_or(100);
+        #[cfg(debug_assertions)]
+        let test_clock = TestClockSource::from_env()?;
         Ok(Self {
+            #[cfg(debug_assertions)]
+            test_clock,
             trust_issuers,
             egress,
             resolver_ca_pem,
@@ -338,6 +398,7 @@ impl Config {
             status_cache_bytes,
             verify_rate,
             auth_failure_burst,
+            trusted_proxies,
             rotation_interval,
             data,
             listen,
@@ -404,6 +465,12 @@ mod tests {
         assert!(Config::from_args(a).is_err());
         let a = ServeArgs { resolver_cache_bytes: Some(10), ..Default::default() };
         assert!(Config::from_args(a).is_err());
+        let a = ServeArgs { trusted_proxy: vec!["10.0.0.0/8".into(), "::1".into()], ..Default::default() };
+        assert_eq!(Config::from_args(a).unwrap().trusted_proxies.len(), 2);
+        for bad in ["0.0.0.0/0", "proxy.example"] {
+            let a = ServeArgs { trusted_proxy: vec![bad.into()], ..Default::default() };
+            assert!(Config::from_args(a).is_err(), "{bad}");
+        }
     }
 
     #[test]

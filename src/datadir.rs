@@ -21,6 +21,9 @@ use crate::error::SigilError;
 
 /// File name inside the data directory.
 pub const KEYCHECK_FILE: &str = "keycheck.json";
+/// Where a new store's operator token is written when `SIGIL_BOOTSTRAP_TOKEN` is not set
+/// (the development default: whoever can read the data directory holds the operator).
+pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
 /// Store format version. 2: every tenant has a record manifest (`service::kernel::manifest`);
 /// a format-1 directory is upgraded at start-up (`startup::upgrade`).
 pub const FORMAT: u32 = 2;
@@ -165,4 +168,29 @@ pub async fn write_key_check_async(data: PathBuf, rk: &RootKey, kdf: Option<KdfP
     tokio::task::spawn_blocking(move || write_key_check_file(&data, &kc))
         .await
         .map_err(|e| SigilError::Store(format!("key check writer failed: {e}")))?
+}
+
+/// Whether the generated operator token file is in `data`.
+pub fn generated_operator_token_present(data: &Path) -> bool {
+    data.join(OPERATOR_TOKEN_FILE).exists()
+}
+
+/// Removes the generated operator token file from `data` (on the blocking pool); true when
+/// there was one. Called once every operator token is revoked: what it holds is dead.
+pub async fn remove_generated_operator_token(data: PathBuf) -> Result<bool, String> {
+    tokio::task::spawn_blocking(move || {
+        let p = data.join(OPERATOR_TOKEN_FILE);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {
+                if let Ok(d) = std::fs::File::open(&data) {
+                    let _ = d.sync_all();
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(format!("cannot remove {}: {e}", p.display())),
+        }
+    })
+    .await
+    .map_err(|e| format!("operator token file remover failed: {e}"))?
 }

@@ -143,3 +143,36 @@ mod tests {
         assert!(r.is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Ids arrive in URL paths and bodies: any text is an id of the allowed alphabet and
+    //! length, or refused, before it is kept (the length is checked first).
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::fuzz::config(2000))]
+
+        #[test]
+        fn any_text_is_a_well_formed_id_or_refused(s in "[a-z0-9\\-./%A-Zé ]{0,70}") {
+            for (parsed, min, max) in [
+                (TenantId::parse(&s).map(|i| i.as_str().to_owned()), 2, 63),
+                (AgentId::parse(&s).map(|i| i.as_str().to_owned()), 8, 64),
+                (TokenId::parse(&s).map(|i| i.as_str().to_owned()), 8, 64),
+                (CredentialId::parse(&s).map(|i| i.as_str().to_owned()), 8, 64),
+            ] {
+                match parsed {
+                    Ok(id) => {
+                        prop_assert_eq!(&id, &s);
+                        prop_assert!((min..=max).contains(&s.len()));
+                        prop_assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+                        prop_assert!(!s.starts_with('-') && !s.ends_with('-'));
+                    }
+                    Err(e) if !(min..=max).contains(&s.len()) => prop_assert_eq!(e.why, "length out of range"),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! The `sigil` command line: `serve`, `openapi`.
+//! The `sigil` command line: `serve`, `openapi`, and the tools beside them.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -30,6 +30,10 @@ enum Command {
     /// Re-wrap every tenant data key under a new root key (server stopped). The current root
     /// key comes from the same options as `serve` (--root-key-file or SIGIL_ROOT_PASSPHRASE).
     RotateRootKey(RotateRootArgs),
+    /// Rotate or revoke the operator token on a stopped data directory. The root key comes
+    /// from the same options as `serve` (--root-key-file or SIGIL_ROOT_PASSPHRASE).
+    #[command(subcommand)]
+    OperatorToken(OperatorTokenCmd),
     /// Download a consistent backup from a running server (operator token).
     Backup(BackupArgs),
     /// Rebuild an empty data directory from a backup file (server stopped).
@@ -46,34 +50,82 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-enum AuditCmd {
-    /// Verify an exported trail (JSON Lines) offline: hash chain and signed checkpoints.
-    /// Exit code 0 only when every entry is intact and the export ends with a checkpoint.
-    Verify {
-        /// The export (`GET /v1/tenants/{tenant}/audit/export`).
-        file: std::path::PathBuf,
-        /// The tenant's DID document (JSON) holding the audit key; fetched over HTTPS when absent.
+enum OperatorTokenCmd {
+    /// Replace every operator token with a new one, written to --out (mode 0600).
+    Rotate {
+        /// Where to write the new token. Keep it outside the data directory.
         #[arg(long)]
-        did_document: Option<std::path::PathBuf>,
-        /// Extra PEM CA for fetching the DID document (a development server's tls/ca.pem).
-        #[arg(long)]
-        ca: Option<std::path::PathBuf>,
-        /// Let the fetch reach `HOST` or `HOST:PORT` beyond public addresses on port 443.
-        #[arg(long)]
-        resolver_allow: Vec<String>,
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Revoke every operator token: the operator routes answer 401 until `rotate`.
+    Revoke {
+        #[command(flatten)]
+        serve: ServeArgs,
     },
 }
 
-fn audit_verify_cmd(
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// Verify an exported trail (JSON Lines) offline: hash chain, and signed checkpoints
+    /// against the audit keys of the tenant, taken from a pinned DID document or a trusted
+    /// tenant URL (never from the export). Exit code 0 only when every entry is intact and
+    /// the export ends with a checkpoint.
+    Verify(AuditVerifyArgs),
+    /// Watch a tenant's published checkpoints: prove that the latest extends the last one
+    /// this watcher accepted (kept in --state), re-hashing every entry between them with an
+    /// auditor token. Exit code 1 and a FAIL line on a lower sequence (rollback), another
+    /// head at the same sequence (fork) or a chain that does not extend.
+    Watch(AuditWatchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("anchor").required(true).args(["did_document", "trust_tenant"])))]
+struct AuditVerifyArgs {
+    /// The export (`GET /v1/tenants/{tenant}/audit/export`).
     file: std::path::PathBuf,
+    /// The tenant's DID document (JSON), pinned from a source you trust; its `id` must be
+    /// the DID of the export's tenant.
+    #[arg(long)]
     did_document: Option<std::path::PathBuf>,
+    /// The tenant's URL, `https://host[:port]/tenants/{t}`, which you trust: its DID
+    /// document is resolved from there.
+    #[arg(long)]
+    trust_tenant: Option<String>,
+    /// Extra PEM CA for fetching the DID document (a development server's tls/ca.pem).
+    #[arg(long)]
     ca: Option<std::path::PathBuf>,
+    /// Let the fetch reach `HOST` or `HOST:PORT` beyond public addresses on port 443.
+    #[arg(long)]
     resolver_allow: Vec<String>,
-) -> ExitCode {
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditWatchArgs {
+    /// The tenant's URL, `https://host[:port]/tenants/{t}`: its DID document and latest
+    /// checkpoint (`…/audit/checkpoint`) are read from there.
+    url: String,
+    /// The watcher's memory: the last checkpoint it accepted. Created by the first run
+    /// (which re-hashes the whole trail); rewritten only after a successful check.
+    #[arg(long)]
+    state: std::path::PathBuf,
+    /// File holding an auditor (or admin) token of the tenant, to read the entries.
+    #[arg(long)]
+    token_file: std::path::PathBuf,
+    /// Extra PEM CA to trust (a development server's tls/ca.pem).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// Check again every SECONDS until a check fails (default: check once).
+    #[arg(long)]
+    interval: Option<u64>,
+}
+
+fn audit_verify_cmd(a: AuditVerifyArgs) -> ExitCode {
     use sigil::audit::{Entry, verify_trail};
-    let text = match std::fs::read_to_string(&file) {
+    let text = match std::fs::read_to_string(&a.file) {
         Ok(t) => t,
-        Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", file.display()))),
+        Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", a.file.display()))),
     };
     let mut entries = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -89,21 +141,21 @@ fn audit_verify_cmd(
         println!("FAIL the export is empty");
         return ExitCode::from(1);
     };
-    let doc: serde_json::Value = match did_document {
-        Some(p) => match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
-            Ok(d) => d,
-            Err(e) => return fail(SigilError::Config(format!("cannot read DID document {}: {e}", p.display()))),
-        },
-        None => {
-            let Some(did) = entries
-                .iter()
-                .rev()
-                .find_map(|e| e.details.get("key").and_then(|k| k.as_str()).and_then(|k| k.split_once('#')).map(|(d, _)| d.to_owned()))
-            else {
-                println!("FAIL the export has no checkpoint naming the tenant's audit key");
-                return ExitCode::from(1);
+    // The keys come from what the auditor trusts, never from the export: anyone can
+    // re-chain entries and sign a checkpoint with a key of their own.
+    let doc: serde_json::Value = match (&a.did_document, &a.trust_tenant) {
+        (Some(p), _) => {
+            match std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+                Ok(d) => d,
+                Err(e) => return fail(SigilError::Config(format!("cannot read DID document {}: {e}", p.display()))),
+            }
+        }
+        (None, Some(url)) => {
+            let did = match sigil::vc::trust::tenant_did_of_url(url) {
+                Ok(d) => d,
+                Err(e) => return fail(SigilError::Config(format!("--trust-tenant {e}"))),
             };
-            let resolver = match cli_resolver(ca.as_deref(), &resolver_allow) {
+            let resolver = match cli_resolver(a.ca.as_deref(), &a.resolver_allow) {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
@@ -116,14 +168,15 @@ fn audit_verify_cmd(
                 Err(e) => return fail(SigilError::Startup(format!("could not resolve {did}: {e}"))),
             }
         }
+        (None, None) => return fail(SigilError::Config("pass --did-document FILE or --trust-tenant URL".into())),
     };
-    let report = verify_trail(&entries, &|vm| sigil::vc::did::key_for(&doc, vm, "assertionMethod").ok());
+    let report = verify_trail(&entries, &doc);
     match &report.first_bad {
         Some(b) => {
             println!("FAIL entry {} (line {}): {}", b.seq.map(|s| s.to_string()).unwrap_or_default(), b.position + 1, b.reason);
             ExitCode::from(1)
         }
-        None if entries.last().is_some_and(|e| e.event != "audit.checkpoint") => {
+        None if entries.last().is_some_and(|e| e.event != sigil::audit::CHECKPOINT_EVENT) => {
             println!("FAIL the export does not end with a signed checkpoint; its tail is unauthenticated");
             ExitCode::from(1)
         }
@@ -133,6 +186,76 @@ fn audit_verify_cmd(
                 report.entries, report.checkpoints, report.head_hash
             );
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn audit_watch_cmd(a: AuditWatchArgs) -> ExitCode {
+    use sigil::monitor::{Seen, WatchError, WatchedTenant, client, watch_once};
+    let tenant = match WatchedTenant::from_url(&a.url) {
+        Ok(t) => t,
+        Err(e) => return fail(SigilError::Config(e)),
+    };
+    let token = match std::fs::read_to_string(&a.token_file) {
+        Ok(t) => t.trim().to_owned(),
+        Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", a.token_file.display()))),
+    };
+    let ca = match a.ca.as_deref().map(std::fs::read).transpose() {
+        Ok(c) => c,
+        Err(e) => return fail(SigilError::Config(format!("cannot read the CA file: {e}"))),
+    };
+    let http = match client(ca.as_deref(), !a.url.starts_with("http://")) {
+        Ok(c) => c,
+        Err(e) => return fail(SigilError::Config(e)),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(SigilError::Startup(e.to_string())),
+    };
+    loop {
+        let last: Option<Seen> = match std::fs::read(&a.state) {
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(s) => Some(s),
+                Err(e) => return fail(SigilError::Config(format!("{} is not a watcher state: {e}", a.state.display()))),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", a.state.display()))),
+        };
+        match rt.block_on(watch_once(&http, &tenant, &token, last.as_ref())) {
+            Ok(acc) => {
+                let cp = &acc.seen.checkpoint;
+                match (&last, acc.rehashed) {
+                    (None, n) => {
+                        println!("ok: {}: first checkpoint seen, seq {} head {} ({n} entries re-hashed)", tenant.did, cp.seq, cp.head)
+                    }
+                    (Some(_), 0) => println!("ok: {}: no new checkpoint since seq {}", tenant.did, cp.seq),
+                    (Some(_), n) => println!(
+                        "ok: {}: checkpoint seq {} head {} extends seq {} ({n} entries re-hashed)",
+                        tenant.did, cp.seq, cp.head, acc.from_seq
+                    ),
+                }
+                let state = match serde_json::to_vec_pretty(&acc.seen) {
+                    Ok(s) => s,
+                    Err(e) => return fail(SigilError::Startup(e.to_string())),
+                };
+                if let Err(e) = sigil::datadir::write_private_file(&a.state, &state) {
+                    return fail(e);
+                }
+            }
+            Err(WatchError::Inconsistent(why)) => {
+                println!("FAIL {}: {why}", tenant.did);
+                eprintln!(
+                    "sigil: ALERT: the audit trail of {} is not the one this watcher saw before; state kept in {}",
+                    tenant.did,
+                    a.state.display()
+                );
+                return ExitCode::from(1);
+            }
+            Err(e @ WatchError::Unavailable(_)) => return fail(SigilError::Startup(e.to_string())),
+        }
+        match a.interval {
+            Some(secs) => std::thread::sleep(std::time::Duration::from_secs(secs.max(1))),
+            None => return ExitCode::SUCCESS,
         }
     }
 }
@@ -384,9 +507,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Backup(a) => backup_cmd(a),
-        Command::Audit(AuditCmd::Verify { file, did_document, ca, resolver_allow }) => {
-            audit_verify_cmd(file, did_document, ca, resolver_allow)
-        }
+        Command::Audit(AuditCmd::Verify(a)) => audit_verify_cmd(a),
+        Command::Audit(AuditCmd::Watch(a)) => audit_watch_cmd(a),
         Command::Restore(a) => match actix_web::rt::System::new().block_on(sigil::startup::restore(&a.data, &a.input)) {
             Ok(n) => {
                 println!("restored {n} records into {}; start it with the root key of the backup", a.data.display());
@@ -394,6 +516,24 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
+        Command::OperatorToken(cmd) => {
+            let (serve, command) = match cmd {
+                OperatorTokenCmd::Rotate { out, serve } => (serve, sigil::startup::OperatorTokenCommand::Rotate { out }),
+                OperatorTokenCmd::Revoke { serve } => (serve, sigil::startup::OperatorTokenCommand::Revoke),
+            };
+            let config = match Config::from_args(serve) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            init_logging(LogFormat::Text);
+            match actix_web::rt::System::new().block_on(sigil::startup::operator_token_offline(config, command)) {
+                Ok(said) => {
+                    println!("{said}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
         Command::RotateRootKey(a) => {
             let config = match Config::from_args(a.serve) {
                 Ok(c) => c,

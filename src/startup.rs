@@ -175,6 +175,7 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring, Sto
                 created: clock.now(),
                 expires: None,
                 hash_hex: hash,
+                last_used: None,
             };
             (id, rec)
         };
@@ -186,7 +187,7 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring, Sto
             .put(keys::token_hash(&minted.1.hash_hex), format!("_op/{}", minted.0));
         store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
         if reveal_to_file {
-            let path = config.data.join("operator.token");
+            let path = config.data.join(datadir::OPERATOR_TOKEN_FILE);
             write_private_file(&path, token.reveal_once().as_bytes())?;
             tracing::warn!(path = %path.display(), "generated the operator token; it is written once to this file, move it somewhere safe");
         }
@@ -312,9 +313,27 @@ async fn wait_for_floor(floor: jiff::Timestamp, now: jiff::Timestamp) {
     }
 }
 
+/// The generated operator token file is the development default, like the generated root
+/// key beside it. A store whose root key is kept elsewhere has left development: a copy of
+/// its data directory must not carry a working operator credential (which can delete
+/// every tenant), so a start that finds the file says so loudly.
+fn warn_about_generated_operator_token(config: &Config) {
+    if config.root_key.is_none() || !datadir::generated_operator_token_present(&config.data) {
+        return;
+    }
+    tracing::warn!(
+        file = %config.data.join(datadir::OPERATOR_TOKEN_FILE).display(),
+        "THE GENERATED OPERATOR TOKEN FILE IS STILL IN THE DATA DIRECTORY, though the root key is kept elsewhere: \
+         anyone who copies the directory (or a backup of it) holds the operator token, which can delete every tenant. \
+         Move the file out of the data directory, or replace the token (POST /v1/system/operator-token/rotate, \
+         or `sigil operator-token rotate --out FILE` with the server stopped), which also removes the file."
+    );
+}
+
 /// Builds and binds the server; call [`Application::run`] to serve.
 pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, SigilError> {
     let (store, keyring, format) = open_store(&config).await?;
+    warn_about_generated_operator_token(&config);
     let listener = TcpListener::bind(config.listen).map_err(|e| startup(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(startup)?;
     let scheme = if matches!(config.transport, Transport::PlainHttp) { "http" } else { "https" };
@@ -347,14 +366,18 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             Err(e) => tracing::error!(error = %e, "resuming data-key rotations failed"),
         }
     });
-    // Housekeeping: forget one-time challenges once their proofs have expired, and rotate
-    // keys older than their tenant's policy (conditional, so safe in several processes).
+    // Housekeeping: forget one-time challenges once their proofs have expired, write down
+    // when tokens were last used, and rotate keys older than their tenant's policy
+    // (conditional, so safe in several processes).
     let housekeeping = sigil.clone();
     let interval = std::time::Duration::from_secs(config.rotation_interval);
     actix_web::rt::spawn(async move {
         loop {
             actix_web::rt::time::sleep(interval).await;
             housekeeping.prune_guardrails();
+            if let Err(e) = housekeeping.record_token_use().await {
+                tracing::warn!(error = %e, "recording token use failed");
+            }
             if let Err(e) = housekeeping.purge_expired_challenges(housekeeping.now()).await {
                 tracing::warn!(error = %e, "purging expired challenges failed");
             }
@@ -382,11 +405,13 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     let data = web::Data::from(sigil.clone());
 
     let body_limit = config.body_limit;
+    let proxies = web::Data::new(http::client::TrustedProxies::new(config.trusted_proxies.clone()));
     let openapi = http::openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(prometheus.clone())
+            .app_data(proxies.clone())
             .app_data(web::Data::new(http::middleware::BodyLimit(body_limit)))
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(http::problem::json_error))
             .app_data(web::PayloadConfig::new(body_limit))
@@ -422,25 +447,79 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     Ok(Application { server, addr, base_url: public_url.base().to_owned(), sigil })
 }
 
+/// The service over a stopped data directory, for the offline commands (sled refuses a
+/// store another process has open). An interrupted root-key rotation is settled first.
+async fn offline_service(config: &Config) -> Result<(Arc<SledStore>, Arc<Sigil>), SigilError> {
+    let (store, keyring, format) = open_store(config).await?;
+    let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
+    let settings = service_settings(config, public_url);
+    let http = http_resolver(config)?;
+    let store_dyn: Arc<dyn Store> = store.clone();
+    let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
+    sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    // An older directory is upgraded before an offline command writes to it (its
+    // key-check file is rewritten in the current format by a root rotation, for one).
+    sigil.resume_tenant_deletions().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    upgrade(&sigil, &config.data, &format).await?;
+    Ok((store, sigil))
+}
+
+/// The operator, for an offline command: whoever can run it holds the root key.
+fn offline_operator() -> crate::service::Caller {
+    crate::service::Caller::Operator { token: crate::ids::TokenId::random() }
+}
+
 /// `sigil rotate-root-key`: re-wraps every tenant data key under a new root key while the
 /// server is stopped. `config` carries the current root key options and the data dir.
 pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Result<u32, SigilError> {
     // Checked before the store is opened: a bad key file touches nothing.
     datadir::read_root_key_file(new_key_file).map_err(SigilError::Config)?;
-    let (store, keyring, format) = open_store(&config).await?;
-    let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
-    let settings = service_settings(&config, public_url);
-    let http = http_resolver(&config)?;
-    let store_dyn: Arc<dyn Store> = store.clone();
-    let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
-    sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
-    sigil.resume_tenant_deletions().await.map_err(|e| SigilError::Store(e.to_string()))?;
-    upgrade(&sigil, &config.data, &format).await?;
-    let operator = crate::service::Caller::Operator { token: crate::ids::TokenId::random() };
-    let v = sigil.rotate_root_key(&operator, new_key_file).await.map_err(|e| SigilError::Store(e.to_string()))?;
+    let (store, sigil) = offline_service(&config).await?;
+    let v = sigil.rotate_root_key(&offline_operator(), new_key_file).await.map_err(|e| SigilError::Store(e.to_string()))?;
     drop(sigil);
     store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
     Ok(v)
+}
+
+/// What `sigil operator-token` does.
+#[derive(Debug)]
+pub enum OperatorTokenCommand {
+    /// Replace every operator token with a new one, written to this file (mode 0600).
+    Rotate { out: PathBuf },
+    /// Revoke every operator token.
+    Revoke,
+}
+
+/// `sigil operator-token rotate|revoke` on a stopped data directory (the recovery when the
+/// operator token is lost, leaked or revoked: whoever holds the root key may run it).
+/// Returns what to tell the user.
+pub async fn operator_token_offline(config: Config, command: OperatorTokenCommand) -> Result<String, SigilError> {
+    if datadir::read_key_check(&config.data)?.is_none() {
+        return Err(SigilError::Config(format!("{} holds no Sigil store", config.data.display())));
+    }
+    let (store, sigil) = offline_service(&config).await?;
+    let said = match command {
+        OperatorTokenCommand::Rotate { out } => {
+            let issued = sigil.rotate_operator_token(&offline_operator()).await.map_err(|e| SigilError::Store(e.to_string()))?;
+            // Committed before it is written: if the write fails, running the command again
+            // (it needs no token) issues another.
+            write_private_file(&out, issued.token.reveal_once().as_bytes())
+                .map_err(|e| SigilError::Startup(format!("the operator token was rotated but not written ({e}); run the command again")))?;
+            format!(
+                "operator token rotated: {} earlier token(s) revoked; the new one (id {}) is in {} (mode 0600)",
+                issued.revoked,
+                issued.id,
+                out.display()
+            )
+        }
+        OperatorTokenCommand::Revoke => {
+            let n = sigil.revoke_operator_tokens(&offline_operator()).await.map_err(|e| SigilError::Store(e.to_string()))?;
+            format!("{n} operator token(s) revoked; `sigil operator-token rotate` issues a new one")
+        }
+    };
+    drop(sigil);
+    store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
+    Ok(said)
 }
 
 /// `sigil restore`: rebuilds a data directory from a backup file (into an empty directory;
@@ -473,14 +552,34 @@ pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilErro
     Ok(n)
 }
 
+/// The clock `sigil serve` runs on: the system clock. In debug builds only, a test may
+/// set it instead (`SIGIL_TEST_CLOCK_FILE`, see `config::TestClockSource`); release builds
+/// have no such path.
+#[cfg_attr(not(debug_assertions), allow(clippy::unnecessary_wraps, unused_variables))]
+fn server_clock(config: &Config) -> Result<Arc<dyn Clock>, SigilError> {
+    #[cfg(debug_assertions)]
+    if let Some(file) = config.test_clock.clone() {
+        let path = file.path().display().to_string();
+        let clock = crate::clock::AdjustableClock::new(move || file.read())
+            .ok_or_else(|| SigilError::Config(format!("{}: {path} holds no RFC 3339 time", crate::config::TestClockSource::VAR)))?;
+        tracing::warn!(file = %path, "TEST CLOCK: this debug build takes the time from a file, not from the system clock");
+        return Ok(Arc::new(clock));
+    }
+    Ok(Arc::new(SystemClock))
+}
+
 /// Default wiring for `sigil serve`.
 pub async fn serve(config: Config) -> Result<(), SigilError> {
-    let app = build(config, Arc::new(SystemClock)).await?;
+    let clock = server_clock(&config)?;
+    let app = build(config, clock).await?;
     // Tests and scripts wait for this exact line on stdout.
     println!("sigil listening on {}", app.base_url());
     tracing::info!(url = %app.base_url(), addr = %app.addr(), "sigil listening");
     let sigil = app.sigil();
     app.run().await?;
+    if let Err(e) = sigil.record_token_use().await {
+        tracing::warn!(error = %e, "recording token use failed");
+    }
     // A clean stop: the next start need not refuse anything (see `service::verification`).
     sigil.close_challenge_lease().await.map_err(|e| SigilError::Store(e.to_string()))
 }

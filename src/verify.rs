@@ -34,7 +34,13 @@
 //! One-time use of challenges is the verifier's duty (Sigil's endpoint keeps a durable
 //! store of them); [`PresentationReport::challenge`] and [`PresentationReport::expires`]
 //! give what such a store needs.
+//!
+//! Audit trails are checked the same way, against a tenant's DID document the verifier
+//! trusts (pinned, or resolved from a tenant URL it trusts), never keys the trail names:
+//! [`verify_trail`] for an export, [`verify_extension`] for a monitor that proves each new
+//! checkpoint extends the one it saw before (`sigil audit verify` and `sigil audit watch`).
 
+pub use crate::audit::{Checkpoint, NotExtended, TrailReport, verify_extension, verify_trail};
 pub use crate::service::egress::EgressPolicy;
 pub use crate::service::resolver::{HttpResolver, ResolverConfig};
 pub use crate::vc::presentation::{PresentationOptions, PresentationReport, verify_presentation};

@@ -177,3 +177,7 @@ impl DataKey {
         Signer::from_seed(&seed)
     }
 }
+
+#[cfg(test)]
+#[path = "crypto_props.rs"]
+mod fuzz;

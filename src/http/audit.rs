@@ -21,7 +21,10 @@ pub struct AuditParams {
     pub agent: Option<String>,
     /// Event type or prefix (`presentation`, `presentation.denied`, …).
     pub event: Option<String>,
-    /// Entries at or after this time (RFC 3339).
+    /// Only entries made while serving this request (`X-Request-Id`).
+    pub request_id: Option<String>,
+    /// Entries at or after this time (RFC 3339); the page starts there without reading the
+    /// entries before it.
     pub from: Option<String>,
     /// Entries before this time (RFC 3339).
     pub to: Option<String>,
@@ -84,6 +87,7 @@ pub async fn list(
         after: q.after,
         agent: q.agent.clone(),
         event: q.event.clone(),
+        request_id: q.request_id.clone(),
         from: ts("from", &q.from)?,
         to: ts("to", &q.to)?,
         limit: q.limit.unwrap_or(100).clamp(1, 500) as usize,

@@ -1,5 +1,7 @@
 //! The bearer-token extractor. Authentication itself is `service::Sigil::authenticate`;
-//! this only reads the header and turns failures into 401s.
+//! this only reads the header and turns failures into 401s, or into 429s for a client
+//! address (see [`super::client`]) that failed too often. The token is checked before the
+//! address: a valid token is never refused because of other callers' failures.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,7 +30,7 @@ impl FromRequest for Auth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|s| s.trim().to_owned());
-        let ip = req.peer_addr().map(|a| a.ip());
+        let ip = super::client::client_ip(req);
         let route = req.match_pattern().unwrap_or_default();
         // Parsed here, at the edge: a path segment that is no tenant id names no trail.
         let tenant = req.match_info().get("tenant").and_then(|t| crate::ids::TenantId::parse(t).ok());
@@ -40,9 +42,9 @@ impl FromRequest for Auth {
                     detail: "too many failed authentications from this address; retry later".into(),
                 })
             };
-            if ip.is_some_and(|ip| sigil.auth_blocked(ip)) {
-                return Err(throttled());
-            }
+            // The token first: a valid one is never refused for what others did from the
+            // same address (behind a proxy, every client shares it). Only attempts without
+            // a valid token are throttled.
             let result = match bearer {
                 Some(b) => sigil.authenticate(&b).await,
                 None => Err(ServiceError::Unauthenticated),
@@ -51,7 +53,7 @@ impl FromRequest for Auth {
                 Ok(c) => Ok(Auth(c)),
                 Err(ServiceError::Unauthenticated) => {
                     if let Some(ip) = ip {
-                        if sigil.note_auth_failure(ip, tenant.as_ref(), &route).await {
+                        if sigil.auth_blocked(ip) || sigil.note_auth_failure(ip, tenant.as_ref(), &route).await {
                             return Err(throttled());
                         }
                     }

@@ -80,8 +80,13 @@ impl From<TenantTokenRole> for TokenRole {
 /// `POST /v1/tenants/{tenant}/tokens`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "auditor", "expires_in": 2592000}))]
 pub struct CreateTokenRequest {
     pub role: TenantTokenRole,
+    /// Optional lifetime in seconds (60 s – 1 year); without it the token lives until it
+    /// is deleted.
+    #[schema(minimum = 60, maximum = 31536000)]
+    pub expires_in: Option<u64>,
 }
 
 /// A new tenant token (shown once).
@@ -90,6 +95,53 @@ pub struct TokenCreatedResponse {
     pub id: String,
     pub role: TenantTokenRole,
     pub token: String,
+    /// RFC 3339 UTC; absent for a token without expiry.
+    pub expires_at: Option<String>,
+}
+
+/// A new operator token (shown once); every earlier operator token is revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorTokenResponse {
+    pub token_id: String,
+    pub token: String,
+    /// How many earlier operator tokens stopped working.
+    pub revoked: usize,
+}
+
+/// Whom a listed token belongs to.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ListedTokenRole {
+    /// Full control of the tenant.
+    Admin,
+    /// Read-only access, including the audit trail.
+    Auditor,
+    /// One agent's access token (`agent` names it).
+    Agent,
+}
+
+/// A token as listed. Neither the token nor its hash is ever shown again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenSummary {
+    pub id: String,
+    pub role: ListedTokenRole,
+    /// The agent of an agent token.
+    pub agent: Option<String>,
+    /// RFC 3339 UTC.
+    pub created: String,
+    /// RFC 3339 UTC; absent for a token without expiry. A token past it is refused, and
+    /// listed until it is deleted.
+    pub expires_at: Option<String>,
+    /// RFC 3339 UTC, exact to within 5 minutes (uses are noted when the token is read from
+    /// the store, not on every request); absent if it was never used.
+    pub last_used_at: Option<String>,
+}
+
+/// A page of tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub items: Vec<TokenSummary>,
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/tenants/{tenant}/agents`.

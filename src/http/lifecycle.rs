@@ -182,6 +182,59 @@ pub async fn rotate_issuer(
     Ok(HttpResponse::Ok().json(RotationResult { version, reissued: Some(n), status: "done".into() }))
 }
 
+/// An issuer key taken out of service.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuerKeyCompromised {
+    /// The compromised version; it is no longer in the tenant's DID document.
+    pub version: u32,
+    /// The issuer key version now current.
+    pub current: u32,
+    /// Credentials the compromised key signed: they no longer verify until re-issued
+    /// (`POST …/issuer-key/{version}/reissue`).
+    pub to_reissue: Vec<String>,
+}
+
+/// Credential ids.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialIdList {
+    pub credential_ids: Vec<String>,
+}
+
+fn parse_version(v: &str) -> Result<u32, ApiError> {
+    v.parse().map_err(|_| ApiError::not_found(ErrorCode::KeyNotFound, "no such key version"))
+}
+
+/// Mark an issuer key compromised: replaced first if current, removed from the tenant's DID document, its private half destroyed; lists the credentials it signed.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/issuer-key/{version}/compromised", tag = "rotation", operation_id = "mark_issuer_key_compromised",
+    params(("tenant" = String, Path, description = "Tenant id"), ("version" = u32, Path, description = "Issuer key version")),
+    responses((status = 200, body = IssuerKeyCompromised)), security(("bearer" = [])))]
+pub async fn issuer_compromised(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (t, v) = path.into_inner();
+    let (tenant, version) = (parse_tenant(&t)?, parse_version(&v)?);
+    let r = sigil.mark_issuer_key_compromised(&auth.0, &tenant, version).await?;
+    Ok(HttpResponse::Ok().json(IssuerKeyCompromised { version: r.version, current: r.current, to_reissue: r.to_reissue }))
+}
+
+/// Credentials (not revoked) whose proof an issuer key version made (admins and auditors).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/issuer-key/{version}/credentials", tag = "rotation", operation_id = "issuer_key_credentials",
+    params(("tenant" = String, Path, description = "Tenant id"), ("version" = u32, Path, description = "Issuer key version")),
+    responses((status = 200, body = CredentialIdList)), security(("bearer" = [])))]
+pub async fn issuer_credentials(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (t, v) = path.into_inner();
+    let credential_ids = sigil.issuer_key_credentials(&auth.0, &parse_tenant(&t)?, parse_version(&v)?).await?;
+    Ok(HttpResponse::Ok().json(CredentialIdList { credential_ids }))
+}
+
+/// Re-issue, under the current issuer key, every credential an earlier issuer key signed (each re-issue audited).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/issuer-key/{version}/reissue", tag = "rotation", operation_id = "reissue_issuer_key_credentials",
+    params(("tenant" = String, Path, description = "Tenant id"), ("version" = u32, Path, description = "Issuer key version")),
+    responses((status = 200, body = CredentialIdList)), security(("bearer" = [])))]
+pub async fn issuer_reissue(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (t, v) = path.into_inner();
+    let credential_ids = sigil.reissue_issuer_key_credentials(&auth.0, &parse_tenant(&t)?, parse_version(&v)?).await?;
+    Ok(HttpResponse::Ok().json(CredentialIdList { credential_ids }))
+}
+
 /// Rotate the tenant's data key; records are re-sealed in the background, then the old key is destroyed.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/data-key/rotate", tag = "rotation", operation_id = "rotate_data_key",
     params(("tenant" = String, Path, description = "Tenant id")),

@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod client;
 pub mod constraints;
 pub mod credentials;
 pub mod dto;
@@ -56,7 +57,7 @@ routes! {
     "/readyz" => { get: system::readyz },
     "/v1/tenants" => { post: tenants::create, get: tenants::list },
     "/v1/tenants/{tenant}" => { delete: tenants::delete },
-    "/v1/tenants/{tenant}/tokens" => { post: tenants::create_token },
+    "/v1/tenants/{tenant}/tokens" => { post: tenants::create_token, get: tenants::list_tokens },
     "/v1/tenants/{tenant}/tokens/{token}" => { delete: tenants::delete_token },
     "/v1/tenants/{tenant}/agents" => { post: agents::create, get: agents::list },
     "/v1/tenants/{tenant}/agents/{agent}" => { get: agents::get },
@@ -72,6 +73,7 @@ routes! {
     "/tenants/{tenant}/did.json" => { get: public::tenant_did },
     "/tenants/{tenant}/agents/{agent}/did.json" => { get: public::agent_did },
     "/tenants/{tenant}/status/{list}" => { get: public::status_list },
+    "/tenants/{tenant}/audit/checkpoint" => { get: public::audit_checkpoint },
     "/tenants/{tenant}/vc-api/credentials/issue" => { post: vc_api::issue },
     "/tenants/{tenant}/vc-api/credentials/verify" => { post: vc_api::verify },
     "/tenants/{tenant}/vc-api/presentations/verify" => { post: presentations::vc_api_verify },
@@ -84,11 +86,16 @@ routes! {
     "/v1/tenants/{tenant}/credentials/{credential}/replace" => { post: lifecycle::replace },
     "/v1/tenants/{tenant}/principals/{principal}/revoke" => { post: lifecycle::revoke_principal },
     "/v1/tenants/{tenant}/issuer-key/rotate" => { post: lifecycle::rotate_issuer },
+    "/v1/tenants/{tenant}/issuer-key/{version}/compromised" => { post: lifecycle::issuer_compromised },
+    "/v1/tenants/{tenant}/issuer-key/{version}/credentials" => { get: lifecycle::issuer_credentials },
+    "/v1/tenants/{tenant}/issuer-key/{version}/reissue" => { post: lifecycle::issuer_reissue },
     "/v1/tenants/{tenant}/data-key/rotate" => { post: lifecycle::rotate_data_key },
     "/v1/tenants/{tenant}/data-key" => { get: lifecycle::data_key_status },
     "/v1/tenants/{tenant}/key-policy" => { get: lifecycle::get_policy, put: lifecycle::set_policy },
     "/v1/system/root-key/rotate" => { post: lifecycle::rotate_root },
     "/v1/system/backup" => { get: system::backup },
+    "/v1/system/operator-token/rotate" => { post: system::rotate_operator_token },
+    "/v1/system/operator-token/revoke" => { post: system::revoke_operator_tokens },
     "/v1/tenants/{tenant}/audit" => { get: audit::list },
     "/v1/tenants/{tenant}/guardrails" => { get: lifecycle::get_guardrails, put: lifecycle::set_guardrails },
     "/v1/tenants/{tenant}/audit/verify" => { get: audit::verify },
@@ -183,3 +190,7 @@ impl<T: DeserializeOwned + 'static> actix_web::FromRequest for Body<T> {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "body_props.rs"]
+mod fuzz;

@@ -198,7 +198,7 @@ fn presentation_body(p: &crate::service::presentations::Presentation, format: Fo
     responses((status = 200, description = "Verification result (see `verified`)", body = VerifyResponse),
               (status = 429, description = "`rate_limited`: too many verifications from this address", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify(req: actix_web::HttpRequest, sigil: web::Data<Sigil>, body: Body<VerifyRequest>) -> Result<HttpResponse, ApiError> {
-    sigil.check_verify_rate(req.peer_addr().map(|a| a.ip()))?;
+    sigil.check_verify_rate(super::client::client_ip(&req))?;
     let b = body.into_inner();
     if let Some(t) = &b.trusted_issuers {
         if t.len() > 16 || t.iter().any(|d| d.is_empty() || d.len() > 512) {
@@ -238,7 +238,7 @@ pub async fn vc_api_verify(
     path: web::Path<String>,
     body: Body<VcApiPresentationVerify>,
 ) -> Result<HttpResponse, ApiError> {
-    sigil.check_verify_rate(req.peer_addr().map(|a| a.ip()))?;
+    sigil.check_verify_rate(super::client::client_ip(&req))?;
     let tenant = parse_tenant(&path)?;
     sigil.tenant_did_document(&tenant).await?;
     let b = body.into_inner();

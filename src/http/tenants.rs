@@ -8,6 +8,7 @@ use super::dto::*;
 use super::problem::{ApiError, Problem};
 use super::{parse_tenant, parse_token};
 use crate::service::Sigil;
+use crate::service::records::TokenRole;
 
 /// Create a tenant (operator).
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", operation_id = "create_tenant",
@@ -49,7 +50,7 @@ pub async fn delete(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<String>
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Create an admin or auditor token for the tenant (tenant admin).
+/// Create an admin or auditor token for the tenant (tenant admin), optionally expiring.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", tag = "tokens", operation_id = "create_tenant_token",
     params(("tenant" = String, Path, description = "Tenant id")),
     request_body = CreateTokenRequest,
@@ -63,8 +64,50 @@ pub async fn create_token(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     let role = body.role;
-    let c = sigil.create_tenant_token(&auth.0, &tenant, role.into()).await?;
-    Ok(HttpResponse::Created().json(TokenCreatedResponse { id: c.id.to_string(), role, token: c.token.reveal_once() }))
+    let c = sigil.create_tenant_token(&auth.0, &tenant, role.into(), body.expires_in).await?;
+    Ok(HttpResponse::Created().json(TokenCreatedResponse {
+        id: c.id.to_string(),
+        role,
+        token: c.token.reveal_once(),
+        expires_at: c.expires.map(|e| e.to_string()),
+    }))
+}
+
+/// List the tenant's tokens (tenant admin or auditor): admin, auditor and agent tokens
+/// with their creation, expiry and last use. Never a token or its hash.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tokens", tag = "tokens", operation_id = "list_tenant_tokens",
+    params(("tenant" = String, Path, description = "Tenant id"), PageQuery),
+    responses((status = 200, body = TokenList)), security(("bearer" = [])))]
+pub async fn list_tokens(
+    sigil: web::Data<Sigil>,
+    auth: Auth,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = parse_tenant(&path)?;
+    let page = sigil.list_tenant_tokens(&auth.0, &tenant, q.cursor.as_deref(), q.limit).await?;
+    let items = page
+        .items
+        .into_iter()
+        .filter_map(|t| {
+            let role = match t.role {
+                TokenRole::Admin => ListedTokenRole::Admin,
+                TokenRole::Auditor => ListedTokenRole::Auditor,
+                TokenRole::Agent => ListedTokenRole::Agent,
+                // Operator tokens belong to no tenant; none is stored under one.
+                TokenRole::Operator => return None,
+            };
+            Some(TokenSummary {
+                id: t.id.to_string(),
+                role,
+                agent: t.agent.map(|a| a.to_string()),
+                created: t.created.to_string(),
+                expires_at: t.expires.map(|e| e.to_string()),
+                last_used_at: t.last_used.map(|e| e.to_string()),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(TokenList { items, next_cursor: page.next_cursor }))
 }
 
 /// Delete an admin or auditor token (tenant admin).

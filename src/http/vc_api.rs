@@ -129,7 +129,7 @@ pub async fn verify(
     path: web::Path<String>,
     body: Body<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
-    sigil.check_verify_rate(req.peer_addr().map(|a| a.ip()))?;
+    sigil.check_verify_rate(super::client::client_ip(&req))?;
     let tenant = parse_tenant(&path)?;
     let report = match sigil.vc_api_verify(&tenant, body.into_inner()).await {
         Ok(r) => r,

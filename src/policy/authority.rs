@@ -7,6 +7,8 @@ use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::glob_match::Glob;
+
 /// Why an authority was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -49,6 +51,11 @@ impl Principal {
     }
 }
 
+/// The longest action (pattern) accepted, in bytes. Checked before the text is split into
+/// segments, so an over-long input (a body of colons) costs no allocation, and the error
+/// does not echo it.
+pub const MAX_ACTION: usize = 128;
+
 /// An action name (`refunds:create`) or a namespace wildcard (`orders:*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionPattern(String);
@@ -56,10 +63,12 @@ pub struct ActionPattern(String);
 impl ActionPattern {
     /// Parses `seg(:seg)*` where segments are `[a-z0-9_.-]+` and only the last may be `*`.
     pub fn parse(s: &str) -> Result<Self, AuthorityError> {
+        if s.len() > MAX_ACTION {
+            return Err(err(format!("action must be at most {MAX_ACTION} bytes")));
+        }
         let segs: Vec<&str> = s.split(':').collect();
         let n = segs.len();
         let valid = (2..=8).contains(&n)
-            && s.len() <= 128
             && segs.iter().enumerate().all(|(i, seg)| {
                 (*seg == "*" && i + 1 == n && i > 0)
                     || (!seg.is_empty() && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b)))
@@ -84,11 +93,14 @@ impl ActionPattern {
     }
 }
 
+/// The longest resource pattern accepted, in characters.
+pub const MAX_RESOURCE_PATTERN: usize = 256;
+
 /// A resource glob (`orders/*`, `customers/**`); `*` stays within one path segment.
 #[derive(Debug, Clone)]
 pub struct ResourcePattern {
     raw: String,
-    glob: glob::Pattern,
+    glob: Glob,
 }
 
 impl PartialEq for ResourcePattern {
@@ -98,17 +110,19 @@ impl PartialEq for ResourcePattern {
 }
 impl Eq for ResourcePattern {}
 
-const GLOB_OPTS: glob::MatchOptions =
-    glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
-
 impl ResourcePattern {
     /// Parses a glob; refuses empty, over-long, control characters and malformed patterns.
+    /// The `glob` crate validates the syntax; matching is [`Glob`]'s (bounded work).
     pub fn parse(s: &str) -> Result<Self, AuthorityError> {
-        if s.is_empty() || s.chars().count() > 256 || s.chars().any(char::is_control) {
-            return Err(err(format!("resource pattern {s:?} must be 1–256 printable characters")));
+        // Bytes first (no character takes more than 4), so an over-long input is not walked.
+        if s.len() > 4 * MAX_RESOURCE_PATTERN || s.chars().count() > MAX_RESOURCE_PATTERN {
+            return Err(err(format!("a resource pattern must be at most {MAX_RESOURCE_PATTERN} characters")));
         }
-        let glob = glob::Pattern::new(s).map_err(|e| err(format!("resource pattern {s:?} is not a valid glob: {}", e.msg)))?;
-        Ok(Self { raw: s.to_owned(), glob })
+        if s.is_empty() || s.chars().any(char::is_control) {
+            return Err(err(format!("resource pattern {s:?} must be 1–{MAX_RESOURCE_PATTERN} printable characters")));
+        }
+        glob::Pattern::new(s).map_err(|e| err(format!("resource pattern {s:?} is not a valid glob: {}", e.msg)))?;
+        Ok(Self { raw: s.to_owned(), glob: Glob::new(s) })
     }
 
     /// The pattern text.
@@ -118,7 +132,7 @@ impl ResourcePattern {
 
     /// Whether `resource` matches (a request without a resource is matched as "").
     pub fn covers(&self, resource: &str) -> bool {
-        self.glob.matches_with(resource, GLOB_OPTS)
+        self.glob.matches(resource)
     }
 }
 
@@ -193,6 +207,11 @@ const DAY_NAMES: [(&str, Weekday); 7] = [
     ("sun", Weekday::Sunday),
 ];
 
+/// The longest time zone name looked up, in bytes: the longest IANA name is 32
+/// (`America/Argentina/ComodRivadavia`). Checked before the lookup, and so that the error
+/// (which names the zone) never echoes a whole request body.
+pub const MAX_TIMEZONE: usize = 64;
+
 fn parse_hhmm(field: &str, s: &str) -> Result<Time, AuthorityError> {
     let bad = || err(format!("schedule.{field} must be HH:MM (24-hour)"));
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
@@ -216,6 +235,9 @@ impl Schedule {
     /// Validates a schedule; `to` must be after `from` (overnight windows are two
     /// delegations, so a window never silently spans two days).
     pub fn parse(timezone: &str, days: &[String], from: &str, to: &str) -> Result<Self, AuthorityError> {
+        if timezone.len() > MAX_TIMEZONE {
+            return Err(err(format!("schedule.timezone must be at most {MAX_TIMEZONE} bytes")));
+        }
         let tz = TimeZone::get(timezone).map_err(|_| err(format!("schedule.timezone {timezone:?} is not an IANA time zone")))?;
         if days.is_empty() || days.len() > 7 {
             return Err(err("schedule.days must list 1–7 days"));
@@ -396,3 +418,7 @@ mod tests {
         assert!(serde_json::from_value::<Authority>(typo).is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "authority_props.rs"]
+mod fuzz;

@@ -5,6 +5,7 @@
 
 mod authority;
 mod evaluate;
+mod glob_match;
 
 pub use authority::parse_amount;
 pub use evaluate::{ActionRequest, Denial, Grant, check, decide, well_formed_resource};

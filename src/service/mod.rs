@@ -16,7 +16,7 @@ pub(crate) mod ops;
 // arrangement.
 pub use kernel::{auth, egress, resolver, status};
 pub use model::{records, settings};
-pub use ops::{agents, audit, credentials, guardrails, lifecycle, presentations, rotation, tenants, vc_api};
+pub use ops::{agents, audit, credentials, guardrails, lifecycle, presentations, rotation, tenants, tokens, vc_api};
 
 use std::sync::Arc;
 
@@ -79,6 +79,8 @@ pub struct Sigil {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
     pub(crate) auth_cache: auth::AuthCache,
+    /// Token uses not yet written into their records.
+    pub(crate) token_use: auth::TokenUse,
     pub(crate) signers: kernel::signers::SignerCache,
     pub(crate) status_cache: kernel::status::StatusCache,
     pub(crate) http: resolver::HttpResolver,
@@ -110,6 +112,7 @@ impl Sigil {
             clock,
             settings,
             auth_cache: auth::AuthCache::default(),
+            token_use: auth::TokenUse::default(),
             signers: kernel::signers::SignerCache::default(),
             status_cache: kernel::status::StatusCache::default(),
             http,
@@ -191,7 +194,7 @@ pub(crate) mod testing {
         edit: impl FnOnce(&mut Settings),
     ) -> Arc<Sigil> {
         let root = RootKey::from_bytes(SecretBytes::new(vec![42u8; 32]), 1).unwrap();
-        let keys = Keyring::new(root, TokenPepper::generate());
+        let keys = Keyring::new(root, TokenPepper::fixed_for_tests());
         let mut settings =
             Settings { data_dir: Some(dir.to_owned()), ..Settings::new(PublicUrl::parse("https://sigil.test:8443").unwrap()) };
         edit(&mut settings);

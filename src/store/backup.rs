@@ -76,3 +76,47 @@ mod tests {
         assert!(decode(b"").is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! A backup is a file someone hands to `sigil restore`, and its SHA-256 is no MAC: a
+    //! crafted file carries a correct one. Whatever it holds, decoding never panics, and
+    //! what decodes is exactly what encodes back.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sealed(body: &[u8]) -> Vec<u8> {
+        [body, Sha256::digest(body).as_slice()].concat()
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz::config(2000))]
+
+        #[test]
+        fn any_checksummed_bytes_decode_to_what_encodes_back(
+            tail in proptest::collection::vec(any::<u8>(), 0..64),
+            magic in any::<bool>(),
+            lens in proptest::collection::vec(prop_oneof![0u32..8, Just(u32::MAX), any::<u32>()], 0..6),
+        ) {
+            // The magic, then length fields (small, huge, arbitrary) among arbitrary bytes.
+            let mut body = if magic { MAGIC.to_vec() } else { Vec::new() };
+            for (i, n) in lens.iter().enumerate() {
+                body.extend_from_slice(&n.to_be_bytes());
+                body.extend_from_slice(tail.get(..i.min(tail.len())).unwrap_or_default());
+            }
+            body.extend_from_slice(&tail);
+            if magic && lens.len() % 2 == 1 {
+                body.extend_from_slice(END);
+            }
+            let file = sealed(&body);
+            if let Ok((keycheck, entries)) = decode(&file) {
+                prop_assert_eq!(encode(&keycheck, &entries), file);
+            }
+        }
+
+        #[test]
+        fn entries_round_trip(keycheck in proptest::collection::vec(any::<u8>(), 0..32), entries in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..16), proptest::collection::vec(any::<u8>(), 0..32)), 0..8)) {
+            prop_assert_eq!(decode(&encode(&keycheck, &entries)).unwrap(), (keycheck, entries));
+        }
+    }
+}

@@ -161,10 +161,17 @@ pub fn audit_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
     format!("t/{tenant}/au/").into_bytes()
 }
 
-/// The chain head `{seq}:{hash}` (plaintext: a counter and a hash).
+/// The chain head `{seq}:{hash}:{mac}` (plaintext: a counter, a hash and a keyed hash
+/// that authenticates both for this tenant).
 pub fn audit_head(tenant: impl AsRef<str>) -> Vec<u8> {
     let tenant = tenant.as_ref();
     format!("t/{tenant}/au-head").into_bytes()
+}
+
+/// The seq of the tenant's latest checkpoint entry (plaintext decimal: a counter).
+pub fn audit_latest_checkpoint(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/au-cp").into_bytes()
 }
 
 /// A used (holder, domain, challenge), by hash (`service::verification`); value: expiry

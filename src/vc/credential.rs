@@ -126,9 +126,16 @@ mod tests {
     fn context_ships_and_defines_sigil_terms() {
         let ctx: Value = serde_json::from_str(SIGIL_CONTEXT).unwrap();
         let c = &ctx["@context"];
-        for t in
-            ["AgentIdentityCredential", "DelegatedAuthorityCredential", "ActionPresentation", "Agent", "principal", "authority", "action"]
-        {
+        for t in [
+            "AgentIdentityCredential",
+            "DelegatedAuthorityCredential",
+            "ActionPresentation",
+            "Agent",
+            "principal",
+            "authority",
+            "action",
+            "auditCheckpoint",
+        ] {
             assert!(c.get(t).is_some(), "{t} undefined");
         }
         assert_eq!(c["@protected"], true);

@@ -14,6 +14,12 @@
 
 use serde_json::{Map, Number, Value};
 
+/// How deep a JSON document may nest: serde_json's parser refuses a 128th level (its
+/// recursion limit), and the recursive writer here relies on that to bound its stack. Every
+/// `Value` canonicalized on a request path was parsed by serde_json (request bodies,
+/// fetched documents, JWS payloads); a property test holds the parser to this number.
+pub const MAX_JSON_DEPTH: usize = 127;
+
 /// Why canonicalization failed (numbers JCS cannot represent, e.g. non-finite).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("document cannot be canonicalized (RFC 8785)")]
@@ -204,6 +210,10 @@ pub fn canonical_array(items: &[&[u8]]) -> Vec<u8> {
     out.push(b']');
     out
 }
+
+#[cfg(test)]
+#[path = "jcs_props.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

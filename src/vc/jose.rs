@@ -12,11 +12,18 @@ use crate::crypto::{PublicKey, Signer, verify_strict};
 /// Media type prefix of an enveloped `vc+jwt` credential.
 pub const VC_JWT_DATA_URL: &str = "data:application/vc+jwt,";
 
+/// The longest compact JWS parsed, in bytes, checked before it is split or decoded: far
+/// above any Sigil `vp+jwt` (which envelopes its credentials), and what bounds a JWS that
+/// arrives inside another one or in a body above the default limit.
+pub const MAX_JWS: usize = 256 * 1024;
+
 /// Why a JWS was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JoseError {
     #[error("not a compact JWS")]
     Malformed,
+    #[error("JWS is longer than {MAX_JWS} bytes")]
+    TooLarge,
     #[error("unsupported JOSE header: {0}")]
     Header(&'static str),
     #[error("signature does not verify")]
@@ -60,8 +67,8 @@ pub fn sign(typ: &str, cty: &str, kid: &str, payload: &Value, signer: &Signer) -
 
 /// Parses a compact JWS; only `alg: EdDSA` without `crit` is accepted.
 pub fn parse(s: &str) -> Result<Jws, JoseError> {
-    if s.len() > 256 * 1024 {
-        return Err(JoseError::Malformed);
+    if s.len() > MAX_JWS {
+        return Err(JoseError::TooLarge);
     }
     let mut parts = s.split('.');
     let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
@@ -88,6 +95,10 @@ pub fn parse(s: &str) -> Result<Jws, JoseError> {
 pub fn envelope(jwt: &str) -> Value {
     json!({"@context": super::credential::VC_V2, "id": format!("{VC_JWT_DATA_URL}{jwt}"), "type": "EnvelopedVerifiableCredential"})
 }
+
+#[cfg(test)]
+#[path = "jose_props.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

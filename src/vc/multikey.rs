@@ -56,6 +56,10 @@ pub fn decode_checked(s: &str) -> Result<PublicKey, MultikeyError> {
 }
 
 #[cfg(test)]
+#[path = "multikey_props.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -266,11 +266,18 @@ pub(crate) async fn verify_presentation_in(
             (signer, st("nonce"), st("aud"), time_claim(p.get("exp")), time_claim(p.get("iat")))
         }
     };
-    if let Some(s) = &signer {
-        if *s == holder {
-            r.push(Check::pass("proof", format!("signed by the holder {s}")));
-        } else {
-            r.push(Check::fail("proof", "holder_mismatch", format!("signed by {s}, not by the holder")));
+    match &signer {
+        Some(s) if *s == holder => r.push(Check::pass("proof", format!("signed by the holder {s}"))),
+        Some(s) => r.push(Check::fail("proof", "holder_mismatch", format!("signed by {s}, not by the holder"))),
+        None => {
+            // The challenge, domain and lifetime live inside the proof that did not verify:
+            // reading them would report claims nobody vouched for (as mismatches).
+            r.push(Check::fail(
+                "challenge",
+                "proof_not_checked",
+                "not checked: the holder's proof did not verify, so its challenge, domain and lifetime mean nothing",
+            ));
+            return out;
         }
     }
     // 6. Challenge, domain, lifetime.
@@ -361,3 +368,7 @@ fn check_action(
         Err(d) => r.push(Check::fail("authority", d.code(), d.detail())),
     }
 }
+
+#[cfg(test)]
+#[path = "presentation_props.rs"]
+mod fuzz;

@@ -213,6 +213,10 @@ fn proof_hash_data(unsecured: &Unsecured<'_>, proof: &ParsedProof) -> Result<[u8
 }
 
 #[cfg(test)]
+#[path = "proof_props.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

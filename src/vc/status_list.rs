@@ -99,18 +99,22 @@ impl Bitstring {
         let b64 = encoded.strip_prefix('u').ok_or(StatusListError::Encoding)?;
         let compressed = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).map_err(|_| StatusListError::Encoding)?;
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(compressed.as_slice())
-            .take(MAX_DECODED as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|_| StatusListError::Gzip)?;
-        if out.len() > MAX_DECODED {
-            return Err(StatusListError::TooLarge);
-        }
+        inflate_into(&compressed, &mut out)?;
         if out.len() * 8 < LIST_SIZE {
             return Err(StatusListError::TooShort);
         }
         Ok(Self { bytes: out })
     }
+}
+
+/// Inflates a gzip stream into `out`, taking at most `MAX_DECODED + 1` bytes out of the
+/// decoder: a bomb stops there, whatever it would inflate to.
+fn inflate_into(compressed: &[u8], out: &mut Vec<u8>) -> Result<(), StatusListError> {
+    flate2::read::GzDecoder::new(compressed).take(MAX_DECODED as u64 + 1).read_to_end(out).map_err(|_| StatusListError::Gzip)?;
+    if out.len() > MAX_DECODED {
+        return Err(StatusListError::TooLarge);
+    }
+    Ok(())
 }
 
 /// The unsigned `BitstringStatusListCredential` for a list.
@@ -141,6 +145,10 @@ pub fn entry(list_url: &str, purpose: &str, index: u32) -> Value {
         "statusListCredential": list_url,
     })
 }
+
+#[cfg(test)]
+#[path = "status_list_props.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -162,23 +162,9 @@ impl TrustPolicy {
     /// Trusts what a tenant or deployment URL names: `https://host[:port]/tenants/{t}` is
     /// that tenant, `https://host[:port]` every tenant there (`--trust-tenant`).
     pub fn trust_tenant_url(self, url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .ok_or_else(|| format!("{url:?} must start with https://"))?
-            .trim_end_matches('/');
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let host_ok = !authority.is_empty()
-            && authority.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
-            && authority.matches(':').count() <= 1;
-        if !host_ok {
-            return Err(format!("{url:?} has no valid host[:port]"));
-        }
-        let did_host = authority.to_ascii_lowercase().replace(':', "%3A");
-        match path.split('/').collect::<Vec<_>>().as_slice() {
-            [""] => Ok(self.trust_tenants_of(did_host)),
-            ["tenants", t] if crate::ids::TenantId::parse(t).is_ok() => Ok(self.trust_tenant(did_host, *t)),
-            _ => Err(format!("{url:?} must be a deployment URL or https://host/tenants/{{tenant}}")),
+        match parse_deployment_url(url)? {
+            (did_host, None) => Ok(self.trust_tenants_of(did_host)),
+            (did_host, Some(t)) => Ok(self.trust_tenant(did_host, t)),
         }
     }
 
@@ -232,6 +218,37 @@ impl TrustPolicy {
             return Ok(());
         }
         Err(best)
+    }
+}
+
+/// What a Sigil URL names: `https://host[:port]` → (`host%3Aport`, `None`), every tenant of
+/// that deployment; `https://host[:port]/tenants/{t}` → (`host%3Aport`, `Some(t)`).
+pub fn parse_deployment_url(url: &str) -> Result<(String, Option<String>), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} must start with https://"))?
+        .trim_end_matches('/');
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host_ok = !authority.is_empty()
+        && authority.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+        && authority.matches(':').count() <= 1;
+    if !host_ok {
+        return Err(format!("{url:?} has no valid host[:port]"));
+    }
+    let did_host = authority.to_ascii_lowercase().replace(':', "%3A");
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        [""] => Ok((did_host, None)),
+        ["tenants", t] if crate::ids::TenantId::parse(t).is_ok() => Ok((did_host, Some((*t).to_owned()))),
+        _ => Err(format!("{url:?} must be a deployment URL or https://host/tenants/{{tenant}}")),
+    }
+}
+
+/// The DID of the one tenant a tenant URL (`https://host[:port]/tenants/{t}`) names.
+pub fn tenant_did_of_url(url: &str) -> Result<String, String> {
+    match parse_deployment_url(url)? {
+        (did_host, Some(t)) => Ok(format!("did:web:{did_host}:tenants:{t}")),
+        (_, None) => Err(format!("{url:?} names a deployment, not one tenant: use https://host/tenants/{{tenant}}")),
     }
 }
 

@@ -763,6 +763,10 @@ mod verified_lists {
     }
 }
 
+#[cfg(test)]
+#[path = "verify_failure_tests.rs"]
+mod failure_tests;
+
 /// Default byte budget of the verified status-list cache.
 pub const DEFAULT_STATUS_CACHE_BYTES: usize = 32 * 1024 * 1024;
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use sigil::store::{Store, Txn};
 
-use crate::helpers::Server;
+use crate::helpers::{Server, TestClock};
 use crate::presentations::refund;
 
 /// Store key of audit entry `seq` of tenant `acme`.
@@ -21,7 +21,9 @@ fn flip_last_byte(mut blob: Vec<u8>) -> Vec<u8> {
     blob
 }
 
-async fn setup(s: &Server) -> (String, String, String, String) {
+/// Tenant `acme` with an auditor token and an agent holding a refund delegation; returns
+/// (admin, auditor, agent id, agent token).
+pub async fn setup(s: &Server) -> (String, String, String, String) {
     let admin = s.tenant("acme").await;
     let (_, aud) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "auditor"})).await;
     let (agent, token, _) = s.agent("acme", &admin, "bot").await;
@@ -34,7 +36,9 @@ async fn setup(s: &Server) -> (String, String, String, String) {
 
 #[tokio::test]
 async fn daily_budget_is_atomic_under_concurrency() {
-    let s = std::sync::Arc::new(Server::start().await);
+    // Noon (UTC, the delegation's zone): sixty requests cannot straddle midnight.
+    let clock = TestClock::at("2026-06-03T12:00:00Z");
+    let s = std::sync::Arc::new(Server::start_with(clock.opts()).await);
     let (_, _, _, token) = setup(&s).await;
     let mut tasks = Vec::new();
     for i in 0..60 {
@@ -59,7 +63,75 @@ async fn daily_budget_is_atomic_under_concurrency() {
     assert_eq!((st, p["code"].as_str()), (403, Some("daily_limit_exceeded")));
 }
 
-fn export_lines(text: &str) -> Vec<String> {
+/// One refund of `amount` EUR: `200` or the denial's code.
+async fn spend(s: &Server, token: &str, challenge: &str, amount: &str) -> Result<(), String> {
+    let mut body = refund(challenge);
+    body["context"]["amount"] = amount.into();
+    match s.post("/v1/presentations", token, body).await {
+        (200, _) => Ok(()),
+        (_, p) => Err(p["code"].as_str().unwrap_or("?").to_owned()),
+    }
+}
+
+fn exceeded() -> Result<(), String> {
+    Err("daily_limit_exceeded".into())
+}
+
+/// What was spent today stays spent across a graceful restart and a `kill -9` (a grant is
+/// acknowledged only once durable, budget included); the next day starts afresh.
+#[tokio::test]
+async fn daily_budget_survives_restarts() {
+    let clock = TestClock::at("2026-06-03T12:00:00Z");
+    let s = Server::start_with(clock.opts()).await;
+    let (_, _, _, token) = setup(&s).await;
+    for i in 0..3 {
+        assert_eq!(spend(&s, &token, &format!("a{i}"), "300.00").await, Ok(()));
+    }
+    let s = s.restart_after_kill9().await;
+    assert_eq!(spend(&s, &token, "b", "100.01").await, exceeded(), "900.00 of 1000.00 spent before kill -9");
+    assert_eq!(spend(&s, &token, "c", "100.00").await, Ok(()));
+    let s = s.restart().await;
+    assert_eq!(spend(&s, &token, "d", "0.01").await, exceeded(), "1000.00 spent before the restart");
+    clock.set("2026-06-04T00:00:00Z");
+    assert_eq!(spend(&s, &token, "e", "500.00").await, Ok(()), "a new day");
+}
+
+/// The budget's day is the delegation's local day (`schedule.timezone`), daylight saving
+/// time included: it resets at local midnight, not at UTC midnight.
+#[tokio::test]
+async fn daily_budget_resets_at_midnight_in_the_delegations_time_zone() {
+    // Europe/Berlin: UTC+1 until 2026-03-29 02:00 local, UTC+2 after (a 23-hour day).
+    let clock = TestClock::at("2026-03-28T22:59:59Z");
+    let s = Server::start_with(clock.opts()).await;
+    let admin = s.tenant("acme").await;
+    let (agent, token, _) = s.agent("acme", &admin, "bot").await;
+    let body = json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
+        "limits": {"amount": {"max": "500.00", "currency": "EUR", "per_day": "1000.00"}},
+        "schedule": {"timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from": "00:00", "to": "24:00"},
+        "valid_until": "2099-01-01T00:00:00Z"});
+    let (st, v) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, body).await;
+    assert_eq!(st, 201, "{v}");
+    // Saturday 23:59:59 in Berlin: the whole budget.
+    for c in ["sat1", "sat2"] {
+        assert_eq!(spend(&s, &token, c, "500.00").await, Ok(()));
+    }
+    assert_eq!(spend(&s, &token, "sat3", "0.01").await, exceeded());
+    // Sunday 00:00 in Berlin (still Saturday in UTC): a new day.
+    clock.set("2026-03-28T23:00:00Z");
+    for c in ["sun1", "sun2"] {
+        assert_eq!(spend(&s, &token, c, "500.00").await, Ok(()), "local midnight resets the budget");
+    }
+    // UTC midnight (Sunday 01:00 in Berlin) resets nothing; nor does Sunday 23:59:59 CEST.
+    clock.set("2026-03-29T00:00:00Z");
+    assert_eq!(spend(&s, &token, "sun3", "0.01").await, exceeded(), "UTC midnight is not the delegation's midnight");
+    clock.set("2026-03-29T21:59:59Z");
+    assert_eq!(spend(&s, &token, "sun4", "0.01").await, exceeded());
+    // Monday 00:00 CEST, an hour earlier in UTC than the Sunday before.
+    clock.set("2026-03-29T22:00:00Z");
+    assert_eq!(spend(&s, &token, "mon1", "500.00").await, Ok(()), "local midnight after the switch to summer time");
+}
+
+pub fn export_lines(text: &str) -> Vec<String> {
     text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
 }
 
@@ -70,6 +142,7 @@ fn cli_verify(s: &Server, lines: &[String]) -> (bool, String) {
     let out = std::process::Command::new(crate::helpers::bin())
         .args(["audit", "verify"])
         .arg(&f)
+        .args(["--trust-tenant", &s.url("/tenants/acme")])
         .arg("--ca")
         .arg(s.data.join("tls/ca.pem"))
         .args(["--resolver-allow", s.listen()])

@@ -360,6 +360,168 @@ async fn backup_while_serving_and_restore_elsewhere() {
     assert_eq!(run.status.code(), Some(2));
 }
 
+mod crashes {
+    //! Multi-step changes stopped between two of their steps by a crash point
+    //! (`SIGIL_TEST_CRASH_AT`, debug builds only), then repaired by the next start.
+
+    use serde_json::json;
+
+    use crate::helpers::{OPERATOR, Opts, Server, bin, serve_fails};
+
+    fn keys(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (k1, k2) = (dir.join("k1"), dir.join("k2"));
+        std::fs::write(&k1, [1u8; 32]).unwrap();
+        std::fs::write(&k2, [2u8; 32]).unwrap();
+        (k1, k2)
+    }
+
+    fn with_key(k: &std::path::Path, crash_at: Option<&str>) -> Opts {
+        let mut o = Opts { args: vec!["--root-key-file".into(), k.display().to_string()], ..Default::default() };
+        if let Some(p) = crash_at {
+            o.env.push(("SIGIL_TEST_CRASH_AT".into(), p.into()));
+        }
+        o
+    }
+
+    /// Everything a tenant's admin and agent use still works.
+    async fn works(s: &Server, admin: &str, agent: &str, agent_token: &str, challenge: &str) {
+        assert_eq!(s.get(&format!("/v1/tenants/acme/agents/{agent}"), admin).await.0, 200);
+        assert_eq!(s.get("/v1/tenants", OPERATOR).await.0, 200);
+        let (st, r) = s.post("/v1/presentations", agent_token, crate::presentations::refund(challenge)).await;
+        assert_eq!(st, 200, "{r}");
+    }
+
+    async fn setup(s: &Server) -> (String, String, String) {
+        let admin = s.tenant("acme").await;
+        let (agent, token, _) = s.agent("acme", &admin, "bot").await;
+        let (st, d) = s
+            .post(
+                &format!("/v1/tenants/acme/agents/{agent}/delegations"),
+                &admin,
+                json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
+                       "limits": {"amount": {"max": "500.00", "currency": "EUR"}}, "valid_until": "2099-01-01T00:00:00Z"}),
+            )
+            .await;
+        assert_eq!(st, 201, "{d}");
+        (admin, agent, token)
+    }
+
+    /// Online root-key rotation killed after its staged wraps are durable but before the
+    /// key-check file names the new key: the old key still opens everything, the new one
+    /// is refused (exit 3), and the staged wraps are discarded so a later rotation runs.
+    #[tokio::test]
+    async fn root_rotation_crashing_before_the_key_check_keeps_the_old_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k1, k2) = keys(dir.path());
+        let data = dir.path().join("data");
+        let mut s = Server::start_in(&data, "127.0.0.1:0", &with_key(&k1, Some("root_rotation.staged"))).await;
+        let (admin, agent, token) = setup(&s).await;
+        s.call_into_crash("POST", "/v1/system/root-key/rotate", OPERATOR, Some(json!({"new_root_key_file": k2.display().to_string()})))
+            .await;
+        let (code, err) = serve_fails(&data, &with_key(&k2, None));
+        assert_eq!(code, 3, "the new key never became the root: {err}");
+        let mut s = s.start_after_crash(&with_key(&k1, None)).await;
+        works(&s, &admin, &agent, &token, "after-staged-crash").await;
+        let (st, r) = s.post("/v1/system/root-key/rotate", OPERATOR, json!({"new_root_key_file": k2.display().to_string()})).await;
+        assert_eq!((st, r["version"].as_u64()), (200, Some(2)), "nothing staged is left behind: {r}");
+        s.stop();
+        let s = Server::start_in(&data, "127.0.0.1:0", &with_key(&k2, None)).await;
+        works(&s, &admin, &agent, &token, "after-rotation").await;
+    }
+
+    /// Killed right after the key-check file names the new key (the commit point) and
+    /// before the staged wraps replace the old ones: the next start with the new key
+    /// finishes the rotation; the old key is a wrong key (exit 3).
+    #[tokio::test]
+    async fn root_rotation_crashing_after_the_key_check_completes_with_the_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k1, k2) = keys(dir.path());
+        let data = dir.path().join("data");
+        let mut s = Server::start_in(&data, "127.0.0.1:0", &with_key(&k1, Some("root_rotation.committed"))).await;
+        let (admin, agent, token) = setup(&s).await;
+        s.call_into_crash("POST", "/v1/system/root-key/rotate", OPERATOR, Some(json!({"new_root_key_file": k2.display().to_string()})))
+            .await;
+        let (code, err) = serve_fails(&data, &with_key(&k1, None));
+        assert_eq!(code, 3, "the old key is retired at the commit point: {err}");
+        let mut s = s.start_after_crash(&with_key(&k2, None)).await;
+        works(&s, &admin, &agent, &token, "after-committed-crash").await;
+        s.stop();
+        // The repair was durable: a second start needs nothing more.
+        let s = Server::start_in(&data, "127.0.0.1:0", &with_key(&k2, None)).await;
+        works(&s, &admin, &agent, &token, "second-start").await;
+    }
+
+    /// The same two crash points in the offline command (`sigil rotate-root-key`).
+    #[tokio::test]
+    async fn offline_root_rotation_crashing_at_either_step_is_repaired() {
+        for (point, survivor, refused) in [("root_rotation.staged", 1, 2), ("root_rotation.committed", 2, 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (k1, k2) = keys(dir.path());
+            let data = dir.path().join("data");
+            let mut s = Server::start_in(&data, "127.0.0.1:0", &with_key(&k1, None)).await;
+            let (admin, agent, token) = setup(&s).await;
+            s.stop();
+            drop(s);
+            let out = std::process::Command::new(bin())
+                .args(["rotate-root-key", "--data"])
+                .arg(&data)
+                .arg("--root-key-file")
+                .arg(&k1)
+                .arg("--new-root-key-file")
+                .arg(&k2)
+                .env("SIGIL_LOG", "warn")
+                .env("SIGIL_TEST_CRASH_AT", point)
+                .output()
+                .unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(out.status.signal(), Some(6), "{point}: {}", String::from_utf8_lossy(&out.stderr));
+            let key = |n| if n == 1 { &k1 } else { &k2 };
+            let (code, err) = serve_fails(&data, &with_key(key(refused), None));
+            assert_eq!(code, 3, "{point}: {err}");
+            let s = Server::start_in(&data, "127.0.0.1:0", &with_key(key(survivor), None)).await;
+            works(&s, &admin, &agent, &token, point).await;
+        }
+    }
+
+    /// Tenant deletion over HTTPS, and the same deletion killed after the keys are
+    /// shredded and while the records are purged: after the restart the tenant is gone
+    /// (its DID, its tokens), its id can be taken again, and no old token reaches the new
+    /// tenant.
+    #[tokio::test]
+    async fn tenant_deletion_over_https_survives_a_crash_at_either_step() {
+        for point in [None, Some("tenant_delete.shredded"), Some("tenant_delete.purging")] {
+            let opts = || {
+                let mut o = Opts::default();
+                if let Some(p) = point {
+                    o.env.push(("SIGIL_TEST_CRASH_AT".into(), p.into()));
+                }
+                o
+            };
+            let mut s = Server::start_with(opts()).await;
+            let (admin, agent, token) = setup(&s).await;
+            let s = match point {
+                None => {
+                    let (st, r) = s.call("DELETE", "/v1/tenants/acme", Some(OPERATOR), None).await;
+                    assert_eq!(st, 204, "{r}");
+                    s
+                }
+                Some(_) => {
+                    s.call_into_crash("DELETE", "/v1/tenants/acme", OPERATOR, None).await;
+                    s.start_after_crash(&Opts::default()).await
+                }
+            };
+            assert_eq!(s.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await.0, 401, "{point:?}");
+            assert_eq!(s.post("/v1/presentations", &token, crate::presentations::refund("gone")).await.0, 401, "{point:?}");
+            assert_eq!(s.call("GET", "/tenants/acme/did.json", None, None).await.0, 404, "{point:?}");
+            let (_, list) = s.get("/v1/tenants", OPERATOR).await;
+            assert!(!list.to_string().contains("\"acme\""), "{point:?}: {list}");
+            let again = s.tenant("acme").await;
+            assert_eq!(s.get("/v1/tenants/acme/agents", &again).await.0, 200);
+            assert_eq!(s.get("/v1/tenants/acme/agents", &admin).await.0, 401, "{point:?}: the old admin token is dead");
+        }
+    }
+}
+
 /// A data directory from before record manifests (format 1) opens: start-up builds every
 /// tenant's manifest from the records stored, reads an older counter in clear, rolls the
 /// uncounted data key over, and rewrites the key-check file as format 2. A key-check file

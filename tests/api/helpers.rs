@@ -11,6 +11,48 @@ use serde_json::{Value, json};
 
 pub const OPERATOR: &str = "sgl_test-operator-token-0123456789abcdefghijklmnop";
 
+/// The environment variable a debug build of `sigil serve` reads its clock file from
+/// (`sigil::config::TestClockSource`; release builds lack it).
+const TEST_CLOCK_VAR: &str = "SIGIL_TEST_CLOCK_FILE";
+
+/// The clock of the servers a test starts with [`TestClock::opts`]: it stands still where
+/// the test puts it, so expiry, schedules and daily budgets are tested at chosen instants
+/// rather than at whatever time the suite happens to run (or cross midnight).
+pub struct TestClock {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl TestClock {
+    /// A clock standing at `at` (RFC 3339).
+    pub fn at(at: &str) -> TestClock {
+        if !cfg!(debug_assertions) {
+            panic!("the test clock exists only in debug builds of sigil; run these tests without --release");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("now");
+        let clock = TestClock { dir, path };
+        clock.set(at);
+        clock
+    }
+
+    /// Moves the clock to `at` (RFC 3339); the server sees it at its next reading. The file
+    /// is replaced by a rename, so the server never reads half of it.
+    pub fn set(&self, at: &str) {
+        let t: jiff::Timestamp = at.parse().unwrap_or_else(|e| panic!("{at}: {e}"));
+        let tmp = self.dir.path().join("now.tmp");
+        std::fs::write(&tmp, t.to_string()).unwrap();
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+
+    /// Server options with this clock (and the defaults).
+    pub fn opts(&self) -> Opts {
+        let mut o = Opts::default();
+        o.env.push((TEST_CLOCK_VAR.into(), self.path.display().to_string()));
+        o
+    }
+}
+
 /// A running `sigil serve` process.
 ///
 /// Its stderr (the logs, at `debug`) is captured; every secret the test gets to see (the
@@ -27,6 +69,8 @@ pub struct Server {
     logs: Logs,
     secrets: Secrets,
     exited: bool,
+    /// The test clock's variable, kept for restarts (a restarted server keeps its clock).
+    clock_env: Option<(String, String)>,
 }
 
 /// Secrets the logs must never contain, shared across restarts of one server.
@@ -210,7 +254,17 @@ impl Server {
         Self::start_sharing(data, listen, opts, Secrets::default()).await
     }
 
+    /// Like [`Server::start_in`], but a server that exits before it listens is an `Err`
+    /// with its exit status and logs (a port taken meanwhile, say), not a panic.
+    pub async fn try_start_in(data: &Path, listen: &str, opts: &Opts) -> Result<Server, String> {
+        Self::try_start_sharing(data, listen, opts, Secrets::default()).await
+    }
+
     async fn start_sharing(data: &Path, listen: &str, opts: &Opts, secrets: Secrets) -> Server {
+        Self::try_start_sharing(data, listen, opts, secrets).await.unwrap_or_else(|e| panic!("server did not start: {e}"))
+    }
+
+    async fn try_start_sharing(data: &Path, listen: &str, opts: &Opts, secrets: Secrets) -> Result<Server, String> {
         let mut child = spawn_raw(data, listen, opts).unwrap();
         let mut logs = Logs::capture(child.stderr.take().unwrap());
         let stdout = child.stdout.take().unwrap();
@@ -226,22 +280,30 @@ impl Server {
             Ok(b) => b,
             Err(_) => {
                 let _ = child.kill();
-                let _ = child.wait();
-                panic!("server did not start: {}", String::from_utf8_lossy(&logs.finish()));
+                let status = child.wait().unwrap();
+                let logs = logs.finish();
+                secrets.add_from_setup(opts, data);
+                secrets.assert_absent_from(&logs, "a failed start");
+                return Err(format!("{status}; its logs:\n{}", String::from_utf8_lossy(&logs)));
             }
         };
         secrets.add_from_setup(opts, data);
-        let ca = std::fs::read(data.join("tls/ca.pem")).unwrap();
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        let mut client = reqwest::Client::builder();
+        // `--http` serves plain HTTP on loopback and makes no development CA.
+        if !base.starts_with("http://") {
+            let ca = std::fs::read(data.join("tls/ca.pem")).unwrap();
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        }
+        let client = client
             .timeout(Duration::from_secs(30))
             // Below the server's 5 s keep-alive, so a pooled connection is never reused just
             // as the server closes it (hyper reports that race as IncompleteMessage).
             .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
-        let listen = base.trim_start_matches("https://").to_owned();
-        Server { child, base, data: data.to_owned(), client, _dir: None, listen, logs, secrets, exited: false }
+        let listen = base.trim_start_matches("https://").trim_start_matches("http://").to_owned();
+        let clock_env = opts.env.iter().find(|(k, _)| k == TEST_CLOCK_VAR).cloned();
+        Ok(Server { child, base, data: data.to_owned(), client, _dir: None, listen, logs, secrets, exited: false, clock_env })
     }
 
     /// What the server has logged so far (stderr).
@@ -344,6 +406,43 @@ impl Server {
         panic!("the server ignored SIGTERM for 20 s and had to be killed; its logs:\n{}", String::from_utf8_lossy(&self.logs.finish()));
     }
 
+    /// Sends a request that must hit the crash point this server was started with
+    /// (`SIGIL_TEST_CRASH_AT`): no answer comes, the process dies of SIGABRT, and what it
+    /// logged until then holds no secret.
+    pub async fn call_into_crash(&mut self, method: &str, path: &str, token: &str, body: Option<Value>) {
+        use std::os::unix::process::ExitStatusExt;
+        self.secrets.add(token);
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.client.request(m, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let answer = rb.send().await;
+        assert!(answer.is_err(), "{method} {path} answered although it should have crashed: {answer:?}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "the server did not die at its crash point");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.exited = true;
+        let logs = self.logs.finish();
+        assert_eq!(status.signal(), Some(6), "expected SIGABRT at the crash point, got {status}");
+        assert!(logs.windows(11).any(|w| w == b"crash point"), "{}", String::from_utf8_lossy(&logs));
+        self.secrets.assert_absent_from(&logs, "before the crash");
+    }
+
+    /// A new server on this one's data and address after it died, with `opts`.
+    pub async fn start_after_crash(mut self, opts: &Opts) -> Server {
+        assert!(self.exited, "the server is still running");
+        let dir = self._dir.take();
+        let mut s = Server::start_sharing(&self.data, &self.listen.clone(), opts, self.secrets.clone()).await;
+        s._dir = dir;
+        s
+    }
+
     /// `kill -9`; what it logged until then must hold no secret.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -367,11 +466,13 @@ impl Server {
         self.start_again(&listen).await
     }
 
-    /// A new server on this one's data (already stopped), keeping its temp dir alive and
-    /// the secrets seen so far.
+    /// A new server on this one's data (already stopped), keeping its temp dir alive, the
+    /// secrets seen so far and its test clock.
     async fn start_again(mut self, listen: &str) -> Server {
         let dir = self._dir.take();
-        let mut s = Server::start_sharing(&self.data, listen, &Opts::default(), self.secrets.clone()).await;
+        let mut opts = Opts::default();
+        opts.env.extend(self.clock_env.take());
+        let mut s = Server::start_sharing(&self.data, listen, &opts, self.secrets.clone()).await;
         s._dir = dir;
         s
     }
@@ -382,6 +483,27 @@ impl Server {
         self.stop();
         edit(sigil::store::SledStore::open(&self.data.join("store")).unwrap()).await;
         self.start_again("127.0.0.1:0").await
+    }
+
+    /// Stops the server, hands its data directory to `edit` (files changed as someone
+    /// holding the disk could: a store put back from an older copy), then starts a new
+    /// server on the same data and address, so DIDs (which name the port) stay the same.
+    pub async fn edit_files_at_rest(mut self, edit: impl FnOnce(&Path)) -> Server {
+        self.stop();
+        edit(&self.data);
+        let listen = self.listen.clone();
+        self.start_again(&listen).await
+    }
+
+    /// [`Server::edit_at_rest`] on the same address.
+    pub async fn edit_store_in_place<F: std::future::Future<Output = ()>>(
+        mut self,
+        edit: impl FnOnce(sigil::store::SledStore) -> F,
+    ) -> Server {
+        self.stop();
+        edit(sigil::store::SledStore::open(&self.data.join("store")).unwrap()).await;
+        let listen = self.listen.clone();
+        self.start_again(&listen).await
     }
 
     /// The Prometheus text of `/metrics`.
@@ -412,9 +534,24 @@ impl Drop for Server {
 
 /// Runs `sigil serve` expecting it to fail; returns (exit code, stderr). What it said must
 /// hold none of the secrets it was given.
+///
+/// A server that starts instead (it is still running after 60 s) is killed and the test
+/// fails, rather than waiting for it forever.
 pub fn serve_fails(data: &Path, opts: &Opts) -> (i32, String) {
     let child = spawn_raw(data, "127.0.0.1:0", opts).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let out = rx.recv().unwrap().unwrap();
+            panic!("the server started instead of refusing to; its logs:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+    };
     let secrets = Secrets::default();
     secrets.add_from_setup(opts, data);
     secrets.assert_absent_from(&out.stderr, "a refused start");

@@ -52,7 +52,8 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         ("post", "/v1/tenants") => (Class::Operator, Some(json!({"name": "x"}))),
         ("get", "/v1/tenants") => (Class::Operator, None),
         ("delete", "/v1/tenants/{tenant}") => (Class::Operator, None),
-        ("post", "/v1/tenants/{tenant}/tokens") => (Class::TenantAdmin, Some(json!({"role": "auditor"}))),
+        ("post", "/v1/tenants/{tenant}/tokens") => (Class::TenantAdmin, Some(json!({"role": "auditor", "expires_in": 3600}))),
+        ("get", "/v1/tenants/{tenant}/tokens") => (Class::TenantRead, None),
         ("delete", "/v1/tenants/{tenant}/tokens/{token}") => (Class::TenantAdmin, None),
         ("post", "/v1/tenants/{tenant}/agents") => (Class::TenantAdmin, Some(json!({"name": "intruder"}))),
         ("get", "/v1/tenants/{tenant}/agents") => (Class::TenantRead, None),
@@ -68,7 +69,8 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         ("get", "/ns/v1")
         | ("get", "/tenants/{tenant}/did.json")
         | ("get", "/tenants/{tenant}/agents/{agent}/did.json")
-        | ("get", "/tenants/{tenant}/status/{list}") => (Class::Public, None),
+        | ("get", "/tenants/{tenant}/status/{list}")
+        | ("get", "/tenants/{tenant}/audit/checkpoint") => (Class::Public, None),
         ("post", "/tenants/{tenant}/vc-api/credentials/issue") => (
             Class::TenantAdmin,
             Some(json!({"credential": {"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"],
@@ -86,6 +88,9 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         | ("post", "/v1/tenants/{tenant}/principals/{principal}/revoke")
         | ("post", "/v1/tenants/{tenant}/data-key/rotate") => (Class::TenantAdmin, None),
         ("post", "/v1/tenants/{tenant}/issuer-key/rotate") => (Class::TenantAdmin, Some(json!({}))),
+        ("post", "/v1/tenants/{tenant}/issuer-key/{version}/compromised")
+        | ("post", "/v1/tenants/{tenant}/issuer-key/{version}/reissue") => (Class::TenantAdmin, None),
+        ("get", "/v1/tenants/{tenant}/issuer-key/{version}/credentials") => (Class::TenantRead, None),
         ("post", "/v1/tenants/{tenant}/credentials/{credential}/replace") => {
             (Class::TenantAdmin, Some(crate::credentials::delegation_body()))
         }
@@ -95,6 +100,7 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         | ("get", "/v1/tenants/{tenant}/key-policy") => (Class::TenantRead, None),
         ("post", "/v1/system/root-key/rotate") => (Class::Operator, Some(json!({"new_root_key_file": "/nonexistent"}))),
         ("get", "/v1/system/backup") => (Class::Operator, None),
+        ("post", "/v1/system/operator-token/rotate") | ("post", "/v1/system/operator-token/revoke") => (Class::Operator, None),
         ("get", "/v1/tenants/{tenant}/guardrails") => (Class::TenantRead, None),
         ("put", "/v1/tenants/{tenant}/guardrails") => (
             Class::TenantAdmin,
@@ -208,6 +214,9 @@ async fn every_route_isolates_tenants_and_roles() {
         auditor_b: aud_b["token"].as_str().unwrap().into(),
         agent_b_token,
     };
+    // A signed checkpoint for tenant A, so its public checkpoint route has one to serve.
+    let export = s.client.get(s.url("/v1/tenants/tenant-a/audit/export")).bearer_auth(&f.auditor_a).send().await.unwrap();
+    assert_eq!(export.status(), 200);
     let before_a = state(&s, "tenant-a", &f.admin_a).await;
     let before_b = state(&s, "tenant-b", &f.admin_b).await;
     let garbled = format!("{}x", f.admin_a);
@@ -294,9 +303,13 @@ async fn every_route_isolates_tenants_and_roles() {
     }
 
     // And each route does succeed for whom it is for: a route that refused everyone would
-    // pass every check above. Destructive routes get objects of their own.
+    // pass every check above. Destructive routes get objects of their own; the operator
+    // token's own routes come last, since they end the token every other route uses.
     let admin_a = f.admin_a.clone();
     for (method, path) in routes() {
+        if path.starts_with("/v1/system/operator-token/") {
+            continue;
+        }
         let (class, _, _) = case(method, path, &f);
         let (tenant, token) = match class {
             Class::TenantAdmin | Class::TenantRead => ("tenant-a".to_owned(), admin_a.clone()),
@@ -348,6 +361,10 @@ async fn every_route_isolates_tenants_and_roles() {
         let (st, v) = s.call(&method.to_uppercase(), &p, Some(&token), body).await;
         assert!((200..300).contains(&st), "{method} {p} by its own {class:?} caller → {st} {v}");
     }
+    let (st, v) = s.call("POST", "/v1/system/operator-token/rotate", Some(OPERATOR), None).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = s.call("POST", "/v1/system/operator-token/revoke", v["token"].as_str(), None).await;
+    assert_eq!(st, 204, "{v}");
 }
 
 #[tokio::test]
@@ -364,6 +381,36 @@ async fn tokens_lifecycle_and_agent_token_rotation() {
 
     let (agent, old, created) = s.agent("acme", &admin, "bot").await;
     assert!(created["did"].as_str().unwrap().ends_with(&format!(":tenants:acme:agents:{agent}")));
+
+    // Admin and auditor tokens may expire; the list shows every token, never a secret.
+    for bad in [json!({"role": "auditor", "expires_in": 59}), json!({"role": "auditor", "expires_in": 31_536_001})] {
+        let (st, v) = s.post("/v1/tenants/acme/tokens", &admin, bad).await;
+        assert_eq!((st, v["code"].as_str()), (400, Some("invalid_request")), "{v}");
+    }
+    let (st, aud) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "auditor", "expires_in": 3600})).await;
+    assert_eq!(st, 201, "{aud}");
+    let expires: jiff::Timestamp = aud["expires_at"].as_str().unwrap().parse().unwrap();
+    let ahead = expires.duration_since(jiff::Timestamp::now()).as_secs();
+    assert!((3500..=3600).contains(&ahead), "{aud}");
+    let aud_token = aud["token"].as_str().unwrap();
+    assert_eq!(s.get("/v1/tenants/acme/agents", aud_token).await.0, 200);
+    let (st, list) = s.get("/v1/tenants/acme/tokens", aud_token).await;
+    assert_eq!(st, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    let find = |id: &str| items.iter().find(|t| t["id"] == id).unwrap_or_else(|| panic!("{id} not listed: {list}"));
+    let listed = find(aud["id"].as_str().unwrap());
+    assert_eq!((listed["role"].as_str(), listed["expires_at"].as_str()), (Some("auditor"), aud["expires_at"].as_str()));
+    assert!(listed["last_used_at"].is_string(), "{listed}");
+    assert!(listed["created"].is_string());
+    let agent_token = find(created["token_id"].as_str().unwrap());
+    assert_eq!((agent_token["role"].as_str(), agent_token["agent"].as_str()), (Some("agent"), Some(agent.as_str())));
+    assert!(agent_token["expires_at"].is_null() && agent_token["last_used_at"].is_null(), "{agent_token}");
+    assert_eq!(items.iter().filter(|t| t["role"] == "admin").count(), 1, "the deleted admin token is gone: {list}");
+    let text = list.to_string();
+    assert!(!text.contains("sgl_") && !text.contains("hash"), "a token or hash listed: {text}");
+    let (st, page) = s.get("/v1/tenants/acme/tokens?limit=1", &admin).await;
+    assert_eq!((st, page["items"].as_array().unwrap().len()), (200, 1));
+    assert!(page["next_cursor"].is_string());
     let (st, me) = s.get("/v1/agent", &old).await;
     assert_eq!(st, 200);
     assert_eq!(me["id"], agent.as_str());

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::credentials::third_party;
-use crate::helpers::{OPERATOR, Opts, Server};
+use crate::helpers::{OPERATOR, Opts, Server, TestClock};
 use crate::presentations::refund;
 
 fn any_time_delegation(principal: &str, max: &str) -> Value {
@@ -243,6 +243,58 @@ async fn issuer_key_rotation_keeps_old_credentials_valid() {
     assert!(third_party(&s, "credential", &again["credential"], &[]).0);
 }
 
+/// A leaked issuer key: marked compromised it leaves the DID document at once, so what it
+/// signed stops verifying (here and in the independent verifier); the credentials it signed
+/// are listed, and re-issued on request under the current key, each re-issue audited.
+#[tokio::test]
+async fn a_compromised_issuer_key_leaves_the_document_and_its_credentials_are_reissued() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (_, token, d1) = agent_with_delegation(&s, &admin, "alice").await;
+    let (_, p) = present(&s, &token, "before").await;
+    assert!(verified(&s, &p["presentation"], "before").await.0);
+    let (_, auditor) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "auditor"})).await;
+    let auditor = auditor["token"].as_str().unwrap().to_owned();
+
+    let (st, r) = s.post("/v1/tenants/acme/issuer-key/9/compromised", &admin, json!({})).await;
+    assert_eq!((st, r["code"].as_str()), (404, Some("key_not_found")), "{r}");
+    let (st, r) = s.post("/v1/tenants/acme/issuer-key/1/compromised", &auditor, json!({})).await;
+    assert_eq!(st, 403, "auditors only read: {r}");
+    let (st, r) = s.post("/v1/tenants/acme/issuer-key/1/compromised", &admin, json!({})).await;
+    assert_eq!((st, r["version"].as_u64(), r["current"].as_u64()), (200, Some(1), Some(2)), "{r}");
+    let listed: Vec<String> = r["to_reissue"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    assert!(listed.contains(&d1) && listed.len() == 2, "the delegation and the identity credential: {listed:?}");
+    let (st, r) = s.get("/v1/tenants/acme/issuer-key/1/credentials", &auditor).await;
+    assert_eq!((st, &r["credential_ids"]), (200, &json!(listed)), "{r}");
+
+    let (_, doc) = s.call("GET", "/tenants/acme/did.json", None, None).await;
+    assert!(!doc.to_string().contains("#issuer-1"), "the compromised key left the DID document: {doc}");
+    let (_, old) = s.get(&format!("/v1/tenants/acme/credentials/{d1}"), &admin).await;
+    assert!(old["credential"]["proof"]["verificationMethod"].as_str().unwrap().ends_with("#issuer-1"));
+    assert!(!third_party(&s, "credential", &old["credential"], &[]).0, "an outside verifier refuses what the key signed");
+    assert!(!verified(&s, &p["presentation"], "before-again").await.0);
+    let (st, r) = present(&s, &token, "not-yet").await;
+    assert_eq!(st, 200, "the wallet still presents: {r}");
+    assert!(!verified(&s, &r["presentation"], "not-yet").await.0, "but its credentials no longer verify");
+
+    let (st, r) = s.post("/v1/tenants/acme/issuer-key/2/reissue", &admin, json!({})).await;
+    assert_eq!((st, r["code"].as_str()), (409, Some("rotation_in_progress")), "the current key re-issues nothing: {r}");
+    let (st, r) = s.post("/v1/tenants/acme/issuer-key/1/reissue", &admin, json!({})).await;
+    assert_eq!((st, &r["credential_ids"]), (200, &json!(listed)), "{r}");
+    let (_, r) = s.get("/v1/tenants/acme/issuer-key/1/credentials", &admin).await;
+    assert_eq!(r["credential_ids"], json!([]), "nothing left to re-issue");
+    let (_, again) = s.get(&format!("/v1/tenants/acme/credentials/{d1}"), &admin).await;
+    assert!(again["credential"]["proof"]["verificationMethod"].as_str().unwrap().ends_with("#issuer-2"));
+    assert!(third_party(&s, "credential", &again["credential"], &[]).0);
+    let (_, p) = present(&s, &token, "after").await;
+    assert!(verified(&s, &p["presentation"], "after").await.0, "{p}");
+
+    let (_, trail) = s.get("/v1/tenants/acme/audit?limit=500", &admin).await;
+    let events: Vec<&str> = trail["items"].as_array().unwrap().iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(events.iter().filter(|e| **e == "issuer.key_compromised").count(), 1, "{events:?}");
+    assert_eq!(events.iter().filter(|e| **e == "credential.reissued").count(), 2, "one entry per re-issue: {events:?}");
+}
+
 async fn wait_resealed(s: &Server, admin: &str) -> Value {
     for _ in 0..200 {
         let (_, v) = s.get("/v1/tenants/acme/data-key", admin).await;
@@ -346,6 +398,51 @@ async fn agent_token_rotation_with_grace() {
     assert_eq!(s.get("/v1/agent", &new).await.0, 401);
     assert_eq!(s.get("/v1/agent", r["access_token"].as_str().unwrap()).await.0, 200);
     assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{agent}/tokens"), &admin, json!({"grace_seconds": 999999})).await.0, 400);
+}
+
+/// A test clock file without a time refuses the start (a configuration error, exit 2)
+/// rather than leaving the server on the system clock unnoticed.
+#[test]
+fn a_test_clock_file_without_a_time_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("now");
+    std::fs::write(&file, "tomorrow").unwrap();
+    let mut opts = Opts::default();
+    opts.env.push(("SIGIL_TEST_CLOCK_FILE".into(), file.display().to_string()));
+    let (code, err) = crate::helpers::serve_fails(&dir.path().join("data"), &opts);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("SIGIL_TEST_CLOCK_FILE") && err.contains("holds no RFC 3339 time"), "{err}");
+}
+
+/// Token lifetimes lapse on the server's clock: the earlier token at the end of its grace
+/// period, the new one at its `expires_at`; both for a token the server has just
+/// authenticated (and remembers) and for one it reads afresh after a restart.
+#[tokio::test]
+async fn token_expiry_and_grace_lapse_on_the_servers_clock() {
+    let clock = TestClock::at("2026-06-03T12:00:00Z");
+    let s = Server::start_with(clock.opts()).await;
+    let admin = s.tenant("acme").await;
+    let (agent, old, _) = s.agent("acme", &admin, "bot").await;
+    let (st, r) =
+        s.post(&format!("/v1/tenants/acme/agents/{agent}/tokens"), &admin, json!({"expires_in": 3600, "grace_seconds": 600})).await;
+    assert_eq!((st, r["expires_at"].as_str()), (201, Some("2026-06-03T13:00:00Z")), "{r}");
+    let new = r["access_token"].as_str().unwrap().to_owned();
+    // The last second of the grace period: both work (and are now remembered).
+    clock.set("2026-06-03T12:09:59Z");
+    assert_eq!(s.get("/v1/agent", &old).await.0, 200, "inside the grace period");
+    assert_eq!(s.get("/v1/agent", &new).await.0, 200);
+    clock.set("2026-06-03T12:10:00Z");
+    assert_eq!(s.get("/v1/agent", &old).await.0, 401, "the grace period has lapsed");
+    assert_eq!(s.get("/v1/agent", &new).await.0, 200);
+    // Read afresh from the store: the same.
+    let s = s.restart().await;
+    assert_eq!(s.get("/v1/agent", &old).await.0, 401, "lapsed, after a restart");
+    clock.set("2026-06-03T12:59:59Z");
+    assert_eq!(s.get("/v1/agent", &new).await.0, 200, "the last second of its lifetime");
+    clock.set("2026-06-03T13:00:00Z");
+    assert_eq!(s.get("/v1/agent", &new).await.0, 401, "expired");
+    let s = s.restart().await;
+    assert_eq!(s.get("/v1/agent", &new).await.0, 401, "expired, after a restart");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod helpers;
 
 mod at_rest;
 mod audit;
+mod audit_trust;
 
 mod bad_input;
 mod credentials;
@@ -21,4 +22,5 @@ mod logs;
 mod openapi;
 mod presentations;
 mod seed;
+mod tokens;
 mod trust;

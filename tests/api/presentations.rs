@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::credentials::third_party;
-use crate::helpers::Server;
+use crate::helpers::{Server, TestClock};
 
 const ALL_DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -254,7 +254,10 @@ async fn jwt_vp_is_signed_and_verifies() {
 
 #[tokio::test]
 async fn every_denial_has_its_code() {
-    let s = Server::start().await;
+    // The server's clock stands on a Wednesday at noon UTC, so "today" is known and no
+    // step of the test can cross midnight; the schedule and expiry steps move it.
+    let clock = TestClock::at("2026-06-03T12:00:00Z");
+    let s = Server::start_with(clock.opts()).await;
     let (admin, agent, token) = setup(&s, "acme", Some(delegation(&["refunds:create", "orders:*"], &["orders/*"]))).await;
     let deny = |body: Value| {
         let s = &s;
@@ -309,27 +312,35 @@ async fn every_denial_has_its_code() {
     let (other, other_token, _) = s.agent("acme", &admin, "idle-bot").await;
     let (st, p) = s.post("/v1/presentations", &other_token, refund("c")).await;
     assert_eq!((st, p["code"].as_str()), (403, Some("no_delegation")));
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).weekday();
-    let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-    let not_today: Vec<&str> = names.iter().copied().filter(|d| *d != names[today.to_monday_zero_offset() as usize]).collect();
+    // Every day but Wednesday: refused on this Wednesday, up to its last second, granted
+    // from Thursday 00:00 (UTC, the schedule's zone).
     let mut d = delegation(&["refunds:create"], &["orders/*"]);
-    d["schedule"]["days"] = json!(not_today);
+    d["schedule"]["days"] = json!(["mon", "tue", "thu", "fri", "sat", "sun"]);
     assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{other}/delegations"), &admin, d).await.0, 201);
     let (_, p) = s.post("/v1/presentations", &other_token, refund("c")).await;
     assert_eq!(p["code"], "outside_schedule");
+    clock.set("2026-06-03T23:59:59Z");
+    let (_, p) = s.post("/v1/presentations", &other_token, refund("c")).await;
+    assert_eq!(p["code"], "outside_schedule");
+    clock.set("2026-06-04T00:00:00Z");
+    let (st, p) = s.post("/v1/presentations", &other_token, refund("c")).await;
+    assert_eq!(st, 200, "Thursday is in the schedule: {p}");
     let mut d = delegation(&["refunds:create"], &["orders/*"]);
     d["valid_from"] = "2098-01-01T00:00:00Z".into();
     let (third, third_token, _) = s.agent("acme", &admin, "future-bot").await;
     assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{third}/delegations"), &admin, d).await.0, 201);
     let (_, p) = s.post("/v1/presentations", &third_token, refund("c")).await;
     assert_eq!(p["code"], "credential_not_yet_valid");
+    // Valid for one more minute: granted up to its last second, expired at `valid_until`.
     let mut d = delegation(&["refunds:create"], &["orders/*"]);
-    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2);
-    d["valid_until"] = soon.strftime("%Y-%m-%dT%H:%M:%SZ").to_string().into();
+    d["valid_until"] = "2026-06-04T00:01:00Z".into();
     let (fourth, fourth_token, _) = s.agent("acme", &admin, "short-bot").await;
     let (st, v) = s.post(&format!("/v1/tenants/acme/agents/{fourth}/delegations"), &admin, d).await;
     assert_eq!(st, 201, "{v}");
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    clock.set("2026-06-04T00:00:59Z");
+    let (st, p) = s.post("/v1/presentations", &fourth_token, refund("c")).await;
+    assert_eq!(st, 200, "still valid: {p}");
+    clock.set("2026-06-04T00:01:00Z");
     let (_, p) = s.post("/v1/presentations", &fourth_token, refund("c")).await;
     assert_eq!(p["code"], "credential_expired");
 }

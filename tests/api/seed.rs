@@ -5,15 +5,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Opts, Server, bin};
 
-#[tokio::test]
-async fn a_seeded_store_serves_presentations_and_keeps_an_intact_audit_trail() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let tokens_file = dir.path().join("tokens.json");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("https://127.0.0.1:{port}");
+/// Seeds a store in `dir` for a server at `https://127.0.0.1:{port}` (the port is baked
+/// into every DID); returns the data directory and the tokens file's contents.
+fn seed(dir: &std::path::Path, port: u16) -> (std::path::PathBuf, Value) {
+    let data = dir.join("data");
+    let tokens_file = dir.join("tokens.json");
     let out = std::process::Command::new(bin())
-        .args(["seed", "--tenant", "seeded", "--agents", "7", "--hot", "3", "--public-url", &url])
+        .args(["seed", "--tenant", "seeded", "--agents", "7", "--hot", "3", "--public-url", &format!("https://127.0.0.1:{port}")])
         .arg("--data")
         .arg(&data)
         .arg("--tokens-out")
@@ -32,9 +30,27 @@ async fn a_seeded_store_serves_presentations_and_keeps_an_intact_audit_trail() {
     let tokens: Value = serde_json::from_slice(&std::fs::read(&tokens_file).unwrap()).unwrap();
     assert_eq!(tokens["tenant"], "seeded");
     assert_eq!(tokens["agents"].as_array().unwrap().len(), 3);
+    (data, tokens)
+}
 
-    let opts = Opts { args: vec!["--public-url".into(), url], ..Default::default() };
-    let s = Server::start_in(&data, &format!("127.0.0.1:{port}"), &opts).await;
+#[tokio::test]
+async fn a_seeded_store_serves_presentations_and_keeps_an_intact_audit_trail() {
+    // The seed needs the server's port before the server can bind it, so the port is only
+    // known to be free when the test probes it; another process may take it before the
+    // server starts. Then the server refuses to start ("cannot listen"), and the test
+    // seeds again for another port.
+    let mut attempts = Vec::new();
+    let (s, tokens, _dir) = loop {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (data, tokens) = seed(dir.path(), port);
+        let opts = Opts { args: vec!["--public-url".into(), format!("https://127.0.0.1:{port}")], ..Default::default() };
+        match Server::try_start_in(&data, &format!("127.0.0.1:{port}"), &opts).await {
+            Ok(s) => break (s, tokens, dir),
+            Err(e) if e.contains("cannot listen on") && attempts.len() < 4 => attempts.push(e),
+            Err(e) => panic!("the seeded store did not start: {e}\nearlier attempts: {attempts:?}"),
+        }
+    };
     let admin = tokens["admin_token"].as_str().unwrap();
     let (st, page) = s.get("/v1/tenants/seeded/agents?limit=100", admin).await;
     assert_eq!(st, 200);

@@ -6,7 +6,11 @@
 //! - `throughput`: presentations and `POST /v1/verify` at 1, 16 and 64 connections;
 //! - `scale`: the same store seeded with 1k and with N agents: bytes per agent, start-up
 //!   time, memory and presentation latency;
-//! - `rotation`: rotate the keys of N agents while presentation load runs.
+//! - `rotation`: rotate the keys of N agents while presentation load runs;
+//! - `soak`: a long run at a fixed rate (half the measured capacity unless `--rate`) of
+//!   presentations, verifications and admin writes, sampling the server's RSS, open files
+//!   and p99 latency every `--sample` seconds, and saying whether they stay flat
+//!   (`scripts/soak`).
 //!
 //! A benchmark, not a test: it reports figures and asserts nothing about time. It does
 //! fail loudly when a request fails, because a fast wrong answer is not a result.
@@ -42,6 +46,10 @@ struct Opts {
     hot: u64,
     keep: bool,
     runs: Vec<String>,
+    /// Soak: requests per second (0: half the capacity measured first).
+    rate: f64,
+    /// Soak: seconds between samples.
+    sample: Duration,
 }
 
 fn parse_opts() -> Opts {
@@ -53,6 +61,8 @@ fn parse_opts() -> Opts {
         hot: 1000,
         keep: false,
         runs: vec!["presentations".into(), "verify".into()],
+        rate: 0.0,
+        sample: Duration::from_secs(60),
     };
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(a) = args.next() {
@@ -63,6 +73,8 @@ fn parse_opts() -> Opts {
             "--agents" => o.agents = val().parse().expect("--agents"),
             "--hot" => o.hot = val().parse().expect("--hot"),
             "--keep" => o.keep = true,
+            "--rate" => o.rate = val().parse().expect("--rate requests per second"),
+            "--sample" => o.sample = Duration::from_secs_f64(val().parse().expect("--sample seconds")),
             "--runs" => o.runs = val().split(',').map(str::to_owned).collect(),
             m if !m.starts_with('-') => o.mode = m.to_owned(),
             other => panic!("unknown option {other}"),
@@ -702,6 +714,187 @@ async fn rotation(o: &Opts) {
     server.stop();
 }
 
+/// Sends one request and returns the response body when it succeeded.
+async fn send_for_body(conn: &mut SendRequest<Full<Bytes>>, path: &str, token: Option<&str>, body: Bytes) -> Result<Bytes, String> {
+    let mut req = hyper::Request::post(path).header("host", "127.0.0.1").header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+    conn.ready().await.map_err(|e| e.to_string())?;
+    let resp = conn.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let b = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    if status.is_success() && !contains(&b, b"\"verified\":false") {
+        Ok(b)
+    } else {
+        Err(format!("{status}: {}", String::from_utf8_lossy(&b[..b.len().min(300)])))
+    }
+}
+
+/// Latencies (µs) and failures of one soak interval.
+#[derive(Default)]
+struct Interval {
+    lat_us: Vec<u32>,
+    ok: u64,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+/// One soak operation: 16 of 20 are presentations (every fourth of them verified
+/// afterwards, with its one-time challenge), 1 of 20 is an admin write (a new agent).
+async fn soak_op(conn: &mut SendRequest<Full<Bytes>>, n: u64, tokens: &Tokens, stats: &std::sync::Mutex<Interval>) -> Result<(), String> {
+    let record = |t0: Instant, r: &Result<Bytes, String>| {
+        let mut s = stats.lock().unwrap();
+        match r {
+            Ok(_) => {
+                s.ok += 1;
+                s.lat_us.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            }
+            Err(e) => {
+                s.failed += 1;
+                s.first_error.get_or_insert_with(|| e.clone());
+            }
+        }
+    };
+    if n % 20 == 19 {
+        let body = Bytes::from(serde_json::to_vec(&json!({"name": format!("soak-{n}")})).unwrap());
+        let t0 = Instant::now();
+        let r = send_for_body(conn, &format!("/v1/tenants/{}/agents", tokens.tenant), Some(&tokens.admin_token), body).await;
+        record(t0, &r);
+        return r.map(|_| ());
+    }
+    let a = &tokens.agents[(n % tokens.agents.len() as u64) as usize];
+    let body = presentation_body(n + 1_000_000_000);
+    let t0 = Instant::now();
+    let r = send_for_body(conn, "/v1/presentations", Some(&a.token), Bytes::from(serde_json::to_vec(&body).unwrap())).await;
+    record(t0, &r);
+    let vp = r?;
+    if n % 4 == 0 {
+        let vp: Value = serde_json::from_slice(&vp).map_err(|e| e.to_string())?;
+        let req = json!({"presentation": vp["presentation"], "challenge": body["challenge"], "domain": body["domain"],
+                         "action": {"action": body["action"], "resource": body["resource"], "context": body["context"]}});
+        let t0 = Instant::now();
+        let r = send_for_body(conn, "/v1/verify", None, Bytes::from(serde_json::to_vec(&req).unwrap())).await;
+        record(t0, &r);
+        r?;
+    }
+    Ok(())
+}
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// A bounded run at a fixed rate (open loop: requests are started on a schedule, not when
+/// the previous one answers, so a slowing server shows as latency, not as a lower rate).
+async fn soak(o: &Opts) {
+    machine();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let (tokens, _) = seed(&data, &url, o.hot.max(100), o.hot.max(100));
+    let server = start(&data, port);
+    let tokens = Arc::new(tokens);
+    let rate = if o.rate > 0.0 {
+        o.rate
+    } else {
+        let hot = Arc::new(tokens.agents.clone());
+        let probe = run(&server, 16, Duration::from_secs(10), Duration::from_secs(1), presentation_request(&hot)).await;
+        println!("capacity probe: {:.0} presentations/s at 16 connections (closed loop, 10 s)", probe.rate());
+        probe.rate() / 2.0
+    };
+    let conns = 32usize;
+    println!(
+        "soak: {:.0} requests started per second over {conns} connections for {:.0} s, sampled every {:.0} s",
+        rate,
+        o.duration.as_secs_f64(),
+        o.sample.as_secs_f64()
+    );
+    println!("| minute | HTTP req/s done | p50 ms | p99 ms | RSS MiB | open files | failed |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let stats = Arc::new(std::sync::Mutex::new(Interval::default()));
+    let counter = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    let per_conn = Duration::from_secs_f64(conns as f64 / rate);
+    for _ in 0..conns {
+        let mut conn = server.connect().await.expect("connect");
+        let (stats, counter, stop, tokens) = (stats.clone(), counter.clone(), stop.clone(), tokens.clone());
+        let target = (server.addr, server.tls.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(per_conn);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                if soak_op(&mut conn, n, &tokens, &stats).await.is_err() && conn.is_closed() {
+                    conn = open_conn(target.0, &target.1).await.expect("reconnect");
+                }
+            }
+        }));
+    }
+    let t0 = Instant::now();
+    let mut samples: Vec<(f64, f64, u64, usize)> = Vec::new(); // (p99 ms, rate, RSS KiB, fds)
+    let mut failed_total = 0;
+    while t0.elapsed() < o.duration {
+        tokio::time::sleep(o.sample.min(o.duration.saturating_sub(t0.elapsed()))).await;
+        let mut iv = std::mem::take(&mut *stats.lock().unwrap());
+        iv.lat_us.sort_unstable();
+        let pct = |p: f64| {
+            if iv.lat_us.is_empty() {
+                return f64::NAN;
+            }
+            let i = ((iv.lat_us.len() as f64 * p).ceil() as usize).clamp(1, iv.lat_us.len()) - 1;
+            iv.lat_us[i] as f64 / 1000.0
+        };
+        let (rss, fds) = (server.status_kib("VmRSS:"), open_files(server.pid()));
+        let r = iv.ok as f64 / o.sample.as_secs_f64();
+        failed_total += iv.failed;
+        println!(
+            "| {:.1} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            t0.elapsed().as_secs_f64() / 60.0,
+            r,
+            pct(0.5),
+            pct(0.99),
+            rss as f64 / 1024.0,
+            fds,
+            iv.failed
+        );
+        if let Some(e) = iv.first_error {
+            println!("  first error: {e}");
+        }
+        samples.push((pct(0.99), r, rss, fds));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Flat means: over the last two thirds (the first third is warm-up: caches filling,
+    // allocator arenas growing), the last third is within bounds of the middle one.
+    let third = samples.len() / 3;
+    if third == 0 {
+        println!("verdict: too short to judge (need at least 3 samples)");
+    } else {
+        let avg = |xs: &[(f64, f64, u64, usize)], f: fn(&(f64, f64, u64, usize)) -> f64| xs.iter().map(f).sum::<f64>() / xs.len() as f64;
+        let (mid, last) = (&samples[third..2 * third], &samples[2 * third..]);
+        let rss_growth = avg(last, |s| s.2 as f64) / avg(mid, |s| s.2 as f64) - 1.0;
+        let fd_growth = avg(last, |s| s.3 as f64) - avg(mid, |s| s.3 as f64);
+        let p99_ratio = avg(last, |s| s.0) / avg(mid, |s| s.0);
+        let flat = rss_growth < 0.10 && fd_growth <= 4.0 && p99_ratio < 1.5 && failed_total == 0;
+        println!(
+            "verdict: {} (RSS {:+.1} %, open files {:+.1}, p99 x{:.2} from the middle to the last third; {} failed requests)",
+            if flat { "FLAT" } else { "NOT FLAT" },
+            rss_growth * 100.0,
+            fd_growth,
+            p99_ratio,
+            failed_total
+        );
+    }
+    server.stop();
+}
+
 fn main() {
     let o = parse_opts();
     // One thread: the load generator's connections need less than a core, and a single
@@ -711,6 +904,7 @@ fn main() {
         "throughput" => rt.block_on(throughput(&o)),
         "scale" => rt.block_on(scale(&o)),
         "rotation" => rt.block_on(rotation(&o)),
-        m => panic!("unknown mode {m}: throughput | scale | rotation"),
+        "soak" => rt.block_on(soak(&o)),
+        m => panic!("unknown mode {m}: throughput | scale | rotation | soak"),
     }
 }

@@ -2,9 +2,10 @@
 
 So that most generated requests reach real code rather than stopping at 401/404:
   * Authorization is chosen per operation: the operator (bootstrap) token for tenant management
-    (tag `tenants`) and the system routes (`/v1/system/...`: root key); the agent's token for the
-    agent's own operations (tag `agent`: create_presentation, get_self); no token for operations
-    without `security` (public documents, verification); the tenant admin token otherwise.
+    (tag `tenants`) and the system routes (`/v1/system/...`: root key, backup, operator token);
+    the agent's token for the agent's own operations (tag `agent`: create_presentation,
+    get_self); no token for operations without `security` (public documents, verification);
+    the tenant admin token otherwise.
   * `{tenant}`, `{agent}`, `{credential}`, `{token}`, `{version}`, `{principal}` and `{list}`
     path parameters get ids that exist (created by scripts/fuzz-api, read from the JSON file
     named by $SIGIL_FUZZ_FIXTURES) in about 7 requests in 8; the rest keep the generated value,
@@ -19,6 +20,10 @@ So that most generated requests reach real code rather than stopping at 401/404:
     root-key rotation gets a key file that exists on the server's disk.
   * `replace_credential` revokes the credential it replaces, so after each success the next
     requests replace the new one (otherwise every later case would stop at 409).
+  * `rotate_operator_token` revokes the operator token it was called with, so after each
+    success the run goes on with the new one. `revoke_operator_tokens` would leave the run
+    without any (only `sigil operator-token rotate` on a stopped server issues another), so it
+    is sent with the tenant admin token and answered 403.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ DESTRUCTIVE = {
     "revoke_principal",
 }
 AGENT_OPERATIONS = {"create_presentation", "get_self"}
+# Would end every operator token of the run: refused with a tenant token instead.
+RUN_ENDING = {"revoke_operator_tokens"}
 REAL_BODIES = {"verify_presentation", "vc_api_verify_presentation", "vc_api_verify_credential", "vc_api_issue_credential", "rotate_root_key"}
 
 
@@ -61,6 +68,8 @@ def token_for(operation) -> str | None:
     tags = set(raw.get("tags", []))
     if _operation_id(operation) in AGENT_OPERATIONS or "agent" in tags:
         return FIX["agent_token"]
+    if _operation_id(operation) in RUN_ENDING:
+        return FIX["admin_token"]
     if "tenants" in tags or operation.path.startswith("/v1/system/"):
         return FIX["operator_token"]
     return FIX["admin_token"]
@@ -140,3 +149,8 @@ def after_call(ctx, case, response) -> None:
         new_id = response.json().get("id")
         if isinstance(new_id, str):
             FIX["victims"]["replace_credential"]["credential"] = new_id
+    # The operator token the request used is revoked; the run goes on with the new one.
+    if _operation_id(case.operation) == "rotate_operator_token" and response.status_code == 201:
+        token = response.json().get("token")
+        if isinstance(token, str):
+            FIX["operator_token"] = token

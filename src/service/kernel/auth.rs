@@ -1,7 +1,11 @@
 //! Authentication (bearer token → [`Caller`]) and the authorization rules every use case
 //! applies. Tokens are looked up by keyed hash; the stored hash is compared again in
-//! constant time; results are cached briefly and evicted on revocation.
+//! constant time; results are cached briefly and evicted on revocation. A token's expiry
+//! is checked on every use, cached or not. When a tenant token is read from the store its
+//! use is noted in memory ([`TokenUse`]); writing that down is the housekeeping task's job.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -103,6 +107,47 @@ impl AuthCache {
     }
 }
 
+/// When tenant tokens were last used. A use is noted here when authentication reads the
+/// token from the store, which happens at most once per [`AUTH_CACHE_AGE`] per token while
+/// it stays cached: so `last_used` is exact to within that age, and the note costs a
+/// presentation nothing on a cache hit and an in-memory insert on a miss. The housekeeping
+/// task writes the notes into the token records (`Sigil::record_token_use`), never a
+/// request; listing tokens shows notes not yet written.
+#[derive(Default)]
+pub struct TokenUse(Mutex<HashMap<(TenantId, TokenId), Timestamp>>);
+
+/// Notes held at most between two writes; beyond, new ones are dropped (each token is
+/// noted again at its next cache fill).
+const TOKEN_USE_MAX: usize = 100_000;
+
+impl TokenUse {
+    fn note(&self, tenant: &TenantId, token: &TokenId, at: Timestamp) {
+        let Ok(mut m) = self.0.lock() else { return };
+        if m.len() >= TOKEN_USE_MAX && !m.contains_key(&(tenant.clone(), token.clone())) {
+            return;
+        }
+        let e = m.entry((tenant.clone(), token.clone())).or_insert(at);
+        *e = (*e).max(at);
+    }
+
+    /// Every note, leaving none.
+    pub(crate) fn take(&self) -> HashMap<(TenantId, TokenId), Timestamp> {
+        self.0.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default()
+    }
+
+    /// Puts back notes that could not be written yet (a newer note for a token wins).
+    pub(crate) fn restore(&self, notes: impl IntoIterator<Item = ((TenantId, TokenId), Timestamp)>) {
+        for ((t, id), at) in notes {
+            self.note(&t, &id, at);
+        }
+    }
+
+    /// The note for one token not yet written, if any.
+    pub(crate) fn pending(&self, tenant: &TenantId, token: &TokenId) -> Option<Timestamp> {
+        self.0.lock().ok()?.get(&(tenant.clone(), token.clone())).copied()
+    }
+}
+
 /// A freshly minted token: the secret for the one response, and what to store.
 pub(crate) struct MintedToken {
     pub token: AccessToken,
@@ -178,6 +223,9 @@ impl Sigil {
             Caller::Tenant { tenant, .. } | Caller::Agent { tenant, .. } => tenant.as_str(),
             Caller::Operator { .. } => "_op",
         };
+        if let Caller::Tenant { tenant, .. } | Caller::Agent { tenant, .. } = &caller {
+            self.token_use.note(tenant, caller.token_id(), now);
+        }
         pause::point("auth.fill", scope).await;
         self.auth_cache.0.fill(ticket, hash, Cached { caller: caller.clone(), hash, expires: rec.expires });
         Ok(caller)
@@ -204,6 +252,7 @@ impl Sigil {
             created: self.clock.now(),
             expires,
             hash_hex: self.keys.pepper.hash(&token).to_hex(),
+            last_used: None,
         };
         MintedToken { token, id, record }
     }
@@ -223,6 +272,19 @@ impl Sigil {
             .put(keys::token(t, id), blob)
             .put(keys::token_hash(&minted.record.hash_hex), format!("{t}/{id}"))
             .put(keys::tenant_token_hash(t, &minted.record.hash_hex), Vec::new());
+        Ok(())
+    }
+
+    /// Adds the writes that store an operator token (sealed under the root key, outside
+    /// every tenant) to `txn`. The caller holds `Keyring::wrapping` shared until the commit,
+    /// so that a root-key rotation re-wraps the record or runs before it is sealed.
+    pub(crate) fn stage_operator_token(&self, txn: &mut Txn, minted: &MintedToken) -> Result<(), ServiceError> {
+        let id = minted.id.as_str();
+        let bytes = serde_json::to_vec(&minted.record).map_err(|e| ServiceError::Internal(format!("operator token record: {e}")))?;
+        txn.require_absent(keys::token_hash(&minted.record.hash_hex))
+            .require_absent(keys::operator_token(id))
+            .put(keys::operator_token(id), self.keys.root().seal_system(kind::OPERATOR_TOKEN, id, &bytes))
+            .put(keys::token_hash(&minted.record.hash_hex), format!("_op/{id}"));
         Ok(())
     }
 

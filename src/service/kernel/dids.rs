@@ -1,6 +1,9 @@
 //! DID documents served at `/tenants/{tenant}/did.json` and
 //! `/tenants/{tenant}/agents/{agent}/did.json`: every non-compromised key version as a
 //! Multikey verification method, only the current one in the verification relationships.
+//! A tenant's audit keys are listed under `auditCheckpoint` alone (Sigil's context defines
+//! it), never under `assertionMethod` or `authentication`: they sign trail checkpoints,
+//! nothing a verifier of credentials or presentations would accept.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,11 +15,16 @@ use crate::crypto::PublicKey;
 use crate::ids::{AgentId, TenantId};
 use crate::service::model::records::{AgentRecord, AgentState, KeyState, KeyVersion};
 use crate::service::{ServiceError, Sigil};
-use crate::vc::did::{self, Method};
+use crate::vc::did::{self, Method, Purpose};
 
 /// Verification methods for `keys`: compromised keys are omitted; `in_relationship` says
-/// which of the others are listed under `authentication`/`assertionMethod`.
-fn methods(keys: &[KeyVersion], prefix: &str, in_relationship: impl Fn(&KeyVersion) -> bool) -> Result<Vec<Method>, ServiceError> {
+/// which of the others are listed under the relationships of `purpose`.
+fn methods(
+    keys: &[KeyVersion],
+    prefix: &str,
+    purpose: Purpose,
+    in_relationship: impl Fn(&KeyVersion) -> bool,
+) -> Result<Vec<Method>, ServiceError> {
     keys.iter()
         .filter(|k| k.state != KeyState::Compromised)
         .map(|k| {
@@ -24,7 +32,7 @@ fn methods(keys: &[KeyVersion], prefix: &str, in_relationship: impl Fn(&KeyVersi
                 .ok()
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| ServiceError::Internal("malformed public key".into()))?;
-            Ok(Method { fragment: format!("{prefix}-{}", k.version), public: PublicKey(raw), current: in_relationship(k) })
+            Ok(Method { fragment: format!("{prefix}-{}", k.version), public: PublicKey(raw), current: in_relationship(k), purpose })
         })
         .collect()
 }
@@ -93,11 +101,14 @@ impl Sigil {
             self.open_unchecked(&tk, t, crate::service::model::records::kind::TENANT, t.as_str(), &blob)?;
         // Retired issuer keys stay in assertionMethod: credentials they signed remain valid
         // (their private halves are destroyed, so they sign nothing new).
-        let mut all = methods(&rec.issuer_keys, "issuer", |k| k.state != KeyState::Compromised)?;
+        let mut all = methods(&rec.issuer_keys, "issuer", Purpose::Sign, |k| k.state != KeyState::Compromised)?;
         // The audit key signs trail checkpoints, so offline auditors can check an export
-        // with nothing but this document.
-        all.extend(methods(&rec.audit_keys, "audit", |k| k.state == KeyState::Active)?);
-        let doc = Arc::new(did::document(&self.tenant_did(t), &all));
+        // with nothing but this document; only under `auditCheckpoint`, so it can sign no
+        // credential or presentation. A retired audit key stays there, so the checkpoints
+        // it signed still verify (its private half signs nothing new).
+        all.extend(methods(&rec.audit_keys, "audit", Purpose::AuditCheckpoint, |k| k.state != KeyState::Compromised)?);
+        let context = crate::vc::credential::context_url(self.settings.public_url.base());
+        let doc = Arc::new(did::document(&self.tenant_did(t), &all, Some(&context)));
         self.tenant_did_docs.put(t.as_str(), blob, doc.clone());
         Ok(doc)
     }
@@ -125,6 +136,6 @@ impl Sigil {
         }
         let now = self.clock.now();
         let in_rel = |k: &KeyVersion| k.state == KeyState::Active || self.agent_key_grace(k, now);
-        Ok(did::document(&self.agent_did(tenant, agent), &methods(&rec.keys, "key", in_rel)?))
+        Ok(did::document(&self.agent_did(tenant, agent), &methods(&rec.keys, "key", Purpose::Sign, in_rel)?, None))
     }
 }

@@ -3,11 +3,19 @@
 //! after too many denials in a window. Counters live in memory: they protect one process;
 //! limits are per node when several run.
 //!
-//! Must never: grow without bound (maps are pruned), or persist anything but a suspension.
+//! Client addresses are limited one by one for IPv4 and by /64 for IPv6 (one subscriber's
+//! allocation: a host that owns a /64 could otherwise start afresh 2^64 times). The client
+//! address itself is the HTTP edge's business (`http::client`, `--trusted-proxy`).
+//!
+//! Must never: grow without bound (every per-address map holds at most
+//! [`MAX_ADDRESSES`] addresses, give or take one check interval, and the housekeeping task
+//! forgets quiet ones), refuse a valid token (the HTTP edge checks the token first and asks
+//! here only about attempts without one), or persist anything but a suspension.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -32,10 +40,11 @@ pub struct Guardrails {
     auth_enabled: bool,
     tenants: RwLock<HashMap<String, Arc<TenantGuards>>>,
     denials: Mutex<HashMap<(String, String), VecDeque<Timestamp>>>,
-    auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+    auth_failures: AddressLimiter,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     /// `/v1/verify` per client address; `None` when disabled.
-    verify: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    verify: Option<AddressLimiter>,
+    max_addresses: usize,
 }
 
 /// Authentication failures allowed per address: bursts of 20, then one every 3 s.
@@ -43,9 +52,80 @@ const AUTH_BURST: u32 = 20;
 
 const AUTH_BLOCK: Duration = Duration::from_secs(60);
 
+/// Addresses a per-address map holds at most. At about 100 bytes an entry, 100,000 are
+/// 10 MB per map; legitimate clients active within a minute are far fewer.
+pub const MAX_ADDRESSES: usize = 100_000;
+
+/// A per-address map checks its size once every this many uses (so the check costs
+/// nothing measurable per request, and a map exceeds its bound by at most this much).
+const BOUND_EVERY: u32 = 64;
+
+/// The longest denial window a tenant can set (`GuardrailSettings::validate`).
+const MAX_DENIAL_WINDOW: SignedDuration = SignedDuration::from_secs(86_400);
+
 impl Default for Guardrails {
     fn default() -> Self {
         Self::new(AUTH_BURST, 100)
+    }
+}
+
+/// The key an address is limited under: IPv4 addresses one by one, IPv6 by /64.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
+        v4 => v4,
+    }
+}
+
+/// A rate limiter keyed by client address, whose state stays bounded: quiet addresses are
+/// forgotten by the housekeeping task and whenever the map reaches its bound. If it is
+/// still more than half full after that (a flood from that many addresses), it starts
+/// afresh: the addresses forgotten lose their count, which costs nothing an attacker with
+/// that many addresses did not have anyway, while refusing new addresses would turn the
+/// limit against clients that did nothing.
+struct AddressLimiter {
+    quota: Quota,
+    max: usize,
+    inner: RwLock<DefaultKeyedRateLimiter<IpAddr>>,
+    uses: AtomicU32,
+}
+
+impl AddressLimiter {
+    fn new(quota: Quota, max: usize) -> Self {
+        Self { quota, max, inner: RwLock::new(DefaultKeyedRateLimiter::keyed(quota)), uses: AtomicU32::new(0) }
+    }
+
+    /// Counts one event from `ip`; false when the address is over its quota.
+    fn check(&self, ip: IpAddr) -> bool {
+        if self.uses.fetch_add(1, Ordering::Relaxed) % BOUND_EVERY == 0 {
+            self.bound();
+        }
+        self.inner.read().map_or(true, |l| l.check_key(&address_key(ip)).is_ok())
+    }
+
+    fn len(&self) -> usize {
+        self.inner.read().map_or(0, |l| l.len())
+    }
+
+    /// Forgets addresses whose state is back to a fresh one.
+    fn prune(&self) {
+        if let Ok(l) = self.inner.read() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    fn bound(&self) {
+        if self.len() < self.max {
+            return;
+        }
+        self.prune();
+        if self.len() > self.max / 2 {
+            if let Ok(mut l) = self.inner.write() {
+                *l = DefaultKeyedRateLimiter::keyed(self.quota);
+            }
+            metrics::counter!("sigil_guardrail_triggers_total", "kind" => "address_state_reset").increment(1);
+        }
     }
 }
 
@@ -54,16 +134,22 @@ impl Guardrails {
     /// and `verify_rate` verifications per second per address, bursts of twice that (0
     /// disables).
     pub fn new(auth_burst: u32, verify_rate: u32) -> Self {
+        Self::bounded(auth_burst, verify_rate, MAX_ADDRESSES)
+    }
+
+    /// [`Guardrails::new`] with per-address maps of at most `max_addresses`.
+    fn bounded(auth_burst: u32, verify_rate: u32, max_addresses: usize) -> Self {
         let quota = Quota::with_period(Duration::from_secs(3)).map(|q| q.allow_burst(nz(auth_burst)));
         let verify = (verify_rate > 0)
-            .then(|| DefaultKeyedRateLimiter::keyed(Quota::per_second(nz(verify_rate)).allow_burst(nz(verify_rate.saturating_mul(2)))));
+            .then(|| AddressLimiter::new(Quota::per_second(nz(verify_rate)).allow_burst(nz(verify_rate.saturating_mul(2))), max_addresses));
         Self {
             verify,
             auth_enabled: auth_burst > 0,
             tenants: RwLock::new(HashMap::new()),
             denials: Mutex::new(HashMap::new()),
-            auth_failures: DefaultKeyedRateLimiter::keyed(quota.unwrap_or_else(|| Quota::per_second(nz(1)))),
+            auth_failures: AddressLimiter::new(quota.unwrap_or_else(|| Quota::per_second(nz(1))), max_addresses),
             blocked: Mutex::new(HashMap::new()),
+            max_addresses,
         }
     }
 }
@@ -94,13 +180,15 @@ impl Guardrails {
         }
     }
 
-    /// True when `ip` is currently refused for repeated authentication failures.
+    /// True when `ip` is currently refused for repeated authentication failures (asked
+    /// only for a request without a valid token).
     pub fn auth_blocked(&self, ip: IpAddr) -> bool {
+        let key = address_key(ip);
         let Ok(mut b) = self.blocked.lock() else { return false };
-        match b.get(&ip) {
+        match b.get(&key) {
             Some(until) if Instant::now() < *until => true,
             Some(_) => {
-                b.remove(&ip);
+                b.remove(&key);
                 false
             }
             None => false,
@@ -109,31 +197,46 @@ impl Guardrails {
 
     /// Counts one verification from `ip`; false when the address is over its rate.
     pub fn allow_verify(&self, ip: IpAddr) -> bool {
-        self.verify.as_ref().is_none_or(|l| l.check_key(&ip).is_ok())
+        self.verify.as_ref().is_none_or(|l| l.check(ip))
     }
 
-    /// Forgets limiter state for addresses that have been quiet (housekeeping), so the
-    /// per-address maps do not grow with every address ever seen.
-    pub fn prune(&self) {
-        self.auth_failures.retain_recent();
+    /// Forgets state nobody needs any more (housekeeping): addresses that have been quiet,
+    /// blocks that ended, idle agents' rate limits, and denials older than any window.
+    pub fn prune(&self, now: Timestamp) {
+        self.auth_failures.prune();
         if let Some(v) = &self.verify {
-            v.retain_recent();
+            v.prune();
         }
         if let Ok(mut b) = self.blocked.lock() {
-            b.retain(|_, until| Instant::now() < *until);
+            let now = Instant::now();
+            b.retain(|_, until| now < *until);
+            b.shrink_to_fit();
+        }
+        if let Ok(m) = self.tenants.read() {
+            for g in m.values() {
+                g.limiter.retain_recent();
+            }
+        }
+        if let Ok(mut d) = self.denials.lock() {
+            d.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < MAX_DENIAL_WINDOW));
         }
     }
 
     /// Counts one failed authentication; returns true when `ip` is now throttled.
     pub fn note_auth_failure(&self, ip: IpAddr) -> bool {
-        if !self.auth_enabled || self.auth_failures.check_key(&ip).is_ok() {
+        if !self.auth_enabled || self.auth_failures.check(ip) {
             return false;
         }
         if let Ok(mut b) = self.blocked.lock() {
-            if b.len() > 100_000 {
-                b.retain(|_, until| Instant::now() < *until);
+            let now = Instant::now();
+            if b.len() >= self.max_addresses {
+                b.retain(|_, until| now < *until);
+                // As `AddressLimiter` does: a flood from this many addresses starts afresh.
+                if b.len() > self.max_addresses / 2 {
+                    b.clear();
+                }
             }
-            b.insert(ip, Instant::now() + AUTH_BLOCK);
+            b.insert(address_key(ip), now + AUTH_BLOCK);
         }
         metrics::counter!("sigil_guardrail_triggers_total", "kind" => "auth_throttle").increment(1);
         true
@@ -216,9 +319,9 @@ impl Sigil {
         })
     }
 
-    /// Housekeeping: forget quiet addresses in the per-address limiters.
+    /// Housekeeping: forget quiet addresses in the per-address limiters, and stale counters.
     pub fn prune_guardrails(&self) {
-        self.guardrails.prune();
+        self.guardrails.prune(self.clock.now());
     }
 
     /// Public access to the auth throttle for the HTTP edge.
@@ -240,5 +343,42 @@ impl Sigil {
             }
         }
         throttled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn per_address_state_stays_bounded() {
+        let max = 1_000;
+        let g = Guardrails::bounded(1, 1, max);
+        for i in 0..20_000u32 {
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+            g.allow_verify(ip);
+            g.note_auth_failure(ip);
+            assert!(g.note_auth_failure(ip), "the second failure (burst 1) throttles");
+            assert!(g.auth_blocked(ip));
+        }
+        let slack = BOUND_EVERY as usize;
+        assert!(g.auth_failures.len() <= max + slack, "auth failures: {}", g.auth_failures.len());
+        let verify = g.verify.as_ref().unwrap().len();
+        assert!(verify <= max + slack, "verify: {verify}");
+        assert!(g.blocked.lock().unwrap().len() <= max, "blocked: {}", g.blocked.lock().unwrap().len());
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let g = Guardrails::bounded(1, 1, 1_000);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(g.allow_verify(ip("2001:db8::1")));
+        assert!(g.allow_verify(ip("2001:db8::2")));
+        assert!(!g.allow_verify(ip("2001:db8::ffff:3")), "the same /64, over its burst of 2");
+        assert!(g.allow_verify(ip("2001:db8:0:1::1")), "another /64");
+        assert!(g.allow_verify(ip("::ffff:192.0.2.1")), "an IPv4-mapped address is its IPv4 address");
+        assert!(g.allow_verify(ip("192.0.2.1")));
+        assert!(!g.allow_verify(ip("192.0.2.1")));
     }
 }

@@ -3,9 +3,19 @@
 //! (one transaction), or journaled alone when it describes no other write (a presentation),
 //! and the request is answered only after the store made both durable. The per-tenant lock
 //! covers the in-memory apply only, never the flush, so concurrent requests share fsyncs
-//! (group commit). Checkpoints sign the chain head with the tenant's audit key.
+//! (group commit). Checkpoints sign the chain head with the tenant's audit key, and the
+//! seq of the latest one is kept beside the head, in the same write, for publication.
 //!
-//! Must never: put a secret into an entry, or answer before the entry is durable.
+//! The stored head is authenticated: `{seq}:{hash}:{mac}`, the mac a keyed hash (under the
+//! pepper, which only the root key opens) of tenant, seq and hash. Someone who can write
+//! the store but lacks the root key can delete the last entries, but cannot make a head
+//! that names the new last one: verification compares the two, and a writer refuses to
+//! extend a head that does not authenticate. A keyed hash rather than a sealed head: its
+//! bytes are deterministic, so the compare-and-set on the head stays exact, a data-key
+//! rotation has nothing to re-seal, and appends spend no extra nonces.
+//!
+//! Must never: put a secret into an entry, answer before the entry is durable, or extend a
+//! chain head that does not authenticate.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +24,7 @@ use tokio::sync::Mutex;
 
 use serde_json::Value;
 
-use crate::audit::{Entry, GENESIS};
+use crate::audit::{CHECKPOINT_EVENT, Entry, GENESIS};
 use crate::clock::rfc3339;
 use crate::ids::TenantId;
 use crate::service::kernel::keyring::TenantKeys;
@@ -35,6 +45,9 @@ enum Fast<P> {
     /// The head is not known here (or a transactional writer holds the chain).
     Unknown(P),
 }
+
+/// One store write (key, value).
+type Put = (Vec<u8>, Vec<u8>);
 
 #[derive(Debug, Clone)]
 struct Head {
@@ -145,25 +158,56 @@ pub fn actor(caller: &Caller) -> String {
     }
 }
 
-fn head_bytes(h: &Head) -> Vec<u8> {
-    format!("{}:{}", h.seq, h.hash).into_bytes()
+/// A tenant's chain head as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StoredHead {
+    /// No head: the tenant has no trail (or its head was deleted).
+    Absent,
+    /// A head whose keyed hash is right: the seq and hash of the last entry.
+    Authentic { seq: u64, hash: String },
+    /// A head that does not authenticate (rewritten at rest, or malformed).
+    NotAuthentic,
 }
 
 impl Sigil {
-    /// The sequence number of the tenant's last entry, as stored (0: none yet).
+    /// The sequence number of the tenant's last entry, as stored.
     pub(crate) async fn audit_head_seq(&self, tenant: &TenantId) -> Result<u64, ServiceError> {
         Ok(self.load_head(tenant).await?.seq)
     }
 
+    /// The tenant's stored chain head, authenticated.
+    pub(crate) async fn audit_head(&self, tenant: &TenantId) -> Result<StoredHead, ServiceError> {
+        let Some(b) = self.store.get(&keys::audit_head(tenant)).await? else { return Ok(StoredHead::Absent) };
+        let parsed = std::str::from_utf8(&b).ok().and_then(|s| {
+            let mut parts = s.splitn(3, ':');
+            let (seq, hash, mac) = (parts.next()?.parse::<u64>().ok()?, parts.next()?, parts.next()?);
+            let want = self.head_mac(tenant, seq, hash);
+            bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), mac.as_bytes())).then(|| (seq, hash.to_owned()))
+        });
+        Ok(parsed.map_or(StoredHead::NotAuthentic, |(seq, hash)| StoredHead::Authentic { seq, hash }))
+    }
+
+    /// The head a writer extends. Every tenant has one from its creation on; a head that is
+    /// missing or does not authenticate is refused (fail closed: entries cannot be
+    /// appended to a chain that may have been cut).
     async fn load_head(&self, tenant: &TenantId) -> Result<Head, ServiceError> {
-        match self.store.get(&keys::audit_head(tenant)).await? {
-            None => Ok(Head { seq: 0, hash: GENESIS.to_owned() }),
-            Some(b) => {
-                let s = String::from_utf8(b).map_err(|_| ServiceError::Internal("bad audit head".into()))?;
-                let (seq, hash) = s.split_once(':').ok_or_else(|| ServiceError::Internal("bad audit head".into()))?;
-                Ok(Head { seq: seq.parse().map_err(|_| ServiceError::Internal("bad audit head".into()))?, hash: hash.to_owned() })
+        match self.audit_head(tenant).await? {
+            StoredHead::Authentic { seq, hash } => Ok(Head { seq, hash }),
+            StoredHead::Absent => Err(ServiceError::Internal(format!("the audit chain of {tenant} has no head"))),
+            StoredHead::NotAuthentic => {
+                Err(ServiceError::Internal(format!("the audit chain head of {tenant} does not authenticate; refusing to extend it")))
             }
         }
+    }
+
+    /// The keyed hash that binds a head (seq, hash) to its tenant.
+    fn head_mac(&self, tenant: &TenantId, seq: u64, hash: &str) -> String {
+        hex::encode(self.keys.pepper.keyed_hash("audit-head", format!("{tenant}:{seq}:{hash}").as_bytes()))
+    }
+
+    /// The stored form of `h`.
+    fn head_bytes(&self, tenant: &TenantId, h: &Head) -> Vec<u8> {
+        format!("{}:{}:{}", h.seq, h.hash, self.head_mac(tenant, h.seq, &h.hash)).into_bytes()
     }
 
     /// Applies `txn` plus an audit entry for `event` atomically, then waits for durability.
@@ -253,23 +297,23 @@ impl Sigil {
                 Some(h) => (h, true),
                 None => (self.load_head(tenant).await?, false),
             };
-            let (key, sealed, next) = self.chain_entry(&tk, tenant, &head, actor, event, request_id, details)?;
+            let (puts, next) = self.chain_entry(&tk, tenant, &head, actor, event, request_id, details)?;
             let head_key = keys::audit_head(tenant);
             if audit_only && known {
                 let mut append = Txn::new();
-                append.put(key, sealed).put(head_key, head_bytes(&next));
+                for (k, v) in puts {
+                    append.put(k, v);
+                }
                 self.store.append(append).await?;
                 *slot.head() = Some(next);
                 drop(_writer);
                 self.store.sync_appends().await?;
                 return Ok(());
             }
-            if head.seq == 0 {
-                txn.require_absent(head_key.clone());
-            } else {
-                txn.require_equals(head_key.clone(), head_bytes(&head));
+            txn.require_equals(head_key, self.head_bytes(tenant, &head));
+            for (k, v) in puts {
+                txn.put(k, v);
             }
-            txn.put(key, sealed).put(head_key, head_bytes(&next));
             // The record manifest changes of the writes, applied with them.
             let manifest = self.stage_manifest(tenant, &tk, &mut txn, false, false).await?;
             // A conflict means the caller's own precondition failed or another writer moved
@@ -301,9 +345,11 @@ impl Sigil {
             slot.head().take();
             let genesis = Head { seq: 0, hash: GENESIS.to_owned() };
             let details = event.details.clone();
-            let (key, sealed, next) = self.chain_entry(tk, tenant, &genesis, actor, event, request_id, move |_, _| Ok(details))?;
-            let head_key = keys::audit_head(tenant);
-            txn.require_absent(head_key.clone()).put(key, sealed).put(head_key, head_bytes(&next));
+            let (puts, next) = self.chain_entry(tk, tenant, &genesis, actor, event, request_id, move |_, _| Ok(details))?;
+            txn.require_absent(keys::audit_head(tenant));
+            for (k, v) in puts {
+                txn.put(k, v);
+            }
             // The tenant's record manifest starts here (its root must not exist yet).
             let manifest = self.stage_manifest(tenant, tk, &mut txn, true, true).await?;
             self.store.apply(txn).await?;
@@ -330,9 +376,11 @@ impl Sigil {
         let Some(mut head) = slot.try_head() else { return Ok(Fast::Busy(parts)) };
         let Some(h) = head.clone() else { return Ok(Fast::Unknown(parts)) };
         let (actor, event, request_id, details) = parts;
-        let (key, sealed, next) = self.chain_entry(tk, tenant, &h, actor, event, request_id, details)?;
+        let (puts, next) = self.chain_entry(tk, tenant, &h, actor, event, request_id, details)?;
         let mut append = Txn::new();
-        append.put(key, sealed).put(keys::audit_head(tenant), head_bytes(&next));
+        for (k, v) in puts {
+            append.put(k, v);
+        }
         if let Err(e) = self.store.append_now(append) {
             *head = None;
             return Err(e.into());
@@ -341,9 +389,10 @@ impl Sigil {
         Ok(Fast::Appended)
     }
 
-    /// The entry for `event` extending `head`: its key, its sealed record, and the head
-    /// it makes. Synchronous, so that the fast path in `commit_audited_with` can run it
-    /// under the slot's head lock.
+    /// The entry for `event` extending `head`: the writes that append it (the sealed entry,
+    /// the authenticated head it makes and, for a checkpoint, the pointer to the latest
+    /// checkpoint) and that head. Synchronous, so that the fast path in
+    /// `commit_audited_with` can run it under the slot's head lock.
     #[allow(clippy::too_many_arguments)]
     fn chain_entry(
         &self,
@@ -354,7 +403,7 @@ impl Sigil {
         event: Event,
         request_id: Option<String>,
         details: impl FnOnce(u64, &str) -> Result<Value, ServiceError>,
-    ) -> Result<(Vec<u8>, Vec<u8>, Head), ServiceError> {
+    ) -> Result<(Vec<Put>, Head), ServiceError> {
         let mut entry = Entry {
             seq: head.seq + 1,
             time: rfc3339(self.clock.now()),
@@ -369,7 +418,12 @@ impl Sigil {
         };
         entry.hash = entry.compute_hash();
         let sealed = self.seal_record(tk, tenant, kind::AUDIT, &entry.seq.to_string(), &entry)?;
-        Ok((keys::audit_entry(tenant, entry.seq), sealed, Head { seq: entry.seq, hash: entry.hash }))
+        let next = Head { seq: entry.seq, hash: entry.hash };
+        let mut puts = vec![(keys::audit_entry(tenant, next.seq), sealed), (keys::audit_head(tenant), self.head_bytes(tenant, &next))];
+        if entry.event == CHECKPOINT_EVENT {
+            puts.push((keys::audit_latest_checkpoint(tenant), next.seq.to_string().into_bytes()));
+        }
+        Ok((puts, next))
     }
 
     /// Reads up to `limit` entries after seq `after` of a tenant, opened.

@@ -45,7 +45,8 @@ pub struct Keyring {
     /// swapped together by root-key rotation.
     root: RwLock<Roots>,
     /// Taken shared by whatever wraps a new data key under the root (tenant creation,
-    /// data-key rotation) until that wrap is committed, and exclusively by root-key
+    /// data-key rotation) or seals a new operator token under it, until that is committed,
+    /// and exclusively by root-key
     /// rotation for its whole run. Without it a wrap made under the old root and committed
     /// after the rotation collected the wraps to re-wrap would stay under the old root, and
     /// the tenant would be unreadable after the next start; two rotations would also

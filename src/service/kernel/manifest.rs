@@ -651,7 +651,7 @@ mod tests {
         assert!(refused(s3.status_list_credential(t, "r1").await), "the status list was rolled back");
 
         // A deleted token, its record and index rows written back.
-        let auditor = s.create_tenant_token(&w.admin, t, TokenRole::Auditor).await.unwrap();
+        let auditor = s.create_tenant_token(&w.admin, t, TokenRole::Auditor, None).await.unwrap();
         let token_key = keys::token(t, auditor.id.as_str());
         let token_rows = [w.copy(&token_key).await, w.copy(b"th/").await, w.copy(format!("t/{t}/th/").as_bytes()).await].concat();
         let bearer = auditor.token.reveal_once();

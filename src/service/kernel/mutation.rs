@@ -13,7 +13,7 @@
 //! A few writes are not a change to a tenant's records and have no entry in its trail:
 //! the bulk steps of a tenant's deletion (its trail is destroyed with it), root-key and
 //! data-key rewrapping and resealing (the rotation's own entry covers them), re-signing
-//! after an issuer rotation, and expired-challenge purges. They commit through
+//! after an issuer rotation, expired-challenge purges, and token last-use bookkeeping. They commit through
 //! [`Sigil::mutate_unaudited`] (retried) or [`Sigil::commit_unaudited`] (one batch of a
 //! pass, skipped on conflict), here too, with effects applied the same way. A tenant's
 //! creation commits its first trail entry in the same transaction

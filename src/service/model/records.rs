@@ -140,6 +140,10 @@ pub struct TokenRecord {
     pub expires: Option<Timestamp>,
     /// HMAC of the token, hex; compared in constant time after the index lookup.
     pub hash_hex: String,
+    /// When the token was last used, to within the auth cache's age (written by the
+    /// housekeeping task, never on a request path; see `kernel::auth::TokenUse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<Timestamp>,
 }
 
 /// What kind of credential a wallet entry is.

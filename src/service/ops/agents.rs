@@ -194,11 +194,7 @@ impl Sigil {
         let now = self.clock.now();
         let secs =
             |s: u64| now.checked_add(jiff::SignedDuration::from_secs(s as i64)).map_err(|_| ServiceError::invalid("duration out of range"));
-        let expires = match expires_in {
-            Some(s) if (60..=31_536_000).contains(&s) => Some(secs(s)?),
-            Some(_) => return Err(ServiceError::invalid("expires_in must be between 60 and 31536000 seconds")),
-            None => None,
-        };
+        let expires = crate::service::model::validate::token_expiry(now, expires_in)?;
         let grace_until = match grace_secs {
             None | Some(0) => None,
             Some(s) if s <= 86_400 => Some(secs(s)?),

@@ -1,14 +1,15 @@
 //! Reading the audit trail: paged queries, verification of the whole chain against its
-//! signed checkpoints, and export for offline verification.
+//! signed checkpoints and its authenticated head, export for offline verification, and the
+//! latest signed checkpoint, published for monitors (`sigil audit watch`).
 //!
 //! Must never: write to the trail (the kernel's journal does), or show an entry of one
 //! tenant to another.
 
-use crate::audit::Checkpoint;
-use crate::audit::{Entry, TrailReport, verify_trail};
+use crate::audit::{Break, CHECKPOINT_EVENT, Checkpoint, Entry, TrailReport, verify_trail};
 use crate::clock::rfc3339;
+use crate::codes::ErrorCode;
 use crate::ids::TenantId;
-use crate::service::kernel::journal::Event;
+use crate::service::kernel::journal::{Event, StoredHead};
 use crate::service::model::records::kind;
 use crate::service::{Caller, ServiceError, Sigil};
 use crate::store::keys;
@@ -19,6 +20,7 @@ pub struct AuditQuery {
     pub after: Option<u64>,
     pub agent: Option<String>,
     pub event: Option<String>,
+    pub request_id: Option<String>,
     pub from: Option<jiff::Timestamp>,
     pub to: Option<jiff::Timestamp>,
     pub limit: usize,
@@ -41,7 +43,7 @@ impl Sigil {
         let vm = format!("{}#audit-{}", self.tenant_did(tenant), key.version);
         let now = rfc3339(self.clock.now());
         let t = tenant.as_str().to_owned();
-        self.record_over_head(tenant, "system:audit", Event::new("audit.checkpoint", serde_json::Value::Null), move |seq, head| {
+        self.record_over_head(tenant, "system:audit", Event::new(CHECKPOINT_EVENT, serde_json::Value::Null), move |seq, head| {
             let input = Checkpoint::signing_input(&t, seq, head, &now, &vm);
             let sig = multibase::encode(multibase::Base::Base58Btc, signer.sign(&input));
             let cp = Checkpoint { tenant: t.clone(), seq, head: head.to_owned(), time: now.clone(), key: vm.clone(), signature: sig };
@@ -57,7 +59,7 @@ impl Sigil {
             return Ok(false);
         }
         let last = self.audit_entries(tenant, seq - 1, 1).await?;
-        if last.first().is_some_and(|e| e.event == "audit.checkpoint") {
+        if last.first().is_some_and(|e| e.event == CHECKPOINT_EVENT) {
             return Ok(false);
         }
         self.audit_checkpoint(tenant).await?;
@@ -75,7 +77,11 @@ impl Sigil {
     ) -> Result<crate::service::Page<Entry>, ServiceError> {
         caller.require_tenant_read(tenant)?;
         let t = tenant;
-        let mut after = q.after.unwrap_or(0);
+        let mut after = match (q.after, q.from) {
+            (Some(a), _) => a,
+            (None, Some(from)) => self.audit_seq_before(t, from).await?,
+            (None, None) => 0,
+        };
         let mut items = Vec::new();
         let mut scanned = 0;
         loop {
@@ -89,7 +95,12 @@ impl Sigil {
                 let t_ok = |bound: Option<jiff::Timestamp>, cmp: fn(&jiff::Timestamp, &jiff::Timestamp) -> bool| {
                     bound.is_none_or(|b| e.time.parse::<jiff::Timestamp>().is_ok_and(|et| cmp(&et, &b)))
                 };
+                if q.to.is_some_and(|to| e.time.parse::<jiff::Timestamp>().is_ok_and(|et| et >= to)) {
+                    // Entries are in time order: nothing later can match.
+                    return Ok(crate::service::Page { items, next_cursor: None });
+                }
                 let keep = q.agent.as_deref().is_none_or(|a| e.agent.as_deref() == Some(a))
+                    && q.request_id.as_deref().is_none_or(|r| e.request_id.as_deref() == Some(r))
                     && q.event.as_deref().is_none_or(|ev| e.event == ev || e.event.starts_with(&format!("{ev}.")))
                     && t_ok(q.from, |a, b| a >= b)
                     && t_ok(q.to, |a, b| a < b);
@@ -106,6 +117,28 @@ impl Sigil {
         }
     }
 
+    /// The last seq whose entry is older than `from` (0 if none), by binary search over the
+    /// chain: about log2(entries) single reads. Entries are appended in time order (one
+    /// writer per tenant stamps each with the clock as it links it), so the entries at or
+    /// after `from` are exactly those after this seq.
+    async fn audit_seq_before(&self, t: &TenantId, from: jiff::Timestamp) -> Result<u64, ServiceError> {
+        let (mut lo, mut hi) = (0u64, self.audit_head_seq(t).await?);
+        // Invariant: entry `lo` (or the start) is older than `from`; entries after `hi` are not.
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            let older = match self.audit_entries(t, mid - 1, 1).await?.first() {
+                Some(e) => e.time.parse::<jiff::Timestamp>().is_ok_and(|et| et < from),
+                None => false,
+            };
+            if older {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Ok(lo)
+    }
+
     async fn all_entries(&self, t: &TenantId) -> Result<Vec<Entry>, ServiceError> {
         let mut out = Vec::new();
         loop {
@@ -117,12 +150,16 @@ impl Sigil {
         }
     }
 
-    /// Verifies the stored trail: chain and checkpoint signatures (admins and auditors).
+    /// Verifies the stored trail (admins and auditors): the chain, every checkpoint against
+    /// the tenant's own audit keys, and that the trail ends exactly at the authenticated
+    /// chain head, so entries cut from the end are reported.
     pub async fn audit_verify(&self, caller: &Caller, tenant: &crate::ids::TenantId) -> Result<TrailReport, ServiceError> {
         caller.require_tenant_read(tenant)?;
         let t = tenant;
         let tk = self.tenant_keys(t).await?;
         let doc = self.tenant_did_document(tenant).await?;
+        // Read before the entries: what is appended meanwhile only extends past it.
+        let head_before = self.audit_head(t).await?;
         // Open entry by entry: a modified or moved sealed entry is itself the first bad one.
         let mut entries = Vec::new();
         let mut after: Option<Vec<u8>> = None;
@@ -138,7 +175,7 @@ impl Sigil {
                 match self.open_record::<Entry>(&tk, t, kind::AUDIT, &seq.to_string(), &blob) {
                     Ok(e) => entries.push(e),
                     Err(_) => {
-                        let mut r = verify_trail(&entries, &|vm| crate::vc::did::key_for(&doc, vm, "assertionMethod").ok());
+                        let mut r = verify_trail(&entries, &doc);
                         if r.ok {
                             r.ok = false;
                             r.first_bad = Some(crate::audit::Break {
@@ -153,7 +190,33 @@ impl Sigil {
             }
             after = Some(last);
         }
-        Ok(verify_trail(&entries, &|vm| crate::vc::did::key_for(&doc, vm, "assertionMethod").ok()))
+        let mut report = verify_trail(&entries, &doc);
+        if report.ok {
+            let head_after = self.audit_head(t).await?;
+            if let Err(bad) = ends_at_head(&entries, &head_before, &head_after) {
+                report.ok = false;
+                report.first_bad = Some(bad);
+            }
+        }
+        Ok(report)
+    }
+
+    /// The tenant's latest signed checkpoint (public, no token): what monitors compare
+    /// with the last one they saw. `404 checkpoint_not_found` before the first.
+    pub async fn audit_latest_checkpoint(&self, tenant: &TenantId) -> Result<Checkpoint, ServiceError> {
+        let none = || ServiceError::not_found(ErrorCode::CheckpointNotFound, "this tenant has no signed checkpoint yet");
+        // Fails for a tenant that does not exist (or is being deleted).
+        self.tenant_keys(tenant).await?;
+        let Some(b) = self.store.get(&keys::audit_latest_checkpoint(tenant)).await? else { return Err(none()) };
+        let seq = std::str::from_utf8(&b)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| ServiceError::Internal("malformed checkpoint pointer".into()))?;
+        let entry = self.audit_entries(tenant, seq.saturating_sub(1), 1).await?.into_iter().next();
+        let entry = entry
+            .filter(|e| e.seq == seq && e.event == CHECKPOINT_EVENT)
+            .ok_or_else(|| ServiceError::Internal("the checkpoint pointer names no checkpoint".into()))?;
+        serde_json::from_value(entry.details).map_err(|e| ServiceError::Internal(format!("malformed checkpoint: {e}")))
     }
 
     /// The whole trail as JSON Lines, ending with a fresh checkpoint so all of it is signed.
@@ -171,18 +234,172 @@ impl Sigil {
 }
 
 impl Sigil {
-    /// Checkpoints every tenant whose trail grew since its last checkpoint.
+    /// Checkpoints every tenant whose trail grew since its last checkpoint. A tenant whose
+    /// chain cannot be extended (its head does not authenticate) is logged and skipped, so
+    /// it does not hold up the others.
     pub async fn checkpoint_all(&self) -> Result<usize, ServiceError> {
         let mut n = 0;
         for (k, _) in self.store.scan(crate::store::keys::TENANT_INDEX_PREFIX, None, 100_000).await? {
             if let Some(t) =
                 k.strip_prefix(crate::store::keys::TENANT_INDEX_PREFIX).and_then(|s| TenantId::parse(std::str::from_utf8(s).ok()?).ok())
             {
-                if self.checkpoint_if_needed(&t).await? {
-                    n += 1;
+                match self.checkpoint_if_needed(&t).await {
+                    Ok(true) => n += 1,
+                    Ok(false) => {}
+                    Err(ServiceError::Internal(detail)) => tracing::error!(tenant = %t, %detail, "audit checkpoint failed"),
+                    Err(e) => return Err(e),
                 }
             }
         }
         Ok(n)
+    }
+}
+
+/// Whether a verified trail ends at the stored chain head: the head read before the entries
+/// (`before`) must authenticate and name an entry that is there, with that hash; the head
+/// read after them (`after`) must not be behind the last entry (entries appended meanwhile
+/// move it forward, never back).
+fn ends_at_head(entries: &[Entry], before: &StoredHead, after: &StoredHead) -> Result<(), Break> {
+    let n = entries.len();
+    let last = entries.last().map_or(0, |e| e.seq);
+    let bad = |position: usize, seq: u64, reason: String| Break { position, seq: Some(seq), reason };
+    for head in [before, after] {
+        match head {
+            StoredHead::Authentic { .. } => {}
+            StoredHead::Absent => return Err(bad(n, last + 1, "the trail has no chain head (deleted at rest)".into())),
+            StoredHead::NotAuthentic => {
+                return Err(bad(n, last + 1, "the stored chain head does not authenticate (rewritten at rest)".into()));
+            }
+        }
+    }
+    if let StoredHead::Authentic { seq, hash } = before {
+        if last < *seq {
+            let reason = format!("entries {} to {seq} are missing: the trail ends before its chain head (cut at the end)", last + 1);
+            return Err(bad(n, last + 1, reason));
+        }
+        let at = usize::try_from(*seq).ok().and_then(|s| s.checked_sub(1)).and_then(|i| entries.get(i));
+        if at.is_none_or(|e| e.hash != *hash) {
+            return Err(bad(
+                usize::try_from(*seq).unwrap_or(n).saturating_sub(1),
+                *seq,
+                "the entry at the chain head differs from it".into(),
+            ));
+        }
+    }
+    if let StoredHead::Authentic { seq, hash } = after {
+        if *seq < last || (*seq == last && entries.last().is_some_and(|e| e.hash != *hash)) {
+            return Err(bad(n.saturating_sub(1), last, "the trail goes on past its chain head".into()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::service::kernel::journal::{Event, REQUEST_ID};
+    use crate::service::{audit::AuditQuery, testing};
+
+    fn query() -> AuditQuery {
+        AuditQuery { after: None, agent: None, event: None, request_id: None, from: None, to: None, limit: 500 }
+    }
+
+    /// Time ranges start at the first entry at or after `from` (found by binary search) and
+    /// stop before `to`; a request id selects exactly the entries made under it.
+    #[tokio::test]
+    async fn queries_filter_by_time_range_and_request_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0: jiff::Timestamp = "2026-03-01T00:00:00Z".parse().unwrap();
+        let clock = FixedClock::new(t0);
+        let s = testing::sigil_in(dir.path(), clock.clone() as Arc<dyn crate::clock::Clock>);
+        let op = testing::operator();
+        let t = s.create_tenant(&op, Some("acme"), "Acme").await.unwrap().id;
+        let admin = testing::admin(&t);
+        // Entry 1 is the tenant's creation at t0; entries 2..=41 one minute apart after it.
+        for i in 1..=40 {
+            clock.advance_secs(60);
+            let rid = format!("req-{}", i % 3);
+            REQUEST_ID.scope(rid, s.record(&t, "test".into(), Event::new("test.tick", serde_json::json!({"i": i})))).await.unwrap();
+        }
+        let minute = |m: i64| t0.checked_add(jiff::SignedDuration::from_mins(m)).unwrap();
+        let page = s.audit_list(&admin, &t, AuditQuery { from: Some(minute(10)), to: Some(minute(20)), ..query() }).await.unwrap();
+        let ticks: Vec<i64> = page.items.iter().map(|e| e.details["i"].as_i64().unwrap()).collect();
+        assert_eq!(ticks, (10..20).collect::<Vec<_>>());
+        assert_eq!(page.next_cursor, None, "the range ended before the page did");
+        let page = s.audit_list(&admin, &t, AuditQuery { from: Some(minute(40)), ..query() }).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        let page = s.audit_list(&admin, &t, AuditQuery { from: Some(minute(41)), ..query() }).await.unwrap();
+        assert!(page.items.is_empty());
+        let page = s.audit_list(&admin, &t, AuditQuery { from: Some(t0), ..query() }).await.unwrap();
+        assert_eq!(page.items.len(), 41, "from the first entry on");
+        let page =
+            s.audit_list(&admin, &t, AuditQuery { request_id: Some("req-1".into()), to: Some(minute(41)), ..query() }).await.unwrap();
+        let ticks: Vec<i64> = page.items.iter().map(|e| e.details["i"].as_i64().unwrap()).collect();
+        assert_eq!(ticks, (1..=40).filter(|i| i % 3 == 1).collect::<Vec<_>>());
+    }
+
+    /// Verification reads the head before and after the entries, so entries journaled
+    /// while it runs (a busy tenant's presentations) never look like a cut or an overrun.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn verifying_while_entries_are_appended_stays_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let admin = testing::admin(&t.id);
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let (s, tenant) = (s.clone(), t.id.clone());
+                tokio::spawn(async move {
+                    for i in 0..150u32 {
+                        s.record(&tenant, "test".into(), Event::new("test.event", serde_json::json!({"w": w, "i": i}))).await.unwrap();
+                        if i % 50 == 0 {
+                            s.audit_checkpoint(&tenant).await.unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut checks = 0;
+        while !writers.iter().all(tokio::task::JoinHandle::is_finished) {
+            let r = s.audit_verify(&admin, &t.id).await.unwrap();
+            assert!(r.ok, "{r:?}");
+            checks += 1;
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let r = s.audit_verify(&admin, &t.id).await.unwrap();
+        assert!(r.ok && r.entries > 600 && r.checkpoints == 12, "{r:?} after {checks} checks under load");
+        assert_eq!(s.audit_latest_checkpoint(&t.id).await.unwrap().tenant, "acme");
+    }
+
+    #[test]
+    fn a_trail_must_end_at_its_head() {
+        let e = |seq: u64, hash: &str| Entry {
+            seq,
+            time: String::new(),
+            tenant: "t".into(),
+            event: "x".into(),
+            actor: "system".into(),
+            agent: None,
+            request_id: None,
+            details: serde_json::Value::Null,
+            prev: String::new(),
+            hash: hash.into(),
+        };
+        let trail = [e(1, "a"), e(2, "b"), e(3, "c")];
+        let at = |seq: u64, hash: &str| StoredHead::Authentic { seq, hash: hash.into() };
+        assert!(ends_at_head(&trail, &at(3, "c"), &at(3, "c")).is_ok());
+        // Appended while verifying: the head moves on, past the entries read.
+        assert!(ends_at_head(&trail, &at(2, "b"), &at(5, "e")).is_ok());
+        let reason = |r: Result<(), Break>| r.unwrap_err().reason;
+        assert!(reason(ends_at_head(&trail[..2], &at(3, "c"), &at(3, "c"))).contains("entries 3 to 3 are missing"));
+        assert!(reason(ends_at_head(&trail, &at(3, "x"), &at(3, "x"))).contains("differs"));
+        assert!(reason(ends_at_head(&trail, &at(2, "b"), &at(2, "b"))).contains("past its chain head"));
+        assert!(reason(ends_at_head(&trail, &StoredHead::NotAuthentic, &at(3, "c"))).contains("does not authenticate"));
+        assert!(reason(ends_at_head(&trail, &at(3, "c"), &StoredHead::Absent)).contains("no chain head"));
     }
 }

@@ -16,6 +16,7 @@ pub mod presentations;
 mod races;
 pub mod rotation;
 pub mod tenants;
+pub mod tokens;
 pub mod upgrade;
 pub mod vc_api;
 pub mod verification;

@@ -89,7 +89,7 @@ async fn a_replaced_agent_token_stops_working_for_every_later_request() {
 #[tokio::test]
 async fn a_deleted_auditor_token_stops_working_for_every_later_request() {
     let w = world("race-token-delete").await;
-    let created = w.s.create_tenant_token(&w.admin, &w.tenant, TokenRole::Auditor).await.unwrap();
+    let created = w.s.create_tenant_token(&w.admin, &w.tenant, TokenRole::Auditor, None).await.unwrap();
     let token = created.token.reveal_once();
     let (s, t) = (w.s.clone(), token.clone());
     race(w.tenant.as_str(), "auth.fill", async move { s.authenticate(&t).await.map(|_| ()) }, async {
@@ -97,6 +97,19 @@ async fn a_deleted_auditor_token_stops_working_for_every_later_request() {
     })
     .await;
     assert!(matches!(w.s.authenticate(&token).await, Err(ServiceError::Unauthenticated)));
+}
+
+#[tokio::test]
+async fn a_rotated_operator_token_stops_working_for_every_later_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = testing::sigil(dir.path());
+    let old = s.rotate_operator_token(&testing::operator()).await.unwrap().token.reveal_once();
+    let (reader, t) = (s.clone(), old.clone());
+    race("_op", "auth.fill", async move { reader.authenticate(&t).await.map(|_| ()) }, async {
+        s.rotate_operator_token(&testing::operator()).await.unwrap();
+    })
+    .await;
+    assert!(matches!(s.authenticate(&old).await, Err(ServiceError::Unauthenticated)));
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use crate::service::kernel::keyring::TenantKeys;
 use crate::service::kernel::mutation::{Attempt, Effects};
 use crate::service::kernel::sealed::decode_u32;
 use crate::service::kernel::signers::stage_new_key;
-use crate::service::model::records::{AgentRecord, CredentialRecord, KeyVersion, TenantRecord, kind};
+use crate::service::model::records::{AgentRecord, CredentialRecord, KeyState, KeyVersion, TenantRecord, kind};
 use crate::service::{Caller, ServiceError, Sigil};
 use crate::store::{Txn, keys};
 use crate::vc::proof::{self, ProofOptions};
@@ -35,6 +35,17 @@ enum Marker {
     Live(u32),
     /// Left behind by a deleted tenant of the same id (its stored bytes).
     Stale(Vec<u8>),
+}
+
+/// The outcome of [`Sigil::mark_issuer_key_compromised`].
+#[derive(Debug, Clone)]
+pub struct IssuerKeyCompromise {
+    /// The compromised version.
+    pub version: u32,
+    /// The issuer key now current.
+    pub current: u32,
+    /// Credentials the compromised key signed, to re-issue.
+    pub to_reissue: Vec<String>,
 }
 
 fn age_exceeded(k: &KeyVersion, days: Option<u32>, now: jiff::Timestamp) -> bool {
@@ -121,6 +132,165 @@ impl Sigil {
         self.rotate_issuer_key_inner(tenant, actor(caller), reissue, None)
             .await?
             .ok_or_else(|| ServiceError::Internal("unconditional rotation skipped".into()))
+    }
+
+    /// Takes issuer key `version` out of service because it leaked: replaced first if it is
+    /// the current key, then marked compromised (it leaves the DID document, so nothing it
+    /// signed verifies any more) and its private half destroyed. Answers the key now current
+    /// and the credentials it signed, which the administrator re-issues with
+    /// [`Sigil::reissue_issuer_key_credentials`].
+    pub async fn mark_issuer_key_compromised(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        version: u32,
+    ) -> Result<IssuerKeyCompromise, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant;
+        let rec = self.tenant_record(t).await?;
+        if !rec.issuer_keys.iter().any(|k| k.version == version) {
+            return Err(ServiceError::not_found(ErrorCode::KeyNotFound, "no such issuer key version"));
+        }
+        if rec.issuer_current == version {
+            // Conditional on the version seen: a rotation that won meanwhile already replaced it.
+            self.rotate_issuer_key_inner(t, actor(caller), false, Some(version)).await?;
+        }
+        // No presentation may sign a vc+jwt with the key after this commits.
+        let locks = self.agent_locks.write_all().await;
+        let current = self
+            .mutate(t, &actor(caller), || async move {
+                let tk = self.tenant_keys(t).await?;
+                let (mut rec, blob) = self.tenant_record_blob(t).await?;
+                if rec.issuer_current == version {
+                    return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "the issuer key is being rotated; retry"));
+                }
+                let now = self.clock.now();
+                let mut changed = false;
+                for k in rec.issuer_keys.iter_mut().filter(|k| k.version == version && k.state != KeyState::Compromised) {
+                    k.state = KeyState::Compromised;
+                    k.retired_at.get_or_insert(now);
+                    changed = true;
+                }
+                if !changed {
+                    return Ok(Attempt::Done(rec.issuer_current));
+                }
+                let mut txn = Txn::new();
+                txn.delete(keys::private_key(t, "issuer", version));
+                let k = keys::tenant_record(t);
+                txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t.as_str(), &rec)?);
+                let event = Event::new("issuer.key_compromised", json!({"version": version, "current": rec.issuer_current}));
+                let mut effects = Effects::none();
+                effects.signers(t, Some("issuer")).status_lists(t).all_wallets(t);
+                Ok(Attempt::commit(txn, event, effects, rec.issuer_current))
+            })
+            .await?;
+        drop(locks);
+        metrics::counter!("sigil_rotations_total", "kind" => "issuer_key_compromised").increment(1);
+        let to_reissue = self.credentials_signed_by(t, version).await?;
+        Ok(IssuerKeyCompromise { version, current, to_reissue })
+    }
+
+    /// The ids of the tenant's non-revoked credentials whose proof issuer key `version` made.
+    pub async fn issuer_key_credentials(&self, caller: &Caller, tenant: &TenantId, version: u32) -> Result<Vec<String>, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let rec = self.tenant_record(tenant).await?;
+        if !rec.issuer_keys.iter().any(|k| k.version == version) {
+            return Err(ServiceError::not_found(ErrorCode::KeyNotFound, "no such issuer key version"));
+        }
+        self.credentials_signed_by(tenant, version).await
+    }
+
+    /// Re-signs, under the current issuer key, every non-revoked credential issuer key
+    /// `version` signed (same id, content and status entries; a new proof), each as its own
+    /// audited change (`credential.reissued`). Answers the ids re-signed.
+    pub async fn reissue_issuer_key_credentials(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        version: u32,
+    ) -> Result<Vec<String>, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant;
+        let rec = self.tenant_record(t).await?;
+        if !rec.issuer_keys.iter().any(|k| k.version == version) {
+            return Err(ServiceError::not_found(ErrorCode::KeyNotFound, "no such issuer key version"));
+        }
+        if rec.issuer_current == version {
+            return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "this is the current issuer key; rotate it first"));
+        }
+        let mut done = Vec::new();
+        for id in self.credentials_signed_by(t, version).await? {
+            let id = &id;
+            let reissued = self
+                .mutate(t, &actor(caller), || async move {
+                    let (mut c, blob) = self.credential_record(t, id).await?;
+                    if c.revoked || c.issuer_key_version != version {
+                        return Ok(Attempt::Done(false));
+                    }
+                    // A rotation committing between this read and the commit leaves the
+                    // credential signed by a retired key, which still verifies; compromising
+                    // that key lists it again.
+                    let current = self.tenant_record(t).await?.issuer_current;
+                    let signer = self.signer(t, "issuer", current).await?;
+                    let mut doc = c.vc.as_object().cloned().unwrap_or_default();
+                    doc.remove("proof");
+                    let opts = ProofOptions {
+                        verification_method: format!("{}#issuer-{current}", self.tenant_did(t)),
+                        proof_purpose: "assertionMethod",
+                        created: rfc3339(self.clock.now()),
+                        expires: None,
+                        challenge: None,
+                        domain: None,
+                    };
+                    c.vc = proof::sign(doc, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    c.issuer_key_version = current;
+                    let tk = self.tenant_keys(t).await?;
+                    let k = keys::credential(t, id);
+                    let mut txn = Txn::new();
+                    txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::CREDENTIAL, id, &c)?);
+                    let mut event = Event::new("credential.reissued", json!({"credential_id": id, "from": version, "to": current}));
+                    let mut effects = Effects::none();
+                    if let Some(a) = &c.agent {
+                        event = event.agent(a.as_str());
+                        effects.wallet_of_record(t, a);
+                    }
+                    Ok(Attempt::commit(txn, event, effects, true))
+                })
+                .await?;
+            if reissued {
+                done.push(id.clone());
+            }
+        }
+        Ok(done)
+    }
+
+    async fn credentials_signed_by(&self, t: &TenantId, version: u32) -> Result<Vec<String>, ServiceError> {
+        let prefix = format!("t/{t}/c/").into_bytes();
+        let mut after: Option<Vec<u8>> = None;
+        let mut out = Vec::new();
+        loop {
+            let tk = self.tenant_keys(t).await?;
+            let rows = self.store.scan(&prefix, after.as_deref(), BATCH).await?;
+            let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
+            for (k, blob) in rows {
+                let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
+                let c: CredentialRecord = match self.open_fresh(&tk, t, kind::CREDENTIAL, &id, &k, &blob).await {
+                    Ok(c) => c,
+                    // Rewritten since the scan: read again below, as it is now.
+                    Err(ServiceError::Conflict { .. }) => match self.credential_record(t, &id).await {
+                        Ok((c, _)) => c,
+                        Err(ServiceError::NotFound { .. }) => continue,
+                        Err(e) => return Err(e),
+                    },
+                    Err(e) => return Err(e),
+                };
+                if !c.revoked && c.issuer_key_version == version {
+                    out.push(id);
+                }
+            }
+            after = Some(last);
+        }
+        Ok(out)
     }
 
     /// Re-signs every non-revoked credential of the tenant under issuer key `version`
@@ -536,9 +706,11 @@ impl Sigil {
         if !self.commit_unaudited(txn, Effects::none()).await? {
             return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "another root-key rotation is staged"));
         }
+        crate::faults::crash_point("root_rotation.staged");
         let kdf = None; // the new root is a key file; a passphrase store stops needing one
         crate::datadir::write_key_check_async(data, &next, kdf).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
         let version = next.version();
+        crate::faults::crash_point("root_rotation.committed");
         self.keys.set_root(next);
         self.recover_root_rotation().await?;
         self.keys.evict_all();
@@ -817,18 +989,38 @@ mod tests {
             r.unwrap().unwrap();
         }
         assert_eq!(s.keys.root().version(), 4, "three rotations, one after another");
-        let root = s.keys.root();
-        let wraps = s.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap();
-        assert!(wraps.len() >= 10 + 4, "ten tenants, four of them with a second data key");
-        for t in &doomed {
-            let prefix = keys::data_key_prefix(t.as_str());
-            assert!(!wraps.iter().any(|(w, _)| w.starts_with(&prefix)), "{t}'s shredded data key came back");
+        // Every stored wrap opens under the final root; returns (tenant, version) of each.
+        let wraps = || async {
+            let root = s.keys.root();
+            let mut found = std::collections::BTreeSet::new();
+            for (k, blob) in s.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap() {
+                let k = String::from_utf8(k).unwrap();
+                let mut parts = k.split('/').skip(1);
+                let (t, v) = (parts.next().unwrap().to_owned(), u32::from_str_radix(parts.next().unwrap(), 16).unwrap());
+                root.unwrap_data_key(&t, v, &blob).unwrap_or_else(|_| panic!("{k} is not under the final root"));
+                found.insert((t, v));
+            }
+            found
+        };
+        // Each surviving tenant's current key: version 2 for the four rotated, 1 for the six
+        // new; nothing of the deleted ones. The rotated tenants' version 1 stays until their
+        // re-sealing finishes in the background, after a settle delay of its own, so at this
+        // point it may be there or not.
+        let current: std::collections::BTreeSet<(String, u32)> =
+            old.iter().map(|t| (t.to_string(), 2)).chain((0..6).map(|i| (format!("new{i}"), 1))).collect();
+        let retiring: std::collections::BTreeSet<(String, u32)> = old.iter().map(|t| (t.to_string(), 1)).collect();
+        let found = wraps().await;
+        assert!(found.is_superset(&current), "a current data key is missing: {found:?}");
+        let unexpected: Vec<_> = found.iter().filter(|w| !current.contains(*w) && !retiring.contains(*w)).collect();
+        assert!(unexpected.is_empty(), "wraps of no current key or running rotation (a shredded key came back?): {unexpected:?}");
+        // Once the rotations have finished, exactly the current keys remain.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        for t in &old {
+            while s.store.get(&keys::data_key_rotation(t.as_str())).await.unwrap().is_some() {
+                assert!(std::time::Instant::now() < deadline, "{t}'s data-key rotation never finished");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        for (k, blob) in wraps {
-            let k = String::from_utf8(k).unwrap();
-            let mut parts = k.split('/').skip(1);
-            let (t, v) = (parts.next().unwrap(), u32::from_str_radix(parts.next().unwrap(), 16).unwrap());
-            root.unwrap_data_key(t, v, &blob).unwrap_or_else(|_| panic!("{k} is not under the final root"));
-        }
+        assert_eq!(wraps().await, current);
     }
 }

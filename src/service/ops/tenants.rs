@@ -1,17 +1,17 @@
-//! Tenants: creation (data key, issuer key, first admin token), listing, tenant tokens,
-//! and deletion by crypto-shredding (the data keys are destroyed first, durably, so that
-//! nothing of the tenant can be opened again even if the bulk removal is interrupted).
+//! Tenants: creation (data key, issuer key, first admin token), listing, and deletion by
+//! crypto-shredding (the data keys are destroyed first, durably, so that nothing of the
+//! tenant can be opened again even if the bulk removal is interrupted). Tenant tokens are
+//! in `tokens`.
 
 use jiff::Timestamp;
 
 use crate::codes::ErrorCode;
 use crate::crypto::{Aad, AccessToken, DataKey, Signer};
 use crate::ids::{TenantId, TokenId};
-use crate::service::kernel::auth::MintedToken;
 use crate::service::kernel::journal::{Event, actor};
 use crate::service::kernel::keyring::TenantKeys;
-use crate::service::kernel::mutation::{Attempt, Effects};
-use crate::service::model::records::{KeyState, KeyVersion, TenantRecord, TokenRecord, TokenRole, kind};
+use crate::service::kernel::mutation::Effects;
+use crate::service::model::records::{KeyState, KeyVersion, TenantRecord, TokenRole, kind};
 use crate::service::model::validate::validate_text;
 use crate::service::{Caller, Page, ServiceError, Sigil, page_limit};
 use crate::store::{Txn, keys};
@@ -32,14 +32,6 @@ pub struct TenantCreated {
     pub did: String,
     pub admin_token: AccessToken,
     pub admin_token_id: TokenId,
-}
-
-/// A newly created tenant token, shown once.
-#[derive(Debug)]
-pub struct TokenCreated {
-    pub id: TokenId,
-    pub role: TokenRole,
-    pub token: AccessToken,
 }
 
 impl Sigil {
@@ -168,6 +160,7 @@ impl Sigil {
         self.audit_heads.forget(t).await;
         self.keys.forget_meters(t, None);
         self.manifests.forget(t);
+        crate::faults::crash_point("tenant_delete.shredded");
         // Step 2: remove the now-unreadable records (resumed at start-up if interrupted).
         self.purge_tenant_records(t).await
     }
@@ -188,6 +181,7 @@ impl Sigil {
             }
             self.commit_unaudited(txn, Effects::none()).await?;
         }
+        crate::faults::crash_point("tenant_delete.purging");
         loop {
             let rows = self.store.scan(&keys::tenant_prefix(t), None, 1000).await?;
             if rows.is_empty() {
@@ -216,52 +210,6 @@ impl Sigil {
             }
         }
         Ok(n)
-    }
-
-    /// Creates an admin or auditor token for a tenant.
-    pub async fn create_tenant_token(&self, caller: &Caller, tenant: &TenantId, role: TokenRole) -> Result<TokenCreated, ServiceError> {
-        caller.require_tenant_admin(tenant)?;
-        if !matches!(role, TokenRole::Admin | TokenRole::Auditor) {
-            return Err(ServiceError::invalid("role must be admin or auditor"));
-        }
-        let tk = self.tenant_keys(tenant).await?;
-        let minted: MintedToken = self.mint_token(role, None, None);
-        let (tk, minted_ref) = (&tk, &minted);
-        self.mutate(tenant, &crate::service::kernel::journal::actor(caller), || async move {
-            let mut txn = Txn::new();
-            self.stage_tenant_token(&mut txn, tk, tenant, minted_ref)?;
-            let event = crate::service::kernel::journal::Event::new(
-                "token.created",
-                serde_json::json!({"token_id": minted_ref.id.to_string(), "role": role}),
-            );
-            Ok(Attempt::commit(txn, event, Effects::none(), ()))
-        })
-        .await?;
-        Ok(TokenCreated { id: minted.id, role, token: minted.token })
-    }
-
-    /// Deletes an admin or auditor token. Agent tokens are managed through their agent.
-    pub async fn delete_tenant_token(&self, caller: &Caller, tenant: &TenantId, token: &TokenId) -> Result<(), ServiceError> {
-        caller.require_tenant_admin(tenant)?;
-        let t = tenant;
-        if caller.token_id() == token {
-            return Err(ServiceError::conflict(ErrorCode::TokenInUse, "a token cannot delete itself"));
-        }
-        self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
-            let tk = self.tenant_keys(t).await?;
-            let key = keys::token(t, token.as_str());
-            let rec: Option<TokenRecord> = self.load_record(&tk, t, kind::TOKEN, token.as_str(), &key).await?;
-            let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor)) else {
-                return Err(ServiceError::not_found(ErrorCode::TokenNotFound, "no such token"));
-            };
-            let mut txn = Txn::new();
-            let mut effects = Effects::none();
-            self.stage_token_removal(&mut txn, &mut effects, tenant, &rec);
-            let event =
-                crate::service::kernel::journal::Event::new("token.deleted", serde_json::json!({"token_id": rec.id, "role": rec.role}));
-            Ok(Attempt::commit(txn, event, effects, ()))
-        })
-        .await
     }
 }
 
