@@ -314,6 +314,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     let http = http_resolver(&config)?;
     let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
     sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    sigil.upgrade_legacy_audit_heads().await.map_err(|e| SigilError::Store(e.to_string()))?;
     if let Some(floor) = sigil.open_challenge_lease().await.map_err(|e| SigilError::Store(e.to_string()))? {
         wait_for_floor(floor, sigil.now()).await;
     }
