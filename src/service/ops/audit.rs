@@ -316,7 +316,7 @@ impl Sigil {
                 continue;
             };
             let last = if seq == 0 { None } else { self.audit_entries(&t, seq - 1, 2).await.ok() };
-            let intact = last.as_deref().is_some_and(|es| es.len() == 1 && es[0].seq == seq && es[0].hash == hash);
+            let intact = matches!(last.as_deref(), Some([e]) if e.seq == seq && e.hash == hash);
             if !intact {
                 tracing::error!(tenant = %t, seq, "legacy audit head does not match the end of its chain; left as is (the tenant's writes will fail)");
                 continue;
