@@ -22,3 +22,4 @@ mod openapi;
 mod presentations;
 mod seed;
 mod trust;
+mod vc_api;
