@@ -73,6 +73,7 @@ routes! {
     "/tenants/{tenant}/agents/{agent}/did.json" => { get: public::agent_did },
     "/tenants/{tenant}/status/{list}" => { get: public::status_list },
     "/tenants/{tenant}/vc-api/credentials/issue" => { post: vc_api::issue },
+    "/tenants/{tenant}/vc-api/credentials/status" => { post: vc_api::update_status },
     "/tenants/{tenant}/vc-api/credentials/verify" => { post: vc_api::verify },
     "/tenants/{tenant}/vc-api/presentations/verify" => { post: presentations::vc_api_verify },
     "/v1/tenants/{tenant}/agents/{agent}/suspend" => { post: lifecycle::suspend },

@@ -1,5 +1,7 @@
 //! The W3C VC-API routes against the W3C specifications: the VC Data Model 2.0 rules on
-//! issue, and the same date rules on verify.
+//! issue (and the same date rules on verify), and status through the VC-API (Bitstring
+//! Status List entries, the status update route, Sigil's own credential routes, and the
+//! independent verifier seeing a revocation).
 
 use serde_json::{Value, json};
 
@@ -134,4 +136,162 @@ async fn issue_and_verify_agree_on_dates() {
         assert_eq!(valid_from["type"], "urn:sigil:problem:malformed_credential", "{v}");
         assert!(valid_from["detail"].as_str().unwrap().contains("dateTimeStamp"), "{v}");
     }
+}
+
+async fn update_status(s: &Server, admin: &str, id: &str, purpose: &str, status: bool) -> (u16, Value) {
+    let body =
+        json!({"credentialId": id, "credentialStatus": {"type": "BitstringStatusListEntry", "statusPurpose": purpose}, "status": status});
+    s.post("/tenants/acme/vc-api/credentials/status", admin, body).await
+}
+
+async fn sigil_verify(s: &Server, vc: &Value) -> (u16, Vec<String>) {
+    let (st, v) = s.call("POST", "/tenants/acme/vc-api/credentials/verify", None, Some(json!({"verifiableCredential": vc}))).await;
+    let codes = v["problemDetails"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p["type"].as_str().unwrap().replace("urn:sigil:problem:", "")).collect())
+        .unwrap_or_default();
+    (st, codes)
+}
+
+/// A credential issued with status through the VC-API is stored; its status changes
+/// through the VC-API status route and Sigil's own routes; once revoked, Sigil's verify
+/// and the independent verifier both refuse it for that reason.
+#[tokio::test]
+async fn vc_api_status_is_issued_changed_and_seen_by_every_verifier() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let did = tenant_did(&s, "acme").await;
+    let id = "urn:uuid:6a7c1e0e-1b7b-4b8e-9d3c-2f0f1e0c6a11";
+    let mut cred = full_credential(&did);
+    cred["id"] = json!(id);
+    let options = json!({"credentialStatus": [
+        {"type": "BitstringStatusListEntry", "statusPurpose": "revocation"},
+        {"type": "BitstringStatusListEntry", "statusPurpose": "suspension"}]});
+    let resp = s
+        .client
+        .post(s.url("/tenants/acme/vc-api/credentials/issue"))
+        .bearer_auth(&admin)
+        .json(&json!({"credential": cred, "options": options}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let location = resp.headers().get("location").expect("a stored credential is named in Location").to_str().unwrap().to_owned();
+    let vc = resp.json::<Value>().await.unwrap()["verifiableCredential"].clone();
+    let entries = vc["credentialStatus"].as_array().unwrap();
+    let purposes: Vec<&str> = entries.iter().map(|e| e["statusPurpose"].as_str().unwrap()).collect();
+    assert_eq!(purposes, ["revocation", "suspension"]);
+    assert!(
+        entries.iter().all(|e| e["type"] == "BitstringStatusListEntry" && e["statusListCredential"].as_str().unwrap().starts_with(&s.base))
+    );
+    // Stored like Sigil's own credentials, with no agent.
+    assert!(location.starts_with("/v1/tenants/acme/credentials/"), "{location}");
+    let (st, one) = s.get(&location, &admin).await;
+    assert_eq!(st, 200, "{one}");
+    assert_eq!((one["kind"].as_str(), one["agent_id"].clone(), one["status"].as_str()), (Some("issued"), Value::Null, Some("active")));
+    assert_eq!(one["credential"], vc);
+    assert_eq!(sigil_verify(&s, &vc).await, (200, vec![]));
+    assert!(third_party(&s, "credential", &vc, &[]).0);
+
+    // Sigil's own route suspends it; the VC-API status route resumes it.
+    let (st, c) = s.post(&format!("{location}/suspend"), &admin, json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("suspended")), "{c}");
+    assert_eq!(sigil_verify(&s, &vc).await, (422, vec!["suspended".to_owned()]));
+    let (_, out) = third_party(&s, "credential", &vc, &[]);
+    assert_eq!(out["reasons"], json!(["suspended"]), "{out}");
+    let (st, u) = update_status(&s, &admin, id, "suspension", false).await;
+    assert_eq!((st, u["status"].as_bool()), (200, Some(false)), "{u}");
+    assert_eq!(u["credentialStatus"], entries[1]);
+    assert_eq!(sigil_verify(&s, &vc).await, (200, vec![]));
+
+    // Revoked through the VC-API status route: refused by Sigil and by the independent
+    // verifier, for that reason.
+    let (st, u) = update_status(&s, &admin, id, "revocation", true).await;
+    assert_eq!((st, u["status"].as_bool(), u["credentialId"].as_str()), (200, Some(true), Some(id)), "{u}");
+    assert_eq!(sigil_verify(&s, &vc).await, (422, vec!["revoked".to_owned()]));
+    let (ok, out) = third_party(&s, "credential", &vc, &[]);
+    assert!(!ok);
+    assert_eq!(out["reasons"], json!(["revoked"]), "{out}");
+    assert_eq!(s.get(&location, &admin).await.1["status"], "revoked");
+    // Revocation is permanent, on either route.
+    for (purpose, status) in [("revocation", false), ("suspension", true), ("suspension", false)] {
+        let (st, p) = update_status(&s, &admin, id, purpose, status).await;
+        assert_eq!((st, p["code"].as_str()), (409, Some("credential_revoked")), "{purpose} {status}: {p}");
+    }
+    assert_eq!(s.post(&format!("{location}/resume"), &admin, json!({})).await.0, 409);
+    // Setting it again is no change.
+    assert_eq!(update_status(&s, &admin, id, "revocation", true).await.0, 200);
+}
+
+/// The requests around status that cannot be honoured are refused with their reason.
+#[tokio::test]
+async fn vc_api_status_requests_are_checked() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let did = tenant_did(&s, "acme").await;
+    let revocation_only = json!({"credentialStatus": {"type": "BitstringStatusListEntry", "statusPurpose": "revocation"}});
+    let mut cred = full_credential(&did);
+    cred["id"] = json!("https://example.org/credentials/1");
+    let (st, r) = issue(&s, &admin, cred.clone(), Some(revocation_only.clone())).await;
+    assert_eq!(st, 201, "{r}");
+    let vc = r["verifiableCredential"].clone();
+    assert_eq!(vc["credentialStatus"].as_array().unwrap().len(), 1);
+    // One id, one stored credential.
+    let (st, p) = issue(&s, &admin, cred.clone(), Some(revocation_only.clone())).await;
+    assert_eq!((st, p["code"].as_str()), (409, Some("credential_exists")), "{p}");
+    // A credential with status needs an id to be named by; options must be understood.
+    let mut anonymous = cred.clone();
+    anonymous.as_object_mut().unwrap().remove("id");
+    let (st, p) = issue(&s, &admin, anonymous.clone(), Some(revocation_only.clone())).await;
+    assert_eq!(st, 400, "{p}");
+    let with_id = json!({"credentialId": "urn:uuid:0c07c1ce-57cb-41af-bef2-1b932b986873",
+        "credentialStatus": {"type": "BitstringStatusListEntry", "statusPurpose": "suspension"}});
+    let (st, r) = issue(&s, &admin, anonymous, Some(with_id)).await;
+    assert_eq!(st, 201, "options.credentialId names it: {r}");
+    assert_eq!(r["verifiableCredential"]["id"], "urn:uuid:0c07c1ce-57cb-41af-bef2-1b932b986873");
+    for bad in [
+        json!({"credentialStatus": {"type": "StatusList2021Entry", "statusPurpose": "revocation"}}),
+        json!({"credentialStatus": {"type": "BitstringStatusListEntry", "statusPurpose": "message"}}),
+        json!({"credentialStatus": [{"type": "BitstringStatusListEntry", "statusPurpose": "revocation"},
+            {"type": "BitstringStatusListEntry", "statusPurpose": "revocation"}]}),
+        json!({"credentialStatus": []}),
+        json!({"mandatoryPointers": ["/issuer"]}),
+    ] {
+        let mut c = cred.clone();
+        c["id"] = json!("urn:uuid:ffffffff-57cb-41af-bef2-1b932b986873");
+        let (st, p) = issue(&s, &admin, c, Some(bad.clone())).await;
+        assert_eq!((st, p["code"].as_str()), (400, Some("invalid_request")), "{bad}: {p}");
+    }
+    let mut own_status = cred.clone();
+    own_status["id"] = json!("urn:uuid:eeeeeeee-57cb-41af-bef2-1b932b986873");
+    own_status["credentialStatus"] = json!({"id": "https://x.example/s#1", "type": "BitstringStatusListEntry"});
+    assert_eq!(issue(&s, &admin, own_status, Some(revocation_only)).await.0, 400);
+
+    // The status route: an entry the credential lacks, an unknown credential, a wrong
+    // entry, an unknown field.
+    let id = "https://example.org/credentials/1";
+    let (st, p) = update_status(&s, &admin, id, "suspension", true).await;
+    assert_eq!((st, p["code"].as_str()), (400, Some("no_status_entry")), "{p}");
+    let (st, p) = update_status(&s, &admin, "https://example.org/credentials/2", "revocation", true).await;
+    assert_eq!((st, p["code"].as_str()), (404, Some("credential_not_found")), "{p}");
+    let (st, p) = update_status(&s, &admin, id, "refresh", true).await;
+    assert_eq!((st, p["code"].as_str()), (400, Some("invalid_request")), "{p}");
+    let wrong_index = json!({"credentialId": id, "status": true, "credentialStatus": {"type": "BitstringStatusListEntry",
+        "statusPurpose": "revocation", "statusListIndex": "131072", "statusListCredential": vc["credentialStatus"][0]["statusListCredential"]}});
+    let (st, p) = s.post("/tenants/acme/vc-api/credentials/status", &admin, wrong_index).await;
+    assert_eq!(st, 400, "{p}");
+    let unknown = json!({"credentialId": id, "status": true, "indexAllocator": "x",
+        "credentialStatus": {"type": "BitstringStatusListEntry", "statusPurpose": "revocation"}});
+    assert_eq!(s.post("/tenants/acme/vc-api/credentials/status", &admin, unknown).await.0, 400);
+    // None of that revoked it; the entry as issued does.
+    assert_eq!(sigil_verify(&s, &vc).await, (200, vec![]));
+    let exact = json!({"credentialId": id, "status": true, "credentialStatus": vc["credentialStatus"][0]});
+    let (st, u) = s.post("/tenants/acme/vc-api/credentials/status", &admin, exact).await;
+    assert_eq!((st, u["status"].as_bool()), (200, Some(true)), "{u}");
+    assert_eq!(sigil_verify(&s, &vc).await, (422, vec!["revoked".to_owned()]));
+    // A credential issued without status is not stored: nothing to change.
+    let (st, _) = issue(&s, &admin, full_credential(&did), None).await;
+    assert_eq!(st, 201);
+    let (st, _) = update_status(&s, &admin, "urn:uuid:58172aac-d8ba-11ed-83dd-0b3aef56cc33", "revocation", true).await;
+    assert_eq!(st, 404);
 }
