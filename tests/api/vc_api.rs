@@ -1,7 +1,8 @@
 //! The W3C VC-API routes against the W3C specifications: the VC Data Model 2.0 rules on
-//! issue (and the same date rules on verify), and status through the VC-API (Bitstring
-//! Status List entries, the status update route, Sigil's own credential routes, and the
-//! independent verifier seeing a revocation).
+//! issue (and the same date rules on verify), status through the VC-API (Bitstring Status
+//! List entries, the status update route, Sigil's own credential routes, and the
+//! independent verifier seeing a revocation), and generic presentations on the VC-API
+//! presentation route, forged by independent tooling (`tests/interop/forge.mjs`).
 
 use serde_json::{Value, json};
 
@@ -294,4 +295,101 @@ async fn vc_api_status_requests_are_checked() {
     assert_eq!(st, 201);
     let (st, _) = update_status(&s, &admin, "urn:uuid:58172aac-d8ba-11ed-83dd-0b3aef56cc33", "revocation", true).await;
     assert_eq!(st, 404);
+}
+
+/// A presentation forged with the independent tooling, ordinary VC 2.0 (no Sigil terms).
+fn forge_generic(challenge: &str, extra: &[&str]) -> Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("node")
+        .arg(root.join("tests/interop/forge.mjs"))
+        .args(["--generic", "--challenge", challenge, "--domain", "verifier.example"])
+        .args(extra)
+        .output()
+        .expect("node must be installed (scripts/test installs tests/interop)");
+    assert!(out.status.success(), "forge.mjs failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn vc_api_verify_vp(s: &Server, vp: &Value, options: Value) -> (u16, Vec<String>) {
+    let (st, v) = s
+        .call("POST", "/tenants/acme/vc-api/presentations/verify", None, Some(json!({"verifiablePresentation": vp, "options": options})))
+        .await;
+    let codes = v["problemDetails"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p["type"].as_str().unwrap().replace("urn:sigil:problem:", "")).collect())
+        .unwrap_or_default();
+    if st == 200 {
+        assert_eq!(v["verified"], true, "{v}");
+    }
+    (st, codes)
+}
+
+/// The VC-API presentation route verifies an ordinary VC 2.0 presentation: credentials
+/// about someone other than the holder, no proof expiry, no action; challenge and domain
+/// as the request asks; the holder, when named, must have made the proof. `/v1/verify`
+/// keeps Sigil's action-bound rules for the very same presentation.
+#[tokio::test]
+async fn vc_api_verifies_generic_presentations() {
+    let seed = "66".repeat(32);
+    let probe = forge_generic("probe", &["--issuer-seed", &seed]);
+    let issuer = probe["issuer"].as_str().unwrap().to_owned();
+    let s = Server::start_with(crate::helpers::Opts { args: vec!["--trust-issuer".into(), issuer], ..Default::default() }).await;
+    s.tenant("acme").await;
+    let f = forge_generic("g-1", &["--issuer-seed", &seed]);
+    let vp = f["presentation"].clone();
+    assert_ne!(f["subject"], f["holder"], "the credential is about someone else");
+    assert!(vp["proof"].get("expires").is_none() && vp.get("action").is_none());
+    // The independent verifier accepts it.
+    let (ok, out) = third_party(&s, "presentation", &vp, &["--challenge", "g-1", "--domain", "verifier.example"]);
+    assert!(ok, "{out}");
+    // Wrong challenge or domain: refused for that, and the challenge is not spent.
+    assert_eq!(vc_api_verify_vp(&s, &vp, json!({"challenge": "g-2"})).await, (422, vec!["challenge_mismatch".to_owned()]));
+    let wrong_domain = json!({"challenge": "g-1", "domain": "elsewhere.example"});
+    assert_eq!(vc_api_verify_vp(&s, &vp, wrong_domain).await, (422, vec!["domain_mismatch".to_owned()]));
+    // As asked: verified, then spent.
+    let asked = json!({"challenge": "g-1", "domain": "verifier.example"});
+    assert_eq!(vc_api_verify_vp(&s, &vp, asked.clone()).await, (200, vec![]));
+    assert_eq!(vc_api_verify_vp(&s, &vp, asked).await, (422, vec!["replayed".to_owned()]));
+    // Asking for nothing checks the proofs only.
+    let g = forge_generic("g-3", &["--issuer-seed", &seed]);
+    assert_eq!(vc_api_verify_vp(&s, &g["presentation"], json!({})).await, (200, vec![]));
+    // No holder named: the proof's key is the holder, and it verifies.
+    let n = forge_generic("g-4", &["--issuer-seed", &seed, "--no-holder"]);
+    assert!(n["presentation"].get("holder").is_none());
+    assert_eq!(vc_api_verify_vp(&s, &n["presentation"], json!({"challenge": "g-4"})).await, (200, vec![]));
+    // A named holder that did not make the proof: refused before its DID is resolved.
+    let mut other = forge_generic("g-5", &["--issuer-seed", &seed]);
+    other["presentation"]["holder"] = probe["holder"].clone();
+    assert_eq!(vc_api_verify_vp(&s, &other["presentation"], json!({})).await, (422, vec!["holder_mismatch".to_owned()]));
+    // An expiry, when the proof has one, still counts.
+    let e = forge_generic("g-6", &["--issuer-seed", &seed, "--expires-in", "120"]);
+    assert_eq!(vc_api_verify_vp(&s, &e["presentation"], json!({"challenge": "g-6"})).await, (200, vec![]));
+    // Options the route does not implement are refused, as the VC-API requires.
+    let (st, _) = s
+        .call(
+            "POST",
+            "/tenants/acme/vc-api/presentations/verify",
+            None,
+            Some(json!({"verifiablePresentation": vp, "options": {"checks": ["proof"]}})),
+        )
+        .await;
+    assert_eq!(st, 400);
+
+    // Sigil's own route keeps its action-bound rules, though it trusts this issuer.
+    let fresh = forge_generic("g-7", &["--issuer-seed", &seed]);
+    let body = json!({"presentation": fresh["presentation"], "challenge": "g-7", "domain": "verifier.example"});
+    let (st, v) = s.call("POST", "/v1/verify", None, Some(body)).await;
+    assert_eq!((st, v["verified"].as_bool()), (200, Some(false)), "{v}");
+    let failed: Vec<&str> =
+        v["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).map(|c| c["code"].as_str().unwrap()).collect();
+    assert_eq!(failed, ["subject_mismatch", "proof_not_checked"], "{v}");
+    // About the holder, it still lacks what Sigil asks: an expiry and an action.
+    let own = forge_generic("g-8", &["--issuer-seed", &seed, "--holder-seed", &"77".repeat(32), "--subject", "did:key:placeholder"]);
+    let mut about_holder =
+        forge_generic("g-8", &["--issuer-seed", &seed, "--holder-seed", &"77".repeat(32), "--subject", own["holder"].as_str().unwrap()]);
+    let body = json!({"presentation": about_holder["presentation"].take(), "challenge": "g-8", "domain": "verifier.example"});
+    let (_, v) = s.call("POST", "/v1/verify", None, Some(body)).await;
+    let failed: Vec<&str> =
+        v["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).map(|c| c["code"].as_str().unwrap()).collect();
+    assert_eq!(failed, ["proof_expired", "malformed_presentation"], "{v}");
 }
