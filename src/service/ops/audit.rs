@@ -296,13 +296,15 @@ fn ends_at_head(entries: &[Entry], before: &StoredHead, after: &StoredHead) -> R
 }
 
 impl Sigil {
-    /// Upgrades the chain heads that data directories from before authenticated heads
-    /// stored as `{seq}:{hash}` (called at start-up). A legacy head is authenticated only
-    /// when the entry it names exists, opens under the tenant's key, has that hash and is
-    /// the last entry; otherwise it stays as it is and the tenant's writes fail closed.
-    /// A cut made before the upgrade cannot be told from an intact chain (the old heads
-    /// proved nothing); published checkpoints and `sigil audit watch` can.
-    pub async fn upgrade_legacy_audit_heads(&self) -> Result<usize, ServiceError> {
+    /// Finds the chain heads that data directories from before authenticated heads stored
+    /// as `{seq}:{hash}`, and with `apply` (the operator's one-time `--upgrade-audit-heads`)
+    /// authenticates each that names the real end of its chain: the entry it names exists,
+    /// opens under the tenant's key, has that hash and is the last. Never automatic: a head
+    /// an attacker rewrote at rest (without the pepper) has exactly this form. Answers how
+    /// many heads were (with `apply`) or would be upgraded. A cut made before the upgrade
+    /// cannot be told from an intact chain (the old heads proved nothing); published
+    /// checkpoints and `sigil audit watch` can.
+    pub async fn upgrade_legacy_audit_heads(&self, apply: bool) -> Result<usize, ServiceError> {
         let mut upgraded = 0;
         for (k, _) in self.store.scan(keys::TENANT_INDEX_PREFIX, None, 100_000).await? {
             let Some(t) = k.strip_prefix(keys::TENANT_INDEX_PREFIX).and_then(|s| TenantId::parse(std::str::from_utf8(s).ok()?).ok()) else {
@@ -319,6 +321,10 @@ impl Sigil {
             let intact = matches!(last.as_deref(), Some([e]) if e.seq == seq && e.hash == hash);
             if !intact {
                 tracing::error!(tenant = %t, seq, "legacy audit head does not match the end of its chain; left as is (the tenant's writes will fail)");
+                continue;
+            }
+            if !apply {
+                upgraded += 1;
                 continue;
             }
             let mut txn = Txn::new();
@@ -475,11 +481,14 @@ mod tests {
             let r = s.record(t, "test".into(), Event::new("test.tick", serde_json::json!({}))).await;
             assert!(matches!(r, Err(ServiceError::Internal(_))), "a legacy head is not extended: {r:?}");
         }
-        assert_eq!(s.upgrade_legacy_audit_heads().await.unwrap(), 1);
+        assert_eq!(s.upgrade_legacy_audit_heads(false).await.unwrap(), 1, "counted, not applied");
+        let r = s.record(intact, "test".into(), Event::new("test.tick", serde_json::json!({}))).await;
+        assert!(matches!(r, Err(ServiceError::Internal(_))), "nothing upgrades without the operator: {r:?}");
+        assert_eq!(s.upgrade_legacy_audit_heads(true).await.unwrap(), 1);
         s.record(intact, "test".into(), Event::new("test.tick", serde_json::json!({}))).await.unwrap();
         assert!(s.audit_verify(&testing::admin(intact), intact).await.unwrap().ok);
         let r = s.record(cut, "test".into(), Event::new("test.tick", serde_json::json!({}))).await;
         assert!(matches!(r, Err(ServiceError::Internal(_))), "a head that does not match stays refused: {r:?}");
-        assert_eq!(s.upgrade_legacy_audit_heads().await.unwrap(), 0, "nothing left to upgrade");
+        assert_eq!(s.upgrade_legacy_audit_heads(true).await.unwrap(), 0, "nothing left to upgrade");
     }
 }
