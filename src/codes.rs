@@ -35,6 +35,8 @@ codes! {
     InvalidRequest => "invalid_request",
     /// A VC-API credential that cannot be issued or verified as given.
     UnprocessableCredential => "unprocessable_credential",
+    /// The credential has no status entry of the purpose a change needs.
+    NoStatusEntry => "no_status_entry",
     /// The body is over the configured limit (413).
     PayloadTooLarge => "payload_too_large",
     /// The body is not `application/json` (415).
@@ -105,6 +107,8 @@ codes! {
     TokenInUse => "token_in_use",
     /// No free status index could be allocated; retry.
     StatusListFull => "status_list_full",
+    /// A credential with this id was already issued with status through the VC-API.
+    CredentialExists => "credential_exists",
     // 429: slow down.
     /// Too many requests for this agent or address.
     RateLimited => "rate_limited",

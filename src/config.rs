@@ -89,6 +89,12 @@ pub struct ServeArgs {
     /// (default 100; 0 disables).
     #[arg(long, env = "SIGIL_VERIFY_RATE")]
     pub verify_rate: Option<u32>,
+    /// Once, after upgrading from a version whose audit chain heads were not
+    /// authenticated: authenticate every legacy head that names the real end of its chain.
+    /// Without it, a legacy head is refused (its tenant cannot write), because a head
+    /// rewritten at rest looks exactly like one.
+    #[arg(long, env = "SIGIL_UPGRADE_AUDIT_HEADS")]
+    pub upgrade_audit_heads: bool,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -165,6 +171,8 @@ pub struct Config {
     pub resolver_cache_bytes: usize,
     pub status_cache_bytes: usize,
     pub verify_rate: u32,
+    /// Authenticate legacy audit chain heads at this start (`--upgrade-audit-heads`).
+    pub upgrade_audit_heads: bool,
     /// The test clock, when `SIGIL_TEST_CLOCK_FILE` is set (debug builds only).
     #[cfg(debug_assertions)]
     pub test_clock: Option<TestClockSource>,
@@ -397,6 +405,7 @@ impl Config {
             resolver_cache_bytes,
             status_cache_bytes,
             verify_rate,
+            upgrade_audit_heads: args.upgrade_audit_heads,
             auth_failure_burst,
             trusted_proxies,
             rotation_interval,

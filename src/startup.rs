@@ -349,6 +349,14 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     let http = http_resolver(&config)?;
     let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
     sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    let legacy = sigil.upgrade_legacy_audit_heads(config.upgrade_audit_heads).await.map_err(|e| SigilError::Store(e.to_string()))?;
+    if legacy > 0 && !config.upgrade_audit_heads {
+        tracing::error!(
+            tenants = legacy,
+            "audit chain heads in the legacy (unauthenticated) form: these tenants cannot write. Right after upgrading Sigil, \
+             start once with --upgrade-audit-heads; if this store was already upgraded, a head was rewritten at rest"
+        );
+    }
     if let Some(floor) = sigil.open_challenge_lease().await.map_err(|e| SigilError::Store(e.to_string()))? {
         wait_for_floor(floor, sigil.now()).await;
     }

@@ -202,10 +202,33 @@ pub fn issue_options() -> Object {
     or_null(
         ObjectBuilder::new()
             .property("credentialId", ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::Custom("uri".into()))))
+            .property("credentialStatus", utoipa::openapi::Schema::OneOf(status_options()))
             .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false))),
         Type::Object,
     )
     .build()
+}
+
+/// `options.credentialStatus` of the VC-API issue request: the status entries Sigil adds.
+fn status_options() -> utoipa::openapi::schema::OneOf {
+    let entry = || {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("type", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["BitstringStatusListEntry"])))
+            .property("statusPurpose", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["revocation", "suspension"])))
+            .required("type")
+            .required("statusPurpose")
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+    };
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(entry())
+        .item(ArrayBuilder::new().items(entry()).min_items(Some(1)).max_items(Some(2)))
+        .description(Some(
+            "Sigil's extension: the Bitstring Status List entries to add (at most one per purpose). The credential must then \
+             have an id (credential.id or credentialId) and no credentialStatus of its own; it is stored, and its status \
+             changes through POST /tenants/{tenant}/vc-api/credentials/status or Sigil's credential routes.",
+        ))
+        .build()
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ routes! {
     "/tenants/{tenant}/status/{list}" => { get: public::status_list },
     "/tenants/{tenant}/audit/checkpoint" => { get: public::audit_checkpoint },
     "/tenants/{tenant}/vc-api/credentials/issue" => { post: vc_api::issue },
+    "/tenants/{tenant}/vc-api/credentials/status" => { post: vc_api::update_status },
     "/tenants/{tenant}/vc-api/credentials/verify" => { post: vc_api::verify },
     "/tenants/{tenant}/vc-api/presentations/verify" => { post: presentations::vc_api_verify },
     "/v1/tenants/{tenant}/agents/{agent}/suspend" => { post: lifecycle::suspend },

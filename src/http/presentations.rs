@@ -217,15 +217,32 @@ pub async fn verify(req: actix_web::HttpRequest, sigil: web::Data<Sigil>, body: 
 
 /// VC-API presentation verify request.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VcApiPresentationVerify {
+    /// A VC 2.0 presentation: an object secured with a Data Integrity proof, or a `vp+jwt`.
     #[schema(value_type = serde_json::Value)]
     pub verifiable_presentation: serde_json::Value,
-    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
-    pub options: Option<serde_json::Value>,
+    pub options: Option<VcApiPresentationOptions>,
+}
+
+/// What the verifier asks of the presentation's proof (VC-API `VerifyPresentationOptions`).
+/// Any other option is refused, as the VC-API requires of options it does not implement.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VcApiPresentationOptions {
+    /// The challenge the verifier issued: the proof's must equal it, and a verified
+    /// (holder, challenge) pair is spent (never verifies again).
+    pub challenge: Option<String>,
+    /// The verifier's domain: the proof's must equal it.
+    pub domain: Option<String>,
 }
 
 /// Verify a presentation in the W3C VC-API shape (`options.challenge`, `options.domain`).
+///
+/// Any VC 2.0 presentation: credentials about anyone; `holder`, when named, must be the
+/// one whose key made the proof; the proof's `challenge` and `domain` are checked when
+/// `options` names them, its `expires` when it has one. Sigil's action-bound rules are
+/// `/v1/verify`'s. Issuer trust is reported in `issuerTrusted`, not counted in `verified`.
 #[utoipa::path(post, path = "/tenants/{tenant}/vc-api/presentations/verify", tag = "vc-api", operation_id = "vc_api_verify_presentation",
     params(("tenant" = String, Path, description = "Tenant id")),
     request_body = VcApiPresentationVerify,
@@ -242,7 +259,7 @@ pub async fn vc_api_verify(
     let tenant = parse_tenant(&path)?;
     sigil.tenant_did_document(&tenant).await?;
     let b = body.into_inner();
-    let opt = |k: &str| b.options.as_ref().and_then(|o| o.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
-    let report = sigil.vc_api_verify_presentation(&b.verifiable_presentation, opt("challenge"), opt("domain")).await?;
+    let o = b.options.unwrap_or_default();
+    let report = sigil.vc_api_verify_presentation(&b.verifiable_presentation, o.challenge, o.domain).await?;
     Ok(VcApiVerifyResponse::answer(&report.report))
 }

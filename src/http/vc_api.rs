@@ -11,7 +11,7 @@ use super::parse_tenant;
 use super::problem::ApiError;
 use crate::codes::ErrorCode;
 use crate::service::Sigil;
-use crate::service::vc_api::VcApiError;
+use crate::service::vc_api::{StatusUpdate, VcApiError};
 
 /// VC-API issue request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -20,9 +20,52 @@ pub struct IssueRequest {
     /// The unsigned credential; `issuer` must be the tenant's DID.
     #[schema(schema_with = super::constraints::unsigned_credential)]
     pub credential: serde_json::Value,
-    /// Optional; only `credentialId` (a URL, becomes the credential's `id`) is supported.
+    /// Optional: `credentialId` (a URL, becomes the credential's `id`) and
+    /// `credentialStatus` (Sigil's extension: one or more `{type: "BitstringStatusListEntry",
+    /// statusPurpose: "revocation" | "suspension"}`; Sigil adds those entries, stores the
+    /// credential and answers its record id in `Location`). Any other option is refused.
     #[schema(schema_with = super::constraints::issue_options)]
     pub options: Option<serde_json::Value>,
+}
+
+/// The status entry to update (VC-API `UpdateCredentialStatusRequest.credentialStatus`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = VcApiStatusEntry)]
+pub struct StatusEntryDto {
+    /// `BitstringStatusListEntry` (or `BitstringStatusList`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `revocation` or `suspension`.
+    pub status_purpose: String,
+    /// When given, must be the credential's entry of that purpose.
+    pub id: Option<String>,
+    pub status_list_index: Option<String>,
+    pub status_list_credential: Option<String>,
+}
+
+/// VC-API status update request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"credentialId": "urn:uuid:6a7c1e0e-1b7b-4b8e-9d3c-2f0f1e0c6a11",
+    "credentialStatus": {"type": "BitstringStatusListEntry", "statusPurpose": "revocation"}, "status": true}))]
+pub struct UpdateStatusRequest {
+    /// The credential's own `id` (as issued with `options.credentialStatus`).
+    pub credential_id: String,
+    pub credential_status: StatusEntryDto,
+    /// `true` sets the status (revoked, suspended), `false` clears it (resume; revocation
+    /// cannot be cleared).
+    pub status: bool,
+}
+
+/// VC-API status update response: the credential's entry and its status now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStatusResponse {
+    pub credential_id: String,
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
+    pub credential_status: serde_json::Value,
+    pub status: bool,
 }
 
 /// VC-API issue response.
@@ -96,10 +139,17 @@ fn vc_api_error(e: VcApiError) -> Result<HttpResponse, ApiError> {
 }
 
 /// Issue a credential signed by the tenant's issuer key (tenant admin).
+///
+/// The credential must meet the VC Data Model 2.0 (a `400 invalid_request` names the rule
+/// and its section otherwise). With `options.credentialStatus` Sigil adds Bitstring Status
+/// List entries and stores the credential: `Location` names it for Sigil's credential
+/// routes, and `POST …/vc-api/credentials/status` changes its status by its `id`.
 #[utoipa::path(post, path = "/tenants/{tenant}/vc-api/credentials/issue", tag = "vc-api", operation_id = "vc_api_issue_credential",
     params(("tenant" = String, Path, description = "Tenant id")),
     request_body = IssueRequest,
-    responses((status = 201, body = IssueResponse),
+    responses((status = 201, body = IssueResponse,
+               headers(("Location" = String, description = "With status: `/v1/tenants/{tenant}/credentials/{id}`, the stored credential"))),
+              (status = 409, description = "Conflicts with current state (`credential_exists`: a credential with this id was already issued with status; `write_conflict`)", body = super::problem::Problem, content_type = "application/problem+json"),
               (status = 422, description = "Issuer is not this tenant", body = super::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn issue(
@@ -111,7 +161,51 @@ pub async fn issue(
     let tenant = parse_tenant(&path)?;
     let b = body.into_inner();
     match sigil.vc_api_issue(&auth.0, &tenant, b.credential, b.options).await {
-        Ok(vc) => Ok(HttpResponse::Created().json(IssueResponse { verifiable_credential: vc })),
+        Ok(issued) => {
+            let mut resp = HttpResponse::Created();
+            if let Some(id) = issued.record_id {
+                resp.insert_header((actix_web::http::header::LOCATION, format!("/v1/tenants/{tenant}/credentials/{id}")));
+            }
+            Ok(resp.json(IssueResponse { verifiable_credential: issued.credential }))
+        }
+        Err(e) => vc_api_error(e),
+    }
+}
+
+/// Update the status of a credential issued with status through the VC-API (tenant admin).
+///
+/// The VC-API's status update: `credentialStatus.statusPurpose` names the entry, `status:
+/// true` revokes or suspends, `false` resumes a suspension (revocation is permanent). The
+/// same credential's status also changes through `/v1/tenants/{tenant}/credentials/{id}/…`
+/// (its id is in the issue response's `Location`). Effective for Sigil's verifier at once,
+/// for outside verifiers within the status list's 5-minute validity.
+#[utoipa::path(post, path = "/tenants/{tenant}/vc-api/credentials/status", tag = "vc-api", operation_id = "vc_api_update_credential_status",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = UpdateStatusRequest,
+    responses((status = 200, description = "The credential's entry of that purpose and its status now", body = UpdateStatusResponse),
+              (status = 404, description = "`credential_not_found`: no credential with this id was issued with status", body = super::problem::Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Conflicts with current state (`credential_revoked`: revocation is permanent; `write_conflict`)", body = super::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn update_status(
+    sigil: web::Data<Sigil>,
+    auth: Auth,
+    path: web::Path<String>,
+    body: Body<UpdateStatusRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = parse_tenant(&path)?;
+    let b = body.into_inner();
+    let credential_id = b.credential_id.clone();
+    let req = StatusUpdate {
+        credential_id: b.credential_id,
+        entry_type: b.credential_status.kind,
+        purpose: b.credential_status.status_purpose,
+        entry_id: b.credential_status.id,
+        list_index: b.credential_status.status_list_index,
+        list_credential: b.credential_status.status_list_credential,
+        status: b.status,
+    };
+    match sigil.vc_api_update_status(&auth.0, &tenant, req).await {
+        Ok(u) => Ok(HttpResponse::Ok().json(UpdateStatusResponse { credential_id, credential_status: u.entry, status: u.status })),
         Err(e) => vc_api_error(e),
     }
 }

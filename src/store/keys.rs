@@ -127,6 +127,14 @@ pub fn credential(tenant: impl AsRef<str>, credential: impl AsRef<str>) -> Vec<u
     format!("t/{tenant}/c/{credential}").into_bytes()
 }
 
+/// Index of credentials issued with status through the VC-API, by their own `id` (a keyed
+/// hash of it, hex: the id is the issuer's choice and may carry content). Value: the
+/// credential's record id.
+pub fn issued_credential_id(tenant: impl AsRef<str>, id_hash_hex: &str) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/vcid/{id_hash_hex}").into_bytes()
+}
+
 /// Current status list number of a purpose (`r` revocation, `s` suspension).
 pub fn status_current(tenant: impl AsRef<str>, purpose: char) -> Vec<u8> {
     let tenant = tenant.as_ref();

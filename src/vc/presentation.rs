@@ -2,7 +2,9 @@
 //! (VC-JOSE-COSE): issuer trust, the holder's proof, challenge and domain, expiry, every
 //! enclosed credential (issuer, validity, status, subject = holder), and that a presented
 //! delegation covers the action inside the presentation (the same policy code that decided
-//! to sign).
+//! to sign). The W3C VC-API route verifies ordinary VC 2.0 presentations with the same code
+//! under the [`Profile::Generic`] rules: holder binding as VC Data Model 2.0 §4.13 states
+//! it, challenge and domain as the request asks, no action.
 //!
 //! Must never: say verified without a trusted issuer ([`PresentationOptions::trust`] has
 //! no default), or fetch anything for a presentation that already failed a check needing
@@ -23,6 +25,20 @@ use super::verify::{
     resolve_document, status_entries, trust_check, verify_proof,
 };
 use crate::policy::{self, ActionRequest, Authority, Grant};
+
+/// Which rules a presentation is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// Sigil's own (`/v1/verify`, the library, the CLI): a holder that is every
+    /// credential's subject, a proof that expires, challenge and domain in the proof, and
+    /// an action covered by a presented delegation.
+    ActionBound,
+    /// An ordinary VC 2.0 presentation (the W3C VC-API route): `holder` optional, and when
+    /// present the one whose key made the proof; the subjects are anyone's; challenge and
+    /// domain checked when the request names them; `expires` checked when the proof has
+    /// one; no action.
+    Generic,
+}
 
 /// Clock skew tolerated between the presenter and this verifier.
 const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
@@ -106,7 +122,7 @@ async fn verify_jws(
 
 fn time_claim(v: Option<&Value>) -> Option<Timestamp> {
     match v? {
-        Value::String(s) => s.parse().ok(),
+        Value::String(s) => super::datamodel::parse_date_time_stamp(s).ok(),
         Value::Number(n) => n.as_i64().and_then(|s| Timestamp::from_second(s).ok()),
         _ => None,
     }
@@ -132,17 +148,20 @@ pub async fn verify_presentation(
     resolver: &dyn Resolver,
     now: Timestamp,
 ) -> PresentationReport {
-    verify_presentation_in(presentation, opts, resolver, now, TrustMode::Enforce).await
+    verify_presentation_in(presentation, opts, resolver, now, TrustMode::Enforce, Profile::ActionBound).await
 }
 
-/// [`verify_presentation`] with the trust mode chosen by the caller (the VC-API routes).
+/// [`verify_presentation`] with the trust mode and rules chosen by the caller (the VC-API
+/// routes).
 pub(crate) async fn verify_presentation_in(
     presentation: &Value,
     opts: &PresentationOptions,
     resolver: &dyn Resolver,
     now: Timestamp,
     mode: TrustMode,
+    profile: Profile,
 ) -> PresentationReport {
+    let generic = profile == Profile::Generic;
     let budget = budgeted(resolver);
     let resolver: &dyn Resolver = &budget;
     let mut out = PresentationReport::default();
@@ -169,13 +188,28 @@ pub(crate) async fn verify_presentation_in(
     };
     // 2. Structure.
     let ctx0 = vp.get("@context").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str);
-    let holder = vp.get("holder").and_then(Value::as_str).map(str::to_owned);
-    let Some(holder) = holder.filter(|_| ctx0 == Some(VC_V2) && types(&vp).contains(&"VerifiablePresentation")) else {
-        r.push(Check::fail("structure", "malformed_presentation", "a VC 2.0 VerifiablePresentation with a holder is required"));
-        return out;
+    let typed = ctx0 == Some(VC_V2) && types(&vp).contains(&"VerifiablePresentation");
+    let holder = if generic {
+        match generic_structure(&vp) {
+            Ok(h) if typed => h,
+            Ok(_) => {
+                r.push(Check::fail("structure", "malformed_presentation", "a VC 2.0 VerifiablePresentation is required"));
+                return out;
+            }
+            Err(why) => {
+                r.push(Check::fail("structure", "malformed_presentation", why));
+                return out;
+            }
+        }
+    } else {
+        let Some(h) = vp.get("holder").and_then(Value::as_str).map(str::to_owned).filter(|_| typed) else {
+            r.push(Check::fail("structure", "malformed_presentation", "a VC 2.0 VerifiablePresentation with a holder is required"));
+            return out;
+        };
+        Some(h)
     };
     r.push(Check::pass("structure", "VC 2.0 presentation"));
-    out.holder = Some(holder.clone());
+    out.holder.clone_from(&holder);
     // 3. Every enclosed credential: issuer trust and holder binding, before any fetch.
     // Borrowed, not copied: the credentials are most of a presentation's bytes.
     let raw: Vec<&Value> = match vp.get("verifiableCredential") {
@@ -183,7 +217,7 @@ pub(crate) async fn verify_presentation_in(
         Some(v @ Value::Object(_)) => vec![v],
         _ => vec![],
     };
-    if raw.is_empty() {
+    if raw.is_empty() && !generic {
         r.push(Check::fail("credentials", "no_delegation", "the presentation encloses no credential"));
     }
     let mut creds: Vec<Enclosed<'_>> = Vec::with_capacity(raw.len());
@@ -200,7 +234,12 @@ pub(crate) async fn verify_presentation_in(
     let mut bound = true;
     for c in &creds {
         trust_check(&c.vc, &opts.trust, mode, &c.label, r);
-        if subject_ids(&c.vc).contains(&holder.as_str()) {
+        // VC Data Model 2.0 §4.13 lets a holder present credentials about anyone; that
+        // the subject is the holder is Sigil's own rule.
+        if generic {
+            continue;
+        }
+        if holder.as_deref().is_some_and(|h| subject_ids(&c.vc).contains(&h)) {
             r.push(Check::pass(format!("{}subject", c.label), "issued to the holder"));
         } else {
             r.push(Check::fail(format!("{}subject", c.label), "subject_mismatch", "the credential is not about the holder"));
@@ -228,7 +267,7 @@ pub(crate) async fn verify_presentation_in(
             },
         };
         credential_checks(&c.vc, proof, resolver, now, &c.label, r).await;
-        if types(&c.vc).contains(&"DelegatedAuthorityCredential") {
+        if !generic && types(&c.vc).contains(&"DelegatedAuthorityCredential") {
             let parsed = c.vc.get("credentialSubject").and_then(|s| s.get("authority")).and_then(|a| Authority::deserialize(a).ok());
             match parsed {
                 Some(a) => delegations.push((a, time_claim(c.vc.get("validFrom")), time_claim(c.vc.get("validUntil")))),
@@ -240,12 +279,16 @@ pub(crate) async fn verify_presentation_in(
         r.push(proof_not_checked(""));
         return out;
     }
-    // 5. The holder's proof, whichever the securing mechanism.
+    // 5. The holder's proof, whichever the securing mechanism. A named holder must be the
+    // one whose key made it (checked before its DID is resolved).
+    let expected = holder.as_deref().map(ExpectedSigner::holder);
+    let mut malformed_expiry = false;
     let (signer, challenge, domain, expires, created) = match &holder_jws {
-        None => match verify_proof(presentation, "authentication", Some(ExpectedSigner::holder(&holder)), resolver).await {
+        None => match verify_proof(presentation, "authentication", expected, resolver).await {
             Ok(p) => {
                 let s = |k: &str| p.proof.str(k).map(str::to_owned);
                 let t = |k: &str| time_claim(p.proof.config.get(k));
+                malformed_expiry = p.proof.config.contains_key("expires") && t("expires").is_none();
                 (Some(p.controller.clone()), s("challenge"), s("domain"), t("expires"), t("created"))
             }
             Err(c) => {
@@ -254,7 +297,7 @@ pub(crate) async fn verify_presentation_in(
             }
         },
         Some(jws) => {
-            let signer = match verify_jws(jws, "authentication", Some(ExpectedSigner::holder(&holder)), resolver).await {
+            let signer = match verify_jws(jws, "authentication", expected, resolver).await {
                 Ok(d) => Some(d),
                 Err(c) => {
                     r.push(c);
@@ -263,22 +306,23 @@ pub(crate) async fn verify_presentation_in(
             };
             let p = &jws.payload;
             let st = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+            malformed_expiry = p.get("exp").is_some() && time_claim(p.get("exp")).is_none();
             (signer, st("nonce"), st("aud"), time_claim(p.get("exp")), time_claim(p.get("iat")))
         }
     };
-    match &signer {
-        Some(s) if *s == holder => r.push(Check::pass("proof", format!("signed by the holder {s}"))),
-        Some(s) => r.push(Check::fail("proof", "holder_mismatch", format!("signed by {s}, not by the holder"))),
-        None => {
-            // The challenge, domain and lifetime live inside the proof that did not verify:
-            // reading them would report claims nobody vouched for (as mismatches).
-            r.push(Check::fail(
-                "challenge",
-                "proof_not_checked",
-                "not checked: the holder's proof did not verify, so its challenge, domain and lifetime mean nothing",
-            ));
-            return out;
+    match (&signer, &holder) {
+        (Some(s), Some(h)) if s == h => r.push(Check::pass("proof", format!("signed by the holder {s}"))),
+        (Some(s), Some(_)) => r.push(Check::fail("proof", "holder_mismatch", format!("signed by {s}, not by the holder"))),
+        // §4.13: without a holder property, who holds it is what the securing mechanism
+        // says: the controller of the key that made the proof.
+        (Some(s), None) => {
+            r.push(Check::pass("proof", format!("signed by {s} (the presentation names no holder)")));
+            out.holder = Some(s.clone());
         }
+        // The challenge, domain and lifetime live inside the proof that did not verify:
+        // reading them would report claims nobody vouched for (as mismatches). The proof's
+        // own failure is the answer.
+        (None, _) => return out,
     }
     // 6. Challenge, domain, lifetime.
     for (name, expected, actual, code) in
@@ -288,6 +332,7 @@ pub(crate) async fn verify_presentation_in(
             (Some(e), Some(a)) if e == a => r.push(Check::pass(name, "matches")),
             (Some(_), _) => r.push(Check::fail(name, code, format!("{name} does not match"))),
             (None, Some(_)) => r.push(Check::pass(name, "present (no expected value given)")),
+            (None, None) if generic => r.push(Check::pass(name, "none was asked for")),
             (None, None) => r.push(Check::fail(name, code, format!("the proof carries no {name}"))),
         }
     }
@@ -303,6 +348,10 @@ pub(crate) async fn verify_presentation_in(
             format!("expires at {e}, further ahead than this verifier accepts ({} s)", opts.max_ttl.unwrap_or_default().as_secs()),
         )),
         Some(e) => r.push(Check::pass("expires", format!("until {e}"))),
+        None if malformed_expiry => {
+            r.push(Check::fail("expires", "malformed_proof", "the proof's expiry is not a dateTimeStamp (VC Data Model 2.0 §4.9)"))
+        }
+        None if generic => r.push(Check::pass("expires", "the proof sets no expiry")),
         None => r.push(Check::fail("expires", "proof_expired", "the proof has no expiry")),
     }
     if created.is_some_and(|c| c > now + CLOCK_SKEW) {
@@ -321,8 +370,43 @@ pub(crate) async fn verify_presentation_in(
         check_statuses(&entries, resolver, now, r).await;
     }
     // 8. The action inside the presentation: as expected, and covered by a delegation.
-    check_action(&vp, opts, &delegations, now, r);
+    if !generic {
+        check_action(&vp, opts, &delegations, now, r);
+    }
     out
+}
+
+/// VC Data Model 2.0 §4.13 Verifiable Presentations, for a presentation under the generic
+/// rules: an `id`, when present, is a URL (§4.4); `holder`, when present, "MUST be either
+/// a URL or an object containing an id property"; `verifiableCredential` values "MUST NOT
+/// be non-object values". Answers the holder named, if any.
+fn generic_structure(vp: &Value) -> Result<Option<String>, String> {
+    use super::datamodel::{is_url, section};
+    if vp.get("id").is_some_and(|id| !id.as_str().is_some_and(is_url)) {
+        return Err(format!("the presentation's id must be a URL (VC Data Model 2.0 §{})", section::IDENTIFIERS));
+    }
+    let holder = match vp.get("holder") {
+        None => None,
+        Some(Value::String(h)) if is_url(h) => Some(h.clone()),
+        Some(Value::Object(o)) => match o.get("id").and_then(Value::as_str) {
+            Some(h) if is_url(h) => Some(h.to_owned()),
+            _ => {
+                return Err(format!("holder must be a URL or an object whose id is a URL (VC Data Model 2.0 §{})", section::PRESENTATIONS));
+            }
+        },
+        Some(_) => {
+            return Err(format!("holder must be a URL or an object whose id is a URL (VC Data Model 2.0 §{})", section::PRESENTATIONS));
+        }
+    };
+    let objects = match vp.get("verifiableCredential") {
+        None | Some(Value::Object(_)) => true,
+        Some(Value::Array(a)) => a.iter().all(Value::is_object),
+        Some(_) => false,
+    };
+    if !objects {
+        return Err(format!("every verifiableCredential must be an object (VC Data Model 2.0 §{})", section::PRESENTATIONS));
+    }
+    Ok(holder)
 }
 
 fn check_action(

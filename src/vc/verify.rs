@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::credential::{VC_V2, issuer_id, types};
+use super::datamodel;
 use super::did::{did_key_document, key_for, split_did_url};
 use super::proof::{self, ParsedProof, ProofError};
 use super::status_list::Bitstring;
@@ -308,25 +309,35 @@ pub(crate) async fn resolve_document(did: &str, resolver: &dyn Resolver) -> Resu
     resolver.resolve_did(did).await.map_err(|e| Check::fail("proof", e.code("unresolvable_did"), format!("could not resolve {did}: {e}")))
 }
 
+/// A `validFrom`/`validUntil` value, read with the same parser the issue route uses
+/// ([`datamodel::parse_date_time_stamp`]), so what one refuses the other refuses too.
 fn parse_time(v: Option<&Value>) -> Result<Option<Timestamp>, ()> {
     match v {
         None => Ok(None),
-        Some(Value::String(s)) => s.parse::<Timestamp>().map(Some).map_err(|_| ()),
+        Some(Value::String(s)) => datamodel::parse_date_time_stamp(s).map(Some).map_err(|_| ()),
         Some(_) => Err(()),
     }
 }
 
-/// Checks `validFrom`/`validUntil` against `now`.
+/// Checks `validFrom`/`validUntil` against `now` (VC Data Model 2.0 §4.9).
 pub fn check_validity(doc: &Value, now: Timestamp, report: &mut Report, label: &str) {
-    match parse_time(doc.get("validFrom")) {
+    let not_a_time = |key: &str| format!("{key} is not an XML Schema dateTimeStamp (VC Data Model 2.0 §4.9)");
+    let from = parse_time(doc.get("validFrom"));
+    let until = parse_time(doc.get("validUntil"));
+    match from {
         Ok(Some(f)) if now < f => report.push(Check::fail(format!("{label}valid_from"), "not_yet_valid", format!("valid from {f}"))),
         Ok(_) => report.push(Check::pass(format!("{label}valid_from"), "in effect")),
-        Err(()) => report.push(Check::fail(format!("{label}valid_from"), "malformed_credential", "validFrom is not an RFC 3339 time")),
+        Err(()) => report.push(Check::fail(format!("{label}valid_from"), "malformed_credential", not_a_time("validFrom"))),
     }
-    match parse_time(doc.get("validUntil")) {
+    match until {
+        Ok(Some(u)) if from.ok().flatten().is_some_and(|f| f > u) => report.push(Check::fail(
+            format!("{label}valid_until"),
+            "malformed_credential",
+            "validUntil is earlier than validFrom (VC Data Model 2.0 §4.9)",
+        )),
         Ok(Some(u)) if now >= u => report.push(Check::fail(format!("{label}valid_until"), "expired", format!("expired at {u}"))),
         Ok(_) => report.push(Check::pass(format!("{label}valid_until"), "not expired")),
-        Err(()) => report.push(Check::fail(format!("{label}valid_until"), "malformed_credential", "validUntil is not an RFC 3339 time")),
+        Err(()) => report.push(Check::fail(format!("{label}valid_until"), "malformed_credential", not_a_time("validUntil"))),
     }
 }
 
@@ -704,7 +715,7 @@ mod verified_lists {
             return;
         };
         let Some(key) = current_key(resolver, method).await else { return };
-        let time = |k: &str| list.get(k).and_then(Value::as_str).and_then(|s| s.parse::<Timestamp>().ok());
+        let time = |k: &str| list.get(k).and_then(Value::as_str).and_then(|s| crate::vc::datamodel::parse_date_time_stamp(s).ok());
         let v = Verified {
             proof_value: proof_value.to_owned(),
             issuer: issuer.to_owned(),

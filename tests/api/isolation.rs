@@ -26,6 +26,10 @@ struct Fixture {
     agent_b_token: String,
 }
 
+/// The id of the credential the status route's own caller changes (issued with status
+/// through the VC-API just before).
+const ISSUED_WITH_STATUS: &str = "urn:uuid:1b2c3d4e-0000-4000-8000-000000000001";
+
 /// Routes served outside the API table (`sigil::http::ROUTES`): they are public, and part of
 /// the matrix all the same.
 const EXTRA_ROUTES: &[(&str, &str)] = &[("get", "/metrics"), ("get", "/docs"), ("get", "/openapi.json")];
@@ -75,6 +79,11 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
             Class::TenantAdmin,
             Some(json!({"credential": {"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"],
                 "issuer": "did:web:x", "credentialSubject": {"id": "did:example:1"}}})),
+        ),
+        ("post", "/tenants/{tenant}/vc-api/credentials/status") => (
+            Class::TenantAdmin,
+            Some(json!({"credentialId": ISSUED_WITH_STATUS, "status": true,
+                "credentialStatus": {"type": "BitstringStatusListEntry", "statusPurpose": "suspension"}})),
         ),
         ("post", "/tenants/{tenant}/vc-api/credentials/verify") => (Class::Public, Some(json!({"verifiableCredential": f.identity_vc_a}))),
         ("post", "/tenants/{tenant}/vc-api/presentations/verify") => (Class::Public, Some(json!({"verifiablePresentation": {}}))),
@@ -347,6 +356,15 @@ async fn every_route_isolates_tenants_and_roles() {
         if path.ends_with("/vc-api/credentials/issue") {
             let did = read(&s, &format!("/tenants/{tenant}/did.json"), None).await["id"].clone();
             body.as_mut().unwrap()["credential"]["issuer"] = did;
+        }
+        if path.ends_with("/vc-api/credentials/status") {
+            let did = read(&s, &format!("/tenants/{tenant}/did.json"), None).await["id"].clone();
+            let credential = json!({"@context": ["https://www.w3.org/ns/credentials/v2"], "id": ISSUED_WITH_STATUS,
+                "type": ["VerifiableCredential"], "issuer": did, "credentialSubject": {"id": "did:example:1"}});
+            let options = json!({"credentialStatus": {"type": "BitstringStatusListEntry", "statusPurpose": "suspension"}});
+            let issue = format!("/tenants/{tenant}/vc-api/credentials/issue");
+            let (st, v) = s.post(&issue, &admin_a, json!({"credential": credential, "options": options})).await;
+            assert_eq!(st, 201, "{v}");
         }
         if *path == "/v1/system/root-key/rotate" {
             let dir = tempfile::tempdir().unwrap();

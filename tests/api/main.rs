@@ -24,3 +24,4 @@ mod presentations;
 mod seed;
 mod tokens;
 mod trust;
+mod vc_api;

@@ -9,6 +9,9 @@
 //     [--amount X --currency EUR] [--status-url URL]... [--holder DID]
 //     [--issuer-seed HEX32] [--holder-seed HEX32] [--expires-in SECONDS]
 //     [--no-identity] [--context-url URL]
+//   node forge.mjs --generic --challenge C --domain D [--subject ID]
+//     [--no-holder] [--status-url URL]... [--issuer-seed HEX32]
+//     [--holder-seed HEX32] [--expires-in SECONDS]
 //
 // - issuer: a did:key (Ed25519 Multikey), from --issuer-seed when given
 // - holder: a did:key from --holder-seed (or fresh); --holder DID overrides
@@ -26,10 +29,19 @@
 // - --context-url: where Sigil's context is said to live (the presentation's
 //   second @context entry; default https://sigil.example/ns/v1). Verify with
 //   verify.mjs --context URL=src/vc/contexts/sigil-v1.jsonld.
+// - --generic: an ordinary VC 2.0 presentation instead, for verifiers of any
+//   presentation (no Sigil terms): @context [VC 2.0] only, type
+//   [VerifiablePresentation], one credential of type
+//   https://example.org/vocab#MembershipCredential (each --status-url adds a
+//   revocation entry to it) from the issuer about --subject (default
+//   did:example:ebfeb1f712ebc6f1c276e12ec21, someone other than the holder),
+//   no action, and a proof with challenge and domain but no expires unless
+//   --expires-in is given. --no-holder leaves the holder property out (the
+//   proof is still made with the holder's did:key).
 //
 // Prints one JSON object:
 //   {"presentation": {...}, "issuer": "did:key:...", "holder": "...",
-//    "holder_did_document": {...}}
+//    "holder_did_document": {...}}   (--generic adds "subject")
 // Exit 0, or 2 with a message on stderr for a usage error.
 import crypto from 'node:crypto';
 
@@ -40,13 +52,17 @@ import {
 const USAGE = 'usage: node forge.mjs --challenge C --domain D --action A ' +
   '[--resource R] [--amount X --currency EUR] [--status-url URL]... ' +
   '[--holder DID] [--issuer-seed HEX32] [--holder-seed HEX32] ' +
-  '[--expires-in SECONDS] [--no-identity] [--context-url URL]';
+  '[--expires-in SECONDS] [--no-identity] [--context-url URL]\n' +
+  '   or: node forge.mjs --generic --challenge C --domain D [--subject ID] ' +
+  '[--no-holder] [--status-url URL]... [--issuer-seed HEX32] ' +
+  '[--holder-seed HEX32] [--expires-in SECONDS]';
 
 class UsageError extends Error {}
 
 function parseArgs(argv) {
   const o = {statusUrls: [], identity: true, expiresIn: 300,
-    contextUrl: 'https://sigil.example/ns/v1'};
+    contextUrl: 'https://sigil.example/ns/v1', generic: false,
+    namedHolder: true, subject: 'did:example:ebfeb1f712ebc6f1c276e12ec21'};
   const value = (i, name) => {
     if(i + 1 >= argv.length || argv[i + 1].startsWith('--')) {
       throw new UsageError(`${name} requires a value`);
@@ -66,14 +82,18 @@ function parseArgs(argv) {
       case '--holder': o.holder = value(i, a); i++; break;
       case '--issuer-seed': o.issuerSeed = seed(value(i, a), a); i++; break;
       case '--holder-seed': o.holderSeed = seed(value(i, a), a); i++; break;
-      case '--expires-in': o.expiresIn = Number(value(i, a)); i++; break;
+      case '--expires-in':
+        o.expiresIn = Number(value(i, a)); o.expiresGiven = true; i++; break;
       case '--context-url': o.contextUrl = value(i, a); i++; break;
       case '--no-identity': o.identity = false; break;
+      case '--generic': o.generic = true; break;
+      case '--no-holder': o.namedHolder = false; break;
+      case '--subject': o.subject = value(i, a); o.subjectGiven = true; i++; break;
       case '-h': case '--help': throw new UsageError(USAGE);
       default: throw new UsageError(`unknown argument ${a}`);
     }
   }
-  for(const k of ['challenge', 'domain', 'action']) {
+  for(const k of o.generic ? ['challenge', 'domain'] : ['challenge', 'domain', 'action']) {
     if(o[k] === undefined) {
       throw new UsageError(`--${k} is required`);
     }
@@ -86,6 +106,9 @@ function parseArgs(argv) {
   }
   if(!Number.isInteger(o.expiresIn) || o.expiresIn <= 0) {
     throw new UsageError('--expires-in must be a positive whole number of seconds');
+  }
+  if(!o.generic && (!o.namedHolder || o.subjectGiven)) {
+    throw new UsageError('--no-holder and --subject go with --generic');
   }
   if(o.holder !== undefined && !/^did:[a-z0-9]+:\S+$/.test(o.holder)) {
     throw new UsageError('--holder must be a DID');
@@ -117,7 +140,45 @@ function statusEntries(urls, base) {
   }));
 }
 
+/** An ordinary VC 2.0 presentation: nothing of Sigil's in it (see --generic). */
+async function forgeGeneric(o) {
+  const now = Date.now();
+  const issuer = await didKey(o.issuerSeed);
+  const {did: holder, key: holderKey} = await didKey(o.holderSeed);
+  const credential = {
+    '@context': [VC2],
+    id: `urn:uuid:${crypto.randomUUID()}`,
+    // An absolute URL: the base context defines no such term.
+    type: ['VerifiableCredential', 'https://example.org/vocab#MembershipCredential'],
+    issuer: issuer.did,
+    validFrom: isoIn(-60, now),
+    credentialSubject: {id: o.subject, name: 'A member of the Example Club'}
+  };
+  if(o.statusUrls.length > 0) {
+    credential.credentialStatus = statusEntries(o.statusUrls, 3000);
+  }
+  const presentation = {
+    '@context': [VC2],
+    id: `urn:uuid:${crypto.randomUUID()}`,
+    type: ['VerifiablePresentation'],
+    verifiableCredential: [await issue(credential, issuer.key, VC2)]
+  };
+  if(o.namedHolder) {
+    presentation.holder = holder;
+  }
+  const expires = o.expiresGiven ? isoIn(o.expiresIn, now) : undefined;
+  return {
+    presentation: await prove(presentation, holderKey,
+      {challenge: o.challenge, domain: o.domain, expires}, VC2),
+    issuer: issuer.did, holder, subject: o.subject,
+    holder_did_document: didDocument(holder, holderKey)
+  };
+}
+
 async function forge(o) {
+  if(o.generic) {
+    return forgeGeneric(o);
+  }
   const now = Date.now();
   const issuer = await didKey(o.issuerSeed);
   let holder = o.holder;

@@ -409,6 +409,26 @@ async function forgeTests() {
     [...vpArgs(writeJson('forge-holder', h.presentation)), '--no-status'],
     {...unchecked('did_unresolvable'), mention: 'ECONNREFUSED'});
   // did:web holder served for real: see didWebTests.
+
+  // --generic: an ordinary VC 2.0 presentation, with and without a holder.
+  for(const extra of [[], ['--no-holder']]) {
+    const g = await forge(['--generic', '--challenge', challenge,
+      '--domain', domain, ...extra]);
+    const gvp = g.presentation;
+    const [gvc] = gvp.verifiableCredential;
+    record(`forge.mjs --generic ${extra.join(' ')} has the ordinary shape`,
+      JSON.stringify(gvp['@context']) === JSON.stringify([VC2]) &&
+      JSON.stringify(gvp.type) === JSON.stringify(['VerifiablePresentation']) &&
+      gvp.action === undefined && gvp.proof.expires === undefined &&
+      gvp.proof.challenge === challenge && gvp.proof.domain === domain &&
+      (extra.length ? gvp.holder === undefined : gvp.holder === g.holder) &&
+      gvp.proof.verificationMethod.startsWith(`${g.holder}#`) &&
+      gvc.issuer === g.issuer && gvc.credentialSubject.id === g.subject &&
+      g.subject !== g.holder, JSON.stringify(g));
+    await expectCli(`forge.mjs --generic ${extra.join(' ')} verifies`,
+      ['--kind', 'presentation', writeJson(`forge-generic${extra.length}`, gvp),
+        '--challenge', challenge, '--domain', domain], verified);
+  }
   return {forgeBase: base};
 }
 

@@ -1,12 +1,13 @@
-//! Staging credentials: the identity credential issued with every agent, delegations, and
-//! status changes (revoke / suspend / resume) as bits of the tenant's status lists. Staging
-//! is pure with respect to the outside world: it signs and adds writes to a [`Txn`]; the
-//! caller commits through [`Sigil::mutate`].
+//! Staging credentials: the identity credential issued with every agent, delegations,
+//! credentials issued with status through the VC-API, and status changes (revoke / suspend
+//! / resume) as bits of the tenant's status lists. Staging is pure with respect to the
+//! outside world: it signs and adds writes to a [`Txn`]; the caller commits through
+//! [`Sigil::mutate`].
 //!
 //! Must never: commit, or run effects (cache evictions) itself.
 
 use jiff::Timestamp;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::clock::rfc3339;
 use crate::codes::ErrorCode;
@@ -20,7 +21,7 @@ use crate::service::model::records::{AgentRecord, CredentialKind, CredentialReco
 use crate::service::{ServiceError, Sigil};
 use crate::store::{Txn, keys};
 use crate::vc::credential::{self, AgentIdentity, Envelope, StatusEntries};
-use crate::vc::proof::{self, ProofOptions};
+use crate::vc::proof::{self, ProofError, ProofOptions};
 use crate::vc::status_list;
 
 /// A delegation to issue.
@@ -40,13 +41,20 @@ pub enum StatusChange {
     Resume,
 }
 
-/// The bit changes that `change` implies for `rec`, applied to `rec`'s flags.
+/// The bit changes that `change` implies for `rec`, applied to `rec`'s flags. A credential
+/// without an entry of the purpose a change needs (a VC-API credential issued with only the
+/// other one) cannot take that change.
 pub(crate) fn status_change_bits(rec: &mut CredentialRecord, change: StatusChange) -> Result<Vec<BitChange>, ServiceError> {
+    let no_entry = |purpose: &str| ServiceError::Invalid {
+        code: ErrorCode::NoStatusEntry,
+        detail: format!("the credential has no {purpose} status entry; it was issued without one"),
+    };
     let mut out = Vec::new();
     match change {
         StatusChange::Revoke => {
             if !rec.revoked {
-                out.push(BitChange { purpose: Purpose::Revocation, list: rec.revocation.list, index: rec.revocation.index, value: true });
+                let at = rec.revocation.ok_or_else(|| no_entry("revocation"))?;
+                out.push(BitChange { purpose: Purpose::Revocation, list: at.list, index: at.index, value: true });
                 rec.revoked = true;
             }
         }
@@ -54,8 +62,9 @@ pub(crate) fn status_change_bits(rec: &mut CredentialRecord, change: StatusChang
             if rec.revoked {
                 return Err(ServiceError::conflict(ErrorCode::CredentialRevoked, "a revoked credential cannot be suspended"));
             }
+            let at = rec.suspension.ok_or_else(|| no_entry("suspension"))?;
             if !rec.suspended {
-                out.push(BitChange { purpose: Purpose::Suspension, list: rec.suspension.list, index: rec.suspension.index, value: true });
+                out.push(BitChange { purpose: Purpose::Suspension, list: at.list, index: at.index, value: true });
                 rec.suspended = true;
             }
         }
@@ -63,8 +72,9 @@ pub(crate) fn status_change_bits(rec: &mut CredentialRecord, change: StatusChang
             if rec.revoked {
                 return Err(ServiceError::conflict(ErrorCode::CredentialRevoked, "revocation is permanent; issue a new credential"));
             }
+            let at = rec.suspension.ok_or_else(|| no_entry("suspension"))?;
             if rec.suspended {
-                out.push(BitChange { purpose: Purpose::Suspension, list: rec.suspension.list, index: rec.suspension.index, value: false });
+                out.push(BitChange { purpose: Purpose::Suspension, list: at.list, index: at.index, value: false });
                 rec.suspended = false;
             }
         }
@@ -153,29 +163,18 @@ impl Sigil {
             },
         };
         let doc = build(&env)?;
-        let rec_t = self.tenant_record(tenant).await?;
-        let signer = self.signer(tenant, "issuer", rec_t.issuer_current).await?;
-        let now = self.clock.now();
-        let opts = ProofOptions {
-            verification_method: format!("{issuer}#issuer-{}", rec_t.issuer_current),
-            proof_purpose: "assertionMethod",
-            created: rfc3339(now),
-            expires: None,
-            challenge: None,
-            domain: None,
-        };
-        let vc = proof::sign(doc, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let (vc, issuer_key_version) = self.sign_as_issuer(tenant, doc).await?;
         let rec = CredentialRecord {
             v: 1,
             id: id.to_string(),
             kind: kind_,
             agent: agent.map(|a| a.as_str().to_owned()),
-            issued: now,
+            issued: self.clock.now(),
             valid_from,
             valid_until,
-            issuer_key_version: rec_t.issuer_current,
-            revocation: StatusRef { list: rl, index: ri },
-            suspension: StatusRef { list: sl, index: si },
+            issuer_key_version,
+            revocation: Some(StatusRef { list: rl, index: ri }),
+            suspension: Some(StatusRef { list: sl, index: si }),
             revoked: false,
             suspended: false,
             principal,
@@ -184,6 +183,96 @@ impl Sigil {
         };
         let key = keys::credential(tenant, id.as_str());
         txn.require_absent(key.clone()).put(key, self.seal_record(tk, tenant, kind::CREDENTIAL, id.as_str(), &rec)?);
+        Ok(rec)
+    }
+
+    /// Signs `doc` with the tenant's current issuer key (`assertionMethod`); answers the
+    /// credential and the key version. A document JCS cannot canonicalize (RFC 8785: say, a
+    /// number beyond what it can write exactly) is the caller's to fix.
+    pub(crate) async fn sign_as_issuer(&self, tenant: &TenantId, doc: Map<String, Value>) -> Result<(Value, u32), ServiceError> {
+        let rec_t = self.tenant_record(tenant).await?;
+        let signer = self.signer(tenant, "issuer", rec_t.issuer_current).await?;
+        let opts = ProofOptions {
+            verification_method: format!("{}#issuer-{}", self.tenant_did(tenant), rec_t.issuer_current),
+            proof_purpose: "assertionMethod",
+            created: rfc3339(self.clock.now()),
+            expires: None,
+            challenge: None,
+            domain: None,
+        };
+        match proof::sign(doc, &opts, &signer) {
+            Ok(vc) => Ok((vc, rec_t.issuer_current)),
+            Err(ProofError::Canonicalization) => {
+                Err(ServiceError::invalid("the credential cannot be canonicalized (RFC 8785 JSON Canonicalization Scheme)"))
+            }
+            Err(e) => Err(ServiceError::Internal(e.to_string())),
+        }
+    }
+
+    /// The store key that finds a credential issued with status through the VC-API by its
+    /// own `id`: a keyed hash, so the key space never holds the issuer's chosen id.
+    pub(crate) fn issued_credential_key(&self, tenant: &TenantId, credential_id: &str) -> Vec<u8> {
+        keys::issued_credential_id(tenant, &hex::encode(self.keys.pepper.keyed_hash("vc-api-credential-id", credential_id.as_bytes())))
+    }
+
+    /// Stages a credential issued through the VC-API with Sigil's own Bitstring Status List
+    /// entries for `purposes`: allocates the entries, adds them as `credentialStatus`,
+    /// signs, stores the record (no agent) and indexes it by the credential's `id`
+    /// (`credential_id`), which must not name an earlier one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn stage_issued_credential(
+        &self,
+        issuing: &Issuing<'_>,
+        txn: &mut Txn,
+        tk: &TenantKeys,
+        tenant: &TenantId,
+        mut doc: Map<String, Value>,
+        credential_id: &str,
+        purposes: &[Purpose],
+        valid_from: Timestamp,
+        valid_until: Option<Timestamp>,
+    ) -> Result<CredentialRecord, ServiceError> {
+        let index_key = self.issued_credential_key(tenant, credential_id);
+        if self.store.get(&index_key).await?.is_some() {
+            return Err(ServiceError::conflict(
+                ErrorCode::CredentialExists,
+                "a credential with this id was already issued with status; give each credential its own id",
+            ));
+        }
+        let id = CredentialId::uuid();
+        let (mut revocation, mut suspension) = (None, None);
+        let mut entries = Vec::with_capacity(purposes.len());
+        for p in purposes {
+            let (list, index) = self.stage_status_index(issuing, txn, tenant, *p, id.as_str()).await?;
+            entries.push(status_list::entry(&self.status_list_url(tenant, *p, list), p.as_str(), index));
+            let at = Some(StatusRef { list, index });
+            match p {
+                Purpose::Revocation => revocation = at,
+                Purpose::Suspension => suspension = at,
+            }
+        }
+        doc.insert("credentialStatus".into(), Value::Array(entries));
+        let (vc, issuer_key_version) = self.sign_as_issuer(tenant, doc).await?;
+        let rec = CredentialRecord {
+            v: 1,
+            id: id.to_string(),
+            kind: CredentialKind::Issued,
+            agent: None,
+            issued: self.clock.now(),
+            valid_from,
+            valid_until,
+            issuer_key_version,
+            revocation,
+            suspension,
+            revoked: false,
+            suspended: false,
+            principal: None,
+            authority: None,
+            vc,
+        };
+        let key = keys::credential(tenant, id.as_str());
+        txn.require_absent(key.clone()).put(key, self.seal_record(tk, tenant, kind::CREDENTIAL, id.as_str(), &rec)?);
+        txn.require_absent(index_key.clone()).put(index_key, id.as_str().as_bytes().to_vec());
         Ok(rec)
     }
 

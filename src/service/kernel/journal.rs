@@ -205,6 +205,11 @@ impl Sigil {
         hex::encode(self.keys.pepper.keyed_hash("audit-head", format!("{tenant}:{seq}:{hash}").as_bytes()))
     }
 
+    /// The authenticated stored form of a head (seq, hash) of `tenant`.
+    pub(crate) fn authenticated_head(&self, tenant: &TenantId, seq: u64, hash: &str) -> Vec<u8> {
+        self.head_bytes(tenant, &Head { seq, hash: hash.to_owned() })
+    }
+
     /// The stored form of `h`.
     fn head_bytes(&self, tenant: &TenantId, h: &Head) -> Vec<u8> {
         format!("{}:{}:{}", h.seq, h.hash, self.head_mac(tenant, h.seq, &h.hash)).into_bytes()

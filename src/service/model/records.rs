@@ -154,7 +154,7 @@ pub enum CredentialKind {
     Identity,
     /// `DelegatedAuthorityCredential`.
     Delegation,
-    /// Issued through the VC-API route (arbitrary subject).
+    /// Issued through the VC-API route with status entries (arbitrary subject, no agent).
     Issued,
 }
 
@@ -178,8 +178,13 @@ pub struct CredentialRecord {
     #[serde(default)]
     pub valid_until: Option<Timestamp>,
     pub issuer_key_version: u32,
-    pub revocation: StatusRef,
-    pub suspension: StatusRef,
+    /// Its revocation entry. Sigil's own credentials always have one; a credential issued
+    /// through the VC-API has the entries its request asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<StatusRef>,
+    /// Its suspension entry (see `revocation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<StatusRef>,
     pub revoked: bool,
     pub suspended: bool,
     #[serde(default)]

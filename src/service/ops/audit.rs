@@ -10,9 +10,10 @@ use crate::clock::rfc3339;
 use crate::codes::ErrorCode;
 use crate::ids::TenantId;
 use crate::service::kernel::journal::{Event, StoredHead};
+use crate::service::kernel::mutation::Effects;
 use crate::service::model::records::kind;
 use crate::service::{Caller, ServiceError, Sigil};
-use crate::store::keys;
+use crate::store::{Txn, keys};
 
 /// Filters for reading the trail.
 #[derive(Debug, Clone, Default)]
@@ -294,6 +295,50 @@ fn ends_at_head(entries: &[Entry], before: &StoredHead, after: &StoredHead) -> R
     Ok(())
 }
 
+impl Sigil {
+    /// Finds the chain heads that data directories from before authenticated heads stored
+    /// as `{seq}:{hash}`, and with `apply` (the operator's one-time `--upgrade-audit-heads`)
+    /// authenticates each that names the real end of its chain: the entry it names exists,
+    /// opens under the tenant's key, has that hash and is the last. Never automatic: a head
+    /// an attacker rewrote at rest (without the pepper) has exactly this form. Answers how
+    /// many heads were (with `apply`) or would be upgraded. A cut made before the upgrade
+    /// cannot be told from an intact chain (the old heads proved nothing); published
+    /// checkpoints and `sigil audit watch` can.
+    pub async fn upgrade_legacy_audit_heads(&self, apply: bool) -> Result<usize, ServiceError> {
+        let mut upgraded = 0;
+        for (k, _) in self.store.scan(keys::TENANT_INDEX_PREFIX, None, 100_000).await? {
+            let Some(t) = k.strip_prefix(keys::TENANT_INDEX_PREFIX).and_then(|s| TenantId::parse(std::str::from_utf8(s).ok()?).ok()) else {
+                continue;
+            };
+            let Some(raw) = self.store.get(&keys::audit_head(&t)).await? else { continue };
+            let Some((seq, hash)) = std::str::from_utf8(&raw).ok().and_then(|s| {
+                let (seq, hash) = s.split_once(':')?;
+                (!hash.contains(':')).then(|| Some((seq.parse::<u64>().ok()?, hash.to_owned())))?
+            }) else {
+                continue;
+            };
+            let last = if seq == 0 { None } else { self.audit_entries(&t, seq - 1, 2).await.ok() };
+            let intact = matches!(last.as_deref(), Some([e]) if e.seq == seq && e.hash == hash);
+            if !intact {
+                tracing::error!(tenant = %t, seq, "legacy audit head does not match the end of its chain; left as is (the tenant's writes will fail)");
+                continue;
+            }
+            if !apply {
+                upgraded += 1;
+                continue;
+            }
+            let mut txn = Txn::new();
+            let key = keys::audit_head(&t);
+            txn.require_equals(key.clone(), raw).put(key, self.authenticated_head(&t, seq, &hash));
+            if self.commit_unaudited(txn, Effects::none()).await? {
+                tracing::warn!(tenant = %t, seq, "upgraded the audit chain head to its authenticated form");
+                upgraded += 1;
+            }
+        }
+        Ok(upgraded)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -401,5 +446,49 @@ mod tests {
         assert!(reason(ends_at_head(&trail, &at(2, "b"), &at(2, "b"))).contains("past its chain head"));
         assert!(reason(ends_at_head(&trail, &StoredHead::NotAuthentic, &at(3, "c"))).contains("does not authenticate"));
         assert!(reason(ends_at_head(&trail, &at(3, "c"), &StoredHead::Absent)).contains("no chain head"));
+    }
+
+    /// A head in the form stored before heads were authenticated is upgraded at start when
+    /// it names the real end of its chain, and left failing closed when it does not.
+    #[tokio::test]
+    async fn legacy_heads_are_upgraded_only_when_they_match_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let op = testing::operator();
+        let mut tenants = Vec::new();
+        for id in ["intact", "cut"] {
+            let t = s.create_tenant(&op, Some(id), "T").await.unwrap().id;
+            for i in 0..3 {
+                s.record(&t, "test".into(), Event::new("test.tick", serde_json::json!({"i": i}))).await.unwrap();
+            }
+            tenants.push(t);
+        }
+        let (intact, cut) = (&tenants[0], &tenants[1]);
+        let legacy = |t: &crate::ids::TenantId, seq: u64| {
+            let s = s.clone();
+            let t = t.clone();
+            async move {
+                let e = s.audit_entries(&t, seq - 1, 1).await.unwrap().remove(0);
+                let mut txn = crate::store::Txn::new();
+                txn.put(crate::store::keys::audit_head(&t), format!("{}:{}", e.seq, e.hash).into_bytes());
+                s.store.commit(txn).await.unwrap();
+                s.audit_heads.forget(&t).await;
+            }
+        };
+        legacy(intact, 4).await;
+        legacy(cut, 3).await; // the last entry (seq 4) is beyond the head: a cut chain
+        for t in [intact, cut] {
+            let r = s.record(t, "test".into(), Event::new("test.tick", serde_json::json!({}))).await;
+            assert!(matches!(r, Err(ServiceError::Internal(_))), "a legacy head is not extended: {r:?}");
+        }
+        assert_eq!(s.upgrade_legacy_audit_heads(false).await.unwrap(), 1, "counted, not applied");
+        let r = s.record(intact, "test".into(), Event::new("test.tick", serde_json::json!({}))).await;
+        assert!(matches!(r, Err(ServiceError::Internal(_))), "nothing upgrades without the operator: {r:?}");
+        assert_eq!(s.upgrade_legacy_audit_heads(true).await.unwrap(), 1);
+        s.record(intact, "test".into(), Event::new("test.tick", serde_json::json!({}))).await.unwrap();
+        assert!(s.audit_verify(&testing::admin(intact), intact).await.unwrap().ok);
+        let r = s.record(cut, "test".into(), Event::new("test.tick", serde_json::json!({}))).await;
+        assert!(matches!(r, Err(ServiceError::Internal(_))), "a head that does not match stays refused: {r:?}");
+        assert_eq!(s.upgrade_legacy_audit_heads(true).await.unwrap(), 0, "nothing left to upgrade");
     }
 }

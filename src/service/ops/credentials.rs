@@ -85,29 +85,7 @@ impl Sigil {
         change: StatusChange,
     ) -> Result<CredentialRecord, ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        let t = tenant;
-        self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
-            let (mut rec, old) = self.credential_record(t, id).await?;
-            let mut txn = Txn::new();
-            self.stage_status_change(&mut txn, t, &mut rec, change).await?;
-            let tk = self.tenant_keys(t).await?;
-            let key = keys::credential(t, &rec.id);
-            txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::CREDENTIAL, &rec.id, &rec)?);
-            let kind_ = match change {
-                StatusChange::Revoke => "credential.revoked",
-                StatusChange::Suspend => "credential.suspended",
-                StatusChange::Resume => "credential.resumed",
-            };
-            let mut event = crate::service::kernel::journal::Event::new(kind_, serde_json::json!({"credential_id": rec.id}));
-            event.agent = rec.agent.clone();
-            let mut effects = Effects::none();
-            effects.status_lists(t);
-            if let Some(a) = &rec.agent {
-                effects.wallet_of_record(t, a);
-            }
-            Ok(Attempt::commit(txn, event, effects, rec))
-        })
-        .await
+        self.change_status(&crate::service::kernel::journal::actor(caller), tenant, id, change).await
     }
 }
 

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::service::kernel::resolver::LocalFirst;
 use crate::service::{ServiceError, Sigil};
 use crate::store::{Txn, keys};
-use crate::vc::presentation::{PresentationOptions, PresentationReport, verify_presentation_in};
+use crate::vc::presentation::{PresentationOptions, PresentationReport, Profile, verify_presentation_in};
 use crate::vc::trust::TrustPolicy;
 use crate::vc::verify::{Check, TrustMode};
 
@@ -196,11 +196,13 @@ impl Sigil {
             trust: self.verify_trust(expect.trusted_issuers.as_deref()),
             max_ttl: Some(self.max_presentation_ttl()),
         };
-        self.verify_and_spend(presentation, opts, TrustMode::Enforce).await
+        self.verify_and_spend(presentation, opts, TrustMode::Enforce, Profile::ActionBound).await
     }
 
-    /// The W3C VC-API presentation route: proofs, status and validity decide `verified`
-    /// as that API specifies; issuer trust is reported (advisory), not enforced.
+    /// The W3C VC-API presentation route: any VC 2.0 presentation ([`Profile::Generic`]:
+    /// holder binding as VC Data Model 2.0 §4.13 states it, challenge and domain checked
+    /// when asked, no action); proofs, status and validity decide `verified` as that API
+    /// specifies; issuer trust is reported (advisory), not enforced.
     pub async fn vc_api_verify_presentation(
         &self,
         presentation: &Value,
@@ -213,7 +215,7 @@ impl Sigil {
             max_ttl: Some(self.max_presentation_ttl()),
             ..PresentationOptions::new(self.verify_trust(None))
         };
-        self.verify_and_spend(presentation, opts, TrustMode::Advisory).await
+        self.verify_and_spend(presentation, opts, TrustMode::Advisory, Profile::Generic).await
     }
 
     /// Verifies a presentation and consumes its challenge.
@@ -222,9 +224,10 @@ impl Sigil {
         presentation: &Value,
         opts: PresentationOptions,
         mode: TrustMode,
+        profile: Profile,
     ) -> Result<PresentationReport, ServiceError> {
         let now = self.clock.now();
-        let mut out = verify_presentation_in(presentation, &opts, &LocalFirst { sigil: self }, now, mode).await;
+        let mut out = verify_presentation_in(presentation, &opts, &LocalFirst { sigil: self }, now, mode, profile).await;
         if !out.verified() {
             return Ok(out);
         }
@@ -235,7 +238,10 @@ impl Sigil {
             out.report.push(Check::pass("replay", "not tracked: no expected challenge was given"));
             return Ok(out);
         }
-        let (Some(holder), Some(challenge), Some(expires)) = (&out.holder, &out.challenge, out.expires) else {
+        // A proof without an expiry (allowed on the VC-API route) is remembered as long as
+        // the longest one accepted would be.
+        let expires = out.expires.unwrap_or_else(|| now.saturating_add(self.max_presentation_ttl()).unwrap_or(now));
+        let (Some(holder), Some(challenge)) = (&out.holder, &out.challenge) else {
             return Ok(out);
         };
         let key = keys::replay(&replay_hash(holder, out.domain.as_deref(), challenge));
