@@ -70,11 +70,13 @@ pub fn manifest_root(tenant: impl AsRef<str>) -> Vec<u8> {
     format!("t/{tenant}/mr").into_bytes()
 }
 
-/// One bucket of a tenant's record manifest (names and digests of sealed records; its
-/// own digest is in the root).
-pub fn manifest_bucket(tenant: impl AsRef<str>, bucket: usize) -> Vec<u8> {
+/// A node of a tenant's record manifest below its root, by its path (hex digits of the
+/// names' hashes): inner nodes hold their children's digests, leaves the digests of the
+/// records named in them. Plain: each node's digest is in its parent.
+pub fn manifest_node(tenant: impl AsRef<str>, path: &[u8]) -> Vec<u8> {
     let tenant = tenant.as_ref();
-    format!("t/{tenant}/mb/{bucket:02x}").into_bytes()
+    let path: String = path.iter().map(|n| char::from_digit(u32::from(*n & 15), 16).unwrap_or('0')).collect();
+    format!("t/{tenant}/mt/{path}").into_bytes()
 }
 
 /// An agent record (sealed).

@@ -559,7 +559,7 @@ async fn a_format_1_directory_is_upgraded_at_start() {
     {
         let store = sigil::store::SledStore::open(&data.join("store")).unwrap();
         let mut txn = Txn::new();
-        for prefix in [&b"t/acme/mb/"[..], b"t/acme/sc/", b"t/acme/bd/"] {
+        for prefix in [&b"t/acme/mt/"[..], b"t/acme/sc/", b"t/acme/bd/"] {
             for (k, _) in store.scan(prefix, None, 1000).await.unwrap() {
                 txn.delete(k.clone());
                 if prefix == b"t/acme/bd/" {

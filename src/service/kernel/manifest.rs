@@ -8,23 +8,26 @@
 //! currently stored. Readers open a record only when its bytes are the ones the manifest
 //! names, and a record the manifest does not name (one deleted) does not open at all.
 //!
-//! Shape: 256 buckets (by the first byte of SHA-256 of `{kind}/{id}`), each a plain list
-//! of `name, 16-byte digest` (`keys::manifest_bucket`), and one root (`keys::manifest_root`)
-//! sealed under the tenant's data key: a random incarnation, an epoch counting its
-//! writes, and the digest of every bucket. A stale record therefore needs a stale bucket,
-//! which needs a stale root; and a stale root names stale digests for every record written
-//! since, so they all stop opening: the only state that opens again is a whole earlier
-//! state of the tenant, every record, bucket and root together (as a restore from backup
-//! would bring back). Detecting that needs a monotonic source outside the store (this
-//! process remembers the highest epoch it saw; see docs/ARCHITECTURE.md).
+//! Shape: a hash trie of fixed depth. The first four hex digits of SHA-256 of a record's
+//! `{kind}/{id}` choose one of 65,536 leaves, each a plain list of `name, 16-byte digest`;
+//! inner nodes (16 children, 256 bytes) hold their children's digests
+//! (`keys::manifest_node`); the root (`keys::manifest_root`) is sealed under the tenant's
+//! data key: a random incarnation, an epoch counting its writes, and its children's
+//! digests. A write rewrites one leaf and its path (about 1 KiB beside the leaf), whatever
+//! the tenant's size. A stale record therefore needs a stale leaf, which needs a stale path
+//! up to a stale root; and a stale root names stale digests for every record written since,
+//! so they all stop opening: the only state that opens again is a whole earlier state of
+//! the tenant, every record, node and root together (as a restore from backup would bring
+//! back). Detecting that needs a monotonic source outside the store (this process
+//! remembers the highest epoch it saw; see docs/ARCHITECTURE.md).
 //!
 //! Writers: every transaction that writes a sealed record of a tenant gets that tenant's
-//! bucket and root updates added by [`Sigil::stage_manifest`], under a per-tenant lock
+//! node and root updates added by [`Sigil::stage_manifest`], under a per-tenant lock
 //! held until the transaction is applied (never across its fsync), with a compare-and-set
 //! on the stored root so that another process's write makes it retry. The mutation path
 //! calls it for every commit (`mutation.rs`, `journal.rs`), so no writer can forget it.
 //!
-//! Must never: trust a root it cannot open, a bucket whose digest its root does not name,
+//! Must never: trust a root it cannot open, a node whose digest its parent does not name,
 //! or a root older than one this process has seen.
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,14 +45,19 @@ use crate::service::model::records::kind;
 use crate::service::{ServiceError, Sigil};
 use crate::store::{Op, Txn, keys};
 
-const BUCKETS: usize = 256;
+/// Children per inner node (one hex digit of the name's hash each).
+const FANOUT: usize = 16;
+/// Hex digits of SHA-256(name) that choose a leaf: 16^4 = 65,536 leaves, so a tenant of a
+/// million agents (about five million records) has leaves of about 80 names, and a write
+/// rewrites one leaf, three inner nodes of 256 bytes and the root, whatever the tenant's size.
+const DEPTH: usize = 4;
 /// Digests are truncated SHA-256: records are only ever sealed by Sigil, so an attacker
 /// needs a second preimage among blobs it cannot make, far beyond 128 bits of work.
 type Digest = [u8; 16];
 const EMPTY: Digest = [0; 16];
-/// A root: incarnation (8) | epoch (8) | 256 bucket digests.
-const ROOT_LEN: usize = 16 + BUCKETS * 16;
-/// Parsed buckets kept in memory across every tenant, in bytes (their stored size).
+/// A root: incarnation (8) | epoch (8) | the digests of its 16 children.
+const ROOT_LEN: usize = 16 + FANOUT * 16;
+/// Parsed nodes kept in memory across every tenant, in bytes (their stored size).
 const CACHE_BYTES: usize = 32 << 20;
 /// How often a reader re-reads a record that changed while it was being checked.
 const RACE_RETRIES: usize = 4;
@@ -60,8 +68,16 @@ fn digest(bytes: &[u8]) -> Digest {
     d
 }
 
-fn bucket_of(name: &str) -> usize {
-    Sha256::digest(name.as_bytes()).first().copied().map_or(0, usize::from)
+/// The leaf a name lives in: the first [`DEPTH`] hex digits of its hash.
+fn path_of(name: &str) -> [u8; DEPTH] {
+    let h = Sha256::digest(name.as_bytes());
+    let (a, b) = (h.first().copied().unwrap_or(0), h.get(1).copied().unwrap_or(0));
+    [a >> 4, a & 15, b >> 4, b & 15]
+}
+
+/// The child slot of `path` at `depth` (0: the root's).
+fn slot(path: &[u8], depth: usize) -> usize {
+    path.get(depth).map_or(0, |n| usize::from(*n))
 }
 
 /// The name a record has in its tenant's manifest: its AAD identity.
@@ -80,20 +96,20 @@ struct Root {
     incarnation: u64,
     /// Counts the root's writes; a process refuses a root older than one it has seen.
     epoch: u64,
-    buckets: Vec<Digest>,
+    children: Vec<Digest>,
 }
 
 impl Root {
     fn new() -> Self {
-        Self { incarnation: rand::random(), epoch: 0, buckets: vec![EMPTY; BUCKETS] }
+        Self { incarnation: rand::random(), epoch: 0, children: vec![EMPTY; FANOUT] }
     }
 
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(ROOT_LEN);
         out.extend_from_slice(&self.incarnation.to_be_bytes());
         out.extend_from_slice(&self.epoch.to_be_bytes());
-        for b in &self.buckets {
-            out.extend_from_slice(b);
+        for c in &self.children {
+            out.extend_from_slice(c);
         }
         out
     }
@@ -103,36 +119,73 @@ impl Root {
             return None;
         }
         let word = |r: std::ops::Range<usize>| b.get(r).and_then(|w| <[u8; 8]>::try_from(w).ok()).map(u64::from_be_bytes);
-        let buckets = b.get(16..)?.chunks_exact(16).map(|c| <Digest>::try_from(c).unwrap_or(EMPTY)).collect();
-        Some(Self { incarnation: word(0..8)?, epoch: word(8..16)?, buckets })
+        let children = b.get(16..)?.chunks_exact(16).map(|c| <Digest>::try_from(c).unwrap_or(EMPTY)).collect();
+        Some(Self { incarnation: word(0..8)?, epoch: word(8..16)?, children })
     }
 }
 
-/// One bucket: record name → digest of its stored bytes.
-type Bucket = BTreeMap<String, Digest>;
-
-fn encode_bucket(b: &Bucket) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encode_len(b));
-    for (n, d) in b {
-        // Names are `{kind}/{id}` of random ids: far below 64 KiB.
-        let len = u16::try_from(n.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(n.as_bytes().get(..usize::from(len)).unwrap_or_default());
-        out.extend_from_slice(d);
-    }
-    out
+/// A node below the root, stored in plain (its digest is in its parent): an inner node
+/// holds its children's digests, a leaf the digest of each record named in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Inner(Vec<Digest>),
+    Leaf(BTreeMap<String, Digest>),
 }
 
-fn decode_bucket(mut b: &[u8]) -> Option<Bucket> {
-    let mut out = Bucket::new();
-    while !b.is_empty() {
-        let len = usize::from(u16::from_be_bytes(b.get(..2)?.try_into().ok()?));
-        let name = std::str::from_utf8(b.get(2..2 + len)?).ok()?.to_owned();
-        let d: Digest = b.get(2 + len..18 + len)?.try_into().ok()?;
-        out.insert(name, d);
-        b = b.get(18 + len..)?;
+impl Node {
+    /// The node at `depth` (1 ..= DEPTH) that holds nothing.
+    fn empty(depth: usize) -> Self {
+        if depth < DEPTH { Node::Inner(vec![EMPTY; FANOUT]) } else { Node::Leaf(BTreeMap::new()) }
     }
-    Some(out)
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Node::Inner(c) => c.iter().all(|d| *d == EMPTY),
+            Node::Leaf(m) => m.is_empty(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Node::Inner(c) => c.len() * 16,
+            Node::Leaf(m) => m.keys().map(|n| n.len() + 18).sum(),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.size());
+        match self {
+            Node::Inner(c) => c.iter().for_each(|d| out.extend_from_slice(d)),
+            Node::Leaf(m) => {
+                for (n, d) in m {
+                    // Names are `{kind}/{id}` of random ids: far below 64 KiB.
+                    let len = u16::try_from(n.len()).unwrap_or(u16::MAX);
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(n.as_bytes().get(..usize::from(len)).unwrap_or_default());
+                    out.extend_from_slice(d);
+                }
+            }
+        }
+        out
+    }
+
+    fn decode(depth: usize, mut b: &[u8]) -> Option<Self> {
+        if depth < DEPTH {
+            if b.len() != FANOUT * 16 {
+                return None;
+            }
+            return Some(Node::Inner(b.chunks_exact(16).map(|c| <Digest>::try_from(c).unwrap_or(EMPTY)).collect()));
+        }
+        let mut out = BTreeMap::new();
+        while !b.is_empty() {
+            let len = usize::from(u16::from_be_bytes(b.get(..2)?.try_into().ok()?));
+            let name = std::str::from_utf8(b.get(2..2 + len)?).ok()?.to_owned();
+            let d: Digest = b.get(2 + len..18 + len)?.try_into().ok()?;
+            out.insert(name, d);
+            b = b.get(18 + len..)?;
+        }
+        Some(Node::Leaf(out))
+    }
 }
 
 /// A root as stored (its sealed bytes) and as read.
@@ -151,8 +204,8 @@ struct TenantManifest {
     root: RwLock<Option<Arc<Loaded>>>,
     /// (incarnation, highest epoch) seen: an older root of the same incarnation is refused.
     seen: Mutex<(u64, u64)>,
-    /// Parsed buckets by digest.
-    buckets: Mutex<HashMap<Digest, Arc<Bucket>>>,
+    /// Parsed nodes by digest (content-addressed, so never stale).
+    nodes: Mutex<HashMap<Digest, Arc<Node>>>,
 }
 
 impl TenantManifest {
@@ -214,42 +267,34 @@ impl Manifests {
             Err(p) => p.into_inner().remove(t.as_str()),
         };
         if let Some(tm) = gone {
-            let freed: usize = tm.buckets.lock().map(|b| b.values().map(|b| encode_len(b)).sum()).unwrap_or(0);
-            self.cached_bytes.fetch_sub(freed.min(self.cached_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+            self.clear_nodes(&tm);
         }
     }
 
-    fn cache_bucket(&self, tm: &TenantManifest, d: Digest, b: Arc<Bucket>) {
-        let size = encode_len(&b);
-        if self.cached_bytes.load(Ordering::Relaxed) + size > CACHE_BYTES {
-            return;
+    fn clear_nodes(&self, tm: &TenantManifest) {
+        if let Ok(mut m) = tm.nodes.lock() {
+            let freed: usize = m.values().map(|n| n.size()).sum();
+            m.clear();
+            let _ = self.cached_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some(b.saturating_sub(freed)));
         }
-        if let Ok(mut m) = tm.buckets.lock() {
-            if m.insert(d, b).is_none() {
-                self.cached_bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// Keeps a parsed node; over the byte budget, this tenant's nodes are dropped first
+    /// (they are read again on demand).
+    fn cache_node(&self, tm: &TenantManifest, d: Digest, n: Arc<Node>) {
+        let size = n.size();
+        if self.cached_bytes.load(Ordering::Acquire) + size > CACHE_BYTES {
+            self.clear_nodes(tm);
+            if self.cached_bytes.load(Ordering::Acquire) + size > CACHE_BYTES {
+                return;
+            }
+        }
+        if let Ok(mut m) = tm.nodes.lock() {
+            if m.insert(d, n).is_none() {
+                self.cached_bytes.fetch_add(size, Ordering::AcqRel);
             }
         }
     }
-
-    /// Drops cached buckets the latest root no longer names.
-    fn prune(&self, tm: &TenantManifest) {
-        let Some(root) = tm.root() else { return };
-        if let Ok(mut m) = tm.buckets.lock() {
-            let mut freed = 0;
-            m.retain(|d, b| {
-                let keep = root.root.buckets.contains(d);
-                if !keep {
-                    freed += encode_len(b);
-                }
-                keep
-            });
-            self.cached_bytes.fetch_sub(freed.min(self.cached_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
-        }
-    }
-}
-
-fn encode_len(b: &Bucket) -> usize {
-    b.keys().map(|n| n.len() + 18).sum()
 }
 
 /// A tenant's manifest changes staged into a transaction: apply the transaction, then
@@ -258,19 +303,17 @@ pub(crate) struct Staged<'a> {
     manifests: &'a Manifests,
     tm: Arc<TenantManifest>,
     next: Arc<Loaded>,
-    buckets: Vec<(Digest, Arc<Bucket>)>,
+    nodes: Vec<(Digest, Arc<Node>)>,
     _write: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Staged<'_> {
-    /// The transaction was applied: the new root and buckets are the latest.
+    /// The transaction was applied: the new root and nodes are the latest.
     pub(crate) fn committed(self) {
-        for (d, b) in self.buckets {
-            self.manifests.cache_bucket(&self.tm, d, b);
+        for (d, n) in self.nodes {
+            self.manifests.cache_node(&self.tm, d, n);
         }
-        if self.tm.admit(self.next).is_ok() {
-            self.manifests.prune(&self.tm);
-        }
+        let _ = self.tm.admit(self.next);
     }
 }
 
@@ -300,26 +343,37 @@ impl Sigil {
         tm.admit(Arc::new(Loaded { stored, root }))
     }
 
-    async fn bucket(&self, t: &TenantId, tm: &TenantManifest, index: usize, d: Digest) -> Result<Arc<Bucket>, ServiceError> {
+    /// The node at `path` whose digest its parent names as `d`.
+    async fn node(&self, t: &TenantId, tm: &TenantManifest, path: &[u8], d: Digest) -> Result<Arc<Node>, ServiceError> {
         if d == EMPTY {
-            return Ok(Arc::new(Bucket::new()));
+            return Ok(Arc::new(Node::empty(path.len())));
         }
-        if let Some(b) = tm.buckets.lock().ok().and_then(|m| m.get(&d).cloned()) {
-            return Ok(b);
+        if let Some(n) = tm.nodes.lock().ok().and_then(|m| m.get(&d).cloned()) {
+            return Ok(n);
         }
-        let bytes = self.store.get(&keys::manifest_bucket(t, index)).await?.unwrap_or_default();
+        let bytes = self.store.get(&keys::manifest_node(t, path)).await?.unwrap_or_default();
         if digest(&bytes) != d {
-            return Err(ServiceError::Internal(format!("manifest bucket {index:02x} of {t} is not the one its root names")));
+            return Err(ServiceError::Internal(format!("a manifest node of {t} is not the one its parent names")));
         }
-        let b = Arc::new(decode_bucket(&bytes).ok_or_else(|| ServiceError::Internal("malformed manifest bucket".into()))?);
-        self.manifests.cache_bucket(tm, d, b.clone());
-        Ok(b)
+        let n = Arc::new(Node::decode(path.len(), &bytes).ok_or_else(|| ServiceError::Internal("malformed manifest node".into()))?);
+        self.manifests.cache_node(tm, d, n.clone());
+        Ok(n)
     }
 
+    /// The digest `root` names for the record `name` (`None`: no such record).
     async fn expected(&self, t: &TenantId, tm: &TenantManifest, root: &Root, name: &str) -> Result<Option<Digest>, ServiceError> {
-        let i = bucket_of(name);
-        let d = root.buckets.get(i).copied().unwrap_or(EMPTY);
-        Ok(self.bucket(t, tm, i, d).await?.get(name).copied())
+        let path = path_of(name);
+        let mut d = root.children.get(slot(&path, 0)).copied().unwrap_or(EMPTY);
+        for depth in 1..=DEPTH {
+            if d == EMPTY {
+                return Ok(None);
+            }
+            match &*self.node(t, tm, path.get(..depth).unwrap_or_default(), d).await? {
+                Node::Inner(c) => d = c.get(slot(&path, depth)).copied().unwrap_or(EMPTY),
+                Node::Leaf(m) => return Ok(m.get(name).copied()),
+            }
+        }
+        Ok(None)
     }
 
     /// Checks that `blob`, read at `key`, is what the tenant's manifest names for it.
@@ -410,14 +464,14 @@ impl Sigil {
         touch: bool,
     ) -> Result<Option<Staged<'_>>, ServiceError> {
         let prefix = keys::tenant_prefix(tenant);
-        let mut changes: BTreeMap<usize, Vec<(String, Option<Digest>)>> = BTreeMap::new();
+        let mut changes: BTreeMap<[u8; DEPTH], Vec<(String, Option<Digest>)>> = BTreeMap::new();
         for op in &txn.ops {
             let (k, d) = match op {
                 Op::Put(k, v) => (k, Some(digest(v))),
                 Op::Delete(k) => (k, None),
             };
             if let Some(n) = tracked(tenant, k) {
-                changes.entry(bucket_of(&n)).or_default().push((n, d));
+                changes.entry(path_of(&n)).or_default().push((n, d));
             } else if !k.starts_with(&prefix) && tenant_of(k).is_some_and(|other| tracked(&other, k).is_some()) {
                 return Err(ServiceError::Internal("one transaction wrote the records of two tenants".into()));
             }
@@ -434,30 +488,63 @@ impl Sigil {
             let l = self.load_root(tenant, &tm).await?;
             (Some(l.stored.clone()), l.root.clone())
         };
-        let mut buckets = Vec::with_capacity(changes.len());
-        for (i, list) in changes {
-            let old = root.buckets.get(i).copied().unwrap_or(EMPTY);
-            let mut b = (*self.bucket(tenant, &tm, i, old).await?).clone();
-            for (n, d) in list {
-                match d {
-                    Some(d) => b.insert(n, d),
-                    None => b.remove(&n),
+        // Every node on the paths to the changed leaves, as they are now.
+        let mut nodes: BTreeMap<Vec<u8>, Node> = BTreeMap::new();
+        for leaf in changes.keys() {
+            let mut d = root.children.get(slot(leaf, 0)).copied().unwrap_or(EMPTY);
+            for depth in 1..=DEPTH {
+                let path = leaf.get(..depth).unwrap_or_default().to_vec();
+                if !nodes.contains_key(&path) {
+                    let n = (*self.node(tenant, &tm, &path, d).await?).clone();
+                    nodes.insert(path.clone(), n);
+                }
+                d = match nodes.get(&path) {
+                    Some(Node::Inner(c)) => c.get(slot(leaf, depth)).copied().unwrap_or(EMPTY),
+                    _ => EMPTY,
                 };
             }
-            let key = keys::manifest_bucket(tenant, i);
-            let d = if b.is_empty() {
-                txn.delete(key);
-                EMPTY
-            } else {
-                let bytes = encode_bucket(&b);
-                let d = digest(&bytes);
-                txn.put(key, bytes);
-                d
-            };
-            if let Some(slot) = root.buckets.get_mut(i) {
-                *slot = d;
+        }
+        for (leaf, list) in changes {
+            if let Some(Node::Leaf(m)) = nodes.get_mut(leaf.as_slice()) {
+                for (n, d) in list {
+                    match d {
+                        Some(d) => m.insert(n, d),
+                        None => m.remove(&n),
+                    };
+                }
             }
-            buckets.push((d, Arc::new(b)));
+        }
+        // Bottom-up: each changed node is stored (or removed, when empty) and its new
+        // digest set in its parent, up to the root.
+        let mut written = Vec::with_capacity(nodes.len());
+        for depth in (1..=DEPTH).rev() {
+            let at_depth: Vec<Vec<u8>> = nodes.keys().filter(|p| p.len() == depth).cloned().collect();
+            for path in at_depth {
+                let Some(node) = nodes.remove(&path) else { continue };
+                let key = keys::manifest_node(tenant, &path);
+                let d = if node.is_empty() {
+                    txn.delete(key);
+                    EMPTY
+                } else {
+                    let bytes = node.encode();
+                    let d = digest(&bytes);
+                    txn.put(key, bytes);
+                    written.push((d, Arc::new(node)));
+                    d
+                };
+                let (parent, at) = (path.get(..depth - 1).unwrap_or_default(), slot(&path, depth - 1));
+                let children = if depth == 1 {
+                    Some(&mut root.children)
+                } else {
+                    match nodes.get_mut(parent) {
+                        Some(Node::Inner(c)) => Some(c),
+                        _ => None,
+                    }
+                };
+                if let Some(c) = children.and_then(|c| c.get_mut(at)) {
+                    *c = d;
+                }
+            }
         }
         root.epoch += 1;
         let dk = tk.current().ok_or_else(|| ServiceError::Internal("no current data key".into()))?;
@@ -467,7 +554,7 @@ impl Sigil {
             None => txn.require_absent(root_key.clone()),
         };
         txn.put(root_key, sealed.clone());
-        Ok(Some(Staged { manifests: &self.manifests, tm, next: Arc::new(Loaded { stored: sealed, root }), buckets, _write: write }))
+        Ok(Some(Staged { manifests: &self.manifests, tm, next: Arc::new(Loaded { stored: sealed, root }), nodes: written, _write: write }))
     }
 
     /// The data-key version the tenant's manifest root is sealed under (`None`: no root).
@@ -500,7 +587,7 @@ impl Sigil {
             after = Some(last);
         }
         // Staged as if every record were written now, then the record writes dropped:
-        // what stays is the buckets and the root.
+        // what stays is the nodes and the root.
         let staged = self.stage_manifest(tenant, &tk, &mut txn, true, true).await?;
         let records: std::collections::BTreeSet<Vec<u8>> =
             txn.ops.iter().filter_map(|o| if let Op::Put(k, _) = o { tracked(tenant, k).map(|_| k.clone()) } else { None }).collect();
@@ -663,7 +750,7 @@ mod tests {
     }
 
     /// What the manifest does not stop, stated as a test: an older copy of a tenant's whole
-    /// state (records, buckets and root together) opens in a process that has not seen the
+    /// state (records, nodes and root together) opens in a process that has not seen the
     /// newer root. A process that has seen it refuses the older root.
     #[tokio::test]
     async fn a_whole_earlier_state_is_refused_only_by_a_process_that_saw_a_later_one() {
@@ -687,7 +774,7 @@ mod tests {
     async fn manifests_are_built_for_older_stores_and_required_after() {
         let w = world().await;
         let t = &w.t;
-        let manifest: Vec<Vec<u8>> = [w.copy(&keys::manifest_root(t)).await, w.copy(format!("t/{t}/mb/").as_bytes()).await]
+        let manifest: Vec<Vec<u8>> = [w.copy(&keys::manifest_root(t)).await, w.copy(format!("t/{t}/mt/").as_bytes()).await]
             .concat()
             .into_iter()
             .map(|(k, _)| k)
@@ -714,18 +801,49 @@ mod tests {
     }
 
     #[test]
-    fn roots_and_buckets_round_trip() {
+    fn roots_and_nodes_round_trip() {
         let mut root = Root::new();
         root.epoch = 7;
-        root.buckets[3] = [9; 16];
+        root.children[3] = [9; 16];
         let back = Root::decode(&root.encode()).unwrap();
-        assert_eq!((back.incarnation, back.epoch, back.buckets[3], back.buckets[4]), (root.incarnation, 7, [9; 16], EMPTY));
+        assert_eq!((back.incarnation, back.epoch, back.children[3], back.children[4]), (root.incarnation, 7, [9; 16], EMPTY));
         assert!(Root::decode(&root.encode()[1..]).is_none());
-        let mut b = Bucket::new();
-        b.insert("credential/urn:uuid:1".into(), [1; 16]);
-        b.insert("token/abc".into(), [2; 16]);
-        assert_eq!(decode_bucket(&encode_bucket(&b)).unwrap(), b);
-        let enc = encode_bucket(&b);
-        assert!(decode_bucket(&enc[..enc.len() - 1]).is_none());
+        let mut m = BTreeMap::new();
+        m.insert("credential/urn:uuid:1".to_owned(), [1; 16]);
+        m.insert("token/abc".to_owned(), [2; 16]);
+        let leaf = Node::Leaf(m);
+        assert_eq!(Node::decode(DEPTH, &leaf.encode()).unwrap(), leaf);
+        let enc = leaf.encode();
+        assert!(Node::decode(DEPTH, &enc[..enc.len() - 1]).is_none());
+        let inner = Node::Inner((0..16u8).map(|i| [i; 16]).collect());
+        assert_eq!(Node::decode(1, &inner.encode()).unwrap(), inner);
+        assert!(Node::decode(1, &enc).is_none() || enc.len() == 256);
+        assert!(Node::empty(2).is_empty() && Node::empty(DEPTH).is_empty());
+    }
+
+    /// A write touches one path, not a share of the whole tenant: what it adds to its
+    /// transaction stays small however many records the tenant has.
+    #[tokio::test]
+    async fn a_write_rewrites_one_path_whatever_the_tenant_size() {
+        let w = world().await;
+        let (t, s) = (&w.t, &w.s);
+        let tk = s.tenant_keys(t).await.unwrap();
+        for i in 0..2000 {
+            let mut txn = Txn::new();
+            txn.put(keys::token(t, &format!("filler{i:05}")), vec![1u8; 8]);
+            let staged = s.stage_manifest(t, &tk, &mut txn, false, false).await.unwrap().unwrap();
+            s.store.apply(txn).await.unwrap();
+            staged.committed();
+        }
+        let mut txn = Txn::new();
+        txn.put(keys::token(t, "one-more"), vec![2u8; 8]);
+        let staged = s.stage_manifest(t, &tk, &mut txn, false, false).await.unwrap().unwrap();
+        let manifest_bytes: usize = txn
+            .ops
+            .iter()
+            .filter_map(|o| if let Op::Put(k, v) = o { k.windows(3).any(|w| w == b"/mt").then_some(v.len()) } else { None })
+            .sum();
+        drop(staged);
+        assert!(manifest_bytes < 3 * 256 + 200, "{manifest_bytes} bytes of manifest for one record");
     }
 }

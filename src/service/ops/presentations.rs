@@ -572,7 +572,7 @@ mod tests {
         let mut t = crate::store::Txn::new();
         t.put(key.clone(), b"60.00".to_vec());
         t.delete(crate::store::keys::manifest_root(&f.tenant));
-        for (k, _) in f.sigil.store.scan(format!("t/{}/mb/", f.tenant).as_bytes(), None, 1000).await.unwrap() {
+        for (k, _) in f.sigil.store.scan(format!("t/{}/mt/", f.tenant).as_bytes(), None, 1000).await.unwrap() {
             t.delete(k);
         }
         f.sigil.store.commit(t).await.unwrap();
