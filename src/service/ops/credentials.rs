@@ -33,13 +33,15 @@ impl Sigil {
         // Held from reading the issuer key to the commit (see `create_agent`).
         let _lock = self.agent_locks.read(t, agent).await;
         let new = &new;
+        // Held from status-index allocation to the commit (not only while staging), so
+        // issuances in this tenant take turns instead of failing on the list counters.
+        let issuing = &self.issuing(t).await;
         self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, old) = self.agent_record(tenant, agent).await?;
             if rec.state == AgentState::Retired {
                 return Err(ServiceError::Gone { code: ErrorCode::AgentRetired, detail: "the agent is retired".into() });
             }
-            let issuing = self.issuing(t).await;
             let mut txn = Txn::new();
             let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
             rec.credential_ids.push(cred.id.clone());
