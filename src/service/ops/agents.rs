@@ -116,7 +116,7 @@ impl Sigil {
             let mut txn = Txn::new();
             txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: key_id }, signer));
             self.stage_tenant_token(&mut txn, &tk, tenant, minted_ref)?;
-            self.stage_identity_credential(&issuing, &mut txn, &tk, tenant, &mut record).await?;
+            self.stage_identity_credential(issuing, &mut txn, &tk, tenant, &mut record).await?;
             txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
             let event = crate::service::kernel::journal::Event::new(
                 "agent.created",

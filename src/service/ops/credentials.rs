@@ -43,7 +43,7 @@ impl Sigil {
                 return Err(ServiceError::Gone { code: ErrorCode::AgentRetired, detail: "the agent is retired".into() });
             }
             let mut txn = Txn::new();
-            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
+            let cred = self.stage_delegation(issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
             rec.credential_ids.push(cred.id.clone());
             let key = keys::agent(t, agent.as_str());
             txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?);

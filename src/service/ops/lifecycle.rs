@@ -175,7 +175,7 @@ impl Sigil {
             }
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             let mut txn = Txn::new();
-            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
+            let cred = self.stage_delegation(issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
             let bits = status_change_bits(&mut old, StatusChange::Revoke)?;
             self.stage_status_bits(&mut txn, t, &bits).await?;
             rec.credential_ids.push(cred.id.clone());

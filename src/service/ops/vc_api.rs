@@ -208,7 +208,7 @@ impl Sigil {
                 let tk = self.tenant_keys(t).await?;
                 let mut txn = Txn::new();
                 let rec = self
-                    .stage_issued_credential(&issuing, &mut txn, &tk, t, doc.clone(), credential_id, purposes, valid_from, valid_until)
+                    .stage_issued_credential(issuing, &mut txn, &tk, t, doc.clone(), credential_id, purposes, valid_from, valid_until)
                     .await?;
                 let statuses: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
                 let event = Event::new("credential.issued", serde_json::json!({"credential_id": rec.id, "status": statuses}));
