@@ -24,8 +24,9 @@ pub const KEYCHECK_FILE: &str = "keycheck.json";
 /// Where a new store's operator token is written when `SIGIL_BOOTSTRAP_TOKEN` is not set
 /// (the development default: whoever can read the data directory holds the operator).
 pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
-/// Store format version.
-pub const FORMAT: u32 = 1;
+/// Store format version. 2: every tenant has a record manifest (`service::kernel::manifest`);
+/// a format-1 directory is upgraded at start-up (`startup::upgrade`).
+pub const FORMAT: u32 = 2;
 
 fn startup(msg: impl std::fmt::Display) -> SigilError {
     SigilError::Startup(msg.to_string())
@@ -77,7 +78,7 @@ pub fn read_key_check(data: &Path) -> Result<Option<KeyCheckFile>, SigilError> {
 
 /// Writes the key-check file for `rk` (atomically).
 pub fn write_key_check(data: &Path, rk: &RootKey, kdf: Option<KdfParams>) -> Result<(), SigilError> {
-    let kc = KeyCheckFile { format: FORMAT, root_version: rk.version(), kdf, check: STANDARD.encode(rk.key_check()) };
+    let kc = KeyCheckFile { format: FORMAT, root_version: rk.version(), kdf, check: STANDARD.encode(rk.key_check(FORMAT)) };
     write_key_check_file(data, &kc)
 }
 
@@ -163,7 +164,7 @@ pub async fn read_key_check_async(data: PathBuf) -> Result<Option<KeyCheckFile>,
 /// [`write_key_check`] on the blocking pool. The root key itself stays with the caller:
 /// only the sealed check value and the version cross to the blocking thread.
 pub async fn write_key_check_async(data: PathBuf, rk: &RootKey, kdf: Option<KdfParams>) -> Result<(), SigilError> {
-    let kc = KeyCheckFile { format: FORMAT, root_version: rk.version(), kdf, check: STANDARD.encode(rk.key_check()) };
+    let kc = KeyCheckFile { format: FORMAT, root_version: rk.version(), kdf, check: STANDARD.encode(rk.key_check(FORMAT)) };
     tokio::task::spawn_blocking(move || write_key_check_file(&data, &kc))
         .await
         .map_err(|e| SigilError::Store(format!("key check writer failed: {e}")))?

@@ -115,7 +115,13 @@ pub async fn seed(config: &Config, opts: &SeedOptions) -> Result<SeedReport, Sig
         .clone()
         .ok_or_else(|| SigilError::Config("seed needs --public-url: DIDs embed it, so it must be the URL the server will use".into()))?;
     let started = std::time::Instant::now();
-    let (store, keyring) = crate::startup::open_store(config).await?;
+    let (store, keyring, format) = crate::startup::open_store(config).await?;
+    if format.format < crate::datadir::FORMAT {
+        // Seeding defers durability to its end; an upgrade must not.
+        return Err(SigilError::Store(
+            "this data directory was written by an older release: start `sigil serve` once to upgrade it".into(),
+        ));
+    }
     let settings = crate::startup::service_settings(config, public_url);
     let http = crate::service::resolver::HttpResolver::public().map_err(service_error)?;
     let deferred: Arc<dyn Store> = Arc::new(Deferred(store.clone()));

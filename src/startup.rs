@@ -61,6 +61,16 @@ pub struct OpenedRoot {
     pub key: RootKey,
     /// `Some` for a new store: the KDF parameters to record (passphrase stores only).
     pub new_store: Option<Option<KdfParams>>,
+    /// What the key-check file says of an existing directory (new ones are [`FORMAT`]).
+    pub format: StoreFormat,
+}
+
+/// The format a data directory was written in, and the KDF parameters its key-check file
+/// keeps (rewritten as they are when an upgrade rewrites the file).
+#[derive(Debug, Clone)]
+pub struct StoreFormat {
+    pub format: u32,
+    pub kdf: Option<KdfParams>,
 }
 
 /// Opens the root key for the data directory; creates key material for a new one.
@@ -70,8 +80,12 @@ pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<Open
     let dev_key = data.join("root.key");
     match existing {
         Some(kc) => {
-            if kc.format != FORMAT {
-                return Err(SigilError::Store(format!("unsupported store format {}", kc.format)));
+            // Format 1 is upgraded at start-up (`upgrade`); a newer one is a newer release's.
+            if !(1..=FORMAT).contains(&kc.format) {
+                return Err(SigilError::Store(format!(
+                    "unsupported store format {}: this release reads formats 1 to {FORMAT}; run the release that wrote it",
+                    kc.format
+                )));
             }
             let bytes = match source {
                 Some(RootKeySource::File(p)) => datadir::read_root_key_file(p).map_err(SigilError::Config)?,
@@ -94,9 +108,9 @@ pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<Open
             };
             let rk = RootKey::from_bytes(bytes, kc.root_version).map_err(|_| SigilError::WrongRootKey("malformed key".into()))?;
             let blob = STANDARD.decode(&kc.check).map_err(|_| SigilError::Store("key check record is corrupt".into()))?;
-            rk.verify_key_check(&blob)
+            rk.verify_key_check(kc.format, &blob)
                 .map_err(|_| SigilError::WrongRootKey("the root key or passphrase is wrong; nothing was changed".into()))?;
-            Ok(OpenedRoot { key: rk, new_store: None })
+            Ok(OpenedRoot { key: rk, new_store: None, format: StoreFormat { format: kc.format, kdf: kc.kdf } })
         }
         None => {
             ensure_private_dir(data)?;
@@ -124,14 +138,15 @@ pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<Open
                 }
             };
             let rk = RootKey::from_bytes(bytes, 1).map_err(|_| SigilError::Config("malformed root key".into()))?;
-            Ok(OpenedRoot { key: rk, new_store: Some(kdf) })
+            Ok(OpenedRoot { key: rk, new_store: Some(kdf.clone()), format: StoreFormat { format: FORMAT, kdf } })
         }
     }
 }
 
 /// Opens the store and the keyring; initializes a new store (pepper, operator token).
-pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), SigilError> {
-    let OpenedRoot { key: rk, new_store } = open_root_key(&config.data, config.root_key.as_ref())?;
+/// Returns the format the directory is in: run [`upgrade`] once the service is built.
+pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring, StoreFormat), SigilError> {
+    let OpenedRoot { key: rk, new_store, format } = open_root_key(&config.data, config.root_key.as_ref())?;
     let store = Arc::new(SledStore::open(&config.data.join("store")).map_err(|e| SigilError::Store(e.to_string()))?);
     let pepper_key = keys::pepper(rk.version());
     if let Some(kdf) = new_store {
@@ -179,7 +194,7 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), Si
         // Written last, so a directory without it never counts as initialized; a crash before
         // this point leaves a store that refuses to start with a clear message.
         write_key_check(&config.data, &keyring.root(), kdf)?;
-        return Ok((store, keyring));
+        return Ok((store, keyring, format));
     }
     let blob = store
         .get(&pepper_key)
@@ -190,7 +205,26 @@ pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring), Si
     if config.bootstrap_token.is_some() {
         tracing::info!("SIGIL_BOOTSTRAP_TOKEN ignored: the store already has an operator token");
     }
-    Ok((store, Keyring::new(rk, pepper)))
+    Ok((store, Keyring::new(rk, pepper), format))
+}
+
+/// Brings a data directory an older release wrote up to [`FORMAT`], before anything is
+/// served (see `service::ops::upgrade`): format 1 had no record manifests. The key-check
+/// file, rewritten last, names the new format, and the format is sealed into it, so an
+/// edited file cannot claim the old one again.
+pub async fn upgrade(sigil: &Sigil, data: &Path, from: &StoreFormat) -> Result<(), SigilError> {
+    if from.format >= FORMAT {
+        return Ok(());
+    }
+    let tenants = sigil.build_missing_manifests().await.map_err(|e| SigilError::Store(format!("upgrading the store failed: {e}")))?;
+    write_key_check(data, &sigil.keys.root(), from.kdf.clone())?;
+    tracing::warn!(
+        tenants,
+        from = from.format,
+        to = FORMAT,
+        "upgraded the data directory: every tenant's record manifest was built from the records stored now, and each data key rolls over at the next housekeeping run"
+    );
+    Ok(())
 }
 
 fn dev_tls(data: &Path, hosts: &[String]) -> Result<(PathBuf, PathBuf), SigilError> {
@@ -249,6 +283,7 @@ pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settin
         auth_failure_burst: config.auth_failure_burst,
         trusted_issuers: config.trust_issuers.clone(),
         verify_rate: config.verify_rate,
+        seal_limits: Default::default(),
     }
 }
 
@@ -297,7 +332,7 @@ fn warn_about_generated_operator_token(config: &Config) {
 
 /// Builds and binds the server; call [`Application::run`] to serve.
 pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, SigilError> {
-    let (store, keyring) = open_store(&config).await?;
+    let (store, keyring, format) = open_store(&config).await?;
     warn_about_generated_operator_token(&config);
     let listener = TcpListener::bind(config.listen).map_err(|e| startup(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(startup)?;
@@ -329,6 +364,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     if resumed > 0 {
         tracing::info!(resumed, "finished interrupted tenant deletions");
     }
+    upgrade(&sigil, &config.data, &format).await?;
     // Interrupted data-key rotations resume in the background while serving.
     let resumer = sigil.clone();
     actix_web::rt::spawn(async move {
@@ -360,6 +396,10 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rotated = n, "scheduled key rotation"),
                 Err(e) => tracing::warn!(error = %e, "scheduled key rotation failed"),
+            }
+            // Data keys past their seal threshold (AES-GCM's 2^32 random nonces) roll over.
+            if let Err(e) = housekeeping.rotate_worn_data_keys().await {
+                tracing::warn!(error = %e, "rotating data keys by use failed");
             }
         }
     });
@@ -418,13 +458,17 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
 /// The service over a stopped data directory, for the offline commands (sled refuses a
 /// store another process has open). An interrupted root-key rotation is settled first.
 async fn offline_service(config: &Config) -> Result<(Arc<SledStore>, Arc<Sigil>), SigilError> {
-    let (store, keyring) = open_store(config).await?;
+    let (store, keyring, format) = open_store(config).await?;
     let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
     let settings = service_settings(config, public_url);
     let http = http_resolver(config)?;
     let store_dyn: Arc<dyn Store> = store.clone();
     let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
     sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    // An older directory is upgraded before an offline command writes to it (its
+    // key-check file is rewritten in the current format by a root rotation, for one).
+    sigil.resume_tenant_deletions().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    upgrade(&sigil, &config.data, &format).await?;
     Ok((store, sigil))
 }
 

@@ -19,7 +19,8 @@ proptest! {
     #[test]
     fn a_changed_sealed_blob_never_opens(plain in proptest::collection::vec(any::<u8>(), 0..64), at in any::<proptest::sample::Index>(), xor in 1u8.., cut in any::<proptest::sample::Index>(), tail in proptest::collection::vec(any::<u8>(), 1..8)) {
         let k = DataKey::generate(1);
-        let blob = k.seal(&AAD, &plain);
+        k.grant(1);
+        let blob = k.seal(&AAD, &plain).unwrap();
         let opened = k.open(&AAD, &blob).unwrap();
         prop_assert_eq!(opened.expose(), plain.as_slice());
         let mut flipped = blob.clone();

@@ -81,10 +81,45 @@ mod tests {
 
     const AAD: Aad<'static> = Aad { tenant: "acme", kind: "agent", id: "a1" };
 
+    /// A data key with seals granted, as the service grants them from a reservation.
+    fn granted(version: u32) -> DataKey {
+        let k = DataKey::generate(version);
+        k.grant(16);
+        k
+    }
+
+    #[test]
+    fn a_data_key_seals_only_what_was_granted() {
+        let k = DataKey::generate(1);
+        assert_eq!(k.seal(&AAD, b"x"), Err(super::super::SealsSpent), "nothing granted yet");
+        k.grant(2);
+        let blob = k.seal(&AAD, b"one").unwrap();
+        k.seal(&AAD, b"two").unwrap();
+        assert_eq!(k.seal(&AAD, b"three"), Err(super::super::SealsSpent));
+        assert_eq!(k.seals_left(), 0, "a refused seal takes nothing");
+        assert_eq!(k.open(&AAD, &blob).unwrap().expose(), b"one", "opening is never metered");
+        // Concurrent sealers never overdraw: exactly the granted number succeed.
+        k.grant(1000);
+        let ok = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..400 {
+                        if k.seal(&AAD, b"x").is_ok() {
+                            ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(ok.into_inner(), 1000);
+        assert_eq!(k.seals_left(), 0);
+    }
+
     #[test]
     fn round_trip() {
-        let k = DataKey::generate(3);
-        let blob = k.seal(&AAD, b"secret record");
+        let k = granted(3);
+        let blob = k.seal(&AAD, b"secret record").unwrap();
         assert_eq!(blob_key_version(&blob).unwrap(), 3);
         assert_eq!(k.open(&AAD, &blob).unwrap().expose(), b"secret record");
         assert!(!blob.windows(6).any(|w| w == b"secret"));
@@ -92,8 +127,8 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_fails() {
-        let k = DataKey::generate(1);
-        let blob = k.seal(&AAD, b"payload");
+        let k = granted(1);
+        let blob = k.seal(&AAD, b"payload").unwrap();
         for i in 0..blob.len() {
             let mut t = blob.clone();
             t[i] ^= 0x01;
@@ -103,8 +138,8 @@ mod tests {
 
     #[test]
     fn moved_records_fail() {
-        let k = DataKey::generate(1);
-        let blob = k.seal(&AAD, b"payload");
+        let k = granted(1);
+        let blob = k.seal(&AAD, b"payload").unwrap();
         for other in [Aad { tenant: "evil", ..AAD }, Aad { kind: "credential", ..AAD }, Aad { id: "a2", ..AAD }] {
             assert!(k.open(&other, &blob).is_err());
         }
@@ -112,8 +147,8 @@ mod tests {
 
     #[test]
     fn wrong_key_or_version_and_short_input_fail() {
-        let k = DataKey::generate(1);
-        let blob = k.seal(&AAD, b"payload");
+        let k = granted(1);
+        let blob = k.seal(&AAD, b"payload").unwrap();
         assert!(DataKey::generate(1).open(&AAD, &blob).is_err());
         for n in 0..blob.len() {
             assert!(k.open(&AAD, &blob[..n]).is_err());

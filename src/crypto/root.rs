@@ -87,7 +87,7 @@ impl RootKey {
         if bytes.len() != 32 {
             return Err(CryptoError);
         }
-        Ok(Self { key: DataKey { version, key: bytes } })
+        Ok(Self { key: DataKey::unmetered(version, bytes) })
     }
 
     /// This root key's version.
@@ -95,19 +95,25 @@ impl RootKey {
         self.key.version()
     }
 
-    /// The sealed key-check record for this key.
-    pub fn key_check(&self) -> Vec<u8> {
-        self.key.seal(&Self::check_aad(), CHECK_PLAINTEXT)
+    /// The sealed key-check record for this key in a data directory of `format`. The
+    /// format is bound into it, so a key-check file edited to claim another format no
+    /// longer opens (an older format makes the next start upgrade the store, trusting what
+    /// it holds at that moment).
+    pub fn key_check(&self, format: u32) -> Vec<u8> {
+        let id = Self::check_id(format);
+        self.key.seal_unmetered(&Aad { tenant: SYSTEM, kind: "key-check", id: &id }, CHECK_PLAINTEXT)
     }
 
-    /// Proves that `blob` was made by this very key.
-    pub fn verify_key_check(&self, blob: &[u8]) -> Result<(), CryptoError> {
-        let pt = self.key.open(&Self::check_aad(), blob)?;
+    /// Proves that `blob` was made by this very key, for a directory of `format`.
+    pub fn verify_key_check(&self, format: u32, blob: &[u8]) -> Result<(), CryptoError> {
+        let id = Self::check_id(format);
+        let pt = self.key.open(&Aad { tenant: SYSTEM, kind: "key-check", id: &id }, blob)?;
         if pt.expose() == CHECK_PLAINTEXT { Ok(()) } else { Err(CryptoError) }
     }
 
-    fn check_aad() -> Aad<'static> {
-        Aad { tenant: SYSTEM, kind: "key-check", id: "root" }
+    /// Format 1 (the first) was sealed without its number.
+    fn check_id(format: u32) -> String {
+        if format <= 1 { "root".to_owned() } else { format!("root/format-{format}") }
     }
 
     /// Wraps a tenant data key.
@@ -124,7 +130,7 @@ impl RootKey {
 
     /// Wraps the token pepper.
     pub fn wrap_pepper(&self, pepper: &TokenPepper) -> Vec<u8> {
-        self.key.seal(&Aad { tenant: SYSTEM, kind: "pepper", id: "tokens" }, pepper.secret().expose())
+        self.key.seal_unmetered(&Aad { tenant: SYSTEM, kind: "pepper", id: "tokens" }, pepper.secret().expose())
     }
 
     /// Unwraps the token pepper.
@@ -135,7 +141,7 @@ impl RootKey {
 
     /// Seals a system-level record (operator tokens) directly under the root key.
     pub fn seal_system(&self, kind: &str, id: &str, plaintext: &[u8]) -> Vec<u8> {
-        self.key.seal(&Aad { tenant: SYSTEM, kind, id }, plaintext)
+        self.key.seal_unmetered(&Aad { tenant: SYSTEM, kind, id }, plaintext)
     }
 
     /// Opens a system-level record.
@@ -151,10 +157,13 @@ mod tests {
     #[test]
     fn key_check_detects_wrong_key() {
         let rk = RootKey::from_bytes(SecretBytes::random(32), 1).unwrap();
-        let check = rk.key_check();
-        rk.verify_key_check(&check).unwrap();
+        let check = rk.key_check(2);
+        rk.verify_key_check(2, &check).unwrap();
         let other = RootKey::from_bytes(SecretBytes::random(32), 1).unwrap();
-        assert!(other.verify_key_check(&check).is_err());
+        assert!(other.verify_key_check(2, &check).is_err());
+        // The format is bound in: a check made for one format fails for another.
+        assert!(rk.verify_key_check(1, &check).is_err());
+        rk.verify_key_check(1, &rk.key_check(1)).unwrap();
     }
 
     #[test]
@@ -173,10 +182,11 @@ mod tests {
     fn data_keys_are_bound_to_their_tenant() {
         let rk = RootKey::from_bytes(SecretBytes::random(32), 1).unwrap();
         let dk = DataKey::generate(7);
+        dk.grant(1);
         let wrapped = rk.wrap_data_key("acme", &dk);
         let back = rk.unwrap_data_key("acme", 7, &wrapped).unwrap();
         let aad = Aad { tenant: "acme", kind: "x", id: "y" };
-        assert_eq!(back.open(&aad, &dk.seal(&aad, b"hi")).unwrap().expose(), b"hi");
+        assert_eq!(back.open(&aad, &dk.seal(&aad, b"hi").unwrap()).unwrap().expose(), b"hi");
         assert!(rk.unwrap_data_key("evil", 7, &wrapped).is_err());
         assert!(rk.unwrap_data_key("acme", 8, &wrapped).is_err());
     }

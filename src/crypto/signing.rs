@@ -166,9 +166,10 @@ mod tests {
     #[test]
     fn seal_round_trip_keeps_key() {
         let dk = super::super::DataKey::generate(1);
+        dk.grant(1);
         let aad = super::super::Aad { tenant: "t1", kind: "agent-key", id: "a/1" };
         let s = Signer::generate();
-        let blob = dk.seal_signer(&aad, &s);
+        let blob = dk.seal_signer(&aad, &s).unwrap();
         assert!(!blob.windows(32).any(|w| w == s.key.to_bytes()));
         let back = dk.open_signer(&aad, &blob).unwrap();
         assert_eq!(back.public(), s.public());

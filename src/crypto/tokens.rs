@@ -75,6 +75,13 @@ impl TokenPepper {
         Self(SecretBytes::random(32))
     }
 
+    /// The same pepper in every test service over one store, as a restarted process
+    /// unwraps the same pepper from its store.
+    #[cfg(test)]
+    pub(crate) fn fixed_for_tests() -> Self {
+        Self::from_secret(SecretBytes::new(vec![7u8; 32]))
+    }
+
     pub(super) fn from_secret(s: SecretBytes) -> Self {
         Self(s)
     }

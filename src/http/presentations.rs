@@ -189,8 +189,8 @@ fn presentation_body(p: &crate::service::presentations::Presentation, format: Fo
 /// each only for its own agents, plus the issuers the operator configured
 /// (`--trust-issuer`); `trusted_issuers` narrows that, never widens it. Nothing is fetched
 /// for an untrusted issuer, and a proof may live at most `--max-presentation-ttl` seconds
-/// (`expires_too_far`). When `challenge` is given, the (holder, challenge) pair is spent
-/// and never verifies again, also across crashes: after an unclean stop or a restore from
+/// (`expires_too_far`). When `challenge` is given, the (holder, domain, challenge) triple is
+/// spent and never verifies again, also across crashes: after an unclean stop or a restore from
 /// a backup, a presentation created before it fails with `replayed` and must be requested
 /// anew. Limited per client address (`--verify-rate`).
 #[utoipa::path(post, path = "/v1/verify", tag = "verify", operation_id = "verify_presentation",

@@ -46,6 +46,8 @@ pub struct Settings {
     pub trusted_issuers: Vec<crate::vc::trust::TrustRule>,
     /// `/v1/verify` requests per second per client address (0 disables the limit).
     pub verify_rate: u32,
+    /// Seal reservation and automatic data-key rotation (see [`settings::SealLimits`]).
+    pub seal_limits: settings::SealLimits,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
             auth_failure_burst: 20,
             trusted_issuers: Vec::new(),
             verify_rate: 100,
+            seal_limits: settings::SealLimits::default(),
         }
     }
 
@@ -82,6 +85,8 @@ pub struct Sigil {
     pub(crate) status_cache: kernel::status::StatusCache,
     pub(crate) http: resolver::HttpResolver,
     pub(crate) audit_heads: kernel::journal::AuditHeads,
+    /// What this process knows of each tenant's record manifest (stale copies refused).
+    pub(crate) manifests: kernel::manifest::Manifests,
     pub(crate) wallets: kernel::wallet::WalletCache,
     pub(crate) tenant_did_docs: kernel::dids::TenantDidDocs,
     pub(crate) agent_did_records: kernel::dids::AgentDidRecords,
@@ -112,6 +117,7 @@ impl Sigil {
             status_cache: kernel::status::StatusCache::default(),
             http,
             audit_heads: kernel::journal::AuditHeads::default(),
+            manifests: kernel::manifest::Manifests::default(),
             wallets: kernel::wallet::WalletCache::default(),
             tenant_did_docs: kernel::dids::TenantDidDocs::default(),
             agent_did_records: kernel::dids::AgentDidRecords::default(),
@@ -177,9 +183,21 @@ pub(crate) mod testing {
     }
 
     pub fn sigil_with_store(dir: &std::path::Path, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<Sigil> {
+        sigil_with_settings(dir, store, clock, |_| {})
+    }
+
+    /// A service over `store` whose settings `edit` changes first.
+    pub fn sigil_with_settings(
+        dir: &std::path::Path,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        edit: impl FnOnce(&mut Settings),
+    ) -> Arc<Sigil> {
         let root = RootKey::from_bytes(SecretBytes::new(vec![42u8; 32]), 1).unwrap();
-        let keys = Keyring::new(root, TokenPepper::generate());
-        let settings = Settings { data_dir: Some(dir.to_owned()), ..Settings::new(PublicUrl::parse("https://sigil.test:8443").unwrap()) };
+        let keys = Keyring::new(root, TokenPepper::fixed_for_tests());
+        let mut settings =
+            Settings { data_dir: Some(dir.to_owned()), ..Settings::new(PublicUrl::parse("https://sigil.test:8443").unwrap()) };
+        edit(&mut settings);
         Sigil::new(store, keys, clock, settings, resolver::HttpResolver::public().unwrap())
     }
 

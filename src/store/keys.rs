@@ -57,6 +57,26 @@ pub fn data_key_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
     format!("dk/{tenant}/").into_bytes()
 }
 
+/// Seals reserved under one data key version of a tenant, all processes together
+/// (plaintext u64, big-endian: a counter). Grows by whole blocks, compare-and-set.
+pub fn seal_count(tenant: impl AsRef<str>, version: u32) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/sc/{version:08x}").into_bytes()
+}
+
+/// A tenant's record manifest root (sealed): see `service::kernel::manifest`.
+pub fn manifest_root(tenant: impl AsRef<str>) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/mr").into_bytes()
+}
+
+/// One bucket of a tenant's record manifest (names and digests of sealed records; its
+/// own digest is in the root).
+pub fn manifest_bucket(tenant: impl AsRef<str>, bucket: usize) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/mb/{bucket:02x}").into_bytes()
+}
+
 /// An agent record (sealed).
 pub fn agent(tenant: impl AsRef<str>, agent: impl AsRef<str>) -> Vec<u8> {
     let tenant = tenant.as_ref();
@@ -162,7 +182,8 @@ pub fn audit_latest_checkpoint(tenant: impl AsRef<str>) -> Vec<u8> {
     format!("t/{tenant}/au-cp").into_bytes()
 }
 
-/// A used (holder, challenge) pair, by hash; value: expiry (unix seconds, big endian).
+/// A used (holder, domain, challenge), by hash (`service::verification`); value: expiry
+/// (unix seconds, big endian).
 pub fn replay(hash_hex: &str) -> Vec<u8> {
     format!("rp/{hash_hex}").into_bytes()
 }
@@ -211,11 +232,13 @@ pub fn sealed_identity(tenant: impl AsRef<str>, key: &[u8]) -> Option<(&'static 
         ["c", id] => Some(("credential", (*id).to_owned())),
         ["sl", p, list, "p", page] => Some(("status-page", format!("{p}/{}/{}", hex(list)?, hex(page)?))),
         ["au", seq] => Some(("audit", hex(seq)?.to_string())),
+        ["bd", credential, day] => Some(("budget", format!("{credential}/{day}"))),
         _ => None,
     }
 }
 
-/// Amount spent under a delegation on one local day (plaintext decimal: a counter).
+/// Amount spent under a delegation on one local day: a sealed `budget` record (stores
+/// written before budgets were sealed may still hold a plaintext decimal).
 pub fn budget(tenant: impl AsRef<str>, credential: impl AsRef<str>, day: &str) -> Vec<u8> {
     let tenant = tenant.as_ref();
     let credential = credential.as_ref();

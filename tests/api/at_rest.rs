@@ -1,6 +1,7 @@
 //! Nothing readable at rest: marker strings in every user-supplied field (tenant, agent,
-//! delegation) never appear in any file of the data directory, nor do the root key, the
-//! tenant data keys, the token pepper, private keys or tokens.
+//! delegation) and the amount a delegation spent today never appear in any file of the
+//! data directory, nor do the root key, the tenant data keys, the token pepper, private
+//! keys or tokens.
 //!
 //! Records of 200 bytes or more are deflated before they are sealed (`service::sealed`),
 //! so a plain search would find nothing even if sealing stored the deflated plaintext.
@@ -115,12 +116,22 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
                 "principal": {"id": "marker_principal_c3d4@acme.example", "kind": "person", "name": "MARKER_PRINCIPAL_NAME_e5f6"},
                 "actions": ["refunds:create"],
                 "resources": ["marker_resource_8a9b/*"],
-                "limits": {"amount": {"max": "500.00", "currency": "EUR"}},
+                "limits": {"amount": {"max": "999.00", "currency": "EUR", "per_day": "5000.00"}},
                 "valid_until": "2099-01-01T00:00:00Z"
             }),
         )
         .await;
     assert_eq!(st, 201, "{d}");
+    // A spend against the daily limit: the day's counter holds the amount (sealed).
+    let (st, p) = s
+        .post(
+            "/v1/presentations",
+            &agent_token,
+            json!({"action": "refunds:create", "resource": "marker_resource_8a9b/1", "context": {"amount": "987.65", "currency": "EUR"},
+                   "challenge": "c-at-rest", "domain": "at-rest.example"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
     s.stop();
     let files = snapshot(&data);
     assert!(!files.is_empty());
@@ -134,6 +145,8 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
         "marker_principal_c3d4@acme.example",
         "MARKER_PRINCIPAL_NAME_e5f6",
         "marker_resource_8a9b/*",
+        // The day's spend under the daily limit (a budget counter).
+        "987.65",
     ];
     let mut secrets: Vec<(String, Vec<u8>)> = markers.iter().map(|m| (m.to_string(), m.as_bytes().to_vec())).collect();
     secrets.push(("the root key".into(), key_bytes.clone()));
@@ -170,4 +183,64 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
         }
     }
     assert!(found.is_empty(), "readable at rest ({inflated} regions inflated):\n{}", found.into_iter().collect::<Vec<_>>().join("\n"));
+}
+
+/// A record replaced with its older sealed copy is refused. A delegation and its day's
+/// spend are copied from the stopped server's store; the delegation is then revoked and
+/// more is spent; the copies are written back while the server is stopped again. The
+/// restarted server refuses both records instead of opening them: the revocation is not
+/// undone (no presentation is signed under the delegation) and the spend is not reset.
+#[tokio::test]
+async fn a_record_replaced_with_its_older_sealed_copy_is_refused() {
+    use std::sync::{Arc, Mutex};
+
+    use sigil::store::{Txn, keys};
+
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (agent, token, _) = s.agent("acme", &admin, "bot").await;
+    let body = json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
+        "limits": {"amount": {"max": "100.00", "currency": "EUR", "per_day": "100.00"}}, "valid_until": "2099-01-01T00:00:00Z"});
+    let (st, d) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, body).await;
+    assert_eq!(st, 201, "{d}");
+    let credential = d["id"].as_str().unwrap().to_owned();
+    let spend = |amount: &str, challenge: &str| {
+        let mut b = crate::presentations::refund(challenge);
+        b["context"]["amount"] = amount.into();
+        b
+    };
+    assert_eq!(s.post("/v1/presentations", &token, spend("60.00", "c1")).await.0, 200);
+
+    let copied = Arc::new(Mutex::new(Vec::new()));
+    let (out, key) = (copied.clone(), keys::credential("acme", &credential));
+    let s = s
+        .edit_at_rest(|store| async move {
+            let mut rows = store.scan(b"t/acme/bd/", None, 10).await.unwrap();
+            assert_eq!(rows.len(), 1, "one day's spend");
+            rows.push((key.clone(), store.get(&key).await.unwrap().unwrap()));
+            *out.lock().unwrap() = rows;
+        })
+        .await;
+    assert_eq!(s.post("/v1/presentations", &token, spend("30.00", "c2")).await.0, 200);
+    let (st, c) = s.post(&format!("/v1/tenants/acme/credentials/{credential}/revoke"), &admin, json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("revoked")), "{c}");
+    assert_eq!(s.post("/v1/presentations", &token, spend("1.00", "c3")).await.0, 403);
+
+    let rows = copied.lock().unwrap().clone();
+    let s = s
+        .edit_at_rest(|store| async move {
+            let mut txn = Txn::new();
+            for (k, v) in rows {
+                txn.put(k, v);
+            }
+            store.commit(txn).await.unwrap();
+        })
+        .await;
+    let (st, v) = s.get(&format!("/v1/tenants/acme/credentials/{credential}"), &admin).await;
+    assert_eq!(st, 500, "the revoked delegation's older copy was opened: {v}");
+    let (st, v) = s.post("/v1/presentations", &token, spend("1.00", "c4")).await;
+    assert_eq!(st, 500, "a presentation was answered over an older copy of its delegation: {v}");
+    assert!(s.logs().contains("is not the one its manifest names"), "the refusal is logged");
+    // Records nobody wrote back open as before.
+    assert_eq!(s.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await.0, 200);
 }

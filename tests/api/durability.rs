@@ -521,3 +521,105 @@ mod crashes {
         }
     }
 }
+
+/// A data directory from before record manifests (format 1) opens: start-up builds every
+/// tenant's manifest from the records stored, reads an older counter in clear, rolls the
+/// uncounted data key over, and rewrites the key-check file as format 2. A key-check file
+/// edited back to claim format 1 no longer opens (the format is sealed into it), and a
+/// format this release does not know is refused with a clear line.
+#[tokio::test]
+async fn a_format_1_directory_is_upgraded_at_start() {
+    use base64::Engine as _;
+    use sigil::store::{Store, Txn, keys};
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("root.key");
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    let data = dir.path().join("data");
+    let opts = Opts {
+        args: vec!["--root-key-file".into(), key.display().to_string(), "--rotation-interval".into(), "1".into()],
+        ..Default::default()
+    };
+    let mut s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
+    let admin = s.tenant("acme").await;
+    let (agent, token, _) = s.agent("acme", &admin, "bot").await;
+    let body = json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
+        "limits": {"amount": {"max": "100.00", "currency": "EUR", "per_day": "100.00"}}, "valid_until": "2099-01-01T00:00:00Z"});
+    assert_eq!(s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, body).await.0, 201);
+    let spend = |amount: &str, challenge: &str| {
+        let mut b = crate::presentations::refund(challenge);
+        b["context"]["amount"] = amount.into();
+        b
+    };
+    assert_eq!(s.post("/v1/presentations", &token, spend("10.00", "c1")).await.0, 200);
+    s.stop();
+    drop(s);
+
+    // What a format-1 release left: no manifests, no seal counts, budgets in clear.
+    {
+        let store = sigil::store::SledStore::open(&data.join("store")).unwrap();
+        let mut txn = Txn::new();
+        for prefix in [&b"t/acme/mb/"[..], b"t/acme/sc/", b"t/acme/bd/"] {
+            for (k, _) in store.scan(prefix, None, 1000).await.unwrap() {
+                txn.delete(k.clone());
+                if prefix == b"t/acme/bd/" {
+                    txn.put(k, b"60.00".to_vec());
+                }
+            }
+        }
+        txn.delete(keys::manifest_root("acme")).put(keys::meta::FORMAT.to_vec(), 1u32.to_be_bytes().to_vec());
+        store.commit(txn).await.unwrap();
+        store.flush_now().unwrap();
+    }
+    let root = sigil::crypto::RootKey::from_bytes(sigil::crypto::SecretBytes::new(vec![9u8; 32]), 1).unwrap();
+    let kc_path = data.join("keycheck.json");
+    let write_kc = |format: u32, sealed_for: u32| {
+        let mut kc: serde_json::Value = serde_json::from_slice(&std::fs::read(&kc_path).unwrap()).unwrap();
+        kc["format"] = format.into();
+        kc["check"] = base64::engine::general_purpose::STANDARD.encode(root.key_check(sealed_for)).into();
+        std::fs::write(&kc_path, serde_json::to_vec(&kc).unwrap()).unwrap();
+    };
+    write_kc(1, 1);
+
+    let s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
+    let kc: serde_json::Value = serde_json::from_slice(&std::fs::read(&kc_path).unwrap()).unwrap();
+    assert_eq!(kc["format"], 2, "the key-check file names the new format");
+    assert!(s.logs().contains("upgraded the data directory"));
+    assert_eq!(s.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await.0, 200);
+    // The 60.00 in clear counts: 60 + 50 > 100, 60 + 30 ≤ 100.
+    let (st, p) = s.post("/v1/presentations", &token, spend("50.00", "c2")).await;
+    assert_eq!((st, p["code"].as_str()), (403, Some("daily_limit_exceeded")), "{p}");
+    assert_eq!(s.post("/v1/presentations", &token, spend("30.00", "c3")).await.0, 200);
+    // The data key whose seals were never counted rolls over at the next housekeeping run.
+    let mut rolled = false;
+    for _ in 0..50 {
+        let (_, k) = s.get("/v1/tenants/acme/data-key", &admin).await;
+        if k["version"] == 2 {
+            rolled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(rolled, "the uncounted data key did not roll over");
+    assert_eq!(s.post("/v1/presentations", &token, spend("1.00", "c4")).await.0, 200);
+    let mut s = s;
+    s.stop();
+    drop(s);
+
+    // Claiming format 1 again (with a check sealed for format 2) does not open.
+    let kc_bytes = std::fs::read(&kc_path).unwrap();
+    let mut kc: serde_json::Value = serde_json::from_slice(&kc_bytes).unwrap();
+    kc["format"] = 1.into();
+    std::fs::write(&kc_path, serde_json::to_vec(&kc).unwrap()).unwrap();
+    let (code, err) = serve_fails(&data, &opts);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("root key or passphrase is wrong"), "{err}");
+    // A newer format than this release reads is refused in one clear line.
+    kc["format"] = 3.into();
+    std::fs::write(&kc_path, serde_json::to_vec(&kc).unwrap()).unwrap();
+    let (code, err) = serve_fails(&data, &opts);
+    assert!(code != 0 && err.contains("unsupported store format 3"), "{code}: {err}");
+    std::fs::write(&kc_path, kc_bytes).unwrap();
+    let s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
+    assert_eq!(s.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await.0, 200);
+}

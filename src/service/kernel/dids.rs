@@ -93,12 +93,12 @@ impl Sigil {
         let t = tenant;
         // Fails once the tenant is being crypto-shredded, cached document or not.
         let tk = self.tenant_keys(t).await?;
-        let blob = self.store.get(&crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
+        let blob = self.fresh_blob(t, &crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
         if let Some(doc) = self.tenant_did_docs.get(t.as_str(), &blob) {
             return Ok(doc);
         }
         let rec: crate::service::model::records::TenantRecord =
-            self.open_record(&tk, t, crate::service::model::records::kind::TENANT, t.as_str(), &blob)?;
+            self.open_unchecked(&tk, t, crate::service::model::records::kind::TENANT, t.as_str(), &blob)?;
         // Retired issuer keys stay in assertionMethod: credentials they signed remain valid
         // (their private halves are destroyed, so they sign nothing new).
         let mut all = methods(&rec.issuer_keys, "issuer", Purpose::Sign, |k| k.state != KeyState::Compromised)?;
@@ -117,13 +117,13 @@ impl Sigil {
     pub async fn agent_did_document(&self, tenant: &TenantId, agent: &AgentId) -> Result<Value, ServiceError> {
         let (t, a) = (tenant.as_str(), agent.as_str());
         let tk = self.tenant_keys(tenant).await?;
-        let blob = self.store.get(&crate::store::keys::agent(t, a)).await?.ok_or_else(ServiceError::agent_not_found)?;
+        let blob = self.fresh_blob(tenant, &crate::store::keys::agent(t, a)).await?.ok_or_else(ServiceError::agent_not_found)?;
         let cache_id = format!("{t}/{a}");
         let rec = match self.agent_did_records.get(&cache_id, &blob) {
             Some(rec) => rec,
             None => {
                 let rec: Arc<AgentRecord> =
-                    Arc::new(self.open_record(&tk, tenant, crate::service::model::records::kind::AGENT, a, &blob)?);
+                    Arc::new(self.open_unchecked(&tk, tenant, crate::service::model::records::kind::AGENT, a, &blob)?);
                 self.agent_did_records.put(&cache_id, blob, rec.clone());
                 rec
             }

@@ -319,9 +319,14 @@ impl Sigil {
             for (k, v) in puts {
                 txn.put(k, v);
             }
+            // The record manifest changes of the writes, applied with them.
+            let manifest = self.stage_manifest(tenant, &tk, &mut txn, false, false).await?;
             // A conflict means the caller's own precondition failed or another writer moved
             // the head (another process): either way the head is reloaded next time.
             self.store.apply(txn).await?;
+            if let Some(m) = manifest {
+                m.committed();
+            }
             *slot.head() = Some(next);
         }
         self.store.sync().await?;
@@ -350,7 +355,12 @@ impl Sigil {
             for (k, v) in puts {
                 txn.put(k, v);
             }
+            // The tenant's record manifest starts here (its root must not exist yet).
+            let manifest = self.stage_manifest(tenant, tk, &mut txn, true, true).await?;
             self.store.apply(txn).await?;
+            if let Some(m) = manifest {
+                m.committed();
+            }
             *slot.head() = Some(next);
         }
         self.store.sync().await?;

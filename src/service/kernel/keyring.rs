@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::crypto::{DataKey, RootKey, TokenPepper, blob_key_version};
+use crate::crypto::{DataKey, RootKey, SealMeter, TokenPepper, blob_key_version};
 use crate::ids::TenantId;
 
 /// The data keys of one tenant that are currently usable.
@@ -16,14 +16,28 @@ pub struct TenantKeys {
     /// Every version that may still be needed to open records (during a data-key rotation
     /// there are two).
     pub versions: HashMap<u32, DataKey>,
+    /// Held while one request reserves the next block of seals for the current key
+    /// (`mutation::ensure_seals`), so that a burst reserves once, not once per request.
+    /// Shared by every key set of the same key, like its meter ([`Keyring::metered`]).
+    pub(crate) reserving: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl TenantKeys {
+    /// A key set; `reserving` as [`Keyring::metered`] handed it out for the current key.
+    pub fn new(current: u32, versions: HashMap<u32, DataKey>, reserving: Arc<tokio::sync::Mutex<()>>) -> Self {
+        Self { current, versions, reserving }
+    }
+
     /// The key new records are sealed with.
     pub fn current(&self) -> Option<&DataKey> {
         self.versions.get(&self.current)
     }
 }
+
+/// A data key as its seal meter knows it: tenant, version, key fingerprint.
+type MeterId = (String, u32, u64);
+/// Taken by the one request reserving seals for a key.
+type ReserveLock = Arc<tokio::sync::Mutex<()>>;
 
 /// Root key, pepper and the data-key cache.
 pub struct Keyring {
@@ -41,6 +55,10 @@ pub struct Keyring {
     pub(crate) wrapping: tokio::sync::RwLock<()>,
     pub(crate) pepper: TokenPepper,
     tenants: RwLock<HashMap<String, Arc<TenantKeys>>>,
+    /// Seal meters by (tenant, version, key fingerprint), with the lock a reservation for
+    /// that key takes: every copy of a data key this process unwraps seals on one grant,
+    /// so evicting the key cache never wastes a reserved block.
+    meters: std::sync::Mutex<HashMap<MeterId, (SealMeter, ReserveLock)>>,
     /// Bumped by every eviction. A loader notes it before reading the store and caches its
     /// result only if no eviction happened meanwhile: a key set read just before a
     /// data-key rotation committed must not be cached after the rotation evicted it (it
@@ -68,6 +86,7 @@ impl Keyring {
             wrapping: tokio::sync::RwLock::new(()),
             pepper,
             tenants: RwLock::new(HashMap::new()),
+            meters: std::sync::Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
         }
     }
@@ -137,6 +156,27 @@ impl Keyring {
         keys
     }
 
+    /// `dk` sealing on the meter every copy of it shares, and that meter's reservation lock.
+    pub(crate) fn metered(&self, tenant: &TenantId, dk: DataKey) -> (DataKey, ReserveLock) {
+        let id = (tenant.to_string(), dk.version(), dk.fingerprint());
+        let mut m = match self.meters.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        let (meter, lock) = m.entry(id).or_insert_with(|| (SealMeter::default(), Arc::new(tokio::sync::Mutex::new(())))).clone();
+        (dk.with_meter(meter), lock)
+    }
+
+    /// Forgets the seal meters of a tenant's keys other than version `keep` (all of them
+    /// when `None`): the keys are destroyed.
+    pub(crate) fn forget_meters(&self, tenant: &TenantId, keep: Option<u32>) {
+        let mut m = match self.meters.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.retain(|(t, v, _), _| t != tenant.as_str() || Some(*v) == keep);
+    }
+
     /// Drops a tenant's keys from memory (deletion, rotation). Dropping zeroizes them once
     /// the last in-flight request holding the `Arc` finishes.
     pub(crate) fn evict(&self, tenant: &TenantId) {
@@ -157,7 +197,7 @@ mod tests {
     }
 
     fn keys(current: u32) -> TenantKeys {
-        TenantKeys { current, versions: [(current, DataKey::generate(current))].into_iter().collect() }
+        TenantKeys::new(current, [(current, DataKey::generate(current))].into_iter().collect(), Default::default())
     }
 
     #[test]

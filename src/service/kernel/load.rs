@@ -1,5 +1,6 @@
 //! Typed loads of sealed records: a tenant, an agent, a credential, an agent's wallet.
-//! Every loaded record is opened with the tenant's data key and its AAD (tenant, kind, id).
+//! Every loaded record is opened with the tenant's data key and its AAD (tenant, kind, id),
+//! once its manifest says these are its current bytes (`manifest.rs`).
 //!
 //! Must never: cache (callers own their caches and generations), or write.
 
@@ -20,8 +21,8 @@ impl Sigil {
         let t = tenant;
         let tk = self.tenant_keys(t).await?;
         let key = keys::agent(t, agent.as_str());
-        let blob = self.store.get(&key).await?.ok_or_else(ServiceError::agent_not_found)?;
-        let rec = self.open_record(&tk, t, kind::AGENT, agent.as_str(), &blob)?;
+        let blob = self.fresh_blob(t, &key).await?.ok_or_else(ServiceError::agent_not_found)?;
+        let rec = self.open_unchecked(&tk, t, kind::AGENT, agent.as_str(), &blob)?;
         Ok((rec, blob))
     }
 
@@ -30,8 +31,8 @@ impl Sigil {
         let nf = || ServiceError::not_found(ErrorCode::CredentialNotFound, "no such credential");
         let id = CredentialId::parse(id).map_err(|_| nf())?;
         let tk = self.tenant_keys(tenant).await?;
-        let blob = self.store.get(&keys::credential(tenant, id.as_str())).await?.ok_or_else(nf)?;
-        Ok((self.open_record(&tk, tenant, kind::CREDENTIAL, id.as_str(), &blob)?, blob))
+        let blob = self.fresh_blob(tenant, &keys::credential(tenant, id.as_str())).await?.ok_or_else(nf)?;
+        Ok((self.open_unchecked(&tk, tenant, kind::CREDENTIAL, id.as_str(), &blob)?, blob))
     }
 
     pub(crate) async fn wallet_records(&self, tenant: &TenantId, rec: &AgentRecord) -> Result<Vec<CredentialRecord>, ServiceError> {

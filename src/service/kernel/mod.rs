@@ -8,6 +8,7 @@
 
 pub mod agent_state;
 pub mod auth;
+pub mod budget;
 pub mod cache;
 pub mod credential_status;
 pub mod dids;
@@ -18,6 +19,7 @@ pub mod journal;
 pub mod keyring;
 pub mod load;
 pub mod locks;
+pub mod manifest;
 pub mod mutation;
 pub mod resolver;
 pub mod sealed;

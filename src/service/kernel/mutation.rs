@@ -23,6 +23,8 @@
 //! `src/service` call the store's commit or the journal (`tests/architecture.rs` searches
 //! for both and for the retry bound).
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::codes::ErrorCode;
@@ -31,7 +33,7 @@ use crate::ids::TenantId;
 use crate::service::kernel::journal::Event;
 use crate::service::kernel::keyring::TenantKeys;
 use crate::service::{ServiceError, Sigil};
-use crate::store::{StoreError, Txn};
+use crate::store::{StoreError, Txn, keys};
 
 /// How many times a stage is re-run after a conflicting commit.
 pub const MAX_ATTEMPTS: usize = 16;
@@ -152,6 +154,99 @@ impl<T> Attempt<T> {
 }
 
 impl Sigil {
+    /// Makes sure the tenant's current data key may seal at least `need` more records,
+    /// reserving the next block of seals in the store when fewer than half a block are
+    /// left: one durable compare-and-set per block, never per seal, so sealing itself is
+    /// one atomic decrement ([`crate::crypto::DataKey::seal`]). Blocks are reserved by
+    /// compare-and-set on the stored count, so two processes never get the same one; a
+    /// crash skips the rest of a block, and no number is ever handed out twice.
+    /// `for_rotation` may take the last block, kept for starting the data-key rotation
+    /// that replaces a key at its limit.
+    pub(crate) async fn ensure_seals(&self, tenant: &TenantId, need: u64, for_rotation: bool) -> Result<Arc<TenantKeys>, ServiceError> {
+        let tk = self.tenant_keys(tenant).await?;
+        self.grant_seals(tenant, &tk, need, for_rotation).await?;
+        Ok(tk)
+    }
+
+    async fn grant_seals(&self, tenant: &TenantId, tk: &TenantKeys, need: u64, for_rotation: bool) -> Result<(), ServiceError> {
+        let dk = tk.current().ok_or_else(|| ServiceError::Internal("no current data key".into()))?;
+        let limits = self.settings.seal_limits;
+        let want = need.max(limits.block / 2);
+        if dk.seals_left() >= want {
+            return Ok(());
+        }
+        let _reserving = match tk.reserving.try_lock() {
+            Ok(g) => g,
+            // Another request is reserving for this key set: wait only if it must.
+            Err(_) if dk.seals_left() >= need => return Ok(()),
+            Err(_) => tk.reserving.lock().await,
+        };
+        if dk.seals_left() >= want {
+            return Ok(());
+        }
+        let n = need.max(limits.block);
+        match self.reserve_seals(tenant, tk.current, n, for_rotation).await {
+            Ok(()) => dk.grant(n),
+            // At the limit: what is left of the grant still serves.
+            Err(e) if dk.seals_left() < need => return Err(e),
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Adds `n` to the seals reserved under `version` of `tenant`, compare-and-set.
+    async fn reserve_seals(&self, tenant: &TenantId, version: u32, n: u64, for_rotation: bool) -> Result<(), ServiceError> {
+        let limits = self.settings.seal_limits;
+        let cap = if for_rotation { limits.limit } else { limits.limit.saturating_sub(limits.block) };
+        let key = keys::seal_count(tenant, version);
+        for _ in 0..MAX_ATTEMPTS {
+            let cur = self.store.get(&key).await?;
+            let used = match &cur {
+                Some(b) => decode_u64(b)?,
+                None => 0,
+            };
+            let next = used.saturating_add(n);
+            if next > cap {
+                metrics::counter!("sigil_seal_reservations_total", "outcome" => "refused").increment(1);
+                tracing::error!(tenant = %tenant, version, used, "this data key reached its seal limit: sealing stops until its rotation");
+                return Err(ServiceError::Unavailable(format!("data key {version} of {tenant} reached its seal limit")));
+            }
+            let mut txn = Txn::new();
+            match cur {
+                Some(b) => txn.require_equals(key.clone(), b),
+                None => txn.require_absent(key.clone()),
+            };
+            txn.put(key.clone(), next.to_be_bytes().to_vec());
+            // A counter, in no manifest: committed as is.
+            if self.commit_counter(txn).await? {
+                metrics::counter!("sigil_seal_reservations_total", "outcome" => "reserved").increment(1);
+                if used < limits.rotate_after && next >= limits.rotate_after {
+                    tracing::warn!(tenant = %tenant, version, "this data key passed its rotation threshold; housekeeping rotates it");
+                }
+                return Ok(());
+            }
+        }
+        Err(contended())
+    }
+
+    /// Seals reserved so far under `version` of `tenant` (all processes together).
+    pub(crate) async fn seals_reserved(&self, tenant: &TenantId, version: u32) -> Result<u64, ServiceError> {
+        match self.store.get(&keys::seal_count(tenant, version)).await? {
+            Some(b) => decode_u64(&b),
+            None => Ok(0),
+        }
+    }
+
+    /// Reserves the first block of a new tenant's data key in its creation transaction.
+    pub(crate) fn stage_first_seals(&self, tenant: &TenantId, tk: &TenantKeys, txn: &mut Txn) {
+        let block = self.settings.seal_limits.block;
+        let key = keys::seal_count(tenant, tk.current);
+        txn.require_absent(key.clone()).put(key, block.to_be_bytes().to_vec());
+        if let Some(dk) = tk.current() {
+            dk.grant(block);
+        }
+    }
+
     /// Runs `stage` until its change commits (with its audit entry, in `tenant`'s trail, as
     /// `actor`), then applies its effects. `stage` must be pure apart from reads: it may
     /// run several times.
@@ -163,14 +258,27 @@ impl Sigil {
         F: std::future::Future<Output = Result<Attempt<T>, ServiceError>>,
     {
         for _ in 0..MAX_ATTEMPTS {
-            let change = match stage().await? {
-                Attempt::Done(out) => return Ok(out),
-                Attempt::Commit(change) => change,
+            // Seals for what the stage writes and for the audit entry.
+            self.ensure_seals(tenant, 1, false).await?;
+            let change = match stage().await {
+                Ok(Attempt::Done(out)) => return Ok(out),
+                Ok(Attempt::Commit(change)) => change,
+                // The stage sealed under a key set loaded after a data-key rotation made
+                // another key current: the next attempt reserves seals for that one.
+                Err(e) if e.is_seals_spent() => continue,
+                // A record the stage read changed while its manifest was checked.
+                Err(ServiceError::Conflict { code: ErrorCode::WriteConflict, .. }) => continue,
+                Err(e) => return Err(e),
             };
             let event = change.event.ok_or_else(|| ServiceError::Internal("an audited change without an event".into()))?;
-            if self.try_commit_audited(tenant, actor.to_owned(), change.txn, event).await? {
-                self.apply_effects(change.effects);
-                return Ok(change.out);
+            match self.try_commit_audited(tenant, actor.to_owned(), change.txn, event).await {
+                Ok(true) => {
+                    self.apply_effects(change.effects);
+                    return Ok(change.out);
+                }
+                Ok(false) => {}
+                Err(e) if e.is_seals_spent() => {}
+                Err(e) => return Err(e),
             }
         }
         Err(contended())
@@ -200,8 +308,44 @@ impl Sigil {
     /// no longer held (the pass skips the batch: its records were rewritten meanwhile by
     /// writers that did their own part), effects applied only after a commit.
     pub(crate) async fn commit_unaudited(&self, txn: Txn, effects: Effects) -> Result<bool, ServiceError> {
+        self.commit_tracked(None, txn, effects, false).await
+    }
+
+    /// Commits a transaction that writes only counters no manifest covers.
+    async fn commit_counter(&self, txn: Txn) -> Result<bool, ServiceError> {
         match self.store.commit(txn).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Rewrites `tenant`'s manifest root under the current data key (what a data-key
+    /// rotation needs before it destroys the older key) with no other write.
+    pub(crate) async fn commit_manifest_touch(&self, tenant: &TenantId) -> Result<bool, ServiceError> {
+        self.commit_tracked(Some(tenant), Txn::new(), Effects::none(), true).await
+    }
+
+    /// Applies `txn` with the manifest changes of the tenant records it writes (under that
+    /// tenant's manifest lock, released before the fsync), then waits for durability.
+    async fn commit_tracked(&self, tenant: Option<&TenantId>, mut txn: Txn, effects: Effects, touch: bool) -> Result<bool, ServiceError> {
+        let tenant = match tenant {
+            Some(t) => Some(t.clone()),
+            None => self.tracked_tenant(&txn).await?,
+        };
+        let manifest = match &tenant {
+            Some(t) => {
+                let tk = self.ensure_seals(t, 1, false).await?;
+                self.stage_manifest(t, &tk, &mut txn, false, touch).await?
+            }
+            None => None,
+        };
+        match self.store.apply(txn).await {
             Ok(()) => {
+                if let Some(m) = manifest {
+                    m.committed();
+                }
+                self.store.sync().await?;
                 self.apply_effects(effects);
                 Ok(true)
             }
@@ -248,8 +392,10 @@ impl Sigil {
         details: impl Fn(u64, &str) -> Result<Value, ServiceError> + Clone + Send,
     ) -> Result<(), ServiceError> {
         for _ in 0..MAX_ATTEMPTS {
+            self.ensure_seals(tenant, 1, false).await?;
             match self.commit_audited_with(tenant, actor.to_owned(), Txn::new(), event.clone(), details.clone()).await {
                 Err(ServiceError::Conflict { .. }) => continue,
+                Err(e) if e.is_seals_spent() => continue,
                 other => return other,
             }
         }
@@ -275,6 +421,175 @@ impl Sigil {
     }
 }
 
+fn decode_u64(b: &[u8]) -> Result<u64, ServiceError> {
+    let arr: [u8; 8] = b.try_into().map_err(|_| ServiceError::Internal("malformed seal count".into()))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
 fn contended() -> ServiceError {
     ServiceError::conflict(ErrorCode::WriteConflict, "the record is being modified concurrently; retry")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::service::settings::SealLimits;
+    use crate::service::testing;
+    use crate::store::{SledStore, Store};
+
+    /// Small blocks, so that a few writes cross several of them.
+    const LIMITS: SealLimits = SealLimits { block: 8, rotate_after: 1 << 40, limit: 1 << 40 };
+
+    fn process(dir: &std::path::Path, store: Arc<dyn Store>, limits: SealLimits) -> Arc<Sigil> {
+        testing::sigil_with_settings(dir, store, Arc::new(SystemClock), |s| s.seal_limits = limits)
+    }
+
+    /// A store whose first two reads of a seal count wait for each other, as two
+    /// processes reading it at the same moment would.
+    struct Rendezvous {
+        inner: Arc<dyn Store>,
+        waiting: tokio::sync::Barrier,
+        left: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Rendezvous {
+        async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+            let v = self.inner.get(key).await;
+            let counts = key.windows(4).any(|w| w == b"/sc/");
+            if counts
+                && self
+                    .left
+                    .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                self.waiting.wait().await;
+            }
+            v
+        }
+        async fn scan(
+            &self,
+            prefix: &[u8],
+            after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Vec<crate::store::Entry>, crate::store::StoreError> {
+            self.inner.scan(prefix, after, limit).await
+        }
+        async fn apply(&self, txn: Txn) -> Result<(), crate::store::StoreError> {
+            self.inner.apply(txn).await
+        }
+        async fn sync(&self) -> Result<(), crate::store::StoreError> {
+            self.inner.sync().await
+        }
+        fn size_on_disk(&self) -> Result<u64, crate::store::StoreError> {
+            self.inner.size_on_disk()
+        }
+        fn export(&self) -> Result<Vec<crate::store::Entry>, crate::store::StoreError> {
+            self.inner.export()
+        }
+    }
+
+    /// One sealed audit entry per call.
+    async fn seal_once(s: &Sigil, t: &TenantId, i: usize) -> Result<(), ServiceError> {
+        s.record(t, "test".into(), Event::new("test.event", json!({ "i": i }))).await
+    }
+
+    /// The count of seals reserved in the store is never below the seals actually made,
+    /// by one process, by a process started after another stopped without a word (a
+    /// crash: its unused grant is skipped, never handed out again), and by two processes
+    /// sealing at once (each block is a compare-and-set, so none is counted once for two).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn seals_are_reserved_in_blocks_durably_and_never_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+        let first = process(dir.path(), store.clone(), LIMITS);
+        let t = first.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        // Creation seals the tenant record, two private keys, the admin token, its audit
+        // entry and the record manifest's root under the first block, reserved in the
+        // creation transaction.
+        let mut made = 6;
+        assert_eq!(first.seals_reserved(&t, 1).await.unwrap(), 8);
+        for i in 0..20 {
+            seal_once(&first, &t, i).await.unwrap();
+        }
+        made += 20;
+        let reserved = first.seals_reserved(&t, 1).await.unwrap();
+        assert!(reserved >= made && reserved % 8 == 0 && reserved <= made + 12, "{reserved} reserved for {made} seals");
+
+        // A second process on the same store (the first one crashed, or runs beside it):
+        // its first seal reserves a block of its own, after everything reserved so far.
+        let second = process(dir.path(), store.clone(), LIMITS);
+        seal_once(&second, &t, 0).await.unwrap();
+        made += 1;
+        assert_eq!(second.seals_reserved(&t, 1).await.unwrap(), reserved + 8);
+
+        // Two processes reserving at the same moment: both read the same count before
+        // either writes. The compare-and-set makes one of them read again.
+        let meet: Arc<dyn Store> = Arc::new(Rendezvous { inner: store.clone(), waiting: tokio::sync::Barrier::new(2), left: 2.into() });
+        let (third, fourth) = (process(dir.path(), meet.clone(), LIMITS), process(dir.path(), meet, LIMITS));
+        let before = first.seals_reserved(&t, 1).await.unwrap();
+        let (a, b) = tokio::join!(seal_once(&third, &t, 0), seal_once(&fourth, &t, 1));
+        a.unwrap();
+        b.unwrap();
+        made += 2;
+        assert_eq!(first.seals_reserved(&t, 1).await.unwrap(), before + 16, "two processes were handed the same block");
+
+        // And many seals from both, for good measure.
+        let mut tasks = Vec::new();
+        for (p, s) in [&third, &fourth].into_iter().enumerate() {
+            for w in 0..4 {
+                let (s, t) = (s.clone(), t.clone());
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..50 {
+                        seal_once(&s, &t, p * 1000 + w * 100 + i).await.unwrap();
+                    }
+                }));
+            }
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        made += 400;
+        let reserved = first.seals_reserved(&t, 1).await.unwrap();
+        assert!(reserved >= made, "{reserved} seals reserved for {made} made: a block was handed out twice");
+        assert!(reserved <= made + 4 * 8, "{reserved} reserved for {made}: more than the grants left over");
+
+        // Durable: the count is what the store holds after a restart.
+        drop((first, second, third, fourth));
+        drop(store);
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+        assert_eq!(process(dir.path(), store, LIMITS).seals_reserved(&t, 1).await.unwrap(), reserved);
+    }
+
+    /// At its limit a data key refuses to seal (503, nothing written) rather than pass it;
+    /// the last block is kept so that the rotation replacing it can still start, and the
+    /// new key seals again.
+    #[tokio::test]
+    async fn a_data_key_refuses_to_seal_past_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+        let s = process(dir.path(), store, SealLimits { block: 8, rotate_after: 1 << 40, limit: 64 });
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        let mut ok = 6;
+        let refused = loop {
+            match seal_once(&s, &t, ok).await {
+                Ok(()) => ok += 1,
+                Err(e) => break e,
+            }
+            assert!(ok < 1000, "the key sealed past its limit");
+        };
+        assert!(matches!(refused, ServiceError::Unavailable(_)), "{refused:?}");
+        assert_eq!(ok, 56, "every seal up to the limit, less the block kept for the rotation");
+        assert_eq!(s.seals_reserved(&t, 1).await.unwrap(), 56);
+        let entries = s.audit_entries(&t, 0, 1000).await.unwrap();
+        assert_eq!(entries.len(), 51, "the refused write left no entry");
+        // The rotation's own entry takes the kept block; the new key seals on.
+        assert_eq!(s.rotate_data_key(&testing::admin(&t), &t).await.unwrap(), 2);
+        assert!(s.seals_reserved(&t, 1).await.unwrap() <= 64);
+        seal_once(&s, &t, 0).await.unwrap();
+        assert_eq!(s.seals_reserved(&t, 2).await.unwrap(), 8);
+    }
 }

@@ -25,20 +25,26 @@ impl Sigil {
         };
         let current = decode_u32(&cur)?;
         let mut versions = HashMap::new();
-        for (k, blob) in self.store.scan(&keys::data_key_prefix(tenant), None, 16).await? {
+        let mut reserving = None;
+        // Versions rolled over by use stay until a full rotation (one per 2^30 seals).
+        for (k, blob) in self.store.scan(&keys::data_key_prefix(tenant), None, 4096).await? {
             let v = k
                 .rsplit(|b| *b == b'/')
                 .next()
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                 .ok_or_else(|| ServiceError::Internal("malformed data key entry".into()))?;
-            versions.insert(v, self.keys.root_for(&blob).unwrap_data_key(tenant.as_str(), v, &blob)?);
+            let (dk, lock) = self.keys.metered(tenant, self.keys.root_for(&blob).unwrap_data_key(tenant.as_str(), v, &blob)?);
+            if v == current {
+                reserving = Some(lock);
+            }
+            versions.insert(v, dk);
         }
-        if !versions.contains_key(&current) {
+        let Some(reserving) = reserving else {
             // Data keys already destroyed: the tenant is being crypto-shredded.
             return Err(ServiceError::tenant_not_found());
-        }
-        Ok(self.keys.insert(tenant, TenantKeys { current, versions }, generation))
+        };
+        Ok(self.keys.insert(tenant, TenantKeys::new(current, versions, reserving), generation))
     }
 
     /// Seals `record` under the tenant's current data key.
@@ -54,8 +60,27 @@ impl Sigil {
         seal_with(dk, tenant, kind, id, record)
     }
 
-    /// Opens a sealed record with whichever of the tenant's data keys sealed it.
+    /// Opens a sealed record of a kind no manifest covers (an audit entry, whose hash
+    /// chain covers it). Every other kind opens through `manifest::open_fresh` or
+    /// `manifest::load_record`, which check that the bytes are the record's current ones:
+    /// asked for one here, this refuses.
     pub(crate) fn open_record<T: DeserializeOwned>(
+        &self,
+        tk: &TenantKeys,
+        tenant: &TenantId,
+        kind: &str,
+        id: &str,
+        blob: &[u8],
+    ) -> Result<T, ServiceError> {
+        if crate::service::model::records::kind::in_manifest(kind) {
+            return Err(ServiceError::Internal(format!("a {kind} record was opened without its manifest check")));
+        }
+        self.open_unchecked(tk, tenant, kind, id, blob)
+    }
+
+    /// Opens a sealed record with whichever of the tenant's data keys sealed it, without
+    /// asking the manifest whether these are its current bytes (the manifest's callers do).
+    pub(in crate::service::kernel) fn open_unchecked<T: DeserializeOwned>(
         &self,
         tk: &TenantKeys,
         tenant: &TenantId,
@@ -70,21 +95,6 @@ impl Sigil {
         serde_json::from_slice(json.as_ref().map_or(pt.expose(), |j| j.as_slice()))
             .map_err(|e| ServiceError::Internal(format!("undecodable {kind} record: {e}")))
     }
-
-    /// Loads and opens a record by store key; `None` when absent.
-    pub(crate) async fn load_record<T: DeserializeOwned>(
-        &self,
-        tk: &TenantKeys,
-        tenant: &TenantId,
-        kind: &str,
-        id: &str,
-        key: &[u8],
-    ) -> Result<Option<T>, ServiceError> {
-        match self.store.get(key).await? {
-            Some(blob) => Ok(Some(self.open_record(tk, tenant, kind, id, &blob)?)),
-            None => Ok(None),
-        }
-    }
 }
 
 pub(crate) fn seal_with<T: Serialize>(dk: &DataKey, tenant: &TenantId, kind: &str, id: &str, record: &T) -> Result<Vec<u8>, ServiceError> {
@@ -92,7 +102,7 @@ pub(crate) fn seal_with<T: Serialize>(dk: &DataKey, tenant: &TenantId, kind: &st
     // Audit entries are written by every presentation: resetting a deflate state costs
     // more there (~8% of a request, measured) than the ~30% of a small entry it saves.
     let compressed = if kind == UNCOMPRESSED_KIND { None } else { compress(&pt) };
-    Ok(dk.seal(&Aad { tenant: tenant.as_str(), kind, id }, compressed.as_ref().map_or(pt.as_slice(), |c| c.as_slice())))
+    Ok(dk.seal(&Aad { tenant: tenant.as_str(), kind, id }, compressed.as_ref().map_or(pt.as_slice(), |c| c.as_slice()))?)
 }
 
 /// Marks a compressed record plaintext. JSON records always start with `{`, so records
@@ -159,6 +169,7 @@ mod tests {
     #[test]
     fn large_records_are_deflated_small_ones_are_not_and_both_open() {
         let dk = DataKey::generate(1);
+        dk.grant(3);
         let aad = Aad { tenant: "acme", kind: "credential", id: "c1" };
         let big = serde_json::json!({"vc": "did:web:example.com:tenants:acme ".repeat(40)});
         let small = serde_json::json!({"v": 1});

@@ -68,7 +68,7 @@ pub(crate) fn stage_new_key(
     let id = format!("{owner}/{new}");
     txn.put(
         keys::private_key(tenant, owner, new),
-        dk.seal_signer(&Aad { tenant: tenant.as_str(), kind: kind::PRIVATE_KEY, id: &id }, &signer),
+        dk.seal_signer(&Aad { tenant: tenant.as_str(), kind: kind::PRIVATE_KEY, id: &id }, &signer)?,
     )
     .delete(keys::private_key(tenant, owner, old));
     Ok(new)
@@ -84,8 +84,7 @@ impl Sigil {
         let ticket = self.signers.0.ticket(tenant.as_str());
         let tk = self.tenant_keys(tenant).await?;
         let blob = self
-            .store
-            .get(&keys::private_key(tenant, owner, version))
+            .fresh_blob(tenant, &keys::private_key(tenant, owner, version))
             .await?
             .ok_or_else(|| ServiceError::Internal(format!("private key {owner}/{version} is missing")))?;
         let v = crate::crypto::blob_key_version(&blob)?;

@@ -166,7 +166,7 @@ impl Sigil {
         page: u32,
     ) -> Result<(Vec<u8>, Option<Vec<u8>>), ServiceError> {
         let key = keys::status_page(tenant, purpose.letter(), list, page);
-        match self.store.get(&key).await? {
+        match self.fresh_blob(tenant, &key).await? {
             Some(blob) => {
                 let id = format!("{}/{list}/{page}", purpose.letter());
                 let v = crate::crypto::blob_key_version(&blob)?;
@@ -204,7 +204,7 @@ impl Sigil {
                 None => txn.require_absent(key.clone()),
             };
             let id = format!("{letter}/{list}/{page}");
-            txn.put(key, dk.seal(&Aad { tenant: tenant.as_str(), kind: PAGE_KIND, id: &id }, bits.as_bytes()));
+            txn.put(key, dk.seal(&Aad { tenant: tenant.as_str(), kind: PAGE_KIND, id: &id }, bits.as_bytes())?);
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! in one place; `code` strings are the stable machine codes of the API contract.
 
 use crate::codes::ErrorCode;
-use crate::crypto::CryptoError;
+use crate::crypto::{CryptoError, SealsSpent};
 use crate::store::StoreError;
 
 /// Why a use case did not complete.
@@ -71,5 +71,24 @@ impl From<StoreError> for ServiceError {
 impl From<CryptoError> for ServiceError {
     fn from(_: CryptoError) -> Self {
         Self::Internal("a sealed record failed to open".into())
+    }
+}
+
+/// The detail of [`ServiceError::Unavailable`] when a data key had no seal granted.
+const NO_SEALS: &str = "the data key has no seals reserved; retry";
+
+impl From<SealsSpent> for ServiceError {
+    fn from(_: SealsSpent) -> Self {
+        // A retry reserves a new block (or, at a key's limit, its rotation must finish
+        // first): never a silent over-use of the key.
+        Self::Unavailable(NO_SEALS.into())
+    }
+}
+
+impl ServiceError {
+    /// True when a data key refused to seal for want of a grant: the mutation path
+    /// retries (a key set loaded after a data-key rotation has its own meter).
+    pub(crate) fn is_seals_spent(&self) -> bool {
+        matches!(self, Self::Unavailable(d) if d == NO_SEALS)
     }
 }

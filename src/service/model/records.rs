@@ -14,6 +14,24 @@ pub mod kind {
     pub const CREDENTIAL: &str = "credential";
     /// An entry of a tenant's audit trail.
     pub const AUDIT: &str = "audit";
+    /// What a delegation spent on one local day (`{credential}/{day}`).
+    pub const BUDGET: &str = "budget";
+
+    /// True for the kinds a tenant's record manifest covers (`kernel::manifest`): every
+    /// sealed record under a tenant but its audit entries, which their hash chain covers.
+    /// Operator tokens live outside every tenant.
+    pub fn in_manifest(kind: &str) -> bool {
+        kind != AUDIT && kind != OPERATOR_TOKEN
+    }
+}
+
+/// The amount spent under a delegation on one day (its time zone's date), sealed so that
+/// neither the spending nor its pattern is readable at rest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BudgetRecord {
+    pub v: u16,
+    /// Decimal string, in the delegation's currency.
+    pub spent: String,
 }
 
 /// Lifecycle of a key version.

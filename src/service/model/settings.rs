@@ -47,3 +47,28 @@ pub struct KeyPolicy {
     pub agent_key_max_age_days: Option<u32>,
     pub issuer_key_max_age_days: Option<u32>,
 }
+
+/// How many seals a tenant data key makes, and how they are reserved (deployment-wide,
+/// not per tenant). AES-GCM with random 96-bit nonces must not seal more than 2^32
+/// messages under one key (NIST SP 800-38D, 8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealLimits {
+    /// Seals reserved per store round trip. A crash or restart skips what was left of a
+    /// block (numbers are never reused); 65,536 makes the reservation one durable write
+    /// per 65,536 seals, and wastes at most that per process start or key reload.
+    pub block: u64,
+    /// Reserved seals after which housekeeping starts a data-key rotation: 2^30, a
+    /// quarter of the bound. At 2^30 random nonces the chance of any repeat is about
+    /// 2^-37 (2^-33 at 2^32), and 3 × 2^30 seals remain for the rotation to start: over
+    /// 40 hours at 20,000 seals a second, against a housekeeping run every minute.
+    pub rotate_after: u64,
+    /// Reserved seals at which a key refuses to seal at all: 2^32, the bound itself. The
+    /// last block is kept for starting the rotation that replaces the key.
+    pub limit: u64,
+}
+
+impl Default for SealLimits {
+    fn default() -> Self {
+        Self { block: 1 << 16, rotate_after: 1 << 30, limit: 1 << 32 }
+    }
+}

@@ -114,7 +114,7 @@ impl Sigil {
             let mut record = fresh.clone();
             let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
             let mut txn = Txn::new();
-            txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: key_id }, signer));
+            txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: key_id }, signer)?);
             self.stage_tenant_token(&mut txn, &tk, tenant, minted_ref)?;
             self.stage_identity_credential(issuing, &mut txn, &tk, tenant, &mut record).await?;
             txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
@@ -173,7 +173,7 @@ impl Sigil {
         let mut items = Vec::with_capacity(limit);
         for (k, blob) in rows.into_iter().take(limit) {
             let a = k.strip_prefix(prefix.as_slice()).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default();
-            let record: AgentRecord = self.open_record(&tk, t, kind::AGENT, a, &blob)?;
+            let record: AgentRecord = self.open_fresh(&tk, t, kind::AGENT, a, &k, &blob).await?;
             let a = AgentId::parse(a).map_err(|e| ServiceError::Internal(e.to_string()))?;
             items.push(AgentView { did: self.agent_did(t, &a), record });
         }

@@ -25,9 +25,10 @@ impl Sigil {
         let settings = &settings;
         self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
-            let blob = self.store.get(&crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
+            let k = crate::store::keys::tenant_record(t);
+            let blob = self.store.get(&k).await?.ok_or_else(ServiceError::tenant_not_found)?;
             let mut rec: crate::service::model::records::TenantRecord =
-                self.open_record(&tk, t, crate::service::model::records::kind::TENANT, t.as_str(), &blob)?;
+                self.open_fresh(&tk, t, crate::service::model::records::kind::TENANT, t.as_str(), &k, &blob).await?;
             rec.guardrails = Some(settings.clone());
             let mut txn = crate::store::Txn::new();
             let k = crate::store::keys::tenant_record(t);

@@ -205,7 +205,7 @@ impl Sigil {
                 let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
                 for (k, blob) in rows {
                     let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
-                    let c: CredentialRecord = self.open_record(&tk, t, kind::CREDENTIAL, &id, &blob)?;
+                    let c: CredentialRecord = self.open_fresh(&tk, t, kind::CREDENTIAL, &id, &k, &blob).await?;
                     if c.kind == CredentialKind::Delegation && !c.revoked && c.principal.as_ref().is_some_and(|p| p.identifier == principal)
                     {
                         hits.push((c, blob));

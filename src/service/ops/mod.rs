@@ -17,5 +17,6 @@ mod races;
 pub mod rotation;
 pub mod tenants;
 pub mod tokens;
+pub mod upgrade;
 pub mod vc_api;
 pub mod verification;

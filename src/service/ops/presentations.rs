@@ -65,17 +65,6 @@ impl Presentation {
     }
 }
 
-/// The amount spent so far today, from the stored counter.
-fn budget_spent(counter: Option<&[u8]>) -> Result<Decimal, ServiceError> {
-    match counter {
-        Some(b) => std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse::<Decimal>().ok())
-            .ok_or_else(|| ServiceError::Internal("bad budget counter".into())),
-        None => Ok(Decimal::ZERO),
-    }
-}
-
 fn budget_exceeded() -> ServiceError {
     ServiceError::forbidden(ErrorCode::DailyLimitExceeded, "the delegation's daily amount limit would be exceeded")
 }
@@ -196,10 +185,10 @@ impl Sigil {
             Some(_) => Some(self.budget_locks.lock(t, &delegation.id).await),
             None => None,
         };
-        let budget_key =
-            per_day.as_ref().map(|(_, _, tz)| crate::store::keys::budget(t, &delegation.id, &now.to_zoned(tz.clone()).date().to_string()));
-        if let (Some((limit, amt, _)), Some(key)) = (&per_day, &budget_key) {
-            let spent = budget_spent(self.store.get(key).await?.as_deref())?;
+        let budget_day = per_day.as_ref().map(|(_, _, tz)| now.to_zoned(tz.clone()).date().to_string());
+        if let (Some((limit, amt, _)), Some(day)) = (&per_day, &budget_day) {
+            let tk = self.tenant_keys(t).await?;
+            let spent = self.budget_spent(&tk, t, &delegation.id, day).await?.amount;
             if spent + *amt > *limit {
                 // Release both locks before recording: nothing below may wait on them.
                 drop(budget_guard);
@@ -289,23 +278,26 @@ impl Sigil {
                    "key_version": wallet.key_version}),
         )
         .agent(agent.as_str());
-        match (&per_day, &budget_key) {
-            // The spend is written compare-and-set with the grant's entry; re-staged from a
-            // fresh read if another node spent meanwhile (still under the budget lock here).
-            (Some((limit, amt, _)), Some(key)) => {
-                let event = &event;
+        match (&per_day, &budget_day) {
+            // The spend is written compare-and-set (on the exact stored bytes) with the
+            // grant's entry; re-staged from a fresh read if another node spent meanwhile
+            // (still under the budget lock here). Sealed: amounts are not readable at rest.
+            (Some((limit, amt, _)), Some(day)) => {
+                let (event, id) = (&event, &delegation.id);
                 self.mutate(t, &actor(caller), || async move {
-                    let cur = self.store.get(key).await?;
-                    let spent = budget_spent(cur.as_deref())?;
-                    if spent + *amt > *limit {
+                    let tk = self.tenant_keys(t).await?;
+                    let spent = self.budget_spent(&tk, t, id, day).await?;
+                    let total = spent.amount + *amt;
+                    if total > *limit {
                         return Err(budget_exceeded());
                     }
+                    let key = crate::store::keys::budget(t, id, day);
                     let mut txn = crate::store::Txn::new();
-                    match cur {
+                    match spent.stored {
                         Some(b) => txn.require_equals(key.clone(), b),
                         None => txn.require_absent(key.clone()),
                     };
-                    txn.put(key.clone(), (spent + *amt).to_string().into_bytes());
+                    txn.put(key, self.seal_budget(&tk, t, id, day, total)?);
                     Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
                 })
                 .await?;
@@ -396,6 +388,10 @@ mod tests {
     }
 
     async fn fixture(actions: &[&str], max: &str) -> Fixture {
+        fixture_with(actions, max, None).await
+    }
+
+    async fn fixture_with(actions: &[&str], max: &str, per_day: Option<&str>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let clock = FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap());
         let s = testing::sigil_in(dir.path(), clock.clone());
@@ -405,7 +401,7 @@ mod tests {
         let authority = Authority::new(
             &actions.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
             &["orders/*".to_owned()],
-            Limits { amount: Some(AmountLimit::parse(max, "EUR", None).unwrap()) },
+            Limits { amount: Some(AmountLimit::parse(max, "EUR", per_day).unwrap()) },
             None,
         )
         .unwrap();
@@ -416,16 +412,19 @@ mod tests {
             valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
         };
         s.issue_delegation(&admin, &t.id, &a.id, new).await.unwrap();
-        // These tests send many denied requests on purpose; the guardrails have their own tests.
-        let relaxed = crate::service::guardrails::GuardrailSettings {
+        s.set_guardrails(&admin, &t.id, relaxed()).await.unwrap();
+        let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id, token: TokenId::random() };
+        Fixture { sigil: s, clock, agent, tenant: t.id, dir }
+    }
+
+    /// These tests send many denied requests on purpose; the guardrails have their own tests.
+    fn relaxed() -> crate::service::guardrails::GuardrailSettings {
+        crate::service::guardrails::GuardrailSettings {
             rate_per_second: 100_000,
             burst: 100_000,
             denial_threshold: 0,
             ..Default::default()
-        };
-        s.set_guardrails(&admin, &t.id, relaxed).await.unwrap();
-        let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id, token: TokenId::random() };
-        Fixture { sigil: s, clock, agent, tenant: t.id, dir }
+        }
     }
 
     fn request(action: &str, resource: &str, amount: &str, challenge: &str) -> PresentationRequest {
@@ -503,6 +502,90 @@ mod tests {
         let third = reopen();
         assert_eq!(third.open_challenge_lease().await.unwrap(), Some(floor));
         assert_eq!(third.verify_presentation(&unverified.document(), opts("c3")).await.unwrap().report.codes(), vec!["replayed"]);
+    }
+
+    /// The one-time key is (holder, domain, challenge): two verifiers that issue the same
+    /// challenge to one agent each verify their own presentation once, and a claim made
+    /// before the domain was part of the key still spends the pair.
+    #[tokio::test]
+    async fn a_challenge_is_spent_per_domain() {
+        let f = fixture(&["refunds:create"], "500.00").await;
+        let at = |domain: &str, challenge: &str| PresentationRequest {
+            domain: domain.into(),
+            ..request("refunds:create", "orders/1", "1.00", challenge)
+        };
+        let expect = |domain: &str, challenge: &str| crate::service::Expectation {
+            challenge: Some(challenge.into()),
+            domain: Some(domain.into()),
+            ..Default::default()
+        };
+        let shop = f.sigil.present(&f.agent, at("shop.example", "1")).await.unwrap();
+        let bank = f.sigil.present(&f.agent, at("bank.example", "1")).await.unwrap();
+        assert!(f.sigil.verify_presentation(&shop.document(), expect("shop.example", "1")).await.unwrap().verified());
+        let r = f.sigil.verify_presentation(&bank.document(), expect("bank.example", "1")).await.unwrap();
+        assert!(r.verified(), "the other verifier's presentation was spent by the first: {:?}", r.report.codes());
+        for (p, d) in [(&shop, "shop.example"), (&bank, "bank.example")] {
+            assert_eq!(f.sigil.verify_presentation(&p.document(), expect(d, "1")).await.unwrap().report.codes(), vec!["replayed"]);
+        }
+        // A claim in the form stored before this change (holder, challenge) still counts.
+        let old = f.sigil.present(&f.agent, at("shop.example", "2")).await.unwrap();
+        let holder = old.document()["holder"].as_str().unwrap().to_owned();
+        let mut h = Sha256::new();
+        h.update(holder.as_bytes());
+        h.update([0]);
+        h.update(b"2");
+        let mut t = crate::store::Txn::new();
+        t.put(crate::store::keys::replay(&hex::encode(h.finalize())), i64::MAX.to_be_bytes().to_vec());
+        f.sigil.store.commit(t).await.unwrap();
+        assert_eq!(
+            f.sigil.verify_presentation(&old.document(), expect("shop.example", "2")).await.unwrap().report.codes(),
+            vec!["replayed"]
+        );
+    }
+
+    /// A day's spend is stored sealed (never the amount in clear), written compare-and-set
+    /// on its stored bytes; a counter an older release stored in clear still counts and is
+    /// sealed by the next spend.
+    #[tokio::test]
+    async fn daily_budgets_are_sealed_and_older_counters_still_count() {
+        let f = fixture_with(&["refunds:create"], "100.00", Some("100.00")).await;
+        f.sigil.present(&f.agent, request("refunds:create", "orders/1", "30.00", "c1")).await.unwrap();
+        let counter = || async {
+            let rows = f.sigil.store.scan(format!("t/{}/bd/", f.tenant).as_bytes(), None, 10).await.unwrap();
+            assert_eq!(rows.len(), 1);
+            rows.into_iter().next().unwrap()
+        };
+        let (key, stored) = counter().await;
+        assert_eq!(stored.first(), Some(&crate::crypto::BLOB_VERSION), "the counter is not sealed: {:?}", String::from_utf8_lossy(&stored));
+        assert!(!stored.windows(2).any(|w| w == b"30"), "the amount is readable at rest");
+        // Sealing the same amount twice gives different bytes: the compare-and-set is on
+        // the bytes a writer read, never on the amount.
+        let tk = f.sigil.tenant_keys(&f.tenant).await.unwrap();
+        let parts: Vec<String> = String::from_utf8(key.clone()).unwrap().rsplitn(3, '/').map(str::to_owned).collect();
+        let (day, id) = (&parts[0], &parts[1]);
+        let again = f.sigil.seal_budget(&tk, &f.tenant, id, day, "30.00".parse().unwrap()).unwrap();
+        assert_ne!(again, stored);
+        assert_eq!(f.sigil.budget_spent(&tk, &f.tenant, id, day).await.unwrap().amount, "30.00".parse().unwrap());
+
+        // A store from before: the counter in clear, and no record manifests (built
+        // from what is stored when such a store is upgraded).
+        let mut t = crate::store::Txn::new();
+        t.put(key.clone(), b"60.00".to_vec());
+        t.delete(crate::store::keys::manifest_root(&f.tenant));
+        for (k, _) in f.sigil.store.scan(format!("t/{}/mb/", f.tenant).as_bytes(), None, 1000).await.unwrap() {
+            t.delete(k);
+        }
+        f.sigil.store.commit(t).await.unwrap();
+        let upgraded = testing::sigil_with_store(f.dir.path(), f.sigil.store.clone(), f.clock.clone());
+        upgraded.build_missing_manifests().await.unwrap();
+        let tk = upgraded.tenant_keys(&f.tenant).await.unwrap();
+        upgraded.set_guardrails(&testing::admin(&f.tenant), &f.tenant, relaxed()).await.unwrap();
+        upgraded.present(&f.agent, request("refunds:create", "orders/1", "30.00", "c2")).await.unwrap();
+        let (_, stored) = counter().await;
+        assert_eq!(stored.first(), Some(&crate::crypto::BLOB_VERSION), "the older counter was not sealed by the next spend");
+        assert_eq!(upgraded.budget_spent(&tk, &f.tenant, id, day).await.unwrap().amount, "90.00".parse().unwrap());
+        let denied = upgraded.present(&f.agent, request("refunds:create", "orders/1", "20.00", "c3")).await.unwrap_err();
+        assert!(matches!(denied, ServiceError::Forbidden { code: ErrorCode::DailyLimitExceeded, .. }), "{denied:?}");
     }
 
     #[tokio::test]

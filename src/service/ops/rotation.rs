@@ -28,6 +28,15 @@ pub use crate::service::model::settings::KeyPolicy;
 
 const BATCH: usize = 500;
 
+/// A tenant's data-key rotation marker (`keys::data_key_rotation`).
+enum Marker {
+    Absent,
+    /// A rotation to this version is re-sealing records.
+    Live(u32),
+    /// Left behind by a deleted tenant of the same id (its stored bytes).
+    Stale(Vec<u8>),
+}
+
 /// The outcome of [`Sigil::mark_issuer_key_compromised`].
 #[derive(Debug, Clone)]
 pub struct IssuerKeyCompromise {
@@ -46,8 +55,9 @@ fn age_exceeded(k: &KeyVersion, days: Option<u32>, now: jiff::Timestamp) -> bool
 impl Sigil {
     async fn tenant_record_blob(&self, t: &TenantId) -> Result<(TenantRecord, Vec<u8>), ServiceError> {
         let tk = self.tenant_keys(t).await?;
-        let blob = self.store.get(&keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
-        Ok((self.open_record(&tk, t, kind::TENANT, t.as_str(), &blob)?, blob))
+        let k = keys::tenant_record(t);
+        let blob = self.store.get(&k).await?.ok_or_else(ServiceError::tenant_not_found)?;
+        Ok((self.open_fresh(&tk, t, kind::TENANT, t.as_str(), &k, &blob).await?, blob))
     }
 
     /// Sets the tenant's key-age policy.
@@ -264,7 +274,16 @@ impl Sigil {
             let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
             for (k, blob) in rows {
                 let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
-                let c: CredentialRecord = self.open_record(&tk, t, kind::CREDENTIAL, &id, &blob)?;
+                let c: CredentialRecord = match self.open_fresh(&tk, t, kind::CREDENTIAL, &id, &k, &blob).await {
+                    Ok(c) => c,
+                    // Rewritten since the scan: read again below, as it is now.
+                    Err(ServiceError::Conflict { .. }) => match self.credential_record(t, &id).await {
+                        Ok((c, _)) => c,
+                        Err(ServiceError::NotFound { .. }) => continue,
+                        Err(e) => return Err(e),
+                    },
+                    Err(e) => return Err(e),
+                };
                 if !c.revoked && c.issuer_key_version == version {
                     out.push(id);
                 }
@@ -283,14 +302,19 @@ impl Sigil {
         let mut after: Option<Vec<u8>> = None;
         let mut n = 0;
         loop {
-            let tk = self.tenant_keys(t).await?;
+            let tk = self.ensure_seals(t, BATCH as u64 + 1, false).await?;
             let rows = self.store.scan(&prefix, after.as_deref(), BATCH).await?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
             let mut txn = Txn::new();
             let mut effects = Effects::none();
             for (k, blob) in rows {
                 let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
-                let mut c: CredentialRecord = self.open_record(&tk, t, kind::CREDENTIAL, &id, &blob)?;
+                let mut c: CredentialRecord = match self.open_fresh(&tk, t, kind::CREDENTIAL, &id, &k, &blob).await {
+                    Ok(c) => c,
+                    // Rewritten since the scan read it: by a writer that did its own part.
+                    Err(ServiceError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
                 if c.revoked || c.issuer_key_version == version {
                     continue;
                 }
@@ -361,7 +385,11 @@ impl Sigil {
                 let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
                 for (k, blob) in rows {
                     let a = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).into_owned();
-                    let agent: AgentRecord = self.open_record(&tk, t, kind::AGENT, &a, &blob)?;
+                    let agent: AgentRecord = match self.open_fresh(&tk, t, kind::AGENT, &a, &k, &blob).await {
+                        Ok(a) => a,
+                        Err(ServiceError::Conflict { .. }) => continue,
+                        Err(e) => return Err(e),
+                    };
                     let due = agent.state != crate::service::model::records::AgentState::Retired
                         && agent
                             .keys
@@ -397,36 +425,13 @@ impl Sigil {
     pub async fn rotate_data_key(self: &std::sync::Arc<Self>, caller: &Caller, tenant: &TenantId) -> Result<u32, ServiceError> {
         caller.require_tenant_admin(tenant)?;
         let t = tenant;
-        if self.store.get(&keys::data_key_rotation(t)).await?.is_some() {
+        if matches!(self.rotation_marker(t).await?, Marker::Live(_)) {
             return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "a data-key rotation is already running for this tenant"));
         }
-        let cur_raw = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
-        let cur = decode_u32(&cur_raw)?;
-        let new = cur + 1;
-        let dk = DataKey::generate(new);
-        // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
-        let wrapping = self.keys.wrapping.read().await;
-        let (cur_raw, dk) = (&cur_raw, &dk);
-        self.mutate(t, &actor(caller), || async move {
-            // A second attempt finds the current version moved or the rotation marker set.
-            if self.store.get(&keys::data_key_rotation(t)).await?.is_some() {
-                return Err(ServiceError::conflict(
-                    ErrorCode::RotationInProgress,
-                    "a data-key rotation is already running for this tenant",
-                ));
-            }
-            let mut txn = Txn::new();
-            txn.require_equals(keys::data_key_current(t), cur_raw.clone())
-                .require_absent(keys::data_key_rotation(t))
-                .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t.as_str(), dk))
-                .put(keys::data_key_current(t), new.to_be_bytes().to_vec())
-                .put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
-            let mut effects = Effects::none();
-            effects.data_keys(t);
-            Ok(Attempt::commit(txn, Event::new("data_key.rotation_started", json!({"from": cur, "to": new})), effects, ()))
-        })
-        .await?;
-        drop(wrapping);
+        let new = self
+            .new_data_key(t, &actor(caller), None, true)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("unconditional rotation skipped".into()))?;
         let me = self.clone();
         let tenant = t.to_owned();
         tokio::spawn(async move {
@@ -437,19 +442,135 @@ impl Sigil {
         Ok(new)
     }
 
+    /// Makes a new data key current. With `reseal` (a rotation), the rotation marker is set
+    /// and [`Sigil::finish_data_key_rotation`] re-seals every record and destroys the older
+    /// keys; without (a roll-over by use), the older keys stay to open what they sealed.
+    /// With `only_if_current`, only while that version is current (`None` when it is not).
+    async fn new_data_key(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        only_if_current: Option<u32>,
+        reseal: bool,
+    ) -> Result<Option<u32>, ServiceError> {
+        let cur_raw = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
+        let cur = decode_u32(&cur_raw)?;
+        if only_if_current.is_some_and(|v| v != cur) {
+            return Ok(None);
+        }
+        let new = cur + 1;
+        let dk = DataKey::generate(new);
+        // The entry recording this is sealed under the old key: it may use the last block,
+        // kept for this, so that a key at its seal limit can still be replaced.
+        self.ensure_seals(t, 4, true).await?;
+        // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
+        let _wrapping = self.keys.wrapping.read().await;
+        let (cur_raw, dk) = (&cur_raw, &dk);
+        self.mutate(t, actor, || async move {
+            // A second attempt finds the current version moved or the rotation marker set.
+            let mut txn = Txn::new();
+            match self.rotation_marker(t).await? {
+                Marker::Live(_) if reseal => {
+                    return Err(ServiceError::conflict(
+                        ErrorCode::RotationInProgress,
+                        "a data-key rotation is already running for this tenant",
+                    ));
+                }
+                // A rotation re-seals under a key of its own, new and current: nothing to do.
+                Marker::Live(_) => return Ok(Attempt::Done(None)),
+                // Left by a deleted tenant of the same id (before deletions removed it).
+                Marker::Stale(raw) => txn.require_equals(keys::data_key_rotation(t), raw.clone()).delete(keys::data_key_rotation(t)),
+                Marker::Absent => txn.require_absent(keys::data_key_rotation(t)),
+            };
+            txn.require_equals(keys::data_key_current(t), cur_raw.clone())
+                .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t.as_str(), dk))
+                .put(keys::data_key_current(t), new.to_be_bytes().to_vec());
+            let event = if reseal {
+                txn.put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
+                Event::new("data_key.rotation_started", json!({"from": cur, "to": new}))
+            } else {
+                Event::new("data_key.rolled_over", json!({"from": cur, "to": new, "reason": "seal_limit"}))
+            };
+            let mut effects = Effects::none();
+            effects.data_keys(t);
+            Ok(Attempt::commit(txn, event, effects, Some(new)))
+        })
+        .await
+    }
+
+    /// Rolls every tenant's data key over to a new one once `SealLimits::rotate_after`
+    /// seals were reserved under it (housekeeping): new records are sealed under the new
+    /// key, and the old one stays to open what it sealed (the next full rotation re-seals
+    /// and destroys it). No bulk re-sealing, which on a busy tenant would itself seal as
+    /// often as the trail has entries. Conditional on the version it read, so with several
+    /// processes a key rolls over once. Returns how many keys rolled over.
+    pub async fn rotate_worn_data_keys(&self) -> Result<usize, ServiceError> {
+        let mut rolled = 0;
+        let tenants = self.store.scan(keys::TENANT_INDEX_PREFIX, None, 100_000).await?;
+        for (k, _) in tenants {
+            let Some(t) = k.strip_prefix(keys::TENANT_INDEX_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) else { continue };
+            let Ok(t) = TenantId::parse(t) else { continue };
+            let Some(cur) = self.store.get(&keys::data_key_current(&t)).await? else { continue };
+            let cur = decode_u32(&cur)?;
+            if self.seals_reserved(&t, cur).await? < self.settings.seal_limits.rotate_after {
+                continue;
+            }
+            match self.new_data_key(&t, "system:seal-limit", Some(cur), false).await {
+                Ok(Some(v)) => {
+                    metrics::counter!("sigil_rotations_total", "kind" => "data_key_by_use").increment(1);
+                    tracing::info!(tenant = %t, from = cur, to = v, "data key rolled over: it passed its seal threshold");
+                    rolled += 1;
+                }
+                Ok(None) | Err(ServiceError::Conflict { .. }) | Err(ServiceError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(rolled)
+    }
+
     /// The tenant's current data key version and whether re-sealing is still running.
     pub async fn data_key_status(&self, caller: &Caller, tenant: &TenantId) -> Result<(u32, bool), ServiceError> {
         caller.require_tenant_read(tenant)?;
         let t = tenant;
         let cur = self.store.get(&keys::data_key_current(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;
-        Ok((decode_u32(&cur)?, self.store.get(&keys::data_key_rotation(t)).await?.is_some()))
+        Ok((decode_u32(&cur)?, matches!(self.rotation_marker(t).await?, Marker::Live(_))))
+    }
+
+    /// The tenant's data-key rotation marker. A running rotation's target is the current
+    /// version (both are set in one transaction, and no rotation starts while one runs);
+    /// a marker naming another version, or a tenant that does not exist, was left behind
+    /// by a deleted tenant of the same id: deletions did not remove it before.
+    async fn rotation_marker(&self, t: &TenantId) -> Result<Marker, ServiceError> {
+        let Some(raw) = self.store.get(&keys::data_key_rotation(t)).await? else { return Ok(Marker::Absent) };
+        let current = match self.store.get(&keys::data_key_current(t)).await? {
+            Some(c) => Some(decode_u32(&c)?),
+            None => None,
+        };
+        match decode_u32(&raw) {
+            Ok(target) if Some(target) == current && self.store.get(&keys::tenant_index(t)).await?.is_some() => Ok(Marker::Live(target)),
+            _ => Ok(Marker::Stale(raw)),
+        }
+    }
+
+    /// Removes a marker [`Sigil::rotation_marker`] found stale (unless it changed since).
+    async fn drop_stale_marker(&self, t: &TenantId, raw: Vec<u8>) -> Result<(), ServiceError> {
+        let mut txn = Txn::new();
+        txn.require_equals(keys::data_key_rotation(t), raw).delete(keys::data_key_rotation(t));
+        self.commit_unaudited(txn, Effects::none()).await?;
+        Ok(())
     }
 
     /// Re-seals every record of `t` still under an older data key, then destroys the older
     /// keys. `settle` lets requests that loaded the previous key set finish first.
     pub async fn finish_data_key_rotation(&self, t: &TenantId, settle: Duration) -> Result<usize, ServiceError> {
-        let Some(target) = self.store.get(&keys::data_key_rotation(t)).await? else { return Ok(0) };
-        let target = decode_u32(&target)?;
+        let target = match self.rotation_marker(t).await? {
+            Marker::Live(target) => target,
+            Marker::Absent => return Ok(0),
+            Marker::Stale(raw) => {
+                self.drop_stale_marker(t, raw).await?;
+                return Ok(0);
+            }
+        };
         tokio::time::sleep(settle).await;
         let mut total = 0;
         // Passes until one finds nothing left to re-seal (a request that still held the
@@ -463,11 +584,11 @@ impl Sigil {
         }
         self.mutate(t, "system:data-key-rotation", || async move {
             let mut txn = Txn::new();
-            for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 1024).await? {
+            for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 4096).await? {
                 let v =
                     k.rsplit(|b| *b == b'/').next().and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
-                if v.is_some_and(|v| v < target) {
-                    txn.delete(k);
+                if let Some(v) = v.filter(|v| *v < target) {
+                    txn.delete(k).delete(keys::seal_count(t, v));
                 }
             }
             txn.delete(keys::data_key_rotation(t));
@@ -475,17 +596,20 @@ impl Sigil {
             effects.data_keys(t).signers(t, None);
             Ok(Attempt::commit(txn, Event::new("data_key.rotated", json!({"version": target, "resealed": total})), effects, total))
         })
-        .await
+        .await?;
+        self.keys.forget_meters(t, Some(target));
+        Ok(total)
     }
 
     async fn reseal_pass(&self, t: &TenantId, target: u32) -> Result<usize, ServiceError> {
         self.keys.evict(t);
-        let tk: std::sync::Arc<TenantKeys> = self.tenant_keys(t).await?;
-        let new = tk.versions.get(&target).ok_or_else(|| ServiceError::Internal("target data key missing".into()))?;
         let prefix = keys::tenant_prefix(t);
         let mut after: Option<Vec<u8>> = None;
         let mut n = 0;
         loop {
+            // Seals for a whole batch, granted to the key set this batch uses.
+            let tk: std::sync::Arc<TenantKeys> = self.ensure_seals(t, BATCH as u64 + 1, false).await?;
+            let new = tk.versions.get(&target).ok_or_else(|| ServiceError::Internal("target data key missing".into()))?;
             let rows = self.store.scan(&prefix, after.as_deref(), BATCH).await?;
             let Some(last) = rows.last().map(|r| r.0.clone()) else { break };
             let mut txn = Txn::new();
@@ -495,10 +619,17 @@ impl Sigil {
                 if v == target {
                     continue;
                 }
+                // Only a record's current bytes are re-sealed: re-sealing a stale copy
+                // would make it current. One rewritten since the scan is skipped.
+                match self.check_fresh(t, &k, &blob).await {
+                    Ok(()) => {}
+                    Err(ServiceError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
                 let old = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
                 let aad = Aad { tenant: t.as_str(), kind: kind_, id: &id };
                 let pt: SecretBytes = old.open(&aad, &blob)?;
-                txn.require_equals(k.clone(), blob).put(k, new.seal(&aad, pt.expose()));
+                txn.require_equals(k.clone(), blob).put(k, new.seal(&aad, pt.expose())?);
                 n += 1;
             }
             if !txn.is_empty() {
@@ -506,6 +637,12 @@ impl Sigil {
                 self.commit_unaudited(txn, Effects::none()).await?;
             }
             after = Some(last);
+        }
+        // The manifest root is rewritten (under the current key) with every record write;
+        // when none happened since the rotation started it is still under the old key.
+        if self.manifest_root_version(t).await? != Some(target) {
+            self.commit_manifest_touch(t).await?;
+            n += 1;
         }
         Ok(n)
     }
@@ -517,8 +654,14 @@ impl Sigil {
         for (k, _) in rows {
             if let Some(t) = k.strip_prefix(keys::DATA_KEY_ROTATION_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) {
                 let t = TenantId::parse(t).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                self.finish_data_key_rotation(&t, Duration::ZERO).await?;
-                n += 1;
+                match self.rotation_marker(&t).await? {
+                    Marker::Live(_) => {
+                        self.finish_data_key_rotation(&t, Duration::ZERO).await?;
+                        n += 1;
+                    }
+                    Marker::Stale(raw) => self.drop_stale_marker(&t, raw).await?,
+                    Marker::Absent => {}
+                }
             }
         }
         Ok(n)
@@ -647,6 +790,79 @@ mod tests {
         clock.advance_secs(150 * 86_400);
         assert_eq!(s.run_scheduled_rotation().await.unwrap(), 2, "agent key (30 d) and issuer key (180 d)");
         assert_eq!(s.tenant_record(&crate::ids::TenantId::parse("acme").unwrap()).await.unwrap().issuer_current, 2);
+    }
+
+    /// Deleting a tenant in the middle of a data-key rotation removes the rotation marker
+    /// with it: a tenant re-created with the same id rotates its data key as usual. A
+    /// marker an older release left behind is recognised as stale and cleared.
+    #[tokio::test]
+    async fn a_recreated_tenant_rotates_its_data_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil(dir.path());
+        let op = testing::operator();
+        let t = s.create_tenant(&op, Some("acme"), "Acme").await.unwrap();
+        s.rotate_data_key(&testing::admin(&t.id), &t.id).await.unwrap();
+        assert!(s.store.get(&keys::data_key_rotation("acme")).await.unwrap().is_some(), "the rotation is still re-sealing");
+        s.delete_tenant(&op, &t.id).await.unwrap();
+        assert!(s.store.get(&keys::data_key_rotation("acme")).await.unwrap().is_none(), "the marker outlived its tenant");
+        let t = s.create_tenant(&op, Some("acme"), "Acme again").await.unwrap();
+        let admin = testing::admin(&t.id);
+        assert_eq!(s.rotate_data_key(&admin, &t.id).await.unwrap(), 2);
+        s.finish_data_key_rotation(&t.id, Duration::ZERO).await.unwrap();
+        assert_eq!(s.data_key_status(&admin, &t.id).await.unwrap(), (2, false));
+
+        // A store from before the fix: a marker naming version 7 outlived its tenant.
+        let mut txn = Txn::new();
+        txn.put(keys::data_key_rotation("acme"), 7u32.to_be_bytes().to_vec())
+            .put(keys::data_key_rotation("gone"), 3u32.to_be_bytes().to_vec());
+        s.store.commit(txn).await.unwrap();
+        assert_eq!(s.data_key_status(&admin, &t.id).await.unwrap(), (2, false));
+        assert_eq!(s.resume_data_key_rotations().await.unwrap(), 0, "stale markers are cleared, not resumed");
+        assert!(s.store.scan(keys::DATA_KEY_ROTATION_PREFIX, None, 10).await.unwrap().is_empty());
+        let mut txn = Txn::new();
+        txn.put(keys::data_key_rotation("acme"), 7u32.to_be_bytes().to_vec());
+        s.store.commit(txn).await.unwrap();
+        assert_eq!(s.rotate_data_key(&admin, &t.id).await.unwrap(), 3);
+    }
+
+    /// Housekeeping rolls a data key over once the seals reserved under it pass the
+    /// threshold, once even when two runs race; the old key keeps opening what it sealed
+    /// until a full rotation re-seals it and destroys it with its count.
+    #[tokio::test]
+    async fn a_data_key_rotates_well_before_its_seal_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn crate::store::Store> =
+            std::sync::Arc::new(crate::store::SledStore::open(&dir.path().join("store")).unwrap());
+        let limits = crate::service::settings::SealLimits { block: 8, rotate_after: 32, limit: 1 << 40 };
+        let s = testing::sigil_with_settings(dir.path(), store, std::sync::Arc::new(crate::clock::SystemClock), |s| s.seal_limits = limits);
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        let admin = testing::admin(&t);
+        assert_eq!(s.rotate_worn_data_keys().await.unwrap(), 0);
+        let mut i = 0;
+        while s.seals_reserved(&t, 1).await.unwrap() < 32 {
+            s.record(&t, "test".into(), Event::new("test.event", json!({ "i": i }))).await.unwrap();
+            i += 1;
+        }
+        assert_eq!(s.data_key_status(&admin, &t).await.unwrap(), (1, false));
+        let (x, y) = tokio::join!(s.rotate_worn_data_keys(), s.rotate_worn_data_keys());
+        assert_eq!(x.unwrap() + y.unwrap(), 1, "rolled over once");
+        // New records are sealed under the new key; the old one still opens its records.
+        assert_eq!(s.data_key_status(&admin, &t).await.unwrap(), (2, false));
+        assert_eq!(s.rotate_worn_data_keys().await.unwrap(), 0, "the new key is fresh");
+        s.record(&t, "test".into(), Event::new("test.event", json!({ "i": i }))).await.unwrap();
+        assert_eq!(s.seals_reserved(&t, 2).await.unwrap(), 8);
+        s.keys.evict_all();
+        let entries = s.audit_entries(&t, 0, 1000).await.unwrap();
+        assert!(entries.iter().any(|e| e.event == "data_key.rolled_over" && e.actor == "system:seal-limit"));
+        assert_eq!(blob_key_version(&s.store.get(&keys::audit_entry(&t, 1)).await.unwrap().unwrap()).unwrap(), 1);
+        assert!(s.audit_verify(&admin, &t).await.unwrap().ok);
+        // A full rotation later re-seals everything and destroys both older keys.
+        s.rotate_data_key(&admin, &t).await.unwrap();
+        s.finish_data_key_rotation(&t, Duration::ZERO).await.unwrap();
+        assert_eq!(s.data_key_status(&admin, &t).await.unwrap(), (3, false));
+        assert_eq!(s.store.scan(&keys::data_key_prefix(&t), None, 10).await.unwrap().len(), 1);
+        assert!(s.store.get(&keys::seal_count(&t, 1)).await.unwrap().is_none(), "the old key's count outlived it");
+        assert!(s.audit_verify(&admin, &t).await.unwrap().ok);
     }
 
     #[tokio::test]

@@ -72,11 +72,13 @@ impl Sigil {
             sensitive_context_keys: Vec::new(),
             guardrails: None,
         };
-        let tk = TenantKeys { current: 1, versions: [(1, dk)].into_iter().collect() };
+        let (dk, reserving) = self.keys.metered(t, dk);
+        let tk = TenantKeys::new(1, [(1, dk)].into_iter().collect(), reserving);
         let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
         // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
         let wrapping = self.keys.wrapping.read().await;
         let mut txn = Txn::new();
+        self.stage_first_seals(t, &tk, &mut txn);
         txn.require_absent(keys::tenant_index(t))
             .require_absent(keys::tenant_tombstone(t))
             .put(keys::tenant_index(t), Vec::new())
@@ -85,11 +87,11 @@ impl Sigil {
             .put(keys::tenant_record(t), self.seal_record(&tk, t, kind::TENANT, t.as_str(), &record)?)
             .put(
                 keys::private_key(t, "issuer", 1),
-                dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer),
+                dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer)?,
             )
             .put(
                 keys::private_key(t, "audit", 1),
-                dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "audit/1" }, &audit),
+                dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "audit/1" }, &audit)?,
             );
         let minted = self.mint_token(TokenRole::Admin, None, None);
         self.stage_tenant_token(&mut txn, &tk, &id, &minted)?;
@@ -139,8 +141,13 @@ impl Sigil {
         }
         // Step 1 (durable before anything else): tombstone + every data key version gone.
         let mut txn = Txn::new();
-        txn.require_absent(keys::tenant_tombstone(t)).put(keys::tenant_tombstone(t), Vec::new()).delete(keys::tenant_index(t));
-        for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 1024).await? {
+        txn.require_absent(keys::tenant_tombstone(t))
+            .put(keys::tenant_tombstone(t), Vec::new())
+            .delete(keys::tenant_index(t))
+            // A rotation marker outside the tenant's prefix: left behind, it made every
+            // data-key rotation of a tenant re-created with this id answer 409.
+            .delete(keys::data_key_rotation(t));
+        for (k, _) in self.store.scan(&keys::data_key_prefix(t), None, 4096).await? {
             txn.delete(k);
         }
         // Unaudited: the tenant's trail is destroyed with it (the operator's request is
@@ -151,6 +158,8 @@ impl Sigil {
             return Err(ServiceError::conflict(ErrorCode::WriteConflict, "the tenant is being deleted concurrently"));
         }
         self.audit_heads.forget(t).await;
+        self.keys.forget_meters(t, None);
+        self.manifests.forget(t);
         crate::faults::crash_point("tenant_delete.shredded");
         // Step 2: remove the now-unreadable records (resumed at start-up if interrupted).
         self.purge_tenant_records(t).await
@@ -185,7 +194,7 @@ impl Sigil {
             self.commit_unaudited(txn, Effects::none()).await?;
         }
         let mut txn = Txn::new();
-        txn.delete(keys::tenant_tombstone(t));
+        txn.delete(keys::data_key_rotation(t)).delete(keys::tenant_tombstone(t));
         self.commit_unaudited(txn, Effects::none()).await?;
         Ok(())
     }

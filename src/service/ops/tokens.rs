@@ -136,7 +136,7 @@ impl Sigil {
         let mut items = Vec::with_capacity(limit);
         for (k, blob) in rows.into_iter().take(limit) {
             let id = k.strip_prefix(prefix.as_slice()).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default();
-            let rec: TokenRecord = self.open_record(&tk, t, kind::TOKEN, id, &blob)?;
+            let rec: TokenRecord = self.open_fresh(&tk, t, kind::TOKEN, id, &k, &blob).await?;
             let id = TokenId::parse(id).map_err(|e| ServiceError::Internal(e.to_string()))?;
             let agent = rec.agent.as_deref().map(AgentId::parse).transpose().map_err(|e| ServiceError::Internal(e.to_string()))?;
             let last_used = rec.last_used.max(self.token_use.pending(t, &id));
@@ -157,7 +157,9 @@ impl Sigil {
         }
         let mut written = 0;
         for (t, notes) in by_tenant {
-            let tk = match self.tenant_keys(&t).await {
+            // Seals for every note of the tenant, and its manifest root per batch.
+            let need = notes.len() as u64 + notes.len().div_ceil(USE_BATCH) as u64;
+            let tk = match self.ensure_seals(&t, need, false).await {
                 Ok(tk) => tk,
                 Err(ServiceError::NotFound { .. }) => continue,
                 Err(e) => {
@@ -171,7 +173,12 @@ impl Sigil {
                 for (id, at) in batch {
                     let key = keys::token(&t, id.as_str());
                     let Some(blob) = self.store.get(&key).await? else { continue };
-                    let mut rec: TokenRecord = self.open_record(&tk, &t, kind::TOKEN, id.as_str(), &blob)?;
+                    let mut rec: TokenRecord = match self.open_fresh(&tk, &t, kind::TOKEN, id.as_str(), &key, &blob).await {
+                        Ok(rec) => rec,
+                        // Changed since it was read: this use is not noted; the next one is.
+                        Err(ServiceError::Conflict { .. }) => continue,
+                        Err(e) => return Err(e),
+                    };
                     if rec.last_used.is_some_and(|u| u >= *at) {
                         continue;
                     }

@@ -90,6 +90,39 @@ pub fn restored_lease_record(backup: Option<&[u8]>, now: Timestamp) -> Vec<u8> {
     lease_record(floor, i64::MIN)
 }
 
+/// The one-time key of a verified proof: its holder, domain and challenge, each length-
+/// prefixed (a proof's domain and challenge are untrusted text), under a version label.
+/// The domain is part of it so that two verifiers that happen to issue the same challenge
+/// to one holder do not spend each other's presentations (a presentation made for one
+/// domain and verified there could otherwise burn another verifier's challenge).
+fn replay_hash(holder: &str, domain: Option<&str>, challenge: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sigil/replay/v2");
+    for field in [Some(holder), domain, Some(challenge)] {
+        match field {
+            Some(f) => {
+                h.update([1]);
+                h.update((f.len() as u64).to_be_bytes());
+                h.update(f.as_bytes());
+            }
+            None => h.update([0]),
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// The key claims had before the domain was part of it: (holder, challenge). Still
+/// consulted, so a presentation verified just before an upgrade is not verified again
+/// after it; such claims expire with their proofs (at most `--max-presentation-ttl`), so
+/// this lookup can go a release later.
+fn legacy_replay_hash(holder: &str, challenge: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(holder.as_bytes());
+    h.update([0]);
+    h.update(challenge.as_bytes());
+    hex::encode(h.finalize())
+}
+
 /// A renewal in progress; at most one at a time. Dropping it without [`Renewal::done`]
 /// (an error, a dropped request) lets the next request try again.
 struct Renewal<'a> {
@@ -211,11 +244,7 @@ impl Sigil {
         let (Some(holder), Some(challenge)) = (&out.holder, &out.challenge) else {
             return Ok(out);
         };
-        let mut h = Sha256::new();
-        h.update(holder.as_bytes());
-        h.update([0]);
-        h.update(challenge.as_bytes());
-        let key = keys::replay(&hex::encode(h.finalize()));
+        let key = keys::replay(&replay_hash(holder, out.domain.as_deref(), challenge));
         let lease = &self.challenge_lease;
         let created = out.created.map(|c| c.as_millisecond());
         if created.is_some_and(|c| c < lease.floor.load(Ordering::Acquire)) {
@@ -232,7 +261,10 @@ impl Sigil {
             self.write_challenge_lease(r.until).await?;
         }
         let covered = created.is_some_and(|c| c < lease.until.load(Ordering::Acquire));
-        let fresh = self.store.insert_new_pending(key, expires.as_second().to_be_bytes().to_vec()).await?;
+        // A claim made before the domain was part of the key spends the pair for every
+        // domain, as it did when it was made (it lives no longer than its proof).
+        let legacy = self.store.get(&keys::replay(&legacy_replay_hash(holder, challenge))).await?.is_some();
+        let fresh = !legacy && self.store.insert_new_pending(key, expires.as_second().to_be_bytes().to_vec()).await?;
         // One wait covers both the lease and this claim; a refusal needs none.
         let wait = renewal.is_some() || (fresh && !covered);
         if wait {
@@ -250,7 +282,7 @@ impl Sigil {
         if fresh {
             out.report.push(Check::pass("replay", "challenge used for the first time"));
         } else {
-            out.report.push(Check::fail("replay", "replayed", "this challenge was already used with this holder"));
+            out.report.push(Check::fail("replay", "replayed", "this challenge was already used with this holder and domain"));
         }
         Ok(out)
     }
