@@ -91,6 +91,57 @@ impl Sigil {
     }
 }
 
+/// What a delegation spent on one day of its time zone, against its daily limit.
+#[derive(Debug, Clone)]
+pub struct BudgetView {
+    /// The day, `YYYY-MM-DD`, in `time_zone`.
+    pub day: String,
+    /// The delegation's schedule time zone (UTC without a schedule).
+    pub time_zone: String,
+    /// The currency of the amount limit, if it has one.
+    pub currency: Option<String>,
+    /// `limits.amount.per_day`, if set.
+    pub per_day: Option<rust_decimal::Decimal>,
+    pub spent: rust_decimal::Decimal,
+    /// `per_day - spent`, never below zero; `None` without a daily limit.
+    pub remaining: Option<rust_decimal::Decimal>,
+}
+
+impl Sigil {
+    /// A delegation's spend on `day` (default: today in its time zone) and what remains of
+    /// its daily limit (admins and auditors).
+    pub async fn delegation_budget(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        credential: &str,
+        day: Option<jiff::civil::Date>,
+    ) -> Result<BudgetView, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let (rec, _) = self.credential_record(tenant, credential).await?;
+        // A credential without delegated authority (an identity credential) has no limit:
+        // it answers with nothing spent and no daily limit.
+        let authority = rec.authority.as_ref();
+        let (tz_name, tz) = match authority.and_then(|a| a.schedule.as_ref()) {
+            Some(s) => (s.timezone.clone(), s.tz.clone()),
+            None => ("UTC".to_owned(), jiff::tz::TimeZone::UTC),
+        };
+        let day = day.unwrap_or_else(|| self.clock.now().to_zoned(tz).date()).to_string();
+        let tk = self.tenant_keys(tenant).await?;
+        let spent = self.budget_spent(&tk, tenant, credential, &day).await?.amount;
+        let limit = authority.and_then(|a| a.limits.amount.as_ref());
+        let per_day = limit.and_then(|l| l.per_day);
+        Ok(BudgetView {
+            day,
+            time_zone: tz_name,
+            currency: limit.map(|l| l.currency.clone()),
+            per_day,
+            spent,
+            remaining: per_day.map(|p| (p - spent).max(rust_decimal::Decimal::ZERO)),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
