@@ -85,3 +85,54 @@ pub async fn suspend(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(Strin
 pub async fn resume(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     change(sigil, auth, path, StatusChange::Resume).await
 }
+
+/// Query of `GET …/credentials/{credential}/budget`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BudgetParams {
+    /// The day, `YYYY-MM-DD`, in the delegation's time zone (default: today there).
+    pub day: Option<String>,
+}
+
+/// A delegation's spend on one day against its daily limit.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BudgetResponse {
+    /// `YYYY-MM-DD` in `time_zone`.
+    pub day: String,
+    /// The delegation's schedule time zone (UTC without a schedule).
+    pub time_zone: String,
+    pub currency: Option<String>,
+    /// `limits.amount.per_day` (a decimal string), if set.
+    pub per_day: Option<String>,
+    /// Spent that day (a decimal string).
+    pub spent: String,
+    /// What remains of the daily limit, never below zero; absent without one.
+    pub remaining: Option<String>,
+}
+
+/// A delegation's daily spend and remaining budget (tenant admins and auditors).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/credentials/{credential}/budget", tag = "credentials", operation_id = "get_delegation_budget",
+    params(("tenant" = String, Path, description = "Tenant id"), ("credential" = String, Path, description = "Credential id"), BudgetParams),
+    responses((status = 200, body = BudgetResponse)), security(("bearer" = [])))]
+pub async fn budget(
+    sigil: web::Data<Sigil>,
+    auth: Auth,
+    path: web::Path<(String, String)>,
+    q: web::Query<BudgetParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (t, c) = path.into_inner();
+    let day = match &q.day {
+        Some(d) => Some(d.parse::<jiff::civil::Date>().map_err(|_| ApiError::bad_request("day must be YYYY-MM-DD"))?),
+        None => None,
+    };
+    let b = sigil.delegation_budget(&auth.0, &parse_tenant(&t)?, &c, day).await?;
+    Ok(HttpResponse::Ok().json(BudgetResponse {
+        day: b.day,
+        time_zone: b.time_zone,
+        currency: b.currency,
+        per_day: b.per_day.map(|d| d.to_string()),
+        spent: b.spent.to_string(),
+        remaining: b.remaining.map(|d| d.to_string()),
+    }))
+}

@@ -66,6 +66,7 @@ routes! {
     "/v1/tenants/{tenant}/agents/{agent}/delegations" => { post: credentials::create_delegation },
     "/v1/tenants/{tenant}/agents/{agent}/credentials" => { get: credentials::list },
     "/v1/tenants/{tenant}/credentials/{credential}" => { get: credentials::get },
+    "/v1/tenants/{tenant}/credentials/{credential}/budget" => { get: credentials::budget },
     "/v1/tenants/{tenant}/credentials/{credential}/revoke" => { post: credentials::revoke },
     "/v1/tenants/{tenant}/credentials/{credential}/suspend" => { post: credentials::suspend },
     "/v1/tenants/{tenant}/credentials/{credential}/resume" => { post: credentials::resume },

@@ -111,16 +111,38 @@ async fn daily_budget_resets_at_midnight_in_the_delegations_time_zone() {
         "valid_until": "2099-01-01T00:00:00Z"});
     let (st, v) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, body).await;
     assert_eq!(st, 201, "{v}");
+    let budget = format!("/v1/tenants/acme/credentials/{}/budget", v["id"].as_str().unwrap());
+    let (_, auditor) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "auditor"})).await;
+    let auditor = auditor["token"].as_str().unwrap().to_owned();
+    let read = |who: String, path: String| {
+        let s = &s;
+        async move {
+            let (st, b) = s.get(&path, &who).await;
+            assert_eq!(st, 200, "{b}");
+            (b["day"].as_str().unwrap().to_owned(), b["spent"].as_str().unwrap().to_owned(), b["remaining"].as_str().unwrap().to_owned())
+        }
+    };
     // Saturday 23:59:59 in Berlin: the whole budget.
-    for c in ["sat1", "sat2"] {
-        assert_eq!(spend(&s, &token, c, "500.00").await, Ok(()));
-    }
+    assert_eq!(spend(&s, &token, "sat1", "500.00").await, Ok(()));
+    assert_eq!(
+        read(auditor.clone(), budget.clone()).await,
+        ("2026-03-28".into(), "500.00".into(), "500.00".into()),
+        "auditors read the spend"
+    );
+    assert_eq!(spend(&s, &token, "sat2", "500.00").await, Ok(()));
+    assert_eq!(read(admin.clone(), budget.clone()).await, ("2026-03-28".into(), "1000.00".into(), "0.00".into()));
     assert_eq!(spend(&s, &token, "sat3", "0.01").await, exceeded());
+    assert_eq!(s.get(&budget, &token).await.0, 403, "an agent does not read its budget here");
+    let (st, b) = s.get(&format!("{budget}?day=March"), &admin).await;
+    assert_eq!((st, b["code"].as_str()), (400, Some("invalid_request")), "{b}");
     // Sunday 00:00 in Berlin (still Saturday in UTC): a new day.
     clock.set("2026-03-28T23:00:00Z");
+    assert_eq!(read(admin.clone(), budget.clone()).await, ("2026-03-29".into(), "0".into(), "1000.00".into()), "the local day turned");
     for c in ["sun1", "sun2"] {
         assert_eq!(spend(&s, &token, c, "500.00").await, Ok(()), "local midnight resets the budget");
     }
+    let (_, day) = (0, read(admin.clone(), format!("{budget}?day=2026-03-28")).await);
+    assert_eq!(day, ("2026-03-28".into(), "1000.00".into(), "0.00".into()), "an earlier day is read by its date");
     // UTC midnight (Sunday 01:00 in Berlin) resets nothing; nor does Sunday 23:59:59 CEST.
     clock.set("2026-03-29T00:00:00Z");
     assert_eq!(spend(&s, &token, "sun3", "0.01").await, exceeded(), "UTC midnight is not the delegation's midnight");

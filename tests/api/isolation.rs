@@ -66,7 +66,9 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         ("get", "/v1/agent") => (Class::Agent, None),
         ("post", "/v1/tenants/{tenant}/agents/{agent}/delegations") => (Class::TenantAdmin, Some(crate::credentials::delegation_body())),
         ("get", "/v1/tenants/{tenant}/agents/{agent}/credentials") => (Class::TenantRead, None),
-        ("get", "/v1/tenants/{tenant}/credentials/{credential}") => (Class::TenantRead, None),
+        ("get", "/v1/tenants/{tenant}/credentials/{credential}") | ("get", "/v1/tenants/{tenant}/credentials/{credential}/budget") => {
+            (Class::TenantRead, None)
+        }
         ("post", "/v1/tenants/{tenant}/credentials/{credential}/revoke")
         | ("post", "/v1/tenants/{tenant}/credentials/{credential}/suspend")
         | ("post", "/v1/tenants/{tenant}/credentials/{credential}/resume") => (Class::TenantAdmin, None),

@@ -105,16 +105,18 @@ impl Sigil {
         let (fresh, key_id, signer, minted_ref) = (&fresh, &key_id, &signer, &minted);
         // Retried like every read-modify-write here (the issuance lock orders issuances,
         // but another writer may still move what this one read).
+        // Held from status-index allocation to the commit (not only while staging), so
+        // issuances in this tenant take turns instead of failing on the list counters.
+        let issuing = &self.issuing(t).await;
         let record = self
             .mutate(t, &actor, || async move {
             let tk = self.tenant_keys(t).await?;
             let mut record = fresh.clone();
             let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
-            let issuing = self.issuing(t).await;
             let mut txn = Txn::new();
             txn.put(keys::private_key(t, a, 1), dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: key_id }, signer)?);
             self.stage_tenant_token(&mut txn, &tk, tenant, minted_ref)?;
-            self.stage_identity_credential(&issuing, &mut txn, &tk, tenant, &mut record).await?;
+            self.stage_identity_credential(issuing, &mut txn, &tk, tenant, &mut record).await?;
             txn.require_absent(keys::agent(t, a)).put(keys::agent(t, a), self.seal_record(&tk, t, kind::AGENT, a, &record)?);
             let event = crate::service::kernel::journal::Event::new(
                 "agent.created",

@@ -33,15 +33,17 @@ impl Sigil {
         // Held from reading the issuer key to the commit (see `create_agent`).
         let _lock = self.agent_locks.read(t, agent).await;
         let new = &new;
+        // Held from status-index allocation to the commit (not only while staging), so
+        // issuances in this tenant take turns instead of failing on the list counters.
+        let issuing = &self.issuing(t).await;
         self.mutate(t, &crate::service::kernel::journal::actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut rec, old) = self.agent_record(tenant, agent).await?;
             if rec.state == AgentState::Retired {
                 return Err(ServiceError::Gone { code: ErrorCode::AgentRetired, detail: "the agent is retired".into() });
             }
-            let issuing = self.issuing(t).await;
             let mut txn = Txn::new();
-            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
+            let cred = self.stage_delegation(issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
             rec.credential_ids.push(cred.id.clone());
             let key = keys::agent(t, agent.as_str());
             txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::AGENT, agent.as_str(), &rec)?);
@@ -86,6 +88,57 @@ impl Sigil {
     ) -> Result<CredentialRecord, ServiceError> {
         caller.require_tenant_admin(tenant)?;
         self.change_status(&crate::service::kernel::journal::actor(caller), tenant, id, change).await
+    }
+}
+
+/// What a delegation spent on one day of its time zone, against its daily limit.
+#[derive(Debug, Clone)]
+pub struct BudgetView {
+    /// The day, `YYYY-MM-DD`, in `time_zone`.
+    pub day: String,
+    /// The delegation's schedule time zone (UTC without a schedule).
+    pub time_zone: String,
+    /// The currency of the amount limit, if it has one.
+    pub currency: Option<String>,
+    /// `limits.amount.per_day`, if set.
+    pub per_day: Option<rust_decimal::Decimal>,
+    pub spent: rust_decimal::Decimal,
+    /// `per_day - spent`, never below zero; `None` without a daily limit.
+    pub remaining: Option<rust_decimal::Decimal>,
+}
+
+impl Sigil {
+    /// A delegation's spend on `day` (default: today in its time zone) and what remains of
+    /// its daily limit (admins and auditors).
+    pub async fn delegation_budget(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        credential: &str,
+        day: Option<jiff::civil::Date>,
+    ) -> Result<BudgetView, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let (rec, _) = self.credential_record(tenant, credential).await?;
+        // A credential without delegated authority (an identity credential) has no limit:
+        // it answers with nothing spent and no daily limit.
+        let authority = rec.authority.as_ref();
+        let (tz_name, tz) = match authority.and_then(|a| a.schedule.as_ref()) {
+            Some(s) => (s.timezone.clone(), s.tz.clone()),
+            None => ("UTC".to_owned(), jiff::tz::TimeZone::UTC),
+        };
+        let day = day.unwrap_or_else(|| self.clock.now().to_zoned(tz).date()).to_string();
+        let tk = self.tenant_keys(tenant).await?;
+        let spent = self.budget_spent(&tk, tenant, credential, &day).await?.amount;
+        let limit = authority.and_then(|a| a.limits.amount.as_ref());
+        let per_day = limit.and_then(|l| l.per_day);
+        Ok(BudgetView {
+            day,
+            time_zone: tz_name,
+            currency: limit.map(|l| l.currency.clone()),
+            per_day,
+            spent,
+            remaining: per_day.map(|p| (p - spent).max(rust_decimal::Decimal::ZERO)),
+        })
     }
 }
 

@@ -161,6 +161,9 @@ impl Sigil {
             .map_err(|_| ServiceError::invalid("only delegations can be replaced"))?;
         let _lock = self.agent_locks.write(t, &agent).await;
         let (agent, new) = (&agent, &new);
+        // Held from status-index allocation to the commit (not only while staging), so
+        // issuances in this tenant take turns instead of failing on the list counters.
+        let issuing = &self.issuing(t).await;
         self.mutate(t, &actor(caller), || async move {
             let tk = self.tenant_keys(t).await?;
             let (mut old, old_blob) = self.credential_record(t, id).await?;
@@ -172,8 +175,7 @@ impl Sigil {
             }
             let (mut rec, blob) = self.agent_record(tenant, agent).await?;
             let mut txn = Txn::new();
-            let issuing = self.issuing(t).await;
-            let cred = self.stage_delegation(&issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
+            let cred = self.stage_delegation(issuing, &mut txn, &tk, t, agent, valid_from, new).await?;
             let bits = status_change_bits(&mut old, StatusChange::Revoke)?;
             self.stage_status_bits(&mut txn, t, &bits).await?;
             rec.credential_ids.push(cred.id.clone());

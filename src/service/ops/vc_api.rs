@@ -200,13 +200,15 @@ impl Sigil {
         let valid_from = valid_from.unwrap_or_else(|| valid_until.map_or(now, |u| u.min(now)));
         let credential_id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
         let (t, doc, credential_id, purposes) = (tenant, &doc, credential_id.as_str(), opts.status.as_slice());
+        // Held from status-index allocation to the commit (not only while staging), so
+        // issuances in this tenant take turns instead of failing on the list counters.
+        let issuing = &self.issuing(t).await;
         let rec = self
             .mutate(t, &actor(caller), || async move {
                 let tk = self.tenant_keys(t).await?;
-                let issuing = self.issuing(t).await;
                 let mut txn = Txn::new();
                 let rec = self
-                    .stage_issued_credential(&issuing, &mut txn, &tk, t, doc.clone(), credential_id, purposes, valid_from, valid_until)
+                    .stage_issued_credential(issuing, &mut txn, &tk, t, doc.clone(), credential_id, purposes, valid_from, valid_until)
                     .await?;
                 let statuses: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
                 let event = Event::new("credential.issued", serde_json::json!({"credential_id": rec.id, "status": statuses}));
