@@ -555,7 +555,11 @@ mod tests {
         made += 400;
         let reserved = first.seals_reserved(&t, 1).await.unwrap();
         assert!(reserved >= made, "{reserved} seals reserved for {made} made: a block was handed out twice");
-        assert!(reserved <= made + 4 * 8, "{reserved} reserved for {made}: more than the grants left over");
+        // Sealers that find a process's grant low at the same moment may each reserve a
+        // block: at most one per concurrent sealer (8 tasks) plus one per process (4) is
+        // left over. (The tighter 4 blocks held on a quiet machine only: under load two
+        // sealers of one process met at the threshold.)
+        assert!(reserved <= made + (8 + 4) * 8, "{reserved} reserved for {made}: more than the grants left over");
 
         // Durable: the count is what the store holds after a restart.
         drop((first, second, third, fourth));
