@@ -48,6 +48,30 @@ pub struct IssuerKeyCompromise {
     pub to_reissue: Vec<String>,
 }
 
+/// Replaces `c`'s proof with one by issuer key `version` (`vm`): same id, content and
+/// status entries. Shared by re-issue after a rotation and after a compromise.
+fn resign(
+    c: &mut CredentialRecord,
+    signer: &crate::crypto::Signer,
+    vm: String,
+    version: u32,
+    now: jiff::Timestamp,
+) -> Result<(), ServiceError> {
+    let mut doc = c.vc.as_object().cloned().unwrap_or_default();
+    doc.remove("proof");
+    let opts = ProofOptions {
+        verification_method: vm,
+        proof_purpose: "assertionMethod",
+        created: rfc3339(now),
+        expires: None,
+        challenge: None,
+        domain: None,
+    };
+    c.vc = proof::sign(doc, &opts, signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    c.issuer_key_version = version;
+    Ok(())
+}
+
 fn age_exceeded(k: &KeyVersion, days: Option<u32>, now: jiff::Timestamp) -> bool {
     days.is_some_and(|d| now.duration_since(k.created) >= SignedDuration::from_hours(24 * i64::from(d)))
 }
@@ -232,18 +256,8 @@ impl Sigil {
                     // that key lists it again.
                     let current = self.tenant_record(t).await?.issuer_current;
                     let signer = self.signer(t, "issuer", current).await?;
-                    let mut doc = c.vc.as_object().cloned().unwrap_or_default();
-                    doc.remove("proof");
-                    let opts = ProofOptions {
-                        verification_method: format!("{}#issuer-{current}", self.tenant_did(t)),
-                        proof_purpose: "assertionMethod",
-                        created: rfc3339(self.clock.now()),
-                        expires: None,
-                        challenge: None,
-                        domain: None,
-                    };
-                    c.vc = proof::sign(doc, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                    c.issuer_key_version = current;
+                    let vm = format!("{}#issuer-{current}", self.tenant_did(t));
+                    resign(&mut c, &signer, vm, current, self.clock.now())?;
                     let tk = self.tenant_keys(t).await?;
                     let k = keys::credential(t, id);
                     let mut txn = Txn::new();
@@ -318,18 +332,7 @@ impl Sigil {
                 if c.revoked || c.issuer_key_version == version {
                     continue;
                 }
-                let mut doc = c.vc.as_object().cloned().unwrap_or_default();
-                doc.remove("proof");
-                let opts = ProofOptions {
-                    verification_method: vm.clone(),
-                    proof_purpose: "assertionMethod",
-                    created: rfc3339(self.clock.now()),
-                    expires: None,
-                    challenge: None,
-                    domain: None,
-                };
-                c.vc = proof::sign(doc, &opts, &signer).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                c.issuer_key_version = version;
+                resign(&mut c, &signer, vm.clone(), version, self.clock.now())?;
                 txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::CREDENTIAL, &id, &c)?);
                 if let Some(a) = &c.agent {
                     effects.wallet_of_record(t, a);
