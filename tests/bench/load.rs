@@ -269,20 +269,7 @@ type MakeRequest = Arc<dyn Fn(u64) -> Option<(String, Option<String>, Bytes)> + 
 
 /// Sends one request on `conn`; Ok when it succeeded (and, for verify, verified).
 async fn send_one(conn: &mut SendRequest<Full<Bytes>>, path: &str, token: Option<&str>, body: Bytes) -> Result<(), String> {
-    let mut req = hyper::Request::post(path).header("host", "127.0.0.1").header("content-type", "application/json");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
-    conn.ready().await.map_err(|e| e.to_string())?;
-    let resp = conn.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let b = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    if status.is_success() && !contains(&b, b"\"verified\":false") {
-        Ok(())
-    } else {
-        Err(format!("{status}: {}", String::from_utf8_lossy(&b[..b.len().min(300)])))
-    }
+    send_for_body(conn, path, token, body).await.map(|_| ())
 }
 
 /// `conns` keep-alive connections, each sending requests back to back, for `duration`
