@@ -8,12 +8,17 @@
 //   node forge.mjs --challenge C --domain D --action A [--resource R]
 //     [--amount X --currency EUR] [--status-url URL]... [--holder DID]
 //     [--issuer-seed HEX32] [--holder-seed HEX32] [--expires-in SECONDS]
-//     [--no-identity] [--context-url URL]
+//     [--no-identity] [--context-url URL] [--issuer DID]
+//     [--cryptosuite eddsa-jcs-2022|eddsa-rdfc-2022]
 //   node forge.mjs --generic --challenge C --domain D [--subject ID]
 //     [--no-holder] [--status-url URL]... [--issuer-seed HEX32]
-//     [--holder-seed HEX32] [--expires-in SECONDS]
+//     [--holder-seed HEX32] [--expires-in SECONDS] [--issuer DID]
+//     [--cryptosuite eddsa-jcs-2022|eddsa-rdfc-2022]
 //
-// - issuer: a did:key (Ed25519 Multikey), from --issuer-seed when given
+// - issuer: a did:key (Ed25519 Multikey), from --issuer-seed when given;
+//   --issuer DID names another DID (e.g. a did:web) whose `${DID}#key-1` is
+//   that key (its DID document is printed as issuer_did_document)
+// - --cryptosuite: every proof's cryptosuite (default eddsa-jcs-2022)
 // - holder: a did:key from --holder-seed (or fresh); --holder DID overrides
 //   the holder id (e.g. did:web:127.0.0.1%3A4567, which a verifier will try
 //   to resolve) and the holder proof is then made by `${DID}#key-1` with the
@@ -41,28 +46,33 @@
 //
 // Prints one JSON object:
 //   {"presentation": {...}, "issuer": "did:key:...", "holder": "...",
-//    "holder_did_document": {...}}   (--generic adds "subject")
+//    "holder_did_document": {...}, "issuer_did_document": {...}}
+//   (--generic adds "subject")
 // Exit 0, or 2 with a message on stderr for a usage error.
 import crypto from 'node:crypto';
 
 import {
-  VC2, didDocument, didKey, isoIn, issue, newKey, prove
+  CRYPTOSUITES, VC2, didDocument, didKey, isoIn, issue as issueWith, newKey,
+  prove as proveWith
 } from './lib/signing.mjs';
 
 const USAGE = 'usage: node forge.mjs --challenge C --domain D --action A ' +
   '[--resource R] [--amount X --currency EUR] [--status-url URL]... ' +
   '[--holder DID] [--issuer-seed HEX32] [--holder-seed HEX32] ' +
-  '[--expires-in SECONDS] [--no-identity] [--context-url URL]\n' +
+  '[--expires-in SECONDS] [--no-identity] [--context-url URL] ' +
+  '[--issuer DID] [--cryptosuite eddsa-jcs-2022|eddsa-rdfc-2022]\n' +
   '   or: node forge.mjs --generic --challenge C --domain D [--subject ID] ' +
   '[--no-holder] [--status-url URL]... [--issuer-seed HEX32] ' +
-  '[--holder-seed HEX32] [--expires-in SECONDS]';
+  '[--holder-seed HEX32] [--expires-in SECONDS] [--issuer DID] ' +
+  '[--cryptosuite eddsa-jcs-2022|eddsa-rdfc-2022]';
 
 class UsageError extends Error {}
 
 function parseArgs(argv) {
   const o = {statusUrls: [], identity: true, expiresIn: 300,
     contextUrl: 'https://sigil.example/ns/v1', generic: false,
-    namedHolder: true, subject: 'did:example:ebfeb1f712ebc6f1c276e12ec21'};
+    namedHolder: true, subject: 'did:example:ebfeb1f712ebc6f1c276e12ec21',
+    cryptosuite: CRYPTOSUITES[0]};
   const value = (i, name) => {
     if(i + 1 >= argv.length || argv[i + 1].startsWith('--')) {
       throw new UsageError(`${name} requires a value`);
@@ -80,6 +90,8 @@ function parseArgs(argv) {
       case '--currency': o.currency = value(i, a); i++; break;
       case '--status-url': o.statusUrls.push(value(i, a)); i++; break;
       case '--holder': o.holder = value(i, a); i++; break;
+      case '--issuer': o.issuer = value(i, a); i++; break;
+      case '--cryptosuite': o.cryptosuite = value(i, a); i++; break;
       case '--issuer-seed': o.issuerSeed = seed(value(i, a), a); i++; break;
       case '--holder-seed': o.holderSeed = seed(value(i, a), a); i++; break;
       case '--expires-in':
@@ -110,8 +122,13 @@ function parseArgs(argv) {
   if(!o.generic && (!o.namedHolder || o.subjectGiven)) {
     throw new UsageError('--no-holder and --subject go with --generic');
   }
-  if(o.holder !== undefined && !/^did:[a-z0-9]+:\S+$/.test(o.holder)) {
-    throw new UsageError('--holder must be a DID');
+  for(const k of ['holder', 'issuer']) {
+    if(o[k] !== undefined && !/^did:[a-z0-9]+:[^\s#?]+$/.test(o[k])) {
+      throw new UsageError(`--${k} must be a DID`);
+    }
+  }
+  if(!CRYPTOSUITES.includes(o.cryptosuite)) {
+    throw new UsageError(`--cryptosuite must be one of ${CRYPTOSUITES.join(', ')}`);
   }
   for(const u of [...o.statusUrls, o.contextUrl]) {
     try {
@@ -130,6 +147,20 @@ function seed(hex, name) {
   return Uint8Array.from(Buffer.from(hex, 'hex'));
 }
 
+/** The issuer: a did:key, or the --issuer DID with `${DID}#key-1`. */
+async function forgeIssuer(o) {
+  if(o.issuer === undefined) {
+    return didKey(o.issuerSeed);
+  }
+  return {did: o.issuer, key: await newKey(o.issuer, 'key-1', o.issuerSeed)};
+}
+
+// Every proof of one run is made with the cryptosuite asked for.
+let cryptosuite = CRYPTOSUITES[0];
+const issue = (c, key, sigilUrl) => issueWith(c, key, sigilUrl, {cryptosuite});
+const prove = (p, key, options, sigilUrl) =>
+  proveWith(p, key, options, sigilUrl, {cryptosuite});
+
 function statusEntries(urls, base) {
   return urls.map((url, i) => ({
     id: `${url}#${base + i}`,
@@ -143,7 +174,7 @@ function statusEntries(urls, base) {
 /** An ordinary VC 2.0 presentation: nothing of Sigil's in it (see --generic). */
 async function forgeGeneric(o) {
   const now = Date.now();
-  const issuer = await didKey(o.issuerSeed);
+  const issuer = await forgeIssuer(o);
   const {did: holder, key: holderKey} = await didKey(o.holderSeed);
   const credential = {
     '@context': [VC2],
@@ -161,7 +192,7 @@ async function forgeGeneric(o) {
     '@context': [VC2],
     id: `urn:uuid:${crypto.randomUUID()}`,
     type: ['VerifiablePresentation'],
-    verifiableCredential: [await issue(credential, issuer.key, VC2)]
+    verifiableCredential: [await issue(credential, issuer.key)]
   };
   if(o.namedHolder) {
     presentation.holder = holder;
@@ -169,9 +200,10 @@ async function forgeGeneric(o) {
   const expires = o.expiresGiven ? isoIn(o.expiresIn, now) : undefined;
   return {
     presentation: await prove(presentation, holderKey,
-      {challenge: o.challenge, domain: o.domain, expires}, VC2),
+      {challenge: o.challenge, domain: o.domain, expires}),
     issuer: issuer.did, holder, subject: o.subject,
-    holder_did_document: didDocument(holder, holderKey)
+    holder_did_document: didDocument(holder, holderKey),
+    issuer_did_document: didDocument(issuer.did, issuer.key)
   };
 }
 
@@ -180,7 +212,7 @@ async function forge(o) {
     return forgeGeneric(o);
   }
   const now = Date.now();
-  const issuer = await didKey(o.issuerSeed);
+  const issuer = await forgeIssuer(o);
   let holder = o.holder;
   let holderKey;
   if(holder === undefined) {
@@ -249,7 +281,8 @@ async function forge(o) {
   }, holderKey, {challenge: o.challenge, domain: o.domain,
     expires: isoIn(o.expiresIn, now)}, o.contextUrl);
   return {presentation, issuer: issuer.did, holder,
-    holder_did_document: didDocument(holder, holderKey)};
+    holder_did_document: didDocument(holder, holderKey),
+    issuer_did_document: didDocument(issuer.did, issuer.key)};
 }
 
 let opts;
@@ -262,4 +295,5 @@ try {
   process.stderr.write(`forge.mjs: ${e.message}\n${e.message === USAGE ? '' : USAGE + '\n'}`);
   process.exit(2);
 }
+cryptosuite = opts.cryptosuite;
 process.stdout.write(JSON.stringify(await forge(opts)) + '\n');

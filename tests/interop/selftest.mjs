@@ -33,7 +33,12 @@ const JOSE_VERIFY = path.join(HERE, 'jose-verify.mjs');
 const EXAMPLES_CONTEXT_URL = 'https://www.w3.org/ns/credentials/examples/v2';
 const EXAMPLES_CONTEXT_FILE =
   path.join(HERE, 'contexts/credentials-examples-v2.jsonld');
-const VECTOR_FILE = path.join(HERE, 'vectors/eddsa-jcs-2022.json');
+const SIGN = path.join(HERE, 'sign.mjs');
+const VECTOR_FILES = {
+  'eddsa-jcs-2022': path.join(HERE, 'vectors/eddsa-jcs-2022.json'),
+  'eddsa-rdfc-2022': path.join(HERE, 'vectors/eddsa-rdfc-2022.json')
+};
+const CRYPTOSUITES = Object.keys(VECTOR_FILES);
 const EXIT = {verified: 0, rejected: 1, usage_error: 2, could_not_check: 3};
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sigil-interop-'));
@@ -121,6 +126,103 @@ async function forge(args) {
   return r.json;
 }
 
+/** Runs sign.mjs on `doc` (written to a file); returns its parsed output. */
+async function sign(doc, args) {
+  const r = await run(SIGN, [...(doc === undefined ? [] :
+    [writeJson('unsigned', doc)]), ...args]);
+  if(r.code !== 0 || !r.json.did) {
+    throw new Error(`sign.mjs ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  }
+  return r.json;
+}
+
+/** An ordinary VC 2.0 credential (base context terms only). */
+function memberShape({issuer, subject = 'did:example:ebfeb1f712ebc6f1c276e12ec21'}) {
+  return {
+    '@context': [VC2],
+    id: `urn:uuid:${crypto.randomUUID()}`,
+    type: ['VerifiableCredential', 'https://example.org/vocab#MembershipCredential'],
+    issuer,
+    validFrom: isoIn(-60),
+    credentialSubject: {id: subject, name: 'A member of the Example Club'}
+  };
+}
+
+/**
+ * sign.mjs with `suite`: a credential from `issuer` and a presentation of it
+ * by `holder` verify; one changed character in either fails for its
+ * signature. `issuer`/`holder`: {seed, did?} (did: a did:web, else did:key).
+ */
+async function signRoundTrip({suite, issuer, holder, label, verifyArgs = []}) {
+  const keyArgs = k => ['--seed', k.seed, ...(k.did ? ['--did', k.did] : [])];
+  const issuerDid = (await sign(undefined, ['--describe', ...keyArgs(issuer)])).did;
+  const holderDid = (await sign(undefined, ['--describe', ...keyArgs(holder)])).did;
+  const c = await sign(memberShape({issuer: issuerDid}),
+    ['--kind', 'credential', '--cryptosuite', suite, ...keyArgs(issuer)]);
+  record(`sign.mjs ${suite} ${label}: credential proof as asked`,
+    c.document.proof.cryptosuite === suite && c.did === issuerDid &&
+    c.document.proof.verificationMethod === c.verification_method &&
+    c.document.proof.proofPurpose === 'assertionMethod' &&
+    c.did_document.assertionMethod[0] === c.verification_method,
+    JSON.stringify(c));
+  await expectCli(`sign.mjs ${suite} ${label}: credential verifies`,
+    ['--kind', 'credential', writeJson('signed-vc', c.document), ...verifyArgs],
+    verified);
+  const bad = structuredClone(c.document);
+  bad.credentialSubject.name = 'B member of the Example Club';
+  await expectCli(`sign.mjs ${suite} ${label}: tampered credential fails`,
+    ['--kind', 'credential', writeJson('signed-vc-bad', bad), ...verifyArgs],
+    rejected('invalid_signature'));
+  const challenge = crypto.randomUUID();
+  const domain = 'verifier.example';
+  const p = await sign({
+    '@context': [VC2], id: `urn:uuid:${crypto.randomUUID()}`,
+    type: ['VerifiablePresentation'], holder: holderDid,
+    verifiableCredential: [c.document]
+  }, ['--kind', 'presentation', '--cryptosuite', suite, ...keyArgs(holder),
+    '--challenge', challenge, '--domain', domain, '--expires-in', '300']);
+  record(`sign.mjs ${suite} ${label}: presentation proof as asked`,
+    p.document.proof.cryptosuite === suite &&
+    p.document.proof.proofPurpose === 'authentication' &&
+    p.document.proof.challenge === challenge &&
+    p.document.proof.domain === domain && p.document.proof.expires !== undefined,
+    JSON.stringify(p.document.proof));
+  const vpArgs = file => ['--kind', 'presentation', file, '--challenge',
+    challenge, '--domain', domain, ...verifyArgs];
+  await expectCli(`sign.mjs ${suite} ${label}: presentation verifies`,
+    vpArgs(writeJson('signed-vp', p.document)), verified);
+  const badVp = structuredClone(p.document);
+  badVp.id = `urn:uuid:${crypto.randomUUID()}`;
+  await expectCli(`sign.mjs ${suite} ${label}: tampered presentation fails`,
+    vpArgs(writeJson('signed-vp-bad', badVp)), rejected('invalid_signature'));
+  return {credential: c, presentation: p};
+}
+
+/** sign.mjs with did:key signers, both cryptosuites; its usage errors. */
+async function signTests() {
+  for(const suite of CRYPTOSUITES) {
+    await signRoundTrip({suite, label: 'did:key',
+      issuer: {seed: '0a'.repeat(32)}, holder: {seed: '0b'.repeat(32)}});
+  }
+  const a = await sign(undefined, ['--describe', '--seed', '0a'.repeat(32)]);
+  const b = await sign(undefined, ['--describe', '--seed', '0a'.repeat(32)]);
+  record('sign.mjs --describe is deterministic from --seed',
+    a.did === b.did && a.did.startsWith('did:key:z6Mk') &&
+    a.verification_method === `${a.did}#${a.did.slice('did:key:'.length)}`,
+    JSON.stringify([a, b]));
+  const usage = [
+    ['--kind', 'credential'],
+    ['--describe', '--did', 'did:key:z6Mkx'],
+    ['--kind', 'credential', VERIFY, '--cryptosuite', 'ecdsa-rdfc-2019'],
+    ['--kind', 'credential', VERIFY, '--challenge', 'c']
+  ];
+  for(const args of usage) {
+    const r = await run(SIGN, args);
+    record(`sign.mjs ${args.join(' ')}: usage error, exit 2`, r.code === 2,
+      `exit ${r.code} ${r.stderr}`);
+  }
+}
+
 /** A 127.0.0.1 port with nothing listening (connections are refused). */
 async function closedPort() {
   const srv = net.createServer();
@@ -194,19 +296,25 @@ function presentationShape({holder, credentials, sigilUrl}) {
 
 // ---------------------------------------------------------------- part 1
 async function w3cVectorTests() {
-  const vector = JSON.parse(fs.readFileSync(VECTOR_FILE, 'utf8'));
   const ctx = ['--context', `${EXAMPLES_CONTEXT_URL}=${EXAMPLES_CONTEXT_FILE}`];
-  const good = writeJson('w3c-vector', vector.signedDocument);
-  await expectCli('W3C eddsa-jcs-2022 vector verifies (--no-issuer-check)',
-    ['--kind', 'credential', good, ...ctx, '--no-issuer-check'], verified);
-  await expectCli('W3C vector: DB CredentialIssuancePurpose rejects issuer != VM controller',
-    ['--kind', 'credential', good, ...ctx], rejected('issuer_mismatch'));
-  const tampered = structuredClone(vector.signedDocument);
-  const s = tampered.credentialSubject.alumniOf;
-  tampered.credentialSubject.alumniOf = (s[0] === 'T' ? 'X' : 'T') + s.slice(1);
-  await expectCli('W3C vector with one character of alumniOf flipped fails',
-    ['--kind', 'credential', writeJson('w3c-vector-tampered', tampered),
-      ...ctx, '--no-issuer-check'], rejected('invalid_signature'));
+  let good;
+  for(const suite of CRYPTOSUITES) {
+    const vector = JSON.parse(fs.readFileSync(VECTOR_FILES[suite], 'utf8'));
+    record(`W3C ${suite} vector is that cryptosuite's`,
+      vector.signedDocument.proof.cryptosuite === suite,
+      JSON.stringify(vector.signedDocument.proof));
+    good = writeJson(`w3c-vector-${suite}`, vector.signedDocument);
+    await expectCli(`W3C ${suite} vector verifies (--no-issuer-check)`,
+      ['--kind', 'credential', good, ...ctx, '--no-issuer-check'], verified);
+    await expectCli(`W3C ${suite} vector: DB CredentialIssuancePurpose rejects issuer != VM controller`,
+      ['--kind', 'credential', good, ...ctx], rejected('issuer_mismatch'));
+    const tampered = structuredClone(vector.signedDocument);
+    const s = tampered.credentialSubject.alumniOf;
+    tampered.credentialSubject.alumniOf = (s[0] === 'T' ? 'X' : 'T') + s.slice(1);
+    await expectCli(`W3C ${suite} vector with one character of alumniOf flipped fails`,
+      ['--kind', 'credential', writeJson(`w3c-vector-tampered-${suite}`, tampered),
+        ...ctx, '--no-issuer-check'], rejected('invalid_signature'));
+  }
   await expectCli('W3C vector without the examples context mapped: could not check (offline)',
     ['--kind', 'credential', good, '--no-issuer-check'],
     {...unchecked('context_unavailable'), mention: EXAMPLES_CONTEXT_URL});
@@ -429,6 +537,26 @@ async function forgeTests() {
       ['--kind', 'presentation', writeJson(`forge-generic${extra.length}`, gvp),
         '--challenge', challenge, '--domain', domain], verified);
   }
+  // --cryptosuite eddsa-rdfc-2022: every proof RDFC, the action and the
+  // generic shapes both.
+  const rdfc = ['--cryptosuite', 'eddsa-rdfc-2022'];
+  const r = await forge([...base, '--action', 'refunds:create', ...rdfc]);
+  const rProofs = [r.presentation.proof,
+    ...r.presentation.verifiableCredential.map(c => c.proof)];
+  record('forge.mjs --cryptosuite eddsa-rdfc-2022 makes every proof RDFC',
+    rProofs.length === 3 && rProofs.every(p => p.cryptosuite === 'eddsa-rdfc-2022'),
+    JSON.stringify(rProofs));
+  await expectCli('forge.mjs RDFC presentation verifies',
+    vpArgs(writeJson('forge-rdfc', r.presentation)), verified);
+  const rBad = structuredClone(r.presentation);
+  rBad.verifiableCredential[1].credentialSubject.authority.actions = ['orders:*'];
+  await expectCli('forge.mjs RDFC presentation with a widened authority fails',
+    vpArgs(writeJson('forge-rdfc-tampered', rBad)), rejected('invalid_signature'));
+  const rg = await forge(['--generic', '--challenge', challenge,
+    '--domain', domain, ...rdfc]);
+  await expectCli('forge.mjs --generic RDFC presentation verifies',
+    ['--kind', 'presentation', writeJson('forge-generic-rdfc', rg.presentation),
+      '--challenge', challenge, '--domain', domain], verified);
   return {forgeBase: base};
 }
 
@@ -515,6 +643,11 @@ async function didWebTests() {
       sigilUrl, status: status.map(s => ({...s,
         id: s.id.replace(/#\d+$/, '#4242'), statusListIndex: '4242'}))}),
     issuerKey, sigilUrl);
+    const idRdfc = await issue(identityShape(
+      {issuer: tenantDid, subject: agentDid, sigilUrl, status}), issuerKey,
+    sigilUrl, {cryptosuite: 'eddsa-rdfc-2022'});
+    const rdfcArgs = ['--kind', 'credential', writeJson('web-identity-rdfc', idRdfc),
+      ...ctx, ...ca];
     const challenge = crypto.randomUUID();
     const domain = base;
     const vp = await prove(presentationShape(
@@ -534,6 +667,8 @@ async function didWebTests() {
       ['--kind', 'credential', dlFile, ...ctx, ...ca], verified);
     await expectCli('did:web presentation of both credentials verifies', vpArgs,
       verified);
+    await expectCli('did:web RDFC credential with clear status bits verifies',
+      rdfcArgs, verified);
     await expectCli('without --ca the self-signed server is not trusted: could not check',
       ['--kind', 'credential', idFile, ...ctx],
       {...unchecked('did_unresolvable'), mention: 'certificate'});
@@ -543,6 +678,7 @@ async function didWebTests() {
       rejected('revoked'));
     await expectCli('presentation enclosing a revoked credential fails', vpArgs,
       rejected('revoked'));
+    await expectCli('revoked RDFC credential fails', rdfcArgs, rejected('revoked'));
     await expectCli('--no-status skips the status check',
       [...idArgs, '--no-status'], verified);
     await expectCli('a set bit at another index does not affect the credential',
@@ -590,6 +726,39 @@ async function didWebTests() {
       ['--kind', 'presentation', writeJson('forge-web-holder', forged.presentation),
         ...ctx, ...ca, '--challenge', forgeChallenge, '--domain', domain],
       verified);
+
+    // forge.mjs with a did:web issuer, RDFC.
+    const webIssued = await forge(['--challenge', forgeChallenge, '--domain', domain,
+      '--context-url', sigilUrl, '--action', 'refunds:create',
+      '--issuer', `did:web:${host}:issuers:mallory`,
+      '--cryptosuite', 'eddsa-rdfc-2022']);
+    const webIssuedArgs = ['--kind', 'presentation',
+      writeJson('forge-web-issuer', webIssued.presentation), ...ctx, ...ca,
+      '--challenge', forgeChallenge, '--domain', domain];
+    record('forge.mjs --issuer signs the credentials with `${issuer}#key-1`',
+      webIssued.issuer === `did:web:${host}:issuers:mallory` &&
+      webIssued.presentation.verifiableCredential.every(c =>
+        c.issuer === webIssued.issuer &&
+        c.proof.verificationMethod === `${webIssued.issuer}#key-1`),
+      JSON.stringify(webIssued.presentation.verifiableCredential));
+    await expectCli('forge.mjs --issuer did:web: could not check until its DID is served',
+      webIssuedArgs, unchecked('did_unresolvable'));
+    routes.set('/issuers/mallory/did.json', webIssued.issuer_did_document);
+    await expectCli('forge.mjs --issuer did:web RDFC presentation verifies when served',
+      webIssuedArgs, verified);
+
+    // sign.mjs with did:web signers served here, both cryptosuites.
+    for(const suite of CRYPTOSUITES) {
+      const issuer = {seed: '0c'.repeat(32), did: `did:web:${host}:issuers:ex`};
+      const holder = {seed: '0d'.repeat(32), did: `did:web:${host}:holders:ex`};
+      for(const [k, route] of [[issuer, '/issuers/ex/did.json'],
+        [holder, '/holders/ex/did.json']]) {
+        routes.set(route, (await sign(undefined,
+          ['--describe', '--seed', k.seed, '--did', k.did])).did_document);
+      }
+      await signRoundTrip({suite, issuer, holder, label: 'did:web',
+        verifyArgs: ca});
+    }
   } finally {
     server.close();
   }
@@ -715,6 +884,7 @@ async function joseTests() {
 try {
   await w3cVectorTests();
   await didKeyTests();
+  await signTests();
   await forgeTests();
   await didWebTests();
   await joseTests();

@@ -1,6 +1,7 @@
-// Signing with Digital Bazaar's libraries only (eddsa-jcs-2022 Data Integrity
-// proofs, Ed25519 Multikey): shared by selftest.mjs and forge.mjs. Nothing
-// here shares code with Sigil's Rust implementation.
+// Signing with Digital Bazaar's libraries only (Data Integrity proofs with
+// eddsa-jcs-2022 or eddsa-rdfc-2022, Ed25519 Multikey): shared by
+// selftest.mjs, forge.mjs and sign.mjs. Nothing here shares code with Sigil's
+// Rust implementation.
 import fs from 'node:fs';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -9,6 +10,7 @@ import * as vc from '@digitalbazaar/vc';
 import * as Ed25519Multikey from '@digitalbazaar/ed25519-multikey';
 import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
 import {createSignCryptosuite} from '@digitalbazaar/eddsa-jcs-2022-cryptosuite';
+import {cryptosuite as rdfcCryptosuite} from '@digitalbazaar/eddsa-rdfc-2022-cryptosuite';
 import {createDocumentLoader} from './verifier.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -24,19 +26,35 @@ function sigilContext() {
   return sigilContextDoc;
 }
 
-/** Offline loader for signing: built-in contexts + Sigil's at `sigilUrl`. */
-export function signingLoader(sigilUrl) {
+/** The cryptosuites signing supports; the first is the default. */
+export const CRYPTOSUITES = ['eddsa-jcs-2022', 'eddsa-rdfc-2022'];
+
+/**
+ * Offline loader for signing: built-in contexts, Sigil's at `sigilUrl` (none
+ * when undefined) and `extra` (a Map of URL → context document).
+ * eddsa-rdfc-2022 expands the document, so every context it uses must be
+ * here; eddsa-jcs-2022 needs none.
+ */
+export function signingLoader(sigilUrl, extra = new Map()) {
+  const sigil = sigilUrl === undefined ? [] : [[sigilUrl, sigilContext()]];
   return createDocumentLoader({
-    contexts: new Map([[sigilUrl, sigilContext()]]),
+    contexts: new Map([...sigil, ...extra]),
     fetchJson: async url => {
       throw new Error(`no network while signing: ${url}`);
     }
   });
 }
 
-function signingSuite(key, proofExtras) {
+function signingSuite(key, proofExtras, cryptosuite = CRYPTOSUITES[0]) {
+  const suites = {
+    'eddsa-jcs-2022': createSignCryptosuite,
+    'eddsa-rdfc-2022': () => rdfcCryptosuite
+  };
+  if(!suites[cryptosuite]) {
+    throw new TypeError(`unsupported cryptosuite "${cryptosuite}"`);
+  }
   const suite = new DataIntegrityProof({
-    signer: key.signer(), cryptosuite: createSignCryptosuite()
+    signer: key.signer(), cryptosuite: suites[cryptosuite]()
   });
   if(proofExtras) {
     suite.proof = {...proofExtras};
@@ -44,12 +62,16 @@ function signingSuite(key, proofExtras) {
   return suite;
 }
 
-/** Issues `credential` (proofPurpose assertionMethod) with `key`. */
-export async function issue(credential, key, sigilUrl) {
+/**
+ * Issues `credential` (proofPurpose assertionMethod) with `key`, with
+ * `cryptosuite` (default eddsa-jcs-2022) and extra contexts `contexts`.
+ */
+export async function issue(credential, key, sigilUrl,
+  {cryptosuite, contexts} = {}) {
   return vc.issue({
     credential: structuredClone(credential),
-    suite: signingSuite(key),
-    documentLoader: signingLoader(sigilUrl)
+    suite: signingSuite(key, undefined, cryptosuite),
+    documentLoader: signingLoader(sigilUrl, contexts)
   });
 }
 
@@ -58,12 +80,12 @@ export async function issue(credential, key, sigilUrl) {
  * `challenge`, `domain` and, when given, `expires` in the proof.
  */
 export async function prove(presentation, key,
-  {challenge, domain, expires}, sigilUrl) {
+  {challenge, domain, expires}, sigilUrl, {cryptosuite, contexts} = {}) {
   return vc.signPresentation({
     presentation: structuredClone(presentation),
-    suite: signingSuite(key, expires ? {expires} : undefined),
+    suite: signingSuite(key, expires ? {expires} : undefined, cryptosuite),
     challenge, domain,
-    documentLoader: signingLoader(sigilUrl)
+    documentLoader: signingLoader(sigilUrl, contexts)
   });
 }
 

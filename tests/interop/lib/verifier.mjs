@@ -1,5 +1,6 @@
 // Independent verifier for Sigil credentials/presentations, built only on
-// Digital Bazaar's libraries (DataIntegrityProof + eddsa-jcs-2022).
+// Digital Bazaar's libraries (DataIntegrityProof with eddsa-jcs-2022 or
+// eddsa-rdfc-2022).
 //
 // Everything is offline except: did:web documents and the status list
 // credentials named by the document being verified, fetched over HTTPS.
@@ -16,6 +17,7 @@ import * as Ed25519Multikey from '@digitalbazaar/ed25519-multikey';
 import * as bsl from '@digitalbazaar/vc-bitstring-status-list';
 import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
 import {createVerifyCryptosuite} from '@digitalbazaar/eddsa-jcs-2022-cryptosuite';
+import {cryptosuite as rdfcCryptosuite} from '@digitalbazaar/eddsa-rdfc-2022-cryptosuite';
 import {driver as didKeyDriver} from '@digitalbazaar/did-method-key';
 import {contexts as credentialsContexts} from '@digitalbazaar/credentials-context';
 import {contexts as dataIntegrityContexts} from '@digitalbazaar/data-integrity-context';
@@ -396,8 +398,16 @@ function credentialsOf(kind, document) {
     [document];
 }
 
+/**
+ * Both eddsa cryptosuites: jsonld-signatures picks, for each proof, the suite
+ * whose type and cryptosuite match it (a proof of any other kind matches
+ * none: no_matching_proof).
+ */
 function makeSuite() {
-  return new DataIntegrityProof({cryptosuite: createVerifyCryptosuite()});
+  return [
+    new DataIntegrityProof({cryptosuite: createVerifyCryptosuite()}),
+    new DataIntegrityProof({cryptosuite: rdfcCryptosuite})
+  ];
 }
 
 /**
@@ -622,7 +632,8 @@ export async function verifyDocument({
 
   // 1) JSON-LD: every term must be defined by the (offline) contexts and no
   //    protected term may be redefined. The JCS suite itself never expands,
-  //    so this is an extra check done here.
+  //    so this is an extra check done here (the RDFC suite canonicalizes in
+  //    safe mode too, and then reports the same fault as a failed proof).
   try {
     await jsonld.expand(document, {documentLoader, safe: true});
   } catch(e) {
