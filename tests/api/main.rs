@@ -14,6 +14,8 @@ mod credentials;
 mod durability;
 mod guardrails;
 
+mod interop;
+
 mod isolation;
 mod jose;
 mod lifecycle;
