@@ -33,8 +33,6 @@ codes! {
     // 400 / 422: the request itself.
     /// Malformed or violating a rule.
     InvalidRequest => "invalid_request",
-    /// A VC-API credential that cannot be issued or verified as given.
-    UnprocessableCredential => "unprocessable_credential",
     /// The credential has no status entry of the purpose a change needs.
     NoStatusEntry => "no_status_entry",
     /// The body is over the configured limit (413).

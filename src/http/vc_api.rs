@@ -1,6 +1,5 @@
 //! W3C VC-API (VCALM) routes in the shapes of that specification.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -9,7 +8,6 @@ use super::Body;
 use super::auth::Auth;
 use super::parse_tenant;
 use super::problem::ApiError;
-use crate::codes::ErrorCode;
 use crate::service::Sigil;
 use crate::service::vc_api::{StatusUpdate, VcApiError};
 
@@ -133,7 +131,6 @@ impl VerifyResponse {
 fn vc_api_error(e: VcApiError) -> Result<HttpResponse, ApiError> {
     match e {
         VcApiError::BadRequest(d) => Err(ApiError::bad_request(d)),
-        VcApiError::Unprocessable(d) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::UnprocessableCredential, d)),
         VcApiError::Service(s) => Err(s.into()),
     }
 }
@@ -150,7 +147,7 @@ fn vc_api_error(e: VcApiError) -> Result<HttpResponse, ApiError> {
     responses((status = 201, body = IssueResponse,
                headers(("Location" = String, description = "With status: `/v1/tenants/{tenant}/credentials/{id}`, the stored credential"))),
               (status = 409, description = "Conflicts with current state (`credential_exists`: a credential with this id was already issued with status; `write_conflict`)", body = super::problem::Problem, content_type = "application/problem+json"),
-              (status = 422, description = "Issuer is not this tenant", body = super::problem::Problem, content_type = "application/problem+json")),
+              (status = 400, description = "`invalid_request`: the credential breaks a VC Data Model 2.0 rule, an option is not understood, or the issuer is not this tenant (as the VC-API specifies)", body = super::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn issue(
     sigil: web::Data<Sigil>,

@@ -108,10 +108,12 @@ async fn vc_api_issue_refuses_what_the_data_model_forbids() {
         let detail = p["detail"].as_str().unwrap();
         assert!(detail.contains(&format!("VC Data Model 2.0 §{section}")), "{what}: the detail names no rule: {detail}");
     }
-    // Another tenant's issuer is well-formed but not this tenant: 422, as before.
+    // Another tenant's issuer: 400, as the VC-API says of an issuer that does not match.
     let mut other = ok.clone();
     other["issuer"] = json!("did:web:example.com");
-    assert_eq!(issue(&s, &admin, other, None).await.0, 422);
+    let (st, p) = issue(&s, &admin, other, None).await;
+    assert_eq!((st, p["code"].as_str()), (400, Some("invalid_request")), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("issuer must be this tenant"), "{p}");
 }
 
 /// The date rule is the same on both sides: what issue refuses, Sigil's verify refuses on

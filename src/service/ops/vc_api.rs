@@ -27,11 +27,10 @@ use crate::vc::verify::{self, CredentialOptions, Report};
 /// The status entry type Sigil issues (Bitstring Status List v1.0).
 const ENTRY_TYPE: &str = "BitstringStatusListEntry";
 
-/// A VC-API input problem: 400 for malformed input, 422 for well-formed but unacceptable.
+/// A VC-API input problem (400), or a service error with its own status.
 #[derive(Debug)]
 pub enum VcApiError {
     BadRequest(String),
-    Unprocessable(String),
     Service(ServiceError),
 }
 
@@ -184,7 +183,9 @@ impl Sigil {
         datamodel::check_credential(&doc).map_err(|v| VcApiError::BadRequest(v.to_string()))?;
         let did = self.tenant_did(tenant);
         if issuer_id(&Value::Object(doc.clone())) != Some(did.as_str()) {
-            return Err(VcApiError::Unprocessable(format!("issuer must be this tenant ({did})")));
+            // VC-API issuer.yml: 400 when "the provided value of 'issuer' does not match the
+            // expected configuration".
+            return Err(VcApiError::BadRequest(format!("issuer must be this tenant ({did})")));
         }
         let (valid_from, valid_until) = datamodel::validity_period(&doc).map_err(|v| VcApiError::BadRequest(v.to_string()))?;
         let now = self.clock.now();
