@@ -7,6 +7,7 @@ pub mod datamodel;
 pub mod did;
 pub mod jcs;
 pub mod jose;
+pub mod jsonld;
 
 pub mod multikey;
 pub mod presentation;

@@ -48,6 +48,7 @@ fn options(issuer: &str) -> PresentationOptions {
 
 fn proof_opts(vm: &str, purpose: &'static str, holder: bool) -> proof::ProofOptions {
     proof::ProofOptions {
+        cryptosuite: Default::default(),
         verification_method: vm.to_owned(),
         proof_purpose: purpose,
         created: "2026-06-10T09:59:00Z".into(),

@@ -14,6 +14,7 @@ fn signed(subject: &Value, signer: &Signer) -> Value {
         "credentialSubject": subject,
     });
     let opts = ProofOptions {
+        cryptosuite: Default::default(),
         verification_method: "did:key:z6Mk#z6Mk".into(),
         proof_purpose: "assertionMethod",
         created: "2026-01-01T00:00:00Z".into(),

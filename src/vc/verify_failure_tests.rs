@@ -168,6 +168,7 @@ impl World {
     /// `doc` signed by `signer` as `vm`, for `purpose`.
     fn sign(doc: Value, signer: &Signer, vm: &str, purpose: &'static str) -> Value {
         let opts = ProofOptions {
+            cryptosuite: Default::default(),
             verification_method: vm.to_owned(),
             proof_purpose: purpose,
             created: at(-60),
@@ -209,6 +210,7 @@ impl World {
             "verifiableCredential": [self.credential()],
         });
         let opts = ProofOptions {
+            cryptosuite: Default::default(),
             verification_method: format!("{HOLDER}#key-1"),
             proof_purpose: "authentication",
             created: at(0),

@@ -104,6 +104,7 @@ fn benches(c: &mut Criterion) {
     eprintln!("typical presentation: {} bytes", serde_json::to_vec(&sample).unwrap().len());
     let signer = Signer::generate();
     let opts = ProofOptions {
+        cryptosuite: Default::default(),
         verification_method: "did:web:bench.example%3A8443:tenants:bench:agents:x#key-1".into(),
         proof_purpose: "authentication",
         created: "2026-11-28T20:00:00Z".into(),

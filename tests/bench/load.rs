@@ -417,6 +417,7 @@ struct Ceilings {
 fn ceilings(sample: &Value) -> Ceilings {
     let signer = Signer::generate();
     let opts = |purpose: &'static str, challenge: bool| ProofOptions {
+        cryptosuite: Default::default(),
         verification_method: "did:web:127.0.0.1%3A1:tenants:bench:agents:x#key-1".into(),
         proof_purpose: purpose,
         created: "2026-11-28T20:00:00Z".into(),

@@ -193,6 +193,7 @@ impl Sigil {
         let rec_t = self.tenant_record(tenant).await?;
         let signer = self.signer(tenant, "issuer", rec_t.issuer_current).await?;
         let opts = ProofOptions {
+            cryptosuite: Default::default(),
             verification_method: format!("{}#issuer-{}", self.tenant_did(tenant), rec_t.issuer_current),
             proof_purpose: "assertionMethod",
             created: rfc3339(self.clock.now()),

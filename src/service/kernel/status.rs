@@ -240,6 +240,7 @@ impl Sigil {
         let doc = status_list::credential(&url, &issuer, purpose.as_str(), &Bitstring::from_bytes(all), &rfc3339(now), &rfc3339(until));
         let signer = self.signer(tenant, "issuer", rec.issuer_current).await?;
         let opts = ProofOptions {
+            cryptosuite: Default::default(),
             verification_method: format!("{issuer}#issuer-{}", rec.issuer_current),
             proof_purpose: "assertionMethod",
             created: rfc3339(now),

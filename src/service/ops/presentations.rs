@@ -235,6 +235,7 @@ impl Sigil {
                 canon.canonical("verifiableCredential", canonical_array(&[&identity.canonical, &delegation.canonical]));
                 let canonical = canon.finish().map_err(|e| bad(e.to_string()))?;
                 let opts = ProofOptions {
+                    cryptosuite: Default::default(),
                     verification_method: format!("{}#key-{}", wallet.did, wallet.key_version),
                     proof_purpose: "authentication",
                     created: rfc3339(now),

@@ -22,7 +22,7 @@ use crate::service::kernel::signers::stage_new_key;
 use crate::service::model::records::{AgentRecord, CredentialRecord, KeyState, KeyVersion, TenantRecord, kind};
 use crate::service::{Caller, ServiceError, Sigil};
 use crate::store::{Txn, keys};
-use crate::vc::proof::{self, ProofOptions};
+use crate::vc::proof::{self, Cryptosuite, ProofOptions};
 
 pub use crate::service::model::settings::KeyPolicy;
 
@@ -58,8 +58,11 @@ fn resign(
     now: jiff::Timestamp,
 ) -> Result<(), ServiceError> {
     let mut doc = c.vc.as_object().cloned().unwrap_or_default();
+    // Re-signed under the cryptosuite it was issued with: its holders' verifiers chose it.
+    let suite = doc.get("proof").and_then(|p| p.get("cryptosuite")).and_then(serde_json::Value::as_str).and_then(Cryptosuite::parse);
     doc.remove("proof");
     let opts = ProofOptions {
+        cryptosuite: suite.unwrap_or_default(),
         verification_method: vm,
         proof_purpose: "assertionMethod",
         created: rfc3339(now),

@@ -385,6 +385,7 @@ mod tests {
             "credentialSubject": {"id": a.did, "authority": authority},
         });
         let opts = |purpose, challenge: Option<&str>| ProofOptions {
+            cryptosuite: Default::default(),
             verification_method: vm.clone(),
             proof_purpose: purpose,
             created: crate::clock::rfc3339(now),

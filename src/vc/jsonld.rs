@@ -1,0 +1,367 @@
+//! The JSON-LD pipeline behind `eddsa-rdfc-2022` and the JSON-LD-level VC 2.0 rules:
+//! an offline context registry, JSON-LD 1.1 expansion (json-ld 0.15), deserialization to
+//! RDF and RDF Dataset Canonicalization (RDFC-1.0, sophia_c14n), every step bounded.
+//!
+//! **Contexts are never fetched.** The registry holds the contexts bundled in the binary
+//! (`contexts/`: VC 2.0 and 1.1, Data Integrity v1/v2, Multikey, Bitstring Status List,
+//! DID v1, the W3C examples context and Sigil's own) plus the files an operator lists
+//! (`--jsonld-context url=path`), all read once at start by the caller ([`install`]); a
+//! document naming any other context URL is refused ([`JsonLdError::UnknownContext`]).
+//!
+//! **Bounds** (hostile input): the document's JSON size ([`MAX_DOCUMENT_BYTES`]), the
+//! number of quads it yields ([`MAX_QUADS`]), and RDFC-1.0's hash-N-degree work
+//! (sophia's recursion depth factor and permutation limit, [`C14N_PERMUTATION_LIMIT`]):
+//! a "poison" dataset of many indistinguishable blank nodes is refused
+//! ([`JsonLdError::TooComplex`]) instead of taking exponential time.
+//!
+//! Must never: do I/O (file or network), or panic on input (the libraries are guarded).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use json_ld::future::{BoxFuture, FutureExt};
+use json_ld::{JsonLdProcessor, Loader, RemoteDocument};
+use json_syntax::Parse;
+use locspan::{Location, Meta};
+use serde_json::Value;
+use sophia_api::quad::Spog;
+use sophia_api::term::{SimpleTerm, Term};
+use sophia_jsonld::vocabulary::{ArcIri, ArcVoc};
+use sophia_jsonld::{JsonLdOptions, JsonLdParser};
+
+use super::credential::VC_V2;
+
+/// The largest JSON document (serialized) the pipeline takes: the request bodies that
+/// reach it are smaller already; this bounds callers that are not requests.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+/// The most quads one document may yield: a credential has tens.
+pub const MAX_QUADS: usize = 10_000;
+/// RDFC-1.0 hash-N-degree bounds handed to sophia_c14n: how deep it may recurse
+/// (a factor of the blank node count) and how many blank nodes a permutation may cover
+/// (sophia's default, 6: 720 orders). Past them it answers "toxic graph".
+pub const C14N_DEPTH_FACTOR: f32 = 1.0;
+pub const C14N_PERMUTATION_LIMIT: usize = 6;
+
+/// The VC 1.1 base context (verification only: Sigil issues VC 2.0).
+pub const VC_V1: &str = "https://www.w3.org/2018/credentials/v1";
+
+/// The contexts shipped in the binary, by URL.
+const BUNDLED: &[(&str, &str)] = &[
+    (VC_V2, include_str!("contexts/credentials-v2.jsonld")),
+    (VC_V1, include_str!("contexts/credentials-v1.jsonld")),
+    ("https://www.w3.org/ns/credentials/examples/v2", include_str!("contexts/credentials-examples-v2.jsonld")),
+    ("https://w3id.org/security/data-integrity/v1", include_str!("contexts/data-integrity-v1.jsonld")),
+    ("https://w3id.org/security/data-integrity/v2", include_str!("contexts/data-integrity-v2.jsonld")),
+    ("https://w3id.org/security/multikey/v1", include_str!("contexts/multikey-v1.jsonld")),
+    ("https://www.w3.org/ns/credentials/status/v1", include_str!("contexts/vc-bitstring-status-list-v1.jsonld")),
+    ("https://www.w3.org/ns/did/v1", include_str!("contexts/did-v1.jsonld")),
+];
+
+/// Why a document could not go through the JSON-LD pipeline. All are the caller's input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonLdError {
+    #[error("unknown JSON-LD context {0}: only bundled and configured contexts are used, none is fetched")]
+    UnknownContext(String),
+    #[error("JSON-LD protected term redefinition: a context redefines a term a protected context defines")]
+    ProtectedTermRedefinition,
+    #[error("JSON-LD processing failed: {0}")]
+    Invalid(String),
+    #[error("the document is too large or too complex to canonicalize: {0}")]
+    TooComplex(&'static str),
+}
+
+type Json = json_syntax::Value<Location<ArcIri>>;
+type Doc = Meta<Json, Location<ArcIri>>;
+type Remote = RemoteDocument<ArcIri, Location<ArcIri>, Json>;
+
+/// The contexts this process serves to the JSON-LD processor, parsed once.
+#[derive(Debug, Clone)]
+pub struct Contexts {
+    docs: Arc<HashMap<String, Doc>>,
+}
+
+impl Contexts {
+    /// The bundled contexts, Sigil's own at `sigil_context_url` (deployment-specific), and
+    /// `extra` (`(url, JSON text)`, read from files by the caller); an extra URL replaces a
+    /// bundled one of the same URL.
+    pub fn new(sigil_context_url: Option<&str>, extra: &[(String, String)]) -> Result<Self, String> {
+        let mut docs = HashMap::new();
+        let sigil = sigil_context_url.map(|u| (u, super::credential::SIGIL_CONTEXT));
+        for (url, text) in BUNDLED.iter().copied().chain(sigil).chain(extra.iter().map(|(u, t)| (u.as_str(), t.as_str()))) {
+            docs.insert(url.to_owned(), parse_context(url, text)?);
+        }
+        Ok(Self { docs: Arc::new(docs) })
+    }
+
+    /// Whether `url` is served.
+    pub fn knows(&self, url: &str) -> bool {
+        self.docs.contains_key(url)
+    }
+
+    /// The URLs served, sorted.
+    pub fn urls(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.docs.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn parse_context(url: &str, text: &str) -> Result<Doc, String> {
+    let iri = sophia_iri::Iri::new(Arc::<str>::from(url)).map_err(|_| format!("context URL {url} is not an absolute IRI"))?;
+    let doc = json_syntax::Value::parse_str(text, |span| Location::new(iri.clone(), span))
+        .map_err(|e| format!("context {url} is not JSON: {}", e.value()))?;
+    if doc.as_object().is_none_or(|o| o.get_unique("@context").ok().flatten().is_none()) {
+        return Err(format!("context {url} has no @context member"));
+    }
+    Ok(doc)
+}
+
+static INSTALLED: OnceLock<Contexts> = OnceLock::new();
+
+/// Installs the process's contexts (at start, before serving). A second call is refused.
+pub fn install(contexts: Contexts) -> Result<(), String> {
+    INSTALLED.set(contexts).map_err(|_| "JSON-LD contexts are already installed".to_owned())
+}
+
+/// The installed contexts, or the bundled ones (library use and tests).
+pub fn contexts() -> &'static Contexts {
+    static BUNDLED_ONLY: OnceLock<Contexts> = OnceLock::new();
+    INSTALLED
+        .get()
+        .unwrap_or_else(|| BUNDLED_ONLY.get_or_init(|| Contexts::new(None, &[]).unwrap_or_else(|_| Contexts { docs: Arc::default() })))
+}
+
+/// The document loader handed to json-ld: answers from memory, never from the network.
+#[derive(Clone)]
+struct Offline(Contexts);
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown context {0}")]
+struct NotBundled(String);
+
+impl Loader<ArcIri, Location<ArcIri>> for Offline {
+    type Output = json_syntax::Value<Location<ArcIri>>;
+    type Error = NotBundled;
+
+    fn load_with<'a>(
+        &'a mut self,
+        _vocabulary: &'a mut (impl Sync + Send + rdf_types::IriVocabularyMut<Iri = ArcIri>),
+        url: ArcIri,
+    ) -> BoxFuture<'a, json_ld::LoadingResult<ArcIri, Location<ArcIri>, Self::Output, Self::Error>>
+    where
+        ArcIri: 'a,
+    {
+        let found = self.0.docs.get(url.as_str()).cloned();
+        async move {
+            let doc = found.ok_or_else(|| NotBundled(url.as_str().to_owned()))?;
+            Ok(RemoteDocument::new(Some(url), "application/ld+json".parse().ok(), doc))
+        }
+        .boxed()
+    }
+}
+
+/// Runs a future that never waits: every context comes from memory, so the json-ld
+/// futures are ready on their first polls. A future still pending after that is an error
+/// rather than a blocked thread.
+fn run_ready<F: Future>(f: F) -> Result<F::Output, JsonLdError> {
+    let mut f = pin!(f);
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    for _ in 0..64 {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
+    }
+    Err(JsonLdError::Invalid("JSON-LD processing did not complete".into()))
+}
+
+/// The library code is third party: a panic inside it is answered as refused input, never
+/// a crashed worker.
+fn guarded<T>(f: impl FnOnce() -> Result<T, JsonLdError>) -> Result<T, JsonLdError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(JsonLdError::Invalid("the JSON-LD processor could not process the document".into())))
+}
+
+/// Every context URL the document names (in any `@context`, at any depth, including
+/// `@import`) must be served: named here, before processing, so the answer names the URL.
+fn check_context_urls(v: &Value, reg: &Contexts) -> Result<(), JsonLdError> {
+    fn urls<'a>(ctx: &'a Value, out: &mut Vec<&'a str>) {
+        match ctx {
+            Value::String(s) => out.push(s),
+            Value::Array(a) => a.iter().for_each(|c| urls(c, out)),
+            Value::Object(o) => {
+                if let Some(Value::String(s)) = o.get("@import") {
+                    out.push(s);
+                }
+                // Scoped contexts inside term definitions.
+                o.values().filter_map(|d| d.get("@context")).for_each(|c| urls(c, out));
+            }
+            _ => {}
+        }
+    }
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                if k == "@context" {
+                    let mut found = Vec::new();
+                    urls(x, &mut found);
+                    if let Some(u) = found.into_iter().find(|u| !reg.knows(u)) {
+                        return Err(JsonLdError::UnknownContext(u.chars().take(200).collect()));
+                    }
+                } else {
+                    check_context_urls(x, reg)?;
+                }
+            }
+            Ok(())
+        }
+        Value::Array(a) => a.iter().try_for_each(|x| check_context_urls(x, reg)),
+        _ => Ok(()),
+    }
+}
+
+fn to_text(doc: &Value) -> Result<String, JsonLdError> {
+    let text = serde_json::to_string(doc).map_err(|e| JsonLdError::Invalid(e.to_string()))?;
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(JsonLdError::TooComplex("document larger than the JSON-LD size limit"));
+    }
+    Ok(text)
+}
+
+fn remote(text: &str) -> Result<Remote, JsonLdError> {
+    let base = ArcIri::new_unchecked(Arc::from("x-string://"));
+    let json = json_syntax::Value::parse_str(text, |span| Location::new(base.clone(), span))
+        .map_err(|e| JsonLdError::Invalid(e.value().to_string()))?;
+    Ok(RemoteDocument::new(None, None, json))
+}
+
+fn classify(message: String) -> JsonLdError {
+    // json-ld reports context-processing errors by their JSON-LD error code's text.
+    if message.contains("Protected term redefinition") {
+        JsonLdError::ProtectedTermRedefinition
+    } else if let Some(rest) = message.split("unknown context ").nth(1) {
+        JsonLdError::UnknownContext(rest.chars().take(200).collect())
+    } else {
+        JsonLdError::Invalid(message.chars().take(300).collect())
+    }
+}
+
+/// JSON-LD expansion of `doc` with the offline loader, then the JSON-LD-level VC 2.0 rules
+/// that need it: §4.3 (via JSON-LD 1.1 §4.1.11) no context may redefine a protected term
+/// (the processor raises "protected term redefinition"), and §4.5 Types: every `type` must
+/// expand to a URL (an absolute IRI; a blank node or relative reference is not one).
+pub fn check_expanded(doc: &Value) -> Result<(), ExpansionFinding> {
+    let reg = contexts();
+    check_context_urls(doc, reg).map_err(ExpansionFinding::Error)?;
+    let text = to_text(doc).map_err(ExpansionFinding::Error)?;
+    guarded(|| {
+        let rd = remote(&text)?;
+        let mut vocab = ArcVoc {};
+        let mut loader = Offline(reg.clone());
+        let expanded = run_ready(rd.expand_with(&mut vocab, &mut loader))?.map_err(|e| classify(e.to_string()))?;
+        for frag in expanded.traverse() {
+            if let json_ld::object::FragmentRef::Object(json_ld::Object::Node(n)) = frag {
+                if let Some(bad) = n.types().iter().find(|t| !t.is_iri()) {
+                    return Err(JsonLdError::Invalid(format!("TYPE:{}", describe_id(bad.value()))));
+                }
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| match e {
+        JsonLdError::Invalid(m) if m.starts_with("TYPE:") => ExpansionFinding::TypeNotUrl(m.trim_start_matches("TYPE:").to_owned()),
+        other => ExpansionFinding::Error(other),
+    })
+}
+
+fn describe_id(id: &json_ld::Id<ArcIri, sophia_jsonld::vocabulary::ArcBnode>) -> String {
+    match id {
+        json_ld::Id::Valid(json_ld::ValidId::Blank(b)) => format!("blank node {}", &**b),
+        json_ld::Id::Valid(json_ld::ValidId::Iri(i)) => i.as_str().to_owned(),
+        json_ld::Id::Invalid(s) => s.chars().take(100).collect(),
+    }
+}
+
+/// What [`check_expanded`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpansionFinding {
+    /// A `type` whose expansion is not a URL (what it expanded to).
+    TypeNotUrl(String),
+    /// The document could not be expanded.
+    Error(JsonLdError),
+}
+
+/// The RDFC-1.0 canonical N-Quads of `doc` (JSON-LD 1.1 toRdf, then RDFC-1.0 with SHA-256),
+/// the `eddsa-rdfc-2022` transformation (VC-DI-EdDSA §3.2.3).
+pub fn canonicalize(doc: &Value) -> Result<Vec<u8>, JsonLdError> {
+    let reg = contexts();
+    check_context_urls(doc, reg)?;
+    let text = to_text(doc)?;
+    guarded(|| {
+        let parser = JsonLdParser::new_with_options(JsonLdOptions::new().with_document_loader(Offline(reg.clone())));
+        let source = run_ready(parser.async_parse_str(&text))?;
+        let quads = collect(source)?;
+        let mut out = Vec::with_capacity(quads.len() * 120);
+        sophia_c14n::rdfc10::normalize_with::<sophia_c14n::hash::Sha256, _, _>(&quads, &mut out, C14N_DEPTH_FACTOR, C14N_PERMUTATION_LIMIT)
+            .map_err(|e| match e {
+                sophia_c14n::C14nError::ToxicGraph(_) => JsonLdError::TooComplex("RDFC-1.0 blank node labelling exceeds its work limit"),
+                other => JsonLdError::Invalid(other.to_string()),
+            })?;
+        Ok(out)
+    })
+}
+
+type Quad = Spog<SimpleTerm<'static>>;
+
+fn collect(mut source: sophia_jsonld::JsonLdQuadSource) -> Result<HashSet<Quad>, JsonLdError> {
+    use sophia_api::source::QuadSource;
+    let mut set = HashSet::new();
+    let mut over = false;
+    source
+        .for_each_quad(|q| {
+            if set.len() >= MAX_QUADS {
+                over = true;
+                return;
+            }
+            use sophia_api::quad::Quad as _;
+            let (spo, g) = q.to_spog();
+            let [s, p, o] = spo;
+            set.insert(([s.into_term(), p.into_term(), o.into_term()], g.map(|g| g.into_term())));
+        })
+        .map_err(|e| classify(e.to_string()))?;
+    if over {
+        return Err(JsonLdError::TooComplex("more quads than the JSON-LD limit"));
+    }
+    Ok(set)
+}
+
+/// Whether `ctx` (a document's `@context`) starts with the VC 1.1 base context.
+pub fn is_vc_v1(doc: &Value) -> bool {
+    match doc.get("@context") {
+        Some(Value::Array(a)) => a.first().and_then(Value::as_str) == Some(VC_V1),
+        Some(Value::String(s)) => s == VC_V1,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bundled_contexts_all_parse() {
+        let c = Contexts::new(Some("https://sigil.example/ns/v1"), &[]).unwrap();
+        assert!(c.knows(VC_V2) && c.knows(VC_V1) && c.knows("https://sigil.example/ns/v1"));
+        assert_eq!(c.urls().len(), BUNDLED.len() + 1);
+    }
+
+    #[test]
+    fn unknown_context_is_named() {
+        let doc = json!({"@context": [VC_V2, "https://evil.example/ctx"], "type": "VerifiableCredential"});
+        assert_eq!(canonicalize(&doc), Err(JsonLdError::UnknownContext("https://evil.example/ctx".into())));
+        let nested = json!({"@context": [VC_V2, {"x": {"@id": "https://e/x", "@context": "https://evil.example/scoped"}}]});
+        assert_eq!(canonicalize(&nested), Err(JsonLdError::UnknownContext("https://evil.example/scoped".into())));
+    }
+}
