@@ -18,6 +18,7 @@ use crate::helpers::{Opts, Server};
 
 const VC2: &str = "https://www.w3.org/ns/credentials/v2";
 const JCS: &str = "eddsa-jcs-2022";
+const RDFC: &str = "eddsa-rdfc-2022";
 
 /// An HTTPS host on 127.0.0.1 serving `did.json` documents for did:web DIDs, with a
 /// certificate from its own throw-away CA (Sigil trusts it through `--resolver-ca`). It
@@ -250,51 +251,75 @@ fn both_cas(s: &Server, host: &DidHost) -> (tempfile::TempDir, PathBuf) {
     (dir, file)
 }
 
+/// A deployment trusting one did:key and one did:web issuer, the test host serving the
+/// did:web documents, and the independent signers: trusted issuers, strangers (trusted by
+/// nobody) and holders, each as did:key and did:web.
+struct World {
+    host: DidHost,
+    s: Server,
+    key_issuer: Signer,
+    key_stranger: Signer,
+    web_issuer: Signer,
+    web_stranger: Signer,
+    key_holder: Signer,
+    web_holder: Signer,
+    /// Sigil's CA and the host's, in one file for the independent verifier.
+    cas: PathBuf,
+    _cas_dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let host = DidHost::start();
+        let key_issuer = Signer::new("a1", None);
+        let key_stranger = Signer::new("a2", None);
+        let web_issuer = Signer::new("a3", Some(host.did("issuers:trusted")));
+        let web_stranger = Signer::new("a4", Some(host.did("issuers:stranger")));
+        let key_holder = Signer::new("a5", None);
+        let web_holder = Signer::new("a6", Some(host.did("holders:h")));
+        for k in [&web_issuer, &web_stranger, &web_holder] {
+            host.serve(&k.did, k.did_document.clone());
+        }
+        let mut opts = Opts::default();
+        for trusted in [&key_issuer.did, &web_issuer.did] {
+            opts.args.extend(["--trust-issuer".to_owned(), trusted.clone()]);
+        }
+        opts.args.extend(host.sigil_args());
+        let s = Server::start_with(opts).await;
+        s.tenant("acme").await;
+        let (_cas_dir, cas) = both_cas(&s, &host);
+        World { host, s, key_issuer, key_stranger, web_issuer, web_stranger, key_holder, web_holder, cas, _cas_dir }
+    }
+}
+
 /// Credentials and presentations signed by the independent libraries with `suite`, by
 /// did:key and did:web issuers and holders: Sigil's VC-API routes verify them when the
-/// issuer is trusted, report an untrusted issuer as untrusted, and refuse tampered ones;
-/// `/v1/verify` accepts action presentations of a trusted issuer and refuses the rest.
+/// issuer is trusted, report an untrusted issuer as untrusted, and refuse tampered ones.
 async fn independent_signers_verify_in_sigil(suite: &str) {
-    let host = DidHost::start();
-    let key_issuer = Signer::new("a1", None);
-    let key_stranger = Signer::new("a2", None);
-    let web_issuer = Signer::new("a3", Some(host.did("issuers:trusted")));
-    let web_stranger = Signer::new("a4", Some(host.did("issuers:stranger")));
-    let key_holder = Signer::new("a5", None);
-    let web_holder = Signer::new("a6", Some(host.did("holders:h")));
-    for k in [&web_issuer, &web_stranger, &web_holder] {
-        host.serve(&k.did, k.did_document.clone());
-    }
-    let mut opts = Opts::default();
-    for trusted in [&key_issuer.did, &web_issuer.did] {
-        opts.args.extend(["--trust-issuer".to_owned(), trusted.clone()]);
-    }
-    opts.args.extend(host.sigil_args());
-    let s = Server::start_with(opts).await;
-    s.tenant("acme").await;
-    let (_cas, cas) = both_cas(&s, &host);
-    let ca_arg = ["--ca", cas.to_str().unwrap()];
+    let w = World::new().await;
+    let (s, key_holder, web_holder) = (&w.s, &w.key_holder, &w.web_holder);
+    let ca_arg = ["--ca", w.cas.to_str().unwrap()];
 
     let mut n = 0;
-    for (label, issuer, stranger) in [("did:key", &key_issuer, &key_stranger), ("did:web", &web_issuer, &web_stranger)] {
+    for (label, issuer, stranger) in [("did:key", &w.key_issuer, &w.key_stranger), ("did:web", &w.web_issuer, &w.web_stranger)] {
         n += 1;
         let what = format!("{suite} {label} credential");
         let vc = issuer.sign("credential", &membership(&issuer.did, n), suite, &[]);
         assert_eq!(vc["proof"]["cryptosuite"], suite);
-        let (ok, out) = third_party(&s, "credential", &vc, &ca_arg);
+        let (ok, out) = third_party(s, "credential", &vc, &ca_arg);
         assert!(ok, "{what}: the independent verifier itself rejects it: {out}");
-        assert_accepted(&s, "credential", &vc, json!({}), &what).await;
+        assert_accepted(s, "credential", &vc, json!({}), &what).await;
 
         // One changed character: refused for its signature.
         let mut tampered = vc.clone();
         tampered["credentialSubject"]["name"] = json!("B member of the Example Club");
-        let (st, v, codes) = vc_api_verify(&s, "credential", &tampered, json!({})).await;
+        let (st, v, codes) = vc_api_verify(s, "credential", &tampered, json!({})).await;
         assert_eq!((st, codes), (422, vec!["invalid_signature".to_owned()]), "{what}, tampered: {v}");
 
         // An issuer nobody trusts: the proof holds (the VC-API's `verified`), the issuer
         // is reported untrusted.
         let foreign = stranger.sign("credential", &membership(&stranger.did, n), suite, &[]);
-        let (st, v, _) = vc_api_verify(&s, "credential", &foreign, json!({})).await;
+        let (st, v, _) = vc_api_verify(s, "credential", &foreign, json!({})).await;
         assert_eq!((st, v["verified"].as_bool(), v["issuerTrusted"].as_bool()), (200, Some(true), Some(false)), "{what}, stranger: {v}");
         assert!(v["warnings"].to_string().contains("issuer_not_trusted"), "{what}, stranger: {v}");
         // The stranger naming the trusted issuer: refused.
@@ -304,7 +329,7 @@ async fn independent_signers_verify_in_sigil(suite: &str) {
             posing.web = issuer.web.clone();
         }
         let forged = posing.sign("credential", &membership(&issuer.did, n), suite, &[]);
-        let (st, v, codes) = vc_api_verify(&s, "credential", &forged, json!({})).await;
+        let (st, v, codes) = vc_api_verify(s, "credential", &forged, json!({})).await;
         let want = if issuer.web.is_some() { "invalid_signature" } else { "issuer_mismatch" };
         assert_eq!((st, codes), (422, vec![want.to_owned()]), "{what}, posing as the trusted issuer: {v}");
 
@@ -318,44 +343,56 @@ async fn independent_signers_verify_in_sigil(suite: &str) {
             let vp = vp_of(&vc, &challenge);
             let asked = json!({"challenge": challenge, "domain": "verifier.example"});
             let (ok, out) =
-                third_party(&s, "presentation", &vp, &[&ca_arg[..], &["--challenge", &challenge, "--domain", "verifier.example"]].concat());
+                third_party(s, "presentation", &vp, &[&ca_arg[..], &["--challenge", &challenge, "--domain", "verifier.example"]].concat());
             assert!(ok, "{what}: the independent verifier itself rejects it: {out}");
             // The presentation changed (one property added): its proof fails.
             let mut tampered = vp.clone();
             tampered["id"] = json!("urn:uuid:3b1f5a2e-0c4d-4e8f-9a7b-6c5d4e3f2a1b");
-            let (st, v) = vc_api_verify(&s, "presentation", &tampered, asked.clone()).await.into_titled();
+            let (st, v) = vc_api_verify(s, "presentation", &tampered, asked.clone()).await.into_titled();
             assert_eq!((st, v), (422, vec!["proof: invalid_signature".to_owned()]), "{what}, presentation tampered");
             // The enclosed credential changed: its proof fails, and the presentation's
             // that covers it.
             let mut tampered = vp.clone();
             tampered["verifiableCredential"][0]["credentialSubject"]["name"] = json!("B member");
-            let (st, v) = vc_api_verify(&s, "presentation", &tampered, asked.clone()).await.into_titled();
+            let (st, v) = vc_api_verify(s, "presentation", &tampered, asked.clone()).await.into_titled();
             let want = ["credential[0].proof: invalid_signature", "proof: invalid_signature"];
             assert_eq!((st, v), (422, want.map(str::to_owned).to_vec()), "{what}, enclosed credential tampered");
             // Another holder named: not the one who made the proof.
             let mut tampered = vp.clone();
             tampered["holder"] = json!(stranger.did);
-            let (st, v, codes) = vc_api_verify(&s, "presentation", &tampered, asked.clone()).await;
+            let (st, v, codes) = vc_api_verify(s, "presentation", &tampered, asked.clone()).await;
             assert_eq!(st, 422, "{what}, another holder named: {v}");
             assert!(codes.contains(&"holder_mismatch".to_owned()), "{what}, another holder named: {v}");
-            assert_accepted(&s, "presentation", &vp, asked.clone(), &what).await;
+            assert_accepted(s, "presentation", &vp, asked.clone(), &what).await;
             // Accepted once: the challenge is spent.
-            let (st, v, codes) = vc_api_verify(&s, "presentation", &vp, asked).await;
+            let (st, v, codes) = vc_api_verify(s, "presentation", &vp, asked).await;
             assert_eq!((st, codes), (422, vec!["replayed".to_owned()]), "{what}, again: {v}");
             let other = format!("{challenge}-stranger");
             let asked = json!({"challenge": other, "domain": "verifier.example"});
-            let (st, v, _) = vc_api_verify(&s, "presentation", &vp_of(&foreign, &other), asked).await;
+            let (st, v, _) = vc_api_verify(s, "presentation", &vp_of(&foreign, &other), asked).await;
             assert_eq!((st, v["issuerTrusted"].as_bool()), (200, Some(false)), "{what}, stranger's credential: {v}");
         }
     }
 
-    // /v1/verify: an action presentation whose delegation the trusted issuer signed. The
-    // strangers here are new, so that "not fetched" cannot be a cache hit.
+    // Every did:web was really fetched over HTTPS from the test host.
+    for k in [&w.web_issuer, &w.web_holder, &w.web_stranger] {
+        assert!(w.host.hits(&k.did) > 0, "{} was never fetched", k.did);
+    }
+}
+
+/// `/v1/verify` of action presentations the independent libraries sign with `suite`
+/// (`forge.mjs`): accepted when the trusted issuer signed the delegation, whether the
+/// issuer and the holder are did:key or did:web; refused when tampered, and when the
+/// issuer is a stranger, without fetching the stranger's DID document.
+async fn independent_action_presentations_on_v1_verify(suite: &str) {
+    let w = World::new().await;
+    let (s, host) = (&w.s, &w.host);
+    // The strangers here are new, so that "not fetched" cannot be a cache hit.
     let context_url = format!("{}/ns/v1", s.base);
     let key_stranger = Signer::new("b2", None);
     let web_stranger = Signer::new("b4", Some(host.did("issuers:unknown")));
     host.serve(&web_stranger.did, web_stranger.did_document.clone());
-    for (label, issuer, stranger) in [("did:key", &key_issuer, &key_stranger), ("did:web", &web_issuer, &web_stranger)] {
+    for (label, issuer, stranger) in [("did:key", &w.key_issuer, &key_stranger), ("did:web", &w.web_issuer, &web_stranger)] {
         for holder_label in ["did:key", "did:web"] {
             let what = format!("{suite} /v1/verify, {label} issuer, {holder_label} holder");
             let forge = |who: &Signer, ch: &str| {
@@ -375,28 +412,25 @@ async fn independent_signers_verify_in_sigil(suite: &str) {
                 f["presentation"].clone()
             };
             let ch = format!("v1-{label}-{holder_label}");
-            let v = v1_verify(&s, forge(issuer, &ch), &ch).await;
+            let v = v1_verify(s, forge(issuer, &ch), &ch).await;
             assert_eq!((v["verified"].as_bool(), v["issuer_trusted"].as_bool()), (Some(true), Some(true)), "{what}: {v}");
 
             let ch = format!("v1-{label}-{holder_label}-tampered");
             let mut vp = forge(issuer, &ch);
             vp["verifiableCredential"][1]["credentialSubject"]["authority"]["actions"] = json!(["refunds:create", "orders:*"]);
-            let v = v1_verify(&s, vp, &ch).await;
+            let v = v1_verify(s, vp, &ch).await;
             assert_eq!(v["verified"], false, "{what}, tampered: {v}");
             assert!(failed_checks(&v).contains(&"invalid_signature".to_owned()), "{what}, tampered: {v}");
 
             let ch = format!("v1-{label}-{holder_label}-stranger");
             let fetched = || stranger.web.as_ref().map_or(0, |d| host.hits(d));
-            let v = v1_verify(&s, forge(stranger, &ch), &ch).await;
+            let v = v1_verify(s, forge(stranger, &ch), &ch).await;
             assert_eq!((v["verified"].as_bool(), v["issuer_trusted"].as_bool()), (Some(false), Some(false)), "{what}, stranger: {v}");
             assert!(failed_checks(&v).contains(&"issuer_not_trusted".to_owned()), "{what}, stranger: {v}");
             assert_eq!(fetched(), 0, "{what}: the untrusted issuer's DID document was fetched");
         }
     }
-    // Every did:web was really fetched over HTTPS from the test host (Sigil caches them).
-    for k in [&web_issuer, &web_holder] {
-        assert!(host.hits(&k.did) > 0, "{} was never fetched", k.did);
-    }
+    assert!(host.hits(&w.web_issuer.did) > 0, "the trusted did:web issuer was never fetched");
 }
 
 /// eddsa-jcs-2022 signed by the independent libraries. This is the test of a
@@ -404,6 +438,18 @@ async fn independent_signers_verify_in_sigil(suite: &str) {
 #[tokio::test]
 async fn interop_jcs_signed_elsewhere_verifies_in_sigil() {
     independent_signers_verify_in_sigil(JCS).await;
+}
+
+#[tokio::test]
+async fn interop_jcs_action_presentations_signed_elsewhere_on_v1_verify() {
+    independent_action_presentations_on_v1_verify(JCS).await;
+}
+
+/// The same with eddsa-rdfc-2022 (RDF Dataset Canonicalization) signed by the
+/// independent libraries.
+#[tokio::test]
+async fn interop_rdfc_signed_elsewhere_verifies_in_sigil() {
+    independent_signers_verify_in_sigil(RDFC).await;
 }
 
 /// `POST /tenants/acme/vc-api/credentials/status` for the credential `id`.
