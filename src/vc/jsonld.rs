@@ -1,6 +1,7 @@
 //! The JSON-LD pipeline behind `eddsa-rdfc-2022` and the JSON-LD-level VC 2.0 rules:
 //! an offline context registry, JSON-LD 1.1 expansion (json-ld 0.15), deserialization to
-//! RDF and RDF Dataset Canonicalization (RDFC-1.0, sophia_c14n), every step bounded.
+//! RDF (json-ld's toRdf) and RDF Dataset Canonicalization (RDFC-1.0, rdf-canon), every
+//! step bounded.
 //!
 //! **Contexts are never fetched.** The registry holds the contexts bundled in the binary
 //! (`contexts/`: VC 2.0 and 1.1, Data Integrity v1/v2, Multikey, Bitstring Status List,
@@ -10,27 +11,25 @@
 //!
 //! **Bounds** (hostile input): the document's JSON size ([`MAX_DOCUMENT_BYTES`]), the
 //! number of quads it yields ([`MAX_QUADS`]), and RDFC-1.0's hash-N-degree work
-//! (sophia's recursion depth factor and permutation limit, [`C14N_PERMUTATION_LIMIT`]):
+//! (rdf-canon's call limit, [`HNDQ_CALL_LIMIT`]):
 //! a "poison" dataset of many indistinguishable blank nodes is refused
 //! ([`JsonLdError::TooComplex`]) instead of taking exponential time.
 //!
 //! Must never: do I/O (file or network), or panic on input (the libraries are guarded).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll, Waker};
 
+use iref::{Iri, IriBuf};
 use json_ld::future::{BoxFuture, FutureExt};
-use json_ld::{JsonLdProcessor, Loader, RemoteDocument};
+use json_ld::{JsonLdProcessor, Loader, RemoteDocument, ValidId};
 use json_syntax::Parse;
 use locspan::{Location, Meta};
+use rdf_types::BlankIdBuf;
 use serde_json::Value;
-use sophia_api::quad::Spog;
-use sophia_api::term::{SimpleTerm, Term};
-use sophia_jsonld::vocabulary::{ArcIri, ArcVoc};
-use sophia_jsonld::{JsonLdOptions, JsonLdParser};
 
 use super::credential::VC_V2;
 
@@ -39,11 +38,11 @@ use super::credential::VC_V2;
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// The most quads one document may yield: a credential has tens.
 pub const MAX_QUADS: usize = 10_000;
-/// RDFC-1.0 hash-N-degree bounds handed to sophia_c14n: how deep it may recurse
-/// (a factor of the blank node count) and how many blank nodes a permutation may cover
-/// (sophia's default, 6: 720 orders). Past them it answers "toxic graph".
-pub const C14N_DEPTH_FACTOR: f32 = 1.0;
-pub const C14N_PERMUTATION_LIMIT: usize = 6;
+/// How many times RDFC-1.0 may run its Hash N-Degree Quads algorithm for one document.
+/// A credential's blank nodes (its proof, status entries, nested objects) are told apart
+/// by their first-degree hashes and need none or a few; a poison graph of look-alike blank
+/// nodes needs a number of calls that grows factorially, and is cut off here.
+pub const HNDQ_CALL_LIMIT: usize = 4_000;
 
 /// The VC 1.1 base context (verification only: Sigil issues VC 2.0).
 pub const VC_V1: &str = "https://www.w3.org/2018/credentials/v1";
@@ -73,9 +72,10 @@ pub enum JsonLdError {
     TooComplex(&'static str),
 }
 
-type Json = json_syntax::Value<Location<ArcIri>>;
-type Doc = Meta<Json, Location<ArcIri>>;
-type Remote = RemoteDocument<ArcIri, Location<ArcIri>, Json>;
+type Loc = Location<IriBuf>;
+type Json = json_syntax::Value<Loc>;
+type Doc = Meta<Json, Loc>;
+type Remote = RemoteDocument<IriBuf, Loc, Json>;
 
 /// The contexts this process serves to the JSON-LD processor, parsed once.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ impl Contexts {
 }
 
 fn parse_context(url: &str, text: &str) -> Result<Doc, String> {
-    let iri = sophia_iri::Iri::new(Arc::<str>::from(url)).map_err(|_| format!("context URL {url} is not an absolute IRI"))?;
+    let iri = Iri::new(url).map_err(|_| format!("context URL {url} is not an absolute IRI"))?.to_owned();
     let doc = json_syntax::Value::parse_str(text, |span| Location::new(iri.clone(), span))
         .map_err(|e| format!("context {url} is not JSON: {}", e.value()))?;
     if doc.as_object().is_none_or(|o| o.get_unique("@context").ok().flatten().is_none()) {
@@ -142,17 +142,17 @@ struct Offline(Contexts);
 #[error("unknown context {0}")]
 struct NotBundled(String);
 
-impl Loader<ArcIri, Location<ArcIri>> for Offline {
-    type Output = json_syntax::Value<Location<ArcIri>>;
+impl Loader<IriBuf, Loc> for Offline {
+    type Output = Json;
     type Error = NotBundled;
 
     fn load_with<'a>(
         &'a mut self,
-        _vocabulary: &'a mut (impl Sync + Send + rdf_types::IriVocabularyMut<Iri = ArcIri>),
-        url: ArcIri,
-    ) -> BoxFuture<'a, json_ld::LoadingResult<ArcIri, Location<ArcIri>, Self::Output, Self::Error>>
+        _vocabulary: &'a mut (impl Sync + Send + rdf_types::IriVocabularyMut<Iri = IriBuf>),
+        url: IriBuf,
+    ) -> BoxFuture<'a, json_ld::LoadingResult<IriBuf, Loc, Self::Output, Self::Error>>
     where
-        ArcIri: 'a,
+        IriBuf: 'a,
     {
         let found = self.0.docs.get(url.as_str()).cloned();
         async move {
@@ -230,7 +230,7 @@ fn to_text(doc: &Value) -> Result<String, JsonLdError> {
 }
 
 fn remote(text: &str) -> Result<Remote, JsonLdError> {
-    let base = ArcIri::new_unchecked(Arc::from("x-string://"));
+    let base = IriBuf::new("x-string://").map_err(|_| JsonLdError::Invalid("base".into()))?;
     let json = json_syntax::Value::parse_str(text, |span| Location::new(base.clone(), span))
         .map_err(|e| JsonLdError::Invalid(e.value().to_string()))?;
     Ok(RemoteDocument::new(None, None, json))
@@ -257,9 +257,8 @@ pub fn check_expanded(doc: &Value) -> Result<(), ExpansionFinding> {
     let text = to_text(doc).map_err(ExpansionFinding::Error)?;
     guarded(|| {
         let rd = remote(&text)?;
-        let mut vocab = ArcVoc {};
         let mut loader = Offline(reg.clone());
-        let expanded = run_ready(rd.expand_with(&mut vocab, &mut loader))?.map_err(|e| classify(e.to_string()))?;
+        let expanded = run_ready(rd.expand(&mut loader))?.map_err(|e| classify(e.to_string()))?;
         for frag in expanded.traverse() {
             if let json_ld::object::FragmentRef::Object(json_ld::Object::Node(n)) = frag {
                 if let Some(bad) = n.types().iter().find(|t| !t.is_iri()) {
@@ -275,10 +274,10 @@ pub fn check_expanded(doc: &Value) -> Result<(), ExpansionFinding> {
     })
 }
 
-fn describe_id(id: &json_ld::Id<ArcIri, sophia_jsonld::vocabulary::ArcBnode>) -> String {
+fn describe_id(id: &json_ld::Id<IriBuf, BlankIdBuf>) -> String {
     match id {
-        json_ld::Id::Valid(json_ld::ValidId::Blank(b)) => format!("blank node {}", &**b),
-        json_ld::Id::Valid(json_ld::ValidId::Iri(i)) => i.as_str().to_owned(),
+        json_ld::Id::Valid(ValidId::Blank(b)) => format!("blank node {}", b.as_str()),
+        json_ld::Id::Valid(ValidId::Iri(i)) => i.as_str().to_owned(),
         json_ld::Id::Invalid(s) => s.chars().take(100).collect(),
     }
 }
@@ -299,41 +298,65 @@ pub fn canonicalize(doc: &Value) -> Result<Vec<u8>, JsonLdError> {
     check_context_urls(doc, reg)?;
     let text = to_text(doc)?;
     guarded(|| {
-        let parser = JsonLdParser::new_with_options(JsonLdOptions::new().with_document_loader(Offline(reg.clone())));
-        let source = run_ready(parser.async_parse_str(&text))?;
-        let quads = collect(source)?;
-        let mut out = Vec::with_capacity(quads.len() * 120);
-        sophia_c14n::rdfc10::normalize_with::<sophia_c14n::hash::Sha256, _, _>(&quads, &mut out, C14N_DEPTH_FACTOR, C14N_PERMUTATION_LIMIT)
-            .map_err(|e| match e {
-                sophia_c14n::C14nError::ToxicGraph(_) => JsonLdError::TooComplex("RDFC-1.0 blank node labelling exceeds its work limit"),
-                other => JsonLdError::Invalid(other.to_string()),
-            })?;
-        Ok(out)
+        let rd = remote(&text)?;
+        let mut loader = Offline(reg.clone());
+        let gen_at =
+            Location::new(IriBuf::new("x-bnode-gen://").map_err(|_| JsonLdError::Invalid("base".into()))?, locspan::Span::default());
+        let mut generator = rdf_types::generator::Blank::new().with_metadata(gen_at);
+        let mut to_rdf = run_ready(rd.to_rdf(&mut generator, &mut loader))?.map_err(|e| classify(e.to_string()))?;
+        let mut dataset = oxrdf::Dataset::new();
+        for q in to_rdf.cloned_quads() {
+            if dataset.len() >= MAX_QUADS {
+                return Err(JsonLdError::TooComplex("more quads than the JSON-LD limit"));
+            }
+            let rdf_types::Quad(s, p, o, g) = q;
+            let subject: oxrdf::Subject = match id(s) {
+                oxrdf::Term::NamedNode(n) => n.into(),
+                oxrdf::Term::BlankNode(b) => b.into(),
+                _ => continue,
+            };
+            let oxrdf::Term::NamedNode(predicate) = id(p) else {
+                // Generalized RDF (a blank node predicate) is not produced by default; skip.
+                continue;
+            };
+            let object = match o {
+                rdf_types::Term::Id(i) => id(i),
+                rdf_types::Term::Literal(l) => literal(l)?,
+            };
+            let graph = match g.map(id) {
+                None => oxrdf::GraphName::DefaultGraph,
+                Some(oxrdf::Term::NamedNode(n)) => n.into(),
+                Some(oxrdf::Term::BlankNode(b)) => b.into(),
+                Some(_) => continue,
+            };
+            dataset.insert(&oxrdf::Quad::new(subject, predicate, object, graph));
+        }
+        let opts = rdf_canon::CanonicalizationOptions { hndq_call_limit: Some(HNDQ_CALL_LIMIT) };
+        rdf_canon::canonicalize_with::<sha2::Sha256>(&dataset, &opts).map(String::into_bytes).map_err(|e| match e {
+            rdf_canon::CanonicalizationError::HndqCallLimitExceeded(_) => {
+                JsonLdError::TooComplex("RDFC-1.0 blank node labelling exceeds its work limit")
+            }
+            other => JsonLdError::Invalid(other.to_string()),
+        })
     })
 }
 
-type Quad = Spog<SimpleTerm<'static>>;
-
-fn collect(mut source: sophia_jsonld::JsonLdQuadSource) -> Result<HashSet<Quad>, JsonLdError> {
-    use sophia_api::source::QuadSource;
-    let mut set = HashSet::new();
-    let mut over = false;
-    source
-        .for_each_quad(|q| {
-            if set.len() >= MAX_QUADS {
-                over = true;
-                return;
-            }
-            use sophia_api::quad::Quad as _;
-            let (spo, g) = q.to_spog();
-            let [s, p, o] = spo;
-            set.insert(([s.into_term(), p.into_term(), o.into_term()], g.map(|g| g.into_term())));
-        })
-        .map_err(|e| classify(e.to_string()))?;
-    if over {
-        return Err(JsonLdError::TooComplex("more quads than the JSON-LD limit"));
+fn id(i: ValidId<IriBuf, BlankIdBuf>) -> oxrdf::Term {
+    match i {
+        ValidId::Iri(i) => oxrdf::NamedNode::new_unchecked(i.as_str()).into(),
+        // json-ld labels blank nodes `_:b0`…; oxrdf wants the label without `_:`.
+        ValidId::Blank(b) => oxrdf::BlankNode::new_unchecked(b.as_str().trim_start_matches("_:")).into(),
     }
-    Ok(set)
+}
+
+fn literal(l: rdf_types::Literal) -> Result<oxrdf::Term, JsonLdError> {
+    let (value, ty) = (l.value().clone(), l.type_().clone());
+    Ok(match ty {
+        rdf_types::literal::Type::Any(dt) => oxrdf::Literal::new_typed_literal(value, oxrdf::NamedNode::new_unchecked(dt.as_str())).into(),
+        rdf_types::literal::Type::LangString(tag) => oxrdf::Literal::new_language_tagged_literal(value, tag.as_str())
+            .map_err(|_| JsonLdError::Invalid("a language tag is not well formed".into()))?
+            .into(),
+    })
 }
 
 /// Whether `ctx` (a document's `@context`) starts with the VC 1.1 base context.
