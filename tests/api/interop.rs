@@ -241,7 +241,8 @@ fn failed_checks(v: &Value) -> Vec<String> {
     v["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).map(|c| c["code"].as_str().unwrap_or("?").to_owned()).collect()
 }
 
-/// One file holding Sigil's CA and the did:web host's, for the independent verifier.
+/// One file holding Sigil's CA and the did:web host's, for the independent verifier
+/// (given after `third_party`'s own `--ca`, which it replaces: verify.mjs takes the last).
 fn both_cas(s: &Server, host: &DidHost) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cas.pem");
