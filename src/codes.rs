@@ -35,6 +35,13 @@ codes! {
     InvalidRequest => "invalid_request",
     /// The credential has no status entry of the purpose a change needs.
     NoStatusEntry => "no_status_entry",
+    /// A JSON-LD `@context` URL that is neither bundled nor configured (contexts are never
+    /// fetched).
+    UnknownContext => "unknown_context",
+    /// JSON-LD processing (expansion, toRdf) refused the document.
+    InvalidJsonLd => "invalid_jsonld",
+    /// The document exceeds the JSON-LD size, quad or RDFC-1.0 work limits.
+    JsonLdTooComplex => "jsonld_too_complex",
     /// The body is over the configured limit (413).
     PayloadTooLarge => "payload_too_large",
     /// The body is not `application/json` (415).

@@ -71,6 +71,11 @@ pub struct ServeArgs {
     /// credential type) or `DID=Type1,Type2`. Repeatable; space-separated in the variable.
     #[arg(long = "trust-issuer", env = "SIGIL_TRUST_ISSUER", value_delimiter = ' ')]
     pub trust_issuer: Vec<String>,
+    /// A JSON-LD context served to the `eddsa-rdfc-2022` pipeline beside the bundled ones:
+    /// `URL=PATH` (the file is read once, at start; contexts are never fetched).
+    /// Repeatable; space-separated in the variable.
+    #[arg(long = "jsonld-context", env = "SIGIL_JSONLD_CONTEXT", value_delimiter = ' ')]
+    pub jsonld_context: Vec<String>,
     /// A destination outbound fetches may reach beyond public addresses on port 443:
     /// `HOST` (any port) or `HOST:PORT`. Repeatable; comma-separated in the variable.
     #[arg(long = "resolver-allow", env = "SIGIL_RESOLVER_ALLOW", value_delimiter = ',')]
@@ -119,6 +124,8 @@ struct FileConfig {
     #[serde(default)]
     trust_issuer: Vec<String>,
     #[serde(default)]
+    jsonld_context: Vec<String>,
+    #[serde(default)]
     resolver_allow: Vec<String>,
     resolver_ca: Option<PathBuf>,
     resolver_cache_bytes: Option<usize>,
@@ -164,6 +171,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Issuers `/v1/verify` trusts beside the deployment's own tenants.
     pub trust_issuers: Vec<TrustRule>,
+    /// Operator JSON-LD contexts, `(URL, JSON text)`, read at start-up.
+    pub jsonld_contexts: Vec<(String, String)>,
     /// Outbound fetches: what they may reach beyond public addresses on port 443.
     pub egress: EgressPolicy,
     /// Extra CA certificates (PEM) for outbound fetches, read at start-up.
@@ -380,6 +389,8 @@ impl Config {
         let trust = if args.trust_issuer.is_empty() { file.trust_issuer } else { args.trust_issuer };
         let trust_issuers = trust.iter().filter(|t| !t.is_empty()).map(|t| TrustRule::parse(t)).collect::<Result<Vec<_>, _>>();
         let trust_issuers = trust_issuers.map_err(|e| cfg_err(format!("--trust-issuer {e}")))?;
+        let ctx = if args.jsonld_context.is_empty() { file.jsonld_context } else { args.jsonld_context };
+        let jsonld_contexts = read_jsonld_contexts(&ctx)?;
         let allow = if args.resolver_allow.is_empty() { file.resolver_allow } else { args.resolver_allow };
         let allow: Vec<String> = allow.into_iter().filter(|a| !a.is_empty()).collect();
         let egress = EgressPolicy::with_allowed(&allow).map_err(cfg_err)?;
@@ -400,6 +411,7 @@ impl Config {
             #[cfg(debug_assertions)]
             test_clock,
             trust_issuers,
+            jsonld_contexts,
             egress,
             resolver_ca_pem,
             resolver_cache_bytes,
@@ -429,6 +441,20 @@ fn load_file(p: &Path) -> Result<FileConfig, SigilError> {
         let first = e.message().lines().next().unwrap_or("parse error").to_owned();
         cfg_err(format!("config file {}: {first}", p.display()))
     })
+}
+
+/// Reads `URL=PATH` JSON-LD context files (`--jsonld-context`) and checks each is a
+/// context the JSON-LD pipeline takes; answers `(URL, text)` pairs.
+pub fn read_jsonld_contexts(specs: &[String]) -> Result<Vec<(String, String)>, SigilError> {
+    let mut out = Vec::new();
+    for spec in specs.iter().filter(|s| !s.is_empty()) {
+        let (url, path) = spec.split_once('=').ok_or_else(|| cfg_err(format!("--jsonld-context {spec:?} must be URL=PATH")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| cfg_err(format!("--jsonld-context: cannot read {path}: {e}")))?;
+        out.push((url.to_owned(), text));
+    }
+    // Parsed here too, so a broken file stops the start with its name.
+    crate::vc::jsonld::Contexts::new(None, &out).map_err(|e| cfg_err(format!("--jsonld-context: {e}")))?;
+    Ok(out)
 }
 
 #[cfg(test)]

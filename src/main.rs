@@ -376,6 +376,10 @@ struct VerifyArgs {
     /// 443 (a development server: `--resolver-allow 127.0.0.1:8443`). Repeatable.
     #[arg(long)]
     resolver_allow: Vec<String>,
+    /// A JSON-LD context for `eddsa-rdfc-2022` proofs beside the bundled ones: `URL=PATH`.
+    /// Repeatable. Contexts are never fetched.
+    #[arg(long)]
+    jsonld_context: Vec<String>,
     /// Refuse proofs that expire further than this many seconds ahead.
     #[arg(long)]
     max_ttl: Option<u64>,
@@ -421,6 +425,12 @@ fn verify_cmd(a: VerifyArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    match sigil::config::read_jsonld_contexts(&a.jsonld_context)
+        .and_then(|c| sigil::vc::jsonld::Contexts::new(None, &c).map_err(SigilError::Config))
+    {
+        Ok(c) => drop(sigil::vc::jsonld::install(c)),
+        Err(e) => return fail(e),
+    }
     let mut trust = sigil::verify::TrustPolicy::none();
     for t in &a.trust {
         match sigil::verify::TrustRule::parse(t) {

@@ -274,8 +274,16 @@ fn rustls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, SigilE
     Ok(cfg)
 }
 
-/// The service settings a command runs with: `config`'s, served at `public_url`.
+/// The service settings a command runs with: `config`'s, served at `public_url`. Also
+/// installs the JSON-LD contexts (bundled, Sigil's own at this URL, the operator's files):
+/// the process serves one deployment.
 pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settings {
+    let own = crate::vc::credential::context_url(public_url.base());
+    match crate::vc::jsonld::Contexts::new(Some(&own), &config.jsonld_contexts) {
+        // A second install (a test building two services in one process) keeps the first.
+        Ok(c) => drop(crate::vc::jsonld::install(c)),
+        Err(e) => tracing::error!(error = %e, "JSON-LD contexts not installed"),
+    }
     Settings {
         public_url,
         max_presentation_ttl: config.max_presentation_ttl,

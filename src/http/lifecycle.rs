@@ -325,6 +325,43 @@ pub async fn set_policy(
         .json(KeyPolicyDto { agent_key_max_age_days: p.agent_key_max_age_days, issuer_key_max_age_days: p.issuer_key_max_age_days }))
 }
 
+/// The Data Integrity cryptosuite a tenant issues with when a request names none.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CryptosuiteDto {
+    /// `eddsa-jcs-2022` (the default) or `eddsa-rdfc-2022`.
+    #[schema(pattern = "^eddsa-(jcs|rdfc)-2022$", example = "eddsa-rdfc-2022")]
+    pub cryptosuite: String,
+}
+
+/// Read the tenant's default cryptosuite.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/cryptosuite", tag = "rotation", operation_id = "get_cryptosuite",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = CryptosuiteDto)), security(("bearer" = [])))]
+pub async fn get_cryptosuite(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let s = sigil.cryptosuite(&auth.0, &parse_tenant(&path)?).await?;
+    Ok(HttpResponse::Ok().json(CryptosuiteDto { cryptosuite: s.as_str().to_owned() }))
+}
+
+/// Set the tenant's default cryptosuite (issuing through Sigil's routes and the VC-API;
+/// the VC-API issue request may name another in `options.cryptosuite`).
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/cryptosuite", tag = "rotation", operation_id = "set_cryptosuite",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = CryptosuiteDto,
+    responses((status = 200, body = CryptosuiteDto)), security(("bearer" = [])))]
+pub async fn set_cryptosuite(
+    sigil: web::Data<Sigil>,
+    auth: Auth,
+    path: web::Path<String>,
+    body: Body<CryptosuiteDto>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = parse_tenant(&path)?;
+    let suite = crate::vc::proof::Cryptosuite::parse(&body.into_inner().cryptosuite)
+        .ok_or_else(|| ApiError::bad_request("cryptosuite must be eddsa-jcs-2022 or eddsa-rdfc-2022"))?;
+    let s = sigil.set_cryptosuite(&auth.0, &tenant, suite).await?;
+    Ok(HttpResponse::Ok().json(CryptosuiteDto { cryptosuite: s.as_str().to_owned() }))
+}
+
 /// Guardrails of a tenant.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -94,6 +94,7 @@ routes! {
     "/v1/tenants/{tenant}/data-key/rotate" => { post: lifecycle::rotate_data_key },
     "/v1/tenants/{tenant}/data-key" => { get: lifecycle::data_key_status },
     "/v1/tenants/{tenant}/key-policy" => { get: lifecycle::get_policy, put: lifecycle::set_policy },
+    "/v1/tenants/{tenant}/cryptosuite" => { get: lifecycle::get_cryptosuite, put: lifecycle::set_cryptosuite },
     "/v1/system/root-key/rotate" => { post: lifecycle::rotate_root },
     "/v1/system/backup" => { get: system::backup },
     "/v1/system/operator-token/rotate" => { post: system::rotate_operator_token },

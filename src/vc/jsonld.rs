@@ -4,7 +4,7 @@
 //! step bounded.
 //!
 //! **Contexts are never fetched.** The registry holds the contexts bundled in the binary
-//! (`contexts/`: VC 2.0 and 1.1, Data Integrity v1/v2, Multikey, Bitstring Status List,
+//! (`contexts/`: VC 2.0 (and its undefined-terms context) and 1.1, Data Integrity v1/v2, Multikey, Bitstring Status List,
 //! DID v1, the W3C examples context and Sigil's own) plus the files an operator lists
 //! (`--jsonld-context url=path`), all read once at start by the caller ([`install`]); a
 //! document naming any other context URL is refused ([`JsonLdError::UnknownContext`]).
@@ -52,6 +52,7 @@ const BUNDLED: &[(&str, &str)] = &[
     (VC_V2, include_str!("contexts/credentials-v2.jsonld")),
     (VC_V1, include_str!("contexts/credentials-v1.jsonld")),
     ("https://www.w3.org/ns/credentials/examples/v2", include_str!("contexts/credentials-examples-v2.jsonld")),
+    ("https://www.w3.org/ns/credentials/undefined-terms/v2", include_str!("contexts/credentials-undefined-terms-v2.jsonld")),
     ("https://w3id.org/security/data-integrity/v1", include_str!("contexts/data-integrity-v1.jsonld")),
     ("https://w3id.org/security/data-integrity/v2", include_str!("contexts/data-integrity-v2.jsonld")),
     ("https://w3id.org/security/multikey/v1", include_str!("contexts/multikey-v1.jsonld")),
@@ -259,11 +260,20 @@ pub fn check_expanded(doc: &Value) -> Result<(), ExpansionFinding> {
         let rd = remote(&text)?;
         let mut loader = Offline(reg.clone());
         let expanded = run_ready(rd.expand(&mut loader))?.map_err(|e| classify(e.to_string()))?;
+        use json_ld::object::FragmentRef as F;
         for frag in expanded.traverse() {
-            if let json_ld::object::FragmentRef::Object(json_ld::Object::Node(n)) = frag {
-                if let Some(bad) = n.types().iter().find(|t| !t.is_iri()) {
-                    return Err(JsonLdError::Invalid(format!("TYPE:{}", describe_id(bad.value()))));
-                }
+            let node = match frag {
+                F::Object(json_ld::Object::Node(n)) => Some(&**n),
+                F::IndexedObject(o) => match o.inner() {
+                    json_ld::Object::Node(n) => Some(&**n),
+                    _ => None,
+                },
+                F::Node(n) => Some(n),
+                F::IndexedNode(n) => Some(n.inner()),
+                _ => None,
+            };
+            if let Some(bad) = node.and_then(|n| n.types().iter().find(|t| !t.is_iri())) {
+                return Err(JsonLdError::Invalid(format!("TYPE:{}", describe_id(bad.value()))));
             }
         }
         Ok(())
@@ -386,5 +396,87 @@ mod tests {
         assert_eq!(canonicalize(&doc), Err(JsonLdError::UnknownContext("https://evil.example/ctx".into())));
         let nested = json!({"@context": [VC_V2, {"x": {"@id": "https://e/x", "@context": "https://evil.example/scoped"}}]});
         assert_eq!(canonicalize(&nested), Err(JsonLdError::UnknownContext("https://evil.example/scoped".into())));
+    }
+
+    fn credential() -> Value {
+        json!({
+            "@context": [VC_V2, "https://www.w3.org/ns/credentials/examples/v2"],
+            "type": ["VerifiableCredential", "ExampleCredential"],
+            "issuer": "did:example:issuer",
+            "credentialSubject": {"id": "did:example:subject", "name": "x"}
+        })
+    }
+
+    #[test]
+    fn a_conformant_credential_expands() {
+        assert_eq!(check_expanded(&credential()), Ok(()));
+    }
+
+    /// VC Data Model 2.0 §4.3 / JSON-LD 1.1 §4.1.11: the VC context protects `name` and
+    /// `VerifiableCredential`; a later context may not point them elsewhere. (`issuer` is
+    /// defined in the type-scoped context of `VerifiableCredential`, which is applied after
+    /// the document's own contexts, so a top-level `issuer` definition is overridden, not a
+    /// redefinition.)
+    #[test]
+    fn redefining_a_protected_term_is_refused() {
+        let mut c = credential();
+        c["@context"] = json!([VC_V2, {"name": "https://evil.example/name"}]);
+        assert_eq!(check_expanded(&c), Err(ExpansionFinding::Error(JsonLdError::ProtectedTermRedefinition)));
+        c["@context"] = json!([VC_V2, {"VerifiableCredential": "https://evil.example/VC"}]);
+        assert_eq!(check_expanded(&c), Err(ExpansionFinding::Error(JsonLdError::ProtectedTermRedefinition)));
+        // Defining a new term, or the same definition again, is fine.
+        c["@context"] = json!([VC_V2, "https://www.w3.org/ns/credentials/examples/v2", {"favouriteColour": "https://example.org/colour"}]);
+        assert_eq!(check_expanded(&c), Ok(()));
+    }
+
+    /// VC Data Model 2.0 §4.5: each type must be (expand to) a URL.
+    #[test]
+    fn a_type_that_does_not_expand_to_a_url_is_refused() {
+        let mut c = credential();
+        c["@context"] = json!([VC_V2, {"@vocab": null}]);
+        c["type"] = json!(["VerifiableCredential", "NotAUrl"]);
+        assert!(matches!(check_expanded(&c), Err(ExpansionFinding::TypeNotUrl(t)) if t.contains("NotAUrl")), "{:?}", check_expanded(&c));
+        let mut c = credential();
+        c["type"] = json!(["VerifiableCredential", "_:blank"]);
+        assert!(matches!(check_expanded(&c), Err(ExpansionFinding::TypeNotUrl(_))));
+        // A type nested in the subject is held to the same rule.
+        let mut c = credential();
+        c["@context"] = json!([VC_V2, {"@vocab": null}]);
+        c["credentialSubject"]["type"] = json!("Relative");
+        assert!(matches!(check_expanded(&c), Err(ExpansionFinding::TypeNotUrl(_))));
+    }
+
+    #[test]
+    fn an_unknown_context_is_refused_in_expansion_too() {
+        let mut c = credential();
+        c["@context"] = json!([VC_V2, "https://unknown.example/ctx"]);
+        assert_eq!(check_expanded(&c), Err(ExpansionFinding::Error(JsonLdError::UnknownContext("https://unknown.example/ctx".into()))));
+    }
+
+    /// A "poison" dataset: blank nodes that all look alike (a complete graph), which sends
+    /// RDFC-1.0 into factorial work. Refused within the call limit, quickly.
+    #[test]
+    fn a_poison_graph_is_refused_quickly() {
+        let n = 12;
+        let nodes: Vec<Value> = (0..n)
+            .map(|i| json!({"@id": format!("_:b{i}"), "p": (0..n).filter(|j| *j != i).map(|j| format!("_:b{j}")).collect::<Vec<_>>()}))
+            .collect();
+        let doc = json!({"@context": {"p": {"@id": "https://example.org/p", "@type": "@id"}}, "@graph": nodes});
+        let t = std::time::Instant::now();
+        assert!(matches!(canonicalize(&doc), Err(JsonLdError::TooComplex(_))), "{:?}", canonicalize(&doc).map(|v| v.len()));
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t.elapsed());
+        // A small symmetric graph still canonicalizes (the limit is not hit by ordinary data).
+        let small = json!({"@context": {"p": {"@id": "https://example.org/p", "@type": "@id"}},
+            "@graph": [{"@id": "_:a", "p": "_:b"}, {"@id": "_:b", "p": "_:a"}]});
+        assert!(canonicalize(&small).is_ok());
+    }
+
+    #[test]
+    fn too_many_quads_or_bytes_are_refused() {
+        let many: Vec<Value> = (0..(MAX_QUADS + 1)).map(|i| json!({"@id": format!("https://e.example/{i}"), "p": "x"})).collect();
+        let doc = json!({"@context": {"p": "https://example.org/p"}, "@graph": many});
+        assert!(matches!(canonicalize(&doc), Err(JsonLdError::TooComplex(_))));
+        let big = json!({"@context": {"p": "https://example.org/p"}, "p": "x".repeat(MAX_DOCUMENT_BYTES)});
+        assert!(matches!(canonicalize(&big), Err(JsonLdError::TooComplex(_))));
     }
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::credential::{VC_V2, issuer_id, types};
 use super::datamodel;
 use super::did::{did_key_document, key_for, split_did_url};
+use super::jsonld::{JsonLdError, VC_V1, is_vc_v1};
 use super::proof::{self, ParsedProof, ProofError};
 use super::status_list::Bitstring;
 use super::trust::TrustPolicy;
@@ -291,7 +292,15 @@ pub async fn verify_proof(
     }
     let did_doc = resolve_document(did, resolver).await?;
     let key = key_for(&did_doc, &vm, purpose).map_err(|e| Check::fail("proof", "wrong_key", format!("{vm}: {e}")))?;
-    proof::verify_parsed_cached(&unsecured, &parsed, &key).map_err(|e| Check::fail("proof", "invalid_signature", e.to_string()))?;
+    proof::verify_parsed_cached(&unsecured, &parsed, &key).map_err(|e| {
+        let code = match &e {
+            ProofError::JsonLd(JsonLdError::UnknownContext(_)) => "unknown_context",
+            ProofError::JsonLd(JsonLdError::TooComplex(_)) => "jsonld_too_complex",
+            ProofError::JsonLd(_) | ProofError::Canonicalization => "invalid_jsonld",
+            _ => "invalid_signature",
+        };
+        Check::fail("proof", code, e.to_string())
+    })?;
     Ok(VerifiedProof { controller: did.to_owned(), proof: parsed })
 }
 
@@ -319,11 +328,18 @@ fn parse_time(v: Option<&Value>) -> Result<Option<Timestamp>, ()> {
     }
 }
 
-/// Checks `validFrom`/`validUntil` against `now` (VC Data Model 2.0 §4.9).
+/// Checks `validFrom`/`validUntil` against `now` (VC Data Model 2.0 §4.9); for a VC 1.1
+/// credential, `issuanceDate` (required there) and `expirationDate` (VC Data Model 1.1
+/// §4.6, §7.1).
 pub fn check_validity(doc: &Value, now: Timestamp, report: &mut Report, label: &str) {
+    let (from_key, until_key) = if is_vc_v1(doc) { ("issuanceDate", "expirationDate") } else { ("validFrom", "validUntil") };
     let not_a_time = |key: &str| format!("{key} is not an XML Schema dateTimeStamp (VC Data Model 2.0 §4.9)");
-    let from = parse_time(doc.get("validFrom"));
-    let until = parse_time(doc.get("validUntil"));
+    let from = match doc.get(from_key) {
+        None if from_key == "issuanceDate" => Err(()),
+        v => parse_time(v),
+    };
+    let until = parse_time(doc.get(until_key));
+    let not_a_time = |key: &str| if key == "validFrom" { not_a_time(from_key) } else { not_a_time(until_key) };
     match from {
         Ok(Some(f)) if now < f => report.push(Check::fail(format!("{label}valid_from"), "not_yet_valid", format!("valid from {f}"))),
         Ok(_) => report.push(Check::pass(format!("{label}valid_from"), "in effect")),
@@ -343,8 +359,9 @@ pub fn check_validity(doc: &Value, now: Timestamp, report: &mut Report, label: &
 
 fn structure(vc: &Value) -> Result<(), String> {
     let ctx0 = vc.get("@context").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str);
-    if ctx0 != Some(VC_V2) {
-        return Err(format!("@context must start with {VC_V2}"));
+    // VC 1.1 credentials are verified too (their proof decides; Sigil issues VC 2.0 only).
+    if ctx0 != Some(VC_V2) && ctx0 != Some(VC_V1) {
+        return Err(format!("@context must start with {VC_V2} (or {VC_V1})"));
     }
     if !types(vc).contains(&"VerifiableCredential") {
         return Err("type must include VerifiableCredential".into());

@@ -21,7 +21,8 @@ use crate::service::model::records::{AgentRecord, CredentialKind, CredentialReco
 use crate::service::{ServiceError, Sigil};
 use crate::store::{Txn, keys};
 use crate::vc::credential::{self, AgentIdentity, Envelope, StatusEntries};
-use crate::vc::proof::{self, ProofError, ProofOptions};
+use crate::vc::jsonld::JsonLdError;
+use crate::vc::proof::{self, Cryptosuite, ProofError, ProofOptions};
 use crate::vc::status_list;
 
 /// A delegation to issue.
@@ -163,7 +164,7 @@ impl Sigil {
             },
         };
         let doc = build(&env)?;
-        let (vc, issuer_key_version) = self.sign_as_issuer(tenant, doc).await?;
+        let (vc, issuer_key_version) = self.sign_as_issuer(tenant, doc, None).await?;
         let rec = CredentialRecord {
             v: 1,
             id: id.to_string(),
@@ -186,14 +187,21 @@ impl Sigil {
         Ok(rec)
     }
 
-    /// Signs `doc` with the tenant's current issuer key (`assertionMethod`); answers the
-    /// credential and the key version. A document JCS cannot canonicalize (RFC 8785: say, a
-    /// number beyond what it can write exactly) is the caller's to fix.
-    pub(crate) async fn sign_as_issuer(&self, tenant: &TenantId, doc: Map<String, Value>) -> Result<(Value, u32), ServiceError> {
+    /// Signs `doc` with the tenant's current issuer key (`assertionMethod`) under `suite`,
+    /// or the tenant's default cryptosuite; answers the credential and the key version. A
+    /// document JCS cannot canonicalize (RFC 8785: say, a number beyond what it can write
+    /// exactly) or JSON-LD cannot process (an unknown context, over a limit) is the
+    /// caller's to fix.
+    pub(crate) async fn sign_as_issuer(
+        &self,
+        tenant: &TenantId,
+        doc: Map<String, Value>,
+        suite: Option<Cryptosuite>,
+    ) -> Result<(Value, u32), ServiceError> {
         let rec_t = self.tenant_record(tenant).await?;
         let signer = self.signer(tenant, "issuer", rec_t.issuer_current).await?;
         let opts = ProofOptions {
-            cryptosuite: Default::default(),
+            cryptosuite: suite.or(rec_t.cryptosuite).unwrap_or_default(),
             verification_method: format!("{}#issuer-{}", self.tenant_did(tenant), rec_t.issuer_current),
             proof_purpose: "assertionMethod",
             created: rfc3339(self.clock.now()),
@@ -206,6 +214,7 @@ impl Sigil {
             Err(ProofError::Canonicalization) => {
                 Err(ServiceError::invalid("the credential cannot be canonicalized (RFC 8785 JSON Canonicalization Scheme)"))
             }
+            Err(ProofError::JsonLd(e)) => Err(jsonld_error(e)),
             Err(e) => Err(ServiceError::Internal(e.to_string())),
         }
     }
@@ -232,6 +241,7 @@ impl Sigil {
         purposes: &[Purpose],
         valid_from: Timestamp,
         valid_until: Option<Timestamp>,
+        suite: Option<Cryptosuite>,
     ) -> Result<CredentialRecord, ServiceError> {
         let index_key = self.issued_credential_key(tenant, credential_id);
         if self.store.get(&index_key).await?.is_some() {
@@ -253,7 +263,7 @@ impl Sigil {
             }
         }
         doc.insert("credentialStatus".into(), Value::Array(entries));
-        let (vc, issuer_key_version) = self.sign_as_issuer(tenant, doc).await?;
+        let (vc, issuer_key_version) = self.sign_as_issuer(tenant, doc, suite).await?;
         let rec = CredentialRecord {
             v: 1,
             id: id.to_string(),
@@ -333,4 +343,20 @@ impl Sigil {
         let bits = status_change_bits(rec, change)?;
         self.stage_status_bits(txn, t, &bits).await
     }
+}
+
+/// The answer for a document the JSON-LD pipeline refused: always the caller's input.
+pub(crate) fn jsonld_error(e: JsonLdError) -> ServiceError {
+    let code = match e {
+        JsonLdError::UnknownContext(_) => ErrorCode::UnknownContext,
+        JsonLdError::TooComplex(_) => ErrorCode::JsonLdTooComplex,
+        JsonLdError::ProtectedTermRedefinition => ErrorCode::InvalidRequest,
+        JsonLdError::Invalid(_) => ErrorCode::InvalidJsonLd,
+    };
+    let detail = match e {
+        // VC Data Model 2.0 §4.3 restates JSON-LD 1.1's protected terms for credentials.
+        JsonLdError::ProtectedTermRedefinition => format!("{e} (VC Data Model 2.0 §4.3 Contexts)"),
+        _ => e.to_string(),
+    };
+    ServiceError::Invalid { code, detail }
 }

@@ -80,6 +80,10 @@ pub struct TenantRecord {
     /// Rate limits, anomaly rule and sensitive context keys.
     #[serde(default)]
     pub guardrails: Option<crate::service::model::settings::GuardrailSettings>,
+    /// The Data Integrity cryptosuite the tenant issues with unless a request names one
+    /// (absent: `eddsa-jcs-2022`).
+    #[serde(default)]
+    pub cryptosuite: Option<crate::vc::proof::Cryptosuite>,
 }
 
 /// Agent lifecycle state.

@@ -109,6 +109,30 @@ impl Sigil {
         .await
     }
 
+    /// Sets the cryptosuite the tenant issues with when a request names none (its issuer
+    /// key signs both; the choice is what the tenant's verifiers accept).
+    pub async fn set_cryptosuite(&self, caller: &Caller, tenant: &TenantId, suite: Cryptosuite) -> Result<Cryptosuite, ServiceError> {
+        caller.require_tenant_admin(tenant)?;
+        let t = tenant;
+        self.mutate(t, &actor(caller), || async move {
+            let tk = self.tenant_keys(t).await?;
+            let (mut rec, blob) = self.tenant_record_blob(t).await?;
+            rec.cryptosuite = Some(suite);
+            let mut txn = Txn::new();
+            let k = keys::tenant_record(t);
+            txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t.as_str(), &rec)?);
+            let event = Event::new("tenant.cryptosuite_set", json!({"cryptosuite": suite.as_str()}));
+            Ok(Attempt::commit(txn, event, Effects::none(), suite))
+        })
+        .await
+    }
+
+    /// The cryptosuite the tenant issues with by default.
+    pub async fn cryptosuite(&self, caller: &Caller, tenant: &TenantId) -> Result<Cryptosuite, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        Ok(self.tenant_record(tenant).await?.cryptosuite.unwrap_or_default())
+    }
+
     /// Reads the tenant's key-age policy.
     pub async fn key_policy(&self, caller: &Caller, tenant: &TenantId) -> Result<KeyPolicy, ServiceError> {
         caller.require_tenant_read(tenant)?;

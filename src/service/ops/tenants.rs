@@ -62,6 +62,7 @@ impl Sigil {
             }],
             issuer_current: 1,
             key_policy: None,
+            cryptosuite: None,
             audit_keys: vec![KeyVersion {
                 version: 1,
                 public_hex: hex::encode(audit.public().0),

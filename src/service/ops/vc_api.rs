@@ -14,6 +14,7 @@ use crate::clock::rfc3339;
 use crate::codes::ErrorCode;
 use crate::ids::TenantId;
 use crate::service::kernel::issue::StatusChange;
+use crate::service::kernel::issue::jsonld_error;
 use crate::service::kernel::journal::{Event, actor};
 use crate::service::kernel::mutation::{Attempt, Effects};
 use crate::service::kernel::resolver::LocalFirst;
@@ -22,6 +23,8 @@ use crate::service::{Caller, ServiceError, Sigil};
 use crate::store::Txn;
 use crate::vc::credential::issuer_id;
 use crate::vc::datamodel::{self, is_url};
+use crate::vc::jsonld::{self, ExpansionFinding};
+use crate::vc::proof::Cryptosuite;
 use crate::vc::verify::{self, CredentialOptions, Report};
 
 /// The status entry type Sigil issues (Bitstring Status List v1.0).
@@ -56,6 +59,8 @@ struct IssueOptions {
     credential_id: Option<String>,
     /// The status entries to add, in order (at most one per purpose).
     status: Vec<Purpose>,
+    /// The Data Integrity cryptosuite (else the tenant's default).
+    cryptosuite: Option<Cryptosuite>,
 }
 
 /// Parses `options`: `credentialId` (a URL) and Sigil's extension `credentialStatus`, one
@@ -104,9 +109,15 @@ fn issue_options(options: Option<Value>) -> Result<IssueOptions, VcApiError> {
                     out.status.push(purpose);
                 }
             }
+            // Sigil's extension (the VC-API leaves the suite to the issuer's configuration):
+            // one issuer, both EdDSA suites, chosen per request.
+            "cryptosuite" => match v.as_str().and_then(Cryptosuite::parse) {
+                Some(s) => out.cryptosuite = Some(s),
+                None => return Err(bad("options.cryptosuite must be eddsa-jcs-2022 or eddsa-rdfc-2022")),
+            },
             other => {
                 return Err(VcApiError::BadRequest(format!(
-                    "options.{other} is not supported (supported: credentialId, credentialStatus)"
+                    "options.{other} is not supported (supported: credentialId, credentialStatus, cryptosuite)"
                 )));
             }
         }
@@ -181,6 +192,18 @@ impl Sigil {
             }
         }
         datamodel::check_credential(&doc).map_err(|v| VcApiError::BadRequest(v.to_string()))?;
+        // The rules that need JSON-LD expansion, for either cryptosuite: a JCS credential
+        // is still JSON-LD to its verifiers.
+        match jsonld::check_expanded(&Value::Object(doc.clone())) {
+            Ok(()) => {}
+            Err(ExpansionFinding::TypeNotUrl(t)) => {
+                return Err(VcApiError::BadRequest(format!(
+                    "a type expands to {t}, not a URL (VC Data Model 2.0 §{})",
+                    datamodel::section::TYPES
+                )));
+            }
+            Err(ExpansionFinding::Error(e)) => return Err(jsonld_error(e).into()),
+        }
         let did = self.tenant_did(tenant);
         if issuer_id(&Value::Object(doc.clone())) != Some(did.as_str()) {
             // VC-API issuer.yml: 400 when "the provided value of 'issuer' does not match the
@@ -195,12 +218,12 @@ impl Sigil {
             doc.insert("validFrom".into(), rfc3339(now).into());
         }
         if opts.status.is_empty() {
-            let (vc, _) = self.sign_as_issuer(tenant, doc).await?;
+            let (vc, _) = self.sign_as_issuer(tenant, doc, opts.cryptosuite).await?;
             return Ok(Issued { credential: vc, record_id: None });
         }
         let valid_from = valid_from.unwrap_or_else(|| valid_until.map_or(now, |u| u.min(now)));
         let credential_id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (t, doc, credential_id, purposes) = (tenant, &doc, credential_id.as_str(), opts.status.as_slice());
+        let (t, doc, credential_id, purposes, suite) = (tenant, &doc, credential_id.as_str(), opts.status.as_slice(), opts.cryptosuite);
         // Held from status-index allocation to the commit (not only while staging), so
         // issuances in this tenant take turns instead of failing on the list counters.
         let issuing = &self.issuing(t).await;
@@ -209,7 +232,18 @@ impl Sigil {
                 let tk = self.tenant_keys(t).await?;
                 let mut txn = Txn::new();
                 let rec = self
-                    .stage_issued_credential(issuing, &mut txn, &tk, t, doc.clone(), credential_id, purposes, valid_from, valid_until)
+                    .stage_issued_credential(
+                        issuing,
+                        &mut txn,
+                        &tk,
+                        t,
+                        doc.clone(),
+                        credential_id,
+                        purposes,
+                        valid_from,
+                        valid_until,
+                        suite,
+                    )
                     .await?;
                 let statuses: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
                 let event = Event::new("credential.issued", serde_json::json!({"credential_id": rec.id, "status": statuses}));
