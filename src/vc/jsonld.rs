@@ -178,11 +178,34 @@ fn run_ready<F: Future>(f: F) -> Result<F::Output, JsonLdError> {
     Err(JsonLdError::Invalid("JSON-LD processing did not complete".into()))
 }
 
-/// The library code is third party: a panic inside it is answered as refused input, never
-/// a crashed worker.
-fn guarded<T>(f: impl FnOnce() -> Result<T, JsonLdError>) -> Result<T, JsonLdError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(JsonLdError::Invalid("the JSON-LD processor could not process the document".into())))
+/// The stack the JSON-LD processing runs on. json-ld's expansion and toRdf are recursive
+/// async functions, polled recursively: each level of JSON nesting costs tens of kilobytes
+/// of stack (far more unoptimized), more than a server worker's 2 MiB holds for an
+/// ordinary credential. The document's nesting is bounded ([`MAX_DEPTH`]) so that this
+/// stack is enough.
+const STACK_BYTES: usize = 64 * 1024 * 1024;
+/// The deepest JSON nesting the pipeline takes (a credential nests a handful of levels).
+pub const MAX_DEPTH: usize = 24;
+
+/// Runs the (third-party) JSON-LD code on its own thread with [`STACK_BYTES`] of stack; a
+/// panic inside it is answered as refused input, never a crashed worker.
+fn guarded<T: Send>(f: impl FnOnce() -> Result<T, JsonLdError> + Send) -> Result<T, JsonLdError> {
+    let failed = || JsonLdError::Invalid("the JSON-LD processor could not process the document".into());
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new().name("jsonld".into()).stack_size(STACK_BYTES).spawn_scoped(scope, f);
+        match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|_| Err(failed())),
+            Err(_) => Err(JsonLdError::TooComplex("no thread for JSON-LD processing")),
+        }
+    })
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// Every context URL the document names (in any `@context`, at any depth, including
@@ -223,6 +246,9 @@ fn check_context_urls(v: &Value, reg: &Contexts) -> Result<(), JsonLdError> {
 }
 
 fn to_text(doc: &Value) -> Result<String, JsonLdError> {
+    if depth(doc) > MAX_DEPTH {
+        return Err(JsonLdError::TooComplex("JSON nesting deeper than the JSON-LD limit"));
+    }
     let text = serde_json::to_string(doc).map_err(|e| JsonLdError::Invalid(e.to_string()))?;
     if text.len() > MAX_DOCUMENT_BYTES {
         return Err(JsonLdError::TooComplex("document larger than the JSON-LD size limit"));
@@ -478,5 +504,24 @@ mod tests {
         assert!(matches!(canonicalize(&doc), Err(JsonLdError::TooComplex(_))));
         let big = json!({"@context": {"p": "https://example.org/p"}, "p": "x".repeat(MAX_DOCUMENT_BYTES)});
         assert!(matches!(canonicalize(&big), Err(JsonLdError::TooComplex(_))));
+        let mut deep = json!("x");
+        for _ in 0..=MAX_DEPTH {
+            deep = json!({"p": deep});
+        }
+        deep["@context"] = json!({"p": "https://example.org/p"});
+        assert!(matches!(canonicalize(&deep), Err(JsonLdError::TooComplex(_))));
+    }
+
+    /// Nesting up to the limit is processed, on a worker-sized caller stack (the pipeline
+    /// brings its own), without overflowing.
+    #[test]
+    fn nesting_up_to_the_limit_fits_the_stack() {
+        let mut deep = json!("x");
+        for _ in 0..MAX_DEPTH {
+            deep = json!({"p": deep});
+        }
+        deep["@context"] = json!({"p": "https://example.org/p"});
+        let h = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || canonicalize(&deep).map(|b| b.len())).unwrap();
+        assert!(h.join().unwrap().is_ok());
     }
 }

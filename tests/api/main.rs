@@ -23,6 +23,7 @@ mod logs;
 
 mod openapi;
 mod presentations;
+mod rdfc;
 mod seed;
 mod tokens;
 mod trust;
