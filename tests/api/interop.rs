@@ -453,6 +453,42 @@ async fn interop_rdfc_signed_elsewhere_verifies_in_sigil() {
     independent_signers_verify_in_sigil(RDFC).await;
 }
 
+/// VC Data Model 1.1 credentials (`issuanceDate`, the 2018 context) with a
+/// `DataIntegrityProof`, signed by the independent libraries with `suite`: the VC-API
+/// credential route verifies them, and refuses a tampered one.
+async fn independent_vc11_credentials_verify(suite: &str) {
+    let issuer = Signer::new("c1", None);
+    let s = Server::start_with(Opts { args: vec!["--trust-issuer".into(), issuer.did.clone()], ..Opts::default() }).await;
+    s.tenant("acme").await;
+    let credential = json!({
+        "@context": ["https://www.w3.org/2018/credentials/v1", "https://w3id.org/security/data-integrity/v2"],
+        "id": "urn:uuid:7e1c9a2b-5d4f-4a3e-8b6c-1f2e3d4c5b6a",
+        "type": ["VerifiableCredential", "https://example.org/vocab#MembershipCredential"],
+        "issuer": issuer.did,
+        "issuanceDate": "2024-01-01T00:00:00Z",
+        "expirationDate": "2099-01-01T00:00:00Z",
+        "credentialSubject": {"id": "did:example:ebfeb1f712ebc6f1c276e12ec21"},
+    });
+    let vc = issuer.sign("credential", &credential, suite, &[]);
+    let (ok, out) = third_party(&s, "credential", &vc, &[]);
+    assert!(ok, "the independent verifier itself rejects it: {out}");
+    assert_accepted(&s, "credential", &vc, json!({}), &format!("{suite} VC 1.1 credential")).await;
+    let mut tampered = vc.clone();
+    tampered["expirationDate"] = json!("2098-01-01T00:00:00Z");
+    let (st, v, codes) = vc_api_verify(&s, "credential", &tampered, json!({})).await;
+    assert_eq!((st, codes), (422, vec!["invalid_signature".to_owned()]), "{suite} VC 1.1, tampered: {v}");
+}
+
+#[tokio::test]
+async fn interop_jcs_vc11_signed_elsewhere_verifies_in_sigil() {
+    independent_vc11_credentials_verify(JCS).await;
+}
+
+#[tokio::test]
+async fn interop_rdfc_vc11_signed_elsewhere_verifies_in_sigil() {
+    independent_vc11_credentials_verify(RDFC).await;
+}
+
 /// `POST /tenants/acme/vc-api/credentials/status` for the credential `id`.
 async fn set_status(s: &Server, admin: &str, id: &str, purpose: &str, status: bool) {
     let body =
@@ -499,4 +535,61 @@ async fn vc_api_status_seen_by_the_independent_verifier(suite: &str, options: Va
 #[tokio::test]
 async fn interop_jcs_vc_api_status_seen_by_the_independent_verifier() {
     vc_api_status_seen_by_the_independent_verifier(JCS, json!({})).await;
+}
+
+#[tokio::test]
+async fn interop_rdfc_action_presentations_signed_elsewhere_on_v1_verify() {
+    independent_action_presentations_on_v1_verify(RDFC).await;
+}
+
+#[tokio::test]
+async fn interop_rdfc_vc_api_status_seen_by_the_independent_verifier() {
+    vc_api_status_seen_by_the_independent_verifier(RDFC, json!({"cryptosuite": RDFC})).await;
+}
+
+/// A tenant whose default cryptosuite is eddsa-rdfc-2022: the agent's identity credential,
+/// its delegation (Sigil's own context, with status) and the agent's presentation verify
+/// in the independent verifier; a changed character fails there; once Sigil revokes the
+/// delegation, the independent verifier refuses it for that.
+#[tokio::test]
+async fn interop_rdfc_sigil_issued_verifies_in_the_independent_verifier() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (st, c) = s.call("PUT", "/v1/tenants/acme/cryptosuite", Some(&admin), Some(json!({"cryptosuite": RDFC}))).await;
+    assert_eq!((st, c["cryptosuite"].as_str()), (200, Some(RDFC)), "{c}");
+    let (agent, token, created) = s.agent("acme", &admin, "refund-bot").await;
+    let id_cred = created["identity_credential_id"].as_str().unwrap();
+    let identity = s.get(&format!("/v1/tenants/acme/credentials/{id_cred}"), &admin).await.1["credential"].clone();
+    let (st, del) = s
+        .post(
+            &format!("/v1/tenants/acme/agents/{agent}/delegations"),
+            &admin,
+            crate::presentations::delegation(&["refunds:create"], &["orders/*"]),
+        )
+        .await;
+    assert_eq!(st, 201, "{del}");
+    let delegation = del["credential"].clone();
+    for (what, vc) in [("identity", &identity), ("delegation", &delegation)] {
+        assert_eq!(vc["proof"]["cryptosuite"], RDFC, "{what}: {vc}");
+        let (ok, out) = third_party(&s, "credential", vc, &[]);
+        assert!(ok, "{what}: the independent verifier rejects Sigil's RDFC credential: {out}");
+    }
+    let mut tampered = delegation.clone();
+    tampered["credentialSubject"]["authority"]["limits"]["amount"]["max"] = json!("50000.00");
+    let (ok, out) = third_party(&s, "credential", &tampered, &[]);
+    assert_eq!((ok, &out["reasons"]), (false, &json!(["invalid_signature"])), "{out}");
+
+    let (st, p) = s.post("/v1/presentations", &token, crate::presentations::refund("rdfc-1")).await;
+    assert_eq!(st, 200, "{p}");
+    let vp = p["presentation"].clone();
+    let (ok, out) = third_party(&s, "presentation", &vp, &["--challenge", "rdfc-1", "--domain", "payments.example"]);
+    assert!(ok, "the independent verifier rejects Sigil's presentation of RDFC credentials: {out}");
+    let body = json!({"presentation": vp, "challenge": "rdfc-1", "domain": "payments.example"});
+    let (_, v) = s.call("POST", "/v1/verify", None, Some(body)).await;
+    assert_eq!(v["verified"], true, "{v}");
+
+    let (st, r) = s.post(&format!("/v1/tenants/acme/credentials/{}/revoke", del["id"].as_str().unwrap()), &admin, json!({})).await;
+    assert_eq!(st, 200, "{r}");
+    let (ok, out) = third_party(&s, "credential", &delegation, &[]);
+    assert_eq!((ok, &out["reasons"]), (false, &json!(["revoked"])), "{out}");
 }
