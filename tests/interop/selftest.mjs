@@ -204,6 +204,26 @@ async function signTests() {
     await signRoundTrip({suite, label: 'did:key',
       issuer: {seed: '0a'.repeat(32)}, holder: {seed: '0b'.repeat(32)}});
   }
+  // VC 1.1 (the 2018 context, issuanceDate) with a DataIntegrityProof: what
+  // tests/api/interop.rs has Sigil verify.
+  const v1Issuer = (await sign(undefined, ['--describe', '--seed', '0e'.repeat(32)])).did;
+  for(const suite of CRYPTOSUITES) {
+    const v1 = await sign({
+      '@context': ['https://www.w3.org/2018/credentials/v1',
+        'https://w3id.org/security/data-integrity/v2'],
+      id: `urn:uuid:${crypto.randomUUID()}`,
+      type: ['VerifiableCredential', 'https://example.org/vocab#MembershipCredential'],
+      issuer: v1Issuer, issuanceDate: isoIn(-60),
+      credentialSubject: {id: 'did:example:ebfeb1f712ebc6f1c276e12ec21'}
+    }, ['--kind', 'credential', '--cryptosuite', suite, '--seed', '0e'.repeat(32)]);
+    await expectCli(`sign.mjs ${suite} VC 1.1 credential verifies`,
+      ['--kind', 'credential', writeJson('signed-v1', v1.document)], verified);
+    const bad = structuredClone(v1.document);
+    bad.issuanceDate = isoIn(-120);
+    await expectCli(`sign.mjs ${suite} VC 1.1 credential with another issuanceDate fails`,
+      ['--kind', 'credential', writeJson('signed-v1-bad', bad)],
+      rejected('invalid_signature'));
+  }
   const a = await sign(undefined, ['--describe', '--seed', '0a'.repeat(32)]);
   const b = await sign(undefined, ['--describe', '--seed', '0a'.repeat(32)]);
   record('sign.mjs --describe is deterministic from --seed',
