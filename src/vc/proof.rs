@@ -377,8 +377,12 @@ mod tests {
         let mut t = signed.clone();
         t["@context"] = serde_json::json!(["https://www.w3.org/ns/credentials/v2"]);
         assert_eq!(parse(&t).unwrap_err(), ProofError::ContextMismatch);
+        // Relabelled as the other suite, it is checked as that suite, and fails.
         let mut t = signed.clone();
         t["proof"]["cryptosuite"] = "eddsa-rdfc-2022".into();
+        let (u, p) = parse(&t).unwrap();
+        assert_eq!(verify_parsed(&u, &p, &pk), Err(ProofError::BadSignature));
+        t["proof"]["cryptosuite"] = "ecdsa-jcs-2019".into();
         assert_eq!(parse(&t).unwrap_err(), ProofError::Unsupported);
         let other = Signer::generate().public();
         let (u, p) = parse(&signed).unwrap();
