@@ -377,8 +377,12 @@ mod tests {
         let mut t = signed.clone();
         t["@context"] = serde_json::json!(["https://www.w3.org/ns/credentials/v2"]);
         assert_eq!(parse(&t).unwrap_err(), ProofError::ContextMismatch);
+        // Relabelled as the other suite, it is checked as that suite, and fails.
         let mut t = signed.clone();
         t["proof"]["cryptosuite"] = "eddsa-rdfc-2022".into();
+        let (u, p) = parse(&t).unwrap();
+        assert_eq!(verify_parsed(&u, &p, &pk), Err(ProofError::BadSignature));
+        t["proof"]["cryptosuite"] = "ecdsa-jcs-2019".into();
         assert_eq!(parse(&t).unwrap_err(), ProofError::Unsupported);
         let other = Signer::generate().public();
         let (u, p) = parse(&signed).unwrap();
@@ -500,5 +504,45 @@ mod tests {
         let (u, p) = parse(&signed).unwrap();
         verify_parsed(&u, &p, &signer.public()).unwrap();
         assert_eq!(verify_parsed(&u, &p, &Signer::generate().public()), Err(ProofError::BadSignature));
+    }
+
+    /// Rough cost ratios (debug build: dependencies at opt-level 2, Sigil's own code
+    /// unoptimized; no release build is made here). `cargo test --lib rdfc_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "measurement, not a check"]
+    fn rdfc_cost_against_jcs_and_bare_ed25519() {
+        let signer = rdfc_signer();
+        let doc = rdfc_json("unsigned.json").as_object().unwrap().clone();
+        let cfg = rdfc_json("proofConfigDataInt.json");
+        let rdfc = rdfc_opts(&cfg);
+        let jcs = ProofOptions { cryptosuite: Cryptosuite::EddsaJcs2022, ..rdfc.clone() };
+        let pk = signer.public();
+        let time = |n: u32, f: &mut dyn FnMut()| {
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            t.elapsed().as_secs_f64() / f64::from(n)
+        };
+        let bare = time(2000, &mut || drop(std::hint::black_box(signer.sign(&[7u8; 64]))));
+        let jcs_t = time(500, &mut || {
+            let s = sign(doc.clone(), &jcs, &signer).unwrap();
+            let (u, p) = parse(&s).unwrap();
+            verify_parsed(&u, &p, &pk).unwrap();
+        });
+        let rdfc_t = time(50, &mut || {
+            let s = sign(doc.clone(), &rdfc, &signer).unwrap();
+            let (u, p) = parse(&s).unwrap();
+            verify_parsed(&u, &p, &pk).unwrap();
+        });
+        eprintln!(
+            "bare ed25519 sign {:.1} µs; jcs sign+verify {:.1} µs ({:.1}x); rdfc sign+verify {:.1} µs ({:.1}x bare, {:.1}x jcs)",
+            bare * 1e6,
+            jcs_t * 1e6,
+            jcs_t / bare,
+            rdfc_t * 1e6,
+            rdfc_t / bare,
+            rdfc_t / jcs_t
+        );
     }
 }
