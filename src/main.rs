@@ -425,8 +425,15 @@ fn verify_cmd(a: VerifyArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    // A trusted Sigil deployment's own context (`{base}/ns/v1`) is the one this binary
+    // bundles: its rdfc-signed credentials verify without configuring it.
+    let own_contexts = a.trust_tenant.iter().map(|t| {
+        let base = t.split("/tenants/").next().unwrap_or(t).trim_end_matches('/');
+        (sigil::vc::credential::context_url(base), sigil::vc::credential::SIGIL_CONTEXT.to_owned())
+    });
+    let own_contexts: Vec<(String, String)> = own_contexts.collect();
     match sigil::config::read_jsonld_contexts(&a.jsonld_context)
-        .and_then(|c| sigil::vc::jsonld::Contexts::new(None, &c).map_err(SigilError::Config))
+        .and_then(|c| sigil::vc::jsonld::Contexts::new(None, &[own_contexts, c].concat()).map_err(SigilError::Config))
     {
         Ok(c) => drop(sigil::vc::jsonld::install(c)),
         Err(e) => return fail(e),

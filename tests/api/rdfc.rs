@@ -109,6 +109,21 @@ async fn sigil_credentials_under_rdfc_default_verify_on_v1_verify() {
     let body = json!({"presentation": vp, "challenge": "ch-1", "domain": "payments.example"});
     let (st, v) = s.call("POST", "/v1/verify", None, Some(body)).await;
     assert_eq!((st, v["verified"].as_bool()), (200, Some(true)), "{v}");
+    // The CLI verifies it too (the trusted deployment's own context is the bundled one).
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("vp.json");
+    std::fs::write(&f, serde_json::to_vec(&vp).unwrap()).unwrap();
+    let action = r#"{"action":"refunds:create","resource":"orders/123","context":{"amount":"120.00","currency":"EUR"}}"#;
+    let out = std::process::Command::new(crate::helpers::bin())
+        .arg("verify")
+        .arg(&f)
+        .arg("--ca")
+        .arg(s.data.join("tls/ca.pem"))
+        .args(["--resolver-allow", s.listen(), "--challenge", "ch-1", "--domain", "payments.example", "--action", action])
+        .args(["--trust-tenant", &s.url("/tenants/acme")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // Each credential alone verifies on the VC-API too.
     let cred = vp["verifiableCredential"][0].clone();
     assert_eq!(vc_api_verify(&s, &cred).await, (200, Some(true), vec![]));
