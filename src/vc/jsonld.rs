@@ -4,18 +4,19 @@
 //! step bounded.
 //!
 //! **Contexts are never fetched.** The registry holds the contexts bundled in the binary
-//! (`contexts/`: VC 2.0 (and its undefined-terms context) and 1.1, Data Integrity v1/v2, Multikey, Bitstring Status List,
-//! DID v1, the W3C examples context and Sigil's own) plus the files an operator lists
-//! (`--jsonld-context url=path`), all read once at start by the caller ([`install`]); a
-//! document naming any other context URL is refused ([`JsonLdError::UnknownContext`]).
+//! (`contexts/`: VC 2.0 and its undefined-terms context, VC 1.1, Data Integrity v1/v2,
+//! Multikey, Bitstring Status List, DID v1, the W3C examples context, Sigil's own) plus the
+//! files an operator lists (`--jsonld-context URL=PATH`), read once at start by the caller
+//! and [`install`]ed; a document naming any other context URL is refused
+//! ([`JsonLdError::UnknownContext`]).
 //!
-//! **Bounds** (hostile input): the document's JSON size ([`MAX_DOCUMENT_BYTES`]), the
-//! number of quads it yields ([`MAX_QUADS`]), and RDFC-1.0's hash-N-degree work
-//! (rdf-canon's call limit, [`HNDQ_CALL_LIMIT`]):
-//! a "poison" dataset of many indistinguishable blank nodes is refused
-//! ([`JsonLdError::TooComplex`]) instead of taking exponential time.
+//! **Bounds** (hostile input): the document's JSON size ([`MAX_DOCUMENT_BYTES`]) and
+//! nesting ([`MAX_DEPTH`]), the number of quads it yields ([`MAX_QUADS`]), and RDFC-1.0's
+//! Hash N-Degree Quads calls ([`HNDQ_CALL_LIMIT`]): a "poison" dataset of look-alike blank
+//! nodes is refused ([`JsonLdError::TooComplex`]) instead of taking factorial time. The
+//! processing runs on its own large-stack thread (json-ld recurses deeply).
 //!
-//! Must never: do I/O (file or network), or panic on input (the libraries are guarded).
+//! Must never: do I/O (file or network), or let input panic or overflow the caller's stack.
 
 use std::collections::HashMap;
 use std::future::Future;
