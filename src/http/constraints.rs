@@ -203,6 +203,12 @@ pub fn issue_options() -> Object {
         ObjectBuilder::new()
             .property("credentialId", ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::Custom("uri".into()))))
             .property("credentialStatus", utoipa::openapi::Schema::OneOf(status_options()))
+            .property(
+                "cryptosuite",
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["eddsa-jcs-2022", "eddsa-rdfc-2022"])).description(Some(
+                    "Sigil's extension: the Data Integrity cryptosuite (default: the tenant's, PUT /v1/tenants/{tenant}/cryptosuite).",
+                )),
+            )
             .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false))),
         Type::Object,
     )

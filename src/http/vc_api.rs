@@ -21,7 +21,9 @@ pub struct IssueRequest {
     /// Optional: `credentialId` (a URL, becomes the credential's `id`) and
     /// `credentialStatus` (Sigil's extension: one or more `{type: "BitstringStatusListEntry",
     /// statusPurpose: "revocation" | "suspension"}`; Sigil adds those entries, stores the
-    /// credential and answers its record id in `Location`). Any other option is refused.
+    /// credential and answers its record id in `Location`), `cryptosuite` (Sigil's
+    /// extension: `eddsa-jcs-2022` or `eddsa-rdfc-2022`; default: the tenant's). Any other
+    /// option is refused.
     #[schema(schema_with = super::constraints::issue_options)]
     pub options: Option<serde_json::Value>,
 }
@@ -138,7 +140,9 @@ fn vc_api_error(e: VcApiError) -> Result<HttpResponse, ApiError> {
 /// Issue a credential signed by the tenant's issuer key (tenant admin).
 ///
 /// The credential must meet the VC Data Model 2.0 (a `400 invalid_request` names the rule
-/// and its section otherwise). With `options.credentialStatus` Sigil adds Bitstring Status
+/// and its section otherwise), including the rules that need JSON-LD expansion (protected
+/// terms, types that expand to URLs); a context Sigil neither bundles nor was configured
+/// with is `400 unknown_context` (contexts are never fetched). With `options.credentialStatus` Sigil adds Bitstring Status
 /// List entries and stores the credential: `Location` names it for Sigil's credential
 /// routes, and `POST …/vc-api/credentials/status` changes its status by its `id`.
 #[utoipa::path(post, path = "/tenants/{tenant}/vc-api/credentials/issue", tag = "vc-api", operation_id = "vc_api_issue_credential",

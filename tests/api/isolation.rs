@@ -106,9 +106,11 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
             (Class::TenantAdmin, Some(crate::credentials::delegation_body()))
         }
         ("put", "/v1/tenants/{tenant}/key-policy") => (Class::TenantAdmin, Some(json!({"agent_key_max_age_days": 30}))),
+        ("put", "/v1/tenants/{tenant}/cryptosuite") => (Class::TenantAdmin, Some(json!({"cryptosuite": "eddsa-rdfc-2022"}))),
         ("get", "/v1/tenants/{tenant}/agents/{agent}/keys")
         | ("get", "/v1/tenants/{tenant}/data-key")
-        | ("get", "/v1/tenants/{tenant}/key-policy") => (Class::TenantRead, None),
+        | ("get", "/v1/tenants/{tenant}/key-policy")
+        | ("get", "/v1/tenants/{tenant}/cryptosuite") => (Class::TenantRead, None),
         ("post", "/v1/system/root-key/rotate") => (Class::Operator, Some(json!({"new_root_key_file": "/nonexistent"}))),
         ("get", "/v1/system/backup") => (Class::Operator, None),
         ("post", "/v1/system/operator-token/rotate") | ("post", "/v1/system/operator-token/revoke") => (Class::Operator, None),
@@ -166,7 +168,12 @@ async fn state(s: &Server, t: &str, admin: &str) -> Vec<(String, Value)> {
             out.push((path.clone(), read(s, &path, Some(admin)).await));
         }
     }
-    for path in [format!("/v1/tenants/{t}/data-key"), format!("/v1/tenants/{t}/key-policy"), format!("/v1/tenants/{t}/guardrails")] {
+    for path in [
+        format!("/v1/tenants/{t}/data-key"),
+        format!("/v1/tenants/{t}/key-policy"),
+        format!("/v1/tenants/{t}/guardrails"),
+        format!("/v1/tenants/{t}/cryptosuite"),
+    ] {
         out.push((path.clone(), read(s, &path, Some(admin)).await));
     }
     let path = format!("/tenants/{t}/did.json");
