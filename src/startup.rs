@@ -377,6 +377,10 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     // Housekeeping: forget one-time challenges once their proofs have expired, write down
     // when tokens were last used, and rotate keys older than their tenant's policy
     // (conditional, so safe in several processes).
+    // Several nodes on one store: drop cached entries as soon as the store says another
+    // node changed them (an optimisation; requests confirm generations anyway).
+    let notices = sigil.clone();
+    actix_web::rt::spawn(async move { notices.follow_generation_notices().await });
     let housekeeping = sigil.clone();
     let interval = std::time::Duration::from_secs(config.rotation_interval);
     actix_web::rt::spawn(async move {
@@ -388,6 +392,9 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             }
             if let Err(e) = housekeeping.purge_expired_challenges(housekeeping.now()).await {
                 tracing::warn!(error = %e, "purging expired challenges failed");
+            }
+            if let Err(e) = housekeeping.purge_auth_counters().await {
+                tracing::warn!(error = %e, "purging authentication-failure counts failed");
             }
             if let Err(e) = housekeeping.checkpoint_all().await {
                 tracing::warn!(error = %e, "audit checkpoints failed");

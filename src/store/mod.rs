@@ -172,6 +172,26 @@ pub trait Store: Send + Sync + 'static {
         self.sync().await
     }
 
+    /// True when other processes may write this store at the same time (several nodes on
+    /// one database). Then nothing a process holds in memory orders writers: the audit
+    /// chain is extended by transactions conditional on the head the writer read (never by
+    /// [`Store::append`]), one-time claims are made durably, cached entries are confirmed
+    /// against the store's cache generations (`service::kernel::coherence`), and security
+    /// counters live in the store. False for an embedded store one process owns (sled),
+    /// which keeps its cheap in-process paths.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Early notice of cache-generation changes other processes commit (the keys of the
+    /// `keys::cache_generation` records written), for a shared store that can push them
+    /// (PostgreSQL: `LISTEN`/`NOTIFY`). An optimisation only: a node confirms the
+    /// generation before it relies on a cached entry whether or not a notice came. By
+    /// default none.
+    fn generation_notices(&self) -> Option<tokio::sync::broadcast::Receiver<Vec<u8>>> {
+        None
+    }
+
     /// Bytes the backend occupies on disk (for metrics and the scale benchmark).
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 
