@@ -289,7 +289,7 @@ mod tests {
         // Suspension on `a`.
         c.a.set_agent_suspended(&admin, &c.tenant, &c.agent, true).await.unwrap();
         let r = present(&c.b, &c.token, "1.00", "s1").await;
-        assert!(r.is_err(), "node b signed for an agent node a suspended: {r:?}");
+        assert!(r.is_err(), "node b signed for an agent node a suspended");
         c.a.set_agent_suspended(&admin, &c.tenant, &c.agent, false).await.unwrap();
         present(&c.b, &c.token, "1.00", "s2").await.unwrap();
         // Token replacement on `a` (no grace): the old token stops on `b`.
@@ -308,13 +308,18 @@ mod tests {
         present(&c.b, &new, "1.00", "s4").await.unwrap();
         c.a.delete_tenant(&testing::operator(), &c.tenant).await.unwrap();
         let r = present(&c.b, &new, "1.00", "s5").await;
-        assert!(r.is_err(), "node b served a tenant node a deleted: {r:?}");
+        assert!(r.is_err(), "node b served a tenant node a deleted");
     }
 
     /// Both nodes write one tenant's trail at once: one linear chain, every entry once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn both_nodes_extend_one_chain() {
         let c = cluster("1000.00").await;
+        // Taking turns first: each node then holds a head the other has moved.
+        for i in 1000..1010u64 {
+            let node = if i % 2 == 0 { &c.a } else { &c.b };
+            node.record(&c.tenant, "test".into(), Event::new("test.turn", serde_json::json!({ "i": i }))).await.unwrap();
+        }
         let mut tasks = Vec::new();
         for i in 0..120u64 {
             let node = if i % 2 == 0 { c.a.clone() } else { c.b.clone() };
@@ -332,6 +337,7 @@ mod tests {
             entries.iter().filter(|e| e.event == "test.event").filter_map(|e| e.details.get("i").and_then(Value::as_u64)).collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..120).collect::<Vec<_>>(), "an entry was lost or written twice");
+        assert_eq!(entries.iter().filter(|e| e.event == "test.turn").count(), 10, "an entry was lost");
         assert!(c.b.audit_verify(&testing::admin(&c.tenant), &c.tenant).await.unwrap().ok);
     }
 
@@ -355,6 +361,25 @@ mod tests {
             }
         }
         assert_eq!(granted, 33, "1000.00 / 30.00 → exactly 33 grants");
+    }
+
+    /// A spend on one node between another node's read of the day's total and its write
+    /// is not lost: the write is conditional on the bytes read, and re-read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spend_between_another_nodes_read_and_write_counts() {
+        let c = cluster("700.00").await;
+        let armed = crate::service::kernel::cache::pause::arm("budget.read", c.tenant.as_str());
+        let (b, token) = (c.b.clone(), c.token.clone());
+        let late = tokio::spawn(async move { present(&b, &token, "400.00", "late").await });
+        armed.arrived.notified().await;
+        present(&c.a, &c.token, "400.00", "first").await.unwrap();
+        armed.release.notify_one();
+        let r = late.await.unwrap();
+        assert!(
+            matches!(r, Err(ServiceError::Forbidden { code: ErrorCode::DailyLimitExceeded, .. })),
+            "800.00 granted against 700.00 a day: {:?}",
+            r.map(|_| "granted")
+        );
     }
 
     /// One presentation offered to both nodes at once, many times: each verifies once.
@@ -383,14 +408,18 @@ mod tests {
         let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
         let limit = c.a.guardrails.auth_window_limit;
         let mut throttled_at = None;
-        for i in 0..limit + 1 {
+        for i in 0..2 * limit + 2 {
             let node = if i % 2 == 0 { &c.a } else { &c.b };
             if node.note_auth_failure(ip, None, "/v1/x").await {
                 throttled_at = Some(i);
                 break;
             }
         }
-        assert_eq!(throttled_at, Some(limit), "the nodes' failures were not counted together");
+        assert_eq!(
+            throttled_at,
+            Some(limit),
+            "the nodes' failures were not counted together (throttled after {throttled_at:?} of {limit} allowed)"
+        );
         assert!(c.a.auth_blocked(ip) || c.a.note_auth_failure(ip, None, "/v1/x").await);
         assert!(c.b.auth_blocked(ip) || c.b.note_auth_failure(ip, None, "/v1/x").await);
 

@@ -43,8 +43,9 @@ struct TenantGuards {
 /// In-memory guardrail state.
 pub struct Guardrails {
     auth_enabled: bool,
-    /// Failures allowed per address and window on a shared store: the burst plus what
-    /// the in-memory limiter would let through in one window.
+    /// Failures allowed per address and window on a shared store: the burst, without the
+    /// in-memory limiter's refill (one every 3 s). Stricter than one node, so that an
+    /// address spreading its attempts over n nodes never gets n bursts.
     pub(crate) auth_window_limit: u32,
     tenants: RwLock<HashMap<String, Arc<TenantGuards>>>,
     denials: Mutex<HashMap<(String, String), VecDeque<Timestamp>>>,
@@ -153,7 +154,7 @@ impl Guardrails {
         Self {
             verify,
             auth_enabled: auth_burst > 0,
-            auth_window_limit: auth_burst.saturating_add((crate::store::keys::AUTH_FAILURE_WINDOW_SECS / 3) as u32),
+            auth_window_limit: auth_burst,
             tenants: RwLock::new(HashMap::new()),
             denials: Mutex::new(HashMap::new()),
             auth_failures: AddressLimiter::new(quota.unwrap_or_else(|| Quota::per_second(nz(1))), max_addresses),

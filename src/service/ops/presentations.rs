@@ -287,6 +287,7 @@ impl Sigil {
                 self.mutate(t, &actor(caller), || async move {
                     let tk = self.tenant_keys(t).await?;
                     let spent = self.budget_spent(&tk, t, id, day).await?;
+                    crate::service::kernel::cache::pause::point("budget.read", t.as_str()).await;
                     let total = spent.amount + *amt;
                     if total > *limit {
                         return Err(budget_exceeded());
