@@ -20,6 +20,7 @@ mod lifecycle;
 mod logs;
 
 mod openapi;
+mod postgres;
 mod presentations;
 mod seed;
 mod tokens;

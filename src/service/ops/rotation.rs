@@ -684,7 +684,7 @@ impl Sigil {
         let old = self.keys.root();
         let next =
             RootKey::from_bytes(new_root, old.version() + 1).map_err(|_| ServiceError::invalid("the new root key must be 32 bytes"))?;
-        if crate::datadir::read_key_check_async(data.clone())
+        if crate::datadir::read_key_check_async(self.store.as_ref(), data.clone())
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .is_some_and(|kc| kc.root_version != old.version())
@@ -711,7 +711,9 @@ impl Sigil {
         }
         crate::faults::crash_point("root_rotation.staged");
         let kdf = None; // the new root is a key file; a passphrase store stops needing one
-        crate::datadir::write_key_check_async(data, &next, kdf).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+        crate::datadir::write_key_check_async(self.store.as_ref(), data, &next, kdf)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let version = next.version();
         crate::faults::crash_point("root_rotation.committed");
         self.keys.set_root(next);
