@@ -515,6 +515,11 @@ impl Store for PgStore {
         )
     }
 
+    /// Several nodes write this database at once.
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn keeps_key_check(&self) -> bool {
         true
     }
