@@ -9,6 +9,7 @@ mod audit;
 mod audit_trust;
 
 mod bad_input;
+mod cluster;
 mod credentials;
 
 mod durability;

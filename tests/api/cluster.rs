@@ -1,0 +1,195 @@
+//! Two real `sigil serve` processes on one PostgreSQL database, as an installation behind one
+//! address runs them: one public URL, one root key, separate processes (separate caches,
+//! locks and chain heads). Each test states one guarantee of docs/ARCHITECTURE.md
+//! ("Several nodes on one database") and drives both nodes at once.
+//!
+//! The database is the cluster `SIGIL_TEST_PG_URL` names (`scripts/test` and CI start a
+//! throwaway one); under CI these tests fail without it, elsewhere they are skipped.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{OPERATOR, Opts, Server, TestClock, pg};
+use crate::presentations::refund;
+
+/// Two nodes on one database, and what they share.
+struct Pair {
+    a: Server,
+    b: Server,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Two nodes on a new database: one root key, one public URL (node `a`'s address, as a
+/// load balancer's would be), `extra` options for both.
+async fn pair(test: &str, extra: Opts) -> Option<Pair> {
+    let url = pg::database(test)?;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("root.key");
+    std::fs::write(&key, rand::random::<[u8; 32]>()).unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let public = format!("https://127.0.0.1:{pa}");
+    let mut opts = extra;
+    opts.args.extend(["--store".into(), url, "--root-key-file".into(), key.display().to_string(), "--public-url".into(), public]);
+    let a = start(&dir.path().join("a"), pa, &opts).await;
+    let mut b = start(&dir.path().join("b"), pb, &opts).await;
+    // The harness talks to a server at the URL it prints, the shared public one: `b` is
+    // reached at its own address.
+    b.base = format!("https://127.0.0.1:{pb}");
+    Some(Pair { a, b, _dir: dir })
+}
+
+async fn start(data: &Path, port: u16, opts: &Opts) -> Server {
+    Server::start_in(data, &format!("127.0.0.1:{port}"), opts).await
+}
+
+/// Tenant `acme` (made on `a`) with agent `bot` holding a refund delegation of at most
+/// 500.00 EUR a request and `per_day` a day; returns (admin token, agent id, agent token).
+async fn tenant(s: &Server, per_day: &str) -> (String, String, String) {
+    let admin = s.tenant("acme").await;
+    let (agent, token, _) = s.agent("acme", &admin, "bot").await;
+    let body = json!({"principal": {"id": "alice", "kind": "person"}, "actions": ["refunds:create"], "resources": ["orders/*"],
+        "limits": {"amount": {"max": "500.00", "currency": "EUR", "per_day": per_day}}, "valid_until": "2099-01-01T00:00:00Z"});
+    let (st, v) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, body).await;
+    assert_eq!(st, 201, "{v}");
+    // Guardrails out of the way: these tests send many requests, some denied on purpose.
+    let (st, v) = s
+        .call(
+            "PUT",
+            "/v1/tenants/acme/guardrails",
+            Some(&admin),
+            Some(json!({"rate_per_second": 100000, "burst": 100000, "denial_threshold": 0, "denial_window_secs": 300, "sensitive_context_keys": []})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    (admin, agent, token)
+}
+
+/// One 1.00 EUR refund on `s`.
+async fn present(s: &Server, token: &str, challenge: &str) -> (u16, Value) {
+    s.post("/v1/presentations", token, spend(challenge, "1.00")).await
+}
+
+fn spend(challenge: &str, amount: &str) -> Value {
+    let mut body = refund(challenge);
+    body["context"]["amount"] = amount.into();
+    body
+}
+
+/// The trail verifies on both nodes (each reads the whole chain from the database).
+async fn trail_verifies(p: &Pair, admin: &str) -> u64 {
+    let mut len = 0;
+    for s in [&p.a, &p.b] {
+        let (st, v) = s.get("/v1/tenants/acme/audit/verify", admin).await;
+        assert_eq!((st, v["ok"].as_bool()), (200, Some(true)), "the trail does not verify: {v}");
+        len = v["entries"].as_u64().unwrap_or(0);
+    }
+    len
+}
+
+/// Daily budgets are exact across nodes, and the tenant's trail stays one verifiable chain
+/// while both nodes write it: 60 concurrent 30.00 EUR refunds against 1,000.00 EUR a day,
+/// half on each node, grant exactly 33; every decision is in the trail once.
+#[tokio::test]
+async fn a_daily_budget_is_exact_and_the_trail_one_chain_across_nodes() {
+    let clock = TestClock::at("2026-06-03T12:00:00Z");
+    let Some(p) = pair("a_daily_budget_is_exact_across_nodes", clock.opts()).await else { return };
+    let (admin, _, token) = tenant(&p.a, "1000.00").await;
+    let p = Arc::new(p);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let (p, token) = (p.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let s = if i % 2 == 0 { &p.a } else { &p.b };
+            let (st, v) = s.post("/v1/presentations", &token, spend(&format!("b{i}"), "30.00")).await;
+            (st, v["code"].as_str().map(str::to_owned))
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, _) => granted += 1,
+            (403, Some(code)) => assert_eq!(code, "daily_limit_exceeded"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(granted, 33, "1000.00 / 30.00 → exactly 33 grants");
+    for s in [&p.a, &p.b] {
+        let (st, v) = s.post("/v1/presentations", &token, spend("after", "30.00")).await;
+        assert_eq!((st, v["code"].as_str()), (403, Some("daily_limit_exceeded")));
+    }
+    trail_verifies(&p, &admin).await;
+    let (_, audit) = p.b.get("/v1/tenants/acme/audit?limit=500", &admin).await;
+    let items = audit["items"].as_array().unwrap();
+    let count = |kind: &str| items.iter().filter(|e| e["event"] == kind).count();
+    assert_eq!(
+        (count("presentation.granted"), count("presentation.denied")),
+        (33, 29),
+        "a decision is missing from the trail or there twice"
+    );
+    let seqs: Vec<u64> = items.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "the chain has a gap or a fork: {seqs:?}");
+}
+
+/// A challenge verifies once across nodes: each presentation, offered to both nodes at
+/// the same moment, verifies on exactly one.
+#[tokio::test]
+async fn a_challenge_verifies_once_across_nodes() {
+    let Some(p) = pair("a_challenge_verifies_once_across_nodes", Opts::default()).await else { return };
+    let (_, _, token) = tenant(&p.a, "100000.00").await;
+    for i in 0..10 {
+        let challenge = format!("once-{i}");
+        let (st, made) = p.a.post("/v1/presentations", &token, spend(&challenge, "1.00")).await;
+        assert_eq!(st, 200, "{made}");
+        let body = json!({"presentation": made["presentation"], "challenge": challenge, "domain": "payments.example"});
+        let (ra, rb) =
+            tokio::join!(p.a.call("POST", "/v1/verify", None, Some(body.clone())), p.b.call("POST", "/v1/verify", None, Some(body)));
+        assert_eq!((ra.0, rb.0), (200, 200), "{} {}", ra.1, rb.1);
+        let verified = [ra.1["verified"] == true, rb.1["verified"] == true];
+        assert_eq!(verified.iter().filter(|v| **v).count(), 1, "{challenge}: verified on {verified:?}; a: {} b: {}", ra.1, rb.1);
+    }
+}
+
+/// A suspension, a token replacement, a token deletion and a tenant deletion made on one
+/// node are effective on the other for the very next request, although that node had
+/// everything cached (it served the agent and the tokens just before).
+#[tokio::test]
+async fn a_change_on_one_node_is_effective_on_the_other_at_once() {
+    let Some(p) = pair("a_change_on_one_node_is_effective_on_the_other_at_once", Opts::default()).await else { return };
+    let (admin, agent, token) = tenant(&p.a, "100000.00").await;
+    for round in 0..3 {
+        // `b` serves the agent: its token, wallet and keys are cached there.
+        assert_eq!(present(&p.b, &token, &format!("warm-{round}")).await.0, 200);
+        let (st, v) = p.a.post(&format!("/v1/tenants/acme/agents/{agent}/suspend"), &admin, json!({})).await;
+        assert_eq!(st, 200, "{v}");
+        let (st, v) = present(&p.b, &token, &format!("suspended-{round}")).await;
+        assert_eq!((st, v["code"].as_str()), (403, Some("agent_suspended")), "node b signed for an agent node a suspended: {v}");
+        let (st, v) = p.a.post(&format!("/v1/tenants/acme/agents/{agent}/resume"), &admin, json!({})).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(present(&p.b, &token, &format!("resumed-{round}")).await.0, 200, "node b still refuses an agent node a resumed");
+    }
+    // Token replacement on `a`, without grace: the old token stops on `b`.
+    let (st, v) = p.a.post(&format!("/v1/tenants/acme/agents/{agent}/tokens"), &admin, json!({})).await;
+    assert_eq!(st, 201, "{v}");
+    let new_token = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(present(&p.b, &token, "replaced").await.0, 401, "node b accepted a token node a replaced");
+    assert_eq!(present(&p.b, &new_token, "new").await.0, 200);
+    // A tenant token deleted on `a`, cached on `b`.
+    let (st, v) = p.a.post("/v1/tenants/acme/tokens", &admin, json!({"role": "auditor"})).await;
+    assert_eq!(st, 201, "{v}");
+    let (auditor, id) = (v["token"].as_str().unwrap().to_owned(), v["id"].as_str().unwrap().to_owned());
+    assert_eq!(p.b.get("/v1/tenants/acme/audit?limit=1", &auditor).await.0, 200);
+    assert_eq!(p.a.call("DELETE", &format!("/v1/tenants/acme/tokens/{id}"), Some(&admin), None).await.0, 204);
+    assert_eq!(p.b.get("/v1/tenants/acme/audit?limit=1", &auditor).await.0, 401, "node b accepted a token node a deleted");
+    // The tenant deleted on `a`.
+    assert_eq!(present(&p.b, &new_token, "last").await.0, 200);
+    let (st, v) = p.a.call("DELETE", "/v1/tenants/acme", Some(OPERATOR), None).await;
+    assert!(st == 202 || st == 204, "{st} {v}");
+    let (st, v) = present(&p.b, &new_token, "deleted").await;
+    assert_eq!(st, 401, "node b served a tenant node a deleted: {v}");
+}
