@@ -168,7 +168,7 @@ async fn a_change_on_one_node_is_effective_on_the_other_at_once() {
         let (st, v) = p.a.post(&format!("/v1/tenants/acme/agents/{agent}/suspend"), &admin, json!({})).await;
         assert_eq!(st, 200, "{v}");
         let (st, v) = present(&p.b, &token, &format!("suspended-{round}")).await;
-        assert_eq!((st, v["code"].as_str()), (403, Some("agent_suspended")), "node b signed for an agent node a suspended: {v}");
+        assert_eq!((st, v["code"].as_str()), (403, Some("agent_suspended")), "node b signed for an agent node a suspended");
         let (st, v) = p.a.post(&format!("/v1/tenants/acme/agents/{agent}/resume"), &admin, json!({})).await;
         assert_eq!(st, 200, "{v}");
         assert_eq!(present(&p.b, &token, &format!("resumed-{round}")).await.0, 200, "node b still refuses an agent node a resumed");
@@ -192,4 +192,121 @@ async fn a_change_on_one_node_is_effective_on_the_other_at_once() {
     assert!(st == 202 || st == 204, "{st} {v}");
     let (st, v) = present(&p.b, &new_token, "deleted").await;
     assert_eq!(st, 401, "node b served a tenant node a deleted: {v}");
+}
+
+/// Authentication-failure throttling and automatic suspension are security boundaries:
+/// they count across nodes. Failures from one address spread over both nodes are throttled
+/// at the burst of the installation, not of each node; denials spread over both nodes
+/// suspend the agent.
+#[tokio::test]
+async fn throttling_and_automatic_suspension_count_across_nodes() {
+    let mut opts = Opts::default();
+    opts.env.push(("SIGIL_AUTH_FAILURE_BURST".into(), "6".into()));
+    let Some(p) = pair("throttling_and_automatic_suspension_count_across_nodes", opts).await else { return };
+    let (admin, agent, token) = tenant(&p.a, "100000.00").await;
+    let bad = format!("sgl_{}", "x".repeat(43));
+    let mut throttled_at = None;
+    for i in 0..14 {
+        let s = if i % 2 == 0 { &p.a } else { &p.b };
+        let (st, v) = s.get("/v1/tenants/acme/agents", &bad).await;
+        match st {
+            401 => {}
+            429 => {
+                assert_eq!(v["code"], "too_many_auth_failures", "{v}");
+                throttled_at = Some(i + 1);
+                break;
+            }
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert_eq!(throttled_at, Some(7), "six failures allowed to the address across both nodes, not six per node");
+    for s in [&p.a, &p.b] {
+        assert_eq!(s.get("/v1/tenants/acme/agents", &bad).await.0, 429, "the block holds on both nodes");
+        assert_eq!(s.get("/v1/tenants/acme/agents", &admin).await.0, 200, "a valid token is never refused for others' failures");
+    }
+    // Four denials in the window suspend the agent; two on each node.
+    let (st, v) = p
+        .b
+        .call(
+            "PUT",
+            "/v1/tenants/acme/guardrails",
+            Some(&admin),
+            Some(json!({"rate_per_second": 100000, "burst": 100000, "denial_threshold": 4, "denial_window_secs": 300, "sensitive_context_keys": []})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    for i in 0..4 {
+        let s = if i % 2 == 0 { &p.a } else { &p.b };
+        let mut body = refund(&format!("deny-{i}"));
+        body["action"] = "invoices:pay".into();
+        assert_eq!(s.post("/v1/presentations", &token, body).await.0, 403);
+    }
+    let (_, a) = p.a.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await;
+    assert_eq!(a["state"], "suspended", "denials split across the nodes did not suspend the agent");
+    for s in [&p.a, &p.b] {
+        let (st, v) = present(s, &token, "after").await;
+        assert_eq!((st, v["code"].as_str()), (403, Some("agent_suspended")));
+    }
+}
+
+/// Presentations on both nodes, until `stop`; every answer that is not a 200 is returned.
+async fn load(p: Arc<Pair>, token: String, stop: Arc<std::sync::atomic::AtomicBool>, tag: &'static str) -> (usize, Vec<String>) {
+    let mut n = 0;
+    let mut bad = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let s = if n % 2 == 0 { &p.a } else { &p.b };
+        let (st, v) = present(s, &token, &format!("{tag}-{n}")).await;
+        if st != 200 {
+            bad.push(format!("{st} on node {}: {v}", if n % 2 == 0 { "a" } else { "b" }));
+        }
+        n += 1;
+    }
+    (n, bad)
+}
+
+/// Agent, issuer and data keys rotate, on either node, while both nodes serve
+/// presentations: no request fails, and what was signed verifies on both nodes.
+#[tokio::test]
+async fn key_rotations_while_both_nodes_serve() {
+    let Some(p) = pair("key_rotations_while_both_nodes_serve", Opts::default()).await else { return };
+    let (admin, agent, token) = tenant(&p.a, "100000.00").await;
+    let p = Arc::new(p);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loads: Vec<_> = (0..4).map(|i| tokio::spawn(load(p.clone(), token.clone(), stop.clone(), ["l0", "l1", "l2", "l3"][i]))).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for round in 0..2 {
+        let (s, other) = if round == 0 { (&p.a, &p.b) } else { (&p.b, &p.a) };
+        let (st, v) = s.post(&format!("/v1/tenants/acme/agents/{agent}/keys/rotate"), &admin, json!({})).await;
+        assert_eq!(st, 200, "agent key: {v}");
+        let (st, v) = other.post("/v1/tenants/acme/issuer-key/rotate", &admin, json!({})).await;
+        assert_eq!(st, 200, "issuer key: {v}");
+        let (st, v) = s.post("/v1/tenants/acme/data-key/rotate", &admin, json!({})).await;
+        assert_eq!(st, 202, "data key: {v}");
+        let mut done = false;
+        for _ in 0..300 {
+            let (_, v) = other.get("/v1/tenants/acme/data-key", &admin).await;
+            if v["rotating"] == false {
+                done = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(done, "the data-key rotation did not finish");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut total = 0;
+    for l in loads {
+        let (n, bad) = l.await.unwrap();
+        total += n;
+        assert!(bad.is_empty(), "{} of {n} requests failed during the rotations, first: {}", bad.len(), bad[0]);
+    }
+    assert!(total > 20, "only {total} requests ran during the rotations");
+    // Signed after the rotations on one node, verified on the other.
+    let (st, made) = present(&p.a, &token, "final").await;
+    assert_eq!(st, 200, "{made}");
+    let body = json!({"presentation": made["presentation"], "challenge": "final", "domain": "payments.example"});
+    let (st, v) = p.b.call("POST", "/v1/verify", None, Some(body)).await;
+    assert_eq!((st, v["verified"].as_bool()), (200, Some(true)), "{v}");
+    trail_verifies(&p, &admin).await;
 }

@@ -38,6 +38,8 @@ use crate::store::{StoreError, Txn, keys};
 
 /// How many times a stage is re-run after a conflicting commit.
 pub const MAX_ATTEMPTS: usize = 16;
+/// [`MAX_ATTEMPTS`] on a store several nodes write (`Store::shared`).
+const SHARED_ATTEMPTS: usize = 4 * MAX_ATTEMPTS;
 
 /// What a committed change invalidates.
 #[derive(Debug, Default)]
@@ -276,7 +278,11 @@ impl Sigil {
     where
         F: std::future::Future<Output = Result<Attempt<T>, ServiceError>>,
     {
-        for attempt in 0..MAX_ATTEMPTS {
+        // Several nodes extend one chain: a node whose writers keep meeting another node's
+        // may lose many rounds in a row (that node's next entry is already in flight when
+        // this one reads the head), so it gets more of them, spaced by `back_off`.
+        let attempts = if self.store.shared() { SHARED_ATTEMPTS } else { MAX_ATTEMPTS };
+        for attempt in 0..attempts {
             // Seals for what the stage writes and for the audit entry.
             self.ensure_seals(tenant, 1, false).await?;
             let change = match stage().await {
@@ -311,7 +317,8 @@ impl Sigil {
     /// writers take turns under in-process locks.
     async fn back_off(&self, attempt: usize) {
         if self.store.shared() && attempt > 0 {
-            let ms = rand::random::<u64>() % (attempt as u64 * 2 + 1);
+            // Random, up to 1, 2, 4 … 32 ms.
+            let ms = rand::random::<u64>() % ((1u64 << attempt.min(5)) + 1);
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
     }
