@@ -310,3 +310,115 @@ async fn key_rotations_while_both_nodes_serve() {
     assert_eq!((st, v["verified"].as_bool()), (200, Some(true)), "{v}");
     trail_verifies(&p, &admin).await;
 }
+
+/// A POST that may meet a dead server: `None` when no answer came.
+async fn try_post(s: &Server, path: &str, token: &str, body: Value) -> Option<(u16, Value)> {
+    s.secrets().add(token);
+    let resp = s.client.post(s.url(path)).bearer_auth(token).json(&body).send().await.ok()?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.ok()?;
+    let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Some((status, v))
+}
+
+/// What one worker saw: acknowledged agent ids, acknowledged grants, and failures.
+#[derive(Default)]
+struct Seen {
+    agents: Vec<String>,
+    grants: usize,
+    failed: Vec<String>,
+    after_kill: usize,
+}
+
+/// One worker of the kill -9 test on node `s` (`node`: its name): presentations, or agent
+/// creations when `creates`, until `stop`; answers from `a` after `killed` count for nothing.
+async fn work(
+    s: &Server,
+    node: &'static str,
+    creates: bool,
+    admin: &str,
+    token: &str,
+    (killed, stop): (&std::sync::atomic::AtomicBool, &std::sync::atomic::AtomicBool),
+) -> Seen {
+    use std::sync::atomic::Ordering;
+    let mut seen = Seen::default();
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let was_killed = killed.load(Ordering::SeqCst);
+        let answer = if creates {
+            try_post(s, "/v1/tenants/acme/agents", admin, json!({"name": format!("{node}-{n}")})).await
+        } else {
+            try_post(s, "/v1/presentations", token, spend(&format!("{node}-{n}"), "1.00")).await
+        };
+        match answer {
+            Some((201, v)) if creates => seen.agents.push(v["id"].as_str().unwrap().to_owned()),
+            Some((200, _)) if !creates => seen.grants += 1,
+            // The killed node: whatever it answered or not once killed is no acknowledgement.
+            _ if node == "a" && (was_killed || killed.load(Ordering::SeqCst)) => break,
+            other => seen.failed.push(format!("{other:?}")),
+        }
+        if was_killed {
+            seen.after_kill += 1;
+        }
+    }
+    seen
+}
+
+/// `kill -9` of one node under mixed load (presentations and agent creations on both):
+/// every write either node acknowledged is there afterwards, the trail verifies, and the
+/// other node served on without a failed request.
+#[tokio::test]
+async fn kill9_of_one_node_under_mixed_load() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(mut p) = pair("kill9_of_one_node_under_mixed_load", Opts::default()).await else { return };
+    let (admin, _, token) = tenant(&p.a, "1000000.00").await;
+    let killed = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    let pid = p.a.child.id();
+    let killer = async {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        killed.store(true, Ordering::SeqCst);
+        let st = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().unwrap();
+        assert!(st.success());
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        stop.store(true, Ordering::SeqCst);
+    };
+    let flags = (&killed, &stop);
+    let (a1, a2, b1, b2, ()) = tokio::join!(
+        work(&p.a, "a", false, &admin, &token, flags),
+        work(&p.a, "a", true, &admin, &token, flags),
+        work(&p.b, "b", false, &admin, &token, flags),
+        work(&p.b, "b", true, &admin, &token, flags),
+        killer
+    );
+    p.a.kill9();
+    for (name, s) in [("a presenting", &a1), ("a creating", &a2), ("b presenting", &b1), ("b creating", &b2)] {
+        assert!(s.failed.is_empty(), "{name}: {} failed, first {}", s.failed.len(), s.failed[0]);
+    }
+    assert!(b1.after_kill > 0 && b2.after_kill > 0, "node b served nothing after the kill");
+    assert!(a1.grants + a2.agents.len() > 0, "node a acknowledged nothing before the kill: the test proves nothing");
+    // Every acknowledged write is there, read through the surviving node.
+    for id in a2.agents.iter().chain(&b2.agents) {
+        let (st, v) = p.b.get(&format!("/v1/tenants/acme/agents/{id}"), &admin).await;
+        assert_eq!(st, 200, "agent {id} was acknowledged but is gone: {v}");
+    }
+    let (st, v) = p.b.get("/v1/tenants/acme/audit/verify", &admin).await;
+    assert_eq!((st, v["ok"].as_bool()), (200, Some(true)), "the trail does not verify after kill -9: {v}");
+    let mut granted = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(c) => format!("/v1/tenants/acme/audit?limit=500&after={c}"),
+            None => "/v1/tenants/acme/audit?limit=500".to_owned(),
+        };
+        let (_, page) = p.b.get(&path, &admin).await;
+        granted += page["items"].as_array().unwrap().iter().filter(|e| e["event"] == "presentation.granted").count();
+        match page["next_cursor"].as_str() {
+            Some(c) => after = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let acknowledged = a1.grants + b1.grants;
+    assert!(granted >= acknowledged, "{acknowledged} grants acknowledged, {granted} in the trail");
+}
