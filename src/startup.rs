@@ -258,7 +258,10 @@ async fn initialize(store: &dyn Store, config: &Config, rk: RootKey, kdf: Option
     };
     let rec_bytes = zeroize::Zeroizing::new(serde_json::to_vec(&minted.1).map_err(startup)?);
     let mut txn = Txn::new();
-    txn.put(keys::meta::FORMAT.to_vec(), FORMAT.to_be_bytes().to_vec())
+    // Never over another initialization (two nodes on one empty database: the startup
+    // lock orders them, and this makes a second one fail rather than replace the pepper).
+    txn.require_absent(keys::meta::FORMAT.to_vec())
+        .put(keys::meta::FORMAT.to_vec(), FORMAT.to_be_bytes().to_vec())
         .put(pepper_key, keyring.root().wrap_pepper(&keyring.pepper))
         .put(keys::operator_token(minted.0.as_str()), keyring.root().seal_system(kind::OPERATOR_TOKEN, minted.0.as_str(), &rec_bytes))
         .put(keys::token_hash(&minted.1.hash_hex), format!("_op/{}", minted.0));

@@ -97,6 +97,23 @@ fn be(msg: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("postgres: {msg}"))
 }
 
+/// No connection from the pool: a wait or connect timeout, or the database's refusal.
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg(e),
+        e => be(e),
+    }
+}
+
+/// A driver error with the server's message and SQLSTATE, which its `Display` leaves out
+/// (logged by the edge, never shown to a client).
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => be(format!("{} (SQLSTATE {})", db.message(), db.code().code())),
+        None => be(e),
+    }
+}
+
 /// Whether running the transaction again can succeed where this run failed.
 fn is_retryable(e: &tokio_postgres::Error) -> bool {
     matches!(e.code(), Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
@@ -305,8 +322,8 @@ impl PgStore {
         // Creating tables may wait for another node's migration: allow more than one
         // statement's time.
         self.run(|pool| async move {
-            let client = pool.get().await.map_err(be)?;
-            client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(be)?;
+            let client = pool.get().await.map_err(pool_err)?;
+            client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg)?;
             let result = async {
                 client
                     .batch_execute(
@@ -314,7 +331,7 @@ impl PgStore {
                     )
                     .await
                     .map_err(be)?;
-                let row = client.query_one("SELECT coalesce(max(version), 0) FROM sigil_schema", &[]).await.map_err(be)?;
+                let row = client.query_one("SELECT coalesce(max(version), 0) FROM sigil_schema", &[]).await.map_err(pg)?;
                 let have: i32 = row.get(0);
                 let newest = MIGRATIONS.last().map_or(0, |m| m.0);
                 if have > newest {
@@ -347,7 +364,7 @@ impl PgStore {
     pub async fn startup_lock(&self) -> Result<StartupLock, StoreError> {
         let client = self
             .run(|pool| async move {
-                let client = pool.get().await.map_err(be)?;
+                let client = pool.get().await.map_err(pool_err)?;
                 Ok(client)
             })
             .await?;
@@ -355,7 +372,9 @@ impl PgStore {
         let handle = self.handle.clone();
         let locked = handle
             .spawn(async move {
-                let r = client.batch_execute(&format!("SET statement_timeout = 0; SELECT pg_advisory_lock({STARTUP_LOCK})")).await;
+                let r = client
+                    .batch_execute(&format!("SET statement_timeout = 0; SET lock_timeout = 0; SELECT pg_advisory_lock({STARTUP_LOCK})"))
+                    .await;
                 (client, r)
             })
             .await
@@ -364,7 +383,7 @@ impl PgStore {
             (client, Ok(())) => Ok(StartupLock { client: Some(client), handle }),
             (client, Err(e)) => {
                 drop(deadpool_postgres::Object::take(client));
-                Err(be(e))
+                Err(pg(e))
             }
         }
     }
@@ -372,8 +391,8 @@ impl PgStore {
     /// True when `sigil_kv` holds no row.
     pub async fn is_empty(&self) -> Result<bool, StoreError> {
         self.run(|pool| async move {
-            let client = pool.get().await.map_err(be)?;
-            let row = client.query_opt("SELECT 1 FROM sigil_kv LIMIT 1", &[]).await.map_err(be)?;
+            let client = pool.get().await.map_err(pool_err)?;
+            let row = client.query_opt("SELECT 1 FROM sigil_kv LIMIT 1", &[]).await.map_err(pg)?;
             Ok(row.is_none())
         })
         .await
@@ -424,9 +443,9 @@ impl Store for PgStore {
     async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_vec();
         self.run(|pool| async move {
-            let client = pool.get().await.map_err(be)?;
-            let stmt = client.prepare_cached("SELECT v FROM sigil_kv WHERE k = $1").await.map_err(be)?;
-            let row = client.query_opt(&stmt, &[&key]).await.map_err(be)?;
+            let client = pool.get().await.map_err(pool_err)?;
+            let stmt = client.prepare_cached("SELECT v FROM sigil_kv WHERE k = $1").await.map_err(pg)?;
+            let row = client.query_opt(&stmt, &[&key]).await.map_err(pg)?;
             Ok(row.map(|r| r.get(0)))
         })
         .await
@@ -445,18 +464,18 @@ impl Store for PgStore {
         let end = prefix_end(prefix);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(|pool| async move {
-            let client = pool.get().await.map_err(be)?;
+            let client = pool.get().await.map_err(pool_err)?;
             let rows = match &end {
                 Some(end) => {
                     let stmt = client
                         .prepare_cached("SELECT k, v FROM sigil_kv WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3")
                         .await
                         .map_err(be)?;
-                    client.query(&stmt, &[&from, end, &limit]).await.map_err(be)?
+                    client.query(&stmt, &[&from, end, &limit]).await.map_err(pg)?
                 }
                 None => {
-                    let stmt = client.prepare_cached("SELECT k, v FROM sigil_kv WHERE k >= $1 ORDER BY k LIMIT $2").await.map_err(be)?;
-                    client.query(&stmt, &[&from, &limit]).await.map_err(be)?
+                    let stmt = client.prepare_cached("SELECT k, v FROM sigil_kv WHERE k >= $1 ORDER BY k LIMIT $2").await.map_err(pg)?;
+                    client.query(&stmt, &[&from, &limit]).await.map_err(pg)?
                 }
             };
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -483,8 +502,8 @@ impl Store for PgStore {
                         tokio::time::sleep(backoff + jitter).await;
                         backoff = (backoff * 2).min(Duration::from_millis(50));
                     }
-                    Err(RunError::Pg(e)) => return Err(be(e)),
-                    Err(RunError::Pool(e)) => return Err(be(e)),
+                    Err(RunError::Pg(e)) => return Err(pg(e)),
+                    Err(RunError::Pool(e)) => return Err(pool_err(e)),
                 }
             }
         })
@@ -503,7 +522,7 @@ impl Store for PgStore {
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.run_blocking(
             |pool| async move {
-                let client = pool.get().await.map_err(be)?;
+                let client = pool.get().await.map_err(pool_err)?;
                 let row = client
                     .query_one("SELECT pg_total_relation_size('sigil_kv') + pg_total_relation_size('sigil_keycheck')", &[])
                     .await
@@ -527,8 +546,8 @@ impl Store for PgStore {
     /// The key-check record (which root key opens this store), `None` for a new database.
     async fn read_key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.run(|pool| async move {
-            let client = pool.get().await.map_err(be)?;
-            let row = client.query_opt("SELECT body FROM sigil_keycheck WHERE id = 1", &[]).await.map_err(be)?;
+            let client = pool.get().await.map_err(pool_err)?;
+            let row = client.query_opt("SELECT body FROM sigil_keycheck WHERE id = 1", &[]).await.map_err(pg)?;
             Ok(row.map(|r| r.get(0)))
         })
         .await
@@ -538,7 +557,7 @@ impl Store for PgStore {
     /// a root-key rotation, as the key-check file is on sled).
     async fn write_key_check(&self, body: Vec<u8>) -> Result<(), StoreError> {
         self.run(|pool| async move {
-            let client = pool.get().await.map_err(be)?;
+            let client = pool.get().await.map_err(pool_err)?;
             client
                 .execute(
                     "INSERT INTO sigil_keycheck (id, body) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
@@ -555,12 +574,12 @@ impl Store for PgStore {
         // One snapshot for the whole copy; a large store takes longer than one request.
         self.run_blocking(
             |pool| async move {
-                let mut client = pool.get().await.map_err(be)?;
+                let mut client = pool.get().await.map_err(pool_err)?;
                 let tx =
-                    client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(be)?;
-                tx.batch_execute("SET LOCAL statement_timeout = 0").await.map_err(be)?;
-                let rows = tx.query("SELECT k, v FROM sigil_kv ORDER BY k", &[]).await.map_err(be)?;
-                tx.commit().await.map_err(be)?;
+                    client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(pg)?;
+                tx.batch_execute("SET LOCAL statement_timeout = 0").await.map_err(pg)?;
+                let rows = tx.query("SELECT k, v FROM sigil_kv ORDER BY k", &[]).await.map_err(pg)?;
+                tx.commit().await.map_err(pg)?;
                 Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
             },
             Duration::from_secs(3600),

@@ -44,19 +44,36 @@ async fn the_key_check_lives_in_the_database() {
     drop((a, b));
 }
 
-/// Nodes that start together on an empty database initialize it once: a tenant made on
-/// one is served by every other (one token pepper, one key check).
-#[tokio::test]
+/// Nodes that start together on an empty database initialize it once: each waits for the
+/// startup lock (held here by the test, as a node initializing would hold it), and once it
+/// is free a tenant made on one node is served by every other (one token pepper, one key
+/// check; two initializations would leave nodes with different peppers).
+// Each start blocks a worker while it waits for the server's first line: one thread for
+// each, and one for the lock holder's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 5)]
 async fn nodes_starting_together_initialize_once() {
     let Some(url) = pg::database("nodes_starting_together_initialize_once") else { return };
     let dir = tempfile::tempdir().unwrap();
     let key = root_key(dir.path(), "root.key", 5);
     let opts = on(&url, &key);
-    let starts = (0..3).map(|i| {
-        let (data, opts) = (dir.path().join(format!("n{i}")), opts.clone());
-        async move { Server::start_in(&data, "127.0.0.1:0", &opts).await }
-    });
-    let nodes = futures_util::future::join_all(starts).await;
+    let (holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    // `store::pg_store::STARTUP_LOCK`. The schema may not exist yet: the lock needs none.
+    const STARTUP_LOCK: i64 = 0x5349_4749_4c00_0002;
+    holder.execute("SELECT pg_advisory_lock($1)", &[&STARTUP_LOCK]).await.unwrap();
+    let starts: Vec<_> = (0..3)
+        .map(|i| {
+            let (data, opts) = (dir.path().join(format!("n{i}")), opts.clone());
+            tokio::spawn(async move { Server::start_in(&data, "127.0.0.1:0", &opts).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(starts.iter().all(|s| !s.is_finished()), "a node started while another held the startup lock");
+    holder.execute("SELECT pg_advisory_unlock($1)", &[&STARTUP_LOCK]).await.unwrap();
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap());
+    }
     let admin = nodes[0].tenant("acme").await;
     for n in &nodes {
         assert_eq!(n.get("/v1/tenants/acme/agents", &admin).await.0, 200, "a node initialized the store a second time");
