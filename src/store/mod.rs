@@ -21,6 +21,8 @@ mod sled_store;
 use async_trait::async_trait;
 
 pub use group_commit::GroupCommit;
+#[cfg(test)]
+pub(crate) use pg_store::test_database;
 pub use pg_store::{PgOptions, PgStore, StartupLock};
 pub use sled_store::SledStore;
 

@@ -441,4 +441,124 @@ mod tests {
         let state = c.b.get_agent(&admin, &c.tenant, &c.agent).await.unwrap().record.state;
         assert_eq!(state, crate::service::model::records::AgentState::Suspended, "denials split across nodes did not suspend");
     }
+
+    /// PostgreSQL, counting the generation reads.
+    struct Counted {
+        inner: crate::store::PgStore,
+        reads: std::sync::atomic::AtomicU64,
+    }
+
+    #[async_trait]
+    impl Store for Counted {
+        async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            if key.starts_with(crate::store::keys::CACHE_GENERATION_PREFIX) {
+                self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.inner.get(key).await
+        }
+        async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+            self.inner.scan(prefix, after, limit).await
+        }
+        async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
+            self.inner.apply(txn).await
+        }
+        async fn sync(&self) -> Result<(), StoreError> {
+            self.inner.sync().await
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.inner.size_on_disk()
+        }
+        fn export(&self) -> Result<Vec<Entry>, StoreError> {
+            self.inner.export()
+        }
+    }
+
+    /// What confirming a generation costs, against the bare signature in the same run:
+    /// `SIGIL_TEST_PG_URL=… cargo test --lib confirmation_cost -- --ignored --nocapture`.
+    /// A measurement, not a check (debug build of Sigil; its dependencies, the signature
+    /// and the driver included, are optimised: `profile.dev.package."*"`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement; needs SIGIL_TEST_PG_URL"]
+    async fn confirmation_cost() {
+        use std::time::Instant;
+        let Some(url) = crate::store::test_database("confirmation_cost").await else { return };
+        let pg = crate::store::PgStore::open(&crate::store::PgOptions::new(url)).await.unwrap();
+        let store = Arc::new(Counted { inner: pg, reads: Default::default() });
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil_with_store(dir.path(), store.clone(), Arc::new(crate::clock::SystemClock));
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        let bot = s.create_agent(&testing::admin(&t), &t, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let token = bot.access_token.reveal_once();
+        s.authenticate(&token).await.unwrap();
+        let n = 2000u32;
+        // The bare signature: JCS + SHA-256 + Ed25519 over a 3.5 KB presentation.
+        let vp: Value = serde_json::json!({"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiablePresentation"],
+            "holder": "did:web:x", "verifiableCredential": (0..2).map(|i| serde_json::json!({"id": i, "pad": "x".repeat(1600)})).collect::<Vec<_>>()});
+        let unsigned = vp.as_object().unwrap().clone();
+        let signer = crate::crypto::Signer::generate();
+        let opts = crate::vc::proof::ProofOptions {
+            verification_method: "did:web:x#key-1".into(),
+            proof_purpose: "authentication",
+            created: "2026-11-28T20:00:00Z".into(),
+            expires: None,
+            challenge: Some("c".into()),
+            domain: Some("d".into()),
+        };
+        let started = Instant::now();
+        for _ in 0..n {
+            let canon = crate::vc::jcs::canonicalize_object(&unsigned, None).unwrap();
+            crate::vc::proof::sign_canonical(&canon, None, &opts, &signer).unwrap();
+        }
+        let sign = started.elapsed() / n;
+        // One request at a time: every authentication confirms with its own read.
+        let started = Instant::now();
+        for _ in 0..n {
+            s.authenticate(&token).await.unwrap();
+        }
+        let sequential = started.elapsed() / n;
+        // The same on sled (not shared: no confirmation).
+        let sled = testing::sigil(dir.path().join("sled").as_path());
+        std::fs::create_dir_all(dir.path().join("sled")).ok();
+        let t2 = sled.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        let bot2 = sled.create_agent(&testing::admin(&t2), &t2, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let token2 = bot2.access_token.reveal_once();
+        sled.authenticate(&token2).await.unwrap();
+        let started = Instant::now();
+        for _ in 0..n {
+            sled.authenticate(&token2).await.unwrap();
+        }
+        let bare = started.elapsed() / n;
+        // 64 concurrent requests of one tenant: reads shared.
+        let before = store.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (s, token) = (s.clone(), token.clone());
+                tokio::spawn(async move {
+                    for _ in 0..100 {
+                        s.authenticate(&token).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let wall = started.elapsed();
+        let reads = store.reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+        eprintln!("bare signature (JCS + SHA-256 + Ed25519, 3.5 KB): {sign:?}");
+        eprintln!("authentication, cache hit, sled (no confirmation): {bare:?}");
+        eprintln!(
+            "authentication, cache hit, PostgreSQL, one at a time (one confirmation read each): {sequential:?} = {:.2} x the signature",
+            sequential.as_secs_f64() / sign.as_secs_f64()
+        );
+        eprintln!(
+            "64 concurrent: 6400 authentications in {wall:?} ({:?} each), {reads} confirmation reads ({:.3} per request)",
+            wall / 6400,
+            reads as f64 / 6400.0
+        );
+    }
 }
