@@ -12,6 +12,10 @@ pub mod meta {
     /// The challenge lease: floor and lease end (ms since the epoch, two i64 big-endian).
     /// See `service::verification`.
     pub const CHALLENGE_LEASE: &[u8] = b"meta/challenge-lease";
+    /// On a shared store: the root key version wraps must be made under (u32 big-endian),
+    /// set by a root-key rotation's first step; absent until one ran. Every new wrap is
+    /// conditional on it, so a node still running with the previous root refuses to wrap.
+    pub const WRAP_ROOT_VERSION: &[u8] = b"meta/wrap-root-version";
 }
 
 /// A cache scope's generation (a tenant id, or `_op` for operator tokens): 16 random

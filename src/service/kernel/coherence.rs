@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::ids::TenantId;
 use crate::service::{Caller, ServiceError, Sigil};
-use crate::store::keys;
+use crate::store::{Txn, keys};
 
 /// The scope of operator tokens.
 pub(crate) const OPERATOR_SCOPE: &str = "_op";
@@ -110,6 +110,31 @@ impl Sigil {
         let result = if moved { "moved" } else { "read" };
         metrics::counter!("sigil_cache_confirmations_total", "result" => result).increment(1);
         Ok(moved)
+    }
+
+    /// Before a wrap under this node's root key (a tenant's first data key, a data-key
+    /// rotation, an operator token) on a shared store: refuses if another node rotated the
+    /// root since this one started (`503`, until this node runs with the new key), and
+    /// makes `txn` conditional on the version it checked, so a rotation staged meanwhile
+    /// fails the commit. A wrap under a root the key check no longer names would be lost
+    /// at this node's next start.
+    pub(crate) async fn stage_wrap_guard(&self, txn: &mut Txn) -> Result<(), ServiceError> {
+        if !self.store.shared() {
+            return Ok(());
+        }
+        let key = keys::meta::WRAP_ROOT_VERSION;
+        let mine = self.keys.root().version();
+        match self.store.get(key).await? {
+            None => txn.require_absent(key.to_vec()),
+            Some(v) if v.as_slice() == mine.to_be_bytes() => txn.require_equals(key.to_vec(), v),
+            Some(_) => {
+                tracing::error!(root_version = mine, "another node rotated the root key: restart this one with the new root key");
+                return Err(ServiceError::Unavailable(
+                    "this node's root key was rotated on another node; it must be restarted with the new one".into(),
+                ));
+            }
+        };
+        Ok(())
     }
 
     /// [`Sigil::confirm_scope`] for a tenant.
@@ -440,6 +465,25 @@ mod tests {
         }
         let state = c.b.get_agent(&admin, &c.tenant, &c.agent).await.unwrap().record.state;
         assert_eq!(state, crate::service::model::records::AgentState::Suspended, "denials split across nodes did not suspend");
+    }
+
+    /// A root-key rotation on one node: the other, still holding the previous root,
+    /// refuses to wrap under it (a wrap the key check no longer names would be lost at its
+    /// next start) and keeps serving what it has; the rotating node wraps on.
+    #[tokio::test]
+    async fn a_node_with_an_outdated_root_does_not_wrap_under_it() {
+        let c = cluster("1000.00").await;
+        let op = testing::operator();
+        present(&c.b, &c.token, "1.00", "before").await.unwrap();
+        let key_file = c._dir.path().join("next.key");
+        crate::datadir::write_new_key_file(&key_file, &crate::crypto::SecretBytes::random(32)).unwrap();
+        assert_eq!(c.a.rotate_root_key(&op, &key_file).await.unwrap(), 2);
+        let r = c.b.create_tenant(&op, Some("late"), "Late").await;
+        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "node b wrapped under a rotated root: {:?}", r.map(|t| t.id));
+        let r = c.b.rotate_data_key(&testing::admin(&c.tenant), &c.tenant).await;
+        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "node b wrapped a data key under a rotated root: {r:?}");
+        present(&c.b, &c.token, "1.00", "after").await.unwrap();
+        c.a.create_tenant(&op, Some("late"), "Late").await.unwrap();
     }
 
     /// PostgreSQL, counting the generation reads.

@@ -218,6 +218,7 @@ impl Sigil {
                 let mut effects = Effects::none();
                 let revoked = self.stage_operator_tokens_removal(&mut txn, &mut effects).await?;
                 self.stage_operator_token(&mut txn, minted_ref)?;
+                self.stage_wrap_guard(&mut txn).await?;
                 Ok(Attempt::unaudited(txn, effects, revoked))
             })
             .await?;
