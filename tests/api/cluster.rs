@@ -18,6 +18,8 @@ use crate::presentations::refund;
 struct Pair {
     a: Server,
     b: Server,
+    /// The options both nodes run with, `--root-key-file` last but one.
+    opts: Opts,
     _dir: tempfile::TempDir,
 }
 
@@ -41,7 +43,7 @@ async fn pair(test: &str, extra: Opts) -> Option<Pair> {
     // The harness talks to a server at the URL it prints, the shared public one: `b` is
     // reached at its own address.
     b.base = format!("https://127.0.0.1:{pb}");
-    Some(Pair { a, b, _dir: dir })
+    Some(Pair { a, b, opts, _dir: dir })
 }
 
 async fn start(data: &Path, port: u16, opts: &Opts) -> Server {
@@ -421,4 +423,43 @@ async fn kill9_of_one_node_under_mixed_load() {
     }
     let acknowledged = a1.grants + b1.grants;
     assert!(granted >= acknowledged, "{acknowledged} grants acknowledged, {granted} in the trail");
+}
+
+/// A root-key rotation on one node while both serve: the other keeps serving what it holds,
+/// refuses (503, never a wrap under the retired root) what needs the new root, and serves
+/// everything once restarted with the new key, as the operator's rolling restart does.
+#[tokio::test]
+async fn a_root_key_rotation_on_one_node_then_a_rolling_restart() {
+    let Some(mut p) = pair("a_root_key_rotation_on_one_node_then_a_rolling_restart", Opts::default()).await else { return };
+    let (admin, _, token) = tenant(&p.a, "100000.00").await;
+    assert_eq!(present(&p.b, &token, "before").await.0, 200);
+    let new_key = p._dir.path().join("next.key");
+    std::fs::write(&new_key, rand::random::<[u8; 32]>()).unwrap();
+    p.b.secrets().add_key(&std::fs::read(&new_key).unwrap());
+    let (st, r) = p.a.post("/v1/system/root-key/rotate", OPERATOR, json!({"new_root_key_file": new_key.display().to_string()})).await;
+    assert_eq!((st, r["version"].as_u64()), (200, Some(2)), "{r}");
+    // Node b, still on the old root: what it holds opened still serves.
+    assert_eq!(present(&p.b, &token, "during").await.0, 200, "node b stopped serving a cached tenant");
+    assert_eq!(p.b.get("/v1/tenants/acme/agents", &admin).await.0, 200);
+    // A wrap under the retired root is refused, not made.
+    let (st, v) = p.b.post("/v1/tenants", OPERATOR, json!({"id": "late", "name": "Late"})).await;
+    assert_eq!(st, 503, "node b, on the retired root, created a tenant: {v}");
+    assert_eq!(present(&p.a, &token, "on-a").await.0, 200);
+    // The rolling restart: b again, with the new key.
+    p.b.stop();
+    let mut opts = p.opts.clone();
+    let at = opts.args.iter().position(|a| a == "--root-key-file").unwrap() + 1;
+    opts.args[at] = new_key.display().to_string();
+    let port: u16 = p.b.base.rsplit(':').next().unwrap().parse().unwrap();
+    let mut b = start(&p._dir.path().join("b"), port, &opts).await;
+    b.base = format!("https://127.0.0.1:{port}");
+    assert_eq!(present(&b, &token, "restarted").await.0, 200);
+    let (st, v) = b.post("/v1/tenants", OPERATOR, json!({"id": "late", "name": "Late"})).await;
+    assert_eq!(st, 201, "{v}");
+    let late_admin = v["admin_token"].as_str().unwrap().to_owned();
+    assert_eq!(p.a.get("/v1/tenants/late/agents", &late_admin).await.0, 200, "node a cannot open what node b wrapped");
+    for s in [&p.a, &b] {
+        let (st, v) = s.get("/v1/tenants/acme/audit/verify", &admin).await;
+        assert_eq!((st, v["ok"].as_bool()), (200, Some(true)), "{v}");
+    }
 }

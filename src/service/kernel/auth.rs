@@ -182,7 +182,7 @@ impl Sigil {
             let Some(blob) = self.store.get(&keys::operator_token(token_id.as_str())).await? else {
                 return Err(ServiceError::Unauthenticated);
             };
-            let pt = self.keys.root_for(&blob).open_system(kind::OPERATOR_TOKEN, token_id.as_str(), &blob)?;
+            let pt = self.root_opening(&blob)?.open_system(kind::OPERATOR_TOKEN, token_id.as_str(), &blob)?;
             let rec: TokenRecord = serde_json::from_slice(pt.expose()).map_err(|_| ServiceError::Internal("bad operator token".into()))?;
             (rec, None)
         } else {

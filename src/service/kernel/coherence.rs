@@ -137,6 +137,20 @@ impl Sigil {
         Ok(())
     }
 
+    /// The root key that opens `blob` (a wrap or an operator token), or `503` when it was
+    /// made under a root newer than this node's: another node rotated the root, and this
+    /// one must be restarted with the new key (never an internal error).
+    pub(crate) fn root_opening(&self, blob: &[u8]) -> Result<Arc<crate::crypto::RootKey>, ServiceError> {
+        let mine = self.keys.root().version();
+        if crate::crypto::blob_key_version(blob).is_ok_and(|v| v > mine) {
+            tracing::error!(root_version = mine, "a wrap under a newer root key: restart this node with the new root key");
+            return Err(ServiceError::Unavailable(
+                "this node's root key was rotated on another node; it must be restarted with the new one".into(),
+            ));
+        }
+        Ok(self.keys.root_for(blob))
+    }
+
     /// [`Sigil::confirm_scope`] for a tenant.
     pub(crate) async fn confirm_tenant(&self, tenant: &TenantId) -> Result<(), ServiceError> {
         self.confirm_scope(tenant.as_str()).await.map(|_| ())
