@@ -91,6 +91,41 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     timeout: Duration,
+    /// Cache-generation notices from every node (`LISTEN`), see [`Store::generation_notices`].
+    notices: tokio::sync::broadcast::Sender<Vec<u8>>,
+}
+
+/// The channel cache-generation changes are announced on (payload: the key, in hex).
+const NOTICE_CHANNEL: &str = "sigil_generations";
+
+/// Follows [`NOTICE_CHANNEL`] on a connection of its own, forwarding each notice to `tx`
+/// (to whoever subscribed), reconnecting after a second when the connection ends. A notice
+/// lost meanwhile costs nothing: nodes confirm generations by a read anyway.
+async fn listen(cfg: tokio_postgres::Config, tls: tokio_postgres_rustls::MakeRustlsConnect, tx: tokio::sync::broadcast::Sender<Vec<u8>>) {
+    use futures_util::StreamExt;
+    loop {
+        if let Ok((client, mut conn)) = cfg.connect(tls.clone()).await {
+            let (mtx, mut mrx) = tokio::sync::mpsc::unbounded_channel();
+            let driver = tokio::spawn(async move {
+                let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+                while let Some(Ok(m)) = messages.next().await {
+                    if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                        let _ = mtx.send(n.payload().to_owned());
+                    }
+                }
+            });
+            if client.batch_execute(&format!("LISTEN {NOTICE_CHANNEL}")).await.is_ok() {
+                while let Some(payload) = mrx.recv().await {
+                    if let Ok(key) = hex::decode(payload) {
+                        let _ = tx.send(key);
+                    }
+                }
+            }
+            drop(client);
+            driver.abort();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 fn be(msg: impl std::fmt::Display) -> StoreError {
@@ -215,6 +250,11 @@ async fn try_commit(pool: &Pool, txn: &Txn, w: &Writes) -> Result<bool, RunError
         let stmt = tx.prepare_cached("DELETE FROM sigil_kv WHERE k = ANY($1)").await?;
         tx.execute(&stmt, &[&w.del]).await?;
     }
+    // Cache generations this transaction moves are announced to every node at its commit
+    // (never if it rolls back); rare writes, so one statement each is cheap.
+    for k in w.put_k.iter().filter(|k| k.starts_with(super::keys::CACHE_GENERATION_PREFIX)) {
+        tx.execute("SELECT pg_notify($1, $2)", &[&NOTICE_CHANNEL, &hex::encode(k)]).await?;
+    }
     tx.commit().await?;
     Ok(true)
 }
@@ -255,6 +295,7 @@ impl PgStore {
             cfg.application_name("sigil");
         }
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(options.ca_pem.as_deref())?);
+        let (listen_cfg, listen_tls) = (cfg.clone(), tls.clone());
         let manager = Manager::from_config(cfg, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -275,7 +316,10 @@ impl PgStore {
                 .build()
                 .map_err(be)?
         };
-        let store = Self { pool, runtime: Some(runtime), handle, timeout: options.timeout };
+        let (notices, _) = tokio::sync::broadcast::channel(1024);
+        // Ends with the store's runtime.
+        handle.spawn(listen(listen_cfg, listen_tls, notices.clone()));
+        let store = Self { pool, runtime: Some(runtime), handle, timeout: options.timeout, notices };
         store.migrate().await?;
         Ok(store)
     }
@@ -539,6 +583,11 @@ impl Store for PgStore {
         true
     }
 
+    /// `LISTEN`/`NOTIFY` on [`NOTICE_CHANNEL`]: every node's generation changes.
+    fn generation_notices(&self) -> Option<tokio::sync::broadcast::Receiver<Vec<u8>>> {
+        Some(self.notices.subscribe())
+    }
+
     fn keeps_key_check(&self) -> bool {
         true
     }
@@ -692,6 +741,37 @@ mod tests {
                 wins += usize::from(t.await.unwrap());
             }
             assert_eq!(wins, 1, "round {round}: {wins} claims won");
+        }
+    }
+
+    /// A commit that moves a cache generation is announced to every node listening on
+    /// the database (`Store::generation_notices`); other commits are not.
+    #[tokio::test]
+    async fn generation_changes_reach_every_node() {
+        let Some(url) = test_database("generation_notices").await else { return };
+        let (a, b) = (PgStore::open(&PgOptions::new(url.clone())).await.unwrap(), PgStore::open(&PgOptions::new(url)).await.unwrap());
+        let mut rx = b.generation_notices().unwrap();
+        // The listener connects in the background: announce until it hears.
+        let heard = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let mut t = Txn::new();
+                t.put(super::super::keys::cache_generation("acme"), rand::random::<[u8; 16]>().to_vec())
+                    .put(b"x/1".to_vec(), b"1".to_vec());
+                a.commit(t).await.unwrap();
+                if let Ok(Ok(k)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+                    return k;
+                }
+            }
+        })
+        .await
+        .expect("no notice reached the other node within 10 s");
+        assert_eq!(heard, super::super::keys::cache_generation("acme"));
+        // A write that moves no generation announces nothing.
+        let mut t = Txn::new();
+        t.put(b"x/2".to_vec(), b"2".to_vec());
+        a.commit(t).await.unwrap();
+        while let Ok(Ok(k)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+            assert_eq!(k, super::super::keys::cache_generation("acme"), "a notice for a write that moved no generation");
         }
     }
 
