@@ -665,7 +665,10 @@ pub async fn restore(target: RestoreTarget, backup_file: Option<&Path>) -> Resul
                     }
                     let lease = store.get(keys::meta::CHALLENGE_LEASE).await.map_err(store_err)?;
                     let mut txn = Txn::new();
-                    txn.put(keys::meta::CHALLENGE_LEASE.to_vec(), crate::service::restored_lease_record(lease.as_deref(), jiff::Timestamp::now()));
+                    txn.put(
+                        keys::meta::CHALLENGE_LEASE.to_vec(),
+                        crate::service::restored_lease_record(lease.as_deref(), jiff::Timestamp::now()),
+                    );
                     store.commit(txn).await.map_err(store_err)?;
                     Ok(0)
                 }

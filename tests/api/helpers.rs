@@ -259,7 +259,10 @@ pub mod pg {
                 // with "source database … is being accessed by other users". Try again.
                 let mut r = Ok(());
                 for _ in 0..50 {
-                    r = client.batch_execute(&sql).await.map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()));
+                    r = client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()));
                     match &r {
                         Err(m) if m.contains("being accessed by other users") => {
                             tokio::time::sleep(std::time::Duration::from_millis(100 + u64::from(rand::random::<u8>()))).await;

@@ -191,7 +191,8 @@ async fn backup_and_restore_on_postgres() {
     let file = dir.path().join("sigil.backup");
     std::fs::write(&file, resp.bytes().await.unwrap()).unwrap();
     let dump = dir.path().join("sigil.pgdump");
-    let out = Command::new(pg::bin_dir().join("pg_dump")).args(["--format=custom", "--dbname", &url, "--file"]).arg(&dump).output().unwrap();
+    let out =
+        Command::new(pg::bin_dir().join("pg_dump")).args(["--format=custom", "--dbname", &url, "--file"]).arg(&dump).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     drop(s);
 

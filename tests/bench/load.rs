@@ -788,7 +788,8 @@ async fn backends(o: &Opts) {
         let refs: Vec<&Server> = servers.iter().collect();
         let hot = Arc::new(tokens.agents.clone());
         for &n in &conns {
-            let r = run_on(&refs, n, o.duration, Duration::from_secs(1), presentation_request(&hot), Arc::new(AtomicBool::new(false))).await;
+            let r =
+                run_on(&refs, n, o.duration, Duration::from_secs(1), presentation_request(&hot), Arc::new(AtomicBool::new(false))).await;
             println!(
                 "| {backend} | {nodes} | {n} | {:.0} | {:.2} | {:.2} | {:.0} | {} |",
                 r.rate(),
