@@ -619,17 +619,73 @@ pub async fn operator_token_offline(config: Config, command: OperatorTokenComman
     Ok(said)
 }
 
-/// `sigil restore`: rebuilds a data directory from a backup file (into an empty directory;
-/// start the server with the root key the backup was made under).
-pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilError> {
-    let bytes = datadir::read_file(backup_file)?;
-    let (keycheck, entries) = crate::store::backup::decode(&bytes).map_err(SigilError::Config)?;
-    if datadir::holds_store(data) {
-        return Err(SigilError::Config(format!("{} already holds a store; restore into an empty directory", data.display())));
+/// Where `sigil restore` writes.
+pub enum RestoreTarget {
+    /// An empty data directory (sled).
+    Sled(PathBuf),
+    /// An empty PostgreSQL database.
+    Postgres(crate::store::PgOptions),
+}
+
+/// `sigil restore`: rebuilds a store from a backup file (into an empty data directory or
+/// database; start the server with the root key the backup was made under). With no file
+/// and a database, marks a database `pg_restore` just rebuilt as restored (the challenge
+/// floor; see `service::verification`). Returns the number of records restored.
+pub async fn restore(target: RestoreTarget, backup_file: Option<&Path>) -> Result<usize, SigilError> {
+    let decoded = match backup_file {
+        Some(f) => {
+            let bytes = datadir::read_file(f)?;
+            Some(crate::store::backup::decode(&bytes).map_err(SigilError::Config)?)
+        }
+        None => None,
+    };
+    match target {
+        RestoreTarget::Sled(data) => {
+            let (keycheck, entries) = decoded.ok_or_else(|| SigilError::Config("give the backup file (--in)".into()))?;
+            if datadir::holds_store(&data) {
+                return Err(SigilError::Config(format!("{} already holds a store; restore into an empty directory", data.display())));
+            }
+            ensure_private_dir(&data)?;
+            let store = SledStore::open(&data.join("store")).map_err(store_err)?;
+            let n = write_restored(&store, &entries).await?;
+            store.flush_now().map_err(store_err)?;
+            drop(store);
+            // Written last, like at initialization: without it the directory is not a store.
+            write_private_file(&data.join(KEYCHECK_FILE), &keycheck)?;
+            Ok(n)
+        }
+        RestoreTarget::Postgres(options) => {
+            let store = PgStore::open(&options).await.map_err(store_err)?;
+            let holds = store.read_key_check().await.map_err(store_err)?.is_some() || !store.is_empty().await.map_err(store_err)?;
+            match decoded {
+                Some((keycheck, entries)) => {
+                    if holds {
+                        return Err(SigilError::Config("the database already holds a store; restore into an empty database".into()));
+                    }
+                    let n = write_restored(&store, &entries).await?;
+                    store.write_key_check(keycheck).await.map_err(store_err)?;
+                    Ok(n)
+                }
+                None => {
+                    if store.read_key_check().await.map_err(store_err)?.is_none() {
+                        return Err(SigilError::Config("the database holds no Sigil store (no key check)".into()));
+                    }
+                    let lease = store.get(keys::meta::CHALLENGE_LEASE).await.map_err(store_err)?;
+                    let mut txn = Txn::new();
+                    txn.put(
+                        keys::meta::CHALLENGE_LEASE.to_vec(),
+                        crate::service::restored_lease_record(lease.as_deref(), jiff::Timestamp::now()),
+                    );
+                    store.commit(txn).await.map_err(store_err)?;
+                    Ok(0)
+                }
+            }
+        }
     }
-    ensure_private_dir(data)?;
-    let store = SledStore::open(&data.join("store")).map_err(|e| SigilError::Store(e.to_string()))?;
-    let n = entries.len();
+}
+
+/// Writes a backup's records and sets the challenge floor to now.
+async fn write_restored(store: &dyn Store, entries: &[crate::store::Entry]) -> Result<usize, SigilError> {
     let lease = entries.iter().find(|(k, _)| k.as_slice() == keys::meta::CHALLENGE_LEASE).map(|(_, v)| v.as_slice());
     let lease = crate::service::restored_lease_record(lease, jiff::Timestamp::now());
     for chunk in entries.chunks(1000) {
@@ -637,16 +693,12 @@ pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilErro
         for (k, v) in chunk {
             txn.put(k.clone(), v.clone());
         }
-        store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
+        store.commit(txn).await.map_err(store_err)?;
     }
     let mut txn = Txn::new();
     txn.put(keys::meta::CHALLENGE_LEASE.to_vec(), lease);
-    store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
-    store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
-    drop(store);
-    // Written last, like at initialization: without it the directory is not a store.
-    write_private_file(&data.join(KEYCHECK_FILE), &keycheck)?;
-    Ok(n)
+    store.commit(txn).await.map_err(store_err)?;
+    Ok(entries.len())
 }
 
 /// The clock `sigil serve` runs on: the system clock. In debug builds only, a test may

@@ -255,7 +255,13 @@ async fn try_commit(pool: &Pool, txn: &Txn, w: &Writes) -> Result<bool, RunError
     for k in w.put_k.iter().filter(|k| k.starts_with(super::keys::CACHE_GENERATION_PREFIX)) {
         tx.execute("SELECT pg_notify($1, $2)", &[&NOTICE_CHANNEL, &hex::encode(k)]).await?;
     }
+    // The durable point: COMMIT returns once the WAL is flushed (synchronous_commit = on).
+    // Reported under sled's flush metrics, so dashboards read the same on both backends;
+    // PostgreSQL groups concurrent WAL flushes itself, so each commit counts as one.
+    let started = std::time::Instant::now();
     tx.commit().await?;
+    metrics::histogram!("sigil_store_flush_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("sigil_store_flush_batch_size").record(1.0);
     Ok(true)
 }
 
@@ -650,7 +656,16 @@ pub(crate) async fn test_database(name: &str) -> Option<String> {
     let db = format!("sigil_{name}_{:016x}", rand::random::<u64>());
     let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap();
     let driver = tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    // Concurrent CREATE DATABASEs copy template1 one at a time: try again.
+    for attempt in 0.. {
+        match client.batch_execute(&format!("CREATE DATABASE {db}")).await {
+            Ok(()) => break,
+            Err(e) if attempt < 50 && e.as_db_error().is_some_and(|d| d.message().contains("being accessed by other users")) => {
+                tokio::time::sleep(Duration::from_millis(100 + u64::from(rand::random::<u8>()))).await;
+            }
+            Err(e) => panic!("cannot create the test database: {e:?}"),
+        }
+    }
     drop(client);
     let _ = driver.await;
     let base = admin.split('?').next().unwrap_or(&admin);

@@ -255,7 +255,21 @@ pub mod pg {
             rt.block_on(async move {
                 let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
                 let driver = tokio::spawn(conn);
-                let r = client.batch_execute(&sql).await.map_err(|e| e.to_string());
+                // Concurrent CREATE DATABASEs copy template1 one at a time: the others fail
+                // with "source database … is being accessed by other users". Try again.
+                let mut r = Ok(());
+                for _ in 0..50 {
+                    r = client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()));
+                    match &r {
+                        Err(m) if m.contains("being accessed by other users") => {
+                            tokio::time::sleep(std::time::Duration::from_millis(100 + u64::from(rand::random::<u8>()))).await;
+                        }
+                        _ => break,
+                    }
+                }
                 drop(client);
                 let _ = driver.await;
                 r
@@ -307,6 +321,12 @@ pub mod pg {
         dirs.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()));
         dirs.pop().expect("no PostgreSQL programs: set PG_BIN or install postgresql")
     }
+}
+
+/// The `--store` arguments of the harness's backend for the data directory `data`, for a
+/// test that runs an offline command (`sigil rotate-root-key`, …) on a server's store.
+pub fn store_args(data: &Path) -> Vec<String> {
+    if pg::harness_on_postgres() { vec!["--store".into(), pg::database_for(data)] } else { vec![] }
 }
 
 fn spawn_raw(data: &Path, listen: &str, opts: &Opts) -> std::io::Result<Child> {

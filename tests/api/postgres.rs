@@ -173,3 +173,48 @@ async fn a_database_restart_is_503_then_served_again() {
     drop(s);
     drop(cluster);
 }
+
+/// Backup and restore on PostgreSQL, both ways the docs give: Sigil's own backup file
+/// restored into an empty database (`sigil restore --store`), and `pg_dump` restored with
+/// `pg_restore` then marked restored (`--after-pg-restore`). Either way a node with the
+/// root key serves what was there, and a restore never goes over an existing store.
+#[tokio::test]
+async fn backup_and_restore_on_postgres() {
+    let Some(url) = pg::database("backup_and_restore_on_postgres") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key = root_key(dir.path(), "root.key", 9);
+    let s = Server::start_in(&dir.path().join("a"), "127.0.0.1:0", &on(&url, &key)).await;
+    let admin = s.tenant("acme").await;
+    let (agent, _, _) = s.agent("acme", &admin, "kept-bot").await;
+    let resp = s.client.get(s.url("/v1/system/backup")).bearer_auth(OPERATOR).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let file = dir.path().join("sigil.backup");
+    std::fs::write(&file, resp.bytes().await.unwrap()).unwrap();
+    let dump = dir.path().join("sigil.pgdump");
+    let out =
+        Command::new(pg::bin_dir().join("pg_dump")).args(["--format=custom", "--dbname", &url, "--file"]).arg(&dump).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(s);
+
+    let restore = |args: &[&str]| {
+        let out = Command::new(crate::helpers::bin()).arg("restore").args(args).env_remove("SIGIL_STORE").output().unwrap();
+        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let file_s = file.display().to_string();
+    // Sigil's backup file into an empty database; never over one that holds a store.
+    let fresh = pg::database("backup_and_restore_on_postgres").unwrap();
+    let (ok, said) = restore(&["--store", &fresh, "--in", &file_s]);
+    assert!(ok, "{said}");
+    let (ok, said) = restore(&["--store", &fresh, "--in", &file_s]);
+    assert!(!ok && said.contains("already holds a store"), "{said}");
+    // pg_dump + pg_restore, then marked restored.
+    let dumped = pg::database("backup_and_restore_on_postgres").unwrap();
+    let out = Command::new(pg::bin_dir().join("pg_restore")).args(["--no-owner", "--dbname", &dumped]).arg(&dump).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (ok, said) = restore(&["--store", &dumped, "--after-pg-restore"]);
+    assert!(ok, "{said}");
+    for (i, db) in [fresh, dumped].iter().enumerate() {
+        let s = Server::start_in(&dir.path().join(format!("r{i}")), "127.0.0.1:0", &on(db, &key)).await;
+        assert_eq!(s.get(&format!("/v1/tenants/acme/agents/{agent}"), &admin).await.0, 200, "restore {i}");
+    }
+}
