@@ -262,12 +262,17 @@ mod tests {
     /// Two nodes; tenant `acme` made on `a` with agent `bot` holding a refund delegation
     /// of at most 500.00 EUR, `per_day` a day.
     async fn cluster(per_day: &str) -> Cluster {
+        cluster_of("acme", per_day).await
+    }
+
+    /// [`cluster`] with tenant `id`: pause points are per tenant, and tests run side by side.
+    async fn cluster_of(id: &str, per_day: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(Shared(SledStore::open(&dir.path().join("store")).unwrap()));
         let clock = FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap());
         let a = testing::sigil_with_store(dir.path(), store.clone(), clock.clone());
         let b = testing::sigil_with_store(dir.path(), store, clock);
-        let t = a.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        let t = a.create_tenant(&testing::operator(), Some(id), "Acme").await.unwrap().id;
         let admin = testing::admin(&t);
         let bot = a.create_agent(&admin, &t, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
         let authority = Authority::new(
@@ -406,7 +411,7 @@ mod tests {
     /// is not lost: the write is conditional on the bytes read, and re-read.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_spend_between_another_nodes_read_and_write_counts() {
-        let c = cluster("700.00").await;
+        let c = cluster_of("paused", "700.00").await;
         let armed = crate::service::kernel::cache::pause::arm("budget.read", c.tenant.as_str());
         let (b, token) = (c.b.clone(), c.token.clone());
         let late = tokio::spawn(async move { present(&b, &token, "400.00", "late").await });
