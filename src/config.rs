@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::crypto::{RootKeySource, SecretBytes};
 use crate::error::SigilError;
 use crate::service::egress::EgressPolicy;
+use crate::store::PgOptions;
 use crate::vc::trust::TrustRule;
 
 /// `sigil serve` flags. Every flag has an environment twin.
@@ -100,6 +101,22 @@ pub struct ServeArgs {
     /// rewritten at rest looks exactly like one.
     #[arg(long, env = "SIGIL_UPGRADE_AUDIT_HEADS")]
     pub upgrade_audit_heads: bool,
+    /// Where the data lives: `sled` (the default: embedded, in the data directory) or a
+    /// PostgreSQL URL, `postgres://USER@HOST:PORT/DB[?sslmode=require]`, which several
+    /// nodes may share. Keep the password out of it: SIGIL_STORE_PASSWORD[_FILE].
+    #[arg(long, env = "SIGIL_STORE")]
+    pub store: Option<String>,
+    /// PostgreSQL connections per node (default 16).
+    #[arg(long, env = "SIGIL_STORE_POOL_SIZE")]
+    pub store_pool_size: Option<usize>,
+    /// Bound in milliseconds on each PostgreSQL operation: waiting for a connection,
+    /// connecting, each statement (default 5000). Past it the request fails with 503.
+    #[arg(long, env = "SIGIL_STORE_TIMEOUT_MS")]
+    pub store_timeout_ms: Option<u64>,
+    /// PEM CA certificates to trust for PostgreSQL's TLS certificate (beside the public
+    /// web PKI).
+    #[arg(long, env = "SIGIL_STORE_CA")]
+    pub store_ca: Option<PathBuf>,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -131,6 +148,19 @@ struct FileConfig {
     resolver_cache_bytes: Option<usize>,
     status_cache_bytes: Option<usize>,
     verify_rate: Option<u32>,
+    store: Option<String>,
+    store_pool_size: Option<usize>,
+    store_timeout_ms: Option<u64>,
+    store_ca: Option<PathBuf>,
+}
+
+/// Which backend holds the data.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// sled, in `DATA/store` (one process).
+    Sled,
+    /// PostgreSQL, shared by every node given the same URL.
+    Postgres(PgOptions),
 }
 
 /// How the listener speaks.
@@ -182,6 +212,8 @@ pub struct Config {
     pub verify_rate: u32,
     /// Authenticate legacy audit chain heads at this start (`--upgrade-audit-heads`).
     pub upgrade_audit_heads: bool,
+    /// The storage backend (`--store`).
+    pub store: StoreConfig,
     /// The test clock, when `SIGIL_TEST_CLOCK_FILE` is set (debug builds only).
     #[cfg(debug_assertions)]
     pub test_clock: Option<TestClockSource>,
@@ -405,6 +437,12 @@ impl Config {
             return Err(cfg_err("--resolver-cache-bytes and --status-cache-bytes must be between 1 MiB and 4 GiB"));
         }
         let verify_rate = args.verify_rate.or(file.verify_rate).unwrap_or(100);
+        let store = store_config(
+            args.store.or(file.store),
+            args.store_pool_size.or(file.store_pool_size),
+            args.store_timeout_ms.or(file.store_timeout_ms),
+            args.store_ca.or(file.store_ca),
+        )?;
         #[cfg(debug_assertions)]
         let test_clock = TestClockSource::from_env()?;
         Ok(Self {
@@ -418,6 +456,7 @@ impl Config {
             status_cache_bytes,
             verify_rate,
             upgrade_audit_heads: args.upgrade_audit_heads,
+            store,
             auth_failure_burst,
             trusted_proxies,
             rotation_interval,
@@ -433,6 +472,37 @@ impl Config {
             workers,
         })
     }
+}
+
+/// Validates `--store` and its companions; the password comes from the environment only.
+fn store_config(url: Option<String>, pool: Option<usize>, timeout_ms: Option<u64>, ca: Option<PathBuf>) -> Result<StoreConfig, SigilError> {
+    let url = match url.as_deref() {
+        None | Some("") | Some("sled") => {
+            if pool.is_some() || timeout_ms.is_some() || ca.is_some() {
+                return Err(cfg_err("--store-pool-size, --store-timeout-ms and --store-ca apply to a PostgreSQL --store only"));
+            }
+            return Ok(StoreConfig::Sled);
+        }
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => u.to_owned(),
+        Some(_) => return Err(cfg_err("--store must be `sled` or a postgres:// URL")),
+    };
+    // The URL itself is never echoed: it may carry a password.
+    url.parse::<tokio_postgres::Config>().map_err(|e| cfg_err(format!("--store is not a valid PostgreSQL URL: {e}")))?;
+    let mut options = PgOptions::new(url);
+    options.password = secret_from_env("SIGIL_STORE_PASSWORD")?.map(|p| zeroize::Zeroizing::new(p.expose().to_vec()));
+    options.pool_size = pool.unwrap_or(16);
+    if !(1..=1024).contains(&options.pool_size) {
+        return Err(cfg_err("--store-pool-size must be between 1 and 1024"));
+    }
+    let ms = timeout_ms.unwrap_or(5000);
+    if !(100..=600_000).contains(&ms) {
+        return Err(cfg_err("--store-timeout-ms must be between 100 and 600000"));
+    }
+    options.timeout = std::time::Duration::from_millis(ms);
+    if let Some(p) = ca {
+        options.ca_pem = Some(std::fs::read(&p).map_err(|e| cfg_err(format!("--store-ca: cannot read {}: {e}", p.display())))?);
+    }
+    Ok(StoreConfig::Postgres(options))
 }
 
 fn load_file(p: &Path) -> Result<FileConfig, SigilError> {
@@ -519,5 +589,21 @@ mod tests {
         let c = Config::from_args(ServeArgs { config: Some(p), ..Default::default() }).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.body_limit, 2048);
+    }
+
+    #[test]
+    fn store_is_sled_or_a_postgres_url() {
+        assert!(matches!(Config::from_args(ServeArgs::default()).unwrap().store, StoreConfig::Sled));
+        let a = ServeArgs { store: Some("postgres://sigil@db:5432/sigil".into()), store_pool_size: Some(4), ..Default::default() };
+        match Config::from_args(a).unwrap().store {
+            StoreConfig::Postgres(o) => assert_eq!(o.pool_size, 4),
+            StoreConfig::Sled => panic!("a postgres URL selects PostgreSQL"),
+        }
+        for bad in ["mysql://x", "postgres://h:notaport/db"] {
+            let a = ServeArgs { store: Some(bad.into()), ..Default::default() };
+            assert!(Config::from_args(a).is_err(), "{bad}");
+        }
+        let a = ServeArgs { store_pool_size: Some(4), ..Default::default() };
+        assert!(Config::from_args(a).is_err(), "pool options without a database are a mistake");
     }
 }

@@ -2,7 +2,8 @@
 //! lives here, so the rest of the code does no file I/O. It owns the key-check file
 //! `DATA/keycheck.json` (which root key opens this directory, the argon2id parameters of a
 //! passphrase, and a known plaintext sealed under the root key; rewriting it atomically is
-//! the commit point of a root-key rotation), the private directory and file modes (0700,
+//! the commit point of a root-key rotation; a store that keeps the key check itself, as
+//! PostgreSQL does, holds the same bytes instead), the private directory and file modes (0700,
 //! 0600), the root key files, and the generated operator token file.
 //!
 //! Must never: interpret what it reads beyond its own file formats (key bytes go straight
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{KdfParams, RootKey, SecretBytes};
 use crate::error::SigilError;
+use crate::store::Store;
 
 /// File name inside the data directory.
 pub const KEYCHECK_FILE: &str = "keycheck.json";
@@ -147,24 +149,42 @@ pub fn holds_store(data: &Path) -> bool {
     data.join(KEYCHECK_FILE).exists() || data.join("store").exists()
 }
 
-/// The raw key-check file, for a backup; read on the blocking pool.
-pub async fn read_key_check_bytes(data: PathBuf) -> Result<Vec<u8>, String> {
+/// The raw key-check record, for a backup: the store's when it keeps it (PostgreSQL),
+/// otherwise the file in `data`, read on the blocking pool.
+pub async fn read_key_check_bytes(store: &dyn Store, data: PathBuf) -> Result<Vec<u8>, String> {
+    if store.keeps_key_check() {
+        return store.read_key_check().await.map_err(|e| e.to_string())?.ok_or_else(|| "the store holds no key check".to_owned());
+    }
     tokio::task::spawn_blocking(move || std::fs::read(data.join(KEYCHECK_FILE)).map_err(|e| format!("cannot read key check: {e}")))
         .await
         .map_err(|e| format!("key check reader failed: {e}"))?
 }
 
-/// [`read_key_check`] on the blocking pool.
-pub async fn read_key_check_async(data: PathBuf) -> Result<Option<KeyCheckFile>, SigilError> {
+/// Parses a key-check record (the file's bytes, or the store's copy of them).
+pub fn parse_key_check(bytes: &[u8]) -> Result<KeyCheckFile, SigilError> {
+    serde_json::from_slice(bytes).map_err(|e| SigilError::Store(format!("the key-check record is corrupt: {e}")))
+}
+
+/// [`read_key_check`], or the store's record when it keeps it; files on the blocking pool.
+pub async fn read_key_check_async(store: &dyn Store, data: PathBuf) -> Result<Option<KeyCheckFile>, SigilError> {
+    if store.keeps_key_check() {
+        let bytes = store.read_key_check().await.map_err(|e| SigilError::Store(e.to_string()))?;
+        return bytes.map(|b| parse_key_check(&b)).transpose();
+    }
     tokio::task::spawn_blocking(move || read_key_check(&data))
         .await
         .map_err(|e| SigilError::Store(format!("key check reader failed: {e}")))?
 }
 
-/// [`write_key_check`] on the blocking pool. The root key itself stays with the caller:
-/// only the sealed check value and the version cross to the blocking thread.
-pub async fn write_key_check_async(data: PathBuf, rk: &RootKey, kdf: Option<KdfParams>) -> Result<(), SigilError> {
+/// [`write_key_check`] into the store when it keeps the key check, else into the file on
+/// the blocking pool. The root key itself stays with the caller: only the sealed check
+/// value and the version cross to the blocking thread or the database.
+pub async fn write_key_check_async(store: &dyn Store, data: PathBuf, rk: &RootKey, kdf: Option<KdfParams>) -> Result<(), SigilError> {
     let kc = KeyCheckFile { format: FORMAT, root_version: rk.version(), kdf, check: STANDARD.encode(rk.key_check(FORMAT)) };
+    if store.keeps_key_check() {
+        let bytes = serde_json::to_vec_pretty(&kc).map_err(startup)?;
+        return store.write_key_check(bytes).await.map_err(|e| SigilError::Store(e.to_string()));
+    }
     tokio::task::spawn_blocking(move || write_key_check_file(&data, &kc))
         .await
         .map_err(|e| SigilError::Store(format!("key check writer failed: {e}")))?

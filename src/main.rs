@@ -278,12 +278,21 @@ struct BackupArgs {
 
 #[derive(Debug, clap::Args)]
 struct RestoreArgs {
-    /// Empty data directory to restore into.
+    /// Empty data directory to restore into (sled).
+    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+    data: Option<std::path::PathBuf>,
+    /// Empty PostgreSQL database to restore into instead (`postgres://…`; the password
+    /// from SIGIL_STORE_PASSWORD[_FILE]).
     #[arg(long)]
-    data: std::path::PathBuf,
-    /// Backup file.
-    #[arg(long = "in")]
-    input: std::path::PathBuf,
+    store: Option<String>,
+    /// Backup file (`sigil backup`).
+    #[arg(long = "in", required_unless_present = "after_pg_restore")]
+    input: Option<std::path::PathBuf>,
+    /// With --store, no backup file: the database was just restored with pg_restore.
+    /// Marks it restored (presentations created before now are refused, as after
+    /// `sigil restore`: challenges spent after the dump are not in it).
+    #[arg(long, requires = "store", conflicts_with = "input")]
+    after_pg_restore: bool,
 }
 
 fn backup_cmd(a: BackupArgs) -> ExitCode {
@@ -526,13 +535,28 @@ fn main() -> ExitCode {
         Command::Backup(a) => backup_cmd(a),
         Command::Audit(AuditCmd::Verify(a)) => audit_verify_cmd(a),
         Command::Audit(AuditCmd::Watch(a)) => audit_watch_cmd(a),
-        Command::Restore(a) => match actix_web::rt::System::new().block_on(sigil::startup::restore(&a.data, &a.input)) {
-            Ok(n) => {
-                println!("restored {n} records into {}; start it with the root key of the backup", a.data.display());
-                ExitCode::SUCCESS
+        Command::Restore(a) => {
+            let target = match (&a.data, &a.store) {
+                (Some(d), _) => sigil::startup::RestoreTarget::Sled(d.clone()),
+                (None, Some(url)) => {
+                    let serve = ServeArgs { store: Some(url.clone()), ..Default::default() };
+                    match Config::from_args(serve) {
+                        Ok(Config { store: sigil::config::StoreConfig::Postgres(o), .. }) => sigil::startup::RestoreTarget::Postgres(o),
+                        Ok(_) => return fail(SigilError::Config("--store must be a postgres:// URL".into())),
+                        Err(e) => return fail(e),
+                    }
+                }
+                (None, None) => return fail(SigilError::Config("give --data or --store".into())),
+            };
+            let run = sigil::startup::restore(target, a.input.as_deref());
+            match actix_web::rt::System::new().block_on(run) {
+                Ok(n) => {
+                    println!("restored {n} records; start Sigil on it with the root key of the backup");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
+        }
         Command::OperatorToken(cmd) => {
             let (serve, command) = match cmd {
                 OperatorTokenCmd::Rotate { out, serve } => (serve, sigil::startup::OperatorTokenCommand::Rotate { out }),

@@ -62,7 +62,7 @@ struct HotAgent {
 }
 
 /// Applies without waiting for durability; the seeder flushes once at the end.
-struct Deferred(Arc<SledStore>);
+struct Deferred(Arc<dyn Store>);
 
 #[async_trait]
 impl Store for Deferred {
@@ -83,6 +83,15 @@ impl Store for Deferred {
     }
     fn export(&self) -> Result<Vec<Entry>, StoreError> {
         self.0.export()
+    }
+    fn keeps_key_check(&self) -> bool {
+        self.0.keeps_key_check()
+    }
+    async fn read_key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.read_key_check().await
+    }
+    async fn write_key_check(&self, body: Vec<u8>) -> Result<(), StoreError> {
+        self.0.write_key_check(body).await
     }
 }
 
@@ -124,7 +133,7 @@ pub async fn seed(config: &Config, opts: &SeedOptions) -> Result<SeedReport, Sig
     }
     let settings = crate::startup::service_settings(config, public_url);
     let http = crate::service::resolver::HttpResolver::public().map_err(service_error)?;
-    let deferred: Arc<dyn Store> = Arc::new(Deferred(store.clone()));
+    let deferred: Arc<dyn Store> = Arc::new(Deferred(store.store()));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sigil = Sigil::new(deferred, keyring, clock.clone(), settings, http);
     let op = Caller::Operator { token: TokenId::random() };
@@ -151,7 +160,7 @@ pub async fn seed(config: &Config, opts: &SeedOptions) -> Result<SeedReport, Sig
             tracing::info!(agents = i + 1, seconds = started.elapsed().as_secs_f64(), "seeding");
         }
     }
-    store.flush_now().map_err(service_error)?;
+    store.flush_now()?;
     let file = TokensFile { tenant: tenant.as_str(), admin_token: created.admin_token.reveal_once(), agents: hot };
     let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&file).map_err(service_error)?);
     write_tokens(&opts.tokens_out, &bytes)?;
@@ -159,14 +168,15 @@ pub async fn seed(config: &Config, opts: &SeedOptions) -> Result<SeedReport, Sig
     // start after a seed would replay the whole seed from the log (24 s for 1M agents).
     // Closing and reopening once here leaves the store as a restarted server would.
     drop(sigil);
-    drop(store);
-    let store = SledStore::open(&config.data.join("store")).map_err(service_error)?;
-    Ok(SeedReport {
-        tenant: tenant.to_string(),
-        agents: opts.agents,
-        seconds: started.elapsed().as_secs_f64(),
-        store_bytes: store.size_on_disk().map_err(service_error)?,
-    })
+    let store: Arc<dyn Store> = match store {
+        crate::startup::Backend::Sled(s) => {
+            drop(s);
+            Arc::new(SledStore::open(&config.data.join("store")).map_err(service_error)?)
+        }
+        pg => pg.store(),
+    };
+    let store_bytes = tokio::task::spawn_blocking(move || store.size_on_disk()).await.map_err(service_error)?.map_err(service_error)?;
+    Ok(SeedReport { tenant: tenant.to_string(), agents: opts.agents, seconds: started.elapsed().as_secs_f64(), store_bytes })
 }
 
 fn write_tokens(path: &Path, bytes: &[u8]) -> Result<(), SigilError> {

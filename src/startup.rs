@@ -12,15 +12,15 @@ use base64::engine::general_purpose::STANDARD;
 use utoipa::OpenApi as _;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, PublicUrl, Transport};
+use crate::config::{Config, PublicUrl, StoreConfig, Transport};
 use crate::crypto::{AccessToken, KdfParams, RootKey, RootKeySource, TokenPepper};
 use crate::error::SigilError;
 use crate::http;
 use crate::service::records::{TokenRole, kind};
 use crate::service::{Keyring, Settings, Sigil};
-use crate::store::{SledStore, Store, Txn, keys};
+use crate::store::{PgStore, SledStore, Store, Txn, keys};
 
-use crate::datadir::{self, FORMAT, KEYCHECK_FILE, KeyCheckFile, ensure_private_dir, write_key_check, write_private_file};
+use crate::datadir::{self, FORMAT, KEYCHECK_FILE, KeyCheckFile, ensure_private_dir, write_private_file};
 
 /// A started server.
 pub struct Application {
@@ -76,7 +76,12 @@ pub struct StoreFormat {
 /// Opens the root key for the data directory; creates key material for a new one.
 /// Runs argon2id synchronously: this happens once, before anything is served.
 pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<OpenedRoot, SigilError> {
-    let existing: Option<KeyCheckFile> = datadir::read_key_check(data)?;
+    open_root_key_with(datadir::read_key_check(data)?, data, source)
+}
+
+/// [`open_root_key`] against a key-check record read already (from the database, when it
+/// keeps the key check).
+fn open_root_key_with(existing: Option<KeyCheckFile>, data: &Path, source: Option<&RootKeySource>) -> Result<OpenedRoot, SigilError> {
     let dev_key = data.join("root.key");
     match existing {
         Some(kc) => {
@@ -143,69 +148,148 @@ pub fn open_root_key(data: &Path, source: Option<&RootKeySource>) -> Result<Open
     }
 }
 
+/// The opened backend: what `--store` names.
+#[derive(Clone)]
+pub enum Backend {
+    Sled(Arc<SledStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl Backend {
+    /// The store behind the trait.
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sled(s) => s.clone(),
+            Self::Postgres(s) => s.clone(),
+        }
+    }
+
+    /// Flushes synchronously (offline commands, before exit). PostgreSQL commits are
+    /// durable when acknowledged: nothing to do.
+    pub fn flush_now(&self) -> Result<(), SigilError> {
+        match self {
+            Self::Sled(s) => s.flush_now().map_err(|e| SigilError::Store(e.to_string())),
+            Self::Postgres(_) => Ok(()),
+        }
+    }
+}
+
+fn store_err(e: crate::store::StoreError) -> SigilError {
+    SigilError::Store(e.to_string())
+}
+
 /// Opens the store and the keyring; initializes a new store (pepper, operator token).
 /// Returns the format the directory is in: run [`upgrade`] once the service is built.
-pub async fn open_store(config: &Config) -> Result<(Arc<SledStore>, Keyring, StoreFormat), SigilError> {
-    let OpenedRoot { key: rk, new_store, format } = open_root_key(&config.data, config.root_key.as_ref())?;
-    let store = Arc::new(SledStore::open(&config.data.join("store")).map_err(|e| SigilError::Store(e.to_string()))?);
-    let pepper_key = keys::pepper(rk.version());
-    if let Some(kdf) = new_store {
-        if !store.is_empty() {
-            return Err(SigilError::Store("the store holds data but its key-check file is missing".into()));
-        }
-        let pepper = TokenPepper::generate();
-        let (token, reveal_to_file) = match &config.bootstrap_token {
-            Some(t) => (
-                AccessToken::from_presented(&String::from_utf8_lossy(t.expose()))
-                    .ok_or_else(|| SigilError::Config("invalid SIGIL_BOOTSTRAP_TOKEN".into()))?,
-                false,
-            ),
-            None => (AccessToken::generate(), true),
-        };
-        let keyring = Keyring::new(rk, pepper);
-        let minted = {
-            let clock = SystemClock;
-            let hash = keyring.pepper.hash(&token).to_hex();
-            let id = crate::ids::TokenId::random();
-            let rec = crate::service::records::TokenRecord {
-                v: 1,
-                id: id.to_string(),
-                role: TokenRole::Operator,
-                agent: None,
-                created: clock.now(),
-                expires: None,
-                hash_hex: hash,
-                last_used: None,
+///
+/// sled: the root key is proven against the key-check file before the store is opened.
+/// PostgreSQL: the key check is in the database, so the schema is brought up first; then,
+/// under the startup lock (nodes starting together on an empty database initialize it
+/// once), the root key is proven against it, or a new store initialized.
+pub async fn open_store(config: &Config) -> Result<(Backend, Keyring, StoreFormat), SigilError> {
+    match &config.store {
+        StoreConfig::Sled => {
+            let OpenedRoot { key: rk, new_store, format } = open_root_key(&config.data, config.root_key.as_ref())?;
+            let store = Arc::new(SledStore::open(&config.data.join("store")).map_err(store_err)?);
+            let keyring = match new_store {
+                Some(kdf) => {
+                    if !store.is_empty() {
+                        return Err(SigilError::Store("the store holds data but its key-check file is missing".into()));
+                    }
+                    initialize(store.as_ref(), config, rk, kdf).await?
+                }
+                None => open_keyring(store.as_ref(), config, rk).await?,
             };
-            (id, rec)
-        };
-        let rec_bytes = zeroize::Zeroizing::new(serde_json::to_vec(&minted.1).map_err(startup)?);
-        let mut txn = Txn::new();
-        txn.put(keys::meta::FORMAT.to_vec(), FORMAT.to_be_bytes().to_vec())
-            .put(pepper_key, keyring.root().wrap_pepper(&keyring.pepper))
-            .put(keys::operator_token(minted.0.as_str()), keyring.root().seal_system(kind::OPERATOR_TOKEN, minted.0.as_str(), &rec_bytes))
-            .put(keys::token_hash(&minted.1.hash_hex), format!("_op/{}", minted.0));
-        store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
-        if reveal_to_file {
-            let path = config.data.join(datadir::OPERATOR_TOKEN_FILE);
-            write_private_file(&path, token.reveal_once().as_bytes())?;
-            tracing::warn!(path = %path.display(), "generated the operator token; it is written once to this file, move it somewhere safe");
+            Ok((Backend::Sled(store), keyring, format))
         }
-        // Written last, so a directory without it never counts as initialized; a crash before
-        // this point leaves a store that refuses to start with a clear message.
-        write_key_check(&config.data, &keyring.root(), kdf)?;
-        return Ok((store, keyring, format));
+        StoreConfig::Postgres(options) => {
+            let store = Arc::new(PgStore::open(options).await.map_err(store_err)?);
+            let lock = store.startup_lock().await.map_err(store_err)?;
+            let opened = async {
+                let existing = store.read_key_check().await.map_err(store_err)?.map(|b| datadir::parse_key_check(&b)).transpose()?;
+                let OpenedRoot { key: rk, new_store, format } = open_root_key_with(existing, &config.data, config.root_key.as_ref())?;
+                let keyring = match new_store {
+                    Some(kdf) => {
+                        if !store.is_empty().await.map_err(store_err)? {
+                            return Err(SigilError::Store("the database holds data but no key check".into()));
+                        }
+                        initialize(store.as_ref(), config, rk, kdf).await?
+                    }
+                    None => open_keyring(store.as_ref(), config, rk).await?,
+                };
+                Ok((keyring, format))
+            }
+            .await;
+            lock.release().await;
+            let (keyring, format) = opened?;
+            Ok((Backend::Postgres(store), keyring, format))
+        }
     }
+}
+
+/// Writes a new store's pepper and first operator token, then its key check (last: without
+/// it the store does not count as initialized).
+async fn initialize(store: &dyn Store, config: &Config, rk: RootKey, kdf: Option<KdfParams>) -> Result<Keyring, SigilError> {
+    let pepper_key = keys::pepper(rk.version());
+    let pepper = TokenPepper::generate();
+    let (token, reveal_to_file) = match &config.bootstrap_token {
+        Some(t) => (
+            AccessToken::from_presented(&String::from_utf8_lossy(t.expose()))
+                .ok_or_else(|| SigilError::Config("invalid SIGIL_BOOTSTRAP_TOKEN".into()))?,
+            false,
+        ),
+        None => (AccessToken::generate(), true),
+    };
+    let keyring = Keyring::new(rk, pepper);
+    let minted = {
+        let clock = SystemClock;
+        let hash = keyring.pepper.hash(&token).to_hex();
+        let id = crate::ids::TokenId::random();
+        let rec = crate::service::records::TokenRecord {
+            v: 1,
+            id: id.to_string(),
+            role: TokenRole::Operator,
+            agent: None,
+            created: clock.now(),
+            expires: None,
+            hash_hex: hash,
+            last_used: None,
+        };
+        (id, rec)
+    };
+    let rec_bytes = zeroize::Zeroizing::new(serde_json::to_vec(&minted.1).map_err(startup)?);
+    let mut txn = Txn::new();
+    // Never over another initialization (two nodes on one empty database: the startup
+    // lock orders them, and this makes a second one fail rather than replace the pepper).
+    txn.require_absent(keys::meta::FORMAT.to_vec())
+        .put(keys::meta::FORMAT.to_vec(), FORMAT.to_be_bytes().to_vec())
+        .put(pepper_key, keyring.root().wrap_pepper(&keyring.pepper))
+        .put(keys::operator_token(minted.0.as_str()), keyring.root().seal_system(kind::OPERATOR_TOKEN, minted.0.as_str(), &rec_bytes))
+        .put(keys::token_hash(&minted.1.hash_hex), format!("_op/{}", minted.0));
+    store.commit(txn).await.map_err(store_err)?;
+    if reveal_to_file {
+        ensure_private_dir(&config.data)?;
+        let path = config.data.join(datadir::OPERATOR_TOKEN_FILE);
+        write_private_file(&path, token.reveal_once().as_bytes())?;
+        tracing::warn!(path = %path.display(), "generated the operator token; it is written once to this file, move it somewhere safe");
+    }
+    // Written last, so a store without it never counts as initialized; a crash before
+    // this point leaves a store that refuses to start with a clear message.
+    datadir::write_key_check_async(store, config.data.clone(), &keyring.root(), kdf).await?;
+    Ok(keyring)
+}
+
+/// The keyring of an initialized store: `rk`, proven already, and the pepper it unwraps.
+async fn open_keyring(store: &dyn Store, config: &Config, rk: RootKey) -> Result<Keyring, SigilError> {
     let blob = store
-        .get(&pepper_key)
+        .get(&keys::pepper(rk.version()))
         .await
-        .map_err(|e| SigilError::Store(e.to_string()))?
+        .map_err(store_err)?
         .ok_or_else(|| SigilError::Store("token pepper missing from store".into()))?;
     let pepper = rk.unwrap_pepper(&blob).map_err(|_| SigilError::Store("token pepper does not open".into()))?;
     if config.bootstrap_token.is_some() {
         tracing::info!("SIGIL_BOOTSTRAP_TOKEN ignored: the store already has an operator token");
     }
-    Ok((store, Keyring::new(rk, pepper), format))
+    Ok(Keyring::new(rk, pepper))
 }
 
 /// Brings a data directory an older release wrote up to [`FORMAT`], before anything is
@@ -217,7 +301,7 @@ pub async fn upgrade(sigil: &Sigil, data: &Path, from: &StoreFormat) -> Result<(
         return Ok(());
     }
     let tenants = sigil.build_missing_manifests().await.map_err(|e| SigilError::Store(format!("upgrading the store failed: {e}")))?;
-    write_key_check(data, &sigil.keys.root(), from.kdf.clone())?;
+    datadir::write_key_check_async(sigil.store.as_ref(), data.to_path_buf(), &sigil.keys.root(), from.kdf.clone()).await?;
     tracing::warn!(
         tenants,
         from = from.format,
@@ -340,7 +424,7 @@ fn warn_about_generated_operator_token(config: &Config) {
 
 /// Builds and binds the server; call [`Application::run`] to serve.
 pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, SigilError> {
-    let (store, keyring, format) = open_store(&config).await?;
+    let (backend, keyring, format) = open_store(&config).await?;
     warn_about_generated_operator_token(&config);
     let listener = TcpListener::bind(config.listen).map_err(|e| startup(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(startup)?;
@@ -353,9 +437,8 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
         }
     };
     let settings = service_settings(&config, public_url.clone());
-    let store_dyn: Arc<dyn Store> = store.clone();
     let http = http_resolver(&config)?;
-    let sigil = Sigil::new(store_dyn, keyring, clock, settings, http);
+    let sigil = Sigil::new(backend.store(), keyring, clock, settings, http);
     sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
     let legacy = sigil.upgrade_legacy_audit_heads(config.upgrade_audit_heads).await.map_err(|e| SigilError::Store(e.to_string()))?;
     if legacy > 0 && !config.upgrade_audit_heads {
@@ -385,6 +468,10 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     // Housekeeping: forget one-time challenges once their proofs have expired, write down
     // when tokens were last used, and rotate keys older than their tenant's policy
     // (conditional, so safe in several processes).
+    // Several nodes on one store: drop cached entries as soon as the store says another
+    // node changed them (an optimisation; requests confirm generations anyway).
+    let notices = sigil.clone();
+    actix_web::rt::spawn(async move { notices.follow_generation_notices().await });
     let housekeeping = sigil.clone();
     let interval = std::time::Duration::from_secs(config.rotation_interval);
     actix_web::rt::spawn(async move {
@@ -396,6 +483,9 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             }
             if let Err(e) = housekeeping.purge_expired_challenges(housekeeping.now()).await {
                 tracing::warn!(error = %e, "purging expired challenges failed");
+            }
+            if let Err(e) = housekeeping.purge_auth_counters().await {
+                tracing::warn!(error = %e, "purging authentication-failure counts failed");
             }
             if let Err(e) = housekeeping.checkpoint_all().await {
                 tracing::warn!(error = %e, "audit checkpoints failed");
@@ -465,13 +555,12 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
 
 /// The service over a stopped data directory, for the offline commands (sled refuses a
 /// store another process has open). An interrupted root-key rotation is settled first.
-async fn offline_service(config: &Config) -> Result<(Arc<SledStore>, Arc<Sigil>), SigilError> {
+async fn offline_service(config: &Config) -> Result<(Backend, Arc<Sigil>), SigilError> {
     let (store, keyring, format) = open_store(config).await?;
     let public_url = PublicUrl::parse("https://offline.invalid").map_err(SigilError::Config)?;
     let settings = service_settings(config, public_url);
     let http = http_resolver(config)?;
-    let store_dyn: Arc<dyn Store> = store.clone();
-    let sigil = Sigil::new(store_dyn, keyring, Arc::new(SystemClock), settings, http);
+    let sigil = Sigil::new(store.store(), keyring, Arc::new(SystemClock), settings, http);
     sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
     // An older directory is upgraded before an offline command writes to it (its
     // key-check file is rewritten in the current format by a root rotation, for one).
@@ -493,7 +582,7 @@ pub async fn rotate_root_key_offline(config: Config, new_key_file: &Path) -> Res
     let (store, sigil) = offline_service(&config).await?;
     let v = sigil.rotate_root_key(&offline_operator(), new_key_file).await.map_err(|e| SigilError::Store(e.to_string()))?;
     drop(sigil);
-    store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
+    store.flush_now()?;
     Ok(v)
 }
 
@@ -510,7 +599,7 @@ pub enum OperatorTokenCommand {
 /// operator token is lost, leaked or revoked: whoever holds the root key may run it).
 /// Returns what to tell the user.
 pub async fn operator_token_offline(config: Config, command: OperatorTokenCommand) -> Result<String, SigilError> {
-    if datadir::read_key_check(&config.data)?.is_none() {
+    if matches!(config.store, StoreConfig::Sled) && datadir::read_key_check(&config.data)?.is_none() {
         return Err(SigilError::Config(format!("{} holds no Sigil store", config.data.display())));
     }
     let (store, sigil) = offline_service(&config).await?;
@@ -534,21 +623,77 @@ pub async fn operator_token_offline(config: Config, command: OperatorTokenComman
         }
     };
     drop(sigil);
-    store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
+    store.flush_now()?;
     Ok(said)
 }
 
-/// `sigil restore`: rebuilds a data directory from a backup file (into an empty directory;
-/// start the server with the root key the backup was made under).
-pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilError> {
-    let bytes = datadir::read_file(backup_file)?;
-    let (keycheck, entries) = crate::store::backup::decode(&bytes).map_err(SigilError::Config)?;
-    if datadir::holds_store(data) {
-        return Err(SigilError::Config(format!("{} already holds a store; restore into an empty directory", data.display())));
+/// Where `sigil restore` writes.
+pub enum RestoreTarget {
+    /// An empty data directory (sled).
+    Sled(PathBuf),
+    /// An empty PostgreSQL database.
+    Postgres(crate::store::PgOptions),
+}
+
+/// `sigil restore`: rebuilds a store from a backup file (into an empty data directory or
+/// database; start the server with the root key the backup was made under). With no file
+/// and a database, marks a database `pg_restore` just rebuilt as restored (the challenge
+/// floor; see `service::verification`). Returns the number of records restored.
+pub async fn restore(target: RestoreTarget, backup_file: Option<&Path>) -> Result<usize, SigilError> {
+    let decoded = match backup_file {
+        Some(f) => {
+            let bytes = datadir::read_file(f)?;
+            Some(crate::store::backup::decode(&bytes).map_err(SigilError::Config)?)
+        }
+        None => None,
+    };
+    match target {
+        RestoreTarget::Sled(data) => {
+            let (keycheck, entries) = decoded.ok_or_else(|| SigilError::Config("give the backup file (--in)".into()))?;
+            if datadir::holds_store(&data) {
+                return Err(SigilError::Config(format!("{} already holds a store; restore into an empty directory", data.display())));
+            }
+            ensure_private_dir(&data)?;
+            let store = SledStore::open(&data.join("store")).map_err(store_err)?;
+            let n = write_restored(&store, &entries).await?;
+            store.flush_now().map_err(store_err)?;
+            drop(store);
+            // Written last, like at initialization: without it the directory is not a store.
+            write_private_file(&data.join(KEYCHECK_FILE), &keycheck)?;
+            Ok(n)
+        }
+        RestoreTarget::Postgres(options) => {
+            let store = PgStore::open(&options).await.map_err(store_err)?;
+            let holds = store.read_key_check().await.map_err(store_err)?.is_some() || !store.is_empty().await.map_err(store_err)?;
+            match decoded {
+                Some((keycheck, entries)) => {
+                    if holds {
+                        return Err(SigilError::Config("the database already holds a store; restore into an empty database".into()));
+                    }
+                    let n = write_restored(&store, &entries).await?;
+                    store.write_key_check(keycheck).await.map_err(store_err)?;
+                    Ok(n)
+                }
+                None => {
+                    if store.read_key_check().await.map_err(store_err)?.is_none() {
+                        return Err(SigilError::Config("the database holds no Sigil store (no key check)".into()));
+                    }
+                    let lease = store.get(keys::meta::CHALLENGE_LEASE).await.map_err(store_err)?;
+                    let mut txn = Txn::new();
+                    txn.put(
+                        keys::meta::CHALLENGE_LEASE.to_vec(),
+                        crate::service::restored_lease_record(lease.as_deref(), jiff::Timestamp::now()),
+                    );
+                    store.commit(txn).await.map_err(store_err)?;
+                    Ok(0)
+                }
+            }
+        }
     }
-    ensure_private_dir(data)?;
-    let store = SledStore::open(&data.join("store")).map_err(|e| SigilError::Store(e.to_string()))?;
-    let n = entries.len();
+}
+
+/// Writes a backup's records and sets the challenge floor to now.
+async fn write_restored(store: &dyn Store, entries: &[crate::store::Entry]) -> Result<usize, SigilError> {
     let lease = entries.iter().find(|(k, _)| k.as_slice() == keys::meta::CHALLENGE_LEASE).map(|(_, v)| v.as_slice());
     let lease = crate::service::restored_lease_record(lease, jiff::Timestamp::now());
     for chunk in entries.chunks(1000) {
@@ -556,16 +701,12 @@ pub async fn restore(data: &Path, backup_file: &Path) -> Result<usize, SigilErro
         for (k, v) in chunk {
             txn.put(k.clone(), v.clone());
         }
-        store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
+        store.commit(txn).await.map_err(store_err)?;
     }
     let mut txn = Txn::new();
     txn.put(keys::meta::CHALLENGE_LEASE.to_vec(), lease);
-    store.commit(txn).await.map_err(|e| SigilError::Store(e.to_string()))?;
-    store.flush_now().map_err(|e| SigilError::Store(e.to_string()))?;
-    drop(store);
-    // Written last, like at initialization: without it the directory is not a store.
-    write_private_file(&data.join(KEYCHECK_FILE), &keycheck)?;
-    Ok(n)
+    store.commit(txn).await.map_err(store_err)?;
+    Ok(entries.len())
 }
 
 /// The clock `sigil serve` runs on: the system clock. In debug builds only, a test may

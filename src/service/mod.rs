@@ -88,6 +88,8 @@ pub struct Sigil {
     /// What this process knows of each tenant's record manifest (stale copies refused).
     pub(crate) manifests: kernel::manifest::Manifests,
     pub(crate) wallets: kernel::wallet::WalletCache,
+    /// Cache generations confirmed against a shared store (several nodes).
+    pub(crate) coherence: kernel::coherence::Coherence,
     pub(crate) tenant_did_docs: kernel::dids::TenantDidDocs,
     pub(crate) agent_did_records: kernel::dids::AgentDidRecords,
     pub(crate) agent_locks: kernel::locks::AgentLocks,
@@ -119,6 +121,7 @@ impl Sigil {
             audit_heads: kernel::journal::AuditHeads::default(),
             manifests: kernel::manifest::Manifests::default(),
             wallets: kernel::wallet::WalletCache::default(),
+            coherence: kernel::coherence::Coherence::default(),
             tenant_did_docs: kernel::dids::TenantDidDocs::default(),
             agent_did_records: kernel::dids::AgentDidRecords::default(),
             agent_locks: kernel::locks::AgentLocks::default(),

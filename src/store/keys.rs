@@ -12,7 +12,48 @@ pub mod meta {
     /// The challenge lease: floor and lease end (ms since the epoch, two i64 big-endian).
     /// See `service::verification`.
     pub const CHALLENGE_LEASE: &[u8] = b"meta/challenge-lease";
+    /// On a shared store: the root key version wraps must be made under (u32 big-endian),
+    /// set by a root-key rotation's first step; absent until one ran. Every new wrap is
+    /// conditional on it, so a node still running with the previous root refuses to wrap.
+    pub const WRAP_ROOT_VERSION: &[u8] = b"meta/wrap-root-version";
 }
+
+/// A cache scope's generation (a tenant id, or `_op` for operator tokens): 16 random
+/// bytes, rewritten in the transaction of every change that invalidates cached entries of
+/// the scope, when the store is shared by several processes (see
+/// `service::kernel::coherence`). Outside the tenant prefix, so that a tenant's deletion
+/// bumps it rather than removing it.
+pub fn cache_generation(scope: impl AsRef<str>) -> Vec<u8> {
+    let scope = scope.as_ref();
+    format!("cg/{scope}").into_bytes()
+}
+pub const CACHE_GENERATION_PREFIX: &[u8] = b"cg/";
+
+/// Failed authentications from one client address (IPv4, or an IPv6 /64, in hex) in one
+/// window of [`AUTH_FAILURE_WINDOW_SECS`] (its start, seconds since the epoch): a plaintext
+/// u32 counter, big-endian, compare-and-set. Only on a shared store (several nodes).
+pub fn auth_failures(address: &str, window: i64) -> Vec<u8> {
+    format!("af/{address}/{window:016x}").into_bytes()
+}
+pub const AUTH_FAILURES_PREFIX: &[u8] = b"af/";
+/// The window auth failures are counted in on a shared store.
+pub const AUTH_FAILURE_WINDOW_SECS: i64 = 60;
+
+/// An address throttled for failed authentications, until (seconds since the epoch,
+/// plaintext i64 big-endian). Only on a shared store.
+pub fn auth_block(address: &str) -> Vec<u8> {
+    format!("ab/{address}").into_bytes()
+}
+pub const AUTH_BLOCK_PREFIX: &[u8] = b"ab/";
+
+/// The recent denials of one agent (plaintext: i64 big-endian seconds since the epoch, one
+/// after another, oldest first), for automatic suspension across nodes. Compare-and-set.
+/// Only on a shared store.
+pub fn denials(tenant: impl AsRef<str>, agent: impl AsRef<str>) -> Vec<u8> {
+    let (tenant, agent) = (tenant.as_ref(), agent.as_ref());
+    format!("dn/{tenant}/{agent}").into_bytes()
+}
+pub const DENIALS_PREFIX: &[u8] = b"dn/";
 
 /// Index of tenants (value: empty). Listing scans this prefix.
 pub fn tenant_index(tenant: impl AsRef<str>) -> Vec<u8> {

@@ -1,24 +1,29 @@
-//! Persistence behind one async [`Store`] trait, so the embedded sled backend and a future
-//! PostgreSQL backend are interchangeable.
+//! Persistence behind one async [`Store`] trait, so the embedded sled backend and the
+//! PostgreSQL backend (`pg_store`, several nodes on one database) are interchangeable.
 //!
 //! The store sees only what may be plaintext at rest: random ids and slugs in keys, sealed
 //! blobs, hashes, counters, timestamps and key versions. It never sees a key or a secret.
 //!
 //! Transactions are explicit and optimistic: a [`Txn`] carries preconditions (a key must
 //! be absent, or hold exactly some bytes) and writes; [`Store::commit`] applies all or
-//! nothing and returns only once the writes are durable. A PostgreSQL backend maps this to
-//! `BEGIN; SELECT … FOR UPDATE; …; COMMIT` with `synchronous_commit = on`.
+//! nothing and returns only once the writes are durable. The PostgreSQL backend maps this to
+//! one `SERIALIZABLE` transaction (checks read, then writes) with `synchronous_commit = on`,
+//! run again on a serialization failure (see `pg_store`).
 
 pub mod backup;
 mod group_commit;
 mod journal;
 
 pub mod keys;
+mod pg_store;
 mod sled_store;
 
 use async_trait::async_trait;
 
 pub use group_commit::GroupCommit;
+#[cfg(test)]
+pub(crate) use pg_store::test_database;
+pub use pg_store::{PgOptions, PgStore, StartupLock};
 pub use sled_store::SledStore;
 
 /// Storage failures. `Conflict` is the only one callers are expected to handle (by
@@ -172,11 +177,49 @@ pub trait Store: Send + Sync + 'static {
         self.sync().await
     }
 
+    /// True when other processes may write this store at the same time (several nodes on
+    /// one database). Then nothing a process holds in memory orders writers: the audit
+    /// chain is extended by transactions conditional on the head the writer read (never by
+    /// [`Store::append`]), one-time claims are made durably, cached entries are confirmed
+    /// against the store's cache generations (`service::kernel::coherence`), and security
+    /// counters live in the store. False for an embedded store one process owns (sled),
+    /// which keeps its cheap in-process paths.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Early notice of cache-generation changes other processes commit (the keys of the
+    /// `keys::cache_generation` records written), for a shared store that can push them
+    /// (PostgreSQL: `LISTEN`/`NOTIFY`). An optimisation only: a node confirms the
+    /// generation before it relies on a cached entry whether or not a notice came. By
+    /// default none.
+    fn generation_notices(&self) -> Option<tokio::sync::broadcast::Receiver<Vec<u8>>> {
+        None
+    }
+
     /// Bytes the backend occupies on disk (for metrics and the scale benchmark).
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 
     /// A consistent copy of every key and value, for `sigil backup`.
     fn export(&self) -> Result<Vec<Entry>, StoreError>;
+
+    /// True when the backend keeps the key-check record (which root key opens the store)
+    /// itself: a database several nodes share, so that every node proves its root key
+    /// against one authority. Otherwise the data directory's key-check file is it (sled).
+    fn keeps_key_check(&self) -> bool {
+        false
+    }
+
+    /// The key-check record, when [`Store::keeps_key_check`]; `None` before initialization.
+    async fn read_key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Err(StoreError::Backend("this store does not keep the key check".into()))
+    }
+
+    /// Replaces the key-check record durably, when [`Store::keeps_key_check`].
+    async fn write_key_check(&self, body: Vec<u8>) -> Result<(), StoreError> {
+        let _ = body;
+        Err(StoreError::Backend("this store does not keep the key check".into()))
+    }
 }
 
 #[cfg(test)]

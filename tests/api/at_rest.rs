@@ -1,7 +1,9 @@
 //! Nothing readable at rest: marker strings in every user-supplied field (tenant, agent,
 //! delegation) and the amount a delegation spent today never appear in any file of the
 //! data directory, nor do the root key, the tenant data keys, the token pepper, private
-//! keys or tokens.
+//! keys or tokens. On PostgreSQL the same holds for what the database holds: `pg_dump`'s
+//! output (where bytea is hex, so each secret is searched for in hex as well) and every
+//! row's raw bytes.
 //!
 //! Records of 200 bytes or more are deflated before they are sealed (`service::sealed`),
 //! so a plain search would find nothing even if sealing stored the deflated plaintext.
@@ -12,7 +14,7 @@
 use serde_json::json;
 use sigil::store::Store;
 
-use crate::helpers::{OPERATOR, Opts, Server, snapshot};
+use crate::helpers::{OPERATOR, Opts, Server, pg, snapshot};
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
@@ -62,7 +64,7 @@ fn open_blob(key: &[u8], aad: &str, blob: &[u8]) -> Vec<u8> {
 
 /// The key material at rest, unwrapped with the root key: the token pepper, each data key
 /// of `tenant`, and every private key (issuer, audit, agents) sealed under them.
-async fn unwrapped_keys(store: &sigil::store::SledStore, root: &[u8], tenant: &str) -> Vec<(String, Vec<u8>)> {
+async fn unwrapped_keys(store: &dyn Store, root: &[u8], tenant: &str) -> Vec<(String, Vec<u8>)> {
     let mut keys = Vec::new();
     for (k, blob) in store.scan(b"meta/pepper/", None, 100).await.unwrap() {
         keys.push((String::from_utf8_lossy(&k).into_owned(), open_blob(root, "sigil/v1/_system/pepper/tokens", &blob)));
@@ -85,15 +87,9 @@ async fn unwrapped_keys(store: &sigil::store::SledStore, root: &[u8], tenant: &s
     keys
 }
 
-#[tokio::test]
-async fn no_marker_or_key_appears_in_the_data_dir() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("root.key");
-    let key_bytes: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
-    std::fs::write(&key, &key_bytes).unwrap();
-    let data = dir.path().join("data");
-    let opts = Opts { args: vec!["--root-key-file".into(), key.display().to_string()], ..Default::default() };
-    let mut s = Server::start_in(&data, "127.0.0.1:0", &opts).await;
+/// What a server leaves at rest after the markers went in: the tokens it handed out.
+async fn leave_markers(data: &std::path::Path, opts: &Opts) -> Vec<String> {
+    let mut s = Server::start_in(data, "127.0.0.1:0", opts).await;
     let (st, t) = s.post("/v1/tenants", OPERATOR, json!({"id": "marker-co", "name": "MARKER_TENANT_NAME_7f3a"})).await;
     assert_eq!(st, 201);
     let admin = t["admin_token"].as_str().unwrap().to_owned();
@@ -133,8 +129,11 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
         .await;
     assert_eq!(st, 200, "{p}");
     s.stop();
-    let files = snapshot(&data);
-    assert!(!files.is_empty());
+    vec![admin, agent_token, OPERATOR.to_owned()]
+}
+
+/// Every marker, the root key, the tokens, and each key `store` holds (unwrapped).
+async fn secrets_at_rest(store: &dyn Store, key_bytes: &[u8], tokens: &[String]) -> Vec<(String, Vec<u8>)> {
     let markers = [
         "MARKER_TENANT_NAME_7f3a",
         "MARKER_AGENT_NAME_91c2",
@@ -149,40 +148,106 @@ async fn no_marker_or_key_appears_in_the_data_dir() {
         "987.65",
     ];
     let mut secrets: Vec<(String, Vec<u8>)> = markers.iter().map(|m| (m.to_string(), m.as_bytes().to_vec())).collect();
-    secrets.push(("the root key".into(), key_bytes.clone()));
-    for t in [&admin, &agent_token, &OPERATOR.to_owned()] {
+    secrets.push(("the root key".into(), key_bytes.to_vec()));
+    for t in tokens {
         secrets.push((format!("a token ({}…)", &t[..6]), t.as_bytes().to_vec()));
     }
-    // Key material is found through the store (after the snapshot: opening it may write).
-    let store = sigil::store::SledStore::open(&data.join("store")).unwrap();
-    let keys = unwrapped_keys(&store, &key_bytes, "marker-co").await;
-    drop(store);
+    let keys = unwrapped_keys(store, key_bytes, "marker-co").await;
     let kinds = |p: &str| keys.iter().filter(|(n, _)| n.contains(p)).count();
     assert_eq!((kinds("meta/pepper/"), kinds("data key"), kinds("/k/")), (1, 1, 3), "pepper, data key, issuer/audit/agent keys");
     for (name, k) in keys {
         assert_eq!(k.len(), 32, "{name}");
         secrets.push((name, k));
     }
-    // Every finding, so that a failure shows all that leaked, not just the first.
+    secrets
+}
+
+/// Every finding of a secret in `files` (named byte strings), as they are and inflated
+/// from every offset, so that a failure shows all that leaked, not just the first.
+fn findings(files: &[(String, Vec<u8>)], secrets: &[(String, Vec<u8>)]) -> (std::collections::BTreeSet<String>, usize) {
     let mut found = std::collections::BTreeSet::new();
     let mut inflated = 0;
-    for (path, bytes) in &files {
-        let file = path.strip_prefix(&data).unwrap().display().to_string();
-        for (what, secret) in &secrets {
+    for (file, bytes) in files {
+        for (what, secret) in secrets {
             if contains(bytes, secret) {
                 found.insert(format!("{what} in {file}"));
             }
         }
         for (at, plain) in inflated_regions(bytes, 16) {
             inflated += 1;
-            for (what, secret) in &secrets {
+            for (what, secret) in secrets {
                 if contains(&plain, secret) {
                     found.insert(format!("{what} deflated in {file} (a stream at offset {at})"));
                 }
             }
         }
     }
+    (found, inflated)
+}
+
+fn root_key_file(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+    let key = dir.join("root.key");
+    let key_bytes: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+    std::fs::write(&key, &key_bytes).unwrap();
+    (key, key_bytes)
+}
+
+#[tokio::test]
+async fn no_marker_or_key_appears_in_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, key_bytes) = root_key_file(dir.path());
+    let data = dir.path().join("data");
+    // Always sled: the data directory is what this test reads.
+    let opts =
+        Opts { args: vec!["--root-key-file".into(), key.display().to_string(), "--store".into(), "sled".into()], ..Default::default() };
+    let tokens = leave_markers(&data, &opts).await;
+    let files = snapshot(&data);
+    assert!(!files.is_empty());
+    // Key material is found through the store (after the snapshot: opening it may write).
+    let store = sigil::store::SledStore::open(&data.join("store")).unwrap();
+    let secrets = secrets_at_rest(&store, &key_bytes, &tokens).await;
+    drop(store);
+    let files: Vec<(String, Vec<u8>)> = files.into_iter().map(|(p, b)| (p.strip_prefix(&data).unwrap().display().to_string(), b)).collect();
+    let (found, inflated) = findings(&files, &secrets);
     assert!(found.is_empty(), "readable at rest ({inflated} regions inflated):\n{}", found.into_iter().collect::<Vec<_>>().join("\n"));
+}
+
+/// The same on PostgreSQL: nothing readable in `pg_dump`'s output (searched as it is and
+/// with every secret in hex, bytea's text form), in any row's raw bytes, or in the data
+/// directory the node keeps beside the database.
+#[tokio::test]
+async fn no_marker_or_key_appears_in_the_database() {
+    let Some(url) = pg::database("no_marker_or_key_appears_in_the_database") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (key, key_bytes) = root_key_file(dir.path());
+    let data = dir.path().join("data");
+    let opts =
+        Opts { args: vec!["--root-key-file".into(), key.display().to_string(), "--store".into(), url.clone()], ..Default::default() };
+    let tokens = leave_markers(&data, &opts).await;
+    let dump = std::process::Command::new(pg::bin_dir().join("pg_dump")).arg("--dbname").arg(&url).output().unwrap();
+    assert!(dump.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&dump.stderr));
+    let dump = dump.stdout;
+    assert!(contains(&dump, b"sigil_kv") && contains(&dump, b"sigil_keycheck"), "the dump holds the tables");
+    let store = sigil::store::PgStore::open(&sigil::store::PgOptions::new(url)).await.unwrap();
+    let secrets = secrets_at_rest(&store, &key_bytes, &tokens).await;
+    let rows: Vec<u8> = store.scan(b"", None, usize::MAX).await.unwrap().into_iter().flat_map(|(k, v)| [k, v].concat()).collect();
+    let keycheck = store.read_key_check().await.unwrap().expect("the key check is in the database");
+    assert!(!rows.is_empty());
+    let mut files =
+        vec![("pg_dump output".to_owned(), dump.clone()), ("sigil_kv rows".to_owned(), rows), ("sigil_keycheck".to_owned(), keycheck)];
+    files.extend(snapshot(&data).into_iter().map(|(p, b)| (format!("data dir {}", p.strip_prefix(&data).unwrap().display()), b)));
+    let (mut found, inflated) = findings(&files, &secrets);
+    let dump_text = String::from_utf8_lossy(&dump).to_ascii_lowercase();
+    for (what, secret) in &secrets {
+        if dump_text.contains(&hex::encode(secret)) {
+            found.insert(format!("{what} in pg_dump output, in hex"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "readable in the database ({inflated} regions inflated):\n{}",
+        found.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }
 
 /// A record replaced with its older sealed copy is refused. A delegation and its day's

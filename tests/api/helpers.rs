@@ -201,6 +201,7 @@ impl Logs {
     }
 }
 
+#[derive(Clone)]
 pub struct Opts {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
@@ -216,9 +217,124 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sigil")
 }
 
+/// PostgreSQL for the tests: the cluster `SIGIL_TEST_PG_URL` names (an admin URL such as
+/// `postgres://postgres@127.0.0.1:PORT/postgres`; `scripts/test` starts a throwaway one and
+/// sets it). With `SIGIL_TEST_STORE=postgres`, every server the harness starts runs on its
+/// own database there instead of sled, so whole modules run on either backend.
+pub mod pg {
+    use std::path::{Path, PathBuf};
+
+    /// The admin URL. Under CI a test that needs PostgreSQL fails without it; elsewhere
+    /// it is skipped (`None`) with a note.
+    pub fn admin_url(test: &str) -> Option<String> {
+        match std::env::var("SIGIL_TEST_PG_URL") {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ => {
+                assert!(std::env::var_os("CI").is_none(), "SIGIL_TEST_PG_URL is unset under CI: {test} needs PostgreSQL");
+                eprintln!("SKIPPED {test}: SIGIL_TEST_PG_URL is unset (scripts/test starts a cluster and sets it)");
+                None
+            }
+        }
+    }
+
+    /// True when the harness runs servers on PostgreSQL (`SIGIL_TEST_STORE=postgres`).
+    pub fn harness_on_postgres() -> bool {
+        match std::env::var("SIGIL_TEST_STORE").as_deref() {
+            Ok("postgres") => true,
+            Ok("sled") | Ok("") | Err(_) => false,
+            Ok(other) => panic!("SIGIL_TEST_STORE={other}: expected sled or postgres"),
+        }
+    }
+
+    /// Runs SQL on the admin database (on a thread of its own: callers may be inside a
+    /// runtime already).
+    fn admin_sql(admin: &str, sql: String) -> Result<(), String> {
+        let admin = admin.to_owned();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+                let driver = tokio::spawn(conn);
+                // Concurrent CREATE DATABASEs copy template1 one at a time: the others fail
+                // with "source database … is being accessed by other users". Try again.
+                let mut r = Ok(());
+                for _ in 0..50 {
+                    r = client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned()));
+                    match &r {
+                        Err(m) if m.contains("being accessed by other users") => {
+                            tokio::time::sleep(std::time::Duration::from_millis(100 + u64::from(rand::random::<u8>()))).await;
+                        }
+                        _ => break,
+                    }
+                }
+                drop(client);
+                let _ = driver.await;
+                r
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
+    fn url_of(admin: &str, db: &str) -> String {
+        let base = admin.split('?').next().unwrap_or(admin);
+        let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+        format!("{base}/{db}")
+    }
+
+    /// A new, empty database; its URL.
+    pub fn database(test: &str) -> Option<String> {
+        let admin = admin_url(test)?;
+        let db = format!("sigil_{:016x}", rand::random::<u64>());
+        admin_sql(&admin, format!("CREATE DATABASE {db}")).unwrap();
+        Some(url_of(&admin, &db))
+    }
+
+    /// The database of the data directory `data` (created at its first start; restarts on
+    /// the same directory find the same database).
+    pub fn database_for(data: &Path) -> String {
+        use std::hash::{Hash, Hasher};
+        let admin = admin_url("a server on PostgreSQL (SIGIL_TEST_STORE=postgres)").expect("SIGIL_TEST_PG_URL must be set");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        data.hash(&mut h);
+        let db = format!("sigil_h{:016x}", h.finish());
+        match admin_sql(&admin, format!("CREATE DATABASE {db}")) {
+            Ok(()) => {}
+            Err(e) if e.contains("already exists") => {}
+            Err(e) => panic!("cannot create the test database: {e}"),
+        }
+        url_of(&admin, &db)
+    }
+
+    /// PostgreSQL's programs (`pg_dump`, `initdb`, …): `PG_BIN`, else the newest
+    /// `/usr/lib/postgresql/*/bin`.
+    pub fn bin_dir() -> PathBuf {
+        if let Some(d) = std::env::var_os("PG_BIN") {
+            return PathBuf::from(d);
+        }
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|p| p.join("pg_dump").exists()).collect())
+            .unwrap_or_default();
+        dirs.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()));
+        dirs.pop().expect("no PostgreSQL programs: set PG_BIN or install postgresql")
+    }
+}
+
+/// The `--store` arguments of the harness's backend for the data directory `data`, for a
+/// test that runs an offline command (`sigil rotate-root-key`, …) on a server's store.
+pub fn store_args(data: &Path) -> Vec<String> {
+    if pg::harness_on_postgres() { vec!["--store".into(), pg::database_for(data)] } else { vec![] }
+}
+
 fn spawn_raw(data: &Path, listen: &str, opts: &Opts) -> std::io::Result<Child> {
     let mut cmd = Command::new(bin());
     cmd.arg("serve").arg("--data").arg(data).arg("--listen").arg(listen).args(&opts.args);
+    if pg::harness_on_postgres() && !opts.args.iter().any(|a| a == "--store") {
+        cmd.arg("--store").arg(pg::database_for(data));
+    }
     // Start from a clean slate of SIGIL_* variables so the developer's shell cannot leak in.
     for (k, _) in std::env::vars() {
         if k.starts_with("SIGIL_") {

@@ -372,6 +372,7 @@ async fn root_key_rotation_online_and_offline() {
         .arg(&k2)
         .arg("--new-root-key-file")
         .arg(&k3)
+        .args(crate::helpers::store_args(&data))
         .env("SIGIL_LOG", "warn")
         .output()
         .unwrap();

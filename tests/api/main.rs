@@ -9,6 +9,7 @@ mod audit;
 mod audit_trust;
 
 mod bad_input;
+mod cluster;
 mod credentials;
 
 mod durability;
@@ -22,6 +23,7 @@ mod lifecycle;
 mod logs;
 
 mod openapi;
+mod postgres;
 mod presentations;
 mod rdfc;
 mod seed;

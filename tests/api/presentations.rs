@@ -162,17 +162,31 @@ async fn verified_challenges_stay_spent_after_kill_9() {
         verified.push((vp, c));
     }
     let never = present(&s, &token, "k-never").await;
-    assert!(challenges(&s, "claimed_under_lease").await >= 1, "no challenge was claimed without its own fdatasync");
+    // On a database several nodes share there is no lease: each claim is committed before
+    // the answer, so nothing is lost and no floor is needed.
+    let shared = crate::helpers::pg::harness_on_postgres();
+    if !shared {
+        assert!(challenges(&s, "claimed_under_lease").await >= 1, "no challenge was claimed without its own fdatasync");
+    }
     let s = s.restart_after_kill9().await;
-    for (vp, c) in verified.iter().chain([&never]) {
+    for (vp, c) in &verified {
         let v = verify(&s, vp, c, None).await;
         assert_eq!((v["verified"].as_bool(), failed(&v)), (Some(false), vec!["replayed".to_owned()]), "{c}: {v}");
+    }
+    if shared {
+        // Never used before the crash, and no floor: it verifies, once.
+        assert_eq!(verify(&s, &never.0, &never.1, None).await["verified"], true);
+    } else {
+        let v = verify(&s, &never.0, &never.1, None).await;
+        assert_eq!((v["verified"].as_bool(), failed(&v)), (Some(false), vec!["replayed".to_owned()]), "{v}");
     }
     let (vp, c) = present(&s, &token, "k-after").await;
     assert_eq!(verify(&s, &vp, &c, None).await["verified"], true);
     // Refused by the floor rather than by a record that happened to reach the disk: at
     // least the presentation that was never verified.
-    assert!(challenges(&s, "below_floor").await >= 1);
+    if !shared {
+        assert!(challenges(&s, "below_floor").await >= 1);
+    }
     // A clean stop keeps the claims and the floor, and refuses nothing new.
     let s = s.restart().await;
     let v = verify(&s, &never.0, &never.1, None).await;

@@ -7,6 +7,8 @@
 //! - `scale`: the same store seeded with 1k and with N agents: bytes per agent, start-up
 //!   time, memory and presentation latency;
 //! - `rotation`: rotate the keys of N agents while presentation load runs;
+//! - `backends`: presentations on sled, on PostgreSQL with one node and with two nodes on
+//!   one database, at 16 and 64 connections, and bytes stored per agent on each;
 //! - `soak`: a long run at a fixed rate (half the measured capacity unless `--rate`) of
 //!   presentations, verifications and admin writes, sampling the server's RSS, open files
 //!   and p99 latency every `--sample` seconds, and saying whether they stay flat
@@ -123,10 +125,16 @@ struct HotAgent {
 
 /// `sigil seed` into a fresh data dir; returns the tokens it wrote and its own report.
 fn seed(data: &Path, public_url: &str, agents: u64, hot: u64) -> (Tokens, Value) {
+    seed_with(data, public_url, agents, hot, &[])
+}
+
+/// [`seed`] with more `serve` options (`--store`, `--root-key-file`).
+fn seed_with(data: &Path, public_url: &str, agents: u64, hot: u64, extra: &[String]) -> (Tokens, Value) {
     let out = data.with_extension("tokens.json");
     let t0 = Instant::now();
     let o = sigil_cmd(data)
         .args(["seed", "--agents", &agents.to_string(), "--hot", &hot.to_string(), "--public-url", public_url])
+        .args(extra)
         .arg("--tokens-out")
         .arg(&out)
         .env("SIGIL_LOG", "warn")
@@ -139,10 +147,17 @@ fn seed(data: &Path, public_url: &str, agents: u64, hot: u64) -> (Tokens, Value)
 }
 
 fn start(data: &Path, port: u16) -> Server {
+    start_with(data, port, &format!("https://127.0.0.1:{port}"), &[])
+}
+
+/// [`start`] with its public URL given (nodes behind one address share it) and more
+/// `serve` options.
+fn start_with(data: &Path, port: u16, public_url: &str, extra: &[String]) -> Server {
     let log = std::fs::File::create(data.with_extension("server.log")).unwrap();
     let t0 = Instant::now();
     let mut child = sigil_cmd(data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--public-url", &format!("https://127.0.0.1:{port}")])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--public-url", public_url])
+        .args(extra)
         // The whole load comes from one client address, which the per-address verify limit
         // would throttle; it is a guard against one abusive client, not a capacity setting.
         .args(["--verify-rate", "0"])
@@ -287,6 +302,20 @@ async fn run_until(
     make: MakeRequest,
     until: Arc<AtomicBool>,
 ) -> RunResult {
+    run_on(&[server], conns, duration, warmup, make, until).await
+}
+
+/// [`run_until`] with the connections spread over `servers` (round robin, as a load
+/// balancer would); server CPU is the sum over them.
+async fn run_on(
+    servers: &[&Server],
+    conns: usize,
+    duration: Duration,
+    warmup: Duration,
+    make: MakeRequest,
+    until: Arc<AtomicBool>,
+) -> RunResult {
+    let cpu = || servers.iter().map(|s| s.cpu_seconds()).sum::<f64>();
     let counter = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -294,17 +323,17 @@ async fn run_until(
     // Every connection is open before any sends, and with no warm-up the count starts
     // before the first request: nothing that runs is left out of the figures.
     let mut conns_open = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        conns_open.push(server.connect().await.expect("connect"));
+    for i in 0..conns {
+        let server = servers[i % servers.len()];
+        conns_open.push((server.connect().await.expect("connect"), (server.addr, server.tls.clone())));
     }
     let mut snapshot = None;
     if warmup.is_zero() {
-        snapshot = Some((server.cpu_seconds(), proc_cpu("/proc/self/stat"), Instant::now()));
+        snapshot = Some((cpu(), proc_cpu("/proc/self/stat"), Instant::now()));
         measuring.store(true, Ordering::Relaxed);
     }
-    for mut conn in conns_open {
+    for (mut conn, server) in conns_open {
         let (counter, measuring, stop, make) = (counter.clone(), measuring.clone(), stop.clone(), make.clone());
-        let server = (server.addr, server.tls.clone());
         tasks.push(tokio::spawn(async move {
             let mut r = RunResult::default();
             while !stop.load(Ordering::Relaxed) {
@@ -340,7 +369,7 @@ async fn run_until(
         Some(s) => s,
         None => {
             tokio::time::sleep(warmup).await;
-            let s = (server.cpu_seconds(), proc_cpu("/proc/self/stat"), Instant::now());
+            let s = (cpu(), proc_cpu("/proc/self/stat"), Instant::now());
             measuring.store(true, Ordering::Relaxed);
             s
         }
@@ -351,7 +380,7 @@ async fn run_until(
     }
     measuring.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
-    let (s1, c1) = (server.cpu_seconds(), proc_cpu("/proc/self/stat"));
+    let (s1, c1) = (cpu(), proc_cpu("/proc/self/stat"));
     stop.store(true, Ordering::Relaxed);
     let mut total = RunResult { secs, server_cpu: s1 - s0, client_cpu: c1 - c0, ..Default::default() };
     for t in tasks {
@@ -702,6 +731,88 @@ async fn rotation(o: &Opts) {
     server.stop();
 }
 
+/// A database for one benchmark on the cluster `SIGIL_BENCH_PG_URL` names (an admin URL;
+/// `scripts/bench backends` starts a throwaway cluster and sets it).
+fn bench_database() -> String {
+    let admin = std::env::var("SIGIL_BENCH_PG_URL").expect("SIGIL_BENCH_PG_URL: the admin URL of a PostgreSQL cluster");
+    let db = format!("sigil_bench_{:016x}", rand::random::<u64>());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sql = format!("CREATE DATABASE {db}");
+    let admin2 = admin.clone();
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&admin2, tokio_postgres::NoTls).await.unwrap();
+            let driver = tokio::spawn(conn);
+            client.batch_execute(&sql).await.unwrap();
+            drop(client);
+            let _ = driver.await;
+        })
+    })
+    .join()
+    .unwrap();
+    let base = admin.split('?').next().unwrap_or(&admin);
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    format!("{base}/{db}")
+}
+
+/// sled and PostgreSQL side by side in one run: presentations/s and latency at each
+/// `--conns` (default 16 and 64) on sled, on PostgreSQL with one node, and with two nodes
+/// on one database (connections split between them, as behind a load balancer), and the
+/// bytes each backend stores per agent (`sigil seed`'s report: sled's files, PostgreSQL's
+/// table and index).
+async fn backends(o: &Opts) {
+    let conns: Vec<usize> = if o.conns == [1, 16, 64] { vec![16, 64] } else { o.conns.clone() };
+    let agents = o.agents.max(o.hot);
+    machine();
+    println!("agents seeded: {agents} ({} hot); {} s per run after 1 s warm-up", o.hot, o.duration.as_secs_f64());
+    println!();
+    println!("| backend | nodes | conns | presentations/s | p50 ms | p99 ms | server CPU µs/req (all nodes) | failed |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut sizes = Vec::new();
+    for (backend, nodes) in [("sled", 1usize), ("postgres", 1), ("postgres", 2)] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("root.key");
+        std::fs::write(&key, rand::random::<[u8; 32]>()).unwrap();
+        let mut extra = vec!["--root-key-file".to_owned(), key.display().to_string()];
+        if backend == "postgres" {
+            extra.extend(["--store".to_owned(), bench_database()]);
+        }
+        let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let url = format!("https://127.0.0.1:{}", ports[0]);
+        let data: Vec<_> = (0..nodes).map(|i| dir.path().join(format!("data{i}"))).collect();
+        let (tokens, report) = seed_with(&data[0], &url, agents, o.hot, &extra);
+        if nodes == 1 {
+            let bytes = report["store_bytes"].as_u64().unwrap_or(0);
+            sizes.push(format!("{backend}: {bytes} bytes for {agents} agents, {:.0} bytes/agent", bytes as f64 / agents as f64));
+        }
+        let servers: Vec<Server> = ports.iter().zip(&data).map(|(p, d)| start_with(d, *p, &url, &extra)).collect();
+        let refs: Vec<&Server> = servers.iter().collect();
+        let hot = Arc::new(tokens.agents.clone());
+        for &n in &conns {
+            let r =
+                run_on(&refs, n, o.duration, Duration::from_secs(1), presentation_request(&hot), Arc::new(AtomicBool::new(false))).await;
+            println!(
+                "| {backend} | {nodes} | {n} | {:.0} | {:.2} | {:.2} | {:.0} | {} |",
+                r.rate(),
+                r.pct(0.5),
+                r.pct(0.99),
+                r.server_cpu / r.ok.max(1) as f64 * 1e6,
+                r.failed
+            );
+            if let Some(e) = &r.first_error {
+                println!("  first error: {e}");
+            }
+        }
+        for s in servers {
+            s.stop();
+        }
+    }
+    println!();
+    for s in sizes {
+        println!("stored: {s}");
+    }
+}
+
 /// Sends one request and returns the response body when it succeeded.
 async fn send_for_body(conn: &mut SendRequest<Full<Bytes>>, path: &str, token: Option<&str>, body: Bytes) -> Result<Bytes, String> {
     let mut req = hyper::Request::post(path).header("host", "127.0.0.1").header("content-type", "application/json");
@@ -893,6 +1004,7 @@ fn main() {
         "scale" => rt.block_on(scale(&o)),
         "rotation" => rt.block_on(rotation(&o)),
         "soak" => rt.block_on(soak(&o)),
-        m => panic!("unknown mode {m}: throughput | scale | rotation | soak"),
+        "backends" => rt.block_on(backends(&o)),
+        m => panic!("unknown mode {m}: throughput | scale | rotation | soak | backends"),
     }
 }

@@ -12,6 +12,7 @@ use jiff::Timestamp;
 
 use crate::codes::ErrorCode;
 use crate::service::kernel::cache::{GenCache, pause};
+use crate::service::kernel::coherence::scope_of;
 
 use crate::crypto::{AccessToken, TokenHash};
 use crate::ids::{AgentId, TenantId, TokenId};
@@ -162,7 +163,10 @@ impl Sigil {
         let hash = self.keys.pepper.hash(&token);
         let now = self.clock.now();
         if let Some(c) = self.auth_cache.0.get(&hash) {
-            if c.hash.ct_eq(&hash) && c.expires.is_none_or(|e| now < e) {
+            // Several nodes: the entry (and every other cached entry of its tenant this
+            // request relies on) stands only once the tenant's cache generation is
+            // confirmed; if it moved, the entries were dropped and the token is read again.
+            if c.hash.ct_eq(&hash) && c.expires.is_none_or(|e| now < e) && !self.confirm_scope(scope_of(&c.caller)).await? {
                 return Ok(c.caller);
             }
         }
@@ -178,7 +182,7 @@ impl Sigil {
             let Some(blob) = self.store.get(&keys::operator_token(token_id.as_str())).await? else {
                 return Err(ServiceError::Unauthenticated);
             };
-            let pt = self.keys.root_for(&blob).open_system(kind::OPERATOR_TOKEN, token_id.as_str(), &blob)?;
+            let pt = self.root_opening(&blob)?.open_system(kind::OPERATOR_TOKEN, token_id.as_str(), &blob)?;
             let rec: TokenRecord = serde_json::from_slice(pt.expose()).map_err(|_| ServiceError::Internal("bad operator token".into()))?;
             (rec, None)
         } else {
@@ -219,13 +223,13 @@ impl Sigil {
                 return Err(ServiceError::Internal("token role does not match its scope".into()));
             }
         };
-        let scope = match &caller {
-            Caller::Tenant { tenant, .. } | Caller::Agent { tenant, .. } => tenant.as_str(),
-            Caller::Operator { .. } => "_op",
-        };
+        let scope = scope_of(&caller);
         if let Caller::Tenant { tenant, .. } | Caller::Agent { tenant, .. } = &caller {
             self.token_use.note(tenant, caller.token_id(), now);
         }
+        // The token was read fresh; the request's other cached entries of the scope were
+        // not (several nodes; free otherwise). If it moved, the fill below is refused.
+        self.confirm_scope(scope).await?;
         pause::point("auth.fill", scope).await;
         self.auth_cache.0.fill(ticket, hash, Cached { caller: caller.clone(), hash, expires: rec.expires });
         Ok(caller)

@@ -85,6 +85,8 @@ pub type AgentDidRecords = BuiltFromRecord<AgentRecord>;
 impl Sigil {
     /// The tenant (issuer) DID document.
     pub async fn tenant_did_document(&self, tenant: &TenantId) -> Result<Value, ServiceError> {
+        // A public route: no authentication confirmed the tenant's cached keys.
+        self.confirm_tenant(tenant).await?;
         self.tenant_did_document_shared(tenant).await.map(|d| (*d).clone())
     }
 
@@ -116,6 +118,7 @@ impl Sigil {
     /// An agent's DID document.
     pub async fn agent_did_document(&self, tenant: &TenantId, agent: &AgentId) -> Result<Value, ServiceError> {
         let (t, a) = (tenant.as_str(), agent.as_str());
+        self.confirm_tenant(tenant).await?;
         let tk = self.tenant_keys(tenant).await?;
         let blob = self.fresh_blob(tenant, &crate::store::keys::agent(t, a)).await?.ok_or_else(ServiceError::agent_not_found)?;
         let cache_id = format!("{t}/{a}");

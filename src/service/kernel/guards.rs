@@ -1,7 +1,12 @@
 //! Guardrails at run time: per-agent rate limits, throttling of repeated authentication
 //! failures per client address, the `/v1/verify` rate, and automatic suspension of an agent
-//! after too many denials in a window. Counters live in memory: they protect one process;
-//! limits are per node when several run.
+//! after too many denials in a window. Counters live in memory when one process owns the
+//! store. When several nodes share it (`Store::shared`), the two that are security
+//! boundaries move into the store, so that they hold for the installation and not per node:
+//! authentication failures per address (a fixed window of `keys::AUTH_FAILURE_WINDOW_SECS`,
+//! compare-and-set, and the block itself) and the denials that suspend an agent. Plain
+//! rate limits (per agent, `/v1/verify` per address) stay per node: n nodes allow n times
+//! the rate, as documented in docs/ARCHITECTURE.md.
 //!
 //! Client addresses are limited one by one for IPv4 and by /64 for IPv6 (one subscriber's
 //! allocation: a host that owns a /64 could otherwise start afresh 2^64 times). The client
@@ -38,6 +43,10 @@ struct TenantGuards {
 /// In-memory guardrail state.
 pub struct Guardrails {
     auth_enabled: bool,
+    /// Failures allowed per address and window on a shared store: the burst, without the
+    /// in-memory limiter's refill (one every 3 s). Stricter than one node, so that an
+    /// address spreading its attempts over n nodes never gets n bursts.
+    pub(crate) auth_window_limit: u32,
     tenants: RwLock<HashMap<String, Arc<TenantGuards>>>,
     denials: Mutex<HashMap<(String, String), VecDeque<Timestamp>>>,
     auth_failures: AddressLimiter,
@@ -145,6 +154,7 @@ impl Guardrails {
         Self {
             verify,
             auth_enabled: auth_burst > 0,
+            auth_window_limit: auth_burst,
             tenants: RwLock::new(HashMap::new()),
             denials: Mutex::new(HashMap::new()),
             auth_failures: AddressLimiter::new(quota.unwrap_or_else(|| Quota::per_second(nz(1))), max_addresses),
@@ -222,6 +232,16 @@ impl Guardrails {
         }
     }
 
+    /// Refuses `ip` here for the block period (a block another node decided).
+    fn block(&self, ip: IpAddr, until: Instant) {
+        if let Ok(mut b) = self.blocked.lock() {
+            if b.len() >= self.max_addresses {
+                b.clear();
+            }
+            b.insert(address_key(ip), until);
+        }
+    }
+
     /// Counts one failed authentication; returns true when `ip` is now throttled.
     pub fn note_auth_failure(&self, ip: IpAddr) -> bool {
         if !self.auth_enabled || self.auth_failures.check(ip) {
@@ -270,6 +290,82 @@ impl Sigil {
         Ok(())
     }
 
+    /// [`Guardrails::note_auth_failure`] with the count and the block in the shared store,
+    /// so that every node refuses the address once the installation saw too many.
+    async fn note_auth_failure_shared(&self, ip: IpAddr) -> Result<bool, ServiceError> {
+        use crate::store::keys;
+        if !self.guardrails.auth_enabled {
+            return Ok(false);
+        }
+        let addr = match address_key(ip) {
+            IpAddr::V4(v4) => format!("{:08x}", u32::from(v4)),
+            IpAddr::V6(v6) => format!("{:032x}", u128::from(v6)),
+        };
+        let now = self.clock.now().as_second();
+        let block_key = keys::auth_block(&addr);
+        if let Some(until) = self.store.get(&block_key).await?.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(i64::from_be_bytes)
+        {
+            if until > now {
+                self.guardrails.block(ip, Instant::now() + Duration::from_secs((until - now).unsigned_abs()));
+                return Ok(true);
+            }
+        }
+        let window = now.div_euclid(keys::AUTH_FAILURE_WINDOW_SECS) * keys::AUTH_FAILURE_WINDOW_SECS;
+        let key = keys::auth_failures(&addr, window);
+        let mut count = 0;
+        for _ in 0..8 {
+            let cur = self.store.get(&key).await?;
+            count = cur.as_deref().and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_be_bytes).saturating_add(1);
+            if self.compare_and_set_counter(key.clone(), cur, count.to_be_bytes().to_vec()).await? {
+                break;
+            }
+        }
+        if count <= self.guardrails.auth_window_limit {
+            return Ok(false);
+        }
+        let until = now.saturating_add(AUTH_BLOCK.as_secs() as i64);
+        let cur = self.store.get(&block_key).await?;
+        // Whoever sets it first, the block is the same length: a lost race changes nothing.
+        let _ = self.compare_and_set_counter(block_key, cur, until.to_be_bytes().to_vec()).await?;
+        self.guardrails.block(ip, Instant::now() + AUTH_BLOCK);
+        metrics::counter!("sigil_guardrail_triggers_total", "kind" => "auth_throttle").increment(1);
+        Ok(true)
+    }
+
+    /// The agent's denials within `window` before `now`, with this one, in the shared
+    /// store (compare-and-set); cleared when they reach `threshold`. Whether they did.
+    async fn note_denial_shared(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+        now: Timestamp,
+        window: SignedDuration,
+        threshold: usize,
+    ) -> Result<bool, ServiceError> {
+        let key = crate::store::keys::denials(tenant, agent);
+        for _ in 0..16 {
+            let cur = self.store.get(&key).await?;
+            let mut times: VecDeque<i64> = cur
+                .as_deref()
+                .unwrap_or_default()
+                .chunks_exact(8)
+                .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(i64::from_be_bytes))
+                .collect();
+            times.push_back(now.as_millisecond());
+            let oldest = now.as_millisecond().saturating_sub(window.as_millis() as i64);
+            while times.front().is_some_and(|t| *t <= oldest) {
+                times.pop_front();
+            }
+            let trip = times.len() >= threshold;
+            let next: Vec<u8> = if trip { Vec::new() } else { times.iter().flat_map(|t| t.to_be_bytes()).collect() };
+            if self.compare_and_set_counter(key.clone(), cur, next).await? {
+                return Ok(trip);
+            }
+            tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 4)).await;
+        }
+        Err(ServiceError::conflict(ErrorCode::WriteConflict, "the denial count is being updated concurrently; retry"))
+    }
+
     /// Counts a denial; suspends the agent when the tenant's threshold is reached.
     pub(crate) async fn note_denial(&self, tenant: &TenantId, agent: &AgentId) -> Result<bool, ServiceError> {
         let s = self.guardrail_settings(tenant).await?;
@@ -278,7 +374,9 @@ impl Sigil {
         }
         let now = self.clock.now();
         let window = SignedDuration::from_secs(s.denial_window_secs as i64);
-        let trip = {
+        let trip = if self.store.shared() {
+            self.note_denial_shared(tenant, agent, now, window, s.denial_threshold as usize).await?
+        } else {
             let Ok(mut m) = self.guardrails.denials.lock() else { return Ok(false) };
             let q = m.entry((tenant.to_string(), agent.to_string())).or_default();
             q.push_back(now);
@@ -319,6 +417,35 @@ impl Sigil {
         })
     }
 
+    /// Housekeeping on a shared store: deletes authentication-failure counts of past
+    /// windows and blocks that ended (each only as read: a node counting meanwhile keeps
+    /// its write). Returns how many.
+    pub async fn purge_auth_counters(&self) -> Result<usize, ServiceError> {
+        use crate::store::{Txn, keys};
+        if !self.store.shared() {
+            return Ok(0);
+        }
+        let now = self.clock.now().as_second();
+        let mut txn = Txn::new();
+        for (k, v) in self.store.scan(keys::AUTH_FAILURES_PREFIX, None, 10_000).await? {
+            let window =
+                k.rsplit(|b| *b == b'/').next().and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| i64::from_str_radix(h, 16).ok());
+            if window.is_none_or(|w| w + keys::AUTH_FAILURE_WINDOW_SECS < now) {
+                txn.require_equals(k.clone(), v).delete(k);
+            }
+        }
+        for (k, v) in self.store.scan(keys::AUTH_BLOCK_PREFIX, None, 10_000).await? {
+            if <[u8; 8]>::try_from(v.as_slice()).map(i64::from_be_bytes).is_ok_and(|until| until < now) {
+                txn.require_equals(k.clone(), v).delete(k);
+            }
+        }
+        let n = txn.ops.len();
+        if n == 0 || !self.commit_unaudited(txn, crate::service::kernel::mutation::Effects::none()).await? {
+            return Ok(0);
+        }
+        Ok(n)
+    }
+
     /// Housekeeping: forget quiet addresses in the per-address limiters, and stale counters.
     pub fn prune_guardrails(&self) {
         self.guardrails.prune(self.clock.now());
@@ -332,7 +459,18 @@ impl Sigil {
     /// Counts a failed authentication from `ip` (and records it in the tenant named by the
     /// path, if any, until the address is throttled). Returns true when now throttled.
     pub async fn note_auth_failure(&self, ip: IpAddr, tenant: Option<&TenantId>, route: &str) -> bool {
-        let throttled = self.guardrails.note_auth_failure(ip);
+        let throttled = if self.store.shared() {
+            match self.note_auth_failure_shared(ip).await {
+                Ok(t) => t,
+                // The store is failing: the request fails anyway; count here meanwhile.
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not count an authentication failure in the store");
+                    self.guardrails.note_auth_failure(ip)
+                }
+            }
+        } else {
+            self.guardrails.note_auth_failure(ip)
+        };
         metrics::counter!("sigil_auth_failures_total").increment(1);
         if let Some(t) = tenant.filter(|_| !throttled) {
             if self.store.get(&crate::store::keys::tenant_index(t)).await.ok().flatten().is_some() {

@@ -14,8 +14,14 @@
 //! bytes are deterministic, so the compare-and-set on the head stays exact, a data-key
 //! rotation has nothing to re-seal, and appends spend no extra nonces.
 //!
+//! Several nodes on one store (`Store::shared`): the head this process holds is only a
+//! guess, so every entry, presentations' included, commits as a transaction that requires
+//! the stored head to be the one it extends; another node's entry in between fails it, the
+//! head is reloaded and the stage re-run (`mutation.rs`). The chain stays one line.
+//!
 //! Must never: put a secret into an entry, answer before the entry is durable, or extend a
-//! chain head that does not authenticate.
+//! chain head that does not authenticate, or append without that precondition to a store
+//! another process writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -261,8 +267,12 @@ impl Sigil {
         // process already holds needs no precondition: the slot orders the tenant's chain.
         // It is appended (journaled by sled, no transaction), which is most of what a
         // presentation used to cost. Anything else is one transaction with its entry.
+        // On a store other processes write too (`Store::shared`), no head held here is
+        // known to be the stored one: every entry is a transaction conditional on the head
+        // its writer read, and a conflict (another node extended the chain) re-reads it.
+        let shared = self.store.shared();
         let audit_only = txn.ops.is_empty() && txn.checks.is_empty();
-        let (actor, event, request_id, details) = if audit_only && self.store.can_append_now() {
+        let (actor, event, request_id, details) = if audit_only && !shared && self.store.can_append_now() {
             let tk = self.tenant_keys(tenant).await?;
             let mut parts = (actor, event, request_id, details);
             let mut busy = 0u32;
@@ -304,7 +314,7 @@ impl Sigil {
             };
             let (puts, next) = self.chain_entry(&tk, tenant, &head, actor, event, request_id, details)?;
             let head_key = keys::audit_head(tenant);
-            if audit_only && known {
+            if audit_only && known && !shared {
                 let mut append = Txn::new();
                 for (k, v) in puts {
                     append.put(k, v);

@@ -353,6 +353,13 @@ impl Sigil {
         }
         let bytes = self.store.get(&keys::manifest_node(t, path)).await?.unwrap_or_default();
         if digest(&bytes) != d {
+            // Several nodes on one store: another one rewrote this path after the root in
+            // hand was read (a root this process holds, or one read an instant ago). The
+            // caller re-reads the root and tries again; a node altered at rest keeps
+            // failing, so the record still never opens.
+            if self.store.shared() {
+                return Err(changed_meanwhile());
+            }
             return Err(ServiceError::Internal(format!("a manifest node of {t} is not the one its parent names")));
         }
         let n = Arc::new(Node::decode(path.len(), &bytes).ok_or_else(|| ServiceError::Internal("malformed manifest node".into()))?);
@@ -390,8 +397,12 @@ impl Sigil {
         let d = blob.map(digest);
         let tm = self.manifests.tenant(t);
         if let Some(l) = tm.root() {
-            if self.expected(t, &tm, &l.root, &name).await? == d {
-                return Ok(());
+            match self.expected(t, &tm, &l.root, &name).await {
+                Ok(e) if e == d => return Ok(()),
+                Ok(_) => {}
+                // The root held here is older than a node another process wrote.
+                Err(ServiceError::Conflict { code: ErrorCode::WriteConflict, .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         // Another process wrote, or this one has not read the root yet.

@@ -10,6 +10,7 @@ pub mod agent_state;
 pub mod auth;
 pub mod budget;
 pub mod cache;
+pub mod coherence;
 pub mod credential_status;
 pub mod dids;
 pub mod egress;

@@ -30,6 +30,7 @@ use serde_json::Value;
 use crate::codes::ErrorCode;
 use crate::ids::AgentId;
 use crate::ids::TenantId;
+use crate::service::kernel::coherence::OPERATOR_SCOPE;
 use crate::service::kernel::journal::Event;
 use crate::service::kernel::keyring::TenantKeys;
 use crate::service::{ServiceError, Sigil};
@@ -37,6 +38,8 @@ use crate::store::{StoreError, Txn, keys};
 
 /// How many times a stage is re-run after a conflicting commit.
 pub const MAX_ATTEMPTS: usize = 16;
+/// [`MAX_ATTEMPTS`] on a store several nodes write (`Store::shared`).
+const SHARED_ATTEMPTS: usize = 4 * MAX_ATTEMPTS;
 
 /// What a committed change invalidates.
 #[derive(Debug, Default)]
@@ -115,6 +118,24 @@ impl Effects {
     pub fn data_keys(&mut self, tenant: &TenantId) -> &mut Self {
         self.items.push(Effect::DataKeys(tenant.to_owned()));
         self
+    }
+
+    /// The cache scopes (`service::kernel::coherence`) these effects invalidate entries of:
+    /// the tenants they name, and for a token named by id alone the tenant of the change
+    /// (`tenant`), or the operator scope when the change belongs to no tenant.
+    fn scopes(&self, tenant: Option<&TenantId>) -> std::collections::BTreeSet<String> {
+        self.items
+            .iter()
+            .map(|e| match e {
+                Effect::Token(_) => tenant.map_or_else(|| OPERATOR_SCOPE.to_owned(), |t| t.to_string()),
+                Effect::TenantTokens(t)
+                | Effect::Wallet(t, _)
+                | Effect::Signers(t, _)
+                | Effect::StatusLists(t)
+                | Effect::Guardrails(t)
+                | Effect::DataKeys(t) => t.to_string(),
+            })
+            .collect()
     }
 
     /// Everything cached for `tenant` (its deletion).
@@ -257,7 +278,11 @@ impl Sigil {
     where
         F: std::future::Future<Output = Result<Attempt<T>, ServiceError>>,
     {
-        for _ in 0..MAX_ATTEMPTS {
+        // Several nodes extend one chain: a node whose writers keep meeting another node's
+        // may lose many rounds in a row (that node's next entry is already in flight when
+        // this one reads the head), so it gets more of them, spaced by `back_off`.
+        let attempts = if self.store.shared() { SHARED_ATTEMPTS } else { MAX_ATTEMPTS };
+        for attempt in 0..attempts {
             // Seals for what the stage writes and for the audit entry.
             self.ensure_seals(tenant, 1, false).await?;
             let change = match stage().await {
@@ -271,17 +296,31 @@ impl Sigil {
                 Err(e) => return Err(e),
             };
             let event = change.event.ok_or_else(|| ServiceError::Internal("an audited change without an event".into()))?;
-            match self.try_commit_audited(tenant, actor.to_owned(), change.txn, event).await {
+            let mut txn = change.txn;
+            self.stage_generations(Some(tenant), &change.effects, &mut txn);
+            match self.try_commit_audited(tenant, actor.to_owned(), txn, event).await {
                 Ok(true) => {
                     self.apply_effects(change.effects);
                     return Ok(change.out);
                 }
-                Ok(false) => {}
+                Ok(false) => self.back_off(attempt).await,
                 Err(e) if e.is_seals_spent() => {}
                 Err(e) => return Err(e),
             }
         }
         Err(contended())
+    }
+
+    /// After a conflicting commit on a shared store: another node won the race (the chain
+    /// head, a budget). A short random pause, growing with the attempts, so that the nodes'
+    /// writers stop meeting in lockstep. Nothing on a store one process owns, whose
+    /// writers take turns under in-process locks.
+    async fn back_off(&self, attempt: usize) {
+        if self.store.shared() && attempt > 0 {
+            // Random, up to 1, 2, 4 … 32 ms.
+            let ms = rand::random::<u64>() % ((1u64 << attempt.min(5)) + 1);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
     }
 
     /// [`Sigil::mutate`] for a change outside every tenant's trail (see the module docs).
@@ -311,6 +350,24 @@ impl Sigil {
         self.commit_tracked(None, txn, effects, false).await
     }
 
+    /// Sets the counter at `key` (in no manifest, no trail: a security counter of a shared
+    /// store) to `next` if it still holds `current` (`None`: absent). `Ok(false)` when it
+    /// moved meanwhile; the caller re-reads.
+    pub(crate) async fn compare_and_set_counter(
+        &self,
+        key: Vec<u8>,
+        current: Option<Vec<u8>>,
+        next: Vec<u8>,
+    ) -> Result<bool, ServiceError> {
+        let mut txn = Txn::new();
+        match current {
+            Some(c) => txn.require_equals(key.clone(), c),
+            None => txn.require_absent(key.clone()),
+        };
+        txn.put(key, next);
+        self.commit_counter(txn).await
+    }
+
     /// Commits a transaction that writes only counters no manifest covers.
     async fn commit_counter(&self, txn: Txn) -> Result<bool, ServiceError> {
         match self.store.commit(txn).await {
@@ -333,6 +390,7 @@ impl Sigil {
             Some(t) => Some(t.clone()),
             None => self.tracked_tenant(&txn).await?,
         };
+        self.stage_generations(tenant.as_ref(), &effects, &mut txn);
         let manifest = match &tenant {
             Some(t) => {
                 let tk = self.ensure_seals(t, 1, false).await?;
@@ -362,10 +420,11 @@ impl Sigil {
         tenant: &TenantId,
         tk: &TenantKeys,
         actor: &str,
-        txn: Txn,
+        mut txn: Txn,
         event: Event,
         effects: Effects,
     ) -> Result<bool, ServiceError> {
+        self.stage_generations(Some(tenant), &effects, &mut txn);
         match self.commit_first_entry(tenant, tk, actor.to_owned(), txn, event).await {
             Ok(()) => {
                 self.apply_effects(effects);
@@ -400,6 +459,19 @@ impl Sigil {
             }
         }
         Err(contended())
+    }
+
+    /// On a shared store, adds to `txn` a new generation for every cache scope `effects`
+    /// invalidates (`service::kernel::coherence`), so that the other nodes see the change
+    /// as of the same commit. Random bytes rather than a counter: a plain write, no read
+    /// and no precondition, so concurrent changes of one tenant never conflict on it.
+    fn stage_generations(&self, tenant: Option<&TenantId>, effects: &Effects, txn: &mut Txn) {
+        if !self.store.shared() {
+            return;
+        }
+        for scope in effects.scopes(tenant) {
+            txn.put(keys::cache_generation(&scope), rand::random::<[u8; 16]>().to_vec());
+        }
     }
 
     /// Applies the effects of a committed change.

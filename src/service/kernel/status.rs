@@ -213,6 +213,9 @@ impl Sigil {
     pub async fn status_list_credential(&self, tenant: &TenantId, name: &str) -> Result<Arc<Value>, ServiceError> {
         let not_found = || ServiceError::not_found(ErrorCode::StatusListNotFound, "no such status list");
         let (purpose, list) = Purpose::parse_list(name).ok_or_else(not_found)?;
+        // Public, and read by verifiers of every node: a revocation committed by another
+        // node must show at once.
+        self.confirm_tenant(tenant).await?;
         let now = self.clock.now();
         let ck = (tenant.as_str().to_owned(), purpose.letter(), list);
         if let Some((at, v)) = self.status_cache.0.get(&ck) {

@@ -12,7 +12,7 @@ impl Sigil {
         // No root rotation while the copy is taken: the key-check file and the wraps in the
         // store must belong to the same root key.
         let _no_rotation = self.keys.wrapping.read().await;
-        let keycheck = crate::datadir::read_key_check_bytes(data).await.map_err(ServiceError::Unavailable)?;
+        let keycheck = crate::datadir::read_key_check_bytes(self.store.as_ref(), data).await.map_err(ServiceError::Unavailable)?;
         let store = self.store.clone();
         let bytes =
             tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ServiceError> { Ok(backup::encode(&keycheck, &store.export()?)) })

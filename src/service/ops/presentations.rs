@@ -285,24 +285,39 @@ impl Sigil {
             // (still under the budget lock here). Sealed: amounts are not readable at rest.
             (Some((limit, amt, _)), Some(day)) => {
                 let (event, id) = (&event, &delegation.id);
-                self.mutate(t, &actor(caller), || async move {
-                    let tk = self.tenant_keys(t).await?;
-                    let spent = self.budget_spent(&tk, t, id, day).await?;
-                    let total = spent.amount + *amt;
-                    if total > *limit {
-                        return Err(budget_exceeded());
-                    }
-                    let key = crate::store::keys::budget(t, id, day);
-                    let mut txn = crate::store::Txn::new();
-                    match spent.stored {
-                        Some(b) => txn.require_equals(key.clone(), b),
-                        None => txn.require_absent(key.clone()),
-                    };
-                    txn.put(key, self.seal_budget(&tk, t, id, day, total)?);
-                    Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
-                })
-                .await?;
+                let granted = self
+                    .mutate(t, &actor(caller), || async move {
+                        let tk = self.tenant_keys(t).await?;
+                        let spent = self.budget_spent(&tk, t, id, day).await?;
+                        crate::service::kernel::cache::pause::point("budget.read", t.as_str()).await;
+                        let total = spent.amount + *amt;
+                        if total > *limit {
+                            return Err(budget_exceeded());
+                        }
+                        let key = crate::store::keys::budget(t, id, day);
+                        let mut txn = crate::store::Txn::new();
+                        match spent.stored {
+                            Some(b) => txn.require_equals(key.clone(), b),
+                            None => txn.require_absent(key.clone()),
+                        };
+                        txn.put(key, self.seal_budget(&tk, t, id, day, total)?);
+                        Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
+                    })
+                    .await;
                 drop(budget_guard);
+                if let Err(ServiceError::Forbidden { code: ErrorCode::DailyLimitExceeded, .. }) = &granted {
+                    // Another node spent meanwhile (its write moved the total this stage
+                    // read): a denial after all, in the trail like every other.
+                    let denied = Event::new(
+                        "presentation.denied",
+                        json!({"action": req.action, "resource": req.resource, "reason": ErrorCode::DailyLimitExceeded.as_str()}),
+                    )
+                    .agent(agent.as_str());
+                    self.record(t, actor(caller), denied).await?;
+                    metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => ErrorCode::DailyLimitExceeded.as_str())
+                        .increment(1);
+                }
+                granted?;
             }
             _ => self.record(t, actor(caller), event).await?,
         }

@@ -512,6 +512,7 @@ impl Sigil {
                 Marker::Stale(raw) => txn.require_equals(keys::data_key_rotation(t), raw.clone()).delete(keys::data_key_rotation(t)),
                 Marker::Absent => txn.require_absent(keys::data_key_rotation(t)),
             };
+            self.stage_wrap_guard(&mut txn).await?;
             txn.require_equals(keys::data_key_current(t), cur_raw.clone())
                 .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t.as_str(), dk))
                 .put(keys::data_key_current(t), new.to_be_bytes().to_vec());
@@ -711,7 +712,7 @@ impl Sigil {
         let old = self.keys.root();
         let next =
             RootKey::from_bytes(new_root, old.version() + 1).map_err(|_| ServiceError::invalid("the new root key must be 32 bytes"))?;
-        if crate::datadir::read_key_check_async(data.clone())
+        if crate::datadir::read_key_check_async(self.store.as_ref(), data.clone())
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .is_some_and(|kc| kc.root_version != old.version())
@@ -732,13 +733,21 @@ impl Sigil {
             txn.put(keys::operator_token_next(&id), next.seal_system(kind::OPERATOR_TOKEN, &id, pt.expose()));
         }
         txn.put(keys::pepper(next.version()), next.wrap_pepper(&self.keys.pepper));
+        // Several nodes: from here on, wraps under the old root are refused everywhere
+        // (`stage_wrap_guard`); completing or discarding the rotation sets it for good.
+        if self.store.shared() {
+            self.stage_wrap_guard(&mut txn).await?;
+            txn.put(keys::meta::WRAP_ROOT_VERSION.to_vec(), next.version().to_be_bytes().to_vec());
+        }
         // Staged wraps only (no preconditions): the key-check file below is the commit point.
         if !self.commit_unaudited(txn, Effects::none()).await? {
             return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "another root-key rotation is staged"));
         }
         crate::faults::crash_point("root_rotation.staged");
         let kdf = None; // the new root is a key file; a passphrase store stops needing one
-        crate::datadir::write_key_check_async(data, &next, kdf).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+        crate::datadir::write_key_check_async(self.store.as_ref(), data, &next, kdf)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let version = next.version();
         crate::faults::crash_point("root_rotation.committed");
         self.keys.set_root(next);
@@ -779,6 +788,11 @@ impl Sigil {
             }
             if committed && root.version() > 1 {
                 txn.delete(keys::pepper(root.version() - 1));
+            }
+            // The root wraps are made under from now on: the new one, or the old one again
+            // when the rotation is discarded (`stage_wrap_guard`).
+            if self.store.shared() {
+                txn.put(keys::meta::WRAP_ROOT_VERSION.to_vec(), root.version().to_be_bytes().to_vec());
             }
             Ok(Attempt::unaudited(txn, Effects::none(), ()))
         })

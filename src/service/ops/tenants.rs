@@ -79,6 +79,7 @@ impl Sigil {
         // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
         let wrapping = self.keys.wrapping.read().await;
         let mut txn = Txn::new();
+        self.stage_wrap_guard(&mut txn).await?;
         self.stage_first_seals(t, &tk, &mut txn);
         txn.require_absent(keys::tenant_index(t))
             .require_absent(keys::tenant_tombstone(t))

@@ -218,6 +218,7 @@ impl Sigil {
                 let mut effects = Effects::none();
                 let revoked = self.stage_operator_tokens_removal(&mut txn, &mut effects).await?;
                 self.stage_operator_token(&mut txn, minted_ref)?;
+                self.stage_wrap_guard(&mut txn).await?;
                 Ok(Attempt::unaudited(txn, effects, revoked))
             })
             .await?;
@@ -252,7 +253,7 @@ impl Sigil {
         let mut ids = Vec::new();
         for (k, blob) in self.store.scan(keys::OPERATOR_TOKEN_PREFIX, None, usize::MAX).await? {
             let id = String::from_utf8_lossy(k.get(keys::OPERATOR_TOKEN_PREFIX.len()..).unwrap_or_default()).into_owned();
-            let pt = self.keys.root_for(&blob).open_system(kind::OPERATOR_TOKEN, &id, &blob)?;
+            let pt = self.root_opening(&blob)?.open_system(kind::OPERATOR_TOKEN, &id, &blob)?;
             let rec: TokenRecord =
                 serde_json::from_slice(pt.expose()).map_err(|e| ServiceError::Internal(format!("undecodable operator token: {e}")))?;
             txn.require_equals(k.clone(), blob).delete(k).delete(keys::token_hash(&rec.hash_hex));

@@ -256,15 +256,21 @@ impl Sigil {
             ));
             return Ok(out);
         }
-        let renewal = lease.begin_renewal(now.as_millisecond());
+        // Several nodes on one store (`Store::shared`): a claim is durable before it is
+        // answered (the database commits it), so no lease is needed, and none is kept: the
+        // nodes would overwrite one another's.
+        let shared = self.store.shared();
+        let renewal = if shared { None } else { lease.begin_renewal(now.as_millisecond()) };
         if let Some(r) = &renewal {
             self.write_challenge_lease(r.until).await?;
         }
-        let covered = created.is_some_and(|c| c < lease.until.load(Ordering::Acquire));
+        let covered = !shared && created.is_some_and(|c| c < lease.until.load(Ordering::Acquire));
         // A claim made before the domain was part of the key spends the pair for every
         // domain, as it did when it was made (it lives no longer than its proof).
         let legacy = self.store.get(&keys::replay(&legacy_replay_hash(holder, challenge))).await?.is_some();
-        let fresh = !legacy && self.store.insert_new_pending(key, expires.as_second().to_be_bytes().to_vec()).await?;
+        let value = expires.as_second().to_be_bytes().to_vec();
+        let fresh =
+            !legacy && if shared { self.store.insert_new(key, value).await? } else { self.store.insert_new_pending(key, value).await? };
         // One wait covers both the lease and this claim; a refusal needs none.
         let wait = renewal.is_some() || (fresh && !covered);
         if wait {
@@ -312,6 +318,11 @@ impl Sigil {
     /// claim made so far becomes durable in the same group commit that closes it.
     pub async fn close_challenge_lease(&self) -> Result<(), ServiceError> {
         self.challenge_lease.until.store(i64::MIN, Ordering::Release);
+        if self.store.shared() {
+            // No lease on a shared store (see `verify`): nothing to close, and closing one
+            // a previous single-node run left open would erase its floor.
+            return Ok(());
+        }
         self.write_challenge_lease(i64::MIN).await?;
         self.store.sync_appends().await?;
         Ok(())

@@ -1,0 +1,627 @@
+//! Cache coherence across nodes that share one store. Each process caches tokens,
+//! wallets, opened keys, status lists, guardrail settings and data keys
+//! ([`crate::service::kernel::cache`]); within one process the mutation path evicts them
+//! after every commit. Another node's commit evicts nothing here, so on a shared store
+//! ([`crate::store::Store::shared`]) every cache scope (a tenant, or `_op` for operator
+//! tokens) has a generation record in the store (`keys::cache_generation`): the mutation
+//! path rewrites it, with fresh random bytes, in the same transaction as every change whose
+//! effects invalidate something of that scope (`mutation.rs`), and a node confirms it
+//! ([`Sigil::confirm_scope`]) before a request relies on a cached entry of the scope. If it
+//! moved, the node drops every cached entry of the scope first (which also bumps the
+//! in-process generations, so a fill that started before is refused).
+//!
+//! The confirmation is one indexed read, shared by concurrent requests of the scope
+//! (single flight), but only by requests that began before that read did: a read that
+//! started earlier may have missed a commit whose response preceded a later request. So a
+//! request waits for a read that starts after it does, and every request that started
+//! after a change's response sees the change, on any node, with no time window.
+//!
+//! Notices ([`crate::store::Store::generation_notices`], PostgreSQL `LISTEN`/`NOTIFY`)
+//! only drop entries early; they are never relied on.
+//!
+//! On a store one process owns (sled) none of this runs: the in-process evictions are
+//! exact and the hot path pays nothing.
+//!
+//! Must never: update a scope's known generation without dropping the scope's entries, or
+//! let a request join a confirmation that started before it did.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::ids::TenantId;
+use crate::service::{Caller, ServiceError, Sigil};
+use crate::store::{Txn, keys};
+
+/// The scope of operator tokens.
+pub(crate) const OPERATOR_SCOPE: &str = "_op";
+
+/// Scopes a process keeps confirmation state for; beyond, it starts over (a forgotten
+/// scope costs one eviction of its entries at its next confirmation).
+const MAX_SCOPES: usize = 100_000;
+
+/// What this process knows of each scope's generation.
+#[derive(Default)]
+pub struct Coherence {
+    scopes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Known>>>>,
+    /// Orders request arrivals and read starts: strictly increasing.
+    ticks: AtomicU64,
+}
+
+#[derive(Default)]
+struct Known {
+    /// The stored generation as last read (`None`: never read; `Some(None)`: no record).
+    generation: Option<Option<Vec<u8>>>,
+    /// The tick at which the last completed read began.
+    read_at: u64,
+}
+
+impl Coherence {
+    fn scope(&self, scope: &str) -> Arc<tokio::sync::Mutex<Known>> {
+        let mut m = match self.scopes.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if m.len() >= MAX_SCOPES && !m.contains_key(scope) {
+            m.clear();
+        }
+        m.entry(scope.to_owned()).or_default().clone()
+    }
+
+    fn tick(&self) -> u64 {
+        self.ticks.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+/// The cache scope of an authenticated caller.
+pub(crate) fn scope_of(caller: &Caller) -> &str {
+    match caller {
+        Caller::Tenant { tenant, .. } | Caller::Agent { tenant, .. } => tenant.as_str(),
+        Caller::Operator { .. } => OPERATOR_SCOPE,
+    }
+}
+
+impl Sigil {
+    /// Before a request relies on cached entries of `scope`: confirms the scope's stored
+    /// generation with a read that began after this call did, dropping the scope's cached
+    /// entries if it moved. Returns whether it moved (the caller's cached value, if it read
+    /// one, may be stale). Free when the store is not shared.
+    pub(crate) async fn confirm_scope(&self, scope: &str) -> Result<bool, ServiceError> {
+        if !self.store.shared() {
+            return Ok(false);
+        }
+        let c = &self.coherence;
+        let arrived = c.tick();
+        let slot = c.scope(scope);
+        let mut known = slot.lock().await;
+        if known.read_at > arrived {
+            // A read that began after this request arrived completed meanwhile.
+            metrics::counter!("sigil_cache_confirmations_total", "result" => "shared").increment(1);
+            return Ok(false);
+        }
+        let began = c.tick();
+        let stored = self.store.get(&keys::cache_generation(scope)).await?;
+        let moved = known.generation.as_ref() != Some(&stored);
+        if moved {
+            self.drop_scope(scope);
+            known.generation = Some(stored);
+        }
+        known.read_at = began;
+        let result = if moved { "moved" } else { "read" };
+        metrics::counter!("sigil_cache_confirmations_total", "result" => result).increment(1);
+        Ok(moved)
+    }
+
+    /// Before a wrap under this node's root key (a tenant's first data key, a data-key
+    /// rotation, an operator token) on a shared store: refuses if another node rotated the
+    /// root since this one started (`503`, until this node runs with the new key), and
+    /// makes `txn` conditional on the version it checked, so a rotation staged meanwhile
+    /// fails the commit. A wrap under a root the key check no longer names would be lost
+    /// at this node's next start.
+    pub(crate) async fn stage_wrap_guard(&self, txn: &mut Txn) -> Result<(), ServiceError> {
+        if !self.store.shared() {
+            return Ok(());
+        }
+        let key = keys::meta::WRAP_ROOT_VERSION;
+        let mine = self.keys.root().version();
+        match self.store.get(key).await? {
+            None => txn.require_absent(key.to_vec()),
+            Some(v) if v.as_slice() == mine.to_be_bytes() => txn.require_equals(key.to_vec(), v),
+            Some(_) => {
+                tracing::error!(root_version = mine, "another node rotated the root key: restart this one with the new root key");
+                return Err(ServiceError::Unavailable(
+                    "this node's root key was rotated on another node; it must be restarted with the new one".into(),
+                ));
+            }
+        };
+        Ok(())
+    }
+
+    /// The root key that opens `blob` (a wrap or an operator token), or `503` when it was
+    /// made under a root newer than this node's: another node rotated the root, and this
+    /// one must be restarted with the new key (never an internal error).
+    pub(crate) fn root_opening(&self, blob: &[u8]) -> Result<Arc<crate::crypto::RootKey>, ServiceError> {
+        let mine = self.keys.root().version();
+        if crate::crypto::blob_key_version(blob).is_ok_and(|v| v > mine) {
+            tracing::error!(root_version = mine, "a wrap under a newer root key: restart this node with the new root key");
+            return Err(ServiceError::Unavailable(
+                "this node's root key was rotated on another node; it must be restarted with the new one".into(),
+            ));
+        }
+        Ok(self.keys.root_for(blob))
+    }
+
+    /// [`Sigil::confirm_scope`] for a tenant.
+    pub(crate) async fn confirm_tenant(&self, tenant: &TenantId) -> Result<(), ServiceError> {
+        self.confirm_scope(tenant.as_str()).await.map(|_| ())
+    }
+
+    /// Drops every cached entry of `scope` in this process.
+    fn drop_scope(&self, scope: &str) {
+        if scope == OPERATOR_SCOPE {
+            self.auth_cache.evict(|c| matches!(c, Caller::Operator { .. }));
+            return;
+        }
+        let Ok(t) = TenantId::parse(scope) else { return };
+        self.auth_cache.evict(|c| match c {
+            Caller::Tenant { tenant, .. } | Caller::Agent { tenant, .. } => tenant == &t,
+            Caller::Operator { .. } => false,
+        });
+        self.wallets.evict(&t, None);
+        self.signers.evict(&t, None);
+        self.status_cache.invalidate(&t);
+        self.guardrails.forget_tenant(&t);
+        self.keys.evict(&t);
+    }
+
+    /// Follows the store's generation notices, if it sends any, until it stops: each
+    /// drops the named scope's entries at once instead of at its next confirmation.
+    pub async fn follow_generation_notices(&self) {
+        let Some(mut rx) = self.store.generation_notices() else { return };
+        loop {
+            match rx.recv().await {
+                Ok(key) => {
+                    let Some(scope) = key.strip_prefix(keys::CACHE_GENERATION_PREFIX).and_then(|s| std::str::from_utf8(s).ok()) else {
+                        continue;
+                    };
+                    let slot = self.coherence.scope(scope);
+                    let mut known = slot.lock().await;
+                    self.drop_scope(scope);
+                    // Unknown again: the next confirmation reads (and drops once more).
+                    known.generation = None;
+                }
+                // Notices were lost: harmless (confirmations read anyway), keep following.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two services ("nodes") over one store that says it is shared: each has its own
+    //! caches, locks and chain heads, as two processes on one database do. The store is
+    //! real sled; only `shared()` differs (the PostgreSQL backend's two-process tests are
+    //! in tests/api/cluster.rs).
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use serde_json::Map;
+
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::codes::ErrorCode;
+    use crate::ids::AgentId;
+    use crate::policy::{AmountLimit, Authority, Limits, Principal, PrincipalKind};
+    use crate::service::agents::NewAgent;
+    use crate::service::credentials::NewDelegation;
+    use crate::service::kernel::journal::Event;
+    use crate::service::presentations::{Format, PresentationRequest};
+    use crate::service::testing;
+    use crate::store::{Entry, SledStore, Store, StoreError, Txn};
+
+    /// sled, declared shared: no append journal, no in-process ordering trusted.
+    struct Shared(SledStore);
+
+    #[async_trait]
+    impl Store for Shared {
+        async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key).await
+        }
+        async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+            self.0.scan(prefix, after, limit).await
+        }
+        async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
+            self.0.apply(txn).await
+        }
+        async fn sync(&self) -> Result<(), StoreError> {
+            self.0.sync().await
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.0.size_on_disk()
+        }
+        fn export(&self) -> Result<Vec<Entry>, StoreError> {
+            self.0.export()
+        }
+    }
+
+    struct Cluster {
+        a: Arc<Sigil>,
+        b: Arc<Sigil>,
+        tenant: TenantId,
+        agent: AgentId,
+        /// The agent's token.
+        token: String,
+        _dir: tempfile::TempDir,
+    }
+
+    /// Two nodes; tenant `acme` made on `a` with agent `bot` holding a refund delegation
+    /// of at most 500.00 EUR, `per_day` a day.
+    async fn cluster(per_day: &str) -> Cluster {
+        cluster_of("acme", per_day).await
+    }
+
+    /// [`cluster`] with tenant `id`: pause points are per tenant, and tests run side by side.
+    async fn cluster_of(id: &str, per_day: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(Shared(SledStore::open(&dir.path().join("store")).unwrap()));
+        let clock = FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap());
+        let a = testing::sigil_with_store(dir.path(), store.clone(), clock.clone());
+        let b = testing::sigil_with_store(dir.path(), store, clock);
+        let t = a.create_tenant(&testing::operator(), Some(id), "Acme").await.unwrap().id;
+        let admin = testing::admin(&t);
+        let bot = a.create_agent(&admin, &t, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let authority = Authority::new(
+            &["refunds:create".to_owned()],
+            &["orders/*".to_owned()],
+            Limits { amount: Some(AmountLimit::parse("500.00", "EUR", Some(per_day)).unwrap()) },
+            None,
+        )
+        .unwrap();
+        let new = NewDelegation {
+            principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
+            authority,
+            valid_from: None,
+            valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
+        };
+        a.issue_delegation(&admin, &t, &bot.id, new).await.unwrap();
+        let relaxed = crate::service::guardrails::GuardrailSettings {
+            rate_per_second: 100_000,
+            burst: 100_000,
+            denial_threshold: 0,
+            ..Default::default()
+        };
+        a.set_guardrails(&admin, &t, relaxed).await.unwrap();
+        Cluster { a, b, tenant: t, agent: bot.id, token: bot.access_token.reveal_once(), _dir: dir }
+    }
+
+    fn refund(amount: &str, challenge: &str) -> PresentationRequest {
+        let mut context = Map::new();
+        context.insert("amount".into(), amount.into());
+        context.insert("currency".into(), "EUR".into());
+        PresentationRequest {
+            action: "refunds:create".into(),
+            resource: Some("orders/1".into()),
+            context,
+            challenge: challenge.into(),
+            domain: "shop.example".into(),
+            format: Format::LdpVp,
+            expires_in: Some(60),
+        }
+    }
+
+    /// As the HTTP edge does: authenticate, then present.
+    async fn present(node: &Sigil, token: &str, amount: &str, challenge: &str) -> Result<Value, ServiceError> {
+        let caller = node.authenticate(token).await?;
+        Ok(node.present(&caller, refund(amount, challenge)).await?.document())
+    }
+
+    use serde_json::Value;
+
+    /// Suspension, token replacement, token deletion and tenant deletion on node `a` are
+    /// effective on node `b` for the next request, although `b` had everything cached.
+    #[tokio::test]
+    async fn a_change_on_one_node_is_effective_on_the_other_at_once() {
+        let c = cluster("1000.00").await;
+        let admin = testing::admin(&c.tenant);
+        // `b` caches the token, the wallet and the signer.
+        present(&c.b, &c.token, "1.00", "warm").await.unwrap();
+        // Suspension on `a`.
+        c.a.set_agent_suspended(&admin, &c.tenant, &c.agent, true).await.unwrap();
+        let r = present(&c.b, &c.token, "1.00", "s1").await;
+        assert!(r.is_err(), "node b signed for an agent node a suspended");
+        c.a.set_agent_suspended(&admin, &c.tenant, &c.agent, false).await.unwrap();
+        present(&c.b, &c.token, "1.00", "s2").await.unwrap();
+        // Token replacement on `a` (no grace): the old token stops on `b`.
+        let new = c.a.rotate_agent_token(&admin, &c.tenant, &c.agent, None, None).await.unwrap();
+        let r = c.b.authenticate(&c.token).await;
+        assert!(matches!(r, Err(ServiceError::Unauthenticated)), "node b accepted a replaced token: {r:?}");
+        let new = new.access_token.reveal_once();
+        present(&c.b, &new, "1.00", "s3").await.unwrap();
+        // An admin token deleted on `a`.
+        let issued = c.a.create_tenant_token(&admin, &c.tenant, crate::service::model::records::TokenRole::Admin, None).await.unwrap();
+        let admin_token = issued.token.reveal_once();
+        let on_b = c.b.authenticate(&admin_token).await.unwrap();
+        c.a.delete_tenant_token(&admin, &c.tenant, on_b.token_id()).await.unwrap();
+        assert!(matches!(c.b.authenticate(&admin_token).await, Err(ServiceError::Unauthenticated)));
+        // The tenant deleted on `a`.
+        present(&c.b, &new, "1.00", "s4").await.unwrap();
+        c.a.delete_tenant(&testing::operator(), &c.tenant).await.unwrap();
+        let r = present(&c.b, &new, "1.00", "s5").await;
+        assert!(r.is_err(), "node b served a tenant node a deleted");
+    }
+
+    /// Both nodes write one tenant's trail at once: one linear chain, every entry once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn both_nodes_extend_one_chain() {
+        let c = cluster("1000.00").await;
+        // Taking turns first: each node then holds a head the other has moved.
+        for i in 1000..1010u64 {
+            let node = if i % 2 == 0 { &c.a } else { &c.b };
+            node.record(&c.tenant, "test".into(), Event::new("test.turn", serde_json::json!({ "i": i }))).await.unwrap();
+        }
+        let mut tasks = Vec::new();
+        for i in 0..120u64 {
+            let node = if i % 2 == 0 { c.a.clone() } else { c.b.clone() };
+            let t = c.tenant.clone();
+            tasks.push(tokio::spawn(async move {
+                node.record(&t, "test".into(), Event::new("test.event", serde_json::json!({ "i": i }))).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let entries = c.a.audit_entries(&c.tenant, 0, 10_000).await.unwrap();
+        crate::audit::verify_chain(&entries, entries[0].seq, &entries[0].prev).unwrap();
+        let mut seen: Vec<u64> =
+            entries.iter().filter(|e| e.event == "test.event").filter_map(|e| e.details.get("i").and_then(Value::as_u64)).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..120).collect::<Vec<_>>(), "an entry was lost or written twice");
+        assert_eq!(entries.iter().filter(|e| e.event == "test.turn").count(), 10, "an entry was lost");
+        assert!(c.b.audit_verify(&testing::admin(&c.tenant), &c.tenant).await.unwrap().ok);
+    }
+
+    /// 60 concurrent 30.00 EUR refunds against 1,000.00 EUR a day, half on each node:
+    /// exactly 33 granted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_daily_budget_is_exact_across_nodes() {
+        let c = cluster("1000.00").await;
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let node = if i % 2 == 0 { c.a.clone() } else { c.b.clone() };
+            let token = c.token.clone();
+            tasks.push(tokio::spawn(async move { present(&node, &token, "30.00", &format!("b{i}")).await }));
+        }
+        let mut granted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => granted += 1,
+                Err(ServiceError::Forbidden { code: ErrorCode::DailyLimitExceeded, .. }) => {}
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(granted, 33, "1000.00 / 30.00 → exactly 33 grants");
+    }
+
+    /// A spend on one node between another node's read of the day's total and its write
+    /// is not lost: the write is conditional on the bytes read, and re-read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spend_between_another_nodes_read_and_write_counts() {
+        let c = cluster_of("paused", "700.00").await;
+        let armed = crate::service::kernel::cache::pause::arm("budget.read", c.tenant.as_str());
+        let (b, token) = (c.b.clone(), c.token.clone());
+        let late = tokio::spawn(async move { present(&b, &token, "400.00", "late").await });
+        armed.arrived.notified().await;
+        present(&c.a, &c.token, "400.00", "first").await.unwrap();
+        armed.release.notify_one();
+        let r = late.await.unwrap();
+        assert!(
+            matches!(r, Err(ServiceError::Forbidden { code: ErrorCode::DailyLimitExceeded, .. })),
+            "800.00 granted against 700.00 a day: {:?}",
+            r.map(|_| "granted")
+        );
+    }
+
+    /// One presentation offered to both nodes at once, many times: each verifies once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_challenge_verifies_once_across_nodes() {
+        let c = cluster("1000.00").await;
+        for i in 0..20 {
+            let challenge = format!("once-{i}");
+            let doc = present(&c.a, &c.token, "1.00", &challenge).await.unwrap();
+            let expect = || crate::service::Expectation {
+                challenge: Some(challenge.clone()),
+                domain: Some("shop.example".into()),
+                ..Default::default()
+            };
+            let (ra, rb) = tokio::join!(c.a.verify_presentation(&doc, expect()), c.b.verify_presentation(&doc, expect()));
+            let ok = [ra.unwrap().verified(), rb.unwrap().verified()];
+            assert_eq!(ok.iter().filter(|v| **v).count(), 1, "challenge {challenge}: {ok:?}");
+        }
+    }
+
+    /// Failed authentications from one address count across nodes; so do the denials that
+    /// suspend an agent.
+    #[tokio::test]
+    async fn security_counters_hold_across_nodes() {
+        let c = cluster("1000.00").await;
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let limit = c.a.guardrails.auth_window_limit;
+        let mut throttled_at = None;
+        for i in 0..2 * limit + 2 {
+            let node = if i % 2 == 0 { &c.a } else { &c.b };
+            if node.note_auth_failure(ip, None, "/v1/x").await {
+                throttled_at = Some(i);
+                break;
+            }
+        }
+        assert_eq!(
+            throttled_at,
+            Some(limit),
+            "the nodes' failures were not counted together (throttled after {throttled_at:?} of {limit} allowed)"
+        );
+        assert!(c.a.auth_blocked(ip) || c.a.note_auth_failure(ip, None, "/v1/x").await);
+        assert!(c.b.auth_blocked(ip) || c.b.note_auth_failure(ip, None, "/v1/x").await);
+
+        // Four denials in the window suspend; two on each node.
+        let admin = testing::admin(&c.tenant);
+        let strict = crate::service::guardrails::GuardrailSettings {
+            rate_per_second: 100_000,
+            burst: 100_000,
+            denial_threshold: 4,
+            denial_window_secs: 600,
+            ..Default::default()
+        };
+        c.a.set_guardrails(&admin, &c.tenant, strict).await.unwrap();
+        for i in 0..4 {
+            let node = if i % 2 == 0 { &c.a } else { &c.b };
+            let r = present(node, &c.token, "900.00", &format!("d{i}")).await;
+            assert!(matches!(r, Err(ServiceError::Forbidden { .. })), "{r:?}");
+        }
+        let state = c.b.get_agent(&admin, &c.tenant, &c.agent).await.unwrap().record.state;
+        assert_eq!(state, crate::service::model::records::AgentState::Suspended, "denials split across nodes did not suspend");
+    }
+
+    /// A root-key rotation on one node: the other, still holding the previous root,
+    /// refuses to wrap under it (a wrap the key check no longer names would be lost at its
+    /// next start) and keeps serving what it has; the rotating node wraps on.
+    #[tokio::test]
+    async fn a_node_with_an_outdated_root_does_not_wrap_under_it() {
+        let c = cluster("1000.00").await;
+        let op = testing::operator();
+        present(&c.b, &c.token, "1.00", "before").await.unwrap();
+        let key_file = c._dir.path().join("next.key");
+        crate::datadir::write_new_key_file(&key_file, &crate::crypto::SecretBytes::random(32)).unwrap();
+        assert_eq!(c.a.rotate_root_key(&op, &key_file).await.unwrap(), 2);
+        let r = c.b.create_tenant(&op, Some("late"), "Late").await;
+        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "node b wrapped under a rotated root: {:?}", r.map(|t| t.id));
+        let r = c.b.rotate_data_key(&testing::admin(&c.tenant), &c.tenant).await;
+        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "node b wrapped a data key under a rotated root: {r:?}");
+        present(&c.b, &c.token, "1.00", "after").await.unwrap();
+        c.a.create_tenant(&op, Some("late"), "Late").await.unwrap();
+    }
+
+    /// PostgreSQL, counting the generation reads.
+    struct Counted {
+        inner: crate::store::PgStore,
+        reads: std::sync::atomic::AtomicU64,
+    }
+
+    #[async_trait]
+    impl Store for Counted {
+        async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            if key.starts_with(crate::store::keys::CACHE_GENERATION_PREFIX) {
+                self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.inner.get(key).await
+        }
+        async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+            self.inner.scan(prefix, after, limit).await
+        }
+        async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
+            self.inner.apply(txn).await
+        }
+        async fn sync(&self) -> Result<(), StoreError> {
+            self.inner.sync().await
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.inner.size_on_disk()
+        }
+        fn export(&self) -> Result<Vec<Entry>, StoreError> {
+            self.inner.export()
+        }
+    }
+
+    /// What confirming a generation costs, against the bare signature in the same run:
+    /// `SIGIL_TEST_PG_URL=… cargo test --lib confirmation_cost -- --ignored --nocapture`.
+    /// A measurement, not a check (debug build of Sigil; its dependencies, the signature
+    /// and the driver included, are optimised: `profile.dev.package."*"`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement; needs SIGIL_TEST_PG_URL"]
+    async fn confirmation_cost() {
+        use std::time::Instant;
+        let Some(url) = crate::store::test_database("confirmation_cost").await else { return };
+        let pg = crate::store::PgStore::open(&crate::store::PgOptions::new(url)).await.unwrap();
+        let store = Arc::new(Counted { inner: pg, reads: Default::default() });
+        let dir = tempfile::tempdir().unwrap();
+        let s = testing::sigil_with_store(dir.path(), store.clone(), Arc::new(crate::clock::SystemClock));
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        let bot = s.create_agent(&testing::admin(&t), &t, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let token = bot.access_token.reveal_once();
+        s.authenticate(&token).await.unwrap();
+        let n = 2000u32;
+        // The bare signature: JCS + SHA-256 + Ed25519 over a 3.5 KB presentation.
+        let vp: Value = serde_json::json!({"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiablePresentation"],
+            "holder": "did:web:x", "verifiableCredential": (0..2).map(|i| serde_json::json!({"id": i, "pad": "x".repeat(1600)})).collect::<Vec<_>>()});
+        let unsigned = vp.as_object().unwrap().clone();
+        let signer = crate::crypto::Signer::generate();
+        let opts = crate::vc::proof::ProofOptions {
+            verification_method: "did:web:x#key-1".into(),
+            proof_purpose: "authentication",
+            created: "2026-11-28T20:00:00Z".into(),
+            expires: None,
+            challenge: Some("c".into()),
+            domain: Some("d".into()),
+        };
+        let started = Instant::now();
+        for _ in 0..n {
+            let canon = crate::vc::jcs::canonicalize_object(&unsigned, None).unwrap();
+            crate::vc::proof::sign_canonical(&canon, None, &opts, &signer).unwrap();
+        }
+        let sign = started.elapsed() / n;
+        // One request at a time: every authentication confirms with its own read.
+        let started = Instant::now();
+        for _ in 0..n {
+            s.authenticate(&token).await.unwrap();
+        }
+        let sequential = started.elapsed() / n;
+        // The same on sled (not shared: no confirmation).
+        let sled = testing::sigil(dir.path().join("sled").as_path());
+        std::fs::create_dir_all(dir.path().join("sled")).ok();
+        let t2 = sled.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        let bot2 = sled.create_agent(&testing::admin(&t2), &t2, NewAgent { name: "bot".into(), ..Default::default() }).await.unwrap();
+        let token2 = bot2.access_token.reveal_once();
+        sled.authenticate(&token2).await.unwrap();
+        let started = Instant::now();
+        for _ in 0..n {
+            sled.authenticate(&token2).await.unwrap();
+        }
+        let bare = started.elapsed() / n;
+        // 64 concurrent requests of one tenant: reads shared.
+        let before = store.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (s, token) = (s.clone(), token.clone());
+                tokio::spawn(async move {
+                    for _ in 0..100 {
+                        s.authenticate(&token).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let wall = started.elapsed();
+        let reads = store.reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+        eprintln!("bare signature (JCS + SHA-256 + Ed25519, 3.5 KB): {sign:?}");
+        eprintln!("authentication, cache hit, sled (no confirmation): {bare:?}");
+        eprintln!(
+            "authentication, cache hit, PostgreSQL, one at a time (one confirmation read each): {sequential:?} = {:.2} x the signature",
+            sequential.as_secs_f64() / sign.as_secs_f64()
+        );
+        eprintln!(
+            "64 concurrent: 6400 authentications in {wall:?} ({:?} each), {reads} confirmation reads ({:.3} per request)",
+            wall / 6400,
+            reads as f64 / 6400.0
+        );
+    }
+}
