@@ -18,6 +18,7 @@ mod isolation;
 mod jose;
 mod lifecycle;
 mod logs;
+mod mcp;
 
 mod openapi;
 mod presentations;
