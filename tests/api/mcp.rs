@@ -7,7 +7,7 @@ use std::sync::Once;
 
 use serde_json::{Value, json};
 
-use crate::helpers::Server;
+use crate::helpers::{Opts, Server};
 use crate::presentations::{delegation, setup};
 
 fn root() -> PathBuf {
@@ -51,6 +51,19 @@ fn client(s: &Server, token: &str, transport: &str, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)))
 }
 
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("$ref") {
+                out.push(r.clone());
+            }
+            o.values().for_each(|x| collect_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
 fn assert_granted_denied_verified(r: &Value) {
     assert!(r.get("exception").is_none(), "{r:#}");
     let g = &r["granted"];
@@ -86,6 +99,15 @@ async fn official_python_client_over_streamable_http() {
         assert!(schema["properties"][field].is_object(), "{field} missing: {schema:#}");
     }
     assert_eq!(schema["required"], json!(["action", "challenge", "domain"]), "{schema:#}");
+    // Schemas are self-contained: every $ref points into the tool's own $defs.
+    for (n, t) in tools {
+        let mut refs = Vec::new();
+        collect_refs(&t["input_schema"], &mut refs);
+        for r in refs {
+            let name = r.strip_prefix("#/$defs/").unwrap_or_else(|| panic!("{n}: {r} is not local"));
+            assert!(t["input_schema"]["$defs"][name].is_object(), "{n}: {r} unresolved");
+        }
+    }
     assert_granted_denied_verified(&r);
     // The presentation the tool returned is the one REST would: it names the agent.
     assert!(r["granted"]["structured"]["presentation"]["holder"].as_str().unwrap().ends_with(&agent), "{r:#}");
@@ -209,4 +231,24 @@ async fn tokens_tenants_and_bounds_are_the_rest_api_s() {
     // No SSE stream: GET answers 405.
     let (st, _) = s.call("GET", "/mcp", Some(&token_a), None).await;
     assert_eq!(st, 405);
+}
+
+/// Failed authentications on /mcp count toward the same per-address throttle as REST; a
+/// valid token is still served.
+#[tokio::test]
+async fn failed_authentications_on_mcp_are_throttled() {
+    let mut opts = Opts::default();
+    opts.env.push(("SIGIL_AUTH_FAILURE_BURST".into(), "5".into()));
+    let s = Server::start_with(opts).await;
+    let (_, _, token) = setup(&s, "acme", None).await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(rpc(&s, Some("sgl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), list.clone()).await.0);
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert_eq!(statuses[7], 429, "{statuses:?}");
+    let (st, v) = rpc(&s, Some(&token), list).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["result"]["tools"].as_array().map(Vec::len), Some(3), "{v}");
 }
