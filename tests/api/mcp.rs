@@ -228,6 +228,11 @@ async fn tokens_tenants_and_bounds_are_the_rest_api_s() {
     let big = "x".repeat(128 * 1024);
     let (st, v) = rpc(&s, Some(&token_a), call("verify_presentation", json!({"presentation": big}))).await;
     assert_eq!((st, v["code"].as_str()), (413, Some("payload_too_large")), "{v}");
+    // A browser page from elsewhere (DNS rebinding) is refused; this host's own origin is not.
+    for (origin, want) in [("https://evil.example".to_owned(), 403), (s.base.clone(), 200)] {
+        let resp = s.client.post(s.url("/mcp")).bearer_auth(&token_a).header("origin", origin).json(&list).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), want);
+    }
     // No SSE stream: GET answers 405.
     let (st, _) = s.call("GET", "/mcp", Some(&token_a), None).await;
     assert_eq!(st, 405);
