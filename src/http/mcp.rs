@@ -236,7 +236,7 @@ async fn my_authority(sigil: &Sigil, auth: &Auth, args: Value) -> Result<Value, 
     let delegations: Vec<Value> = mine
         .delegations
         .iter()
-        .map(|(rec, _status, budget)| {
+        .map(|(rec, budget)| {
             let mut d = serde_json::to_value(CredentialSummary::new(rec, mine.now)).unwrap_or_default();
             let authority = rec.authority.as_ref();
             if let Some(o) = d.as_object_mut() {

@@ -91,14 +91,14 @@ impl Sigil {
     }
 }
 
-/// The calling agent and each delegation in its wallet with its effective status
-/// (`active`, `revoked`, `suspended`, `expired`, `not_yet_valid`) and today's budget.
+/// The calling agent and each delegation in its wallet with today's budget; `now` is the
+/// instant the effective statuses (`effective_status`) are to be read at.
 #[derive(Debug, Clone)]
 pub struct MyAuthority {
     pub agent: crate::service::model::records::AgentRecord,
     pub did: String,
     pub now: jiff::Timestamp,
-    pub delegations: Vec<(CredentialRecord, &'static str, BudgetView)>,
+    pub delegations: Vec<(CredentialRecord, BudgetView)>,
 }
 
 /// What a delegation spent on one day of its time zone, against its daily limit.
@@ -147,8 +147,7 @@ impl Sigil {
                 continue;
             }
             let budget = self.budget_of(tenant, &rec, None).await?;
-            let status = effective_status(&rec, now);
-            delegations.push((rec, status, budget));
+            delegations.push((rec, budget));
         }
         Ok(MyAuthority { did: self.agent_did(tenant, agent), agent: record, now, delegations })
     }
