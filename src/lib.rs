@@ -17,6 +17,7 @@ pub mod error;
 pub mod faults;
 pub mod http;
 pub mod ids;
+pub mod mcp_bridge;
 pub mod monitor;
 pub mod policy;
 pub mod seed;

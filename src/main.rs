@@ -44,6 +44,9 @@ enum Command {
     /// Verify a presentation (ldp_vp JSON or jwt_vp compact JWS) from FILE ('-' for stdin).
     /// Exit code 0 only when verified.
     Verify(VerifyArgs),
+    /// Serve MCP on stdin/stdout for a local MCP host, forwarding every message to a Sigil
+    /// server's /mcp with an agent token (newline-delimited JSON-RPC; logs go to stderr).
+    Mcp(McpArgs),
     /// Fast seeding for benchmarks and capacity tests (server stopped): one new tenant and N
     /// agents with an identity and a delegation each, flushed once at the end.
     Seed(SeedArgs),
@@ -274,6 +277,60 @@ struct BackupArgs {
     /// Where to write the backup.
     #[arg(long)]
     out: std::path::PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct McpArgs {
+    /// Base URL of the server, e.g. https://127.0.0.1:8443.
+    #[arg(long)]
+    url: String,
+    /// File holding the agent's token.
+    #[arg(long)]
+    token_file: std::path::PathBuf,
+    /// Extra PEM CA to trust (a development server's tls/ca.pem).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+}
+
+/// `sigil mcp`: stdin lines in, `/mcp` answers out, one at a time and in order.
+fn mcp_cmd(a: McpArgs) -> ExitCode {
+    use std::io::{BufRead, Write};
+    let token = match std::fs::read_to_string(&a.token_file) {
+        Ok(t) => t.trim().to_owned(),
+        Err(e) => return fail(SigilError::Config(format!("cannot read {}: {e}", a.token_file.display()))),
+    };
+    let ca = match a.ca.as_deref().map(std::fs::read).transpose() {
+        Ok(c) => c,
+        Err(e) => return fail(SigilError::Config(format!("cannot read the CA file: {e}"))),
+    };
+    // The same client as the other commands that call a server: HTTPS only (unless the URL
+    // says http://), the system roots plus --ca, no redirects, no proxy.
+    let http = match sigil::monitor::client(ca.as_deref(), !a.url.starts_with("http://")) {
+        Ok(c) => c,
+        Err(e) => return fail(SigilError::Config(e)),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(SigilError::Startup(e.to_string())),
+    };
+    let mut bridge = sigil::mcp_bridge::Bridge::new(http, &a.url, token);
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return fail(SigilError::Startup(format!("stdin: {e}"))),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(answer) = rt.block_on(bridge.forward(&line)) {
+            // A host that closed stdout is gone: end quietly.
+            if writeln!(out, "{answer}").and_then(|()| out.flush()).is_err() {
+                return ExitCode::SUCCESS;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 #[derive(Debug, clap::Args)]
@@ -533,6 +590,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Backup(a) => backup_cmd(a),
+        Command::Mcp(a) => mcp_cmd(a),
         Command::Audit(AuditCmd::Verify(a)) => audit_verify_cmd(a),
         Command::Audit(AuditCmd::Watch(a)) => audit_watch_cmd(a),
         Command::Restore(a) => {

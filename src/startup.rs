@@ -524,6 +524,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             .app_data(web::QueryConfig::default().error_handler(http::problem::query_error))
             .app_data(web::PathConfig::default().error_handler(http::problem::path_error))
             .configure(http::configure)
+            .configure(http::mcp::configure)
             .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
             .route("/docs", web::get().to(http::system::docs_redirect))
             .route("/metrics", web::get().to(http::system::metrics))

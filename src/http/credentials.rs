@@ -127,12 +127,18 @@ pub async fn budget(
         None => None,
     };
     let b = sigil.delegation_budget(&auth.0, &parse_tenant(&t)?, &c, day).await?;
-    Ok(HttpResponse::Ok().json(BudgetResponse {
-        day: b.day,
-        time_zone: b.time_zone,
-        currency: b.currency,
-        per_day: b.per_day.map(|d| d.to_string()),
-        spent: b.spent.to_string(),
-        remaining: b.remaining.map(|d| d.to_string()),
-    }))
+    Ok(HttpResponse::Ok().json(BudgetResponse::from(b)))
+}
+
+impl From<crate::service::credentials::BudgetView> for BudgetResponse {
+    fn from(b: crate::service::credentials::BudgetView) -> Self {
+        Self {
+            day: b.day,
+            time_zone: b.time_zone,
+            currency: b.currency,
+            per_day: b.per_day.map(|d| d.to_string()),
+            spent: b.spent.to_string(),
+            remaining: b.remaining.map(|d| d.to_string()),
+        }
+    }
 }

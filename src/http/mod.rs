@@ -13,6 +13,7 @@ pub mod constraints;
 pub mod credentials;
 pub mod dto;
 pub mod lifecycle;
+pub mod mcp;
 pub mod middleware;
 pub mod openapi;
 pub mod presentations;

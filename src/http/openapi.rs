@@ -10,7 +10,11 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Sigil", description = "Cloud ID wallet for AI agents: did:web identities, W3C VC 2.0 credentials, action-bound presentations."),
+    info(title = "Sigil", description = "Cloud ID wallet for AI agents: did:web identities, W3C VC 2.0 credentials, action-bound presentations.\n\n\
+`POST /mcp` (not listed below: it is one JSON-RPC endpoint, not a REST resource) serves the Model Context Protocol, revision \
+2026-07-28 (and the 2025-11-25 / 2025-06-18 handshake), with the agent's token as a bearer token; its tools \
+`request_presentation`, `my_authority` and `verify_presentation` call the same use cases as `POST /v1/presentations` and \
+`POST /v1/verify`. See README, \"MCP\"."),
     paths(
         system::healthz, system::readyz, system::backup, system::rotate_operator_token, system::revoke_operator_tokens, audit::list, audit::verify, audit::export, lifecycle::get_guardrails, lifecycle::set_guardrails,
         tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::list_tokens, tenants::delete_token,

@@ -145,7 +145,13 @@ impl From<PresentationReport> for VerifyResponse {
 `credential_suspended`, `agent_suspended`, `no_delegation`", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: Body<CreatePresentationRequest>) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
+    let (req, format) = presentation_request(body.into_inner());
+    let p = sigil.present(&auth.0, req).await?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(presentation_body(&p, format)?))
+}
+
+/// The use case's request from the wire's (REST and the MCP `request_presentation` tool).
+pub(crate) fn presentation_request(b: CreatePresentationRequest) -> (PresentationRequest, FormatDto) {
     let format = b.format.unwrap_or_default();
     let req = PresentationRequest {
         action: b.action,
@@ -159,13 +165,12 @@ pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: Body<CreatePresen
         },
         expires_in: b.expires_in,
     };
-    let p = sigil.present(&auth.0, req).await?;
-    Ok(HttpResponse::Ok().content_type("application/json").body(presentation_body(&p, format)?))
+    (req, format)
 }
 
 /// The [`PresentationResponse`] body, written around the presentation's JSON bytes: the hot
 /// path never turns the credentials back into `Value` trees just to serialize them again.
-fn presentation_body(p: &crate::service::presentations::Presentation, format: FormatDto) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn presentation_body(p: &crate::service::presentations::Presentation, format: FormatDto) -> Result<Vec<u8>, ApiError> {
     #[derive(Serialize)]
     struct Rest<'a> {
         format: FormatDto,
@@ -198,11 +203,20 @@ fn presentation_body(p: &crate::service::presentations::Presentation, format: Fo
     responses((status = 200, description = "Verification result (see `verified`)", body = VerifyResponse),
               (status = 429, description = "`rate_limited`: too many verifications from this address", body = Problem, content_type = "application/problem+json")))]
 pub async fn verify(req: actix_web::HttpRequest, sigil: web::Data<Sigil>, body: Body<VerifyRequest>) -> Result<HttpResponse, ApiError> {
-    sigil.check_verify_rate(super::client::client_ip(&req))?;
-    let b = body.into_inner();
+    Ok(HttpResponse::Ok().json(verify_request(&sigil, super::client::client_ip(&req), body.into_inner()).await?))
+}
+
+/// `/v1/verify` and the MCP `verify_presentation` tool: the per-address rate, the request's
+/// own bounds, then the verification use case.
+pub(crate) async fn verify_request(
+    sigil: &Sigil,
+    client: Option<std::net::IpAddr>,
+    b: VerifyRequest,
+) -> Result<VerifyResponse, crate::service::ServiceError> {
+    sigil.check_verify_rate(client)?;
     if let Some(t) = &b.trusted_issuers {
         if t.len() > 16 || t.iter().any(|d| d.is_empty() || d.len() > 512) {
-            return Err(crate::service::ServiceError::invalid("trusted_issuers takes at most 16 DIDs of at most 512 characters").into());
+            return Err(crate::service::ServiceError::invalid("trusted_issuers takes at most 16 DIDs of at most 512 characters"));
         }
     }
     let expect = Expectation {
@@ -211,8 +225,7 @@ pub async fn verify(req: actix_web::HttpRequest, sigil: web::Data<Sigil>, body: 
         action: b.action.and_then(|a| serde_json::to_value(a).ok()),
         trusted_issuers: b.trusted_issuers,
     };
-    let report = sigil.verify_presentation(&b.presentation, expect).await?;
-    Ok(HttpResponse::Ok().json(VerifyResponse::from(report)))
+    Ok(VerifyResponse::from(sigil.verify_presentation(&b.presentation, expect).await?))
 }
 
 /// VC-API presentation verify request.

@@ -42,6 +42,21 @@ impl ApiError {
     }
 
     /// 400 `invalid_request`.
+    /// The machine code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The sentence for the caller.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, detail)
     }

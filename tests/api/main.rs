@@ -21,6 +21,7 @@ mod isolation;
 mod jose;
 mod lifecycle;
 mod logs;
+mod mcp;
 
 mod openapi;
 mod postgres;

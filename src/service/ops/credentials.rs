@@ -91,6 +91,16 @@ impl Sigil {
     }
 }
 
+/// The calling agent and each delegation in its wallet with today's budget; `now` is the
+/// instant the effective statuses (`effective_status`) are to be read at.
+#[derive(Debug, Clone)]
+pub struct MyAuthority {
+    pub agent: crate::service::model::records::AgentRecord,
+    pub did: String,
+    pub now: jiff::Timestamp,
+    pub delegations: Vec<(CredentialRecord, BudgetView)>,
+}
+
 /// What a delegation spent on one day of its time zone, against its daily limit.
 #[derive(Debug, Clone)]
 pub struct BudgetView {
@@ -119,6 +129,37 @@ impl Sigil {
     ) -> Result<BudgetView, ServiceError> {
         caller.require_tenant_read(tenant)?;
         let (rec, _) = self.credential_record(tenant, credential).await?;
+        self.budget_of(tenant, &rec, day).await
+    }
+
+    /// What the calling agent may do now: its own state and every delegation in its wallet
+    /// (authority, validity, status, today's budget). Only an agent token, and only about
+    /// itself: the same reads as the admin routes, without their tenant-read requirement.
+    pub async fn my_authority(&self, caller: &Caller) -> Result<MyAuthority, ServiceError> {
+        let Caller::Agent { tenant, agent, .. } = caller else {
+            return Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "this needs an agent token"));
+        };
+        let (record, _) = self.agent_record(tenant, agent).await?;
+        let now = self.clock.now();
+        let mut delegations = Vec::new();
+        for rec in self.wallet_records(tenant, &record).await? {
+            if rec.kind != crate::service::model::records::CredentialKind::Delegation {
+                continue;
+            }
+            let budget = self.budget_of(tenant, &rec, None).await?;
+            delegations.push((rec, budget));
+        }
+        Ok(MyAuthority { did: self.agent_did(tenant, agent), agent: record, now, delegations })
+    }
+
+    /// [`Self::delegation_budget`] of a loaded credential, with no access check.
+    async fn budget_of(
+        &self,
+        tenant: &TenantId,
+        rec: &CredentialRecord,
+        day: Option<jiff::civil::Date>,
+    ) -> Result<BudgetView, ServiceError> {
+        let credential = rec.id.as_str();
         // A credential without delegated authority (an identity credential) has no limit:
         // it answers with nothing spent and no daily limit.
         let authority = rec.authority.as_ref();
