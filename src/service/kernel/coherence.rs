@@ -563,6 +563,7 @@ mod tests {
         let unsigned = vp.as_object().unwrap().clone();
         let signer = crate::crypto::Signer::generate();
         let opts = crate::vc::proof::ProofOptions {
+            cryptosuite: crate::vc::proof::Cryptosuite::EddsaJcs2022,
             verification_method: "did:web:x#key-1".into(),
             proof_purpose: "authentication",
             created: "2026-11-28T20:00:00Z".into(),
