@@ -213,13 +213,25 @@ impl TenantManifest {
         self.root.read().ok().and_then(|r| r.clone())
     }
 
-    /// Accepts `root` unless it is older than one seen before; installs it as the latest.
-    fn admit(&self, loaded: Arc<Loaded>) -> Result<Arc<Loaded>, ServiceError> {
+    /// (incarnation, highest epoch) seen so far: taken before a store read, the floor that
+    /// read's root must reach.
+    fn floor(&self) -> Result<(u64, u64), ServiceError> {
+        self.seen.lock().map(|s| *s).map_err(|_| poisoned())
+    }
+
+    /// Accepts `root` unless it is older than one seen before the read that returned it
+    /// began (`floor`, from [`TenantManifest::floor`]); installs it as the latest.
+    ///
+    /// The floor, not the highest epoch seen by now: a read that began before a concurrent
+    /// request (or, on a shared store, another node) moved the root may return the older
+    /// root, which is no rollback; the store returned what was current when the read ran.
+    /// Only a root older than one this process saw *before* asking is.
+    fn admit(&self, loaded: Arc<Loaded>, floor: (u64, u64)) -> Result<Arc<Loaded>, ServiceError> {
         {
             let mut seen = self.seen.lock().map_err(|_| poisoned())?;
             let (inc, epoch) = (loaded.root.incarnation, loaded.root.epoch);
-            if seen.0 == inc && epoch < seen.1 {
-                return Err(ServiceError::Internal(format!("a manifest root of epoch {epoch} replaced epoch {}: rolled back", seen.1)));
+            if floor.0 == inc && epoch < floor.1 {
+                return Err(ServiceError::Internal(format!("a manifest root of epoch {epoch} replaced epoch {}: rolled back", floor.1)));
             }
             if seen.0 != inc || epoch > seen.1 {
                 *seen = (inc, epoch);
@@ -313,7 +325,9 @@ impl Staged<'_> {
         for (d, n) in self.nodes {
             self.manifests.cache_node(&self.tm, d, n);
         }
-        let _ = self.tm.admit(self.next);
+        // The writer's own root: it extends the root read under the write lock, so no
+        // floor applies (a later one from elsewhere already recorded stays the latest).
+        let _ = self.tm.admit(self.next, (0, 0));
     }
 }
 
@@ -330,6 +344,7 @@ fn changed_meanwhile() -> ServiceError {
 impl Sigil {
     /// Opens the stored root (fresh from the store).
     async fn load_root(&self, t: &TenantId, tm: &TenantManifest) -> Result<Arc<Loaded>, ServiceError> {
+        let floor = tm.floor()?;
         let stored = self
             .store
             .get(&keys::manifest_root(t))
@@ -340,7 +355,7 @@ impl Sigil {
         }
         let tk = self.tenant_keys(t).await?;
         let root = open_root(&tk, t, &stored)?;
-        tm.admit(Arc::new(Loaded { stored, root }))
+        tm.admit(Arc::new(Loaded { stored, root }), floor)
     }
 
     /// The node at `path` whose digest its parent names as `d`.
@@ -758,6 +773,31 @@ mod tests {
         let s4 = w.write_back(&token_key, &token_rows).await;
         let r = s4.authenticate(&bearer).await;
         assert!(r.is_err(), "a deleted token works again: {r:?}");
+    }
+
+    /// A read that began before a newer root was seen may return the older root: no
+    /// rollback (the store answered with what was current then). Two requests on one node
+    /// (or one on each of two nodes) reading and writing the same tenant do this; refusing
+    /// it answered 500 (`kill9_of_one_node_under_mixed_load` under load). A root older than
+    /// one seen *before* the read began is still refused.
+    #[test]
+    fn a_read_overtaken_by_a_newer_root_is_no_rollback() {
+        let tm = TenantManifest::default();
+        let root = |epoch| {
+            let mut r = Root::new();
+            r.incarnation = 7;
+            r.epoch = epoch;
+            Arc::new(Loaded { stored: vec![epoch as u8], root: r })
+        };
+        let slow_read = tm.floor().unwrap(); // began before epoch 23 was seen
+        let fast_read = tm.floor().unwrap();
+        tm.admit(root(23), fast_read).unwrap();
+        let older = tm.admit(root(22), slow_read).expect("a read overtaken by a newer root is not a rollback");
+        assert_eq!(older.root.epoch, 22);
+        assert_eq!(tm.root().map(|l| l.root.epoch), Some(23), "the older root does not replace the latest");
+        let late_read = tm.floor().unwrap(); // began after epoch 23 was seen
+        let refused = tm.admit(root(22), late_read);
+        assert!(matches!(refused, Err(ServiceError::Internal(ref d)) if d.contains("rolled back")), "{refused:?}");
     }
 
     /// What the manifest does not stop, stated as a test: an older copy of a tenant's whole
