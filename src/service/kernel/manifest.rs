@@ -338,7 +338,7 @@ impl Sigil {
         if let Some(cur) = tm.root().filter(|l| l.stored == stored) {
             return Ok(cur);
         }
-        let tk = self.tenant_keys(t).await?;
+        let tk = self.tenant_keys_opening(t, &stored).await?;
         let root = open_root(&tk, t, &stored)?;
         tm.admit(Arc::new(Loaded { stored, root }))
     }
@@ -442,7 +442,7 @@ impl Sigil {
         key: &[u8],
     ) -> Result<Option<T>, ServiceError> {
         match self.fresh_blob(tenant, key).await? {
-            Some(blob) => Ok(Some(self.open_unchecked(tk, tenant, kind, id, &blob)?)),
+            Some(blob) => Ok(Some(self.open_reloading(tk, tenant, kind, id, &blob).await?)),
             None => Ok(None),
         }
     }
@@ -458,7 +458,7 @@ impl Sigil {
         blob: &[u8],
     ) -> Result<T, ServiceError> {
         self.check_fresh(tenant, key, blob).await?;
-        self.open_unchecked(tk, tenant, kind, id, blob)
+        self.open_reloading(tk, tenant, kind, id, blob).await
     }
 
     /// Adds to `txn` the manifest changes its writes to tenant records make, under the
