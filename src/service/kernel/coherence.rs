@@ -409,6 +409,33 @@ mod tests {
         present(&c.b, &c.token, "1.00", "after").await.unwrap();
     }
 
+    /// A data-key rotation on `a` runs to its end (the older key destroyed) while `b`
+    /// still holds the older key set: `b`'s next write must not be sealed under it (it
+    /// would be unreadable for good). It conflicts, `b` confirms the tenant and reloads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_with_a_key_set_a_rotation_replaced_is_not_committed() {
+        let c = cluster_of("resealed", "1000.00").await;
+        let admin = testing::admin(&c.tenant);
+        present(&c.b, &c.token, "1.00", "warm").await.unwrap();
+        c.a.rotate_data_key(&admin, &c.tenant).await.unwrap();
+        let marker = crate::store::keys::data_key_rotation(&c.tenant);
+        for _ in 0..200 {
+            if c.a.store.get(&marker).await.unwrap().is_none() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(c.a.store.get(&marker).await.unwrap().is_none(), "the rotation did not finish");
+        // No confirmation on `b` first: its cached key set is the older one.
+        c.b.record(&c.tenant, "test".into(), Event::new("test.late", serde_json::json!({}))).await.unwrap();
+        let report = c.a.audit_verify(&admin, &c.tenant).await;
+        assert!(
+            report.as_ref().is_ok_and(|r| r.ok),
+            "the trail no longer opens after a write under a destroyed key: {:?}",
+            report.map(|r| r.ok)
+        );
+    }
+
     /// Guardrail settings read on `b` before a change on `a`, cached after `b` dropped the
     /// tenant's entries: refused, so `b` applies the new settings.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

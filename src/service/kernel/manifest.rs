@@ -487,6 +487,23 @@ impl Sigil {
                 return Err(ServiceError::Internal("one transaction wrote the records of two tenants".into()));
             }
         }
+        if self.store.shared() && !creating {
+            // Several nodes: what this transaction sealed must be under the data key that
+            // is current when it commits. A node holding a key set from before another
+            // node's data-key rotation would otherwise commit records under the older key
+            // after the rotation's last re-seal pass, and the rotation would then destroy
+            // a key still in use. A stale set fails here or at the commit (`409`
+            // internally): the caller confirms the tenant, which drops the set, and
+            // stages again.
+            txn.require_equals(keys::data_key_current(tenant), tk.current.to_be_bytes().to_vec());
+            for op in &txn.ops {
+                if let Op::Put(k, v) = op {
+                    if tracked(tenant, k).is_some() && blob_key_version(v).is_ok_and(|ver| ver != tk.current) {
+                        return Err(changed_meanwhile());
+                    }
+                }
+            }
+        }
         if changes.is_empty() && !touch {
             return Ok(None);
         }
