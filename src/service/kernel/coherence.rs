@@ -594,6 +594,56 @@ mod tests {
         assert_eq!(state, crate::service::model::records::AgentState::Suspended, "denials split across nodes did not suspend");
     }
 
+    /// Shared sled whose failure counters always lose their compare-and-set (other
+    /// writers of the same counter winning every round).
+    struct Contended(SledStore);
+
+    #[async_trait]
+    impl Store for Contended {
+        async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key).await
+        }
+        async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+            self.0.scan(prefix, after, limit).await
+        }
+        async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
+            let counter = txn.ops.iter().any(|op| match op {
+                crate::store::Op::Put(k, _) | crate::store::Op::Delete(k) => k.starts_with(keys::AUTH_FAILURES_PREFIX),
+            });
+            if counter {
+                return Err(StoreError::Conflict);
+            }
+            self.0.apply(txn).await
+        }
+        async fn sync(&self) -> Result<(), StoreError> {
+            self.0.sync().await
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.0.size_on_disk()
+        }
+        fn export(&self) -> Result<Vec<Entry>, StoreError> {
+            self.0.export()
+        }
+    }
+
+    /// Failed authentications whose shared count keeps losing its compare-and-set are
+    /// throttled, not let through uncounted.
+    #[tokio::test]
+    async fn auth_failure_counting_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(Contended(SledStore::open(&dir.path().join("store")).unwrap()));
+        let s = testing::sigil_with_store(dir.path(), store, FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap()));
+        let ip: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+        let mut throttled = false;
+        for _ in 0..3 * s.guardrails.auth_window_limit + 3 {
+            throttled |= s.note_auth_failure(ip, None, "/v1/x").await;
+        }
+        assert!(throttled, "failures the store could not count were never throttled");
+    }
+
     /// A root-key rotation on one node: the other, still holding the previous root,
     /// refuses to wrap under it (a wrap the key check no longer names would be lost at its
     /// next start) and keeps serving what it has; the rotating node wraps on.

@@ -350,14 +350,18 @@ impl Sigil {
         let window = now.div_euclid(keys::AUTH_FAILURE_WINDOW_SECS) * keys::AUTH_FAILURE_WINDOW_SECS;
         let key = keys::auth_failures(&addr, window);
         let mut count = 0;
+        let mut counted = false;
         for _ in 0..8 {
             let cur = self.store.get(&key).await?;
             count = cur.as_deref().and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_be_bytes).saturating_add(1);
             if self.compare_and_set_counter(key.clone(), cur, count.to_be_bytes().to_vec()).await? {
+                counted = true;
                 break;
             }
         }
-        if count <= self.guardrails.auth_window_limit {
+        // Every attempt lost to other writers of the same counter: so many failures from
+        // this address at once is itself the attack; fail closed (a security boundary).
+        if counted && count <= self.guardrails.auth_window_limit {
             return Ok(false);
         }
         let until = now.saturating_add(AUTH_BLOCK.as_secs() as i64);
@@ -497,12 +501,16 @@ impl Sigil {
     /// path, if any, until the address is throttled). Returns true when now throttled.
     pub async fn note_auth_failure(&self, ip: IpAddr, tenant: Option<&TenantId>, route: &str) -> bool {
         let throttled = if self.store.shared() {
+            // The in-memory limiter stays the first gate on several nodes too: whatever
+            // happens to the shared count, one node alone never lets more through than
+            // it would on its own.
+            let here = self.guardrails.note_auth_failure(ip);
             match self.note_auth_failure_shared(ip).await {
-                Ok(t) => t,
-                // The store is failing: the request fails anyway; count here meanwhile.
+                Ok(t) => t || here,
+                // The store is failing: the request fails anyway; counted here meanwhile.
                 Err(e) => {
                     tracing::warn!(error = %e, "could not count an authentication failure in the store");
-                    self.guardrails.note_auth_failure(ip)
+                    here
                 }
             }
         } else {
