@@ -572,6 +572,13 @@ mod tests {
             Some(limit),
             "the nodes' failures were not counted together (throttled after {throttled_at:?} of {limit} allowed)"
         );
+        // The address is not in the store in any plain form (only its keyed hash).
+        for prefix in [keys::AUTH_FAILURES_PREFIX, keys::AUTH_BLOCK_PREFIX] {
+            for (k, _) in c.a.store.scan(prefix, None, 100).await.unwrap() {
+                let k = String::from_utf8_lossy(&k).to_string();
+                assert!(!k.contains("c0000207") && !k.contains("192.0.2.7"), "a client address in plain in the store: {k}");
+            }
+        }
         assert!(c.a.auth_blocked(ip) || c.a.note_auth_failure(ip, None, "/v1/x").await);
         assert!(c.b.auth_blocked(ip) || c.b.note_auth_failure(ip, None, "/v1/x").await);
 

@@ -334,10 +334,14 @@ impl Sigil {
         if !self.guardrails.auth_enabled {
             return Ok(false);
         }
-        let addr = match address_key(ip) {
-            IpAddr::V4(v4) => format!("{:08x}", u32::from(v4)),
-            IpAddr::V6(v6) => format!("{:032x}", u128::from(v6)),
+        // The address as a keyed hash under the token pepper (which every node shares):
+        // client addresses are personal data and stay out of the plaintext store; the
+        // rows only need to be equal for one address.
+        let raw = match address_key(ip) {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
         };
+        let addr = hex::encode(self.keys.pepper.keyed_hash("sigil/auth-failure-address", &raw));
         let now = self.clock.now().as_second();
         let block_key = keys::auth_block(&addr);
         if let Some(until) = self.store.get(&block_key).await?.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(i64::from_be_bytes)
