@@ -104,7 +104,7 @@ pub struct ServeArgs {
     /// Where the data lives: `sled` (the default: embedded, in the data directory) or a
     /// PostgreSQL URL, `postgres://USER@HOST:PORT/DB[?sslmode=require]`, which several
     /// nodes may share. Keep the password out of it: SIGIL_STORE_PASSWORD[_FILE].
-    #[arg(long, env = "SIGIL_STORE")]
+    #[arg(long, env = "SIGIL_STORE", hide_env_values = true)]
     pub store: Option<String>,
     /// PostgreSQL connections per node (default 16).
     #[arg(long, env = "SIGIL_STORE_POOL_SIZE")]

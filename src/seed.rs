@@ -87,6 +87,13 @@ impl Store for Deferred {
     fn keeps_key_check(&self) -> bool {
         self.0.keeps_key_check()
     }
+    // Seeding a database other nodes serve from: their coherence paths must run here too.
+    fn shared(&self) -> bool {
+        self.0.shared()
+    }
+    fn export_with_key_check(&self) -> Result<(Option<Vec<u8>>, Vec<Entry>), StoreError> {
+        self.0.export_with_key_check()
+    }
     async fn read_key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.0.read_key_check().await
     }

@@ -203,6 +203,13 @@ pub trait Store: Send + Sync + 'static {
     /// A consistent copy of every key and value, for `sigil backup`.
     fn export(&self) -> Result<Vec<Entry>, StoreError>;
 
+    /// [`Store::export`] with the key-check record read in the same snapshot, when the
+    /// backend keeps it ([`Store::keeps_key_check`]; `None` otherwise): a backup whose
+    /// key check and wraps always belong to one root key, whichever node rotates it.
+    fn export_with_key_check(&self) -> Result<(Option<Vec<u8>>, Vec<Entry>), StoreError> {
+        Ok((None, self.export()?))
+    }
+
     /// True when the backend keeps the key-check record (which root key opens the store)
     /// itself: a database several nodes share, so that every node proves its root key
     /// against one authority. Otherwise the data directory's key-check file is it (sled).

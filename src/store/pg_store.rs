@@ -626,16 +626,22 @@ impl Store for PgStore {
     }
 
     fn export(&self) -> Result<Vec<Entry>, StoreError> {
-        // One snapshot for the whole copy; a large store takes longer than one request.
+        self.export_with_key_check().map(|(_, rows)| rows)
+    }
+
+    fn export_with_key_check(&self) -> Result<(Option<Vec<u8>>, Vec<Entry>), StoreError> {
+        // One snapshot for the whole copy, key check included (a root rotation on another
+        // node commits both); a large store takes longer than one request.
         self.run_blocking(
             |pool| async move {
                 let mut client = pool.get().await.map_err(pool_err)?;
                 let tx =
                     client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(pg)?;
                 tx.batch_execute("SET LOCAL statement_timeout = 0").await.map_err(pg)?;
+                let check = tx.query_opt("SELECT body FROM sigil_keycheck WHERE id = 1", &[]).await.map_err(pg)?;
                 let rows = tx.query("SELECT k, v FROM sigil_kv ORDER BY k", &[]).await.map_err(pg)?;
                 tx.commit().await.map_err(pg)?;
-                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+                Ok((check.map(|r| r.get(0)), rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
             },
             Duration::from_secs(3600),
         )
@@ -680,6 +686,22 @@ mod tests {
     async fn store(name: &str) -> Option<PgStore> {
         let url = test_database(name).await?;
         Some(PgStore::open(&PgOptions::new(url)).await.unwrap())
+    }
+
+    /// A backup's key check comes from the export's own snapshot: a root rotation that
+    /// commits on another node during the copy cannot pair the old wraps with the new key
+    /// check. Here: the key check written, then the export, which must carry it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_export_carries_the_key_check_of_its_snapshot() {
+        let Some(s) = store("export_keycheck").await else { return };
+        s.write_key_check(b"{\"check\":1}".to_vec()).await.unwrap();
+        let mut t = Txn::new();
+        t.put(b"k".to_vec(), b"v".to_vec());
+        s.apply(t).await.unwrap();
+        let s = std::sync::Arc::new(s);
+        let (check, rows) = tokio::task::spawn_blocking(move || s.export_with_key_check()).await.unwrap().unwrap();
+        assert_eq!(check.as_deref(), Some(&b"{\"check\":1}"[..]), "the key check was not read with the export");
+        assert!(rows.iter().any(|(k, _)| k.as_slice() == b"k"));
     }
 
     #[tokio::test]

@@ -166,8 +166,18 @@ impl Sigil {
             // Several nodes: the entry (and every other cached entry of its tenant this
             // request relies on) stands only once the tenant's cache generation is
             // confirmed; if it moved, the entries were dropped and the token is read again.
-            if c.hash.ct_eq(&hash) && c.expires.is_none_or(|e| now < e) && !self.confirm_scope(scope_of(&c.caller)).await? {
-                return Ok(c.caller);
+            if c.hash.ct_eq(&hash) && c.expires.is_none_or(|e| now < e) {
+                let scope = scope_of(&c.caller).to_owned();
+                pause::point("auth.cached", &scope).await;
+                // The entry is looked up again once confirmed: another request's
+                // confirmation may have dropped the scope after the lookup above and
+                // before this one's (whose read then finds nothing new), and the copy
+                // read before that drop must not be used.
+                if !self.confirm_scope(&scope).await? {
+                    if let Some(c) = self.auth_cache.0.get(&hash).filter(|c| c.hash.ct_eq(&hash) && c.expires.is_none_or(|e| now < e)) {
+                        return Ok(c.caller);
+                    }
+                }
             }
         }
         // Taken before anything is read: a token removed while this runs is not cached.
@@ -178,6 +188,12 @@ impl Sigil {
         let index = String::from_utf8(index).map_err(|_| ServiceError::Internal("bad token index".into()))?;
         let (scope, token_id) = index.split_once('/').ok_or_else(|| ServiceError::Internal("bad token index".into()))?;
         let token_id = TokenId::parse(token_id).map_err(|_| ServiceError::Internal("bad token index".into()))?;
+        // Several nodes: the scope is confirmed before anything cached of it (the tenant's
+        // data keys, opening the token record) is used: a data-key rotation on another
+        // node re-sealed the token under a key this node may not have cached. The read
+        // began after this request did, so it also covers the request's other cached
+        // entries; if it moved, the fill below is refused (free on one node).
+        self.confirm_scope(scope).await?;
         let (rec, tenant) = if scope == "_op" {
             let Some(blob) = self.store.get(&keys::operator_token(token_id.as_str())).await? else {
                 return Err(ServiceError::Unauthenticated);
@@ -227,9 +243,6 @@ impl Sigil {
         if let Caller::Tenant { tenant, .. } | Caller::Agent { tenant, .. } = &caller {
             self.token_use.note(tenant, caller.token_id(), now);
         }
-        // The token was read fresh; the request's other cached entries of the scope were
-        // not (several nodes; free otherwise). If it moved, the fill below is refused.
-        self.confirm_scope(scope).await?;
         pause::point("auth.fill", scope).await;
         self.auth_cache.0.fill(ticket, hash, Cached { caller: caller.clone(), hash, expires: rec.expires });
         Ok(caller)

@@ -54,6 +54,8 @@ struct Known {
     generation: Option<Option<Vec<u8>>>,
     /// The tick at which the last completed read began.
     read_at: u64,
+    /// The tick at which the scope's entries were last dropped because the read moved.
+    dropped_at: u64,
 }
 
 impl Coherence {
@@ -84,8 +86,10 @@ pub(crate) fn scope_of(caller: &Caller) -> &str {
 impl Sigil {
     /// Before a request relies on cached entries of `scope`: confirms the scope's stored
     /// generation with a read that began after this call did, dropping the scope's cached
-    /// entries if it moved. Returns whether it moved (the caller's cached value, if it read
-    /// one, may be stale). Free when the store is not shared.
+    /// entries if it moved. Returns whether it moved after this call began (the caller's
+    /// cached value, if it read one, may be stale). A value read before this call may have
+    /// been dropped by another request's confirmation before it began: a caller that read
+    /// one looks it up again once this returns. Free when the store is not shared.
     pub(crate) async fn confirm_scope(&self, scope: &str) -> Result<bool, ServiceError> {
         if !self.store.shared() {
             return Ok(false);
@@ -97,7 +101,9 @@ impl Sigil {
         if known.read_at > arrived {
             // A read that began after this request arrived completed meanwhile.
             metrics::counter!("sigil_cache_confirmations_total", "result" => "shared").increment(1);
-            return Ok(false);
+            // Moved if that read dropped the scope: a value the caller read before it
+            // may be stale.
+            return Ok(known.dropped_at > arrived);
         }
         let began = c.tick();
         let stored = self.store.get(&keys::cache_generation(scope)).await?;
@@ -105,6 +111,7 @@ impl Sigil {
         if moved {
             self.drop_scope(scope);
             known.generation = Some(stored);
+            known.dropped_at = c.tick();
         }
         known.read_at = began;
         let result = if moved { "moved" } else { "read" };
@@ -355,6 +362,107 @@ mod tests {
         assert!(r.is_err(), "node b served a tenant node a deleted");
     }
 
+    /// A token deleted on `a` while a request on `b` holds its cached entry, and another
+    /// request on `b` confirms (and drops) the tenant's entries before that one confirms:
+    /// the copy read before the drop is not used.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cached_token_read_before_another_requests_drop_is_not_used() {
+        let c = cluster_of("dropped", "1000.00").await;
+        let admin = testing::admin(&c.tenant);
+        let issued = c.a.create_tenant_token(&admin, &c.tenant, crate::service::model::records::TokenRole::Admin, None).await.unwrap();
+        let doomed = issued.token.reveal_once();
+        // Twice: the first read of the scope on `b` refuses its own fill.
+        c.b.authenticate(&doomed).await.unwrap();
+        let on_b = c.b.authenticate(&doomed).await.unwrap();
+        let armed = crate::service::kernel::cache::pause::arm("auth.cached", c.tenant.as_str());
+        let (b, token) = (c.b.clone(), doomed.clone());
+        let late = tokio::spawn(async move { b.authenticate(&token).await });
+        armed.arrived.notified().await;
+        c.a.delete_tenant_token(&admin, &c.tenant, on_b.token_id()).await.unwrap();
+        // Another request on `b` confirms first: it finds the move and drops the scope.
+        c.b.authenticate(&c.token).await.unwrap();
+        armed.release.notify_one();
+        let r = late.await.unwrap();
+        assert!(matches!(r, Err(ServiceError::Unauthenticated)), "node b accepted a token node a deleted: {r:?}");
+    }
+
+    /// A data-key rotation on `a`: `b`, holding the tenant's previous key set, opens what
+    /// `a` sealed under the new key (a token, the tenant record) without an error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_data_key_rotation_on_one_node_does_not_fail_the_other() {
+        let c = cluster_of("rotated", "1000.00").await;
+        let admin = testing::admin(&c.tenant);
+        present(&c.b, &c.token, "1.00", "warm").await.unwrap();
+        c.b.tenant_did_document_shared(&c.tenant).await.unwrap();
+        c.a.rotate_data_key(&admin, &c.tenant).await.unwrap();
+        // A token sealed under the new key, never seen by `b`.
+        let issued = c.a.create_tenant_token(&admin, &c.tenant, crate::service::model::records::TokenRole::Admin, None).await.unwrap();
+        let r = c.b.authenticate(&issued.token.reveal_once()).await;
+        assert!(r.is_ok(), "node b failed a token sealed under a key node a rotated to: {r:?}");
+        // While and after the rotation re-seals everything (the tenant record too, after
+        // its 2 s settling time).
+        for _ in 0..40 {
+            let r = c.b.tenant_did_document_shared(&c.tenant).await;
+            assert!(r.is_ok(), "node b failed the DID document while node a rotated the data key: {r:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        present(&c.b, &c.token, "1.00", "after").await.unwrap();
+    }
+
+    /// A data-key rotation on `a` runs to its end (the older key destroyed) while `b`
+    /// still holds the older key set: `b`'s next write must not be sealed under it (it
+    /// would be unreadable for good). It conflicts, `b` confirms the tenant and reloads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_with_a_key_set_a_rotation_replaced_is_not_committed() {
+        let c = cluster_of("resealed", "1000.00").await;
+        let admin = testing::admin(&c.tenant);
+        present(&c.b, &c.token, "1.00", "warm").await.unwrap();
+        c.a.rotate_data_key(&admin, &c.tenant).await.unwrap();
+        let marker = crate::store::keys::data_key_rotation(&c.tenant);
+        for _ in 0..200 {
+            if c.a.store.get(&marker).await.unwrap().is_none() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(c.a.store.get(&marker).await.unwrap().is_none(), "the rotation did not finish");
+        // No confirmation on `b` first: its cached key set is the older one.
+        c.b.record(&c.tenant, "test".into(), Event::new("test.late", serde_json::json!({}))).await.unwrap();
+        let report = c.a.audit_verify(&admin, &c.tenant).await;
+        assert!(
+            report.as_ref().is_ok_and(|r| r.ok),
+            "the trail no longer opens after a write under a destroyed key: {:?}",
+            report.map(|r| r.ok)
+        );
+    }
+
+    /// Guardrail settings read on `b` before a change on `a`, cached after `b` dropped the
+    /// tenant's entries: refused, so `b` applies the new settings.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn guardrail_settings_read_before_a_change_are_not_cached_after_it() {
+        let c = cluster_of("guarded", "1000.00").await;
+        let admin = testing::admin(&c.tenant);
+        c.b.confirm_tenant(&c.tenant).await.unwrap();
+        let armed = crate::service::kernel::cache::pause::arm("guards.fill", c.tenant.as_str());
+        let (b, t) = (c.b.clone(), c.tenant.clone());
+        let old = tokio::spawn(async move { b.guardrail_settings(&t).await });
+        armed.arrived.notified().await;
+        let strict = crate::service::guardrails::GuardrailSettings {
+            rate_per_second: 100_000,
+            burst: 100_000,
+            denial_threshold: 3,
+            ..Default::default()
+        };
+        c.a.set_guardrails(&admin, &c.tenant, strict).await.unwrap();
+        // The next request on `b` confirms: the tenant's entries are dropped.
+        c.b.confirm_tenant(&c.tenant).await.unwrap();
+        armed.release.notify_one();
+        assert_eq!(old.await.unwrap().unwrap().denial_threshold, 0, "the paused read began before the change");
+        c.b.confirm_tenant(&c.tenant).await.unwrap();
+        let now = c.b.guardrail_settings(&c.tenant).await.unwrap();
+        assert_eq!(now.denial_threshold, 3, "node b kept guardrail settings node a changed");
+    }
+
     /// Both nodes write one tenant's trail at once: one linear chain, every entry once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn both_nodes_extend_one_chain() {
@@ -464,6 +572,13 @@ mod tests {
             Some(limit),
             "the nodes' failures were not counted together (throttled after {throttled_at:?} of {limit} allowed)"
         );
+        // The address is not in the store in any plain form (only its keyed hash).
+        for prefix in [keys::AUTH_FAILURES_PREFIX, keys::AUTH_BLOCK_PREFIX] {
+            for (k, _) in c.a.store.scan(prefix, None, 100).await.unwrap() {
+                let k = String::from_utf8_lossy(&k).to_string();
+                assert!(!k.contains("c0000207") && !k.contains("192.0.2.7"), "a client address in plain in the store: {k}");
+            }
+        }
         assert!(c.a.auth_blocked(ip) || c.a.note_auth_failure(ip, None, "/v1/x").await);
         assert!(c.b.auth_blocked(ip) || c.b.note_auth_failure(ip, None, "/v1/x").await);
 
@@ -484,6 +599,56 @@ mod tests {
         }
         let state = c.b.get_agent(&admin, &c.tenant, &c.agent).await.unwrap().record.state;
         assert_eq!(state, crate::service::model::records::AgentState::Suspended, "denials split across nodes did not suspend");
+    }
+
+    /// Shared sled whose failure counters always lose their compare-and-set (other
+    /// writers of the same counter winning every round).
+    struct Contended(SledStore);
+
+    #[async_trait]
+    impl Store for Contended {
+        async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key).await
+        }
+        async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+            self.0.scan(prefix, after, limit).await
+        }
+        async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
+            let counter = txn.ops.iter().any(|op| match op {
+                crate::store::Op::Put(k, _) | crate::store::Op::Delete(k) => k.starts_with(keys::AUTH_FAILURES_PREFIX),
+            });
+            if counter {
+                return Err(StoreError::Conflict);
+            }
+            self.0.apply(txn).await
+        }
+        async fn sync(&self) -> Result<(), StoreError> {
+            self.0.sync().await
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.0.size_on_disk()
+        }
+        fn export(&self) -> Result<Vec<Entry>, StoreError> {
+            self.0.export()
+        }
+    }
+
+    /// Failed authentications whose shared count keeps losing its compare-and-set are
+    /// throttled, not let through uncounted.
+    #[tokio::test]
+    async fn auth_failure_counting_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(Contended(SledStore::open(&dir.path().join("store")).unwrap()));
+        let s = testing::sigil_with_store(dir.path(), store, FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap()));
+        let ip: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+        let mut throttled = false;
+        for _ in 0..3 * s.guardrails.auth_window_limit + 3 {
+            throttled |= s.note_auth_failure(ip, None, "/v1/x").await;
+        }
+        assert!(throttled, "failures the store could not count were never throttled");
     }
 
     /// A root-key rotation on one node: the other, still holding the previous root,

@@ -85,14 +85,16 @@ pub type AgentDidRecords = BuiltFromRecord<AgentRecord>;
 impl Sigil {
     /// The tenant (issuer) DID document.
     pub async fn tenant_did_document(&self, tenant: &TenantId) -> Result<Value, ServiceError> {
-        // A public route: no authentication confirmed the tenant's cached keys.
-        self.confirm_tenant(tenant).await?;
         self.tenant_did_document_shared(tenant).await.map(|d| (*d).clone())
     }
 
     /// [`Self::tenant_did_document`] without copying the cached document.
     pub async fn tenant_did_document_shared(&self, tenant: &TenantId) -> Result<Arc<Value>, ServiceError> {
         let t = tenant;
+        // Also the path of DID resolution (`resolver.rs`), which has no other confirmation:
+        // cached keys and documents of the tenant are confirmed first (several nodes;
+        // shared by concurrent requests, free on one node).
+        self.confirm_tenant(t).await?;
         // Fails once the tenant is being crypto-shredded, cached document or not.
         let tk = self.tenant_keys(t).await?;
         let blob = self.fresh_blob(t, &crate::store::keys::tenant_record(t)).await?.ok_or_else(ServiceError::tenant_not_found)?;

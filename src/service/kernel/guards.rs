@@ -20,7 +20,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -40,6 +40,21 @@ struct TenantGuards {
     limiter: DefaultKeyedRateLimiter<String>,
 }
 
+impl TenantGuards {
+    fn new(s: GuardrailSettings) -> Self {
+        Self { limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(nz(s.rate_per_second)).allow_burst(nz(s.burst))), settings: s }
+    }
+}
+
+/// The guard generation a load of a tenant's settings started from.
+#[derive(Clone, Copy)]
+struct GuardsTicket(u64);
+
+/// A tenant's guardrail settings are read again after this long, eviction or not: a bound
+/// even if an eviction were missed (several nodes: a change on another node is also
+/// confirmed per request, `coherence.rs`).
+const GUARDS_MAX_AGE: Duration = Duration::from_secs(30);
+
 /// In-memory guardrail state.
 pub struct Guardrails {
     auth_enabled: bool,
@@ -47,7 +62,11 @@ pub struct Guardrails {
     /// in-memory limiter's refill (one every 3 s). Stricter than one node, so that an
     /// address spreading its attempts over n nodes never gets n bursts.
     pub(crate) auth_window_limit: u32,
-    tenants: RwLock<HashMap<String, Arc<TenantGuards>>>,
+    /// Each tenant's settings and rate limiter, with when the settings were read.
+    tenants: RwLock<HashMap<String, (Arc<TenantGuards>, Instant)>>,
+    /// Bumped (under the `tenants` lock) by every [`Guardrails::forget_tenant`]: a load
+    /// that read the settings before is not cached after it ([`GuardsTicket`]).
+    generation: AtomicU64,
     denials: Mutex<HashMap<(String, String), VecDeque<Timestamp>>>,
     auth_failures: AddressLimiter,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
@@ -156,6 +175,7 @@ impl Guardrails {
             auth_enabled: auth_burst > 0,
             auth_window_limit: auth_burst,
             tenants: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             denials: Mutex::new(HashMap::new()),
             auth_failures: AddressLimiter::new(quota.unwrap_or_else(|| Quota::per_second(nz(1))), max_addresses),
             blocked: Mutex::new(HashMap::new()),
@@ -169,23 +189,38 @@ fn nz(n: u32) -> NonZeroU32 {
 }
 
 impl Guardrails {
-    fn guards_for(&self, tenant: &TenantId, settings: impl FnOnce() -> GuardrailSettings) -> Arc<TenantGuards> {
-        if let Some(g) = self.tenants.read().ok().and_then(|m| m.get(tenant.as_str()).cloned()) {
-            return g;
-        }
-        let s = settings();
-        let g = Arc::new(TenantGuards {
-            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(nz(s.rate_per_second)).allow_burst(nz(s.burst))),
-            settings: s,
-        });
-        if let Ok(mut m) = self.tenants.write() {
-            m.insert(tenant.to_string(), g.clone());
+    /// The tenant's cached guards, if read less than [`GUARDS_MAX_AGE`] ago.
+    fn cached(&self, tenant: &TenantId) -> Option<Arc<TenantGuards>> {
+        let m = self.tenants.read().ok()?;
+        m.get(tenant.as_str()).filter(|(_, at)| at.elapsed() < GUARDS_MAX_AGE).map(|(g, _)| g.clone())
+    }
+
+    /// Take before reading the settings a [`Guardrails::guards_for`] will cache.
+    fn ticket(&self) -> GuardsTicket {
+        GuardsTicket(self.generation.load(Ordering::SeqCst))
+    }
+
+    /// Guards for `s`, read after `ticket` was taken: cached unless a
+    /// [`Guardrails::forget_tenant`] ran since (then used for this request only). Unchanged
+    /// settings keep their limiter (and its buckets).
+    fn guards_for(&self, tenant: &TenantId, s: GuardrailSettings, ticket: GuardsTicket) -> Arc<TenantGuards> {
+        let Ok(mut m) = self.tenants.write() else {
+            return Arc::new(TenantGuards::new(s));
+        };
+        let g = match m.get(tenant.as_str()) {
+            Some((g, _)) if g.settings == s => g.clone(),
+            _ => Arc::new(TenantGuards::new(s)),
+        };
+        // Forgetting bumps the generation under this same lock, so the check is exact.
+        if self.generation.load(Ordering::SeqCst) == ticket.0 {
+            m.insert(tenant.to_string(), (g.clone(), Instant::now()));
         }
         g
     }
 
     pub(crate) fn forget_tenant(&self, tenant: &TenantId) {
         if let Ok(mut m) = self.tenants.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             m.remove(tenant.as_str());
         }
     }
@@ -223,7 +258,7 @@ impl Guardrails {
             b.shrink_to_fit();
         }
         if let Ok(m) = self.tenants.read() {
-            for g in m.values() {
+            for (g, _) in m.values() {
                 g.limiter.retain_recent();
             }
         }
@@ -265,11 +300,13 @@ impl Guardrails {
 
 impl Sigil {
     async fn guards(&self, tenant: &TenantId) -> Result<Arc<TenantGuards>, ServiceError> {
-        if let Some(g) = self.guardrails.tenants.read().ok().and_then(|m| m.get(tenant.as_str()).cloned()) {
+        if let Some(g) = self.guardrails.cached(tenant) {
             return Ok(g);
         }
+        let ticket = self.guardrails.ticket();
         let settings = self.tenant_record(tenant).await?.guardrails.unwrap_or_default();
-        Ok(self.guardrails.guards_for(tenant, || settings))
+        crate::service::kernel::cache::pause::point("guards.fill", tenant.as_str()).await;
+        Ok(self.guardrails.guards_for(tenant, settings, ticket))
     }
 
     /// The tenant's guardrail settings (cached).
@@ -297,10 +334,14 @@ impl Sigil {
         if !self.guardrails.auth_enabled {
             return Ok(false);
         }
-        let addr = match address_key(ip) {
-            IpAddr::V4(v4) => format!("{:08x}", u32::from(v4)),
-            IpAddr::V6(v6) => format!("{:032x}", u128::from(v6)),
+        // The address as a keyed hash under the token pepper (which every node shares):
+        // client addresses are personal data and stay out of the plaintext store; the
+        // rows only need to be equal for one address.
+        let raw = match address_key(ip) {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
         };
+        let addr = hex::encode(self.keys.pepper.keyed_hash("sigil/auth-failure-address", &raw));
         let now = self.clock.now().as_second();
         let block_key = keys::auth_block(&addr);
         if let Some(until) = self.store.get(&block_key).await?.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(i64::from_be_bytes)
@@ -313,14 +354,18 @@ impl Sigil {
         let window = now.div_euclid(keys::AUTH_FAILURE_WINDOW_SECS) * keys::AUTH_FAILURE_WINDOW_SECS;
         let key = keys::auth_failures(&addr, window);
         let mut count = 0;
+        let mut counted = false;
         for _ in 0..8 {
             let cur = self.store.get(&key).await?;
             count = cur.as_deref().and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_be_bytes).saturating_add(1);
             if self.compare_and_set_counter(key.clone(), cur, count.to_be_bytes().to_vec()).await? {
+                counted = true;
                 break;
             }
         }
-        if count <= self.guardrails.auth_window_limit {
+        // Every attempt lost to other writers of the same counter: so many failures from
+        // this address at once is itself the attack; fail closed (a security boundary).
+        if counted && count <= self.guardrails.auth_window_limit {
             return Ok(false);
         }
         let until = now.saturating_add(AUTH_BLOCK.as_secs() as i64);
@@ -460,12 +505,16 @@ impl Sigil {
     /// path, if any, until the address is throttled). Returns true when now throttled.
     pub async fn note_auth_failure(&self, ip: IpAddr, tenant: Option<&TenantId>, route: &str) -> bool {
         let throttled = if self.store.shared() {
+            // The in-memory limiter stays the first gate on several nodes too: whatever
+            // happens to the shared count, one node alone never lets more through than
+            // it would on its own.
+            let here = self.guardrails.note_auth_failure(ip);
             match self.note_auth_failure_shared(ip).await {
-                Ok(t) => t,
-                // The store is failing: the request fails anyway; count here meanwhile.
+                Ok(t) => t || here,
+                // The store is failing: the request fails anyway; counted here meanwhile.
                 Err(e) => {
                     tracing::warn!(error = %e, "could not count an authentication failure in the store");
-                    self.guardrails.note_auth_failure(ip)
+                    here
                 }
             }
         } else {

@@ -353,7 +353,7 @@ impl Sigil {
         if let Some(cur) = tm.root().filter(|l| l.stored == stored) {
             return Ok(cur);
         }
-        let tk = self.tenant_keys(t).await?;
+        let tk = self.tenant_keys_opening(t, &stored).await?;
         let root = open_root(&tk, t, &stored)?;
         tm.admit(Arc::new(Loaded { stored, root }), floor)
     }
@@ -457,7 +457,7 @@ impl Sigil {
         key: &[u8],
     ) -> Result<Option<T>, ServiceError> {
         match self.fresh_blob(tenant, key).await? {
-            Some(blob) => Ok(Some(self.open_unchecked(tk, tenant, kind, id, &blob)?)),
+            Some(blob) => Ok(Some(self.open_reloading(tk, tenant, kind, id, &blob).await?)),
             None => Ok(None),
         }
     }
@@ -473,7 +473,7 @@ impl Sigil {
         blob: &[u8],
     ) -> Result<T, ServiceError> {
         self.check_fresh(tenant, key, blob).await?;
-        self.open_unchecked(tk, tenant, kind, id, blob)
+        self.open_reloading(tk, tenant, kind, id, blob).await
     }
 
     /// Adds to `txn` the manifest changes its writes to tenant records make, under the
@@ -500,6 +500,23 @@ impl Sigil {
                 changes.entry(path_of(&n)).or_default().push((n, d));
             } else if !k.starts_with(&prefix) && tenant_of(k).is_some_and(|other| tracked(&other, k).is_some()) {
                 return Err(ServiceError::Internal("one transaction wrote the records of two tenants".into()));
+            }
+        }
+        if self.store.shared() && !creating {
+            // Several nodes: what this transaction sealed must be under the data key that
+            // is current when it commits. A node holding a key set from before another
+            // node's data-key rotation would otherwise commit records under the older key
+            // after the rotation's last re-seal pass, and the rotation would then destroy
+            // a key still in use. A stale set fails here or at the commit (`409`
+            // internally): the caller confirms the tenant, which drops the set, and
+            // stages again.
+            txn.require_equals(keys::data_key_current(tenant), tk.current.to_be_bytes().to_vec());
+            for op in &txn.ops {
+                if let Op::Put(k, v) = op {
+                    if tracked(tenant, k).is_some() && blob_key_version(v).is_ok_and(|ver| ver != tk.current) {
+                        return Err(changed_meanwhile());
+                    }
+                }
             }
         }
         if changes.is_empty() && !touch {

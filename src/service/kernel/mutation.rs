@@ -291,8 +291,13 @@ impl Sigil {
                 // The stage sealed under a key set loaded after a data-key rotation made
                 // another key current: the next attempt reserves seals for that one.
                 Err(e) if e.is_seals_spent() => continue,
-                // A record the stage read changed while its manifest was checked.
-                Err(ServiceError::Conflict { code: ErrorCode::WriteConflict, .. }) => continue,
+                // A record the stage read changed while its manifest was checked (or, on
+                // a shared store, the stage sealed under a key set another node's
+                // data-key rotation replaced: confirmed below before the next attempt).
+                Err(ServiceError::Conflict { code: ErrorCode::WriteConflict, .. }) => {
+                    self.confirm_tenant(tenant).await?;
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let event = change.event.ok_or_else(|| ServiceError::Internal("an audited change without an event".into()))?;
@@ -303,7 +308,13 @@ impl Sigil {
                     self.apply_effects(change.effects);
                     return Ok(change.out);
                 }
-                Ok(false) => self.back_off(attempt).await,
+                Ok(false) => {
+                    // Several nodes: the conflict may be another node's change this one
+                    // has cached state from before of (a data key it rotated); confirmed,
+                    // the next attempt stages from fresh state (free on one node).
+                    self.confirm_tenant(tenant).await?;
+                    self.back_off(attempt).await
+                }
                 Err(e) if e.is_seals_spent() => {}
                 Err(e) => return Err(e),
             }
@@ -394,7 +405,16 @@ impl Sigil {
         let manifest = match &tenant {
             Some(t) => {
                 let tk = self.ensure_seals(t, 1, false).await?;
-                self.stage_manifest(t, &tk, &mut txn, false, touch).await?
+                match self.stage_manifest(t, &tk, &mut txn, false, touch).await {
+                    Ok(m) => m,
+                    // Sealed under a key set another node's data-key rotation replaced
+                    // (shared store): confirmed, the caller's next attempt reloads it.
+                    Err(ServiceError::Conflict { code: ErrorCode::WriteConflict, .. }) => {
+                        self.confirm_tenant(t).await?;
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             None => None,
         };
@@ -407,7 +427,12 @@ impl Sigil {
                 self.apply_effects(effects);
                 Ok(true)
             }
-            Err(StoreError::Conflict) => Ok(false),
+            Err(StoreError::Conflict) => {
+                if let Some(t) = &tenant {
+                    self.confirm_tenant(t).await?;
+                }
+                Ok(false)
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -47,6 +47,23 @@ impl Sigil {
         Ok(self.keys.insert(tenant, TenantKeys::new(current, versions, reserving), generation))
     }
 
+    /// The tenant's data keys, holding the version that sealed `blob`: a cached set that
+    /// lacks it (another node rotated the data key since it was loaded) is dropped and
+    /// loaded once more; still lacking it, `503`.
+    pub(crate) async fn tenant_keys_opening(&self, tenant: &TenantId, blob: &[u8]) -> Result<Arc<TenantKeys>, ServiceError> {
+        let v = blob_key_version(blob)?;
+        let tk = self.tenant_keys(tenant).await?;
+        if tk.versions.contains_key(&v) {
+            return Ok(tk);
+        }
+        self.keys.evict(tenant);
+        let tk = self.tenant_keys(tenant).await?;
+        if tk.versions.contains_key(&v) {
+            return Ok(tk);
+        }
+        Err(self.missing_data_key(tenant, v))
+    }
+
     /// Seals `record` under the tenant's current data key.
     pub(crate) fn seal_record<T: Serialize>(
         &self,
@@ -78,6 +95,23 @@ impl Sigil {
         self.open_unchecked(tk, tenant, kind, id, blob)
     }
 
+    /// [`Self::open_unchecked`], loading the tenant's keys once more if `tk` lacks the
+    /// version that sealed `blob` ([`Self::tenant_keys_opening`]).
+    pub(in crate::service::kernel) async fn open_reloading<T: DeserializeOwned>(
+        &self,
+        tk: &TenantKeys,
+        tenant: &TenantId,
+        kind: &str,
+        id: &str,
+        blob: &[u8],
+    ) -> Result<T, ServiceError> {
+        if tk.versions.contains_key(&blob_key_version(blob)?) {
+            return self.open_unchecked(tk, tenant, kind, id, blob);
+        }
+        let fresh = self.tenant_keys_opening(tenant, blob).await?;
+        self.open_unchecked(&fresh, tenant, kind, id, blob)
+    }
+
     /// Opens a sealed record with whichever of the tenant's data keys sealed it, without
     /// asking the manifest whether these are its current bytes (the manifest's callers do).
     pub(in crate::service::kernel) fn open_unchecked<T: DeserializeOwned>(
@@ -89,11 +123,25 @@ impl Sigil {
         blob: &[u8],
     ) -> Result<T, ServiceError> {
         let v = blob_key_version(blob)?;
-        let dk = tk.versions.get(&v).ok_or(crate::crypto::CryptoError)?;
+        let Some(dk) = tk.versions.get(&v) else {
+            return Err(self.missing_data_key(tenant, v));
+        };
         let pt = dk.open(&Aad { tenant: tenant.as_str(), kind, id }, blob)?;
         let json = decompress(pt.expose()).map_err(|e| ServiceError::Internal(format!("undecodable {kind} record: {e}")))?;
         serde_json::from_slice(json.as_ref().map_or(pt.expose(), |j| j.as_slice()))
             .map_err(|e| ServiceError::Internal(format!("undecodable {kind} record: {e}")))
+    }
+}
+
+impl Sigil {
+    /// A record sealed under a data-key version the key set in hand lacks: another node
+    /// rotated the tenant's data key after this one cached its keys (a stale set). Drops
+    /// the cached set, so the next request loads the current one, and answers `503`
+    /// (retry), never an internal error.
+    pub(in crate::service::kernel) fn missing_data_key(&self, tenant: &TenantId, version: u32) -> ServiceError {
+        tracing::warn!(tenant = %tenant, version, "a record sealed under a data key this node has not loaded; reloading the tenant's keys");
+        self.keys.evict(tenant);
+        ServiceError::Unavailable("the tenant's data key changed on another node; retry".into())
     }
 }
 

@@ -687,7 +687,11 @@ impl Sigil {
                 let t = TenantId::parse(t).map_err(|e| ServiceError::Internal(e.to_string()))?;
                 match self.rotation_marker(&t).await? {
                     Marker::Live(_) => {
-                        self.finish_data_key_rotation(&t, Duration::ZERO).await?;
+                        // Several nodes: the others are serving; their requests that hold
+                        // the previous key set end (their writes are conditional on the
+                        // current key version, so none lands after the last pass anyway).
+                        let settle = if self.store.shared() { Duration::from_secs(2) } else { Duration::ZERO };
+                        self.finish_data_key_rotation(&t, settle).await?;
                         n += 1;
                     }
                     Marker::Stale(raw) => self.drop_stale_marker(&t, raw).await?,
