@@ -215,6 +215,25 @@ impl Store for SledStore {
 mod tests {
     use super::*;
 
+    /// Opens `d` again after a store on it was dropped. The last handle on sled's tree may
+    /// still be in a group-commit or journal worker finishing its round for an instant
+    /// (seen on a loaded machine), and sled holds its file lock until then: wait for it,
+    /// boundedly, rather than fail on a lock the closed store is about to release.
+    async fn reopen(d: &std::path::Path) -> SledStore {
+        let mut waited = 0;
+        loop {
+            match SledStore::open(d) {
+                Ok(s) => return s,
+                Err(e) if waited < 100 => {
+                    let _ = e;
+                    waited += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the store did not reopen within 5 s: {e}"),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn sled_passes_conformance() {
         let dir = tempfile::tempdir().unwrap();
@@ -265,7 +284,7 @@ mod tests {
             assert!(s.insert_new(b"f/4".to_vec(), b"refused".to_vec()).await.is_err(), "one-time claims too");
         }
         // What was acknowledged is there after a restart; what was refused is not.
-        let s = SledStore::open(&d).unwrap();
+        let s = reopen(&d).await;
         assert_eq!(s.get(b"f/1").await.unwrap().as_deref(), Some(&b"kept"[..]));
         assert_eq!(s.get(b"f/3").await.unwrap(), None);
         assert_eq!(s.get(b"f/4").await.unwrap(), None);
@@ -297,7 +316,7 @@ mod tests {
             assert!(s.append(t).await.is_err(), "appends take no preconditions");
         }
         assert_eq!(segments(&d), 0, "a clean close leaves no journal behind");
-        let s = SledStore::open(&d).unwrap();
+        let s = reopen(&d).await;
         assert_eq!(s.get(b"a/3").await.unwrap().as_deref(), Some(&b"THREE"[..]));
         assert!(s.export().unwrap().iter().all(|(k, _)| k.as_slice() != APPLIED_KEY), "the applied mark is not backed up");
     }
@@ -306,7 +325,7 @@ mod tests {
     async fn a_crash_is_replayed_and_a_torn_tail_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("store");
-        drop(SledStore::open(&d).unwrap());
+        drop(reopen(&d).await);
         // What a crash leaves: synced records, then half of one that never was.
         let p = segment(&d, 1, &[(1, vec![put("k/1", "a")]), (2, vec![put("k/2", "b"), Op::Delete(b"k/1".to_vec())])]);
         let mut half = Vec::new();
@@ -325,7 +344,7 @@ mod tests {
             s.append(t).await.unwrap();
             s.sync_appends().await.unwrap();
         }
-        let s = SledStore::open(&d).unwrap();
+        let s = reopen(&d).await;
         assert_eq!(s.get(b"k/4").await.unwrap().as_deref(), Some(&b"d"[..]));
         assert_eq!(s.get(b"k/2").await.unwrap().as_deref(), Some(&b"b"[..]));
     }
@@ -346,7 +365,7 @@ mod tests {
         }
         // As if the crash came before the segment holding LSN 1 was deleted.
         segment(&d, 1, &[(1, vec![put("head", "1")])]);
-        let s = SledStore::open(&d).unwrap();
+        let s = reopen(&d).await;
         assert_eq!(s.get(b"head").await.unwrap().as_deref(), Some(&b"2"[..]));
         drop(s);
         // A corrupt record that is not at the end of the last segment is not a torn write.
@@ -384,7 +403,7 @@ mod tests {
             let first: u64 = left[0].to_str().unwrap().trim_end_matches(".log").parse().unwrap();
             assert!(first > 1, "300 records of ~120 bytes fill several 4 KiB segments");
         }
-        let s = SledStore::open(&d).unwrap();
+        let s = reopen(&d).await;
         assert_eq!(s.scan(b"r/", None, 1000).await.unwrap().len(), 300);
     }
 
