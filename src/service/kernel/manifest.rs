@@ -435,11 +435,22 @@ impl Sigil {
     /// The bytes stored at `key`, or their absence, checked against the tenant's manifest
     /// (re-read when the record changed while it was checked).
     pub(crate) async fn fresh_blob(&self, t: &TenantId, key: &[u8]) -> Result<Option<Vec<u8>>, ServiceError> {
-        for _ in 0..RACE_RETRIES {
+        // Several nodes: the record, the root and the nodes are separate reads, and the
+        // other node's writes (one per presentation on a busy tenant) may move the root
+        // between them again and again on a loaded machine. More rounds, spaced by a short
+        // random pause, so that a read is not refused because writes keep landing.
+        let shared = self.store.shared();
+        let rounds = if shared { 8 * RACE_RETRIES } else { RACE_RETRIES };
+        for round in 0..rounds {
             let blob = self.store.get(key).await?;
             match self.check_stored(t, key, blob.as_deref()).await {
                 Ok(()) => return Ok(blob),
-                Err(ServiceError::Conflict { code: ErrorCode::WriteConflict, .. }) => continue,
+                Err(ServiceError::Conflict { code: ErrorCode::WriteConflict, .. }) => {
+                    if shared && round > 0 {
+                        let ms = rand::random::<u64>() % ((1u64 << round.min(4)) + 1);
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -296,6 +296,8 @@ impl Sigil {
                 // data-key rotation replaced: confirmed below before the next attempt).
                 Err(ServiceError::Conflict { code: ErrorCode::WriteConflict, .. }) => {
                     self.confirm_tenant(tenant).await?;
+                    // Spaced like a lost commit: the other node is still writing.
+                    self.back_off(attempt).await;
                     continue;
                 }
                 Err(e) => return Err(e),
