@@ -228,31 +228,58 @@ mod tests {
     use crate::service::testing;
     use crate::store::{Entry, SledStore, Store, StoreError, Txn};
 
-    /// sled, declared shared: no append journal, no in-process ordering trusted.
-    struct Shared(SledStore);
+    /// A store declared shared (no append journal, no in-process ordering trusted): sled
+    /// standing in for a database several nodes write, or PostgreSQL. One wrapper for the
+    /// tests' variations: failure counters that always lose their compare-and-set, and a
+    /// count of the cache-generation reads.
+    struct Shared {
+        inner: Arc<dyn Store>,
+        /// Every write of an auth-failure counter conflicts (other writers always win).
+        contended_counters: bool,
+        generation_reads: std::sync::atomic::AtomicU64,
+    }
+
+    impl Shared {
+        fn over(inner: Arc<dyn Store>) -> Self {
+            Self { inner, contended_counters: false, generation_reads: Default::default() }
+        }
+
+        fn sled(dir: &std::path::Path) -> Self {
+            Self::over(Arc::new(SledStore::open(&dir.join("store")).unwrap()))
+        }
+    }
 
     #[async_trait]
     impl Store for Shared {
         async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.get(key).await
+            if key.starts_with(crate::store::keys::CACHE_GENERATION_PREFIX) {
+                self.generation_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.inner.get(key).await
         }
         async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-            self.0.scan(prefix, after, limit).await
+            self.inner.scan(prefix, after, limit).await
         }
         async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
-            self.0.apply(txn).await
+            let counter = txn.ops.iter().any(|op| match op {
+                crate::store::Op::Put(k, _) | crate::store::Op::Delete(k) => k.starts_with(keys::AUTH_FAILURES_PREFIX),
+            });
+            if self.contended_counters && counter {
+                return Err(StoreError::Conflict);
+            }
+            self.inner.apply(txn).await
         }
         async fn sync(&self) -> Result<(), StoreError> {
-            self.0.sync().await
+            self.inner.sync().await
         }
         fn shared(&self) -> bool {
             true
         }
         fn size_on_disk(&self) -> Result<u64, StoreError> {
-            self.0.size_on_disk()
+            self.inner.size_on_disk()
         }
         fn export(&self) -> Result<Vec<Entry>, StoreError> {
-            self.0.export()
+            self.inner.export()
         }
     }
 
@@ -275,7 +302,7 @@ mod tests {
     /// [`cluster`] with tenant `id`: pause points are per tenant, and tests run side by side.
     async fn cluster_of(id: &str, per_day: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(Shared(SledStore::open(&dir.path().join("store")).unwrap()));
+        let store: Arc<dyn Store> = Arc::new(Shared::sled(dir.path()));
         let clock = FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap());
         let a = testing::sigil_with_store(dir.path(), store.clone(), clock.clone());
         let b = testing::sigil_with_store(dir.path(), store, clock);
@@ -601,47 +628,12 @@ mod tests {
         assert_eq!(state, crate::service::model::records::AgentState::Suspended, "denials split across nodes did not suspend");
     }
 
-    /// Shared sled whose failure counters always lose their compare-and-set (other
-    /// writers of the same counter winning every round).
-    struct Contended(SledStore);
-
-    #[async_trait]
-    impl Store for Contended {
-        async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.get(key).await
-        }
-        async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-            self.0.scan(prefix, after, limit).await
-        }
-        async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
-            let counter = txn.ops.iter().any(|op| match op {
-                crate::store::Op::Put(k, _) | crate::store::Op::Delete(k) => k.starts_with(keys::AUTH_FAILURES_PREFIX),
-            });
-            if counter {
-                return Err(StoreError::Conflict);
-            }
-            self.0.apply(txn).await
-        }
-        async fn sync(&self) -> Result<(), StoreError> {
-            self.0.sync().await
-        }
-        fn shared(&self) -> bool {
-            true
-        }
-        fn size_on_disk(&self) -> Result<u64, StoreError> {
-            self.0.size_on_disk()
-        }
-        fn export(&self) -> Result<Vec<Entry>, StoreError> {
-            self.0.export()
-        }
-    }
-
     /// Failed authentications whose shared count keeps losing its compare-and-set are
     /// throttled, not let through uncounted.
     #[tokio::test]
     async fn auth_failure_counting_fails_closed() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(Contended(SledStore::open(&dir.path().join("store")).unwrap()));
+        let store: Arc<dyn Store> = Arc::new(Shared { contended_counters: true, ..Shared::sled(dir.path()) });
         let s = testing::sigil_with_store(dir.path(), store, FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap()));
         let ip: std::net::IpAddr = "192.0.2.9".parse().unwrap();
         let mut throttled = false;
@@ -670,40 +662,6 @@ mod tests {
         c.a.create_tenant(&op, Some("late"), "Late").await.unwrap();
     }
 
-    /// PostgreSQL, counting the generation reads.
-    struct Counted {
-        inner: crate::store::PgStore,
-        reads: std::sync::atomic::AtomicU64,
-    }
-
-    #[async_trait]
-    impl Store for Counted {
-        async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            if key.starts_with(crate::store::keys::CACHE_GENERATION_PREFIX) {
-                self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            self.inner.get(key).await
-        }
-        async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-            self.inner.scan(prefix, after, limit).await
-        }
-        async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
-            self.inner.apply(txn).await
-        }
-        async fn sync(&self) -> Result<(), StoreError> {
-            self.inner.sync().await
-        }
-        fn shared(&self) -> bool {
-            true
-        }
-        fn size_on_disk(&self) -> Result<u64, StoreError> {
-            self.inner.size_on_disk()
-        }
-        fn export(&self) -> Result<Vec<Entry>, StoreError> {
-            self.inner.export()
-        }
-    }
-
     /// What confirming a generation costs, against the bare signature in the same run:
     /// `SIGIL_TEST_PG_URL=… cargo test --lib confirmation_cost -- --ignored --nocapture`.
     /// A measurement, not a check (debug build of Sigil; its dependencies, the signature
@@ -714,7 +672,7 @@ mod tests {
         use std::time::Instant;
         let Some(url) = crate::store::test_database("confirmation_cost").await else { return };
         let pg = crate::store::PgStore::open(&crate::store::PgOptions::new(url)).await.unwrap();
-        let store = Arc::new(Counted { inner: pg, reads: Default::default() });
+        let store = Arc::new(Shared::over(Arc::new(pg)));
         let dir = tempfile::tempdir().unwrap();
         let s = testing::sigil_with_store(dir.path(), store.clone(), Arc::new(crate::clock::SystemClock));
         let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
@@ -761,7 +719,7 @@ mod tests {
         }
         let bare = started.elapsed() / n;
         // 64 concurrent requests of one tenant: reads shared.
-        let before = store.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let before = store.generation_reads.load(std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
         let tasks: Vec<_> = (0..64)
             .map(|_| {
@@ -777,7 +735,7 @@ mod tests {
             t.await.unwrap();
         }
         let wall = started.elapsed();
-        let reads = store.reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+        let reads = store.generation_reads.load(std::sync::atomic::Ordering::Relaxed) - before;
         eprintln!("bare signature (JCS + SHA-256 + Ed25519, 3.5 KB): {sign:?}");
         eprintln!("authentication, cache hit, sled (no confirmation): {bare:?}");
         eprintln!(
