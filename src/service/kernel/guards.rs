@@ -46,6 +46,9 @@ impl TenantGuards {
     }
 }
 
+/// A tenant's guards and when their settings were read (`None`: to be read again).
+type CachedGuards = (Arc<TenantGuards>, Option<Instant>);
+
 /// The guard generation a load of a tenant's settings started from.
 #[derive(Clone, Copy)]
 struct GuardsTicket(u64);
@@ -62,8 +65,11 @@ pub struct Guardrails {
     /// in-memory limiter's refill (one every 3 s). Stricter than one node, so that an
     /// address spreading its attempts over n nodes never gets n bursts.
     pub(crate) auth_window_limit: u32,
-    /// Each tenant's settings and rate limiter, with when the settings were read.
-    tenants: RwLock<HashMap<String, (Arc<TenantGuards>, Instant)>>,
+    /// Each tenant's settings and rate limiter, with when the settings were read (`None`:
+    /// forgotten, to be read again). A forgotten entry keeps its limiter: a load that reads
+    /// the same settings takes it up again, buckets and all, so that a cache invalidation
+    /// (on several nodes, any change in the tenant) never hands an agent a fresh burst.
+    tenants: RwLock<HashMap<String, CachedGuards>>,
     /// Bumped (under the `tenants` lock) by every [`Guardrails::forget_tenant`]: a load
     /// that read the settings before is not cached after it ([`GuardsTicket`]).
     generation: AtomicU64,
@@ -192,7 +198,7 @@ impl Guardrails {
     /// The tenant's cached guards, if read less than [`GUARDS_MAX_AGE`] ago.
     fn cached(&self, tenant: &TenantId) -> Option<Arc<TenantGuards>> {
         let m = self.tenants.read().ok()?;
-        m.get(tenant.as_str()).filter(|(_, at)| at.elapsed() < GUARDS_MAX_AGE).map(|(g, _)| g.clone())
+        m.get(tenant.as_str()).filter(|(_, at)| at.is_some_and(|at| at.elapsed() < GUARDS_MAX_AGE)).map(|(g, _)| g.clone())
     }
 
     /// Take before reading the settings a [`Guardrails::guards_for`] will cache.
@@ -202,7 +208,7 @@ impl Guardrails {
 
     /// Guards for `s`, read after `ticket` was taken: cached unless a
     /// [`Guardrails::forget_tenant`] ran since (then used for this request only). Unchanged
-    /// settings keep their limiter (and its buckets).
+    /// settings keep their limiter (and its buckets), forgotten or not.
     fn guards_for(&self, tenant: &TenantId, s: GuardrailSettings, ticket: GuardsTicket) -> Arc<TenantGuards> {
         let Ok(mut m) = self.tenants.write() else {
             return Arc::new(TenantGuards::new(s));
@@ -213,7 +219,7 @@ impl Guardrails {
         };
         // Forgetting bumps the generation under this same lock, so the check is exact.
         if self.generation.load(Ordering::SeqCst) == ticket.0 {
-            m.insert(tenant.to_string(), (g.clone(), Instant::now()));
+            m.insert(tenant.to_string(), (g.clone(), Some(Instant::now())));
         }
         g
     }
@@ -221,7 +227,9 @@ impl Guardrails {
     pub(crate) fn forget_tenant(&self, tenant: &TenantId) {
         if let Ok(mut m) = self.tenants.write() {
             self.generation.fetch_add(1, Ordering::SeqCst);
-            m.remove(tenant.as_str());
+            if let Some(entry) = m.get_mut(tenant.as_str()) {
+                entry.1 = None;
+            }
         }
     }
 
@@ -257,10 +265,12 @@ impl Guardrails {
             b.retain(|_, until| now < *until);
             b.shrink_to_fit();
         }
-        if let Ok(m) = self.tenants.read() {
+        if let Ok(mut m) = self.tenants.write() {
             for (g, _) in m.values() {
                 g.limiter.retain_recent();
             }
+            // A forgotten tenant (changed, deleted) whose limiter holds nobody any more.
+            m.retain(|_, (g, at)| at.is_some() || !g.limiter.is_empty());
         }
         if let Ok(mut d) = self.denials.lock() {
             d.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < MAX_DENIAL_WINDOW));
@@ -554,6 +564,32 @@ mod tests {
         let verify = g.verify.as_ref().unwrap().len();
         assert!(verify <= max + slack, "verify: {verify}");
         assert!(g.blocked.lock().unwrap().len() <= max, "blocked: {}", g.blocked.lock().unwrap().len());
+    }
+
+    /// A cache invalidation (on several nodes: any change in the tenant, confirmed per
+    /// request) must not hand an agent a fresh burst: CI saw four of five requests granted
+    /// under a burst of three on PostgreSQL when forgetting dropped the limiter.
+    #[test]
+    fn forgetting_a_tenant_keeps_its_rate_limit_state() {
+        let g = Guardrails::bounded(1, 1, 1_000);
+        let tenant = TenantId::parse("acme").unwrap();
+        let s = GuardrailSettings { rate_per_second: 1, burst: 3, ..GuardrailSettings::default() };
+        let agent = "agent-1".to_owned();
+        let guards = g.guards_for(&tenant, s.clone(), g.ticket());
+        assert!((0..3).all(|_| guards.limiter.check_key(&agent).is_ok()), "the burst");
+        assert!(guards.limiter.check_key(&agent).is_err(), "over the burst");
+        // Forgotten while a load was under way (its ticket is stale), then loaded afresh.
+        let stale = g.ticket();
+        g.forget_tenant(&tenant);
+        assert!(g.cached(&tenant).is_none(), "forgotten settings are read again");
+        assert!(g.guards_for(&tenant, s.clone(), stale).limiter.check_key(&agent).is_err(), "a stale load");
+        assert!(g.guards_for(&tenant, s.clone(), g.ticket()).limiter.check_key(&agent).is_err(), "a fresh load");
+        // Changed settings start a new limiter; an idle forgotten tenant is pruned.
+        let changed = GuardrailSettings { burst: 5, ..s };
+        assert!(g.guards_for(&tenant, changed, g.ticket()).limiter.check_key(&agent).is_ok());
+        g.forget_tenant(&tenant);
+        g.tenants.read().unwrap().get("acme").unwrap().0.limiter.retain_recent();
+        assert_eq!(g.tenants.read().unwrap().len(), 1, "its limiter still holds the agent");
     }
 
     #[test]
