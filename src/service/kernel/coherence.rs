@@ -29,9 +29,24 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::crypto::RootKey;
 use crate::ids::TenantId;
 use crate::service::{Caller, ServiceError, Sigil};
 use crate::store::{Txn, keys};
+
+/// How long a wrap waits for a root-key rotation another node staged to commit, when
+/// this node holds the key it rotates to, and how often it looks.
+const ADOPT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const ADOPT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// `503` for a node whose root key another node rotated away.
+fn outdated_root(mine: u32) -> ServiceError {
+    tracing::error!(
+        root_version = mine,
+        "another node rotated the root key: restart this one with the new root key (or give it --next-root-key-file ahead of the next rotation)"
+    );
+    ServiceError::RootKeyOutdated
+}
 
 /// The scope of operator tokens.
 pub(crate) const OPERATOR_SCOPE: &str = "_op";
@@ -120,42 +135,110 @@ impl Sigil {
     }
 
     /// Before a wrap under this node's root key (a tenant's first data key, a data-key
-    /// rotation, an operator token) on a shared store: refuses if another node rotated the
-    /// root since this one started (`503`, until this node runs with the new key), and
-    /// makes `txn` conditional on the version it checked, so a rotation staged meanwhile
-    /// fails the commit. A wrap under a root the key check no longer names would be lost
-    /// at this node's next start.
-    pub(crate) async fn stage_wrap_guard(&self, txn: &mut Txn) -> Result<(), ServiceError> {
+    /// rotation, an operator token) on a shared store: answers the root to wrap under and
+    /// makes `txn` conditional on its version, so that a rotation staged meanwhile fails
+    /// the commit (a wrap under a root the key check no longer names would be lost at this
+    /// node's next start). When another node rotated the root, this node adopts its next
+    /// root key if it holds the one rotated to ([`Sigil::adopt_next_root`]), waiting a
+    /// little for a rotation staged but not yet committed; otherwise `503`, until it runs
+    /// with the new key. On one node: the current root, nothing to check.
+    pub(crate) async fn stage_wrap_guard(&self, txn: &mut Txn) -> Result<Arc<RootKey>, ServiceError> {
         if !self.store.shared() {
-            return Ok(());
+            return Ok(self.keys.root());
         }
         let key = keys::meta::WRAP_ROOT_VERSION;
-        let mine = self.keys.root().version();
-        match self.store.get(key).await? {
-            None => txn.require_absent(key.to_vec()),
-            Some(v) if v.as_slice() == mine.to_be_bytes() => txn.require_equals(key.to_vec(), v),
-            Some(_) => {
-                tracing::error!(root_version = mine, "another node rotated the root key: restart this one with the new root key");
-                return Err(ServiceError::Unavailable(
-                    "this node's root key was rotated on another node; it must be restarted with the new one".into(),
-                ));
+        let deadline = std::time::Instant::now() + ADOPT_WAIT;
+        loop {
+            let root = self.keys.root();
+            let mine = root.version();
+            let stored = self.store.get(key).await?;
+            match stored {
+                None => {
+                    txn.require_absent(key.to_vec());
+                    return Ok(root);
+                }
+                Some(v) if v.as_slice() == mine.to_be_bytes() => {
+                    txn.require_equals(key.to_vec(), v);
+                    return Ok(root);
+                }
+                // A concurrent request adopted the next root meanwhile: check again.
+                Some(_) if self.keys.root().version() != mine => continue,
+                Some(v) => {
+                    let version = v.as_slice().try_into().map(u32::from_be_bytes).ok();
+                    let ours = self.keys.next_root().is_some_and(|n| Some(n.version()) == version);
+                    if ours && self.adopt_next_root().await? {
+                        continue;
+                    }
+                    // Staged on another node, not yet committed: its key check follows.
+                    if ours && std::time::Instant::now() < deadline {
+                        tokio::time::sleep(ADOPT_POLL).await;
+                        continue;
+                    }
+                    return Err(outdated_root(mine));
+                }
             }
-        };
-        Ok(())
+        }
     }
 
-    /// The root key that opens `blob` (a wrap or an operator token), or `503` when it was
-    /// made under a root newer than this node's: another node rotated the root, and this
-    /// one must be restarted with the new key (never an internal error).
-    pub(crate) fn root_opening(&self, blob: &[u8]) -> Result<Arc<crate::crypto::RootKey>, ServiceError> {
-        let mine = self.keys.root().version();
-        if crate::crypto::blob_key_version(blob).is_ok_and(|v| v > mine) {
-            tracing::error!(root_version = mine, "a wrap under a newer root key: restart this node with the new root key");
-            return Err(ServiceError::Unavailable(
-                "this node's root key was rotated on another node; it must be restarted with the new one".into(),
-            ));
+    /// The root key that opens `blob` (a wrap or an operator token). A wrap under a root
+    /// newer than this node's was made after another node rotated the root: this node
+    /// adopts its next root key if it holds that one, else answers `503` (never an
+    /// internal error) until it is restarted with the new key.
+    pub(crate) async fn root_opening(&self, blob: &[u8]) -> Result<Arc<RootKey>, ServiceError> {
+        let newer = |s: &Self| crate::crypto::blob_key_version(blob).is_ok_and(|v| v > s.keys.root().version());
+        if newer(self) {
+            // Adopted here or by a concurrent request, or not at all.
+            self.adopt_next_root().await?;
+            if newer(self) {
+                return Err(outdated_root(self.keys.root().version()));
+            }
         }
         Ok(self.keys.root_for(blob))
+    }
+
+    /// Several nodes: makes this node's next root key (`--next-root-key-file`) current
+    /// once the stored key check names its version and it proves against it, i.e. once
+    /// another node's rotation to it committed. Without restart: from then on this node
+    /// opens and makes wraps under the new root, and its previous root still opens the
+    /// wraps made before. True when this node's root is now the next one (adopted here or
+    /// by a concurrent request); false when it holds none, the rotation is not committed,
+    /// or the key is not the one rotated to. One key-check read; concurrent callers wait
+    /// for one another.
+    pub(crate) async fn adopt_next_root(&self) -> Result<bool, ServiceError> {
+        let Some(next) = self.keys.next_root() else {
+            return Ok(false);
+        };
+        if !self.store.shared() {
+            return Ok(false);
+        }
+        let _one = self.keys.adopting.lock().await;
+        if self.keys.root().version() >= next.version() {
+            return Ok(true);
+        }
+        let data = self.settings.data_dir.clone().unwrap_or_default();
+        let Some(kc) =
+            crate::datadir::read_key_check_async(self.store.as_ref(), data).await.map_err(|e| ServiceError::Internal(e.to_string()))?
+        else {
+            return Ok(false);
+        };
+        if kc.root_version != next.version() {
+            return Ok(false);
+        }
+        if !kc.proves(&next) {
+            tracing::error!(
+                root_version = next.version(),
+                "the root key was rotated on another node, but this node's next root key is not the new one: restart it with the new key"
+            );
+            return Ok(false);
+        }
+        if self.keys.adopt_next(&next) {
+            metrics::counter!("sigil_root_key_adoptions_total").increment(1);
+            tracing::warn!(
+                root_version = next.version(),
+                "another node rotated the root key to this node's next root key, now in use; restart this node with it as --root-key-file"
+            );
+        }
+        Ok(true)
     }
 
     /// [`Sigil::confirm_scope`] for a tenant.
@@ -655,11 +738,48 @@ mod tests {
         crate::datadir::write_new_key_file(&key_file, &crate::crypto::SecretBytes::random(32)).unwrap();
         assert_eq!(c.a.rotate_root_key(&op, &key_file).await.unwrap(), 2);
         let r = c.b.create_tenant(&op, Some("late"), "Late").await;
-        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "node b wrapped under a rotated root: {:?}", r.map(|t| t.id));
+        assert!(matches!(r, Err(ServiceError::RootKeyOutdated)), "node b wrapped under a rotated root: {:?}", r.map(|t| t.id));
         let r = c.b.rotate_data_key(&testing::admin(&c.tenant), &c.tenant).await;
-        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "node b wrapped a data key under a rotated root: {r:?}");
+        assert!(matches!(r, Err(ServiceError::RootKeyOutdated)), "node b wrapped a data key under a rotated root: {r:?}");
         present(&c.b, &c.token, "1.00", "after").await.unwrap();
         c.a.create_tenant(&op, Some("late"), "Late").await.unwrap();
+    }
+
+    /// A node given the next root key ahead of a rotation on another node adopts it once
+    /// the key check names it, without restart: it wraps under the new root, opens wraps
+    /// made under it (a tenant it never opened), and still opens those made before. A
+    /// next key that is not the one rotated to is never adopted.
+    #[tokio::test]
+    async fn a_node_holding_the_next_root_adopts_it() {
+        let c = cluster("1000.00").await;
+        let op = testing::operator();
+        let cold = c.a.create_tenant(&op, Some("cold"), "Cold").await.unwrap().id;
+        present(&c.b, &c.token, "1.00", "before").await.unwrap();
+        let bytes = crate::crypto::SecretBytes::random(32);
+        let key_file = c._dir.path().join("next.key");
+        crate::datadir::write_new_key_file(&key_file, &bytes).unwrap();
+        c.b.keys.set_next(RootKey::from_bytes(crate::crypto::SecretBytes::random(32), 2).unwrap());
+        assert!(!c.b.adopt_next_root().await.unwrap(), "nothing to adopt before the rotation");
+        assert_eq!(c.a.rotate_root_key(&op, &key_file).await.unwrap(), 2);
+        // Another key than the one rotated to: refused, never made current.
+        assert!(!c.b.adopt_next_root().await.unwrap());
+        let r = c.b.create_tenant(&op, Some("late"), "Late").await;
+        assert!(matches!(r, Err(ServiceError::RootKeyOutdated)), "{:?}", r.map(|t| t.id));
+        assert_eq!(c.b.keys.root().version(), 1);
+        // The right one: adopted at the first wrap that needs it.
+        c.b.keys.set_next(RootKey::from_bytes(crate::crypto::SecretBytes::new(bytes.expose().to_vec()), 2).unwrap());
+        let late = c.b.create_tenant(&op, Some("late"), "Late").await.unwrap().id;
+        assert_eq!(c.b.keys.root().version(), 2, "node b did not adopt the next root");
+        assert!(c.b.keys.next_root().is_none());
+        c.b.rotate_data_key(&testing::admin(&c.tenant), &c.tenant).await.unwrap();
+        c.b.tenant_keys(&cold).await.unwrap();
+        present(&c.b, &c.token, "1.00", "after").await.unwrap();
+        // Node a opens what node b wrapped; both under the new root alone.
+        c.a.keys.evict_all();
+        c.a.tenant_keys(&late).await.unwrap();
+        for (k, blob) in c.a.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap() {
+            assert_eq!(crate::crypto::blob_key_version(&blob).unwrap(), 2, "{} is not under the new root", String::from_utf8_lossy(&k));
+        }
     }
 
     /// What confirming a generation costs, against the bare signature in the same run:
