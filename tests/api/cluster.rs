@@ -608,3 +608,42 @@ async fn a_root_key_rotation_while_both_nodes_serve() {
     }
     trail_verifies(&p, &admin).await;
 }
+
+/// A node that starts while another node's root-key rotation is between its steps
+/// (wraps staged, key check not yet rewritten) leaves that rotation alone: it used to
+/// settle it as interrupted, discarding the staged wraps, and the rotation then committed
+/// a key check no data key opened under. Checked by a restart with the new key alone.
+#[tokio::test]
+async fn a_node_starting_during_a_root_rotation_leaves_it_alone() {
+    let mut opts = Opts::default();
+    opts.env.push(("SIGIL_TEST_PAUSE_AT".into(), "root_rotation.staged".into()));
+    opts.env.push(("SIGIL_TEST_PAUSE_MS".into(), "6000".into()));
+    let Some(mut p) = pair("a_node_starting_during_a_root_rotation_leaves_it_alone", opts).await else { return };
+    let (admin, _, token) = tenant(&p.a, "100000.00").await;
+    let new_key = p._dir.path().join("next.key");
+    std::fs::write(&new_key, rand::random::<[u8; 32]>()).unwrap();
+    p.a.secrets().add_key(&std::fs::read(&new_key).unwrap());
+    let body = json!({"new_root_key_file": new_key.display().to_string()});
+    let rotation = p.a.post("/v1/system/root-key/rotate", OPERATOR, body);
+    let third = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let started = std::time::Instant::now();
+        let c = start(&p._dir.path().join("c"), free_port(), &p.opts).await;
+        (c, started.elapsed())
+    };
+    let ((st, r), (mut c, took)) = tokio::join!(rotation, third);
+    assert_eq!((st, r["version"].as_u64()), (200, Some(2)), "{r}");
+    assert!(took < std::time::Duration::from_millis(4000), "node c started after the rotation ({took:?}): the test proves nothing");
+    c.stop();
+    // Node b again, with the new key alone: every data key must open under it.
+    p.b.stop();
+    let mut opts = p.opts.clone();
+    let at = opts.args.iter().position(|a| a == "--root-key-file").unwrap() + 1;
+    opts.args[at] = new_key.display().to_string();
+    let port = free_port();
+    let mut b = start(&p._dir.path().join("b"), port, &opts).await;
+    b.base = format!("https://127.0.0.1:{port}");
+    let (st, v) = b.get("/v1/tenants/acme/agents", &admin).await;
+    assert_eq!(st, 200, "the tenant's data key is not under the new root: {v}");
+    assert_eq!(present(&b, &token, "after").await.0, 200);
+}
