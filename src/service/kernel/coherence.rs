@@ -121,8 +121,14 @@ impl Sigil {
             return Ok(known.dropped_at > arrived);
         }
         let began = c.tick();
-        let stored = self.store.get(&keys::cache_generation(scope)).await?;
-        let moved = known.generation.as_ref() != Some(&stored);
+        let mut stored = self.store.get(&keys::cache_generation(scope)).await?;
+        if stored.is_none() && scope != OPERATOR_SCOPE {
+            stored = self.start_generation(scope).await?;
+        }
+        // A tenant's generation record is removed with the tenant: an absent one is never
+        // trusted (a node that read "absent" before a tenant of that id was made and
+        // deleted again would otherwise keep what it cached of it).
+        let moved = known.generation.as_ref() != Some(&stored) || (stored.is_none() && scope != OPERATOR_SCOPE);
         if moved {
             self.drop_scope(scope);
             known.generation = Some(stored);
@@ -239,6 +245,19 @@ impl Sigil {
             );
         }
         Ok(true)
+    }
+
+    /// A generation record for an existing tenant that has none (made by an earlier
+    /// release, before tenant creation wrote one): written once, conditional on the tenant
+    /// existing and the record still being absent. Answers the record as stored now
+    /// (`None` for a tenant that does not exist).
+    async fn start_generation(&self, scope: &str) -> Result<Option<Vec<u8>>, ServiceError> {
+        let key = keys::cache_generation(scope);
+        if self.store.get(&keys::tenant_index(scope)).await?.is_none() {
+            return Ok(None);
+        }
+        self.start_cache_generation(scope).await?;
+        Ok(self.store.get(&key).await?)
     }
 
     /// [`Sigil::confirm_scope`] for a tenant.
@@ -780,6 +799,43 @@ mod tests {
         for (k, blob) in c.a.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap() {
             assert_eq!(crate::crypto::blob_key_version(&blob).unwrap(), 2, "{} is not under the new root", String::from_utf8_lossy(&k));
         }
+    }
+
+    /// A tenant deleted on one node leaves no row that names it, its cache generation and
+    /// its agents' denial counts (kept outside its prefix on a shared store) included; the
+    /// other node, which had it cached, stops serving it; and a tenant made again with the
+    /// same id starts afresh on both.
+    #[tokio::test]
+    async fn a_deleted_tenant_leaves_no_row_naming_it() {
+        let c = cluster_of("doomed", "1000.00").await;
+        let admin = testing::admin(&c.tenant);
+        let strict = crate::service::guardrails::GuardrailSettings {
+            rate_per_second: 100_000,
+            burst: 100_000,
+            denial_threshold: 10,
+            denial_window_secs: 600,
+            ..Default::default()
+        };
+        c.a.set_guardrails(&admin, &c.tenant, strict).await.unwrap();
+        assert!(matches!(present(&c.b, &c.token, "900.00", "deny").await, Err(ServiceError::Forbidden { .. })));
+        let named = |rows: &[(Vec<u8>, Vec<u8>)]| {
+            rows.iter()
+                .filter(|(k, v)| [k, v].iter().any(|b| b.windows(6).any(|w| w == b"doomed")))
+                .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                .collect::<Vec<_>>()
+        };
+        let before = named(&c.a.store.scan(b"", None, usize::MAX).await.unwrap());
+        for prefix in ["cg/doomed", "dn/doomed/"] {
+            assert!(before.iter().any(|k| k.starts_with(prefix)), "no {prefix} row to begin with: {before:?}");
+        }
+        c.a.delete_tenant(&testing::operator(), &c.tenant).await.unwrap();
+        let left = named(&c.a.store.scan(b"", None, usize::MAX).await.unwrap());
+        assert!(left.is_empty(), "rows naming the deleted tenant: {left:?}");
+        assert!(c.b.authenticate(&c.token).await.is_err(), "node b served a deleted tenant");
+        // Made again: a new generation, and node b serves the new tenant only.
+        c.b.create_tenant(&testing::operator(), Some("doomed"), "Again").await.unwrap();
+        assert!(c.a.store.get(&keys::cache_generation("doomed")).await.unwrap().is_some());
+        assert!(c.a.authenticate(&c.token).await.is_err());
     }
 
     /// What confirming a generation costs, against the bare signature in the same run:

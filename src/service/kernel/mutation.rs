@@ -381,6 +381,17 @@ impl Sigil {
         self.commit_counter(txn).await
     }
 
+    /// Writes a tenant's first cache generation (`coherence`: a tenant an earlier release
+    /// made without one) if the tenant exists and has none. `Ok(false)` when either moved.
+    pub(crate) async fn start_cache_generation(&self, tenant: &str) -> Result<bool, ServiceError> {
+        let key = keys::cache_generation(tenant);
+        let mut txn = Txn::new();
+        txn.require_equals(keys::tenant_index(tenant), Vec::new())
+            .require_absent(key.clone())
+            .put(key, rand::random::<[u8; 16]>().to_vec());
+        self.commit_counter(txn).await
+    }
+
     /// Commits a transaction that writes only counters no manifest covers.
     async fn commit_counter(&self, txn: Txn) -> Result<bool, ServiceError> {
         match self.store.commit(txn).await {

@@ -210,8 +210,13 @@ impl Sigil {
             }
             self.commit_unaudited(txn, Effects::none()).await?;
         }
+        // Last, the rows outside the tenant's prefix that name it: its cache generation (an
+        // absent one is never trusted, `confirm_scope`) and its agents' denial counts.
         let mut txn = Txn::new();
-        txn.delete(keys::data_key_rotation(t)).delete(keys::tenant_tombstone(t));
+        for (k, _) in self.store.scan(&keys::denials_prefix(t), None, usize::MAX).await? {
+            txn.delete(k);
+        }
+        txn.delete(keys::cache_generation(t)).delete(keys::data_key_rotation(t)).delete(keys::tenant_tombstone(t));
         self.commit_unaudited(txn, Effects::none()).await?;
         Ok(())
     }
