@@ -647,3 +647,28 @@ async fn a_node_starting_during_a_root_rotation_leaves_it_alone() {
     assert_eq!(st, 200, "the tenant's data key is not under the new root: {v}");
     assert_eq!(present(&b, &token, "after").await.0, 200);
 }
+
+/// A rotation that dies after it moved the wrap version to the new root, before staging
+/// any wrap: the other node refuses wraps meanwhile (`503 root_key_outdated`, it does not
+/// hold the new key), and the dead node's next start discards the rotation, after which
+/// both make wraps under the old root again.
+#[tokio::test]
+async fn a_root_rotation_dying_before_it_staged_is_discarded_at_the_next_start() {
+    let mut opts = Opts::default();
+    opts.env.push(("SIGIL_TEST_CRASH_AT".into(), "root_rotation.guarded".into()));
+    let Some(mut p) = pair("a_root_rotation_dying_before_it_staged_is_discarded", opts).await else { return };
+    let new_key = p._dir.path().join("next.key");
+    std::fs::write(&new_key, rand::random::<[u8; 32]>()).unwrap();
+    p.a.secrets().add_key(&std::fs::read(&new_key).unwrap());
+    let body = json!({"new_root_key_file": new_key.display().to_string()});
+    p.a.call_into_crash("POST", "/v1/system/root-key/rotate", OPERATOR, Some(body)).await;
+    let (st, v) = p.b.post("/v1/tenants", OPERATOR, json!({"id": "mid", "name": "Mid"})).await;
+    assert_eq!((st, v["code"].as_str()), (503, Some("root_key_outdated")), "{v}");
+    let mut again = p.opts.clone();
+    again.env.retain(|(k, _)| k != "SIGIL_TEST_CRASH_AT");
+    p.a = p.a.start_after_crash(&again).await;
+    for (i, s) in [&p.a, &p.b].into_iter().enumerate() {
+        let (st, v) = s.post("/v1/tenants", OPERATOR, json!({"id": format!("after{i}"), "name": "After"})).await;
+        assert_eq!(st, 201, "no wrap after the discarded rotation: {v}");
+    }
+}

@@ -742,6 +742,7 @@ impl Sigil {
             if !self.commit_unaudited(first, Effects::none()).await? {
                 return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "another root-key rotation is staged"));
             }
+            crate::faults::crash_point("root_rotation.guarded");
         }
         let mut txn = Txn::new();
         for (k, blob) in self.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await? {
