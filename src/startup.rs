@@ -422,6 +422,9 @@ fn warn_about_generated_operator_token(config: &Config) {
     );
 }
 
+/// A request's store retries stop after this many times `--store-timeout-ms` (shared store).
+const REQUEST_DEADLINE_FACTOR: u32 = 2;
+
 /// Gives the keyring the root key a rotation on another node will move to
 /// (`--next-root-key-file`), as the version after the current root: the node adopts it
 /// once the database's key check names that version and the key proves against it
@@ -484,6 +487,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
         tracing::info!(resumed, "finished interrupted tenant deletions");
     }
     upgrade(&sigil, &config.data, &format).await?;
+    sigil.start_missing_cache_generations().await.map_err(|e| SigilError::Store(e.to_string()))?;
     // Interrupted data-key rotations resume in the background while serving.
     let resumer = sigil.clone();
     actix_web::rt::spawn(async move {
@@ -544,6 +548,12 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     let data = web::Data::from(sigil.clone());
 
     let body_limit = config.body_limit;
+    // Several nodes: no request retries store conflicts for longer than twice the bound
+    // on one store operation (then it answers 503); one node has only the attempt bounds.
+    let deadline = match &config.store {
+        StoreConfig::Postgres(o) => Some(o.timeout * REQUEST_DEADLINE_FACTOR),
+        StoreConfig::Sled => None,
+    };
     let proxies = web::Data::new(http::client::TrustedProxies::new(config.trusted_proxies.clone()));
     let openapi = http::openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
@@ -552,6 +562,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             .app_data(prometheus.clone())
             .app_data(proxies.clone())
             .app_data(web::Data::new(http::middleware::BodyLimit(body_limit)))
+            .app_data(web::Data::new(http::middleware::RequestDeadline(deadline)))
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(http::problem::json_error))
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::QueryConfig::default().error_handler(http::problem::query_error))

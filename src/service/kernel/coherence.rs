@@ -121,10 +121,7 @@ impl Sigil {
             return Ok(known.dropped_at > arrived);
         }
         let began = c.tick();
-        let mut stored = self.store.get(&keys::cache_generation(scope)).await?;
-        if stored.is_none() && scope != OPERATOR_SCOPE {
-            stored = self.start_generation(scope).await?;
-        }
+        let stored = self.store.get(&keys::cache_generation(scope)).await?;
         // A tenant's generation record is removed with the tenant: an absent one is never
         // trusted (a node that read "absent" before a tenant of that id was made and
         // deleted again would otherwise keep what it cached of it).
@@ -247,19 +244,6 @@ impl Sigil {
         Ok(true)
     }
 
-    /// A generation record for an existing tenant that has none (made by an earlier
-    /// release, before tenant creation wrote one): written once, conditional on the tenant
-    /// existing and the record still being absent. Answers the record as stored now
-    /// (`None` for a tenant that does not exist).
-    async fn start_generation(&self, scope: &str) -> Result<Option<Vec<u8>>, ServiceError> {
-        let key = keys::cache_generation(scope);
-        if self.store.get(&keys::tenant_index(scope)).await?.is_none() {
-            return Ok(None);
-        }
-        self.start_cache_generation(scope).await?;
-        Ok(self.store.get(&key).await?)
-    }
-
     /// [`Sigil::confirm_scope`] for a tenant.
     pub(crate) async fn confirm_tenant(&self, tenant: &TenantId) -> Result<(), ServiceError> {
         self.confirm_scope(tenant.as_str()).await.map(|_| ())
@@ -339,11 +323,13 @@ mod tests {
         /// Every write of an auth-failure counter conflicts (other writers always win).
         contended_counters: bool,
         generation_reads: std::sync::atomic::AtomicU64,
+        /// Every commit takes 20 ms and conflicts (another node always wins).
+        losing: std::sync::atomic::AtomicBool,
     }
 
     impl Shared {
         fn over(inner: Arc<dyn Store>) -> Self {
-            Self { inner, contended_counters: false, generation_reads: Default::default() }
+            Self { inner, contended_counters: false, generation_reads: Default::default(), losing: Default::default() }
         }
 
         fn sled(dir: &std::path::Path) -> Self {
@@ -367,6 +353,10 @@ mod tests {
                 crate::store::Op::Put(k, _) | crate::store::Op::Delete(k) => k.starts_with(keys::AUTH_FAILURES_PREFIX),
             });
             if self.contended_counters && counter {
+                return Err(StoreError::Conflict);
+            }
+            if self.losing.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 return Err(StoreError::Conflict);
             }
             self.inner.apply(txn).await
@@ -824,6 +814,12 @@ mod tests {
                 .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
                 .collect::<Vec<_>>()
         };
+        // A tenant an earlier release made without a generation gets one at the next start.
+        let mut txn = Txn::new();
+        txn.delete(keys::cache_generation("doomed"));
+        c.a.store.commit(txn).await.unwrap();
+        assert_eq!(c.a.start_missing_cache_generations().await.unwrap(), 1);
+        assert_eq!(c.a.start_missing_cache_generations().await.unwrap(), 0, "once");
         let before = named(&c.a.store.scan(b"", None, usize::MAX).await.unwrap());
         for prefix in ["cg/doomed", "dn/doomed/"] {
             assert!(before.iter().any(|k| k.starts_with(prefix)), "no {prefix} row to begin with: {before:?}");
@@ -836,6 +832,27 @@ mod tests {
         c.b.create_tenant(&testing::operator(), Some("doomed"), "Again").await.unwrap();
         assert!(c.a.store.get(&keys::cache_generation("doomed")).await.unwrap().is_some());
         assert!(c.a.authenticate(&c.token).await.is_err());
+    }
+
+    /// A request whose commits keep losing to other nodes stops retrying at its deadline
+    /// (`503`) instead of spending every one of its attempts (64 on a shared store).
+    #[tokio::test]
+    async fn a_request_stops_retrying_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Shared::sled(dir.path()));
+        let s = testing::sigil_with_store(dir.path(), store.clone(), FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap()));
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        store.losing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let budget = std::time::Duration::from_millis(150);
+        let r = crate::service::kernel::deadline::with_request_deadline(
+            budget,
+            s.record(&t, "test".into(), Event::new("test.event", serde_json::json!({}))),
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "{r:?}");
+        assert!(took < std::time::Duration::from_millis(600), "the request retried for {took:?} past its {budget:?} deadline");
     }
 
     /// What confirming a generation costs, against the bare signature in the same run:
