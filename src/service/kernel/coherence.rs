@@ -325,11 +325,20 @@ mod tests {
         generation_reads: std::sync::atomic::AtomicU64,
         /// Every commit takes 20 ms and conflicts (another node always wins).
         losing: std::sync::atomic::AtomicBool,
+        /// Run once right after a scan of every data key returns (before its caller sees
+        /// the rows): another node's write landing just then.
+        after_data_key_scan: std::sync::Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
     }
 
     impl Shared {
         fn over(inner: Arc<dyn Store>) -> Self {
-            Self { inner, contended_counters: false, generation_reads: Default::default(), losing: Default::default() }
+            Self {
+                inner,
+                contended_counters: false,
+                generation_reads: Default::default(),
+                losing: Default::default(),
+                after_data_key_scan: Default::default(),
+            }
         }
 
         fn sled(dir: &std::path::Path) -> Self {
@@ -346,7 +355,14 @@ mod tests {
             self.inner.get(key).await
         }
         async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-            self.inner.scan(prefix, after, limit).await
+            let rows = self.inner.scan(prefix, after, limit).await;
+            if prefix == keys::DATA_KEY_PREFIX {
+                let hook = self.after_data_key_scan.lock().unwrap().take();
+                if let Some(hook) = hook {
+                    hook.await;
+                }
+            }
+            rows
         }
         async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
             let counter = txn.ops.iter().any(|op| match op {
@@ -832,6 +848,35 @@ mod tests {
         c.b.create_tenant(&testing::operator(), Some("doomed"), "Again").await.unwrap();
         assert!(c.a.store.get(&keys::cache_generation("doomed")).await.unwrap().is_some());
         assert!(c.a.authenticate(&c.token).await.is_err());
+    }
+
+    /// A wrap another node commits after the rotating node collected the wraps to re-wrap
+    /// (and before it staged them) is never left under the old root: the wrap version moved
+    /// first, so that wrap is refused (`503` on a node without the next key) instead of
+    /// landing unseen, which would lose the tenant at the next start.
+    #[tokio::test]
+    async fn a_wrap_committed_while_a_rotation_collects_is_not_left_under_the_old_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Shared::sled(dir.path()));
+        let clock = FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap());
+        let a = testing::sigil_with_store(dir.path(), store.clone(), clock.clone());
+        let b = testing::sigil_with_store(dir.path(), store.clone(), clock);
+        let op = testing::operator();
+        a.create_tenant(&op, Some("acme"), "Acme").await.unwrap();
+        let made = Arc::new(std::sync::Mutex::new(None));
+        let (b2, made2) = (b.clone(), made.clone());
+        *store.after_data_key_scan.lock().unwrap() = Some(Box::pin(async move {
+            let r = b2.create_tenant(&testing::operator(), Some("late"), "Late").await.map(|t| t.id);
+            *made2.lock().unwrap() = Some(r);
+        }));
+        let key_file = dir.path().join("next.key");
+        crate::datadir::write_new_key_file(&key_file, &crate::crypto::SecretBytes::random(32)).unwrap();
+        assert_eq!(a.rotate_root_key(&op, &key_file).await.unwrap(), 2);
+        let late = made.lock().unwrap().take().expect("node b's creation did not run during the rotation");
+        assert!(matches!(late, Err(ServiceError::RootKeyOutdated)), "{late:?}");
+        for (k, blob) in store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap() {
+            assert_eq!(crate::crypto::blob_key_version(&blob).unwrap(), 2, "{} stayed under the old root", String::from_utf8_lossy(&k));
+        }
     }
 
     /// A request whose commits keep losing to other nodes stops retrying at its deadline
