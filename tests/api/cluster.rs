@@ -569,6 +569,10 @@ async fn a_root_key_rotation_while_both_nodes_serve() {
         made.extend(tenants);
     }
     assert!(total > 30 && made.len() > 4, "only {total} presentations and {} tenants during the rotation", made.len());
+    eprintln!(
+        "load window around the root rotation: {total} presentations, {} tenants made (each with a token and a data-key rotation)",
+        made.len()
+    );
     // Both nodes make new tenants, under the new root, that the other opens.
     for (i, (s, other)) in [(&p.a, &p.b), (&p.b, &p.a)].into_iter().enumerate() {
         let (st, v) = s.post("/v1/tenants", OPERATOR, json!({"id": format!("after{i}"), "name": "After"})).await;
