@@ -122,6 +122,9 @@ codes! {
     // 5xx: ours, opaque.
     /// Storage is unavailable (503).
     Unavailable => "unavailable",
+    /// Another node rotated the root key and this one does not hold the new key (503):
+    /// retry on another node.
+    RootKeyOutdated => "root_key_outdated",
     /// Something failed that the caller cannot fix (500).
     InternalError => "internal_error",
 }

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// File holding the 32-byte root key.
     #[arg(long, env = "SIGIL_ROOT_KEY_FILE")]
     pub root_key_file: Option<PathBuf>,
+    /// File holding the 32-byte root key a rotation on another node will move to: this
+    /// node adopts it, without restart, once the database's key check names it
+    /// (several nodes on PostgreSQL).
+    #[arg(long, env = "SIGIL_NEXT_ROOT_KEY_FILE")]
+    pub next_root_key_file: Option<PathBuf>,
     /// Maximum request body in bytes (default 65536).
     #[arg(long, env = "SIGIL_BODY_LIMIT")]
     pub body_limit: Option<usize>,
@@ -130,6 +135,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     http: Option<bool>,
     root_key_file: Option<PathBuf>,
+    next_root_key_file: Option<PathBuf>,
     body_limit: Option<usize>,
     max_presentation_ttl: Option<u64>,
     log_format: Option<String>,
@@ -190,6 +196,8 @@ pub struct Config {
     pub public_url: Option<PublicUrl>,
     pub transport: Transport,
     pub root_key: Option<RootKeySource>,
+    /// The root key a rotation on another node will move to (`--next-root-key-file`).
+    pub next_root_key: Option<PathBuf>,
     pub bootstrap_token: Option<SecretBytes>,
     pub body_limit: usize,
     pub max_presentation_ttl: u64,
@@ -381,6 +389,7 @@ impl Config {
             }
             (None, None) => None,
         };
+        let next_root_key = args.next_root_key_file.or(file.next_root_key_file);
         let bootstrap_token = secret_from_env("SIGIL_BOOTSTRAP_TOKEN")?;
         if let Some(t) = &bootstrap_token {
             if t.len() < 32 || t.len() > 256 || !t.expose().iter().all(|b| b.is_ascii_graphic()) {
@@ -465,6 +474,7 @@ impl Config {
             public_url,
             transport,
             root_key,
+            next_root_key,
             bootstrap_token,
             body_limit,
             max_presentation_ttl,

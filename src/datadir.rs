@@ -46,6 +46,13 @@ pub struct KeyCheckFile {
     pub check: String,
 }
 
+impl KeyCheckFile {
+    /// Whether `rk` is the root key this record names: its version, and it opens the check.
+    pub fn proves(&self, rk: &RootKey) -> bool {
+        self.root_version == rk.version() && STANDARD.decode(&self.check).is_ok_and(|blob| rk.verify_key_check(self.format, &blob).is_ok())
+    }
+}
+
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename) with mode 0600.
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), SigilError> {
     use std::io::Write;

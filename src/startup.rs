@@ -422,9 +422,40 @@ fn warn_about_generated_operator_token(config: &Config) {
     );
 }
 
+/// A request's store retries stop after this many times `--store-timeout-ms` (shared store).
+const REQUEST_DEADLINE_FACTOR: u32 = 2;
+
+/// Gives the keyring the root key a rotation on another node will move to
+/// (`--next-root-key-file`), as the version after the current root: the node adopts it
+/// once the database's key check names that version and the key proves against it
+/// (`Sigil::adopt_next_root`). A bad file is a configuration error, found now rather than
+/// at the rotation.
+fn hold_next_root_key(config: &Config, keyring: &Keyring) -> Result<(), SigilError> {
+    let Some(path) = &config.next_root_key else { return Ok(()) };
+    let bytes = datadir::read_root_key_file(path).map_err(SigilError::Config)?;
+    let current = keyring.root();
+    let next =
+        RootKey::from_bytes(bytes, current.version() + 1).map_err(|_| SigilError::Config("the next root key must be 32 bytes".into()))?;
+    // The current root opens a check the next key sealed only if they are the same key.
+    if current.verify_key_check(datadir::FORMAT, &next.key_check(datadir::FORMAT)).is_ok() {
+        tracing::warn!("the next root key is the current one (a rotation to it is done): ignored; drop --next-root-key-file");
+        return Ok(());
+    }
+    if matches!(config.store, StoreConfig::Sled) {
+        tracing::warn!(
+            "--next-root-key-file only matters with several nodes on one database; a single node rotates with the new key itself"
+        );
+        return Ok(());
+    }
+    tracing::info!(root_version = next.version(), "holding the next root key: adopted once a rotation to it commits on any node");
+    keyring.set_next(next);
+    Ok(())
+}
+
 /// Builds and binds the server; call [`Application::run`] to serve.
 pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, SigilError> {
     let (backend, keyring, format) = open_store(&config).await?;
+    hold_next_root_key(&config, &keyring)?;
     warn_about_generated_operator_token(&config);
     let listener = TcpListener::bind(config.listen).map_err(|e| startup(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(startup)?;
@@ -439,7 +470,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     let settings = service_settings(&config, public_url.clone());
     let http = http_resolver(&config)?;
     let sigil = Sigil::new(backend.store(), keyring, clock, settings, http);
-    sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    sigil.recover_root_rotation_at_start().await.map_err(|e| SigilError::Store(e.to_string()))?;
     let legacy = sigil.upgrade_legacy_audit_heads(config.upgrade_audit_heads).await.map_err(|e| SigilError::Store(e.to_string()))?;
     if legacy > 0 && !config.upgrade_audit_heads {
         tracing::error!(
@@ -456,6 +487,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
         tracing::info!(resumed, "finished interrupted tenant deletions");
     }
     upgrade(&sigil, &config.data, &format).await?;
+    sigil.start_missing_cache_generations().await.map_err(|e| SigilError::Store(e.to_string()))?;
     // Interrupted data-key rotations resume in the background while serving.
     let resumer = sigil.clone();
     actix_web::rt::spawn(async move {
@@ -478,6 +510,11 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
         loop {
             actix_web::rt::time::sleep(interval).await;
             housekeeping.prune_guardrails();
+            // Several nodes: another node's root rotation to this node's next key is
+            // adopted here at the latest (requests that need it adopt it at once).
+            if let Err(e) = housekeeping.adopt_next_root().await {
+                tracing::warn!(error = %e, "checking for a root-key rotation failed");
+            }
             if let Err(e) = housekeeping.record_token_use().await {
                 tracing::warn!(error = %e, "recording token use failed");
             }
@@ -511,6 +548,12 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
     let data = web::Data::from(sigil.clone());
 
     let body_limit = config.body_limit;
+    // Several nodes: no request retries store conflicts for longer than twice the bound
+    // on one store operation (then it answers 503); one node has only the attempt bounds.
+    let deadline = match &config.store {
+        StoreConfig::Postgres(o) => Some(o.timeout * REQUEST_DEADLINE_FACTOR),
+        StoreConfig::Sled => None,
+    };
     let proxies = web::Data::new(http::client::TrustedProxies::new(config.trusted_proxies.clone()));
     let openapi = http::openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
@@ -519,6 +562,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             .app_data(prometheus.clone())
             .app_data(proxies.clone())
             .app_data(web::Data::new(http::middleware::BodyLimit(body_limit)))
+            .app_data(web::Data::new(http::middleware::RequestDeadline(deadline)))
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(http::problem::json_error))
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::QueryConfig::default().error_handler(http::problem::query_error))
@@ -562,7 +606,7 @@ async fn offline_service(config: &Config) -> Result<(Backend, Arc<Sigil>), Sigil
     let settings = service_settings(config, public_url);
     let http = http_resolver(config)?;
     let sigil = Sigil::new(store.store(), keyring, Arc::new(SystemClock), settings, http);
-    sigil.recover_root_rotation().await.map_err(|e| SigilError::Store(e.to_string()))?;
+    sigil.recover_root_rotation_at_start().await.map_err(|e| SigilError::Store(e.to_string()))?;
     // An older directory is upgraded before an offline command writes to it (its
     // key-check file is rewritten in the current format by a root rotation, for one).
     sigil.resume_tenant_deletions().await.map_err(|e| SigilError::Store(e.to_string()))?;

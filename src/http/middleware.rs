@@ -86,7 +86,20 @@ fn has_body(req: &ServiceRequest) -> bool {
         || h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0")
 }
 
-/// Request id + body limit + access log.
+/// The deadline of a request's store retries (several nodes; `None`: only the attempt
+/// bounds apply), see `service::kernel::deadline`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestDeadline(pub Option<std::time::Duration>);
+
+/// `fut` under the app's request deadline, if it has one.
+async fn deadlined<F: std::future::Future>(deadline: Option<std::time::Duration>, fut: F) -> F::Output {
+    match deadline {
+        Some(d) => crate::service::kernel::deadline::with_request_deadline(d, fut).await,
+        None => fut.await,
+    }
+}
+
+/// Request id + body limit + request deadline + access log.
 pub async fn edge(mut req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id =
         req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| acceptable(v)).map(str::to_owned).unwrap_or_else(|| {
@@ -96,6 +109,7 @@ pub async fn edge(mut req: ServiceRequest, next: Next<impl MessageBody + 'static
         });
     req.extensions_mut().insert(RequestId(id.clone()));
     let limit = req.app_data::<actix_web::web::Data<BodyLimit>>().map(|l| l.0).unwrap_or(64 * 1024);
+    let deadline = req.app_data::<actix_web::web::Data<RequestDeadline>>().and_then(|d| d.0);
     let too_big = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -113,12 +127,13 @@ pub async fn edge(mut req: ServiceRequest, next: Next<impl MessageBody + 'static
     } else if has_body(&req) {
         let body = SharedPayload(Rc::new(RefCell::new(req.take_payload())));
         req.set_payload(body.stream());
-        let res = crate::service::kernel::journal::REQUEST_ID.scope(id.clone(), next.call(req)).await?.map_into_boxed_body();
+        let res =
+            deadlined(deadline, crate::service::kernel::journal::REQUEST_ID.scope(id.clone(), next.call(req))).await?.map_into_boxed_body();
         // A handler that read the body to the end leaves an empty stream: this returns at once.
         drain(body.take()).await;
         res
     } else {
-        crate::service::kernel::journal::REQUEST_ID.scope(id.clone(), next.call(req)).await?.map_into_boxed_body()
+        deadlined(deadline, crate::service::kernel::journal::REQUEST_ID.scope(id.clone(), next.call(req))).await?.map_into_boxed_body()
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), v);

@@ -88,6 +88,11 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(%detail, "storage unavailable");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "storage is unavailable; retry later")
             }
+            E::RootKeyOutdated => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::RootKeyOutdated,
+                "the root key was rotated on another node and this node does not hold the new one; retry on another node",
+            ),
             E::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "internal error")

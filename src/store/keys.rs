@@ -21,8 +21,9 @@ pub mod meta {
 /// A cache scope's generation (a tenant id, or `_op` for operator tokens): 16 random
 /// bytes, rewritten in the transaction of every change that invalidates cached entries of
 /// the scope, when the store is shared by several processes (see
-/// `service::kernel::coherence`). Outside the tenant prefix, so that a tenant's deletion
-/// bumps it rather than removing it.
+/// `service::kernel::coherence`). Outside the tenant prefix: a tenant's deletion bumps it
+/// in its first step and removes it only when every record is gone (an absent record is
+/// never trusted for a tenant).
 pub fn cache_generation(scope: impl AsRef<str>) -> Vec<u8> {
     let scope = scope.as_ref();
     format!("cg/{scope}").into_bytes()
@@ -54,6 +55,11 @@ pub fn denials(tenant: impl AsRef<str>, agent: impl AsRef<str>) -> Vec<u8> {
     format!("dn/{tenant}/{agent}").into_bytes()
 }
 pub const DENIALS_PREFIX: &[u8] = b"dn/";
+
+/// The denial counts of every agent of `tenant`.
+pub fn denials_prefix(tenant: impl AsRef<str>) -> Vec<u8> {
+    format!("dn/{}/", tenant.as_ref()).into_bytes()
+}
 
 /// Index of tenants (value: empty). Listing scans this prefix.
 pub fn tenant_index(tenant: impl AsRef<str>) -> Vec<u8> {

@@ -104,6 +104,24 @@ impl Txn {
 pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// The persistence contract every backend implements.
+/// A lock a shared store holds for this process until dropped
+/// ([`Store::try_root_rotation_lock`]); empty for a store one process owns.
+#[derive(Default)]
+pub struct StoreLock(Option<Box<dyn std::any::Any + Send + Sync>>);
+
+impl StoreLock {
+    /// A lock released when `held` is dropped.
+    pub fn held(held: impl std::any::Any + Send + Sync) -> Self {
+        Self(Some(Box::new(held)))
+    }
+}
+
+impl std::fmt::Debug for StoreLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StoreLock").field(&self.0.is_some()).finish()
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Reads one key.
@@ -220,6 +238,16 @@ pub trait Store: Send + Sync + 'static {
     /// The key-check record, when [`Store::keeps_key_check`]; `None` before initialization.
     async fn read_key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Err(StoreError::Backend("this store does not keep the key check".into()))
+    }
+
+    /// Takes the store-wide root-rotation lock unless another process holds it (`None`
+    /// then), until the returned guard is dropped. A root-key rotation holds it from its
+    /// first write to its completion; a node's start (or an offline command) settles an
+    /// interrupted rotation only while holding it, so that it never discards the wraps
+    /// another node is staging. A process that dies releases it. A store one process owns
+    /// (sled, whose data directory is locked) needs none: always granted.
+    async fn try_root_rotation_lock(&self) -> Result<Option<StoreLock>, StoreError> {
+        Ok(Some(StoreLock::default()))
     }
 
     /// Replaces the key-check record durably, when [`Store::keeps_key_check`].

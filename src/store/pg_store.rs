@@ -78,6 +78,10 @@ const MIGRATION_LOCK: i64 = 0x5349_4749_4c00_0001;
 /// Session advisory lock a node holds while it initializes or upgrades the store.
 const STARTUP_LOCK: i64 = 0x5349_4749_4c00_0002;
 
+/// Session advisory lock a node holds while it rotates the root key, and takes (without
+/// waiting) before it settles an interrupted rotation at its start.
+const ROOT_ROTATION_LOCK: i64 = 0x5349_4749_4c00_0003;
+
 /// Embedded migrations, applied in order, each once, each in its own transaction.
 const MIGRATIONS: &[(i32, &str)] = &[(
     1,
@@ -430,10 +434,45 @@ impl PgStore {
             .await
             .map_err(be)?;
         match locked {
-            (client, Ok(())) => Ok(StartupLock { client: Some(client), handle }),
+            (client, Ok(())) => Ok(StartupLock { client: Some(client), handle, key: STARTUP_LOCK }),
             (client, Err(e)) => {
                 drop(deadpool_postgres::Object::take(client));
                 Err(pg(e))
+            }
+        }
+    }
+
+    /// Takes session advisory lock `key` if it is free: `None` when another session holds
+    /// it. Held on a connection of its own, which leaves the pool with the lock (dropping
+    /// the guard closes it, which releases the lock).
+    async fn try_session_lock(&self, key: i64) -> Result<Option<StartupLock>, StoreError> {
+        let client = self
+            .run(|pool| async move {
+                let client = pool.get().await.map_err(pool_err)?;
+                Ok(client)
+            })
+            .await?;
+        let handle = self.handle.clone();
+        let timeout = self.timeout;
+        let locked = handle
+            .spawn(async move {
+                let r = tokio::time::timeout(timeout, client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])).await;
+                (client, r)
+            })
+            .await
+            .map_err(be)?;
+        match locked {
+            (client, Ok(Ok(row))) => {
+                let got: bool = row.try_get(0).map_err(pg)?;
+                if got { Ok(Some(StartupLock { client: Some(client), handle, key })) } else { Ok(None) }
+            }
+            (client, Ok(Err(e))) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(pg(e))
+            }
+            (client, Err(_)) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(be(format!("no answer within {} ms", timeout.as_millis())))
             }
         }
     }
@@ -449,20 +488,23 @@ impl PgStore {
     }
 }
 
-/// The startup lock of [`PgStore::startup_lock`].
+/// A session advisory lock: the startup lock of [`PgStore::startup_lock`], or the
+/// root-rotation lock ([`Store::try_root_rotation_lock`]).
 pub struct StartupLock {
     client: Option<deadpool_postgres::Object>,
     handle: tokio::runtime::Handle,
+    key: i64,
 }
 
 impl StartupLock {
     /// Releases the lock. The connection leaves the pool (it carried a session setting).
     pub async fn release(mut self) {
         if let Some(client) = self.client.take() {
+            let key = self.key;
             let _ = self
                 .handle
                 .spawn(async move {
-                    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&STARTUP_LOCK]).await;
+                    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await;
                     drop(deadpool_postgres::Object::take(client));
                 })
                 .await;
@@ -610,6 +652,10 @@ impl Store for PgStore {
 
     /// Replaces the key-check record, durably (the commit point of initialization and of
     /// a root-key rotation, as the key-check file is on sled).
+    async fn try_root_rotation_lock(&self) -> Result<Option<crate::store::StoreLock>, StoreError> {
+        Ok(self.try_session_lock(ROOT_ROTATION_LOCK).await?.map(crate::store::StoreLock::held))
+    }
+
     async fn write_key_check(&self, body: Vec<u8>) -> Result<(), StoreError> {
         self.run(|pool| async move {
             let client = pool.get().await.map_err(pool_err)?;

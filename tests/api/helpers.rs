@@ -115,7 +115,7 @@ impl Secrets {
         self.add(OPERATOR);
         let mut args = opts.args.iter();
         while let Some(a) = args.next() {
-            if a == "--root-key-file" || a == "--new-root-key-file" {
+            if a == "--root-key-file" || a == "--new-root-key-file" || a == "--next-root-key-file" {
                 if let Some(k) = args.next().and_then(|f| std::fs::read(f).ok()) {
                     self.add_key(&k);
                 }
@@ -124,7 +124,7 @@ impl Secrets {
         for (k, v) in &opts.env {
             match k.as_str() {
                 "SIGIL_BOOTSTRAP_TOKEN" | "SIGIL_ROOT_PASSPHRASE" => self.add(v),
-                "SIGIL_ROOT_PASSPHRASE_FILE" | "SIGIL_ROOT_KEY_FILE" => {
+                "SIGIL_ROOT_PASSPHRASE_FILE" | "SIGIL_ROOT_KEY_FILE" | "SIGIL_NEXT_ROOT_KEY_FILE" => {
                     if let Ok(b) = std::fs::read(v) {
                         self.add_key(&b);
                         self.add(String::from_utf8_lossy(&b).trim());

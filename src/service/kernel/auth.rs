@@ -14,7 +14,7 @@ use crate::codes::ErrorCode;
 use crate::service::kernel::cache::{GenCache, pause};
 use crate::service::kernel::coherence::scope_of;
 
-use crate::crypto::{AccessToken, TokenHash};
+use crate::crypto::{AccessToken, RootKey, TokenHash};
 use crate::ids::{AgentId, TenantId, TokenId};
 use crate::service::kernel::mutation::Effects;
 use crate::service::model::records::{TokenRecord, TokenRole, kind};
@@ -202,7 +202,7 @@ impl Sigil {
             let Some(blob) = self.store.get(&keys::operator_token(token_id.as_str())).await? else {
                 return Err(ServiceError::Unauthenticated);
             };
-            let pt = self.root_opening(&blob)?.open_system(kind::OPERATOR_TOKEN, token_id.as_str(), &blob)?;
+            let pt = self.root_opening(&blob).await?.open_system(kind::OPERATOR_TOKEN, token_id.as_str(), &blob)?;
             let rec: TokenRecord = serde_json::from_slice(pt.expose()).map_err(|_| ServiceError::Internal("bad operator token".into()))?;
             (rec, None)
         } else {
@@ -296,15 +296,16 @@ impl Sigil {
         Ok(())
     }
 
-    /// Adds the writes that store an operator token (sealed under the root key, outside
-    /// every tenant) to `txn`. The caller holds `Keyring::wrapping` shared until the commit,
-    /// so that a root-key rotation re-wraps the record or runs before it is sealed.
-    pub(crate) fn stage_operator_token(&self, txn: &mut Txn, minted: &MintedToken) -> Result<(), ServiceError> {
+    /// Adds the writes that store an operator token (sealed under `root`, outside every
+    /// tenant; the one [`Sigil::stage_wrap_guard`] answered) to `txn`. The caller holds
+    /// `Keyring::wrapping` shared until the commit, so that a root-key rotation re-wraps
+    /// the record or runs before it is sealed.
+    pub(crate) fn stage_operator_token(&self, txn: &mut Txn, minted: &MintedToken, root: &RootKey) -> Result<(), ServiceError> {
         let id = minted.id.as_str();
         let bytes = serde_json::to_vec(&minted.record).map_err(|e| ServiceError::Internal(format!("operator token record: {e}")))?;
         txn.require_absent(keys::token_hash(&minted.record.hash_hex))
             .require_absent(keys::operator_token(id))
-            .put(keys::operator_token(id), self.keys.root().seal_system(kind::OPERATOR_TOKEN, id, &bytes))
+            .put(keys::operator_token(id), root.seal_system(kind::OPERATOR_TOKEN, id, &bytes))
             .put(keys::token_hash(&minted.record.hash_hex), format!("_op/{id}"));
         Ok(())
     }

@@ -29,9 +29,24 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::crypto::RootKey;
 use crate::ids::TenantId;
 use crate::service::{Caller, ServiceError, Sigil};
 use crate::store::{Txn, keys};
+
+/// How long a wrap waits for a root-key rotation another node staged to commit, when
+/// this node holds the key it rotates to, and how often it looks.
+const ADOPT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const ADOPT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// `503` for a node whose root key another node rotated away.
+fn outdated_root(mine: u32) -> ServiceError {
+    tracing::error!(
+        root_version = mine,
+        "another node rotated the root key: restart this one with the new root key (or give it --next-root-key-file ahead of the next rotation)"
+    );
+    ServiceError::RootKeyOutdated
+}
 
 /// The scope of operator tokens.
 pub(crate) const OPERATOR_SCOPE: &str = "_op";
@@ -107,7 +122,10 @@ impl Sigil {
         }
         let began = c.tick();
         let stored = self.store.get(&keys::cache_generation(scope)).await?;
-        let moved = known.generation.as_ref() != Some(&stored);
+        // A tenant's generation record is removed with the tenant: an absent one is never
+        // trusted (a node that read "absent" before a tenant of that id was made and
+        // deleted again would otherwise keep what it cached of it).
+        let moved = known.generation.as_ref() != Some(&stored) || (stored.is_none() && scope != OPERATOR_SCOPE);
         if moved {
             self.drop_scope(scope);
             known.generation = Some(stored);
@@ -120,42 +138,110 @@ impl Sigil {
     }
 
     /// Before a wrap under this node's root key (a tenant's first data key, a data-key
-    /// rotation, an operator token) on a shared store: refuses if another node rotated the
-    /// root since this one started (`503`, until this node runs with the new key), and
-    /// makes `txn` conditional on the version it checked, so a rotation staged meanwhile
-    /// fails the commit. A wrap under a root the key check no longer names would be lost
-    /// at this node's next start.
-    pub(crate) async fn stage_wrap_guard(&self, txn: &mut Txn) -> Result<(), ServiceError> {
+    /// rotation, an operator token) on a shared store: answers the root to wrap under and
+    /// makes `txn` conditional on its version, so that a rotation staged meanwhile fails
+    /// the commit (a wrap under a root the key check no longer names would be lost at this
+    /// node's next start). When another node rotated the root, this node adopts its next
+    /// root key if it holds the one rotated to ([`Sigil::adopt_next_root`]), waiting a
+    /// little for a rotation staged but not yet committed; otherwise `503`, until it runs
+    /// with the new key. On one node: the current root, nothing to check.
+    pub(crate) async fn stage_wrap_guard(&self, txn: &mut Txn) -> Result<Arc<RootKey>, ServiceError> {
         if !self.store.shared() {
-            return Ok(());
+            return Ok(self.keys.root());
         }
         let key = keys::meta::WRAP_ROOT_VERSION;
-        let mine = self.keys.root().version();
-        match self.store.get(key).await? {
-            None => txn.require_absent(key.to_vec()),
-            Some(v) if v.as_slice() == mine.to_be_bytes() => txn.require_equals(key.to_vec(), v),
-            Some(_) => {
-                tracing::error!(root_version = mine, "another node rotated the root key: restart this one with the new root key");
-                return Err(ServiceError::Unavailable(
-                    "this node's root key was rotated on another node; it must be restarted with the new one".into(),
-                ));
+        let deadline = std::time::Instant::now() + ADOPT_WAIT;
+        loop {
+            let root = self.keys.root();
+            let mine = root.version();
+            let stored = self.store.get(key).await?;
+            match stored {
+                None => {
+                    txn.require_absent(key.to_vec());
+                    return Ok(root);
+                }
+                Some(v) if v.as_slice() == mine.to_be_bytes() => {
+                    txn.require_equals(key.to_vec(), v);
+                    return Ok(root);
+                }
+                // A concurrent request adopted the next root meanwhile: check again.
+                Some(_) if self.keys.root().version() != mine => continue,
+                Some(v) => {
+                    let version = v.as_slice().try_into().map(u32::from_be_bytes).ok();
+                    let ours = self.keys.next_root().is_some_and(|n| Some(n.version()) == version);
+                    if ours && self.adopt_next_root().await? {
+                        continue;
+                    }
+                    // Staged on another node, not yet committed: its key check follows.
+                    if ours && std::time::Instant::now() < deadline {
+                        tokio::time::sleep(ADOPT_POLL).await;
+                        continue;
+                    }
+                    return Err(outdated_root(mine));
+                }
             }
-        };
-        Ok(())
+        }
     }
 
-    /// The root key that opens `blob` (a wrap or an operator token), or `503` when it was
-    /// made under a root newer than this node's: another node rotated the root, and this
-    /// one must be restarted with the new key (never an internal error).
-    pub(crate) fn root_opening(&self, blob: &[u8]) -> Result<Arc<crate::crypto::RootKey>, ServiceError> {
-        let mine = self.keys.root().version();
-        if crate::crypto::blob_key_version(blob).is_ok_and(|v| v > mine) {
-            tracing::error!(root_version = mine, "a wrap under a newer root key: restart this node with the new root key");
-            return Err(ServiceError::Unavailable(
-                "this node's root key was rotated on another node; it must be restarted with the new one".into(),
-            ));
+    /// The root key that opens `blob` (a wrap or an operator token). A wrap under a root
+    /// newer than this node's was made after another node rotated the root: this node
+    /// adopts its next root key if it holds that one, else answers `503` (never an
+    /// internal error) until it is restarted with the new key.
+    pub(crate) async fn root_opening(&self, blob: &[u8]) -> Result<Arc<RootKey>, ServiceError> {
+        let newer = |s: &Self| crate::crypto::blob_key_version(blob).is_ok_and(|v| v > s.keys.root().version());
+        if newer(self) {
+            // Adopted here or by a concurrent request, or not at all.
+            self.adopt_next_root().await?;
+            if newer(self) {
+                return Err(outdated_root(self.keys.root().version()));
+            }
         }
         Ok(self.keys.root_for(blob))
+    }
+
+    /// Several nodes: makes this node's next root key (`--next-root-key-file`) current
+    /// once the stored key check names its version and it proves against it, i.e. once
+    /// another node's rotation to it committed. Without restart: from then on this node
+    /// opens and makes wraps under the new root, and its previous root still opens the
+    /// wraps made before. True when this node's root is now the next one (adopted here or
+    /// by a concurrent request); false when it holds none, the rotation is not committed,
+    /// or the key is not the one rotated to. One key-check read; concurrent callers wait
+    /// for one another.
+    pub(crate) async fn adopt_next_root(&self) -> Result<bool, ServiceError> {
+        let Some(next) = self.keys.next_root() else {
+            return Ok(false);
+        };
+        if !self.store.shared() {
+            return Ok(false);
+        }
+        let _one = self.keys.adopting.lock().await;
+        if self.keys.root().version() >= next.version() {
+            return Ok(true);
+        }
+        let data = self.settings.data_dir.clone().unwrap_or_default();
+        let Some(kc) =
+            crate::datadir::read_key_check_async(self.store.as_ref(), data).await.map_err(|e| ServiceError::Internal(e.to_string()))?
+        else {
+            return Ok(false);
+        };
+        if kc.root_version != next.version() {
+            return Ok(false);
+        }
+        if !kc.proves(&next) {
+            tracing::error!(
+                root_version = next.version(),
+                "the root key was rotated on another node, but this node's next root key is not the new one: restart it with the new key"
+            );
+            return Ok(false);
+        }
+        if self.keys.adopt_next(&next) {
+            metrics::counter!("sigil_root_key_adoptions_total").increment(1);
+            tracing::warn!(
+                root_version = next.version(),
+                "another node rotated the root key to this node's next root key, now in use; restart this node with it as --root-key-file"
+            );
+        }
+        Ok(true)
     }
 
     /// [`Sigil::confirm_scope`] for a tenant.
@@ -237,11 +323,22 @@ mod tests {
         /// Every write of an auth-failure counter conflicts (other writers always win).
         contended_counters: bool,
         generation_reads: std::sync::atomic::AtomicU64,
+        /// Every commit takes 20 ms and conflicts (another node always wins).
+        losing: std::sync::atomic::AtomicBool,
+        /// Run once right after a scan of every data key returns (before its caller sees
+        /// the rows): another node's write landing just then.
+        after_data_key_scan: std::sync::Mutex<Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>>,
     }
 
     impl Shared {
         fn over(inner: Arc<dyn Store>) -> Self {
-            Self { inner, contended_counters: false, generation_reads: Default::default() }
+            Self {
+                inner,
+                contended_counters: false,
+                generation_reads: Default::default(),
+                losing: Default::default(),
+                after_data_key_scan: Default::default(),
+            }
         }
 
         fn sled(dir: &std::path::Path) -> Self {
@@ -258,13 +355,24 @@ mod tests {
             self.inner.get(key).await
         }
         async fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-            self.inner.scan(prefix, after, limit).await
+            let rows = self.inner.scan(prefix, after, limit).await;
+            if prefix == keys::DATA_KEY_PREFIX {
+                let hook = self.after_data_key_scan.lock().unwrap().take();
+                if let Some(hook) = hook {
+                    hook.await;
+                }
+            }
+            rows
         }
         async fn apply(&self, txn: Txn) -> Result<(), StoreError> {
             let counter = txn.ops.iter().any(|op| match op {
                 crate::store::Op::Put(k, _) | crate::store::Op::Delete(k) => k.starts_with(keys::AUTH_FAILURES_PREFIX),
             });
             if self.contended_counters && counter {
+                return Err(StoreError::Conflict);
+            }
+            if self.losing.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 return Err(StoreError::Conflict);
             }
             self.inner.apply(txn).await
@@ -655,11 +763,141 @@ mod tests {
         crate::datadir::write_new_key_file(&key_file, &crate::crypto::SecretBytes::random(32)).unwrap();
         assert_eq!(c.a.rotate_root_key(&op, &key_file).await.unwrap(), 2);
         let r = c.b.create_tenant(&op, Some("late"), "Late").await;
-        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "node b wrapped under a rotated root: {:?}", r.map(|t| t.id));
+        assert!(matches!(r, Err(ServiceError::RootKeyOutdated)), "node b wrapped under a rotated root: {:?}", r.map(|t| t.id));
         let r = c.b.rotate_data_key(&testing::admin(&c.tenant), &c.tenant).await;
-        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "node b wrapped a data key under a rotated root: {r:?}");
+        assert!(matches!(r, Err(ServiceError::RootKeyOutdated)), "node b wrapped a data key under a rotated root: {r:?}");
         present(&c.b, &c.token, "1.00", "after").await.unwrap();
         c.a.create_tenant(&op, Some("late"), "Late").await.unwrap();
+    }
+
+    /// A node given the next root key ahead of a rotation on another node adopts it once
+    /// the key check names it, without restart: it wraps under the new root, opens wraps
+    /// made under it (a tenant it never opened), and still opens those made before. A
+    /// next key that is not the one rotated to is never adopted.
+    #[tokio::test]
+    async fn a_node_holding_the_next_root_adopts_it() {
+        let c = cluster("1000.00").await;
+        let op = testing::operator();
+        let cold = c.a.create_tenant(&op, Some("cold"), "Cold").await.unwrap().id;
+        present(&c.b, &c.token, "1.00", "before").await.unwrap();
+        let bytes = crate::crypto::SecretBytes::random(32);
+        let key_file = c._dir.path().join("next.key");
+        crate::datadir::write_new_key_file(&key_file, &bytes).unwrap();
+        c.b.keys.set_next(RootKey::from_bytes(crate::crypto::SecretBytes::random(32), 2).unwrap());
+        assert!(!c.b.adopt_next_root().await.unwrap(), "nothing to adopt before the rotation");
+        assert_eq!(c.a.rotate_root_key(&op, &key_file).await.unwrap(), 2);
+        // Another key than the one rotated to: refused, never made current.
+        assert!(!c.b.adopt_next_root().await.unwrap());
+        let r = c.b.create_tenant(&op, Some("late"), "Late").await;
+        assert!(matches!(r, Err(ServiceError::RootKeyOutdated)), "{:?}", r.map(|t| t.id));
+        assert_eq!(c.b.keys.root().version(), 1);
+        // The right one: adopted at the first wrap that needs it.
+        c.b.keys.set_next(RootKey::from_bytes(crate::crypto::SecretBytes::new(bytes.expose().to_vec()), 2).unwrap());
+        let late = c.b.create_tenant(&op, Some("late"), "Late").await.unwrap().id;
+        assert_eq!(c.b.keys.root().version(), 2, "node b did not adopt the next root");
+        assert!(c.b.keys.next_root().is_none());
+        c.b.rotate_data_key(&testing::admin(&c.tenant), &c.tenant).await.unwrap();
+        c.b.tenant_keys(&cold).await.unwrap();
+        present(&c.b, &c.token, "1.00", "after").await.unwrap();
+        // Node a opens what node b wrapped; both under the new root alone.
+        c.a.keys.evict_all();
+        c.a.tenant_keys(&late).await.unwrap();
+        for (k, blob) in c.a.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap() {
+            assert_eq!(crate::crypto::blob_key_version(&blob).unwrap(), 2, "{} is not under the new root", String::from_utf8_lossy(&k));
+        }
+    }
+
+    /// A tenant deleted on one node leaves no row that names it, its cache generation and
+    /// its agents' denial counts (kept outside its prefix on a shared store) included; the
+    /// other node, which had it cached, stops serving it; and a tenant made again with the
+    /// same id starts afresh on both.
+    #[tokio::test]
+    async fn a_deleted_tenant_leaves_no_row_naming_it() {
+        let c = cluster_of("doomed", "1000.00").await;
+        let admin = testing::admin(&c.tenant);
+        let strict = crate::service::guardrails::GuardrailSettings {
+            rate_per_second: 100_000,
+            burst: 100_000,
+            denial_threshold: 10,
+            denial_window_secs: 600,
+            ..Default::default()
+        };
+        c.a.set_guardrails(&admin, &c.tenant, strict).await.unwrap();
+        assert!(matches!(present(&c.b, &c.token, "900.00", "deny").await, Err(ServiceError::Forbidden { .. })));
+        let named = |rows: &[(Vec<u8>, Vec<u8>)]| {
+            rows.iter()
+                .filter(|(k, v)| [k, v].iter().any(|b| b.windows(6).any(|w| w == b"doomed")))
+                .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                .collect::<Vec<_>>()
+        };
+        // A tenant an earlier release made without a generation gets one at the next start.
+        let mut txn = Txn::new();
+        txn.delete(keys::cache_generation("doomed"));
+        c.a.store.commit(txn).await.unwrap();
+        assert_eq!(c.a.start_missing_cache_generations().await.unwrap(), 1);
+        assert_eq!(c.a.start_missing_cache_generations().await.unwrap(), 0, "once");
+        let before = named(&c.a.store.scan(b"", None, usize::MAX).await.unwrap());
+        for prefix in ["cg/doomed", "dn/doomed/"] {
+            assert!(before.iter().any(|k| k.starts_with(prefix)), "no {prefix} row to begin with: {before:?}");
+        }
+        c.a.delete_tenant(&testing::operator(), &c.tenant).await.unwrap();
+        let left = named(&c.a.store.scan(b"", None, usize::MAX).await.unwrap());
+        assert!(left.is_empty(), "rows naming the deleted tenant: {left:?}");
+        assert!(c.b.authenticate(&c.token).await.is_err(), "node b served a deleted tenant");
+        // Made again: a new generation, and node b serves the new tenant only.
+        c.b.create_tenant(&testing::operator(), Some("doomed"), "Again").await.unwrap();
+        assert!(c.a.store.get(&keys::cache_generation("doomed")).await.unwrap().is_some());
+        assert!(c.a.authenticate(&c.token).await.is_err());
+    }
+
+    /// A wrap another node commits after the rotating node collected the wraps to re-wrap
+    /// (and before it staged them) is never left under the old root: the wrap version moved
+    /// first, so that wrap is refused (`503` on a node without the next key) instead of
+    /// landing unseen, which would lose the tenant at the next start.
+    #[tokio::test]
+    async fn a_wrap_committed_while_a_rotation_collects_is_not_left_under_the_old_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Shared::sled(dir.path()));
+        let clock = FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap());
+        let a = testing::sigil_with_store(dir.path(), store.clone(), clock.clone());
+        let b = testing::sigil_with_store(dir.path(), store.clone(), clock);
+        let op = testing::operator();
+        a.create_tenant(&op, Some("acme"), "Acme").await.unwrap();
+        let made = Arc::new(std::sync::Mutex::new(None));
+        let (b2, made2) = (b.clone(), made.clone());
+        *store.after_data_key_scan.lock().unwrap() = Some(Box::pin(async move {
+            let r = b2.create_tenant(&testing::operator(), Some("late"), "Late").await.map(|t| t.id);
+            *made2.lock().unwrap() = Some(r);
+        }));
+        let key_file = dir.path().join("next.key");
+        crate::datadir::write_new_key_file(&key_file, &crate::crypto::SecretBytes::random(32)).unwrap();
+        assert_eq!(a.rotate_root_key(&op, &key_file).await.unwrap(), 2);
+        let late = made.lock().unwrap().take().expect("node b's creation did not run during the rotation");
+        assert!(matches!(late, Err(ServiceError::RootKeyOutdated)), "{late:?}");
+        for (k, blob) in store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await.unwrap() {
+            assert_eq!(crate::crypto::blob_key_version(&blob).unwrap(), 2, "{} stayed under the old root", String::from_utf8_lossy(&k));
+        }
+    }
+
+    /// A request whose commits keep losing to other nodes stops retrying at its deadline
+    /// (`503`) instead of spending every one of its attempts (64 on a shared store).
+    #[tokio::test]
+    async fn a_request_stops_retrying_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Shared::sled(dir.path()));
+        let s = testing::sigil_with_store(dir.path(), store.clone(), FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap()));
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap().id;
+        store.losing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let budget = std::time::Duration::from_millis(150);
+        let r = crate::service::kernel::deadline::with_request_deadline(
+            budget,
+            s.record(&t, "test".into(), Event::new("test.event", serde_json::json!({}))),
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(matches!(r, Err(ServiceError::Unavailable(_))), "{r:?}");
+        assert!(took < std::time::Duration::from_millis(600), "the request retried for {took:?} past its {budget:?} deadline");
     }
 
     /// What confirming a generation costs, against the bare signature in the same run:

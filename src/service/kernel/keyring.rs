@@ -1,5 +1,9 @@
-//! The service's view of the key hierarchy: the root key, the token pepper and a cache of
-//! unwrapped tenant data keys. Holds only `crypto` types; never touches their bytes.
+//! The service's view of the key hierarchy: the root key (and the next one, when the node
+//! was given it ahead of a rotation), the token pepper and a cache of unwrapped tenant
+//! data keys. Holds only `crypto` types; never touches their bytes.
+//!
+//! Must never: make the next root key current unless the caller proved it against the
+//! stored key check (`Sigil::adopt_next_root`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +48,12 @@ pub struct Keyring {
     /// The current root key and the one it replaced (if it was rotated in this process),
     /// swapped together by root-key rotation.
     root: RwLock<Roots>,
+    /// The root key another node may rotate to (`--next-root-key-file`), as the version
+    /// after the current one; made current by [`Keyring::adopt_next`] once the key check
+    /// names it and it proved against it.
+    next: RwLock<Option<Arc<RootKey>>>,
+    /// Held by the one request that checks the key check for the next root (single flight).
+    pub(crate) adopting: tokio::sync::Mutex<()>,
     /// Taken shared by whatever wraps a new data key under the root (tenant creation,
     /// data-key rotation) or seals a new operator token under it, until that is committed,
     /// and exclusively by root-key
@@ -83,6 +93,8 @@ impl Keyring {
     pub fn new(root: RootKey, pepper: TokenPepper) -> Self {
         Self {
             root: RwLock::new(Roots { current: Arc::new(root), previous: None }),
+            next: RwLock::new(None),
+            adopting: tokio::sync::Mutex::new(()),
             wrapping: tokio::sync::RwLock::new(()),
             pepper,
             tenants: RwLock::new(HashMap::new()),
@@ -117,12 +129,56 @@ impl Keyring {
 
     /// Installs a new root key (after its wraps are durable and the key check names it).
     pub(crate) fn set_root(&self, root: RootKey) {
+        self.install(Arc::new(root));
+    }
+
+    /// Makes `root` current, the current one previous (it opens what was wrapped before),
+    /// and forgets a next key this one reached.
+    fn install(&self, root: Arc<RootKey>) {
         let mut guard = match self.root.write() {
             Ok(r) => r,
             Err(p) => p.into_inner(),
         };
         let previous = guard.current.clone();
-        *guard = Roots { current: Arc::new(root), previous: Some(previous) };
+        let version = root.version();
+        *guard = Roots { current: root, previous: Some(previous) };
+        drop(guard);
+        let mut next = match self.next.write() {
+            Ok(n) => n,
+            Err(p) => p.into_inner(),
+        };
+        if next.as_ref().is_some_and(|n| n.version() <= version) {
+            *next = None;
+        }
+    }
+
+    /// Keeps `next` as the root key the next rotation goes to (the version after the
+    /// current one).
+    pub(crate) fn set_next(&self, next: RootKey) {
+        let mut guard = match self.next.write() {
+            Ok(n) => n,
+            Err(p) => p.into_inner(),
+        };
+        *guard = Some(Arc::new(next));
+    }
+
+    /// The next root key, if this node holds one.
+    pub(crate) fn next_root(&self) -> Option<Arc<RootKey>> {
+        match self.next.read() {
+            Ok(n) => n.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Makes the next root key current (another node rotated to it; the caller proved it
+    /// against the stored key check). The root it replaces stays to open wraps made
+    /// before, until the next rotation or restart. False when there was none to adopt.
+    pub(crate) fn adopt_next(&self, next: &Arc<RootKey>) -> bool {
+        if self.root().version() >= next.version() {
+            return false;
+        }
+        self.install(next.clone());
+        true
     }
 
     /// Forgets every cached tenant data key (root or data-key rotation).

@@ -442,6 +442,9 @@ impl Sigil {
         let shared = self.store.shared();
         let rounds = if shared { 8 * RACE_RETRIES } else { RACE_RETRIES };
         for round in 0..rounds {
+            if round > 0 {
+                crate::service::kernel::deadline::within_deadline()?;
+            }
             let blob = self.store.get(key).await?;
             match self.check_stored(t, key, blob.as_deref()).await {
                 Ok(()) => return Ok(blob),

@@ -12,6 +12,7 @@ pub mod budget;
 pub mod cache;
 pub mod coherence;
 pub mod credential_status;
+pub mod deadline;
 pub mod dids;
 pub mod egress;
 pub mod guards;

@@ -283,6 +283,9 @@ impl Sigil {
         // this one reads the head), so it gets more of them, spaced by `back_off`.
         let attempts = if self.store.shared() { SHARED_ATTEMPTS } else { MAX_ATTEMPTS };
         for attempt in 0..attempts {
+            if attempt > 0 {
+                crate::service::kernel::deadline::within_deadline()?;
+            }
             // Seals for what the stage writes and for the audit entry.
             self.ensure_seals(tenant, 1, false).await?;
             let change = match stage().await {
@@ -378,6 +381,17 @@ impl Sigil {
             None => txn.require_absent(key.clone()),
         };
         txn.put(key, next);
+        self.commit_counter(txn).await
+    }
+
+    /// Writes a tenant's first cache generation (`coherence`: a tenant an earlier release
+    /// made without one) if the tenant exists and has none. `Ok(false)` when either moved.
+    pub(crate) async fn start_cache_generation(&self, tenant: &TenantId) -> Result<bool, ServiceError> {
+        let key = keys::cache_generation(tenant);
+        let mut txn = Txn::new();
+        txn.require_equals(keys::tenant_index(tenant), Vec::new())
+            .require_absent(key.clone())
+            .put(key, rand::random::<[u8; 16]>().to_vec());
         self.commit_counter(txn).await
     }
 

@@ -34,7 +34,7 @@ impl Sigil {
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                 .ok_or_else(|| ServiceError::Internal("malformed data key entry".into()))?;
-            let (dk, lock) = self.keys.metered(tenant, self.root_opening(&blob)?.unwrap_data_key(tenant.as_str(), v, &blob)?);
+            let (dk, lock) = self.keys.metered(tenant, self.root_opening(&blob).await?.unwrap_data_key(tenant.as_str(), v, &blob)?);
             if v == current {
                 reserving = Some(lock);
             }

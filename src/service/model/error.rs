@@ -33,6 +33,10 @@ pub enum ServiceError {
     /// Storage is unavailable or failed (503). Detail is logged, never shown.
     #[error("storage unavailable")]
     Unavailable(String),
+    /// Several nodes: another node rotated the root key and this one does not hold the
+    /// new one (503); what was asked needs it (a wrap to make or to open).
+    #[error("this node's root key was rotated on another node")]
+    RootKeyOutdated,
     /// Stored data could not be opened: tampering, a wrong key, or a bug (500, opaque).
     #[error("internal error")]
     Internal(String),

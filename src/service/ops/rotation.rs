@@ -512,9 +512,9 @@ impl Sigil {
                 Marker::Stale(raw) => txn.require_equals(keys::data_key_rotation(t), raw.clone()).delete(keys::data_key_rotation(t)),
                 Marker::Absent => txn.require_absent(keys::data_key_rotation(t)),
             };
-            self.stage_wrap_guard(&mut txn).await?;
+            let root = self.stage_wrap_guard(&mut txn).await?;
             txn.require_equals(keys::data_key_current(t), cur_raw.clone())
-                .put(keys::data_key(t, new), self.keys.root().wrap_data_key(t.as_str(), dk))
+                .put(keys::data_key(t, new), root.wrap_data_key(t.as_str(), dk))
                 .put(keys::data_key_current(t), new.to_be_bytes().to_vec());
             let event = if reseal {
                 txn.put(keys::data_key_rotation(t), new.to_be_bytes().to_vec());
@@ -705,13 +705,20 @@ impl Sigil {
     /// Re-wraps every tenant data key, the pepper and operator tokens under `new_root`.
     /// Step 1 writes the new wraps beside the old ones in one transaction; step 2 rewrites
     /// the key-check file (the commit point); step 3 replaces the old wraps. A crash
-    /// between steps is repaired at start by [`Sigil::recover_root_rotation`].
+    /// between steps is repaired at start by [`Sigil::recover_root_rotation`]. Several
+    /// nodes: the store's root-rotation lock is held throughout (one rotation at a time
+    /// across nodes; no node's start settles this one meanwhile), and before step 1 the
+    /// wrap version moves to the new root, so that every wrap another node commits is
+    /// either collected by step 1 or refused (and made again under the new root).
     pub async fn rotate_root_key(&self, caller: &Caller, new_root_file: &std::path::Path) -> Result<u32, ServiceError> {
         caller.require_operator()?;
         // The key bytes are read here, never by the handler: only the path crosses the API.
         let new_root = crate::datadir::read_root_key_file_async(new_root_file.to_path_buf()).await.map_err(ServiceError::invalid)?;
         // One rotation at a time, and no new wrap under the old root while this one runs.
         let _exclusive = self.keys.wrapping.write().await;
+        let Some(_rotating) = self.store.try_root_rotation_lock().await? else {
+            return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "another node is rotating the root key"));
+        };
         let data = self.settings.data_dir.clone().ok_or_else(|| ServiceError::Internal("no data directory".into()))?;
         let old = self.keys.root();
         let next =
@@ -722,6 +729,20 @@ impl Sigil {
             .is_some_and(|kc| kc.root_version != old.version())
         {
             return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "the key-check file names another root key version"));
+        }
+        let wrap_version = next.version().to_be_bytes().to_vec();
+        if self.store.shared() {
+            // Several nodes: from here on, wraps under the old root are refused everywhere
+            // (`stage_wrap_guard`); a node holding the new root as its next key waits for
+            // the commit below and adopts it. Completing or discarding the rotation sets
+            // the version for good.
+            let mut first = Txn::new();
+            self.stage_wrap_guard(&mut first).await?;
+            first.put(keys::meta::WRAP_ROOT_VERSION.to_vec(), wrap_version.clone());
+            if !self.commit_unaudited(first, Effects::none()).await? {
+                return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "another root-key rotation is staged"));
+            }
+            crate::faults::crash_point("root_rotation.guarded");
         }
         let mut txn = Txn::new();
         for (k, blob) in self.store.scan(keys::DATA_KEY_PREFIX, None, usize::MAX).await? {
@@ -737,17 +758,15 @@ impl Sigil {
             txn.put(keys::operator_token_next(&id), next.seal_system(kind::OPERATOR_TOKEN, &id, pt.expose()));
         }
         txn.put(keys::pepper(next.version()), next.wrap_pepper(&self.keys.pepper));
-        // Several nodes: from here on, wraps under the old root are refused everywhere
-        // (`stage_wrap_guard`); completing or discarding the rotation sets it for good.
         if self.store.shared() {
-            self.stage_wrap_guard(&mut txn).await?;
-            txn.put(keys::meta::WRAP_ROOT_VERSION.to_vec(), next.version().to_be_bytes().to_vec());
+            txn.require_equals(keys::meta::WRAP_ROOT_VERSION.to_vec(), wrap_version);
         }
-        // Staged wraps only (no preconditions): the key-check file below is the commit point.
+        // Staged wraps only: the key-check file below is the commit point.
         if !self.commit_unaudited(txn, Effects::none()).await? {
             return Err(ServiceError::conflict(ErrorCode::RotationInProgress, "another root-key rotation is staged"));
         }
         crate::faults::crash_point("root_rotation.staged");
+        crate::faults::pause_point("root_rotation.staged").await;
         let kdf = None; // the new root is a key file; a passphrase store stops needing one
         crate::datadir::write_key_check_async(self.store.as_ref(), data, &next, kdf)
             .await
@@ -761,14 +780,28 @@ impl Sigil {
         Ok(version)
     }
 
+    /// [`Sigil::recover_root_rotation`] at a start or before an offline command, under the
+    /// store's root-rotation lock. Several nodes: another node holding it is rotating the
+    /// root right now, and its staged wraps are its own to complete: nothing is settled
+    /// (discarding them would lose every data key re-wrapped for its commit).
+    pub async fn recover_root_rotation_at_start(&self) -> Result<(), ServiceError> {
+        let Some(_rotation) = self.store.try_root_rotation_lock().await? else {
+            tracing::info!("another node is rotating the root key: its staged wraps are left to it");
+            return Ok(());
+        };
+        self.recover_root_rotation().await
+    }
+
     /// Completes (key-check already names the new root) or discards (it does not) the
-    /// staged wraps of an interrupted root-key rotation.
+    /// staged wraps of an interrupted root-key rotation. The caller holds the store's
+    /// root-rotation lock (the rotation itself, or [`Sigil::recover_root_rotation_at_start`]).
     pub async fn recover_root_rotation(&self) -> Result<(), ServiceError> {
         // Staged wraps and where each goes once the rotation is committed.
         const MOVES: [(&[u8], &[u8]); 2] =
             [(keys::DATA_KEY_NEXT_PREFIX, keys::DATA_KEY_PREFIX), (keys::OPERATOR_TOKEN_NEXT_PREFIX, keys::OPERATOR_TOKEN_PREFIX)];
         self.mutate_unaudited(|| async {
             let root = self.keys.root();
+            let mine = root.version().to_be_bytes().to_vec();
             let mut staged = Vec::new();
             for (from, to) in MOVES {
                 for (k, blob) in self.store.scan(from, None, usize::MAX).await? {
@@ -777,6 +810,16 @@ impl Sigil {
                 }
             }
             if staged.is_empty() {
+                // Several nodes: a rotation that stopped after moving the wrap version and
+                // before staging anything leaves every wrap refused; back to this root.
+                if self.store.shared()
+                    && let Some(stored) = self.store.get(keys::meta::WRAP_ROOT_VERSION).await?
+                    && stored != mine
+                {
+                    let mut txn = Txn::new();
+                    txn.require_equals(keys::meta::WRAP_ROOT_VERSION.to_vec(), stored).put(keys::meta::WRAP_ROOT_VERSION.to_vec(), mine);
+                    return Ok(Attempt::unaudited(txn, Effects::none(), ()));
+                }
                 return Ok(Attempt::Done(()));
             }
             let committed = staged.iter().all(|(_, _, b)| blob_key_version(b).is_ok_and(|v| v == root.version()));
@@ -796,7 +839,7 @@ impl Sigil {
             // The root wraps are made under from now on: the new one, or the old one again
             // when the rotation is discarded (`stage_wrap_guard`).
             if self.store.shared() {
-                txn.put(keys::meta::WRAP_ROOT_VERSION.to_vec(), root.version().to_be_bytes().to_vec());
+                txn.put(keys::meta::WRAP_ROOT_VERSION.to_vec(), mine);
             }
             Ok(Attempt::unaudited(txn, Effects::none(), ()))
         })

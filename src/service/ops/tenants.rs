@@ -78,32 +78,47 @@ impl Sigil {
         let dk = tk.current().ok_or_else(|| ServiceError::Internal("no data key".into()))?;
         // Held until the wrap is committed, so that a root rotation re-wraps it (Keyring::wrapping).
         let wrapping = self.keys.wrapping.read().await;
-        let mut txn = Txn::new();
-        self.stage_wrap_guard(&mut txn).await?;
-        self.stage_first_seals(t, &tk, &mut txn);
-        txn.require_absent(keys::tenant_index(t))
-            .require_absent(keys::tenant_tombstone(t))
-            .put(keys::tenant_index(t), Vec::new())
-            .put(keys::data_key(t, 1), self.keys.root().wrap_data_key(t.as_str(), dk))
-            .put(keys::data_key_current(t), 1u32.to_be_bytes().to_vec())
-            .put(keys::tenant_record(t), self.seal_record(&tk, t, kind::TENANT, t.as_str(), &record)?)
-            .put(
-                keys::private_key(t, "issuer", 1),
-                dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer)?,
-            )
-            .put(
-                keys::private_key(t, "audit", 1),
-                dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "audit/1" }, &audit)?,
-            );
-        let minted = self.mint_token(TokenRole::Admin, None, None);
-        self.stage_tenant_token(&mut txn, &tk, &id, &minted)?;
-        let generation = self.keys.generation();
-        // The first entry of the tenant's trail is written in the same transaction, sealed
-        // under the data key it stores: a tenant never exists unaudited.
-        let event = Event::new("tenant.created", serde_json::json!({"admin_token_id": minted.id.to_string()}));
-        if !self.commit_creation(t, &tk, &actor(caller), txn, event, Effects::none()).await? {
-            return Err(ServiceError::conflict(ErrorCode::TenantExists, "a tenant with this id already exists"));
-        }
+        // Several nodes: a root rotation another node stages between the wrap guard and
+        // the commit fails the commit; the wrap is made again under the root it moved to.
+        let mut attempts = 0;
+        let (minted, generation) = loop {
+            attempts += 1;
+            let mut txn = Txn::new();
+            let root = self.stage_wrap_guard(&mut txn).await?;
+            self.stage_first_seals(t, &tk, &mut txn);
+            txn.require_absent(keys::tenant_index(t))
+                .require_absent(keys::tenant_tombstone(t))
+                .put(keys::tenant_index(t), Vec::new())
+                .put(keys::data_key(t, 1), root.wrap_data_key(t.as_str(), dk))
+                .put(keys::data_key_current(t), 1u32.to_be_bytes().to_vec())
+                .put(keys::tenant_record(t), self.seal_record(&tk, t, kind::TENANT, t.as_str(), &record)?)
+                .put(
+                    keys::private_key(t, "issuer", 1),
+                    dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "issuer/1" }, &issuer)?,
+                )
+                .put(
+                    keys::private_key(t, "audit", 1),
+                    dk.seal_signer(&Aad { tenant: t.as_str(), kind: kind::PRIVATE_KEY, id: "audit/1" }, &audit)?,
+                );
+            let minted = self.mint_token(TokenRole::Admin, None, None);
+            self.stage_tenant_token(&mut txn, &tk, &id, &minted)?;
+            let generation = self.keys.generation();
+            // Several nodes: a new tenant starts with a cache generation (its deletion
+            // removes it, and an absent one is never trusted; `confirm_scope`).
+            let mut fresh = Effects::none();
+            fresh.tenant_tokens(t);
+            // The first entry of the tenant's trail is written in the same transaction, sealed
+            // under the data key it stores: a tenant never exists unaudited.
+            let event = Event::new("tenant.created", serde_json::json!({"admin_token_id": minted.id.to_string()}));
+            if self.commit_creation(t, &tk, &actor(caller), txn, event, fresh).await? {
+                break (minted, generation);
+            }
+            let taken =
+                self.store.get(&keys::tenant_index(t)).await?.is_some() || self.store.get(&keys::tenant_tombstone(t)).await?.is_some();
+            if taken || !self.store.shared() || attempts >= 4 {
+                return Err(ServiceError::conflict(ErrorCode::TenantExists, "a tenant with this id already exists"));
+            }
+        };
         drop(wrapping);
         self.keys.insert(t, tk, generation);
         Ok(TenantCreated { did: self.tenant_did(t), id, admin_token: minted.token, admin_token_id: minted.id })
@@ -195,8 +210,13 @@ impl Sigil {
             }
             self.commit_unaudited(txn, Effects::none()).await?;
         }
+        // Last, the rows outside the tenant's prefix that name it: its cache generation (an
+        // absent one is never trusted, `confirm_scope`) and its agents' denial counts.
         let mut txn = Txn::new();
-        txn.delete(keys::data_key_rotation(t)).delete(keys::tenant_tombstone(t));
+        for (k, _) in self.store.scan(&keys::denials_prefix(t), None, usize::MAX).await? {
+            txn.delete(k);
+        }
+        txn.delete(keys::cache_generation(t)).delete(keys::data_key_rotation(t)).delete(keys::tenant_tombstone(t));
         self.commit_unaudited(txn, Effects::none()).await?;
         Ok(())
     }

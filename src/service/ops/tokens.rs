@@ -217,8 +217,8 @@ impl Sigil {
                 let mut txn = Txn::new();
                 let mut effects = Effects::none();
                 let revoked = self.stage_operator_tokens_removal(&mut txn, &mut effects).await?;
-                self.stage_operator_token(&mut txn, minted_ref)?;
-                self.stage_wrap_guard(&mut txn).await?;
+                let root = self.stage_wrap_guard(&mut txn).await?;
+                self.stage_operator_token(&mut txn, minted_ref, &root)?;
                 Ok(Attempt::unaudited(txn, effects, revoked))
             })
             .await?;
@@ -253,7 +253,7 @@ impl Sigil {
         let mut ids = Vec::new();
         for (k, blob) in self.store.scan(keys::OPERATOR_TOKEN_PREFIX, None, usize::MAX).await? {
             let id = String::from_utf8_lossy(k.get(keys::OPERATOR_TOKEN_PREFIX.len()..).unwrap_or_default()).into_owned();
-            let pt = self.root_opening(&blob)?.open_system(kind::OPERATOR_TOKEN, &id, &blob)?;
+            let pt = self.root_opening(&blob).await?.open_system(kind::OPERATOR_TOKEN, &id, &blob)?;
             let rec: TokenRecord =
                 serde_json::from_slice(pt.expose()).map_err(|e| ServiceError::Internal(format!("undecodable operator token: {e}")))?;
             txn.require_equals(k.clone(), blob).delete(k).delete(keys::token_hash(&rec.hash_hex));

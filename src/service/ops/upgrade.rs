@@ -18,6 +18,36 @@ use crate::service::{ServiceError, Sigil};
 use crate::store::{Txn, keys};
 
 impl Sigil {
+    /// Several nodes: gives every tenant without a cache generation (made by a release
+    /// before tenant creation wrote one) its first, at start: an absent generation is never
+    /// trusted for a tenant (`kernel::coherence`), so such a tenant's cached entries would
+    /// be dropped at every request. Two scans; a write per such tenant, conditional on the
+    /// tenant existing. Returns how many were written.
+    pub async fn start_missing_cache_generations(&self) -> Result<usize, ServiceError> {
+        if !self.store.shared() {
+            return Ok(0);
+        }
+        let have: std::collections::HashSet<Vec<u8>> = self
+            .store
+            .scan(keys::CACHE_GENERATION_PREFIX, None, usize::MAX)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k.get(keys::CACHE_GENERATION_PREFIX.len()..).unwrap_or_default().to_vec())
+            .collect();
+        let mut n = 0;
+        for (k, _) in self.store.scan(keys::TENANT_INDEX_PREFIX, None, usize::MAX).await? {
+            let id = k.get(keys::TENANT_INDEX_PREFIX.len()..).unwrap_or_default();
+            if have.contains(id) {
+                continue;
+            }
+            let Some(t) = std::str::from_utf8(id).ok().and_then(|s| TenantId::parse(s).ok()) else { continue };
+            if self.start_cache_generation(&t).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Builds the record manifest of every tenant that has none, and marks its current
     /// data key for a roll-over. Returns how many tenants it upgraded.
     pub async fn build_missing_manifests(&self) -> Result<usize, ServiceError> {
