@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Doc, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, public, system, tenants, vc_api};
+use super::{agents, approvals, audit, credentials, dto, lifecycle, presentations, problem, public, system, tenants, vc_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,7 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
         credentials::revoke, credentials::suspend, credentials::resume,
         public::context, public::tenant_did, public::agent_did, public::status_list, public::audit_checkpoint,
         vc_api::issue, lifecycle::suspend, lifecycle::resume, lifecycle::retire, lifecycle::keys, lifecycle::rotate_key, lifecycle::compromised, lifecycle::replace, lifecycle::revoke_principal, lifecycle::rotate_issuer, lifecycle::issuer_compromised, lifecycle::issuer_credentials, lifecycle::issuer_reissue, lifecycle::rotate_data_key, lifecycle::data_key_status, lifecycle::get_policy, lifecycle::set_policy, lifecycle::get_cryptosuite, lifecycle::set_cryptosuite, lifecycle::rotate_root, presentations::create, presentations::verify, presentations::vc_api_verify, vc_api::verify, vc_api::update_status,
+        approvals::list, approvals::get, approvals::approve, approvals::deny, approvals::status, approvals::presentation, approvals::get_settings, approvals::set_settings,
     ),
     components(schemas(problem::Problem, dto::Health)),
     modifiers(&Security, &StandardProblems),
@@ -40,6 +41,7 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
         (name = "rotation", description = "Issuer, data and root key rotation"),
         (name = "audit", description = "Tamper-evident audit trail (admin and auditor tokens)"),
         (name = "guardrails", description = "Rate limits and automatic suspension of runaway agents"),
+        (name = "approvals", description = "Human approval (step-up) of requests a delegation marks as needing it"),
 
     )
 )]

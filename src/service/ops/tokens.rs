@@ -101,7 +101,7 @@ impl Sigil {
             let tk = self.tenant_keys(t).await?;
             let key = keys::token(t, token.as_str());
             let rec: Option<TokenRecord> = self.load_record(&tk, t, kind::TOKEN, token.as_str(), &key).await?;
-            let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor)) else {
+            let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor | TokenRole::Approver)) else {
                 return Err(ServiceError::not_found(ErrorCode::TokenNotFound, "no such token"));
             };
             let mut txn = Txn::new();
