@@ -582,6 +582,70 @@ mod tests {
         Fixture { sigil: s, clock, agent, tenant: t.id, dir }
     }
 
+    /// A presentation that needs approval verifies only with the matching tenant-signed
+    /// approval inside: the agent dropping it, or keeping it for another amount, and
+    /// re-signing with its own key gets `approval_missing`.
+    #[tokio::test]
+    async fn a_presentation_without_its_matching_approval_is_refused() {
+        let f = fixture(&["refunds:create"], "500.00").await;
+        let admin = testing::admin(&f.tenant);
+        let Caller::Agent { agent: agent_id, .. } = &f.agent else { unreachable!() };
+        // A second delegation, requiring approval above 200 EUR, placed first by replacing
+        // the plain one: the policy picks the first covering delegation.
+        let plain = f.sigil.wallet(&f.tenant, agent_id).await.unwrap().delegations[0].id.clone();
+        f.sigil.change_credential_status(&admin, &f.tenant, &plain, crate::service::credentials::StatusChange::Revoke).await.unwrap();
+        let authority = Authority::new(&["refunds:create".to_owned()], &["orders/*".to_owned()], Limits::default(), None)
+            .unwrap()
+            .with_approval(Some(crate::policy::ApprovalRule::new(&[], Some(("200.00", "EUR"))).unwrap()));
+        let new = NewDelegation {
+            principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
+            authority,
+            valid_from: None,
+            valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
+        };
+        f.sigil.issue_delegation(&admin, &f.tenant, agent_id, new).await.unwrap();
+        let Outcome::Approval(a) = f.sigil.present_or_approval(&f.agent, request("refunds:create", "orders/1", "250.00", "a0")).await.unwrap()
+        else {
+            panic!("no approval asked for")
+        };
+        f.sigil.decide_approval(&admin, &f.tenant, &a.id, crate::service::approvals::Decision::Approve).await.unwrap();
+        let p = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "250.00", "a1")).await.unwrap();
+        let r = f.sigil.verify_presentation(&p.document(), opts("a1")).await.unwrap();
+        assert!(r.verified(), "{:?}", r.report.errors());
+        assert!(r.approval.is_some());
+
+        let wallet = f.sigil.wallet(&f.tenant, agent_id).await.unwrap();
+        let resign = |mut doc: Value, challenge: &str| {
+            let o = ProofOptions {
+                cryptosuite: Default::default(),
+                verification_method: format!("{}#key-{}", wallet.did, wallet.key_version),
+                proof_purpose: "authentication",
+                created: rfc3339(f.sigil.now()),
+                expires: Some(rfc3339(f.sigil.now() + SignedDuration::from_secs(60))),
+                challenge: Some(challenge.into()),
+                domain: Some("shop.example".into()),
+            };
+            let Value::Object(m) = doc.take() else { unreachable!() };
+            proof::sign(m, &o, &wallet.signer).unwrap()
+        };
+        // Dropped: only the identity and the delegation are left.
+        let mut dropped = p.document();
+        dropped["verifiableCredential"].as_array_mut().unwrap().truncate(2);
+        let r = f.sigil.verify_presentation(&resign(dropped, "a2"), opts("a2")).await.unwrap();
+        assert_eq!(r.report.codes(), vec!["approval_missing"], "{:?}", r.report.errors());
+        // Kept, for another request: the hash no longer matches.
+        let mut other = p.document();
+        other["action"]["context"]["amount"] = "260.00".into();
+        let r = f.sigil.verify_presentation(&resign(other, "a3"), opts("a3")).await.unwrap();
+        assert_eq!(r.report.codes(), vec!["approval_missing"], "{:?}", r.report.errors());
+        // Below the threshold no approval is needed, so none is asked of the verifier.
+        let mut below = p.document();
+        below["verifiableCredential"].as_array_mut().unwrap().truncate(2);
+        below["action"]["context"]["amount"] = "150.00".into();
+        let r = f.sigil.verify_presentation(&resign(below, "a4"), opts("a4")).await.unwrap();
+        assert!(r.verified(), "{:?}", r.report.errors());
+    }
+
     /// These tests send many denied requests on purpose; the guardrails have their own tests.
     fn relaxed() -> crate::service::guardrails::GuardrailSettings {
         crate::service::guardrails::GuardrailSettings {
