@@ -114,12 +114,12 @@ async fn an_approved_request_is_presented_once_carrying_the_tenant_signed_approv
     assert_eq!(v["verified"], true, "{v}");
     assert_eq!(v["approval"]["approver"], approved["decided_by"], "{v}");
     assert!(v["checks"].as_array().unwrap().iter().any(|c| c["check"] == "approval" && c["ok"] == true), "{v}");
-    let (_, mine) = s.get(&format!("/v1/approvals/{id}"), &token).await;
-    assert_eq!(mine["status"], "used");
 
     // Single use: the same request again is a new approval request, never a presentation.
     let (st, v) = s.post("/v1/presentations", &token, refund("250.00", "c4")).await;
-    assert_eq!(st, 202, "{v}");
+    assert_eq!(st, 202, "the approval was used twice: {v}");
+    let (_, mine) = s.get(&format!("/v1/approvals/{id}"), &token).await;
+    assert_eq!(mine["status"], "used");
     assert_ne!(v["approval"]["id"].as_str(), Some(id.as_str()));
     let (st, e) =
         s.post(&format!("/v1/approvals/{id}/presentation"), &token, json!({"challenge": "c5", "domain": "payments.example"})).await;
