@@ -110,6 +110,59 @@ pub struct ApprovalPresentationRequest {
     pub expires_in: Option<u64>,
 }
 
+/// Arguments of the MCP `approval_status` tool: the approval, and (to get the
+/// presentation once approved) the verifier's fresh challenge and domain.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalStatusArgs {
+    /// The approval id `request_approval` answered.
+    #[schema(min_length = 36, max_length = 36)]
+    pub id: String,
+    #[schema(schema_with = super::constraints::printable_256_opt)]
+    pub challenge: Option<String>,
+    #[schema(schema_with = super::constraints::printable_256_opt)]
+    pub domain: Option<String>,
+    #[schema(minimum = 1, maximum = 86400)]
+    pub expires_in: Option<u64>,
+}
+
+/// The MCP tools' answer: the presentation body, or `{approval}` while one is awaited.
+pub(crate) fn outcome_json(sigil: &Sigil, o: Outcome, format: FormatDto) -> Result<serde_json::Value, ApiError> {
+    match o {
+        Outcome::Presentation(p) => serde_json::from_slice(&presentation_body(&p, format)?)
+            .map_err(|e| crate::service::ServiceError::Internal(e.to_string()).into()),
+        Outcome::Approval(a) => Ok(serde_json::json!({"approval": ApprovalView::new(&a, sigil.now())})),
+    }
+}
+
+/// The MCP `request_approval` tool: `POST /v1/presentations`, answering the approval
+/// request (or the presentation when none is needed or it is already approved).
+pub(crate) async fn mcp_request_approval(
+    sigil: &Sigil,
+    auth: &Auth,
+    b: super::presentations::CreatePresentationRequest,
+) -> Result<serde_json::Value, ApiError> {
+    let (req, format) = super::presentations::presentation_request(b);
+    let o = sigil.present_or_approval(&auth.0, req).await?;
+    outcome_json(sigil, o, format)
+}
+
+/// The MCP `approval_status` tool: the approval's status, or with a challenge and domain
+/// the presentation once it is approved.
+pub(crate) async fn mcp_approval_status(sigil: &Sigil, auth: &Auth, a: ApprovalStatusArgs) -> Result<serde_json::Value, ApiError> {
+    match (a.challenge, a.domain) {
+        (Some(challenge), Some(domain)) => {
+            let o = sigil.present_approved(&auth.0, &a.id, challenge, domain, Format::LdpVp, a.expires_in).await?;
+            outcome_json(sigil, o, FormatDto::LdpVp)
+        }
+        (None, None) => {
+            let r = sigil.approval_status(&auth.0, &a.id).await?;
+            Ok(serde_json::json!({"approval": ApprovalView::new(&r, sigil.now())}))
+        }
+        _ => Err(ApiError::bad_request("challenge and domain go together")),
+    }
+}
+
 /// A tenant's approval settings.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

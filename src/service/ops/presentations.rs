@@ -604,7 +604,8 @@ mod tests {
             valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
         };
         f.sigil.issue_delegation(&admin, &f.tenant, agent_id, new).await.unwrap();
-        let Outcome::Approval(a) = f.sigil.present_or_approval(&f.agent, request("refunds:create", "orders/1", "250.00", "a0")).await.unwrap()
+        let Outcome::Approval(a) =
+            f.sigil.present_or_approval(&f.agent, request("refunds:create", "orders/1", "250.00", "a0")).await.unwrap()
         else {
             panic!("no approval asked for")
         };
