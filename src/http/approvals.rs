@@ -166,6 +166,7 @@ pub(crate) async fn mcp_approval_status(sigil: &Sigil, auth: &Auth, a: ApprovalS
 /// A tenant's approval settings.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApprovalSettings)]
 pub struct ApprovalSettingsDto {
     /// HTTPS URL that new approval requests are POSTed to, signed by the tenant's issuer
     /// key (`Sigil-Signature: t=…,kid=…,sig=…` over `t.body`), under the egress policy.

@@ -385,6 +385,7 @@ pub struct ScheduleDto {
 /// An amount above which approval is needed.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApprovalThreshold)]
 pub struct ThresholdDto {
     /// A decimal string, e.g. `"200.00"`: requests strictly above it need approval.
     #[schema(schema_with = super::constraints::amount)]
@@ -397,7 +398,7 @@ pub struct ThresholdDto {
 /// When a delegation's requests need human approval (step-up).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"actions": ["refunds:create"], "above": {"amount": "200.00", "currency": "EUR"}}))]
+#[schema(as = ApprovalRule, example = json!({"actions": ["refunds:create"], "above": {"amount": "200.00", "currency": "EUR"}}))]
 pub struct ApprovalRuleDto {
     /// Actions (or `namespace:*`) that need approval; absent or empty: every action granted.
     #[schema(max_items = 64)]
