@@ -333,3 +333,72 @@ async fn the_webhook_is_signed_by_the_tenant_and_never_sent_where_egress_refuses
     tampered.push(b' ');
     assert!(vk.verify_strict(&tampered, &sig).is_err());
 }
+
+/// Under an `eddsa-rdfc-2022` tenant the delegation's approval rule and the approval
+/// credential are JSON-LD terms of Sigil's context: both are signed and verify.
+#[tokio::test]
+async fn approvals_under_an_rdfc_tenant_verify() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (st, v) = s.call("PUT", "/v1/tenants/acme/cryptosuite", Some(&admin), Some(json!({"cryptosuite": "eddsa-rdfc-2022"}))).await;
+    assert_eq!(st, 200, "{v}");
+    let (agent, token, _) = s.agent("acme", &admin, "refund-bot").await;
+    let (st, v) = s.post(&format!("/v1/tenants/acme/agents/{agent}/delegations"), &admin, stepped_delegation("alice")).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["credential"]["proof"]["cryptosuite"], "eddsa-rdfc-2022", "{v}");
+    // The rule is covered by the rdfc signature (its terms expand through VC 2.0's @vocab,
+    // never dropped): the credential without it no longer verifies.
+    let path = "/tenants/acme/vc-api/credentials/verify";
+    let (st, r) = s.call("POST", path, None, Some(json!({"verifiableCredential": v["credential"]}))).await;
+    assert_eq!((st, r["verified"].as_bool()), (200, Some(true)), "{r}");
+    let mut stripped = v["credential"].clone();
+    stripped["credentialSubject"]["authority"].as_object_mut().unwrap().remove("approval");
+    let (st, r) = s.call("POST", path, None, Some(json!({"verifiableCredential": stripped}))).await;
+    assert_eq!((st, r["verified"].as_bool()), (422, Some(false)), "the approval rule is not signed: {r}");
+    let (st, v) = s.post("/v1/presentations", &token, refund("250.00", "r1")).await;
+    assert_eq!(st, 202, "{v}");
+    let id = v["approval"]["id"].as_str().unwrap();
+    let (st, v) = s.post(&format!("/v1/tenants/acme/approvals/{id}/approve"), &admin, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, p) = s.post("/v1/presentations", &token, refund("250.00", "r2")).await;
+    assert_eq!(st, 200, "{p}");
+    let v = verify(&s, &p["presentation"], "r2").await;
+    assert_eq!(v["verified"], true, "{v}");
+    assert!(v["approval"].is_object(), "{v}");
+    // The approval credential is rdfc-signed, its request hash covered.
+    let vcs = p["presentation"]["verifiableCredential"].as_array().unwrap();
+    let approval = vcs.iter().find(|c| c["type"][1] == "SigilApprovalCredential").unwrap().clone();
+    assert_eq!(approval["proof"]["cryptosuite"], "eddsa-rdfc-2022", "{approval}");
+    let (st, r) = s.call("POST", path, None, Some(json!({"verifiableCredential": approval}))).await;
+    assert_eq!((st, r["verified"].as_bool()), (200, Some(true)), "{r}");
+    let mut other = approval.clone();
+    other["credentialSubject"]["approvedRequest"]["requestHash"] = "00".repeat(32).into();
+    let (st, r) = s.call("POST", path, None, Some(json!({"verifiableCredential": other}))).await;
+    assert_eq!((st, r["verified"].as_bool()), (422, Some(false)), "the request hash is not signed: {r}");
+}
+
+/// A webhook URL that passes the check when set (a name on port 443) but resolves to a
+/// loopback address is refused at delivery by the egress policy: nothing is sent, the
+/// refusal is counted and logged, and the 202 is unaffected.
+#[tokio::test]
+async fn a_webhook_name_resolving_to_loopback_is_never_delivered() {
+    let s = Server::start().await;
+    let (admin, _, token) = setup(&s, "acme", "alice").await;
+    let (st, v) =
+        s.call("PUT", "/v1/tenants/acme/approval-settings", Some(&admin), Some(json!({"webhook_url": "https://localhost/hooks"}))).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.post("/v1/presentations", &token, refund("250.00", "l1")).await;
+    assert_eq!(st, 202, "{v}");
+    let mut refused = false;
+    for _ in 0..50 {
+        let m = s.metrics().await;
+        if m.lines().any(|l| l.starts_with("sigil_webhook_deliveries_total") && l.contains("outcome=\"refused\"") && l.ends_with(" 1")) {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refused, "no refused delivery counted: {}", s.metrics().await);
+    assert!(!s.metrics().await.contains("outcome=\"delivered\""));
+    assert!(s.logs().contains("approval webhook refused by the egress policy"), "not logged");
+}
