@@ -145,6 +145,9 @@ pub struct TokenSummary {
     /// RFC 3339 UTC, exact to within 5 minutes (uses are noted when the token is read from
     /// the store, not on every request); absent if it was never used.
     pub last_used_at: Option<String>,
+    /// An approver token's principals (absent: every principal, or not an approver).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
 }
 
 /// A page of tokens.

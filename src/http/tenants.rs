@@ -116,6 +116,7 @@ pub async fn list_tokens(
                 created: t.created.to_string(),
                 expires_at: t.expires.map(|e| e.to_string()),
                 last_used_at: t.last_used.map(|e| e.to_string()),
+                principals: t.principals,
             })
         })
         .collect();

@@ -166,6 +166,10 @@ async fn denied_expired_and_foreign_decisions_are_refused() {
     let alices = approver(&s, "acme", &admin, Some(&["alice"])).await;
     let other_admin = s.tenant("globex").await;
     let foreign = approver(&s, "globex", &other_admin, None).await;
+    let (_, tokens) = s.get("/v1/tenants/acme/tokens", &admin).await;
+    let listed: Vec<&Value> = tokens["items"].as_array().unwrap().iter().filter(|t| t["role"] == "approver").collect();
+    assert_eq!(listed.len(), 3, "{tokens}");
+    assert!(listed.iter().any(|t| t["principals"] == json!(["bob"])), "{tokens}");
     // An approver token reads nothing else of the tenant.
     let (st, _) = s.get("/v1/tenants/acme/agents", &approver_all).await;
     assert_eq!(st, 403);
