@@ -405,6 +405,10 @@ fn check_approval(
     now: Timestamp,
     r: &mut Report,
 ) -> Option<Value> {
+    // The common case, no delegation with an approval rule: nothing more to decide.
+    if !delegations.iter().any(|(a, _, _)| a.approval.is_some()) {
+        return None;
+    }
     let action = vp.get("action").and_then(Value::as_object)?;
     let name = action.get("name").and_then(Value::as_str).unwrap_or_default();
     let resource = action.get("resource").and_then(Value::as_str);
