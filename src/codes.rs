@@ -80,6 +80,16 @@ codes! {
     AgentSuspended => "agent_suspended",
     /// The delegation's daily budget would be exceeded.
     DailyLimitExceeded => "daily_limit_exceeded",
+    /// The action needs a human's approval first (`request_approval`, or the `202` of
+    /// `POST /v1/presentations`).
+    ApprovalRequired => "approval_required",
+    /// A human denied the approval this request needs (for the approval's lifetime).
+    ApprovalDenied => "approval_denied",
+    /// An approver scoped to named principals asked about another principal's delegation.
+    ApprovalOutOfScope => "approval_out_of_scope",
+    /// Verification: the action needs approval and no matching tenant-signed approval is
+    /// in the presentation.
+    ApprovalMissing => "approval_missing",
     // 404 / 410: what is named does not exist (or is not the caller's).
     /// No such resource.
     NotFound => "not_found",
@@ -93,6 +103,10 @@ codes! {
     KeyNotFound => "key_not_found",
     /// No such credential.
     CredentialNotFound => "credential_not_found",
+    /// No such approval (or not the caller's).
+    ApprovalNotFound => "approval_not_found",
+    /// The approval expired before it was decided or used (410).
+    ApprovalExpired => "approval_expired",
     /// No such status list.
     StatusListNotFound => "status_list_not_found",
     /// The tenant's trail has no signed checkpoint yet.
@@ -114,6 +128,8 @@ codes! {
     StatusListFull => "status_list_full",
     /// A credential with this id was already issued with status through the VC-API.
     CredentialExists => "credential_exists",
+    /// The approval was already decided (or used).
+    ApprovalDecided => "approval_decided",
     // 429: slow down.
     /// Too many requests for this agent or address.
     RateLimited => "rate_limited",

@@ -253,6 +253,7 @@ async fn initialize(store: &dyn Store, config: &Config, rk: RootKey, kdf: Option
             expires: None,
             hash_hex: hash,
             last_used: None,
+            principals: Vec::new(),
         };
         (id, rec)
     };

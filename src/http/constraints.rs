@@ -135,6 +135,11 @@ pub fn printable_256() -> Object {
     string(PRINTABLE, 256).build()
 }
 
+/// An optional challenge or domain.
+pub fn printable_256_opt() -> Object {
+    or_null(string(PRINTABLE, 256), Type::String).build()
+}
+
 /// `context` of a presentation request: free-form facts, of which `amount` and `currency`
 /// are checked against limits.
 pub fn context() -> Object {

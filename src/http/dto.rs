@@ -66,6 +66,9 @@ pub enum TenantTokenRole {
     Admin,
     /// Read-only access, including the audit trail.
     Auditor,
+    /// Lists and decides approval requests, nothing else (optionally only for the
+    /// delegations of named principals: `principals`).
+    Approver,
 }
 
 impl From<TenantTokenRole> for TokenRole {
@@ -73,6 +76,7 @@ impl From<TenantTokenRole> for TokenRole {
         match r {
             TenantTokenRole::Admin => TokenRole::Admin,
             TenantTokenRole::Auditor => TokenRole::Auditor,
+            TenantTokenRole::Approver => TokenRole::Approver,
         }
     }
 }
@@ -87,6 +91,10 @@ pub struct CreateTokenRequest {
     /// is deleted.
     #[schema(minimum = 60, maximum = 31536000)]
     pub expires_in: Option<u64>,
+    /// Approver tokens only: the principal identifiers whose delegations it may decide
+    /// approvals under (1–64; absent: every principal of the tenant).
+    #[schema(max_items = 64)]
+    pub principals: Option<Vec<String>>,
 }
 
 /// A new tenant token (shown once).
@@ -118,6 +126,8 @@ pub enum ListedTokenRole {
     Auditor,
     /// One agent's access token (`agent` names it).
     Agent,
+    /// Decides approval requests.
+    Approver,
 }
 
 /// A token as listed. Neither the token nor its hash is ever shown again.
@@ -135,6 +145,9 @@ pub struct TokenSummary {
     /// RFC 3339 UTC, exact to within 5 minutes (uses are noted when the token is read from
     /// the store, not on every request); absent if it was never used.
     pub last_used_at: Option<String>,
+    /// An approver token's principals (absent: every principal, or not an approver).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
 }
 
 /// A page of tokens.
@@ -372,6 +385,31 @@ pub struct ScheduleDto {
     pub to: String,
 }
 
+/// An amount above which approval is needed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ApprovalThreshold)]
+pub struct ThresholdDto {
+    /// A decimal string, e.g. `"200.00"`: requests strictly above it need approval.
+    #[schema(schema_with = super::constraints::amount)]
+    pub amount: String,
+    /// ISO 4217 code; a request in another currency, or without an amount, needs approval.
+    #[schema(schema_with = super::constraints::currency)]
+    pub currency: String,
+}
+
+/// When a delegation's requests need human approval (step-up).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ApprovalRule, example = json!({"actions": ["refunds:create"], "above": {"amount": "200.00", "currency": "EUR"}}))]
+pub struct ApprovalRuleDto {
+    /// Actions (or `namespace:*`) that need approval; absent or empty: every action granted.
+    #[schema(max_items = 64)]
+    pub actions: Option<Vec<String>>,
+    /// Only above this amount; absent: whatever the amount.
+    pub above: Option<ThresholdDto>,
+}
+
 /// `POST /v1/tenants/{tenant}/agents/{agent}/delegations`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -391,6 +429,8 @@ pub struct CreateDelegationRequest {
     pub resources: Vec<String>,
     pub limits: Option<LimitsDto>,
     pub schedule: Option<ScheduleDto>,
+    /// Requests that need a human's approval before a presentation is signed.
+    pub approval: Option<ApprovalRuleDto>,
     /// RFC 3339; default now.
     #[schema(schema_with = super::constraints::date_time_opt)]
     pub valid_from: Option<String>,
@@ -420,7 +460,18 @@ impl CreateDelegationRequest {
             Some(s) => Some(Schedule::parse(&s.timezone, &s.days, &s.from, &s.to).map_err(|e| e.0)?),
             None => None,
         };
-        let authority = Authority::new(&self.actions, &self.resources, Limits { amount }, schedule).map_err(|e| e.0)?;
+        let approval = match self.approval {
+            Some(a) => Some(
+                crate::policy::ApprovalRule::new(
+                    &a.actions.unwrap_or_default(),
+                    a.above.as_ref().map(|t| (t.amount.as_str(), t.currency.as_str())),
+                )
+                .map_err(|e| e.0)?,
+            ),
+            None => None,
+        };
+        let authority =
+            Authority::new(&self.actions, &self.resources, Limits { amount }, schedule).map_err(|e| e.0)?.with_approval(approval);
         Ok(crate::service::credentials::NewDelegation {
             principal,
             authority,

@@ -10,7 +10,8 @@
 //! This is an http-edge adapter like the REST handlers: it authenticates with the same
 //! [`Auth`] extractor (bearer token, tenant isolation, auth-failure throttling), reads the
 //! body through the same [`Body`] bound, and each tool calls the one use case its REST route
-//! calls (`present`, `verify_request`, `my_authority`). It must never decide authority
+//! calls (`present`, `verify_request`, `my_authority`, and for human approval
+//! `present_or_approval`, `present_approved`, `approval_status`). It must never decide authority
 //! itself, and a failing tool is an MCP tool error (`isError`) carrying the Sigil error
 //! code, never a JSON-RPC crash or a 500.
 //!
@@ -170,6 +171,14 @@ async fn dispatch(
                 "request_presentation" => request_presentation(sigil, auth, args).await,
                 "my_authority" => my_authority(sigil, auth, args).await,
                 "verify_presentation" => verify_presentation(req, sigil, args).await,
+                "request_approval" => match parse_args(args) {
+                    Ok(b) => super::approvals::mcp_request_approval(sigil, auth, b).await,
+                    Err(e) => Err(e),
+                },
+                "approval_status" => match parse_args(args) {
+                    Ok(a) => super::approvals::mcp_approval_status(sigil, auth, a).await,
+                    Err(e) => Err(e),
+                },
                 other => return Err(RpcError::new(-32602, format!("unknown tool {other:?}; tools/list names the tools"))),
             };
             Ok(match outcome {
@@ -206,6 +215,11 @@ fn next_step(code: ErrorCode) -> &'static str {
         C::CredentialExpired | C::CredentialNotYetValid | C::CredentialRevoked | C::CredentialSuspended | C::AgentSuspended => {
             "Your authority is not in force right now; do not retry, tell your principal or operator."
         }
+        C::ApprovalRequired => {
+            "This action needs a human's approval first: call request_approval with the same arguments, then approval_status with its id (and a fresh challenge and domain) until it yields the presentation."
+        }
+        C::ApprovalDenied => "A human denied this request; do not retry it, tell your principal.",
+        C::ApprovalExpired | C::ApprovalDecided => "Call request_approval again for a new approval.",
         C::InvalidRequest => "Fix the arguments as the detail says (the tool's input schema lists the rules) and call again.",
         C::TooManyAuthFailures | C::RateLimited => "Too many requests; wait before calling again.",
         C::NotAuthorized | C::NotAuthenticated => "This token may not do this; the tool needs an agent token of the tenant.",
@@ -266,7 +280,8 @@ async fn my_authority(sigil: &Sigil, auth: &Auth, args: Value) -> Result<Value, 
 
 const INSTRUCTIONS: &str = "Sigil is this agent's identity wallet. Before acting for your principal, call \
 request_presentation with the action, resource and context, and hand the returned presentation to the service \
-that asked for it (its challenge and domain). Call my_authority to plan within what you may do.";
+that asked for it (its challenge and domain). Call my_authority to plan within what you may do. An action that \
+needs a human's approval: call request_approval, then approval_status until it yields the presentation.";
 
 /// The tool list, built once: input schemas come from the same types (and OpenAPI
 /// components) that parse the REST bodies, so a tool accepts exactly what its route does.
@@ -285,6 +300,24 @@ fn tools() -> Value {
             (action_not_allowed, resource_not_allowed, amount_exceeds_limit, currency_mismatch, outside_schedule, credential_*, \
             no_delegation) says why; do not retry unchanged.",
                     "inputSchema": schema_of("CreatePresentationRequest"),
+                },
+                {
+                    "name": "request_approval",
+                    "title": "Ask for a human's approval of one action",
+                    "description": "Same arguments as request_presentation. For an action your delegation says needs a human's \
+            approval (e.g. refunds above an amount), this creates (or finds) the approval request and answers `approval` with its \
+            `id`, `status` and `expires_at`; a human approves or denies it. If no approval is needed, or it is already approved, you \
+            get the presentation directly, as from request_presentation.",
+                    "inputSchema": schema_of("CreatePresentationRequest"),
+                },
+                {
+                    "name": "approval_status",
+                    "title": "Status of an approval, or its presentation once approved",
+                    "description": "Pass the `id` from request_approval. Without challenge and domain: the approval's status \
+            (pending, approved, denied, used, expired). With the verifier's challenge and domain: once approved, the presentation \
+            carrying the approval (usable once); while pending, the approval again.",
+                    "inputSchema": schema_of("ApprovalStatusArgs"),
+                    "annotations": {"readOnlyHint": false},
                 },
                 {
                     "name": "my_authority",

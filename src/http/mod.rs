@@ -6,6 +6,7 @@
 //! lists them for the test that fails when a route is missing from `openapi/openapi.json`.
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod client;
@@ -54,6 +55,8 @@ macro_rules! routes {
 routes! {
     "/v1/presentations" => { post: presentations::create },
     "/v1/verify" => { post: presentations::verify },
+    "/v1/approvals/{approval}" => { get: approvals::status },
+    "/v1/approvals/{approval}/presentation" => { post: approvals::presentation },
     "/healthz" => { get: system::healthz },
     "/readyz" => { get: system::readyz },
     "/v1/tenants" => { post: tenants::create, get: tenants::list },
@@ -104,6 +107,11 @@ routes! {
     "/v1/tenants/{tenant}/guardrails" => { get: lifecycle::get_guardrails, put: lifecycle::set_guardrails },
     "/v1/tenants/{tenant}/audit/verify" => { get: audit::verify },
     "/v1/tenants/{tenant}/audit/export" => { get: audit::export },
+    "/v1/tenants/{tenant}/approvals" => { get: approvals::list },
+    "/v1/tenants/{tenant}/approvals/{approval}" => { get: approvals::get },
+    "/v1/tenants/{tenant}/approvals/{approval}/approve" => { post: approvals::approve },
+    "/v1/tenants/{tenant}/approvals/{approval}/deny" => { post: approvals::deny },
+    "/v1/tenants/{tenant}/approval-settings" => { get: approvals::get_settings, put: approvals::set_settings },
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

@@ -6,15 +6,15 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Doc, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, public, system, tenants, vc_api};
+use super::{agents, approvals, audit, credentials, dto, lifecycle, presentations, problem, public, system, tenants, vc_api};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sigil", description = "Cloud ID wallet for AI agents: did:web identities, W3C VC 2.0 credentials, action-bound presentations.\n\n\
 `POST /mcp` (not listed below: it is one JSON-RPC endpoint, not a REST resource) serves the Model Context Protocol, revision \
 2026-07-28 (and the 2025-11-25 / 2025-06-18 handshake), with the agent's token as a bearer token; its tools \
-`request_presentation`, `my_authority` and `verify_presentation` call the same use cases as `POST /v1/presentations` and \
-`POST /v1/verify`. See README, \"MCP\"."),
+`request_presentation`, `my_authority`, `verify_presentation`, `request_approval` and `approval_status` call the same use cases \
+as `POST /v1/presentations`, `POST /v1/verify` and the approval routes. See README, \"MCP\"."),
     paths(
         system::healthz, system::readyz, system::backup, system::rotate_operator_token, system::revoke_operator_tokens, audit::list, audit::verify, audit::export, lifecycle::get_guardrails, lifecycle::set_guardrails,
         tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::list_tokens, tenants::delete_token,
@@ -23,8 +23,9 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
         credentials::revoke, credentials::suspend, credentials::resume,
         public::context, public::tenant_did, public::agent_did, public::status_list, public::audit_checkpoint,
         vc_api::issue, lifecycle::suspend, lifecycle::resume, lifecycle::retire, lifecycle::keys, lifecycle::rotate_key, lifecycle::compromised, lifecycle::replace, lifecycle::revoke_principal, lifecycle::rotate_issuer, lifecycle::issuer_compromised, lifecycle::issuer_credentials, lifecycle::issuer_reissue, lifecycle::rotate_data_key, lifecycle::data_key_status, lifecycle::get_policy, lifecycle::set_policy, lifecycle::get_cryptosuite, lifecycle::set_cryptosuite, lifecycle::rotate_root, presentations::create, presentations::verify, presentations::vc_api_verify, vc_api::verify, vc_api::update_status,
+        approvals::list, approvals::get, approvals::approve, approvals::deny, approvals::status, approvals::presentation, approvals::get_settings, approvals::set_settings,
     ),
-    components(schemas(problem::Problem, dto::Health)),
+    components(schemas(problem::Problem, dto::Health, approvals::ApprovalStatusArgs)),
     modifiers(&Security, &StandardProblems),
     tags(
         (name = "system", description = "Health and readiness"),
@@ -40,6 +41,7 @@ use super::{agents, audit, credentials, dto, lifecycle, presentations, problem, 
         (name = "rotation", description = "Issuer, data and root key rotation"),
         (name = "audit", description = "Tamper-evident audit trail (admin and auditor tokens)"),
         (name = "guardrails", description = "Rate limits and automatic suspension of runaway agents"),
+        (name = "approvals", description = "Human approval (step-up) of requests a delegation marks as needing it"),
 
     )
 )]

@@ -117,6 +117,10 @@ pub struct VerifyResponse {
     pub holder: Option<String>,
     pub checks: Vec<CheckDto>,
     pub errors: Vec<String>,
+    /// The human approval the presentation carries, when its action needed one:
+    /// `{id, issuer, approver, approved_at, request_hash, delegation}`.
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
+    pub approval: Option<serde_json::Value>,
 }
 
 impl From<PresentationReport> for VerifyResponse {
@@ -125,6 +129,7 @@ impl From<PresentationReport> for VerifyResponse {
             verified: r.verified(),
             issuer_trusted: r.issuer_trusted(),
             errors: r.report.errors(),
+            approval: r.approval,
             holder: r.holder,
             checks: r
                 .report
@@ -140,14 +145,17 @@ impl From<PresentationReport> for VerifyResponse {
 #[utoipa::path(post, path = "/v1/presentations", tag = "agent", operation_id = "create_presentation",
     request_body = CreatePresentationRequest,
     responses((status = 200, description = "Signed presentation", body = PresentationResponse),
+              (status = 202, description = "The delegation requires human approval for this request: the approval request \
+(`id`, what is asked, `expires_at`). Once approved, the same request (any challenge) or `POST /v1/approvals/{id}/presentation` \
+yields the presentation carrying the approval", body = super::approvals::ApprovalRequested),
               (status = 403, description = "Not covered: `action_not_allowed`, `resource_not_allowed`, `amount_exceeds_limit`, \
 `currency_mismatch`, `outside_schedule`, `credential_expired`, `credential_not_yet_valid`, `credential_revoked`, \
-`credential_suspended`, `agent_suspended`, `no_delegation`", body = Problem, content_type = "application/problem+json")),
+`credential_suspended`, `agent_suspended`, `no_delegation`, `approval_denied`", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn create(sigil: web::Data<Sigil>, auth: Auth, body: Body<CreatePresentationRequest>) -> Result<HttpResponse, ApiError> {
     let (req, format) = presentation_request(body.into_inner());
-    let p = sigil.present(&auth.0, req).await?;
-    Ok(HttpResponse::Ok().content_type("application/json").body(presentation_body(&p, format)?))
+    let o = sigil.present_or_approval(&auth.0, req).await?;
+    super::approvals::outcome_response(&sigil, o, format)
 }
 
 /// The use case's request from the wire's (REST and the MCP `request_presentation` tool).

@@ -64,12 +64,23 @@ pub async fn create_token(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = parse_tenant(&path)?;
     let role = body.role;
-    let c = sigil.create_tenant_token(&auth.0, &tenant, role.into(), body.expires_in).await?;
+    let expires_in = body.0.expires_in;
+    let (id, token, expires) = match (role, body.0.principals) {
+        (TenantTokenRole::Approver, principals) => {
+            let c = sigil.create_approver_token(&auth.0, &tenant, principals.unwrap_or_default(), expires_in).await?;
+            (c.id, c.token, c.expires)
+        }
+        (_, Some(_)) => return Err(ApiError::bad_request("principals is only for approver tokens")),
+        (_, None) => {
+            let c = sigil.create_tenant_token(&auth.0, &tenant, role.into(), expires_in).await?;
+            (c.id, c.token, c.expires)
+        }
+    };
     Ok(HttpResponse::Created().json(TokenCreatedResponse {
-        id: c.id.to_string(),
+        id: id.to_string(),
         role,
-        token: c.token.reveal_once(),
-        expires_at: c.expires.map(|e| e.to_string()),
+        token: token.reveal_once(),
+        expires_at: expires.map(|e| e.to_string()),
     }))
 }
 
@@ -94,6 +105,7 @@ pub async fn list_tokens(
                 TokenRole::Admin => ListedTokenRole::Admin,
                 TokenRole::Auditor => ListedTokenRole::Auditor,
                 TokenRole::Agent => ListedTokenRole::Agent,
+                TokenRole::Approver => ListedTokenRole::Approver,
                 // Operator tokens belong to no tenant; none is stored under one.
                 TokenRole::Operator => return None,
             };
@@ -104,6 +116,7 @@ pub async fn list_tokens(
                 created: t.created.to_string(),
                 expires_at: t.expires.map(|e| e.to_string()),
                 last_used_at: t.last_used.map(|e| e.to_string()),
+                principals: t.principals,
             })
         })
         .collect();

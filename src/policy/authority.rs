@@ -299,9 +299,17 @@ pub struct Authority {
     pub resources: Vec<ResourcePattern>,
     pub limits: Limits,
     pub schedule: Option<Schedule>,
+    /// Requests that need a human's approval first (`policy::approval`).
+    pub approval: Option<super::approval::ApprovalRule>,
 }
 
 impl Authority {
+    /// The same authority, requiring approval as `rule` says.
+    pub fn with_approval(mut self, rule: Option<super::approval::ApprovalRule>) -> Self {
+        self.approval = rule;
+        self
+    }
+
     /// Validates list sizes and contents.
     pub fn new(actions: &[String], resources: &[String], limits: Limits, schedule: Option<Schedule>) -> Result<Self, AuthorityError> {
         if actions.is_empty() || actions.len() > 64 {
@@ -315,6 +323,7 @@ impl Authority {
             resources: resources.iter().map(|r| ResourcePattern::parse(r)).collect::<Result<_, _>>()?,
             limits,
             schedule,
+            approval: None,
         })
     }
 }
@@ -328,6 +337,8 @@ struct AuthorityWire {
     limits: Limits,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     schedule: Option<Schedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approval: Option<super::approval::ApprovalRule>,
 }
 
 fn limits_empty(l: &Limits) -> bool {
@@ -341,6 +352,7 @@ impl Serialize for Authority {
             resources: self.resources.iter().map(|r| r.raw.clone()).collect(),
             limits: self.limits.clone(),
             schedule: self.schedule.clone(),
+            approval: self.approval.clone(),
         }
         .serialize(s)
     }
@@ -349,7 +361,7 @@ impl Serialize for Authority {
 impl<'de> Deserialize<'de> for Authority {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = AuthorityWire::deserialize(d)?;
-        Authority::new(&w.actions, &w.resources, w.limits, w.schedule).map_err(serde::de::Error::custom)
+        Ok(Authority::new(&w.actions, &w.resources, w.limits, w.schedule).map_err(serde::de::Error::custom)?.with_approval(w.approval))
     }
 }
 

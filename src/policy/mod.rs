@@ -3,10 +3,12 @@
 //!
 //! Must never: reach for the store, the network or the system time.
 
+mod approval;
 mod authority;
 mod evaluate;
 mod glob_match;
 
+pub use approval::{ApprovalRule, Threshold};
 pub use authority::parse_amount;
 pub use evaluate::{ActionRequest, Denial, Grant, check, decide, well_formed_resource};
 

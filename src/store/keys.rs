@@ -282,6 +282,7 @@ pub fn sealed_identity(tenant: impl AsRef<str>, key: &[u8]) -> Option<(&'static 
         ["sl", p, list, "p", page] => Some(("status-page", format!("{p}/{}/{}", hex(list)?, hex(page)?))),
         ["au", seq] => Some(("audit", hex(seq)?.to_string())),
         ["bd", credential, day] => Some(("budget", format!("{credential}/{day}"))),
+        ["ap", id] => Some(("approval", (*id).to_owned())),
         _ => None,
     }
 }
@@ -292,4 +293,15 @@ pub fn budget(tenant: impl AsRef<str>, credential: impl AsRef<str>, day: &str) -
     let tenant = tenant.as_ref();
     let credential = credential.as_ref();
     format!("t/{tenant}/bd/{credential}/{day}").into_bytes()
+}
+
+/// A sealed `approval` record.
+pub fn approval(tenant: impl AsRef<str>, id: &str) -> Vec<u8> {
+    format!("t/{}/ap/{id}", tenant.as_ref()).into_bytes()
+}
+
+/// The latest approval for one request: a keyed hash of the request hash → the approval
+/// id in clear (the key never shows what was asked).
+pub fn approval_index(tenant: impl AsRef<str>, keyed_hash_hex: &str) -> Vec<u8> {
+    format!("t/{}/apr/{keyed_hash_hex}", tenant.as_ref()).into_bytes()
 }

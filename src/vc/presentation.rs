@@ -83,6 +83,9 @@ pub struct PresentationReport {
     pub expires: Option<Timestamp>,
     /// When the proof says it was created (`created`, or a JWT's `iat`).
     pub created: Option<Timestamp>,
+    /// The human approval the presentation carries for its action, when one was needed
+    /// and matched ([`super::approval`]).
+    pub approval: Option<Value>,
 }
 
 impl PresentationReport {
@@ -254,6 +257,10 @@ pub(crate) async fn verify_presentation_in(
     // validity, before the holder's DID is resolved: a holder DID is fetched only once a
     // trusted issuer vouched for it.
     let mut delegations: Vec<(Authority, Option<Timestamp>, Option<Timestamp>)> = Vec::new();
+    // Beside each delegation, its issuer and id (what an approval must name), and every
+    // enclosed approval.
+    let mut delegation_refs: Vec<(String, String)> = Vec::new();
+    let mut approvals: Vec<super::approval::ApprovalClaim> = Vec::new();
     for c in &creds {
         let proof = match &c.envelope {
             None => IssuerProof::Embedded,
@@ -270,9 +277,16 @@ pub(crate) async fn verify_presentation_in(
         if !generic && types(&c.vc).contains(&"DelegatedAuthorityCredential") {
             let parsed = c.vc.get("credentialSubject").and_then(|s| s.get("authority")).and_then(|a| Authority::deserialize(a).ok());
             match parsed {
-                Some(a) => delegations.push((a, time_claim(c.vc.get("validFrom")), time_claim(c.vc.get("validUntil")))),
+                Some(a) => {
+                    delegations.push((a, time_claim(c.vc.get("validFrom")), time_claim(c.vc.get("validUntil"))));
+                    let s = |k: &str| c.vc.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+                    delegation_refs.push((issuer_id(&c.vc).unwrap_or_default().to_owned(), s("id")));
+                }
                 None => r.push(Check::fail(format!("{}authority", c.label), "malformed_credential", "authority is not understood")),
             }
+        }
+        if !generic {
+            approvals.extend(super::approval::ApprovalClaim::of(&c.vc));
         }
     }
     if mode == TrustMode::Enforce && !r.clean() {
@@ -372,8 +386,75 @@ pub(crate) async fn verify_presentation_in(
     // 8. The action inside the presentation: as expected, and covered by a delegation.
     if !generic {
         check_action(&vp, opts, &delegations, now, r);
+        if let Some(h) = &out.holder {
+            out.approval = check_approval(&vp, h, &delegations, &delegation_refs, &approvals, now, &mut out.report);
+        }
     }
     out
+}
+
+/// Step 9, human approval: when the delegation that covers the action requires approval
+/// for it, an enclosed approval from that delegation's issuer must name this holder, this
+/// delegation and this exact request (`approval_missing` otherwise). Answers the approval.
+fn check_approval(
+    vp: &Value,
+    holder: &str,
+    delegations: &[(Authority, Option<Timestamp>, Option<Timestamp>)],
+    refs: &[(String, String)],
+    approvals: &[super::approval::ApprovalClaim],
+    now: Timestamp,
+    r: &mut Report,
+) -> Option<Value> {
+    // The common case, no delegation with an approval rule: nothing more to decide.
+    if !delegations.iter().any(|(a, _, _)| a.approval.is_some()) {
+        return None;
+    }
+    let action = vp.get("action").and_then(Value::as_object)?;
+    let name = action.get("name").and_then(Value::as_str).unwrap_or_default();
+    let resource = action.get("resource").and_then(Value::as_str);
+    let empty = Map::new();
+    let context = action.get("context").and_then(Value::as_object).unwrap_or(&empty);
+    let amount = context.get("amount").and_then(Value::as_str).and_then(|s| policy::parse_amount("amount", s).ok());
+    let currency = context.get("currency").and_then(Value::as_str);
+    let req = ActionRequest { action: name, resource, amount, currency };
+    let grants: Vec<Grant<'_>> = delegations
+        .iter()
+        .map(|(a, from, until)| Grant {
+            authority: a,
+            valid_from: from.unwrap_or(Timestamp::MIN),
+            valid_until: *until,
+            revoked: false,
+            suspended: false,
+        })
+        .collect();
+    // No covering delegation: `check_action` already failed the presentation.
+    let i = policy::decide(true, &grants, &req, now).ok()?;
+    let (authority, (issuer, delegation_id)) = (&delegations.get(i)?.0, refs.get(i)?);
+    if !authority.approval.as_ref().is_some_and(|rule| rule.requires(&req)) {
+        return None;
+    }
+    let hash = super::approval::request_hash(holder, delegation_id, name, resource, context);
+    match super::approval::matching(approvals, issuer, holder, delegation_id, &hash) {
+        Some(a) => {
+            r.push(Check::pass(
+                "approval",
+                format!(
+                    "approved by {} at {}",
+                    a.approver.as_deref().unwrap_or("an approver"),
+                    a.approved_at.as_deref().unwrap_or("an unknown time")
+                ),
+            ));
+            Some(a.to_json())
+        }
+        None => {
+            r.push(Check::fail(
+                "approval",
+                "approval_missing",
+                "the delegation requires human approval for this action and no matching approval signed by its issuer is enclosed",
+            ));
+            None
+        }
+    }
 }
 
 /// VC Data Model 2.0 §4.13 Verifiable Presentations, for a presentation under the generic

@@ -10,6 +10,8 @@ enum Class {
     Operator,
     TenantRead,
     TenantAdmin,
+    /// Decides approvals: an approver or admin of the tenant (never an auditor or agent).
+    Approver,
     Agent,
 }
 
@@ -24,6 +26,24 @@ struct Fixture {
     admin_b: String,
     auditor_b: String,
     agent_b_token: String,
+    /// A pending approval asked for by tenant A's agent.
+    approval_a: String,
+}
+
+/// A delegation that needs a human's approval for every payout.
+fn approval_delegation() -> Value {
+    json!({"principal": {"id": "alice@acme.example", "kind": "person"}, "actions": ["payouts:create"], "resources": ["payouts/*"],
+           "approval": {}, "valid_until": "2099-01-01T00:00:00Z"})
+}
+
+/// Gives `agent` the approval delegation and asks for a payout: the pending approval's id.
+async fn pending_approval(s: &Server, tenant: &str, admin: &str, agent: &str, agent_token: &str) -> String {
+    let (st, v) = s.post(&format!("/v1/tenants/{tenant}/agents/{agent}/delegations"), admin, approval_delegation()).await;
+    assert_eq!(st, 201, "{v}");
+    let ask = json!({"action": "payouts:create", "resource": "payouts/1", "challenge": "iso", "domain": "d.example"});
+    let (st, v) = s.post("/v1/presentations", agent_token, ask).await;
+    assert_eq!(st, 202, "{v}");
+    v["approval"]["id"].as_str().unwrap().to_owned()
 }
 
 /// The id of the credential the status route's own caller changes (issued with status
@@ -48,7 +68,8 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         .replace("{credential}", &f.credential_a)
         .replace("{list}", "r1")
         .replace("{version}", "1")
-        .replace("{principal}", "alice%40acme.example");
+        .replace("{principal}", "alice%40acme.example")
+        .replace("{approval}", &f.approval_a);
     let (class, body) = match (method, path) {
         ("get", "/healthz") | ("get", "/readyz") | ("get", "/metrics") | ("get", "/docs") | ("get", "/openapi.json") => {
             (Class::Public, None)
@@ -121,6 +142,15 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
                 json!({"rate_per_second": 50, "burst": 100, "denial_threshold": 20, "denial_window_secs": 300, "sensitive_context_keys": []}),
             ),
         ),
+
+        ("get", "/v1/tenants/{tenant}/approvals")
+        | ("get", "/v1/tenants/{tenant}/approvals/{approval}")
+        | ("post", "/v1/tenants/{tenant}/approvals/{approval}/approve")
+        | ("post", "/v1/tenants/{tenant}/approvals/{approval}/deny") => (Class::Approver, None),
+        ("get", "/v1/approvals/{approval}") => (Class::Agent, None),
+        ("post", "/v1/approvals/{approval}/presentation") => (Class::Agent, Some(json!({"challenge": "iso", "domain": "d.example"}))),
+        ("get", "/v1/tenants/{tenant}/approval-settings") => (Class::TenantRead, None),
+        ("put", "/v1/tenants/{tenant}/approval-settings") => (Class::TenantAdmin, Some(json!({"ttl_secs": 600}))),
 
         ("get", "/v1/tenants/{tenant}/audit")
         | ("get", "/v1/tenants/{tenant}/audit/verify")
@@ -220,7 +250,9 @@ async fn every_route_isolates_tenants_and_roles() {
     // Tenant B has a delegation from the same principal: B's principal cascade must stay in B.
     let (st, _) = s.post(&format!("/v1/tenants/tenant-b/agents/{agent_b}/delegations"), &admin_b, any_time).await;
     assert_eq!(st, 201);
+    let approval_a = pending_approval(&s, "tenant-a", &admin_a, &agent_a, &agent_a_token).await;
     let f = Fixture {
+        approval_a,
         admin_a,
         auditor_a: aud_a["token"].as_str().unwrap().into(),
         auditor_a_id: aud_a["id"].as_str().unwrap().into(),
@@ -271,11 +303,24 @@ async fn every_route_isolates_tenants_and_roles() {
                     expect(&s, method, &p, Some(&f.auditor_a), &body, 200, "own auditor").await;
                 }
             }
+            Class::Approver => {
+                for (who, t) in [("other admin", &f.admin_b), ("other auditor", &f.auditor_b), ("other agent", &f.agent_b_token)] {
+                    expect(&s, method, &p, Some(t), &body, 404, who).await;
+                }
+                for (who, t) in [("own agent", &f.agent_a_token), ("own auditor", &f.auditor_a), ("operator", &OPERATOR.to_owned())] {
+                    expect(&s, method, &p, Some(t), &body, 403, who).await;
+                }
+            }
             Class::Agent => {
                 for (who, t) in [("admin", &f.admin_a), ("auditor", &f.auditor_a), ("operator", &OPERATOR.to_owned())] {
                     expect(&s, method, &p, Some(t), &body, 403, who).await;
                 }
-                expect(&s, method, &p, Some(&f.agent_a_token), &body, 200, "own agent").await;
+                // The approval is pending: its presentation route answers it again (202).
+                let ok = if path.ends_with("/presentation") { 202 } else { 200 };
+                expect(&s, method, &p, Some(&f.agent_a_token), &body, ok, "own agent").await;
+                if path.contains("{approval}") {
+                    expect(&s, method, &p, Some(&f.agent_b_token), &body, 404, "other tenant's agent").await;
+                }
             }
             Class::Public => unreachable!(),
         }
@@ -292,7 +337,7 @@ async fn every_route_isolates_tenants_and_roles() {
             assert_eq!(v["revoked"].as_array().unwrap().len(), 1, "{v}");
             continue;
         }
-        if !["{agent}", "{token}", "{credential}"].iter().any(|id| path.contains(id)) {
+        if !["{agent}", "{token}", "{credential}", "{approval}"].iter().any(|id| path.contains(id)) || !path.contains("{tenant}") {
             continue;
         }
         foreign += 1;
@@ -302,7 +347,7 @@ async fn every_route_isolates_tenants_and_roles() {
                 expect(&s, method, &p, Some(&f.admin_b), &body, 404, "B's admin, A's id under B").await;
                 expect(&s, method, &p, Some(&f.auditor_b), &body, 404, "B's auditor, A's id under B").await;
             }
-            Class::TenantAdmin => expect(&s, method, &p, Some(&f.admin_b), &body, 404, "B's admin, A's id under B").await,
+            Class::TenantAdmin | Class::Approver => expect(&s, method, &p, Some(&f.admin_b), &body, 404, "B's admin, A's id under B").await,
             Class::Operator | Class::Agent => panic!("{method} {path}: no foreign-id case"),
         }
     }
@@ -330,7 +375,7 @@ async fn every_route_isolates_tenants_and_roles() {
         }
         let (class, _, _) = case(method, path, &f);
         let (tenant, token) = match class {
-            Class::TenantAdmin | Class::TenantRead => ("tenant-a".to_owned(), admin_a.clone()),
+            Class::TenantAdmin | Class::TenantRead | Class::Approver => ("tenant-a".to_owned(), admin_a.clone()),
             Class::Operator if path.contains("{tenant}") => {
                 let doomed = format!("doomed-{}", path.len());
                 s.tenant(&doomed).await;
@@ -345,7 +390,10 @@ async fn every_route_isolates_tenants_and_roles() {
         let (st, del) = s.post(&format!("/v1/tenants/tenant-a/agents/{agent}/delegations"), &admin_a, body).await;
         assert_eq!(st, 201, "{del}");
         let (_, aud) = s.post("/v1/tenants/tenant-a/tokens", &admin_a, json!({"role": "auditor"})).await;
+        let approval_a =
+            if class == Class::Approver { pending_approval(&s, "tenant-a", &admin_a, &agent, &agent_token).await } else { String::new() };
         let own = Fixture {
+            approval_a,
             admin_a: admin_a.clone(),
             auditor_a: aud["token"].as_str().unwrap().into(),
             auditor_a_id: aud["id"].as_str().unwrap().into(),

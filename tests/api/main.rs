@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod approvals;
 mod at_rest;
 mod audit;
 mod audit_trust;

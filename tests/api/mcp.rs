@@ -88,8 +88,8 @@ async fn official_python_client_over_streamable_http() {
     assert_eq!(r["protocol_version"], "2026-07-28", "{r:#}");
     let tools = r["tools"].as_object().unwrap();
     let names: Vec<&str> = tools.keys().map(String::as_str).collect();
-    assert_eq!(names.len(), 3, "{names:?}");
-    for n in ["request_presentation", "my_authority", "verify_presentation"] {
+    assert_eq!(names.len(), 5, "{names:?}");
+    for n in ["request_presentation", "my_authority", "verify_presentation", "request_approval", "approval_status"] {
         let t = &tools[n];
         assert!(t["description"].as_str().unwrap().len() > 80, "{n} needs a description written for a model");
         assert_eq!(t["input_schema"]["type"], "object", "{n}: {t:#}");
@@ -135,13 +135,52 @@ async fn official_python_client_through_the_stdio_bridge() {
     let s = Server::start().await;
     let (_, _, token) = setup(&s, "acme", Some(delegation(&["refunds:create"], &["orders/*"]))).await;
     let r = client(&s, &token, "stdio", &["--challenge", "mcp-stdio"]);
-    assert_eq!(r["tools"].as_object().map(|t| t.len()), Some(3), "{r:#}");
+    assert_eq!(r["tools"].as_object().map(|t| t.len()), Some(5), "{r:#}");
     assert_granted_denied_verified(&r);
 
     // A bad token through the bridge: the server's 401 comes back as an error the host can show.
     let r = client(&s, "sgl_not-a-valid-token-0123456789abcdefghij", "stdio", &["--steps", "list"]);
     let e = r["exception"].as_str().unwrap_or_default();
     assert!(e.contains("401") && e.contains("not_authenticated"), "{r:#}");
+}
+
+#[tokio::test]
+async fn human_approval_through_the_official_python_client() {
+    let s = Server::start().await;
+    let mut d = delegation(&["refunds:create"], &["orders/*"]);
+    d["approval"] = json!({"above": {"amount": "200.00", "currency": "EUR"}});
+    let (admin, _, token) = setup(&s, "acme", Some(d)).await;
+    // request_presentation refuses with a step a model can act on; request_approval asks.
+    let r = client(&s, &token, "http", &["--steps", "granted,request_approval", "--amount", "250.00", "--challenge", "mcp-ap-1"]);
+    assert_eq!(r["granted"]["is_error"], false, "below the threshold: {r:#}");
+    let asked = &r["request_approval"];
+    assert_eq!(asked["is_error"], false, "{r:#}");
+    let id = asked["structured"]["approval"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(asked["structured"]["approval"]["status"], "pending", "{r:#}");
+    let (st, v) = rpc(
+        &s,
+        Some(&token),
+        call(
+            "request_presentation",
+            json!({"action": "refunds:create", "resource": "orders/123", "challenge": "x", "domain": "payments.example",
+                   "context": {"amount": "250.00", "currency": "EUR"}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["result"]["structuredContent"]["error"], "approval_required", "{v}");
+    assert!(v["result"]["content"][0]["text"].as_str().unwrap().contains("request_approval"), "{v}");
+    // A human approves; approval_status then yields the presentation carrying it.
+    let (st, _) = s.post(&format!("/v1/tenants/acme/approvals/{id}/approve"), &admin, json!({})).await;
+    assert_eq!(st, 200);
+    let r = client(&s, &token, "http", &["--steps", "approval_status", "--approval-id", &id, "--challenge", "mcp-ap-2"]);
+    assert_eq!(r["approval_status"]["structured"]["approval"]["status"], "approved", "{r:#}");
+    let p = &r["approval_presentation"];
+    assert_eq!(p["is_error"], false, "{r:#}");
+    let body = json!({"presentation": p["structured"]["presentation"], "challenge": "mcp-ap-2", "domain": "payments.example"});
+    let (_, v) = s.call("POST", "/v1/verify", None, Some(body)).await;
+    assert_eq!(v["verified"], true, "{v}");
+    assert!(v["approval"]["approver"].is_string(), "{v}");
 }
 
 /// Raw JSON-RPC, for what the SDK will not send.
@@ -255,5 +294,5 @@ async fn failed_authentications_on_mcp_are_throttled() {
     assert_eq!(statuses[7], 429, "{statuses:?}");
     let (st, v) = rpc(&s, Some(&token), list).await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v["result"]["tools"].as_array().map(Vec::len), Some(3), "{v}");
+    assert_eq!(v["result"]["tools"].as_array().map(Vec::len), Some(5), "{v}");
 }

@@ -8,7 +8,8 @@ integration test (tests/api/mcp.rs) to judge. It asserts nothing itself.
 
 Steps (each optional via --steps): list tools, request a granted presentation (refund of
 120.00 EUR on orders/123), request a denied one (refunds:approve), verify the granted one,
-ask my_authority. The token is read from a file, never passed on a command line.
+ask my_authority; or (`request_approval`, `approval_status` with --approval-id) the
+human-approval tools. The token is read from a file, never passed on a command line.
 """
 
 import argparse
@@ -74,6 +75,15 @@ async def run(a) -> dict:
                                "context": {"amount": "120.00", "currency": "EUR"}}}))
             if "authority" in steps:
                 out["authority"] = result(await c.call_tool("my_authority", {}))
+            if "request_approval" in steps:
+                out["request_approval"] = result(await c.call_tool("request_approval", {
+                    "action": "refunds:create", "resource": "orders/123",
+                    "context": {"amount": a.amount, "currency": "EUR"},
+                    "challenge": a.challenge, "domain": "payments.example"}))
+            if "approval_status" in steps:
+                out["approval_status"] = result(await c.call_tool("approval_status", {"id": a.approval_id}))
+                out["approval_presentation"] = result(await c.call_tool("approval_status", {
+                    "id": a.approval_id, "challenge": a.challenge, "domain": "payments.example"}))
     except BaseException as e:  # the test judges a refusal too (bad token, other tenant)
         out["exception"] = " | ".join(describe(x) for x in leaves(e))
     return out
@@ -89,6 +99,8 @@ def main() -> None:
     p.add_argument("--mode", default="auto")
     p.add_argument("--challenge", default="mcp-ch-1")
     p.add_argument("--steps", default="list,granted,denied,verify,authority")
+    p.add_argument("--amount", default="120.00")
+    p.add_argument("--approval-id", default="")
     a = p.parse_args()
     json.dump(asyncio.run(run(a)), sys.stdout)
 

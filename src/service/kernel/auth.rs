@@ -26,6 +26,8 @@ use crate::store::{Txn, keys};
 pub enum Role {
     Admin,
     Auditor,
+    /// Decides approval requests (and nothing else); see [`Caller::require_approver`].
+    Approver,
 }
 
 /// The authenticated principal behind a request.
@@ -58,6 +60,10 @@ impl Caller {
     /// Admin or auditor of `tenant` (reads). Callers from another tenant learn nothing.
     pub fn require_tenant_read(&self, tenant: &TenantId) -> Result<(), ServiceError> {
         match self {
+            // An approver sees the approvals it decides, never the rest of the tenant.
+            Caller::Tenant { tenant: t, role: Role::Approver, .. } if t == tenant => {
+                Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "approver tokens only list and decide approvals"))
+            }
             Caller::Tenant { tenant: t, .. } if t == tenant => Ok(()),
             Caller::Agent { tenant: t, .. } if t == tenant => {
                 Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "agent tokens cannot use administration routes"))
@@ -75,6 +81,21 @@ impl Caller {
         match self {
             Caller::Tenant { role: Role::Admin, .. } => Ok(()),
             _ => Err(ServiceError::forbidden(ErrorCode::ReadOnly, "auditor tokens can only read")),
+        }
+    }
+
+    /// An approver or admin of `tenant` (approval decisions). An agent, above all the one
+    /// that asked, never decides; callers from another tenant learn nothing (404).
+    pub fn require_approver(&self, tenant: &TenantId) -> Result<(), ServiceError> {
+        match self {
+            Caller::Tenant { tenant: t, role: Role::Admin | Role::Approver, .. } if t == tenant => Ok(()),
+            Caller::Tenant { tenant: t, .. } | Caller::Agent { tenant: t, .. } if t == tenant => {
+                Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "approvals are decided with an approver or admin token"))
+            }
+            Caller::Operator { .. } => {
+                Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "the operator token does not grant access to tenant data"))
+            }
+            _ => Err(ServiceError::tenant_not_found()),
         }
     }
 }
@@ -231,6 +252,7 @@ impl Sigil {
             (TokenRole::Operator, None) => Caller::Operator { token: token_id },
             (TokenRole::Admin, Some(tenant)) => Caller::Tenant { tenant, role: Role::Admin, token: token_id },
             (TokenRole::Auditor, Some(tenant)) => Caller::Tenant { tenant, role: Role::Auditor, token: token_id },
+            (TokenRole::Approver, Some(tenant)) => Caller::Tenant { tenant, role: Role::Approver, token: token_id },
             (TokenRole::Agent, Some(tenant)) => {
                 let agent = rec
                     .agent
@@ -274,6 +296,7 @@ impl Sigil {
             expires,
             hash_hex: self.keys.pepper.hash(&token).to_hex(),
             last_used: None,
+            principals: Vec::new(),
         };
         MintedToken { token, id, record }
     }

@@ -7,6 +7,7 @@
 //! form an import cycle among its modules (`tests/architecture.rs` enforces both).
 
 pub mod agent_state;
+pub mod approval;
 pub mod auth;
 pub mod budget;
 pub mod cache;
@@ -28,3 +29,4 @@ pub mod sealed;
 pub mod signers;
 pub mod status;
 pub mod wallet;
+pub mod webhook;

@@ -139,6 +139,12 @@ impl HttpResolver {
         Self::new(ResolverConfig::default())
     }
 
+    /// The HTTPS client (egress-filtered DNS, no redirects, no proxy) and its policy, for
+    /// other outbound requests under the same rules (approval webhooks).
+    pub(crate) fn client(&self) -> (reqwest::Client, Arc<EgressPolicy>) {
+        (self.client.clone(), self.egress.clone())
+    }
+
     /// Bytes the document cache holds now (as it counts them).
     pub fn cache_bytes(&self) -> usize {
         self.cache.lock().map(|c| c.bytes).unwrap_or(0)

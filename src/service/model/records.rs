@@ -16,6 +16,8 @@ pub mod kind {
     pub const AUDIT: &str = "audit";
     /// What a delegation spent on one local day (`{credential}/{day}`).
     pub const BUDGET: &str = "budget";
+    /// A request for human approval (`service::kernel::approval`).
+    pub const APPROVAL: &str = "approval";
 
     /// True for the kinds a tenant's record manifest covers (`kernel::manifest`): every
     /// sealed record under a tenant but its audit entries, which their hash chain covers.
@@ -84,6 +86,64 @@ pub struct TenantRecord {
     /// (absent: `eddsa-jcs-2022`).
     #[serde(default)]
     pub cryptosuite: Option<crate::vc::proof::Cryptosuite>,
+    /// Human approval settings (webhook, lifetime); absent: defaults, no webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<ApprovalSettings>,
+}
+
+/// A tenant's approval settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalSettings {
+    /// Where approval requests are announced (HTTPS, under the egress policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// How long an approval request stays open, and an approval usable, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+/// Where an approval request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Approved, and spent by the presentation that carried it.
+    Used,
+}
+
+/// A request for human approval of one exact request of an agent under one delegation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub v: u16,
+    pub id: String,
+    pub agent: String,
+    /// The delegation credential id (the record id, not the `urn:uuid:` form).
+    pub delegation: String,
+    /// The delegation's principal identifier (approver scopes match on it).
+    pub principal: String,
+    /// SHA-256 (hex) of what is asked: agent, delegation, action, resource, context
+    /// (`vc::approval::request_hash`); never the challenge or the domain.
+    pub request_hash: String,
+    pub action: String,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub context: serde_json::Map<String, serde_json::Value>,
+    pub status: ApprovalStatus,
+    pub created: Timestamp,
+    pub expires: Timestamp,
+    /// Token id of whoever decided (never the token).
+    #[serde(default)]
+    pub decided_by: Option<String>,
+    #[serde(default)]
+    pub decided_at: Option<Timestamp>,
+    #[serde(default)]
+    pub used_at: Option<Timestamp>,
+    /// The tenant-signed `SigilApprovalCredential`, once approved.
+    #[serde(default)]
+    pub vc: Option<serde_json::Value>,
 }
 
 /// Agent lifecycle state.
@@ -129,6 +189,8 @@ pub enum TokenRole {
     Admin,
     Auditor,
     Agent,
+    /// Decides approval requests, optionally only for named principals.
+    Approver,
 }
 
 /// An access token (its keyed hash, never the token).
@@ -148,6 +210,10 @@ pub struct TokenRecord {
     /// housekeeping task, never on a request path; see `kernel::auth::TokenUse`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<Timestamp>,
+    /// An approver token's scope: the principal identifiers whose delegations it may
+    /// decide approvals under (empty: every principal of the tenant).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
 }
 
 /// What kind of credential a wallet entry is.

@@ -6,6 +6,7 @@
 //! HTTP, or hold key bytes (`tests/architecture.rs` enforces the first).
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod backup;
 pub mod credentials;

@@ -58,6 +58,14 @@ pub struct Presentation {
     pub expires_at: Timestamp,
 }
 
+/// What a request yields: a presentation, or (for an action its delegation says needs a
+/// human's approval, not yet given) the approval request to wait for.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Presentation(Presentation),
+    Approval(Box<crate::service::model::records::ApprovalRecord>),
+}
+
 impl Presentation {
     /// The presentation parsed (`Null` never happens: `json` is always produced by Sigil).
     pub fn document(&self) -> Value {
@@ -121,8 +129,50 @@ fn parse_request(req: &PresentationRequest) -> Result<(Option<Decimal>, Option<&
 }
 
 impl Sigil {
-    /// Checks authority and signs a presentation bound to the requested action.
+    /// Checks authority and signs a presentation bound to the requested action. An action
+    /// that needs approval first is refused here (`approval_required`); callers that can
+    /// answer an approval request use [`Sigil::present_or_approval`].
     pub async fn present(&self, caller: &Caller, req: PresentationRequest) -> Result<Presentation, ServiceError> {
+        match self.present_or_approval(caller, req).await? {
+            Outcome::Presentation(p) => Ok(p),
+            Outcome::Approval(a) => Err(ServiceError::forbidden(
+                ErrorCode::ApprovalRequired,
+                format!(
+                    "this action needs a human's approval first (approval {} is {})",
+                    a.id,
+                    crate::service::kernel::approval::effective_status(&a, self.clock.now())
+                ),
+            )),
+        }
+    }
+
+    /// The presentation for an approval the caller's agent asked for: the approved request
+    /// again, under a fresh `challenge` and `domain` (or, not yet approved, the approval).
+    pub async fn present_approved(
+        &self,
+        caller: &Caller,
+        id: &str,
+        challenge: String,
+        domain: String,
+        format: Format,
+        expires_in: Option<u64>,
+    ) -> Result<Outcome, ServiceError> {
+        let Caller::Agent { tenant, agent, .. } = caller else {
+            return Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "presentations are requested with an agent token"));
+        };
+        // Another agent's approval, or another tenant's, does not exist for this caller.
+        let rec = match self.load_approval(tenant, id).await? {
+            Some(a) if a.rec.agent == agent.as_str() => a.rec,
+            _ => return Err(ServiceError::not_found(ErrorCode::ApprovalNotFound, "no such approval")),
+        };
+        let req =
+            PresentationRequest { action: rec.action, resource: rec.resource, context: rec.context, challenge, domain, format, expires_in };
+        self.present_or_approval(caller, req).await
+    }
+
+    /// [`Sigil::present`], answering an approval request instead of a presentation when
+    /// the covering delegation requires approval for this request and none is approved.
+    pub async fn present_or_approval(&self, caller: &Caller, req: PresentationRequest) -> Result<Outcome, ServiceError> {
         let Caller::Agent { tenant, agent, .. } = caller else {
             return Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "presentations are requested with an agent token"));
         };
@@ -174,6 +224,53 @@ impl Sigil {
             }
         };
         let delegation = delegation.ok_or_else(|| ServiceError::Internal("policy chose a missing delegation".into()))?;
+        // Human approval (step-up): the request is covered; does it need a decision first?
+        let needs_approval = delegation.authority.as_ref().and_then(|a| a.approval.as_ref()).is_some_and(|r| r.requires(&action));
+        // The agent's lock stays held: making an approval request commits, but takes no lock
+        // a key rotation or suspension holds while it waits for this one.
+        let approval = if needs_approval {
+            if req.format == Format::JwtVp {
+                return Err(bad("an action that needs approval is presented as ldp_vp (the approval travels inside it)"));
+            }
+            let delegation_urn = delegation.vc.get("id").and_then(Value::as_str).unwrap_or_default();
+            let hash = crate::vc::approval::request_hash(&wallet.did, delegation_urn, &req.action, req.resource.as_deref(), &req.context);
+            let principal = delegation.vc.pointer("/credentialSubject/principal/identifier").and_then(Value::as_str).unwrap_or_default();
+            let asked = crate::service::kernel::approval::Asked {
+                agent,
+                delegation: &delegation.id,
+                principal,
+                request_hash: &hash,
+                action: &req.action,
+                resource: req.resource.as_deref(),
+                context: &req.context,
+            };
+            match self.approval_gate(caller, t, asked).await? {
+                crate::service::kernel::approval::Gate::Approved(a) => Some(a),
+                crate::service::kernel::approval::Gate::Pending(rec) => return Ok(Outcome::Approval(Box::new(rec))),
+                crate::service::kernel::approval::Gate::Denied(rec) => {
+                    drop(lock);
+                    let event = Event::new(
+                        "presentation.denied",
+                        json!({"action": req.action, "resource": resource, "reason": ErrorCode::ApprovalDenied.as_str(), "approval_id": rec.id}),
+                    )
+                    .agent(agent.as_str());
+                    self.record(t, actor(caller), event).await?;
+                    metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => ErrorCode::ApprovalDenied.as_str())
+                        .increment(1);
+                    return Err(ServiceError::forbidden(ErrorCode::ApprovalDenied, format!("approval {} was denied", rec.id)));
+                }
+            }
+        } else {
+            None
+        };
+        let approval_vc = match &approval {
+            Some(a) => {
+                let vc = a.rec.vc.clone().ok_or_else(|| ServiceError::Internal("an approved approval without its credential".into()))?;
+                let canonical = crate::vc::jcs::canonicalize(&vc).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                Some((a.rec.id.clone(), vc, canonical))
+            }
+            None => None,
+        };
         // Cumulative daily budget (limits.amount.per_day, in the delegation's time zone):
         // reserved under a per-delegation lock and written compare-and-set in the same
         // transaction as the grant's audit entry, so concurrent requests never overspend.
@@ -232,7 +329,12 @@ impl Sigil {
                     .and_then(|c| c.value("holder", &Value::String(wallet.did.clone())))
                     .and_then(|c| c.value("action", &Value::Object(action_obj.clone())))
                     .map_err(|e| bad(e.to_string()))?;
-                canon.canonical("verifiableCredential", canonical_array(&[&identity.canonical, &delegation.canonical]));
+                match &approval_vc {
+                    Some((_, _, approval)) => {
+                        canon.canonical("verifiableCredential", canonical_array(&[&identity.canonical, &delegation.canonical, approval]))
+                    }
+                    None => canon.canonical("verifiableCredential", canonical_array(&[&identity.canonical, &delegation.canonical])),
+                };
                 let canonical = canon.finish().map_err(|e| bad(e.to_string()))?;
                 let opts = ProofOptions {
                     cryptosuite: Default::default(),
@@ -276,10 +378,57 @@ impl Sigil {
             "presentation.granted",
             json!({"action": req.action, "resource": resource, "context": audit_context, "credential_ids": credential_ids,
                    "vp_hash": vp_hash, "format": match req.format { Format::LdpVp => "ldp_vp", Format::JwtVp => "jwt_vp" },
-                   "key_version": wallet.key_version}),
+                   "key_version": wallet.key_version, "approval_id": approval_vc.as_ref().map(|a| &a.0)}),
         )
         .agent(agent.as_str());
         match (&per_day, &budget_day) {
+            // The approval is spent in the grant's own transaction (with the day's spend,
+            // if the delegation has a budget): compare-and-set on its stored bytes, so two
+            // requests racing with one approval get one presentation.
+            _ if approval_vc.is_some() => {
+                let (event, id, vc_ref, per_day, budget_day) = (&event, &delegation.id, &approval_vc, &per_day, &budget_day);
+                let granted = self
+                    .mutate(t, &actor(caller), || async move {
+                        let tk = self.tenant_keys(t).await?;
+                        let mut txn = crate::store::Txn::new();
+                        if let (Some((limit, amt, _)), Some(day)) = (per_day, budget_day) {
+                            let spent = self.budget_spent(&tk, t, id, day).await?;
+                            let total = spent.amount + *amt;
+                            if total > *limit {
+                                return Err(budget_exceeded());
+                            }
+                            let key = crate::store::keys::budget(t, id, day);
+                            match spent.stored {
+                                Some(b) => txn.require_equals(key.clone(), b),
+                                None => txn.require_absent(key.clone()),
+                            };
+                            txn.put(key, self.seal_budget(&tk, t, id, day, total)?);
+                        }
+                        if let Some((approval_id, vc, _)) = vc_ref {
+                            self.stage_approval_use(&tk, &mut txn, t, approval_id, vc, self.clock.now()).await?;
+                        }
+                        Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
+                    })
+                    .await;
+                drop(budget_guard);
+                if let Err(e) = &granted {
+                    let reason = match e {
+                        ServiceError::Forbidden { code, .. } | ServiceError::Conflict { code, .. } | ServiceError::Gone { code, .. } => {
+                            code.as_str()
+                        }
+                        _ => "error",
+                    };
+                    let denied =
+                        Event::new("presentation.denied", json!({"action": req.action, "resource": req.resource, "reason": reason}))
+                            .agent(agent.as_str());
+                    self.record(t, actor(caller), denied).await?;
+                }
+                granted?;
+                if let Some((approval_id, _, _)) = &approval_vc {
+                    let used = Event::new("approval.used", json!({"approval_id": approval_id, "vp_hash": vp_hash})).agent(agent.as_str());
+                    self.record(t, actor(caller), used).await?;
+                }
+            }
             // The spend is written compare-and-set (on the exact stored bytes) with the
             // grant's entry; re-staged from a fresh read if another node spent meanwhile
             // (still under the budget lock here). Sealed: amounts are not readable at rest.
@@ -321,7 +470,7 @@ impl Sigil {
             }
             _ => self.record(t, actor(caller), event).await?,
         }
-        Ok(Presentation { json, format: req.format, credential_ids, expires_at })
+        Ok(Outcome::Presentation(Presentation { json, format: req.format, credential_ids, expires_at }))
     }
 }
 
@@ -431,6 +580,71 @@ mod tests {
         s.set_guardrails(&admin, &t.id, relaxed()).await.unwrap();
         let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id, token: TokenId::random() };
         Fixture { sigil: s, clock, agent, tenant: t.id, dir }
+    }
+
+    /// A presentation that needs approval verifies only with the matching tenant-signed
+    /// approval inside: the agent dropping it, or keeping it for another amount, and
+    /// re-signing with its own key gets `approval_missing`.
+    #[tokio::test]
+    async fn a_presentation_without_its_matching_approval_is_refused() {
+        let f = fixture(&["refunds:create"], "500.00").await;
+        let admin = testing::admin(&f.tenant);
+        let Caller::Agent { agent: agent_id, .. } = &f.agent else { unreachable!() };
+        // A second delegation, requiring approval above 200 EUR, placed first by replacing
+        // the plain one: the policy picks the first covering delegation.
+        let plain = f.sigil.wallet(&f.tenant, agent_id).await.unwrap().delegations[0].id.clone();
+        f.sigil.change_credential_status(&admin, &f.tenant, &plain, crate::service::credentials::StatusChange::Revoke).await.unwrap();
+        let authority = Authority::new(&["refunds:create".to_owned()], &["orders/*".to_owned()], Limits::default(), None)
+            .unwrap()
+            .with_approval(Some(crate::policy::ApprovalRule::new(&[], Some(("200.00", "EUR"))).unwrap()));
+        let new = NewDelegation {
+            principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
+            authority,
+            valid_from: None,
+            valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
+        };
+        f.sigil.issue_delegation(&admin, &f.tenant, agent_id, new).await.unwrap();
+        let Outcome::Approval(a) =
+            f.sigil.present_or_approval(&f.agent, request("refunds:create", "orders/1", "250.00", "a0")).await.unwrap()
+        else {
+            panic!("no approval asked for")
+        };
+        f.sigil.decide_approval(&admin, &f.tenant, &a.id, crate::service::approvals::Decision::Approve).await.unwrap();
+        let p = f.sigil.present(&f.agent, request("refunds:create", "orders/1", "250.00", "a1")).await.unwrap();
+        let r = f.sigil.verify_presentation(&p.document(), opts("a1")).await.unwrap();
+        assert!(r.verified(), "{:?}", r.report.errors());
+        assert!(r.approval.is_some());
+
+        let wallet = f.sigil.wallet(&f.tenant, agent_id).await.unwrap();
+        let resign = |mut doc: Value, challenge: &str| {
+            let o = ProofOptions {
+                cryptosuite: Default::default(),
+                verification_method: format!("{}#key-{}", wallet.did, wallet.key_version),
+                proof_purpose: "authentication",
+                created: rfc3339(f.sigil.now()),
+                expires: Some(rfc3339(f.sigil.now() + SignedDuration::from_secs(60))),
+                challenge: Some(challenge.into()),
+                domain: Some("shop.example".into()),
+            };
+            let Value::Object(m) = doc.take() else { unreachable!() };
+            proof::sign(m, &o, &wallet.signer).unwrap()
+        };
+        // Dropped: only the identity and the delegation are left.
+        let mut dropped = p.document();
+        dropped["verifiableCredential"].as_array_mut().unwrap().truncate(2);
+        let r = f.sigil.verify_presentation(&resign(dropped, "a2"), opts("a2")).await.unwrap();
+        assert_eq!(r.report.codes(), vec!["approval_missing"], "{:?}", r.report.errors());
+        // Kept, for another request: the hash no longer matches.
+        let mut other = p.document();
+        other["action"]["context"]["amount"] = "260.00".into();
+        let r = f.sigil.verify_presentation(&resign(other, "a3"), opts("a3")).await.unwrap();
+        assert_eq!(r.report.codes(), vec!["approval_missing"], "{:?}", r.report.errors());
+        // Below the threshold no approval is needed, so none is asked of the verifier.
+        let mut below = p.document();
+        below["verifiableCredential"].as_array_mut().unwrap().truncate(2);
+        below["action"]["context"]["amount"] = "150.00".into();
+        let r = f.sigil.verify_presentation(&resign(below, "a4"), opts("a4")).await.unwrap();
+        assert!(r.verified(), "{:?}", r.report.errors());
     }
 
     /// These tests send many denied requests on purpose; the guardrails have their own tests.

@@ -72,6 +72,7 @@ impl Sigil {
             }],
             sensitive_context_keys: Vec::new(),
             guardrails: None,
+            approvals: None,
         };
         let (dk, reserving) = self.keys.metered(t, dk);
         let tk = TenantKeys::new(1, [(1, dk)].into_iter().collect(), reserving);

@@ -48,6 +48,8 @@ pub struct TokenView {
     /// Exact to within the auth cache's age (5 minutes); `None` if never used since it
     /// was created (or since last use began to be recorded).
     pub last_used: Option<Timestamp>,
+    /// An approver token's principals (empty: all, or not an approver).
+    pub principals: Vec<String>,
 }
 
 /// A new operator token, shown once.
@@ -101,7 +103,7 @@ impl Sigil {
             let tk = self.tenant_keys(t).await?;
             let key = keys::token(t, token.as_str());
             let rec: Option<TokenRecord> = self.load_record(&tk, t, kind::TOKEN, token.as_str(), &key).await?;
-            let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor)) else {
+            let Some(rec) = rec.filter(|r| matches!(r.role, TokenRole::Admin | TokenRole::Auditor | TokenRole::Approver)) else {
                 return Err(ServiceError::not_found(ErrorCode::TokenNotFound, "no such token"));
             };
             let mut txn = Txn::new();
@@ -140,7 +142,15 @@ impl Sigil {
             let id = TokenId::parse(id).map_err(|e| ServiceError::Internal(e.to_string()))?;
             let agent = rec.agent.as_deref().map(AgentId::parse).transpose().map_err(|e| ServiceError::Internal(e.to_string()))?;
             let last_used = rec.last_used.max(self.token_use.pending(t, &id));
-            items.push(TokenView { id, role: rec.role, agent, created: rec.created, expires: rec.expires, last_used });
+            items.push(TokenView {
+                id,
+                role: rec.role,
+                agent,
+                created: rec.created,
+                expires: rec.expires,
+                last_used,
+                principals: rec.principals,
+            });
         }
         let next_cursor = if more { items.last().map(|i| i.id.to_string()) } else { None };
         Ok(Page { items, next_cursor })

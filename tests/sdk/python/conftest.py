@@ -46,12 +46,12 @@ def _binary() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def server():
+def _serve(extra_env: dict[str, str] | None = None):
+    """Runs one `sigil serve` for as long as the generator is suspended at its yield."""
     tmp = Path(tempfile.mkdtemp(prefix="sigil-sdk-e2e-"))
     data = tmp / "data"
     token = "sgl_" + secrets.token_urlsafe(32)
-    env = {**os.environ, "SIGIL_BOOTSTRAP_TOKEN": token, "SIGIL_LOG": os.environ.get("SIGIL_LOG", "warn")}
+    env = {**os.environ, "SIGIL_BOOTSTRAP_TOKEN": token, "SIGIL_LOG": os.environ.get("SIGIL_LOG", "warn"), **(extra_env or {})}
     log = open(tmp / "server.log", "wb")
     proc = subprocess.Popen(
         [str(_binary()), "serve", "--data", str(data), "--listen", "127.0.0.1:0"],
@@ -91,6 +91,34 @@ def server():
             print(f"sigil data and log kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server():
+    yield from _serve()
+
+
+class Clock:
+    """The clock of a debug `sigil serve` (SIGIL_TEST_CLOCK_FILE): it stands where a test puts it."""
+
+    def __init__(self, path: Path, at: str):
+        self.path = path
+        self.set(at)
+
+    def set(self, at: str) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(at)
+        os.replace(tmp, self.path)  # atomic: the server never reads half of it
+
+
+@pytest.fixture(scope="module")
+def clocked():
+    """A second server on a test clock, for expiry; yields (server, clock)."""
+    d = Path(tempfile.mkdtemp(prefix="sigil-sdk-clock-"))
+    clock = Clock(d / "now", "2026-06-03T12:00:00Z")
+    for srv in _serve({"SIGIL_TEST_CLOCK_FILE": str(clock.path)}):
+        yield srv, clock
+    shutil.rmtree(d, ignore_errors=True)
 
 
 class Sdk:

@@ -15,6 +15,12 @@ import pytest
 import sigil_client
 from sigil_client import (
     AgentState,
+    ApprovalRequested,
+    ApprovalRule,
+    ApprovalThreshold,
+    CreateTokenRequest,
+    PresentationResponse,
+    TenantTokenRole,
     CreateAgentRequest,
     CreateDelegationRequest,
     CreatePresentationRequest,
@@ -30,6 +36,8 @@ from sigil_client import (
     VerifyRequest,
 )
 from sigil_client.exceptions import ApiException
+
+from conftest import Sdk, Tenant
 
 DOMAIN = "payments.example"
 ACTION = "refunds:create"
@@ -266,3 +274,108 @@ def test_retired_agent(tenant, sdk_for, public):
     result = verify(public, early.presentation, ch_early)
     assert not result.verified
     assert result.errors
+
+
+# --- human approval (step-up) ------------------------------------------------------------------
+
+BIG = {"amount": "250.00", "currency": "EUR"}
+
+
+def stepped_agent(tenant, sdk_for, principal="alice@acme.example"):
+    """An agent whose delegation needs a human's approval for refunds above 200.00 EUR."""
+    agent = tenant.admin.create_agent(tenant.id, CreateAgentRequest(name="stepped-bot"))
+    valid_until = "2099-01-01T00:00:00Z"
+    tenant.admin.create_delegation(
+        tenant.id,
+        agent.id,
+        CreateDelegationRequest(
+            principal=Principal(id=principal, kind=PrincipalKind.PERSON),
+            actions=[ACTION],
+            resources=["orders/*"],
+            limits=Limits(amount=AmountLimit(max="1000.00", currency="EUR")),
+            approval=ApprovalRule(actions=[ACTION], above=ApprovalThreshold(amount="200.00", currency="EUR")),
+            valid_until=valid_until,
+        ),
+    )
+    return agent, sdk_for(agent.access_token)
+
+
+def approver_for(tenant, sdk_for, principals=None):
+    created = tenant.admin.create_tenant_token(
+        tenant.id, CreateTokenRequest(role=TenantTokenRole.APPROVER, principals=principals)
+    )
+    assert created.role == TenantTokenRole.APPROVER
+    return sdk_for(created.token)
+
+
+def test_approval_flow_request_202_approve_presentation_verified(tenant, sdk_for, public):
+    agent, bot = stepped_agent(tenant, sdk_for)
+    approver = approver_for(tenant, sdk_for)
+
+    asked = present(bot, challenge(), context=BIG)
+    assert isinstance(asked, ApprovalRequested), asked  # the 202 body, typed by the SDK
+    a = asked.approval
+    assert (a.status, a.action, a.amount, a.agent_id) == ("pending", ACTION, "250.00", agent.id)
+    assert a.expires_at
+    assert bot.approval_status(a.id).status == "pending"
+    pending = approver.list_approvals(tenant.id, status="pending")
+    assert a.id in {x.id for x in pending.items}
+
+    decided = approver.approve_approval(tenant.id, a.id)
+    assert decided.status == "approved" and decided.decided_by.startswith("token:")
+
+    # The next identical request, under a fresh challenge: the presentation, carrying the approval.
+    ch = challenge()
+    pres = present(bot, ch, context=BIG)
+    assert isinstance(pres, PresentationResponse), pres
+    types = [t for c in vp(pres)["verifiableCredential"] for t in c["type"]]
+    assert "SigilApprovalCredential" in types
+    result = public.verify_presentation(VerifyRequest(presentation=pres.presentation, challenge=ch, domain=DOMAIN))
+    assert result.verified, failed(result)
+    assert result.approval["approver"] == decided.decided_by
+    assert "approval" in {c.check for c in result.checks}
+
+    # Single use: the same request again asks anew.
+    again = present(bot, challenge(), context=BIG)
+    assert isinstance(again, ApprovalRequested) and again.approval.id != a.id
+    assert bot.approval_status(a.id).status == "used"
+
+
+def test_approval_denial_and_self_approval_are_refused(tenant, sdk_for):
+    _, bot = stepped_agent(tenant, sdk_for)
+    approver = approver_for(tenant, sdk_for)
+    other = approver_for(tenant, sdk_for, principals=["bob@acme.example"])
+    a = present(bot, challenge(), context=BIG).approval
+
+    # The agent itself never approves.
+    with pytest.raises(sigil_client.exceptions.ForbiddenException) as e:
+        bot.approve_approval(tenant.id, a.id)
+    assert problem(e, 403).code == "not_authorized"
+    # An approver scoped to another principal neither.
+    with pytest.raises(sigil_client.exceptions.ForbiddenException) as e:
+        other.approve_approval(tenant.id, a.id)
+    assert problem(e, 403).code == "approval_out_of_scope"
+
+    assert approver.deny_approval(tenant.id, a.id).status == "denied"
+    with pytest.raises(sigil_client.exceptions.ConflictException) as e:
+        approver.approve_approval(tenant.id, a.id)
+    assert problem(e, 409).code == "approval_decided"
+    with pytest.raises(sigil_client.exceptions.ForbiddenException) as e:
+        present(bot, challenge(), context=BIG)
+    assert problem(e, 403).code == "approval_denied"
+
+
+def test_an_expired_approval_is_refused(clocked):
+    server, clock = clocked
+    operator = Sdk(server, server.bootstrap_token)
+    tid = "exp-" + uuid.uuid4().hex[:8]
+    created = operator.create_tenant(sigil_client.CreateTenantRequest(id=tid, name="expiry"))
+    tenant = Tenant(id=tid, did=created.did, admin=Sdk(server, created.admin_token))
+    _, bot = stepped_agent(tenant, lambda t: Sdk(server, t))
+    approver = approver_for(tenant, lambda t: Sdk(server, t))
+    a = present(bot, challenge(), context=BIG).approval
+    clock.set("2026-06-03T12:16:00Z")  # past the default 15 minutes
+    with pytest.raises(ApiException) as e:
+        approver.approve_approval(tid, a.id)
+    assert problem(e, 410).code == "approval_expired"
+    assert bot.approval_status(a.id).status == "expired"
