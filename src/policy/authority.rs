@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::glob_match::Glob;
+use super::narrowing::Delegable;
 
 /// Why an authority was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,6 +134,12 @@ impl ResourcePattern {
     /// Whether `resource` matches (a request without a resource is matched as "").
     pub fn covers(&self, resource: &str) -> bool {
         self.glob.matches(resource)
+    }
+
+    /// Whether every resource `self` matches is provably matched by `parent` (sound, not
+    /// complete: see `Glob::within`).
+    pub fn within(&self, parent: &ResourcePattern) -> bool {
+        self.glob.within(&parent.glob)
     }
 }
 
@@ -299,9 +306,17 @@ pub struct Authority {
     pub resources: Vec<ResourcePattern>,
     pub limits: Limits,
     pub schedule: Option<Schedule>,
+    /// Whether (and how deep) the holder may re-delegate a subset (`delegable.maxDepth`).
+    pub delegable: Option<Delegable>,
 }
 
 impl Authority {
+    /// The same authority, re-delegable down `delegable`.
+    pub fn with_delegable(mut self, delegable: Option<Delegable>) -> Self {
+        self.delegable = delegable;
+        self
+    }
+
     /// Validates list sizes and contents.
     pub fn new(actions: &[String], resources: &[String], limits: Limits, schedule: Option<Schedule>) -> Result<Self, AuthorityError> {
         if actions.is_empty() || actions.len() > 64 {
@@ -315,6 +330,7 @@ impl Authority {
             resources: resources.iter().map(|r| ResourcePattern::parse(r)).collect::<Result<_, _>>()?,
             limits,
             schedule,
+            delegable: None,
         })
     }
 }
@@ -328,6 +344,8 @@ struct AuthorityWire {
     limits: Limits,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     schedule: Option<Schedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delegable: Option<Delegable>,
 }
 
 fn limits_empty(l: &Limits) -> bool {
@@ -341,6 +359,7 @@ impl Serialize for Authority {
             resources: self.resources.iter().map(|r| r.raw.clone()).collect(),
             limits: self.limits.clone(),
             schedule: self.schedule.clone(),
+            delegable: self.delegable,
         }
         .serialize(s)
     }
@@ -349,7 +368,7 @@ impl Serialize for Authority {
 impl<'de> Deserialize<'de> for Authority {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = AuthorityWire::deserialize(d)?;
-        Authority::new(&w.actions, &w.resources, w.limits, w.schedule).map_err(serde::de::Error::custom)
+        Ok(Authority::new(&w.actions, &w.resources, w.limits, w.schedule).map_err(serde::de::Error::custom)?.with_delegable(w.delegable))
     }
 }
 
