@@ -372,6 +372,38 @@ pub struct ScheduleDto {
     pub to: String,
 }
 
+/// Whether the holder may re-delegate a subset to other agents of its tenant, and how many
+/// levels below this delegation (1 = its children may not re-delegate).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Delegable)]
+pub struct DelegableDto {
+    /// 1–5.
+    #[schema(minimum = 1, maximum = 5)]
+    pub max_depth: u8,
+}
+
+/// An authority from its request fields; errors are user-facing messages.
+pub(crate) fn authority_from(
+    actions: &[String],
+    resources: &[String],
+    limits: Option<LimitsDto>,
+    schedule: Option<ScheduleDto>,
+    delegable: Option<DelegableDto>,
+) -> Result<crate::policy::Authority, String> {
+    use crate::policy::{AmountLimit, Authority, Delegable, Limits, Schedule};
+    let amount = match limits.and_then(|l| l.amount) {
+        Some(a) => Some(AmountLimit::parse(&a.max, &a.currency, a.per_day.as_deref()).map_err(|e| e.0)?),
+        None => None,
+    };
+    let schedule = match schedule {
+        Some(s) => Some(Schedule::parse(&s.timezone, &s.days, &s.from, &s.to).map_err(|e| e.0)?),
+        None => None,
+    };
+    let delegable = delegable.map(|d| Delegable::new(d.max_depth)).transpose()?;
+    Ok(Authority::new(actions, resources, Limits { amount }, schedule).map_err(|e| e.0)?.with_delegable(delegable))
+}
+
 /// `POST /v1/tenants/{tenant}/agents/{agent}/delegations`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -391,6 +423,8 @@ pub struct CreateDelegationRequest {
     pub resources: Vec<String>,
     pub limits: Option<LimitsDto>,
     pub schedule: Option<ScheduleDto>,
+    /// Allows the holder to sub-delegate a subset (`POST /v1/agent/delegations`).
+    pub delegable: Option<DelegableDto>,
     /// RFC 3339; default now.
     #[schema(schema_with = super::constraints::date_time_opt)]
     pub valid_from: Option<String>,
@@ -406,21 +440,13 @@ fn parse_ts(field: &str, s: &str) -> Result<jiff::Timestamp, String> {
 impl CreateDelegationRequest {
     /// Parses into the domain type; errors are user-facing messages.
     pub fn into_domain(self) -> Result<crate::service::credentials::NewDelegation, String> {
-        use crate::policy::{AmountLimit, Authority, Limits, Principal, PrincipalKind, Schedule};
+        use crate::policy::{Principal, PrincipalKind};
         let kind = match self.principal.kind {
             PrincipalKindDto::Person => PrincipalKind::Person,
             PrincipalKindDto::Role => PrincipalKind::Role,
         };
         let principal = Principal::new(self.principal.id, kind, self.principal.name).map_err(|e| e.0)?;
-        let amount = match self.limits.and_then(|l| l.amount) {
-            Some(a) => Some(AmountLimit::parse(&a.max, &a.currency, a.per_day.as_deref()).map_err(|e| e.0)?),
-            None => None,
-        };
-        let schedule = match self.schedule {
-            Some(s) => Some(Schedule::parse(&s.timezone, &s.days, &s.from, &s.to).map_err(|e| e.0)?),
-            None => None,
-        };
-        let authority = Authority::new(&self.actions, &self.resources, Limits { amount }, schedule).map_err(|e| e.0)?;
+        let authority = authority_from(&self.actions, &self.resources, self.limits, self.schedule, self.delegable)?;
         Ok(crate::service::credentials::NewDelegation {
             principal,
             authority,

@@ -2,6 +2,7 @@
 //! documents, Data Integrity proofs (`eddsa-jcs-2022`), credentials, presentations and
 //! status lists. Must never do I/O: DID resolution is a trait passed in by the caller.
 
+pub mod chain;
 pub mod credential;
 pub mod datamodel;
 pub mod did;

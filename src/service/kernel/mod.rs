@@ -10,6 +10,8 @@ pub mod agent_state;
 pub mod auth;
 pub mod budget;
 pub mod cache;
+pub mod chain;
+pub mod chain_budget;
 pub mod coherence;
 pub mod credential_status;
 pub mod dids;

@@ -174,22 +174,19 @@ impl Sigil {
             }
         };
         let delegation = delegation.ok_or_else(|| ServiceError::Internal("policy chose a missing delegation".into()))?;
-        // Cumulative daily budget (limits.amount.per_day, in the delegation's time zone):
-        // reserved under a per-delegation lock and written compare-and-set in the same
-        // transaction as the grant's audit entry, so concurrent requests never overspend.
-        let per_day = delegation.authority.as_ref().and_then(|a| {
-            let tz = a.schedule.as_ref().map(|s| s.tz.clone()).unwrap_or(jiff::tz::TimeZone::UTC);
-            a.limits.amount.as_ref().and_then(|l| l.per_day).zip(amount).map(|(pd, amt)| (pd, amt, tz))
-        });
-        let budget_guard = match &per_day {
-            Some(_) => Some(self.budget_locks.lock(t, &delegation.id).await),
+        // Cumulative daily budget (limits.amount.per_day, in the delegation's time zone),
+        // shared down a delegation chain: the spend counts against this delegation and
+        // every ancestor with a daily limit (`budget_lines`). Reserved under one lock per
+        // chain (its root's) and written compare-and-set in the same transaction as the
+        // grant's audit entry, so concurrent requests never overspend.
+        let per_day = crate::service::kernel::chain_budget::budget_lines(&delegation, amount, now);
+        let budget_guard = match per_day.first() {
+            Some(_) => Some(self.budget_locks.lock(t, crate::service::kernel::chain_budget::budget_lock_name(&delegation)).await),
             None => None,
         };
-        let budget_day = per_day.as_ref().map(|(_, _, tz)| now.to_zoned(tz.clone()).date().to_string());
-        if let (Some((limit, amt, _)), Some(day)) = (&per_day, &budget_day) {
+        if !per_day.is_empty() {
             let tk = self.tenant_keys(t).await?;
-            let spent = self.budget_spent(&tk, t, &delegation.id, day).await?.amount;
-            if spent + *amt > *limit {
+            if self.over_budget(&tk, t, &per_day).await? {
                 // Release both locks before recording: nothing below may wait on them.
                 drop(budget_guard);
                 drop(lock);
@@ -221,7 +218,10 @@ impl Sigil {
         }
         let ctx = json!([VC_V2, context_url(self.settings.public_url.base())]);
         let vp_id = format!("urn:uuid:{}", CredentialId::uuid());
-        let credential_ids = vec![identity.id.clone(), delegation.id.clone()];
+        // A sub-delegation travels with its ancestors, nearest first: verifiers check each
+        // link (and each one's status) themselves.
+        let mut credential_ids = vec![identity.id.clone(), delegation.id.clone()];
+        credential_ids.extend(delegation.chain.iter().map(|h| h.id.clone()));
         let (json, vp_hash) = match req.format {
             Format::LdpVp => {
                 let mut canon = CanonicalObject::new();
@@ -232,7 +232,9 @@ impl Sigil {
                     .and_then(|c| c.value("holder", &Value::String(wallet.did.clone())))
                     .and_then(|c| c.value("action", &Value::Object(action_obj.clone())))
                     .map_err(|e| bad(e.to_string()))?;
-                canon.canonical("verifiableCredential", canonical_array(&[&identity.canonical, &delegation.canonical]));
+                let mut creds: Vec<&[u8]> = vec![&identity.canonical, &delegation.canonical];
+                creds.extend(delegation.chain.iter().map(|h| h.canonical.as_slice()));
+                canon.canonical("verifiableCredential", canonical_array(&creds));
                 let canonical = canon.finish().map_err(|e| bad(e.to_string()))?;
                 let opts = ProofOptions {
                     cryptosuite: Default::default(),
@@ -279,28 +281,19 @@ impl Sigil {
                    "key_version": wallet.key_version}),
         )
         .agent(agent.as_str());
-        match (&per_day, &budget_day) {
-            // The spend is written compare-and-set (on the exact stored bytes) with the
+        if per_day.is_empty() {
+            self.record(t, actor(caller), event).await?;
+        } else {
+            // The spends are written compare-and-set (on the exact stored bytes) with the
             // grant's entry; re-staged from a fresh read if another node spent meanwhile
             // (still under the budget lock here). Sealed: amounts are not readable at rest.
-            (Some((limit, amt, _)), Some(day)) => {
-                let (event, id) = (&event, &delegation.id);
+            {
+                let (event, lines) = (&event, &per_day);
                 let granted = self
                     .mutate(t, &actor(caller), || async move {
                         let tk = self.tenant_keys(t).await?;
-                        let spent = self.budget_spent(&tk, t, id, day).await?;
-                        crate::service::kernel::cache::pause::point("budget.read", t.as_str()).await;
-                        let total = spent.amount + *amt;
-                        if total > *limit {
-                            return Err(budget_exceeded());
-                        }
-                        let key = crate::store::keys::budget(t, id, day);
                         let mut txn = crate::store::Txn::new();
-                        match spent.stored {
-                            Some(b) => txn.require_equals(key.clone(), b),
-                            None => txn.require_absent(key.clone()),
-                        };
-                        txn.put(key, self.seal_budget(&tk, t, id, day, total)?);
+                        self.stage_spends(&tk, t, lines, &mut txn).await?;
                         Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
                     })
                     .await;
@@ -319,7 +312,6 @@ impl Sigil {
                 }
                 granted?;
             }
-            _ => self.record(t, actor(caller), event).await?,
         }
         Ok(Presentation { json, format: req.format, credential_ids, expires_at })
     }
@@ -359,10 +351,13 @@ impl Sigil {
         expires_at: Timestamp,
     ) -> Result<String, ServiceError> {
         use crate::vc::jose;
-        let creds = vec![
+        let mut creds = vec![
             jose::envelope(&self.credential_jwt(tenant, identity).await?),
             jose::envelope(&self.credential_jwt(tenant, delegation).await?),
         ];
+        for h in &delegation.chain {
+            creds.push(jose::envelope(&self.credential_jwt(tenant, h).await?));
+        }
         let payload = json!({
             "@context": ctx,
             "id": vp_id,

@@ -1,0 +1,180 @@
+//! Sub-delegation: an agent holding a delegation that allows it (`delegable`) delegates a
+//! subset to another agent of its tenant. The tenant's issuer key signs the child (agents
+//! never issue credentials); the child names its parent (id and digest) and its depth, and
+//! must narrow the parent by [`crate::policy::narrows`], the same rule every verifier
+//! applies to every link. Admins list a delegation's children.
+//!
+//! Must never: issue a child under a parent that is not the caller's, not active, or whose
+//! own chain is not active; or issue one that does not narrow.
+
+use crate::codes::ErrorCode;
+use crate::ids::{AgentId, TenantId};
+use crate::policy::{Authority, Link, narrows};
+use crate::service::kernel::issue::effective_status;
+use crate::service::kernel::journal::{Event, actor};
+use crate::service::kernel::mutation::{Attempt, Effects};
+use crate::service::model::records::{AgentState, CredentialKind, CredentialRecord, kind};
+use crate::service::{Caller, ServiceError, Sigil};
+use crate::store::{Txn, keys};
+use crate::vc::chain::{ParentRef, depth_of, digest, link_subject};
+use crate::vc::credential;
+
+/// A sub-delegation an agent asks for.
+#[derive(Debug, Clone)]
+pub struct NewSubDelegation {
+    /// The agent receiving it (same tenant, active, not the caller).
+    pub to: AgentId,
+    /// The record id of the caller's delegation to narrow.
+    pub parent: String,
+    pub authority: Authority,
+    /// Default: now.
+    pub valid_from: Option<jiff::Timestamp>,
+    /// Default: the parent's end.
+    pub valid_until: Option<jiff::Timestamp>,
+}
+
+fn not_narrower(e: crate::policy::NotNarrower) -> ServiceError {
+    ServiceError::Invalid {
+        code: ErrorCode::DelegationNotNarrower,
+        detail: format!("the sub-delegation is not narrower than its parent ({e})"),
+    }
+}
+
+impl Sigil {
+    /// `POST /v1/agent/delegations`: issues a child of the caller's delegation `parent` into
+    /// the wallet of agent `to`.
+    pub async fn subdelegate(&self, caller: &Caller, new: NewSubDelegation) -> Result<CredentialRecord, ServiceError> {
+        let Caller::Agent { tenant, agent: from, .. } = caller else {
+            return Err(ServiceError::forbidden(ErrorCode::NotAuthorized, "sub-delegations are requested with an agent token"));
+        };
+        let t = tenant;
+        if new.to == *from {
+            return Err(ServiceError::invalid("a sub-delegation goes to another agent"));
+        }
+        let not_found = || ServiceError::not_found(ErrorCode::CredentialNotFound, "no such delegation in the calling agent's wallet");
+        let now = self.clock.now();
+        // Held from reading the issuer key to the commit (as `issue_delegation`); the
+        // receiving agent's lock, so its retirement or key change waits.
+        let _lock = self.agent_locks.read(t, &new.to).await;
+        let new = &new;
+        let issuing = &self.issuing(t).await;
+        self.mutate(t, &actor(caller), || async move {
+            let tk = self.tenant_keys(t).await?;
+            let (caller_rec, _) = self.agent_record(t, from).await?;
+            if caller_rec.state != AgentState::Active {
+                return Err(ServiceError::forbidden(ErrorCode::AgentSuspended, "the calling agent is not active"));
+            }
+            let (parent, _) = self.credential_record(t, &new.parent).await.map_err(|_| not_found())?;
+            if parent.kind != CredentialKind::Delegation || parent.agent.as_deref() != Some(from.as_str()) {
+                return Err(not_found());
+            }
+            let refuse = |status: &str| {
+                let code = match status {
+                    "revoked" => ErrorCode::CredentialRevoked,
+                    "suspended" => ErrorCode::CredentialSuspended,
+                    "expired" => ErrorCode::CredentialExpired,
+                    _ => ErrorCode::CredentialNotYetValid,
+                };
+                Err(ServiceError::conflict(code, format!("the parent delegation (or one of its ancestors) is {status}")))
+            };
+            match effective_status(&parent, now) {
+                "active" => {}
+                s => return refuse(s),
+            }
+            for a in self.ancestors(t, &parent).await? {
+                match effective_status(&a.record, now) {
+                    "active" if a.agent_active => {}
+                    "active" => return refuse("suspended"),
+                    s => return refuse(s),
+                }
+            }
+            let (Some(p_principal), Some(p_authority)) = (&parent.principal, &parent.authority) else {
+                return Err(not_found());
+            };
+            let p_depth = depth_of(&parent.vc).ok_or_else(|| ServiceError::Internal("a stored delegation has a bad depth".into()))?;
+            let valid_from = new.valid_from.unwrap_or(now).max(now);
+            let valid_until = new.valid_until.or(parent.valid_until);
+            if valid_until.is_some_and(|u| u <= valid_from) {
+                return Err(ServiceError::invalid("valid_until must be later than valid_from and than now"));
+            }
+            let p_link = Link {
+                principal: p_principal,
+                authority: p_authority,
+                valid_from: parent.valid_from,
+                valid_until: parent.valid_until,
+                depth: p_depth,
+            };
+            let c_link = Link { authority: &new.authority, valid_from, valid_until, depth: p_depth.saturating_add(1), ..p_link };
+            narrows(&p_link, &c_link).map_err(not_narrower)?;
+            let (mut to_rec, to_old) = self
+                .agent_record(t, &new.to)
+                .await
+                .map_err(|_| ServiceError::not_found(ErrorCode::AgentNotFound, "no such agent in the calling agent's tenant"))?;
+            match to_rec.state {
+                AgentState::Active => {}
+                AgentState::Retired => {
+                    return Err(ServiceError::Gone { code: ErrorCode::AgentRetired, detail: "the receiving agent is retired".into() });
+                }
+                _ => return Err(ServiceError::conflict(ErrorCode::AgentSuspended, "the receiving agent is suspended")),
+            }
+            let link = ParentRef {
+                id: parent.vc.get("id").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned(),
+                digest: digest(&parent.vc).ok_or_else(|| ServiceError::Internal("a stored delegation cannot be digested".into()))?,
+            };
+            let did = self.agent_did(t, &new.to);
+            let depth = c_link.depth;
+            let mut txn = Txn::new();
+            let cred = self
+                .stage_credential(
+                    issuing,
+                    &mut txn,
+                    &tk,
+                    t,
+                    Some(&new.to),
+                    CredentialKind::Delegation,
+                    valid_from,
+                    valid_until,
+                    |env| {
+                        let mut doc = credential::delegation(env, &did, p_principal, &new.authority)
+                            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                        link_subject(&mut doc, &link, depth);
+                        Ok(doc)
+                    },
+                    Some(p_principal.clone()),
+                    Some(new.authority.clone()),
+                )
+                .await?;
+            to_rec.credential_ids.push(cred.id.clone());
+            let key = keys::agent(t, new.to.as_str());
+            txn.require_equals(key.clone(), to_old).put(key, self.seal_record(&tk, t, kind::AGENT, new.to.as_str(), &to_rec)?);
+            let index = keys::delegation_child(t, &parent.id, &cred.id);
+            txn.require_absent(index.clone()).put(index, Vec::new());
+            let event = Event::new(
+                "delegation.subdelegated",
+                serde_json::json!({"parent": parent.id, "child": cred.id, "from_agent": from.as_str(), "to_agent": new.to.as_str(),
+                    "depth": depth, "actions": new.authority.actions.iter().map(|a| a.as_str().to_owned()).collect::<Vec<_>>()}),
+            )
+            .agent(from.as_str());
+            let mut effects = Effects::none();
+            effects.wallet(t, &new.to);
+            Ok(Attempt::commit(txn, event, effects, cred))
+        })
+        .await
+    }
+
+    /// The direct children of a delegation (tenant admins and auditors).
+    pub async fn delegation_children(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        credential: &str,
+    ) -> Result<Vec<CredentialRecord>, ServiceError> {
+        caller.require_tenant_read(tenant)?;
+        let (parent, _) = self.credential_record(tenant, credential).await?;
+        let mut out = Vec::new();
+        for id in self.child_ids(tenant, &parent.id).await? {
+            out.push(self.credential_record(tenant, &id).await?.0);
+        }
+        Ok(out)
+    }
+}
