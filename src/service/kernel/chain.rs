@@ -9,7 +9,6 @@
 use crate::ids::{AgentId, TenantId};
 use crate::policy::MAX_DELEGATION_DEPTH;
 use crate::service::kernel::issue::{StatusChange, status_change_bits};
-use crate::service::kernel::mutation::Effects;
 use crate::service::kernel::status::BitChange;
 use crate::service::model::records::{AgentState, CredentialRecord, kind};
 use crate::service::{ServiceError, Sigil};
@@ -56,20 +55,20 @@ impl Sigil {
         Ok(rows.into_iter().filter_map(|(k, _)| k.get(prefix.len()..).and_then(|id| String::from_utf8(id.to_vec()).ok())).collect())
     }
 
-    /// Stages the revocation of every descendant of `root` (not `root` itself): records
-    /// (compare-and-set on the bytes read) and wallet evictions. Answers the status bits to
-    /// set, for the caller to stage with its own in one pass (bits of one page staged
-    /// separately would overwrite each other).
+    /// Stages the revocation of every descendant of `root` (not `root` itself): their
+    /// records, compare-and-set on the bytes read. Answers the status bits to set, for the
+    /// caller to stage with its own in one pass (bits of one page staged separately would
+    /// overwrite each other), and the agents whose wallets the commit must evict.
     pub(crate) async fn stage_descendant_revocations(
         &self,
         txn: &mut Txn,
-        effects: &mut Effects,
         t: &TenantId,
         root: &str,
-    ) -> Result<Vec<BitChange>, ServiceError> {
+    ) -> Result<(Vec<BitChange>, Vec<String>), ServiceError> {
         let tk = self.tenant_keys(t).await?;
         let mut frontier = vec![root.to_owned()];
         let mut out = Vec::new();
+        let mut agents = Vec::new();
         // Depth-bounded: a chain is at most MAX_DELEGATION_DEPTH below its root.
         for _ in 0..=MAX_DELEGATION_DEPTH {
             let mut next = Vec::new();
@@ -81,9 +80,7 @@ impl Sigil {
                         out.extend(bits);
                         let key = keys::credential(t, &rec.id);
                         txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::CREDENTIAL, &rec.id, &rec)?);
-                        if let Some(a) = &rec.agent {
-                            effects.wallet_of_record(t, a);
-                        }
+                        agents.extend(rec.agent.clone());
                     }
                     next.push(rec.id);
                 }
@@ -93,6 +90,6 @@ impl Sigil {
             }
             frontier = next;
         }
-        Ok(out)
+        Ok((out, agents))
     }
 }

@@ -31,7 +31,11 @@ impl Sigil {
             let mut bits = crate::service::kernel::issue::status_change_bits(&mut rec, change)?;
             // Revoking a delegation revokes its sub-delegations too, in this transaction.
             if change == StatusChange::Revoke {
-                bits.extend(self.stage_descendant_revocations(&mut txn, &mut effects, t, &rec.id).await?);
+                let (more, agents) = self.stage_descendant_revocations(&mut txn, t, &rec.id).await?;
+                bits.extend(more);
+                for a in &agents {
+                    effects.wallet_of_record(t, a);
+                }
             }
             self.stage_status_bits(&mut txn, t, &bits).await?;
             let tk = self.tenant_keys(t).await?;
