@@ -178,3 +178,89 @@ impl Sigil {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::ids::TokenId;
+    use crate::policy::{Delegable, Principal, PrincipalKind};
+    use crate::service::agents::NewAgent;
+    use crate::service::credentials::NewDelegation;
+    use crate::service::presentations::{Format, PresentationRequest};
+    use crate::service::testing;
+    use crate::vc::proof::{self, ProofOptions};
+
+    fn authority(resources: &[&str], delegable: Option<u8>) -> Authority {
+        Authority::new(
+            &["refunds:create".to_owned()],
+            &resources.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            Default::default(),
+            None,
+        )
+        .unwrap()
+        .with_delegable(delegable.map(|d| Delegable::new(d).unwrap()))
+    }
+
+    /// A presentation whose action only an ancestor covers does not verify, even signed by
+    /// the holder's own key: ancestors are checked, never granting.
+    #[tokio::test]
+    async fn an_ancestors_authority_never_grants_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FixedClock::new("2026-06-10T10:00:00Z".parse().unwrap());
+        let s = testing::sigil_in(dir.path(), clock.clone());
+        let t = s.create_tenant(&testing::operator(), Some("acme"), "Acme").await.unwrap();
+        let admin = testing::admin(&t.id);
+        let a = s.create_agent(&admin, &t.id, NewAgent { name: "a".into(), ..Default::default() }).await.unwrap();
+        let b = s.create_agent(&admin, &t.id, NewAgent { name: "b".into(), ..Default::default() }).await.unwrap();
+        let root = NewDelegation {
+            principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
+            authority: authority(&["orders/**"], Some(1)),
+            valid_from: None,
+            valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
+        };
+        let root = s.issue_delegation(&admin, &t.id, &a.id, root).await.unwrap();
+        let as_agent = |id: &AgentId| Caller::Agent { tenant: t.id.clone(), agent: id.clone(), token: TokenId::random() };
+        let new = NewSubDelegation {
+            to: b.id.clone(),
+            parent: root.id.clone(),
+            authority: authority(&["orders/123"], None),
+            valid_from: None,
+            valid_until: None,
+        };
+        s.subdelegate(&as_agent(&a.id), new).await.unwrap();
+        let req = PresentationRequest {
+            action: "refunds:create".into(),
+            resource: Some("orders/123".into()),
+            context: Default::default(),
+            challenge: "c1".into(),
+            domain: "shop.example".into(),
+            format: Format::LdpVp,
+            expires_in: Some(60),
+        };
+        let p = s.present(&as_agent(&b.id), req).await.unwrap();
+        let expect =
+            |c: &str| crate::service::Expectation { challenge: Some(c.into()), domain: Some("shop.example".into()), ..Default::default() };
+        // The same presentation bound to `orders/999` (the root covers it, the leaf does
+        // not), re-signed with the holder's own key.
+        let mut doc = p.document();
+        doc["action"]["resource"] = "orders/999".into();
+        doc["proof"]["challenge"] = "c2".into();
+        let old = doc["proof"].clone();
+        let wallet = s.wallet(&t.id, &b.id).await.unwrap();
+        let opts = ProofOptions {
+            cryptosuite: Default::default(),
+            verification_method: old["verificationMethod"].as_str().unwrap().to_owned(),
+            proof_purpose: "authentication",
+            created: old["created"].as_str().unwrap().to_owned(),
+            expires: old["expires"].as_str().map(str::to_owned),
+            challenge: Some("c2".into()),
+            domain: Some("shop.example".into()),
+        };
+        let forged = proof::sign(doc.as_object().unwrap().clone(), &opts, &wallet.signer).unwrap();
+        let r = s.verify_presentation(&forged, expect("c2")).await.unwrap();
+        assert_eq!(r.report.codes(), vec!["resource_not_allowed"], "{:?}", r.report.errors());
+        // The genuine one verifies.
+        assert!(s.verify_presentation(&p.document(), expect("c1")).await.unwrap().verified());
+    }
+}
