@@ -321,3 +321,24 @@ async fn a_tampered_chain_is_refused_by_verification() {
     // The untouched presentation still verifies (and spends its challenge once).
     assert_eq!(verify(&s, &vp, "t-1").await["verified"], true);
 }
+
+/// Under `eddsa-rdfc-2022` (JSON-LD canonicalization) every term of a chain link is in
+/// Sigil's context: the chain is issued, presented and verified as under JCS.
+#[tokio::test]
+async fn a_chain_secured_with_rdfc_verifies() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (st, v) = s.call("PUT", "/v1/tenants/acme/cryptosuite", Some(&admin), Some(json!({"cryptosuite": "eddsa-rdfc-2022"}))).await;
+    assert_eq!(st, 200, "{v}");
+    let (a, a_token, _) = s.agent("acme", &admin, "a").await;
+    let (b, b_token, _) = s.agent("acme", &admin, "b").await;
+    let (st, v) = s.post(&format!("/v1/tenants/acme/agents/{a}/delegations"), &admin, root_delegation()).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = s.post("/v1/agent/delegations", &a_token, child(&b, v["id"].as_str().unwrap(), |_| {})).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["credential"]["proof"]["cryptosuite"], "eddsa-rdfc-2022");
+    let (st, p) = s.post("/v1/presentations", &b_token, refund("rdfc", "10.00")).await;
+    assert_eq!(st, 200, "{p}");
+    let v = verify(&s, &p["presentation"], "rdfc").await;
+    assert_eq!(v["verified"], true, "{v}");
+}

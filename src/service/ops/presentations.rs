@@ -287,31 +287,29 @@ impl Sigil {
             // The spends are written compare-and-set (on the exact stored bytes) with the
             // grant's entry; re-staged from a fresh read if another node spent meanwhile
             // (still under the budget lock here). Sealed: amounts are not readable at rest.
-            {
-                let (event, lines) = (&event, &per_day);
-                let granted = self
-                    .mutate(t, &actor(caller), || async move {
-                        let tk = self.tenant_keys(t).await?;
-                        let mut txn = crate::store::Txn::new();
-                        self.stage_spends(&tk, t, lines, &mut txn).await?;
-                        Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
-                    })
-                    .await;
-                drop(budget_guard);
-                if let Err(ServiceError::Forbidden { code: ErrorCode::DailyLimitExceeded, .. }) = &granted {
-                    // Another node spent meanwhile (its write moved the total this stage
-                    // read): a denial after all, in the trail like every other.
-                    let denied = Event::new(
-                        "presentation.denied",
-                        json!({"action": req.action, "resource": req.resource, "reason": ErrorCode::DailyLimitExceeded.as_str()}),
-                    )
-                    .agent(agent.as_str());
-                    self.record(t, actor(caller), denied).await?;
-                    metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => ErrorCode::DailyLimitExceeded.as_str())
-                        .increment(1);
-                }
-                granted?;
+            let (event, lines) = (&event, &per_day);
+            let granted = self
+                .mutate(t, &actor(caller), || async move {
+                    let tk = self.tenant_keys(t).await?;
+                    let mut txn = crate::store::Txn::new();
+                    self.stage_spends(&tk, t, lines, &mut txn).await?;
+                    Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
+                })
+                .await;
+            drop(budget_guard);
+            if let Err(ServiceError::Forbidden { code: ErrorCode::DailyLimitExceeded, .. }) = &granted {
+                // Another node spent meanwhile (its write moved the total this stage
+                // read): a denial after all, in the trail like every other.
+                let denied = Event::new(
+                    "presentation.denied",
+                    json!({"action": req.action, "resource": req.resource, "reason": ErrorCode::DailyLimitExceeded.as_str()}),
+                )
+                .agent(agent.as_str());
+                self.record(t, actor(caller), denied).await?;
+                metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => ErrorCode::DailyLimitExceeded.as_str())
+                    .increment(1);
             }
+            granted?;
         }
         Ok(Presentation { json, format: req.format, credential_ids, expires_at })
     }
