@@ -480,6 +480,12 @@ pub struct CredentialSummary {
     pub principal: Option<PrincipalDto>,
     pub actions: Vec<String>,
     pub resources: Vec<String>,
+    /// A sub-delegation's parent (credential id); absent for a root delegation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Set when the holder may sub-delegate this delegation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegable: Option<DelegableDto>,
 }
 
 impl CredentialSummary {
@@ -513,6 +519,8 @@ impl CredentialSummary {
             }),
             actions,
             resources,
+            parent: crate::vc::chain::parent_of(&r.vc).map(|p| crate::vc::chain::record_id(&p.id).to_owned()),
+            delegable: r.authority.as_ref().and_then(|a| a.delegable).map(|d| DelegableDto { max_depth: d.max_depth }),
         }
     }
 }

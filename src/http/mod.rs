@@ -65,7 +65,7 @@ routes! {
     "/v1/tenants/{tenant}/agents/{agent}" => { get: agents::get },
     "/v1/tenants/{tenant}/agents/{agent}/tokens" => { post: agents::rotate_token },
     "/v1/agent" => { get: agents::me },
-    "/v1/agent/delegations" => { post: subdelegation::create },
+    "/v1/agent/delegations" => { post: subdelegation::create, get: subdelegation::own },
     "/v1/tenants/{tenant}/credentials/{credential}/children" => { get: subdelegation::children },
     "/v1/tenants/{tenant}/agents/{agent}/delegations" => { post: credentials::create_delegation },
     "/v1/tenants/{tenant}/agents/{agent}/credentials" => { get: credentials::list },

@@ -93,3 +93,12 @@ pub async fn children(sigil: web::Data<Sigil>, auth: Auth, path: web::Path<(Stri
     let now = sigil.now();
     Ok(HttpResponse::Ok().json(CredentialList { items: recs.iter().map(|r| CredentialSummary::new(r, now)).collect() }))
 }
+
+/// The calling agent's delegations (agent token): the ids to name as `parent`, with each
+/// one's status and whether it may be sub-delegated.
+#[utoipa::path(get, path = "/v1/agent/delegations", tag = "agent", operation_id = "list_own_delegations",
+    responses((status = 200, body = CredentialList)), security(("bearer" = [])))]
+pub async fn own(sigil: web::Data<Sigil>, auth: Auth) -> Result<HttpResponse, ApiError> {
+    let me = sigil.my_authority(&auth.0).await?;
+    Ok(HttpResponse::Ok().json(CredentialList { items: me.delegations.iter().map(|(r, _)| CredentialSummary::new(r, me.now)).collect() }))
+}

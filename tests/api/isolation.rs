@@ -63,7 +63,7 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         ("get", "/v1/tenants/{tenant}/agents") => (Class::TenantRead, None),
         ("get", "/v1/tenants/{tenant}/agents/{agent}") => (Class::TenantRead, None),
         ("post", "/v1/tenants/{tenant}/agents/{agent}/tokens") => (Class::TenantAdmin, Some(json!({}))),
-        ("get", "/v1/agent") => (Class::Agent, None),
+        ("get", "/v1/agent") | ("get", "/v1/agent/delegations") => (Class::Agent, None),
         ("post", "/v1/agent/delegations") => (
             Class::Agent,
             Some(json!({"to": f.agent_a, "parent": f.credential_a, "actions": ["refunds:create"], "resources": ["orders/1"]})),
@@ -282,7 +282,7 @@ async fn every_route_isolates_tenants_and_roles() {
                 }
                 // Tenant A has one agent: its sub-delegation to itself passes authorization
                 // and is refused by a rule (400), changing nothing.
-                let want = if *path == "/v1/agent/delegations" { 400 } else { 200 };
+                let want = if (*method, *path) == ("post", "/v1/agent/delegations") { 400 } else { 200 };
                 expect(&s, method, &p, Some(&f.agent_a_token), &body, want, "own agent").await;
             }
             Class::Public => unreachable!(),

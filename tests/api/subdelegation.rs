@@ -144,6 +144,12 @@ async fn a_sub_agents_presentation_carries_the_chain_and_verifies() {
         )
         .await;
     assert_eq!((st, d["code"].as_str()), (400, Some("delegation_not_narrower")), "{d}");
+    // Each agent sees its own delegations, their parent and whether it may sub-delegate.
+    let (st, own) = s.get("/v1/agent/delegations", &c.agents[1].1).await;
+    assert_eq!(st, 200, "{own}");
+    assert_eq!(own["items"][0]["id"], c.agents[1].2.as_str());
+    assert_eq!(own["items"][0]["parent"], c.agents[0].2.as_str());
+    assert_eq!(own["items"][0]["delegable"]["max_depth"], 1);
     let (st, kids) = s.get(&format!("/v1/tenants/acme/credentials/{}/children", c.agents[0].2), &c.admin).await;
     assert_eq!(st, 200);
     assert_eq!(kids["items"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect::<Vec<_>>(), [c.agents[1].2.as_str()]);
