@@ -303,6 +303,12 @@ async fn the_daily_budget_is_shared_down_the_chain_under_concurrency() {
     assert_eq!(granted, 33, "1000.00 / 30.00 → exactly 33 grants across parent and child");
     let (_, budget) = s.get(&format!("/v1/tenants/acme/credentials/{root}/budget"), &admin).await;
     assert_eq!(budget["spent"], "990.00", "{budget}");
+    // What the child is told remains today is what the chain has left, not its own limit.
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "my_authority", "arguments": {}, "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}});
+    let (st, r) = s.call("POST", "/mcp", Some(&b_token), Some(call)).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["result"]["structuredContent"]["delegations"][0]["budget_today"]["remaining"], "10.00", "{r:#}");
 }
 
 #[tokio::test]
