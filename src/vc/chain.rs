@@ -169,3 +169,61 @@ pub fn check_chains(creds: &[&Value], labels: &[String], report: &mut Report) ->
     }
     ancestor
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delegation(id: &str, issuer: &str, resources: &[&str], delegable: bool) -> Value {
+        let mut authority = json!({"actions": ["refunds:create"], "resources": resources});
+        if delegable {
+            authority["delegable"] = json!({"maxDepth": 2});
+        }
+        json!({"id": id, "type": ["VerifiableCredential", "DelegatedAuthorityCredential"], "issuer": issuer,
+               "validFrom": "2026-01-01T00:00:00Z", "validUntil": "2027-01-01T00:00:00Z",
+               "credentialSubject": {"id": "did:example:a", "principal": {"identifier": "alice", "kind": "person"}, "authority": authority},
+               "proof": {"type": "DataIntegrityProof", "proofValue": "z1"}})
+    }
+
+    fn child_of(parent: &Value, issuer: &str, resources: &[&str]) -> Value {
+        let mut c = delegation("urn:uuid:child", issuer, resources, false);
+        let link = ParentRef { id: parent["id"].as_str().unwrap().to_owned(), digest: digest(parent).unwrap() };
+        link_subject(c.as_object_mut().unwrap(), &link, 1);
+        c
+    }
+
+    fn run(creds: &[&Value]) -> (Vec<bool>, Vec<&'static str>) {
+        let labels: Vec<String> = (0..creds.len()).map(|i| format!("credential[{i}].")).collect();
+        let mut r = Report::default();
+        let ancestors = check_chains(creds, &labels, &mut r);
+        (ancestors, r.codes())
+    }
+
+    #[test]
+    fn links_are_checked_one_by_one() {
+        let root = delegation("urn:uuid:root", "did:web:t", &["orders/**"], true);
+        let child = child_of(&root, "did:web:t", &["orders/1"]);
+        assert_eq!(run(&[&child, &root]), (vec![false, true], vec![]));
+        // The digest leaves the proof out: a parent re-secured (say, as a vc+jwt) still links.
+        let mut resecured = root.clone();
+        resecured.as_object_mut().unwrap().remove("proof");
+        assert_eq!(run(&[&child, &resecured]).1, Vec::<&str>::new());
+        // Missing, altered, foreign or wider: refused with the chain's codes.
+        let invalid = ErrorCode::DelegationChainInvalid.as_str();
+        assert_eq!(run(&[&child]).1, vec![invalid]);
+        let mut altered = root.clone();
+        altered["validUntil"] = "2028-01-01T00:00:00Z".into();
+        assert_eq!(run(&[&child, &altered]).1, vec![invalid]);
+        let foreign = child_of(&root, "did:web:other", &["orders/1"]);
+        assert_eq!(run(&[&foreign, &root]).1, vec![invalid]);
+        let wider = child_of(&root, "did:web:t", &["invoices/1"]);
+        assert_eq!(run(&[&wider, &root]), (vec![false, false], vec![ErrorCode::DelegationNotNarrower.as_str()]));
+        // A depth below the root without a parent, or an unreadable parent link.
+        let mut orphan = delegation("urn:uuid:o", "did:web:t", &["orders/1"], false);
+        orphan["credentialSubject"][DEPTH] = 1.into();
+        assert_eq!(run(&[&orphan]).1, vec![invalid]);
+        let mut garbled = child.clone();
+        garbled["credentialSubject"][PARENT] = "urn:uuid:root".into();
+        assert_eq!(run(&[&garbled, &root]).1, vec![invalid]);
+    }
+}
