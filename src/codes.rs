@@ -35,6 +35,12 @@ codes! {
     InvalidRequest => "invalid_request",
     /// The credential has no status entry of the purpose a change needs.
     NoStatusEntry => "no_status_entry",
+    /// A sub-delegation grants something its parent does not (the detail names the rule:
+    /// action, resource, amount, budget, schedule, validity, principal or depth).
+    DelegationNotNarrower => "delegation_not_narrower",
+    /// A presented delegation chain is broken: a parent missing, not the one named (digest),
+    /// from another issuer, or not understood.
+    DelegationChainInvalid => "delegation_chain_invalid",
     /// A JSON-LD `@context` URL that is neither bundled nor configured (contexts are never
     /// fetched).
     UnknownContext => "unknown_context",

@@ -410,6 +410,49 @@ pub struct ApprovalRuleDto {
     pub above: Option<ThresholdDto>,
 }
 
+/// Whether the holder may re-delegate a subset to other agents of its tenant, and how many
+/// levels below this delegation (1 = its children may not re-delegate).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Delegable)]
+pub struct DelegableDto {
+    /// 1–5.
+    #[schema(minimum = 1, maximum = 5)]
+    pub max_depth: u8,
+}
+
+/// An authority from its request fields; errors are user-facing messages.
+pub(crate) fn authority_from(
+    actions: &[String],
+    resources: &[String],
+    limits: Option<LimitsDto>,
+    schedule: Option<ScheduleDto>,
+    delegable: Option<DelegableDto>,
+    approval: Option<ApprovalRuleDto>,
+) -> Result<crate::policy::Authority, String> {
+    use crate::policy::{AmountLimit, Authority, Delegable, Limits, Schedule};
+    let amount = match limits.and_then(|l| l.amount) {
+        Some(a) => Some(AmountLimit::parse(&a.max, &a.currency, a.per_day.as_deref()).map_err(|e| e.0)?),
+        None => None,
+    };
+    let schedule = match schedule {
+        Some(s) => Some(Schedule::parse(&s.timezone, &s.days, &s.from, &s.to).map_err(|e| e.0)?),
+        None => None,
+    };
+    let delegable = delegable.map(|d| Delegable::new(d.max_depth)).transpose()?;
+    let approval = match approval {
+        Some(a) => Some(
+            crate::policy::ApprovalRule::new(
+                &a.actions.unwrap_or_default(),
+                a.above.as_ref().map(|t| (t.amount.as_str(), t.currency.as_str())),
+            )
+            .map_err(|e| e.0)?,
+        ),
+        None => None,
+    };
+    Ok(Authority::new(actions, resources, Limits { amount }, schedule).map_err(|e| e.0)?.with_delegable(delegable).with_approval(approval))
+}
+
 /// `POST /v1/tenants/{tenant}/agents/{agent}/delegations`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -431,6 +474,8 @@ pub struct CreateDelegationRequest {
     pub schedule: Option<ScheduleDto>,
     /// Requests that need a human's approval before a presentation is signed.
     pub approval: Option<ApprovalRuleDto>,
+    /// Allows the holder to sub-delegate a subset (`POST /v1/agent/delegations`).
+    pub delegable: Option<DelegableDto>,
     /// RFC 3339; default now.
     #[schema(schema_with = super::constraints::date_time_opt)]
     pub valid_from: Option<String>,
@@ -446,32 +491,13 @@ fn parse_ts(field: &str, s: &str) -> Result<jiff::Timestamp, String> {
 impl CreateDelegationRequest {
     /// Parses into the domain type; errors are user-facing messages.
     pub fn into_domain(self) -> Result<crate::service::credentials::NewDelegation, String> {
-        use crate::policy::{AmountLimit, Authority, Limits, Principal, PrincipalKind, Schedule};
+        use crate::policy::{Principal, PrincipalKind};
         let kind = match self.principal.kind {
             PrincipalKindDto::Person => PrincipalKind::Person,
             PrincipalKindDto::Role => PrincipalKind::Role,
         };
         let principal = Principal::new(self.principal.id, kind, self.principal.name).map_err(|e| e.0)?;
-        let amount = match self.limits.and_then(|l| l.amount) {
-            Some(a) => Some(AmountLimit::parse(&a.max, &a.currency, a.per_day.as_deref()).map_err(|e| e.0)?),
-            None => None,
-        };
-        let schedule = match self.schedule {
-            Some(s) => Some(Schedule::parse(&s.timezone, &s.days, &s.from, &s.to).map_err(|e| e.0)?),
-            None => None,
-        };
-        let approval = match self.approval {
-            Some(a) => Some(
-                crate::policy::ApprovalRule::new(
-                    &a.actions.unwrap_or_default(),
-                    a.above.as_ref().map(|t| (t.amount.as_str(), t.currency.as_str())),
-                )
-                .map_err(|e| e.0)?,
-            ),
-            None => None,
-        };
-        let authority =
-            Authority::new(&self.actions, &self.resources, Limits { amount }, schedule).map_err(|e| e.0)?.with_approval(approval);
+        let authority = authority_from(&self.actions, &self.resources, self.limits, self.schedule, self.delegable, self.approval)?;
         Ok(crate::service::credentials::NewDelegation {
             principal,
             authority,
@@ -505,6 +531,12 @@ pub struct CredentialSummary {
     pub principal: Option<PrincipalDto>,
     pub actions: Vec<String>,
     pub resources: Vec<String>,
+    /// A sub-delegation's parent (credential id); absent for a root delegation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Set when the holder may sub-delegate this delegation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegable: Option<DelegableDto>,
 }
 
 impl CredentialSummary {
@@ -538,6 +570,8 @@ impl CredentialSummary {
             }),
             actions,
             resources,
+            parent: crate::vc::chain::parent_of(&r.vc).map(|p| crate::vc::chain::record_id(&p.id).to_owned()),
+            delegable: r.authority.as_ref().and_then(|a| a.delegable).map(|d| DelegableDto { max_depth: d.max_depth }),
         }
     }
 }

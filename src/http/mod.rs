@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod presentations;
 pub mod problem;
 pub mod public;
+pub mod subdelegation;
 pub mod system;
 pub mod tenants;
 pub mod vc_api;
@@ -67,6 +68,8 @@ routes! {
     "/v1/tenants/{tenant}/agents/{agent}" => { get: agents::get },
     "/v1/tenants/{tenant}/agents/{agent}/tokens" => { post: agents::rotate_token },
     "/v1/agent" => { get: agents::me },
+    "/v1/agent/delegations" => { post: subdelegation::create, get: subdelegation::own },
+    "/v1/tenants/{tenant}/credentials/{credential}/children" => { get: subdelegation::children },
     "/v1/tenants/{tenant}/agents/{agent}/delegations" => { post: credentials::create_delegation },
     "/v1/tenants/{tenant}/agents/{agent}/credentials" => { get: credentials::list },
     "/v1/tenants/{tenant}/credentials/{credential}" => { get: credentials::get },

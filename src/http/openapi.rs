@@ -6,7 +6,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Doc, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::{agents, approvals, audit, credentials, dto, lifecycle, presentations, problem, public, system, tenants, vc_api};
+use super::{
+    agents, approvals, audit, credentials, dto, lifecycle, presentations, problem, public, subdelegation, system, tenants, vc_api,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +22,7 @@ as `POST /v1/presentations`, `POST /v1/verify` and the approval routes. See READ
         tenants::create, tenants::list, tenants::delete, tenants::create_token, tenants::list_tokens, tenants::delete_token,
         agents::create, agents::list, agents::get, agents::rotate_token, agents::me,
         credentials::create_delegation, credentials::list, credentials::get, credentials::budget,
-        credentials::revoke, credentials::suspend, credentials::resume,
+        credentials::revoke, credentials::suspend, credentials::resume, subdelegation::create, subdelegation::own, subdelegation::children,
         public::context, public::tenant_did, public::agent_did, public::status_list, public::audit_checkpoint,
         vc_api::issue, lifecycle::suspend, lifecycle::resume, lifecycle::retire, lifecycle::keys, lifecycle::rotate_key, lifecycle::compromised, lifecycle::replace, lifecycle::revoke_principal, lifecycle::rotate_issuer, lifecycle::issuer_compromised, lifecycle::issuer_credentials, lifecycle::issuer_reissue, lifecycle::rotate_data_key, lifecycle::data_key_status, lifecycle::get_policy, lifecycle::set_policy, lifecycle::get_cryptosuite, lifecycle::set_cryptosuite, lifecycle::rotate_root, presentations::create, presentations::verify, presentations::vc_api_verify, vc_api::verify, vc_api::update_status,
         approvals::list, approvals::get, approvals::approve, approvals::deny, approvals::status, approvals::presentation, approvals::get_settings, approvals::set_settings,

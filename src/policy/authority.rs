@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::glob_match::Glob;
+use super::narrowing::Delegable;
 
 /// Why an authority was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,6 +134,12 @@ impl ResourcePattern {
     /// Whether `resource` matches (a request without a resource is matched as "").
     pub fn covers(&self, resource: &str) -> bool {
         self.glob.matches(resource)
+    }
+
+    /// Whether every resource `self` matches is provably matched by `parent` (sound, not
+    /// complete: see `Glob::within`).
+    pub fn within(&self, parent: &ResourcePattern) -> bool {
+        self.glob.within(&parent.glob)
     }
 }
 
@@ -301,12 +308,20 @@ pub struct Authority {
     pub schedule: Option<Schedule>,
     /// Requests that need a human's approval first (`policy::approval`).
     pub approval: Option<super::approval::ApprovalRule>,
+    /// Whether (and how deep) the holder may re-delegate a subset (`delegable.maxDepth`).
+    pub delegable: Option<Delegable>,
 }
 
 impl Authority {
     /// The same authority, requiring approval as `rule` says.
     pub fn with_approval(mut self, rule: Option<super::approval::ApprovalRule>) -> Self {
         self.approval = rule;
+        self
+    }
+
+    /// The same authority, re-delegable down `delegable`.
+    pub fn with_delegable(mut self, delegable: Option<Delegable>) -> Self {
+        self.delegable = delegable;
         self
     }
 
@@ -324,6 +339,7 @@ impl Authority {
             limits,
             schedule,
             approval: None,
+            delegable: None,
         })
     }
 }
@@ -339,6 +355,8 @@ struct AuthorityWire {
     schedule: Option<Schedule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     approval: Option<super::approval::ApprovalRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delegable: Option<Delegable>,
 }
 
 fn limits_empty(l: &Limits) -> bool {
@@ -353,6 +371,7 @@ impl Serialize for Authority {
             limits: self.limits.clone(),
             schedule: self.schedule.clone(),
             approval: self.approval.clone(),
+            delegable: self.delegable,
         }
         .serialize(s)
     }
@@ -361,7 +380,10 @@ impl Serialize for Authority {
 impl<'de> Deserialize<'de> for Authority {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = AuthorityWire::deserialize(d)?;
-        Ok(Authority::new(&w.actions, &w.resources, w.limits, w.schedule).map_err(serde::de::Error::custom)?.with_approval(w.approval))
+        Ok(Authority::new(&w.actions, &w.resources, w.limits, w.schedule)
+            .map_err(serde::de::Error::custom)?
+            .with_approval(w.approval)
+            .with_delegable(w.delegable))
     }
 }
 

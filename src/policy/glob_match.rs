@@ -170,6 +170,102 @@ impl Glob {
     }
 }
 
+impl Glob {
+    /// Whether every resource this glob matches is matched by `parent` too, proven from the
+    /// two token sequences. Sound, not complete: `true` is a proof; `false` may also mean
+    /// "not provable by these rules" (a sub-delegation is then refused, the conservative
+    /// answer). Work is bounded by `(child tokens + 1)² × (parent tokens + 1)`.
+    pub(crate) fn within(&self, parent: &Glob) -> bool {
+        // A literal child is one resource: ask the matcher (exact, bounded).
+        if self.tokens.iter().all(|t| matches!(t, Token::Char(_))) {
+            let s: String = self.tokens.iter().filter_map(|t| if let Token::Char(c) = t { Some(*c) } else { None }).collect();
+            return parent.matches(&s);
+        }
+        let mut memo = vec![None; (self.tokens.len() + 1) * (parent.tokens.len() + 1)];
+        Within { c: &self.tokens, p: &parent.tokens, memo: &mut memo }.sub(0, 0)
+    }
+}
+
+/// The containment search of [`Glob::within`]: `sub(i, j)` holds only when
+/// L(child[i..]) ⊆ L(parent[j..]); each rule below is a sufficient condition, and every
+/// recursion moves `i + j` forward, so it terminates and each pair is decided once.
+struct Within<'a> {
+    c: &'a [Token],
+    p: &'a [Token],
+    memo: &'a mut Vec<Option<bool>>,
+}
+
+impl Within<'_> {
+    fn sub(&mut self, i: usize, j: usize) -> bool {
+        let slot = i * (self.p.len() + 1) + j;
+        if let Some(Some(v)) = self.memo.get(slot) {
+            return *v;
+        }
+        let v = self.decide(i, j);
+        if let Some(m) = self.memo.get_mut(slot) {
+            *m = Some(v);
+        }
+        v
+    }
+
+    /// Whether the parent's tokens from `j` on all match the empty string.
+    fn parent_takes_empty(&self, j: usize) -> bool {
+        self.p.get(j..).is_some_and(|rest| rest.iter().all(|t| matches!(t, Token::Star | Token::Globstar)))
+    }
+
+    fn decide(&mut self, i: usize, j: usize) -> bool {
+        let (Some(ct), pt) = (self.c.get(i), self.p.get(j)) else {
+            // The child's rest matches only "".
+            return self.parent_takes_empty(j);
+        };
+        let Some(pt) = pt else { return false };
+        if *pt == Token::Globstar {
+            // `**` with nothing but stars after it matches every string.
+            if self.parent_takes_empty(j + 1) {
+                return true;
+            }
+            // `**` matches "" ...
+            if self.sub(i, j + 1) {
+                return true;
+            }
+            // ... or a run ending in `/`: it may absorb the child's tokens up to any literal
+            // `/` (whatever they match, the run then ends in `/`), and more after that.
+            let c = self.c;
+            return (i..c.len()).any(|k| c.get(k) == Some(&Token::Char('/')) && self.sub(k + 1, j));
+        }
+        match (ct, pt) {
+            (Token::Char(x), Token::Char(y)) => x == y && self.sub(i + 1, j + 1),
+            (Token::Char(x), Token::Any | Token::Class { .. }) => pt.accepts(*x) && self.sub(i + 1, j + 1),
+            // One character other than `/` (a literal, `?` or a class): the parent's `*`
+            // may take it and go on, or match nothing.
+            (Token::Char(x), Token::Star) => (*x != '/' && self.sub(i + 1, j)) || self.sub(i, j + 1),
+            (Token::Any | Token::Class { .. }, Token::Star) => self.sub(i + 1, j) || self.sub(i, j + 1),
+            (Token::Any | Token::Class { .. }, Token::Any) => self.sub(i + 1, j + 1),
+            (Token::Class { negated: cn, ranges: cr }, Token::Class { negated: pn, ranges: pr }) => {
+                class_within(*cn, cr, *pn, pr) && self.sub(i + 1, j + 1)
+            }
+            // A child `*` inside a parent `*`: the parent's absorbs it (and what follows it
+            // within the segment), or matches nothing.
+            (Token::Star, Token::Star) => self.sub(i + 1, j) || self.sub(i, j + 1),
+            _ => false,
+        }
+    }
+}
+
+/// Whether every character a child class accepts is accepted by the parent class (both
+/// never accept `/`). Sufficient conditions on whole ranges.
+fn class_within(cn: bool, cr: &[(char, char)], pn: bool, pr: &[(char, char)]) -> bool {
+    let inside = |(a, b): &(char, char), (x, y): &(char, char)| x <= a && b <= y;
+    let disjoint = |(a, b): &(char, char), (x, y): &(char, char)| b < x || y < a;
+    match (cn, pn) {
+        (false, false) => cr.iter().all(|c| c.0 > c.1 || pr.iter().any(|p| inside(c, p))),
+        (false, true) => cr.iter().all(|c| pr.iter().all(|p| disjoint(c, p))),
+        // The child excludes at least what the parent excludes.
+        (true, true) => pr.iter().all(|p| p.0 > p.1 || cr.iter().any(|c| inside(p, c))),
+        (true, false) => false,
+    }
+}
+
 /// `**` at `i` takes `c`: after a `/` it may stop there (or go on), otherwise it goes on.
 fn globstar_step(g: &Glob, i: usize, c: char, next_at: &mut [bool], next_inside: &mut [bool], next: &mut Vec<State>) {
     if c == '/' {
@@ -245,6 +341,39 @@ mod fuzz {
     }
 
     #[test]
+    fn containment_examples() {
+        let w = |c: &str, p: &str| Glob::new(c).within(&Glob::new(p));
+        for (c, p) in [
+            ("orders/1", "orders/*"),
+            ("orders/*", "orders/*"),
+            ("orders/a*", "orders/*"),
+            ("orders/*", "orders/**"),
+            ("orders/x/**", "orders/**"),
+            ("orders/*/lines/*", "orders/**"),
+            ("a/*/b", "a/**/b"),
+            ("a/b", "a/**/b"),
+            ("x", "**"),
+            ("orders/[a-c]", "orders/[a-z]"),
+            ("orders/[a-c]", "orders/?"),
+            ("*a*", "**"),
+        ] {
+            assert!(w(c, p), "{c} should be within {p}");
+        }
+        for (c, p) in [
+            ("orders/*", "orders/1"),
+            ("orders/**", "orders/*"),
+            ("orders/*", "invoices/*"),
+            ("orders/[a-z]", "orders/[a-c]"),
+            ("orders/?", "orders/[a-z]"),
+            ("*", "orders/*"),
+            ("orders/1/2", "orders/*"),
+            ("**", "orders/**"),
+        ] {
+            assert!(!w(c, p), "{c} should not be within {p}");
+        }
+    }
+
+    #[test]
     fn a_backtracking_bomb_is_answered_within_the_bound() {
         // About 512^64 steps for a backtracking matcher; here a few hundred thousand.
         let pattern = format!("{}b", "*a".repeat(64));
@@ -279,6 +408,29 @@ mod fuzz {
             }
             if let Ok(crate_glob) = glob::Pattern::new(&p) {
                 prop_assert_eq!(Glob::new(&p).matches(&r), crate_glob.matches_with(&r, GLOB_OPTS), "{:?} on {:?}", p, r);
+            }
+        }
+
+        #[test]
+        fn containment_is_sound(c in "[ab/*?\\[\\]!]{0,8}", p in "[ab/*?\\[\\]!]{0,8}", picks in proptest::collection::vec(0usize..5, 8), r in "[ab/!]{0,8}") {
+            // Whenever the child is proven within the parent, every resource the child
+            // matches (random ones, and ones built from the child) the parent matches.
+            if let (Ok(_), Ok(_)) = (glob::Pattern::new(&c), glob::Pattern::new(&p)) {
+                let (cg, pg) = (Glob::new(&c), Glob::new(&p));
+                if cg.within(&pg) {
+                    let mut built = String::new();
+                    for (ch, k) in c.chars().zip(picks.iter().cycle()) {
+                        match ch {
+                            '*' => built.push_str(["", "a", "ba", "a/", "/"][*k]),
+                            '?' => built.push_str(["a", "b", "!", "", "ab"][*k]),
+                            '[' | ']' => {}
+                            ch => built.push(ch),
+                        }
+                    }
+                    for s in [&r, &built] {
+                        prop_assert!(!cg.matches(s) || pg.matches(s), "{:?} within {:?} but {:?} escapes", c, p, s);
+                    }
+                }
             }
         }
 

@@ -16,7 +16,9 @@ pub(crate) mod ops;
 // arrangement.
 pub use kernel::{auth, egress, resolver, status};
 pub use model::{records, settings};
-pub use ops::{agents, approvals, audit, credentials, guardrails, lifecycle, presentations, rotation, tenants, tokens, vc_api};
+pub use ops::{
+    agents, approvals, audit, credentials, guardrails, lifecycle, presentations, rotation, subdelegation, tenants, tokens, vc_api,
+};
 
 use std::sync::Arc;
 

@@ -176,6 +176,20 @@ pub fn credential(tenant: impl AsRef<str>, credential: impl AsRef<str>) -> Vec<u
     format!("t/{tenant}/c/{credential}").into_bytes()
 }
 
+/// Index of sub-delegations by parent: `t/{tenant}/dch/{parent}/{child}`, both random
+/// credential record ids, empty value. Read to list a delegation's children and to revoke
+/// a parent's descendants in the parent's own transaction.
+pub fn delegation_child(tenant: impl AsRef<str>, parent: &str, child: &str) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/dch/{parent}/{child}").into_bytes()
+}
+
+/// The prefix of [`delegation_child`] rows of one parent.
+pub fn delegation_children(tenant: impl AsRef<str>, parent: &str) -> Vec<u8> {
+    let tenant = tenant.as_ref();
+    format!("t/{tenant}/dch/{parent}/").into_bytes()
+}
+
 /// Index of credentials issued with status through the VC-API, by their own `id` (a keyed
 /// hash of it, hex: the id is the issuer's choice and may carry content). Value: the
 /// credential's record id.

@@ -3,6 +3,7 @@
 //! status lists. Must never do I/O: DID resolution is a trait passed in by the caller.
 
 pub mod approval;
+pub mod chain;
 pub mod credential;
 pub mod datamodel;
 pub mod did;

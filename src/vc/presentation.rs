@@ -234,12 +234,24 @@ pub(crate) async fn verify_presentation_in(
             _ => creds.push(Enclosed { label, vc: Cow::Borrowed(c), envelope: None }),
         }
     }
+    // Delegation chains (sub-delegations): every link present, the one named, narrowing.
+    let ancestor = if generic {
+        vec![false; creds.len()]
+    } else {
+        let docs: Vec<&Value> = creds.iter().map(|c| c.vc.as_ref()).collect();
+        let labels: Vec<String> = creds.iter().map(|c| c.label.clone()).collect();
+        super::chain::check_chains(&docs, &labels, r)
+    };
     let mut bound = true;
-    for c in &creds {
+    for (c, is_ancestor) in creds.iter().zip(&ancestor) {
         trust_check(&c.vc, &opts.trust, mode, &c.label, r);
         // VC Data Model 2.0 §4.13 lets a holder present credentials about anyone; that
         // the subject is the holder is Sigil's own rule.
         if generic {
+            continue;
+        }
+        if *is_ancestor {
+            r.push(Check::pass(format!("{}subject", c.label), "an ancestor in the holder's delegation chain"));
             continue;
         }
         if holder.as_deref().is_some_and(|h| subject_ids(&c.vc).contains(&h)) {
@@ -261,7 +273,7 @@ pub(crate) async fn verify_presentation_in(
     // enclosed approval.
     let mut delegation_refs: Vec<(String, String)> = Vec::new();
     let mut approvals: Vec<super::approval::ApprovalClaim> = Vec::new();
-    for c in &creds {
+    for (c, is_ancestor) in creds.iter().zip(&ancestor) {
         let proof = match &c.envelope {
             None => IssuerProof::Embedded,
             Some(jws) => match verify_jws(jws, "assertionMethod", issuer_id(&c.vc).map(ExpectedSigner::issuer), resolver).await {
@@ -274,7 +286,8 @@ pub(crate) async fn verify_presentation_in(
             },
         };
         credential_checks(&c.vc, proof, resolver, now, &c.label, r).await;
-        if !generic && types(&c.vc).contains(&"DelegatedAuthorityCredential") {
+        // An ancestor is checked, never granting: only the holder's own delegations do.
+        if !generic && !*is_ancestor && types(&c.vc).contains(&"DelegatedAuthorityCredential") {
             let parsed = c.vc.get("credentialSubject").and_then(|s| s.get("authority")).and_then(|a| Authority::deserialize(a).ok());
             match parsed {
                 Some(a) => {

@@ -84,7 +84,12 @@ fn case_on(tenant: &str, method: &str, path: &str, f: &Fixture) -> (Class, Strin
         ("get", "/v1/tenants/{tenant}/agents") => (Class::TenantRead, None),
         ("get", "/v1/tenants/{tenant}/agents/{agent}") => (Class::TenantRead, None),
         ("post", "/v1/tenants/{tenant}/agents/{agent}/tokens") => (Class::TenantAdmin, Some(json!({}))),
-        ("get", "/v1/agent") => (Class::Agent, None),
+        ("get", "/v1/agent") | ("get", "/v1/agent/delegations") => (Class::Agent, None),
+        ("post", "/v1/agent/delegations") => (
+            Class::Agent,
+            Some(json!({"to": f.agent_a, "parent": f.credential_a, "actions": ["refunds:create"], "resources": ["orders/1"]})),
+        ),
+        ("get", "/v1/tenants/{tenant}/credentials/{credential}/children") => (Class::TenantRead, None),
         ("post", "/v1/tenants/{tenant}/agents/{agent}/delegations") => (Class::TenantAdmin, Some(crate::credentials::delegation_body())),
         ("get", "/v1/tenants/{tenant}/agents/{agent}/credentials") => (Class::TenantRead, None),
         ("get", "/v1/tenants/{tenant}/credentials/{credential}") | ("get", "/v1/tenants/{tenant}/credentials/{credential}/budget") => {
@@ -316,7 +321,15 @@ async fn every_route_isolates_tenants_and_roles() {
                     expect(&s, method, &p, Some(t), &body, 403, who).await;
                 }
                 // The approval is pending: its presentation route answers it again (202).
-                let ok = if path.ends_with("/presentation") { 202 } else { 200 };
+                // Tenant A has one agent: its sub-delegation to itself passes authorization
+                // and is refused by a rule (400), changing nothing.
+                let ok = if path.ends_with("/presentation") {
+                    202
+                } else if (*method, *path) == ("post", "/v1/agent/delegations") {
+                    400
+                } else {
+                    200
+                };
                 expect(&s, method, &p, Some(&f.agent_a_token), &body, ok, "own agent").await;
                 if path.contains("{approval}") {
                     expect(&s, method, &p, Some(&f.agent_b_token), &body, 404, "other tenant's agent").await;

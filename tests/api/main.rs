@@ -29,6 +29,7 @@ mod postgres;
 mod presentations;
 mod rdfc;
 mod seed;
+mod subdelegation;
 mod tokens;
 mod trust;
 mod vc_api;

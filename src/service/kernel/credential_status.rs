@@ -27,7 +27,17 @@ impl Sigil {
         self.mutate(t, actor, || async move {
             let (mut rec, old) = self.credential_record(t, id).await?;
             let mut txn = Txn::new();
-            self.stage_status_change(&mut txn, t, &mut rec, change).await?;
+            let mut effects = Effects::none();
+            let mut bits = crate::service::kernel::issue::status_change_bits(&mut rec, change)?;
+            // Revoking a delegation revokes its sub-delegations too, in this transaction.
+            if change == StatusChange::Revoke {
+                let (more, agents) = self.stage_descendant_revocations(&mut txn, t, &rec.id).await?;
+                bits.extend(more);
+                for a in &agents {
+                    effects.wallet_of_record(t, a);
+                }
+            }
+            self.stage_status_bits(&mut txn, t, &bits).await?;
             let tk = self.tenant_keys(t).await?;
             let key = keys::credential(t, &rec.id);
             txn.require_equals(key.clone(), old).put(key, self.seal_record(&tk, t, kind::CREDENTIAL, &rec.id, &rec)?);
@@ -38,7 +48,6 @@ impl Sigil {
             };
             let mut event = Event::new(kind_, serde_json::json!({"credential_id": rec.id}));
             event.agent = rec.agent.clone();
-            let mut effects = Effects::none();
             effects.status_lists(t);
             if let Some(a) = &rec.agent {
                 effects.wallet_of_record(t, a);

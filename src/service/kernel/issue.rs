@@ -331,18 +331,6 @@ impl Sigil {
         agent.credential_ids.push(rec.id);
         Ok(())
     }
-
-    /// Stages the bit flip(s) for `change` and updates `rec` (not its storage).
-    pub(crate) async fn stage_status_change(
-        &self,
-        txn: &mut Txn,
-        t: &TenantId,
-        rec: &mut CredentialRecord,
-        change: StatusChange,
-    ) -> Result<(), ServiceError> {
-        let bits = status_change_bits(rec, change)?;
-        self.stage_status_bits(txn, t, &bits).await
-    }
 }
 
 /// The answer for a document the JSON-LD pipeline refused: always the caller's input.

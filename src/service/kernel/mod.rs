@@ -11,6 +11,8 @@ pub mod approval;
 pub mod auth;
 pub mod budget;
 pub mod cache;
+pub mod chain;
+pub mod chain_budget;
 pub mod coherence;
 pub mod credential_status;
 pub mod deadline;

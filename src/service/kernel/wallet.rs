@@ -31,6 +31,10 @@ pub(crate) struct Held {
     pub suspended: bool,
     /// `vc+jwt` form (issuer-signed), made on first use.
     pub jwt: std::sync::OnceLock<String>,
+    /// A sub-delegation's ancestors, nearest first (presented with it, and charged with
+    /// its spending); empty for a root delegation. An ancestor revoked or suspended, or
+    /// held by an agent that is not active, makes this one `revoked` / `suspended` too.
+    pub chain: Vec<Arc<Held>>,
 }
 
 /// What the hot path needs about one agent, opened once and cached.
@@ -41,6 +45,9 @@ pub(crate) struct Wallet {
     pub signer: Arc<Signer>,
     pub identity: Option<Arc<Held>>,
     pub delegations: Vec<Arc<Held>>,
+    /// The agents holding an ancestor of one of these delegations: a change to any of
+    /// them evicts this wallet too (see [`WalletCache::evict`]).
+    pub upstream: Vec<String>,
 }
 
 /// Wallets by (tenant, agent) ([`GenCache`], scoped by tenant); evicted, with the tenant's
@@ -59,8 +66,11 @@ impl Default for WalletCache {
 }
 
 impl WalletCache {
+    /// Evicts `a`'s wallet (every wallet of the tenant for `None`), and the wallets of the
+    /// agents whose sub-delegations descend from one `a` holds: a parent's revocation,
+    /// suspension or agent state reaches every descendant's next request.
     pub(crate) fn evict(&self, t: &TenantId, a: Option<&AgentId>) {
-        self.0.invalidate(t.as_str(), |(_, aa), _| a.is_none_or(|x| x.as_str() == aa));
+        self.0.invalidate(t.as_str(), |(_, aa), w| a.is_none_or(|x| x.as_str() == aa || w.upstream.iter().any(|u| u == x.as_str())));
     }
 }
 
@@ -76,6 +86,7 @@ fn held(r: CredentialRecord) -> Result<Held, ServiceError> {
         revoked: r.revoked,
         suspended: r.suspended,
         jwt: std::sync::OnceLock::new(),
+        chain: Vec::new(),
     })
 }
 
@@ -93,10 +104,23 @@ impl Sigil {
         let signer = self.signer(tenant, a, rec.current_key).await?;
         let mut identity = None;
         let mut delegations = Vec::new();
+        let mut upstream = Vec::new();
         for r in self.wallet_records(tenant, &rec).await? {
             match r.kind {
                 CredentialKind::Identity if !r.revoked => identity = Some(Arc::new(held(r)?)),
-                CredentialKind::Delegation => delegations.push(Arc::new(held(r)?)),
+                CredentialKind::Delegation => {
+                    let ancestors = self.ancestors(tenant, &r).await?;
+                    let mut h = held(r)?;
+                    for a in ancestors {
+                        h.revoked |= a.record.revoked;
+                        h.suspended |= a.record.suspended || !a.agent_active;
+                        if let Some(agent) = &a.record.agent {
+                            upstream.push(agent.clone());
+                        }
+                        h.chain.push(Arc::new(held(a.record)?));
+                    }
+                    delegations.push(Arc::new(h))
+                }
                 _ => {}
             }
         }
@@ -107,6 +131,7 @@ impl Sigil {
             signer,
             identity,
             delegations,
+            upstream,
         });
         crate::service::kernel::cache::pause::point("wallet.fill", t).await;
         self.wallets.0.fill(ticket, key, w.clone());

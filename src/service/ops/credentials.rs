@@ -146,7 +146,14 @@ impl Sigil {
             if rec.kind != crate::service::model::records::CredentialKind::Delegation {
                 continue;
             }
-            let budget = self.budget_of(tenant, &rec, None).await?;
+            let mut budget = self.budget_of(tenant, &rec, None).await?;
+            // A sub-delegation's spending also counts against each ancestor's daily limit
+            // (`kernel/chain_budget.rs`): what remains is the least any of them has left.
+            for a in self.ancestors(tenant, &rec).await? {
+                if let Some(left) = self.budget_of(tenant, &a.record, None).await?.remaining {
+                    budget.remaining = Some(budget.remaining.map_or(left, |r| r.min(left)));
+                }
+            }
             delegations.push((rec, budget));
         }
         Ok(MyAuthority { did: self.agent_did(tenant, agent), agent: record, now, delegations })

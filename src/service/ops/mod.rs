@@ -16,6 +16,7 @@ pub mod presentations;
 #[cfg(test)]
 mod races;
 pub mod rotation;
+pub mod subdelegation;
 pub mod tenants;
 pub mod tokens;
 pub mod upgrade;

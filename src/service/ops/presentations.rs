@@ -271,22 +271,19 @@ impl Sigil {
             }
             None => None,
         };
-        // Cumulative daily budget (limits.amount.per_day, in the delegation's time zone):
-        // reserved under a per-delegation lock and written compare-and-set in the same
-        // transaction as the grant's audit entry, so concurrent requests never overspend.
-        let per_day = delegation.authority.as_ref().and_then(|a| {
-            let tz = a.schedule.as_ref().map(|s| s.tz.clone()).unwrap_or(jiff::tz::TimeZone::UTC);
-            a.limits.amount.as_ref().and_then(|l| l.per_day).zip(amount).map(|(pd, amt)| (pd, amt, tz))
-        });
-        let budget_guard = match &per_day {
-            Some(_) => Some(self.budget_locks.lock(t, &delegation.id).await),
+        // Cumulative daily budget (limits.amount.per_day, in the delegation's time zone),
+        // shared down a delegation chain: the spend counts against this delegation and
+        // every ancestor with a daily limit (`budget_lines`). Reserved under one lock per
+        // chain (its root's) and written compare-and-set in the same transaction as the
+        // grant's audit entry, so concurrent requests never overspend.
+        let per_day = crate::service::kernel::chain_budget::budget_lines(&delegation, amount, now);
+        let budget_guard = match per_day.first() {
+            Some(_) => Some(self.budget_locks.lock(t, crate::service::kernel::chain_budget::budget_lock_name(&delegation)).await),
             None => None,
         };
-        let budget_day = per_day.as_ref().map(|(_, _, tz)| now.to_zoned(tz.clone()).date().to_string());
-        if let (Some((limit, amt, _)), Some(day)) = (&per_day, &budget_day) {
+        if !per_day.is_empty() {
             let tk = self.tenant_keys(t).await?;
-            let spent = self.budget_spent(&tk, t, &delegation.id, day).await?.amount;
-            if spent + *amt > *limit {
+            if self.over_budget(&tk, t, &per_day).await? {
                 // Release both locks before recording: nothing below may wait on them.
                 drop(budget_guard);
                 drop(lock);
@@ -318,7 +315,10 @@ impl Sigil {
         }
         let ctx = json!([VC_V2, context_url(self.settings.public_url.base())]);
         let vp_id = format!("urn:uuid:{}", CredentialId::uuid());
-        let credential_ids = vec![identity.id.clone(), delegation.id.clone()];
+        // A sub-delegation travels with its ancestors, nearest first: verifiers check each
+        // link (and each one's status) themselves.
+        let mut credential_ids = vec![identity.id.clone(), delegation.id.clone()];
+        credential_ids.extend(delegation.chain.iter().map(|h| h.id.clone()));
         let (json, vp_hash) = match req.format {
             Format::LdpVp => {
                 let mut canon = CanonicalObject::new();
@@ -329,12 +329,12 @@ impl Sigil {
                     .and_then(|c| c.value("holder", &Value::String(wallet.did.clone())))
                     .and_then(|c| c.value("action", &Value::Object(action_obj.clone())))
                     .map_err(|e| bad(e.to_string()))?;
-                match &approval_vc {
-                    Some((_, _, approval)) => {
-                        canon.canonical("verifiableCredential", canonical_array(&[&identity.canonical, &delegation.canonical, approval]))
-                    }
-                    None => canon.canonical("verifiableCredential", canonical_array(&[&identity.canonical, &delegation.canonical])),
-                };
+                let mut creds: Vec<&[u8]> = vec![&identity.canonical, &delegation.canonical];
+                creds.extend(delegation.chain.iter().map(|h| h.canonical.as_slice()));
+                if let Some((_, _, approval)) = &approval_vc {
+                    creds.push(approval);
+                }
+                canon.canonical("verifiableCredential", canonical_array(&creds));
                 let canonical = canon.finish().map_err(|e| bad(e.to_string()))?;
                 let opts = ProofOptions {
                     cryptosuite: Default::default(),
@@ -381,94 +381,44 @@ impl Sigil {
                    "key_version": wallet.key_version, "approval_id": approval_vc.as_ref().map(|a| &a.0)}),
         )
         .agent(agent.as_str());
-        match (&per_day, &budget_day) {
-            // The approval is spent in the grant's own transaction (with the day's spend,
-            // if the delegation has a budget): compare-and-set on its stored bytes, so two
-            // requests racing with one approval get one presentation.
-            _ if approval_vc.is_some() => {
-                let (event, id, vc_ref, per_day, budget_day) = (&event, &delegation.id, &approval_vc, &per_day, &budget_day);
-                let granted = self
-                    .mutate(t, &actor(caller), || async move {
-                        let tk = self.tenant_keys(t).await?;
-                        let mut txn = crate::store::Txn::new();
-                        if let (Some((limit, amt, _)), Some(day)) = (per_day, budget_day) {
-                            let spent = self.budget_spent(&tk, t, id, day).await?;
-                            let total = spent.amount + *amt;
-                            if total > *limit {
-                                return Err(budget_exceeded());
-                            }
-                            let key = crate::store::keys::budget(t, id, day);
-                            match spent.stored {
-                                Some(b) => txn.require_equals(key.clone(), b),
-                                None => txn.require_absent(key.clone()),
-                            };
-                            txn.put(key, self.seal_budget(&tk, t, id, day, total)?);
-                        }
-                        if let Some((approval_id, vc, _)) = vc_ref {
-                            self.stage_approval_use(&tk, &mut txn, t, approval_id, vc, self.clock.now()).await?;
-                        }
-                        Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
-                    })
-                    .await;
-                drop(budget_guard);
-                if let Err(e) = &granted {
-                    let reason = match e {
-                        ServiceError::Forbidden { code, .. } | ServiceError::Conflict { code, .. } | ServiceError::Gone { code, .. } => {
-                            code.as_str()
-                        }
-                        _ => "error",
-                    };
-                    let denied =
-                        Event::new("presentation.denied", json!({"action": req.action, "resource": req.resource, "reason": reason}))
-                            .agent(agent.as_str());
-                    self.record(t, actor(caller), denied).await?;
-                }
-                granted?;
-                if let Some((approval_id, _, _)) = &approval_vc {
-                    let used = Event::new("approval.used", json!({"approval_id": approval_id, "vp_hash": vp_hash})).agent(agent.as_str());
-                    self.record(t, actor(caller), used).await?;
-                }
-            }
-            // The spend is written compare-and-set (on the exact stored bytes) with the
+        if per_day.is_empty() && approval_vc.is_none() {
+            self.record(t, actor(caller), event).await?;
+        } else {
+            // The spends are written compare-and-set (on the exact stored bytes) with the
             // grant's entry; re-staged from a fresh read if another node spent meanwhile
             // (still under the budget lock here). Sealed: amounts are not readable at rest.
-            (Some((limit, amt, _)), Some(day)) => {
-                let (event, id) = (&event, &delegation.id);
-                let granted = self
-                    .mutate(t, &actor(caller), || async move {
-                        let tk = self.tenant_keys(t).await?;
-                        let spent = self.budget_spent(&tk, t, id, day).await?;
-                        crate::service::kernel::cache::pause::point("budget.read", t.as_str()).await;
-                        let total = spent.amount + *amt;
-                        if total > *limit {
-                            return Err(budget_exceeded());
-                        }
-                        let key = crate::store::keys::budget(t, id, day);
-                        let mut txn = crate::store::Txn::new();
-                        match spent.stored {
-                            Some(b) => txn.require_equals(key.clone(), b),
-                            None => txn.require_absent(key.clone()),
-                        };
-                        txn.put(key, self.seal_budget(&tk, t, id, day, total)?);
-                        Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
-                    })
-                    .await;
-                drop(budget_guard);
-                if let Err(ServiceError::Forbidden { code: ErrorCode::DailyLimitExceeded, .. }) = &granted {
-                    // Another node spent meanwhile (its write moved the total this stage
-                    // read): a denial after all, in the trail like every other.
-                    let denied = Event::new(
-                        "presentation.denied",
-                        json!({"action": req.action, "resource": req.resource, "reason": ErrorCode::DailyLimitExceeded.as_str()}),
-                    )
-                    .agent(agent.as_str());
-                    self.record(t, actor(caller), denied).await?;
-                    metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => ErrorCode::DailyLimitExceeded.as_str())
-                        .increment(1);
-                }
-                granted?;
+            // An approval is spent in the same transaction (compare-and-set on its stored
+            // bytes), so two requests racing with one approval get one presentation.
+            let (event, lines, vc_ref) = (&event, &per_day, &approval_vc);
+            let granted = self
+                .mutate(t, &actor(caller), || async move {
+                    let tk = self.tenant_keys(t).await?;
+                    let mut txn = crate::store::Txn::new();
+                    self.stage_spends(&tk, t, lines, &mut txn).await?;
+                    if let Some((approval_id, vc, _)) = vc_ref {
+                        self.stage_approval_use(&tk, &mut txn, t, approval_id, vc, self.clock.now()).await?;
+                    }
+                    Ok(Attempt::commit(txn, event.clone(), Effects::none(), ()))
+                })
+                .await;
+            drop(budget_guard);
+            if let Err(ServiceError::Forbidden { code, .. } | ServiceError::Conflict { code, .. } | ServiceError::Gone { code, .. }) =
+                &granted
+            {
+                // Another node spent meanwhile (its write moved the total this stage read),
+                // or the approval was used or decided meanwhile: a denial after all, in the
+                // trail like every other.
+                let denied =
+                    Event::new("presentation.denied", json!({"action": req.action, "resource": req.resource, "reason": code.as_str()}))
+                        .agent(agent.as_str());
+                self.record(t, actor(caller), denied).await?;
+                metrics::counter!("sigil_presentations_total", "outcome" => "denied", "reason" => code.as_str()).increment(1);
             }
-            _ => self.record(t, actor(caller), event).await?,
+            granted?;
+            if let Some((approval_id, _, _)) = &approval_vc {
+                let used = Event::new("approval.used", json!({"approval_id": approval_id, "vp_hash": vp_hash})).agent(agent.as_str());
+                self.record(t, actor(caller), used).await?;
+            }
         }
         Ok(Outcome::Presentation(Presentation { json, format: req.format, credential_ids, expires_at }))
     }
@@ -508,10 +458,13 @@ impl Sigil {
         expires_at: Timestamp,
     ) -> Result<String, ServiceError> {
         use crate::vc::jose;
-        let creds = vec![
+        let mut creds = vec![
             jose::envelope(&self.credential_jwt(tenant, identity).await?),
             jose::envelope(&self.credential_jwt(tenant, delegation).await?),
         ];
+        for h in &delegation.chain {
+            creds.push(jose::envelope(&self.credential_jwt(tenant, h).await?));
+        }
         let payload = json!({
             "@context": ctx,
             "id": vp_id,
