@@ -100,6 +100,12 @@ pub struct ServeArgs {
     /// (default 100; 0 disables).
     #[arg(long, env = "SIGIL_VERIFY_RATE")]
     pub verify_rate: Option<u32>,
+    /// `enforce` (default): the W3C VC-API verify routes say `verified` only for a trusted
+    /// issuer, as `/v1/verify` does. `advisory`: proofs, status and validity decide and
+    /// trust is only reported (`issuerTrusted`), for a VC-API conformance suite that signs
+    /// with throwaway `did:key` issuers.
+    #[arg(long, env = "SIGIL_VC_API_TRUST")]
+    pub vc_api_trust: Option<String>,
     /// Once, after upgrading from a version whose audit chain heads were not
     /// authenticated: authenticate every legacy head that names the real end of its chain.
     /// Without it, a legacy head is refused (its tenant cannot write), because a head
@@ -154,6 +160,7 @@ struct FileConfig {
     resolver_cache_bytes: Option<usize>,
     status_cache_bytes: Option<usize>,
     verify_rate: Option<u32>,
+    vc_api_trust: Option<String>,
     store: Option<String>,
     store_pool_size: Option<usize>,
     store_timeout_ms: Option<u64>,
@@ -218,6 +225,8 @@ pub struct Config {
     pub resolver_cache_bytes: usize,
     pub status_cache_bytes: usize,
     pub verify_rate: u32,
+    /// The VC-API verify routes only report trust (`--vc-api-trust advisory`).
+    pub vc_api_trust_advisory: bool,
     /// Authenticate legacy audit chain heads at this start (`--upgrade-audit-heads`).
     pub upgrade_audit_heads: bool,
     /// The storage backend (`--store`).
@@ -446,6 +455,11 @@ impl Config {
             return Err(cfg_err("--resolver-cache-bytes and --status-cache-bytes must be between 1 MiB and 4 GiB"));
         }
         let verify_rate = args.verify_rate.or(file.verify_rate).unwrap_or(100);
+        let vc_api_trust_advisory = match args.vc_api_trust.or(file.vc_api_trust).as_deref() {
+            None | Some("enforce") => false,
+            Some("advisory") => true,
+            Some(_) => return Err(cfg_err("--vc-api-trust must be enforce or advisory")),
+        };
         let store = store_config(
             args.store.or(file.store),
             args.store_pool_size.or(file.store_pool_size),
@@ -464,6 +478,7 @@ impl Config {
             resolver_cache_bytes,
             status_cache_bytes,
             verify_rate,
+            vc_api_trust_advisory,
             upgrade_audit_heads: args.upgrade_audit_heads,
             store,
             auth_failure_burst,

@@ -376,6 +376,7 @@ pub(crate) fn service_settings(config: &Config, public_url: PublicUrl) -> Settin
         auth_failure_burst: config.auth_failure_burst,
         trusted_issuers: config.trust_issuers.clone(),
         verify_rate: config.verify_rate,
+        vc_api_trust_advisory: config.vc_api_trust_advisory,
         seal_limits: Default::default(),
     }
 }

@@ -281,6 +281,6 @@ pub async fn vc_api_verify(
     sigil.tenant_did_document(&tenant).await?;
     let b = body.into_inner();
     let o = b.options.unwrap_or_default();
-    let report = sigil.vc_api_verify_presentation(&b.verifiable_presentation, o.challenge, o.domain).await?;
+    let report = sigil.vc_api_verify_presentation(&tenant, &b.verifiable_presentation, o.challenge, o.domain).await?;
     Ok(VcApiVerifyResponse::answer(&report.report))
 }

@@ -90,11 +90,11 @@ pub struct ProblemDetail {
 #[schema(as = VcApiVerifyResult)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyResponse {
-    /// The proofs, validity and status hold (as the VC-API specifies; issuer trust is
-    /// reported in `issuerTrusted`, not counted here).
+    /// The proofs, validity and status hold and every issuer is trusted (with
+    /// `--vc-api-trust advisory`: trust is only reported in `issuerTrusted`).
     pub verified: bool,
-    /// Every credential comes from an issuer `/v1/verify` trusts (this deployment's
-    /// tenants and the operator's `--trust-issuer` list). When false, `warnings` says why.
+    /// Every credential comes from an issuer this route trusts (what `/v1/verify` trusts,
+    /// plus the tenant for any subject). When false, `problemDetails` or `warnings` say why.
     pub issuer_trusted: bool,
     /// Names of the checks that ran.
     pub checks: Vec<String>,
@@ -211,7 +211,7 @@ pub async fn update_status(
     }
 }
 
-/// Verify a credential from any issuer using `did:key` or `did:web`.
+/// Verify a credential from a trusted issuer using `did:key` or `did:web`.
 #[utoipa::path(post, path = "/tenants/{tenant}/vc-api/credentials/verify", tag = "vc-api", operation_id = "vc_api_verify_credential",
     params(("tenant" = String, Path, description = "Tenant id")),
     request_body(content = Object, description = "`{verifiableCredential, options?}`"),

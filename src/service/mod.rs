@@ -48,6 +48,9 @@ pub struct Settings {
     pub trusted_issuers: Vec<crate::vc::trust::TrustRule>,
     /// `/v1/verify` requests per second per client address (0 disables the limit).
     pub verify_rate: u32,
+    /// The W3C VC-API verify routes only report issuer trust instead of requiring it
+    /// (`--vc-api-trust advisory`; default: required, as everywhere else).
+    pub vc_api_trust_advisory: bool,
     /// Seal reservation and automatic data-key rotation (see [`settings::SealLimits`]).
     pub seal_limits: settings::SealLimits,
 }
@@ -62,6 +65,7 @@ impl Settings {
             auth_failure_burst: 20,
             trusted_issuers: Vec::new(),
             verify_rate: 100,
+            vc_api_trust_advisory: false,
             seal_limits: settings::SealLimits::default(),
         }
     }

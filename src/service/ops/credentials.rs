@@ -217,15 +217,15 @@ mod tests {
             valid_until: "2026-06-01T12:00:00Z".parse().unwrap(),
         };
         let rec = s.issue_delegation(&admin, &t.id, &a.id, new).await.unwrap();
-        assert!(s.verify_credential(&rec.vc, true).await.verified());
+        assert!(s.verify_credential(&t.id, &rec.vc, true).await.verified());
         clock.set("2026-06-01T12:00:00Z".parse().unwrap());
-        let r = s.verify_credential(&rec.vc, true).await;
+        let r = s.verify_credential(&t.id, &rec.vc, true).await;
         assert_eq!(r.codes(), vec!["expired"]);
         assert_eq!(effective_status(&rec, s.now()), "expired");
         // Moving the clock backwards would also make the cached status list "not yet
         // valid"; only the credential's own window is under test here.
         clock.set("2026-06-01T09:59:59Z".parse().unwrap());
-        assert_eq!(s.verify_credential(&rec.vc, false).await.codes(), vec!["not_yet_valid"]);
+        assert_eq!(s.verify_credential(&t.id, &rec.vc, false).await.codes(), vec!["not_yet_valid"]);
     }
 }
 

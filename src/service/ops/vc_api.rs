@@ -298,13 +298,26 @@ impl Sigil {
         Ok(StatusUpdated { entry, status })
     }
 
-    /// Verifies any credential with this deployment's resolver, as the W3C VC-API
-    /// specifies: `verified` means the proof, validity and status hold; whether the issuer
-    /// is one `/v1/verify` trusts is reported beside it (`issuer_trusted`, advisory).
-    pub async fn verify_credential(&self, vc: &Value, check_status: bool) -> Report {
+    /// Verifies any credential with this deployment's resolver: the proof, validity and
+    /// status, and (unless `--vc-api-trust advisory`) an issuer `/v1/verify` trusts, so
+    /// that `verified` never stands for an issuer nobody vouched for.
+    pub async fn verify_credential(&self, tenant: &TenantId, vc: &Value, check_status: bool) -> Report {
         let resolver = LocalFirst { sigil: self };
         let opts = CredentialOptions { check_status };
-        verify::verify_credential_in(vc, &resolver, self.clock.now(), opts, &self.verify_trust, verify::TrustMode::Advisory).await
+        let trust = self.vc_api_trust(tenant);
+        verify::verify_credential_in(vc, &resolver, self.clock.now(), opts, &trust, self.vc_api_trust_mode()).await
+    }
+
+    /// Whom a tenant's VC-API verify routes trust: whom `/v1/verify` trusts, and the
+    /// tenant's own issuer for any subject (what it issued through its VC-API is about
+    /// anyone, not only its agents).
+    pub(crate) fn vc_api_trust(&self, tenant: &TenantId) -> crate::vc::trust::TrustPolicy {
+        self.verify_trust.clone().trust_issuer(self.tenant_did(tenant))
+    }
+
+    /// How the VC-API verify routes treat issuer trust (`--vc-api-trust`).
+    pub(crate) fn vc_api_trust_mode(&self) -> verify::TrustMode {
+        if self.settings.vc_api_trust_advisory { verify::TrustMode::Advisory } else { verify::TrustMode::Enforce }
     }
 
     /// `POST /tenants/{tenant}/vc-api/credentials/verify` (the tenant only scopes the URL).
@@ -319,7 +332,7 @@ impl Sigil {
             .and_then(|o| o.get("checks"))
             .and_then(Value::as_array)
             .is_none_or(|c| c.iter().any(|x| x.as_str().is_some_and(|s| s.contains("status"))));
-        Ok(self.verify_credential(vc, check_status).await)
+        Ok(self.verify_credential(tenant, vc, check_status).await)
     }
 }
 

@@ -28,6 +28,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::ids::TenantId;
 use crate::service::kernel::resolver::LocalFirst;
 use crate::service::{ServiceError, Sigil};
 use crate::store::{Txn, keys};
@@ -201,10 +202,11 @@ impl Sigil {
 
     /// The W3C VC-API presentation route: any VC 2.0 presentation ([`Profile::Generic`]:
     /// holder binding as VC Data Model 2.0 §4.13 states it, challenge and domain checked
-    /// when asked, no action); proofs, status and validity decide `verified` as that API
-    /// specifies; issuer trust is reported (advisory), not enforced.
+    /// when asked, no action); proofs, status, validity and (unless `--vc-api-trust
+    /// advisory`) a trusted issuer decide `verified`.
     pub async fn vc_api_verify_presentation(
         &self,
+        tenant: &TenantId,
         presentation: &Value,
         challenge: Option<String>,
         domain: Option<String>,
@@ -213,9 +215,9 @@ impl Sigil {
             challenge,
             domain,
             max_ttl: Some(self.max_presentation_ttl()),
-            ..PresentationOptions::new(self.verify_trust(None))
+            ..PresentationOptions::new(self.vc_api_trust(tenant))
         };
-        self.verify_and_spend(presentation, opts, TrustMode::Advisory, Profile::Generic).await
+        self.verify_and_spend(presentation, opts, self.vc_api_trust_mode(), Profile::Generic).await
     }
 
     /// Verifies a presentation and consumes its challenge.
@@ -417,9 +419,8 @@ mod tests {
         let r = s.verify_presentation(&vp, expect).await.unwrap();
         assert!(!r.verified() && !r.issuer_trusted());
         assert_eq!(r.report.codes(), vec!["issuer_not_trusted", "proof_not_checked"], "{:?}", r.report.errors());
-        // Every signature in it is valid: the VC-API route, which reports trust without
-        // enforcing it, verifies it. Trust alone refused it above.
-        let r = s.vc_api_verify_presentation(&vp, Some("c-1".into()), Some("shop.example".into())).await.unwrap();
-        assert!(r.verified() && !r.issuer_trusted(), "{:?}", r.report.errors());
+        // The VC-API route requires a trusted issuer too.
+        let r = s.vc_api_verify_presentation(&t.id, &vp, Some("c-1".into()), Some("shop.example".into())).await.unwrap();
+        assert!(!r.verified() && !r.issuer_trusted(), "{:?}", r.report.errors());
     }
 }
