@@ -49,18 +49,22 @@ fn principal_ok(p: &str) -> bool {
 
 impl Sigil {
     /// Creates an approver token for a tenant (admin only), deciding approvals under the
-    /// delegations of `principals` (their identifiers; empty: every principal).
+    /// delegations of `principals` (their identifiers; `None`: every principal). An empty
+    /// list is refused: it must never silently mean "every principal".
     pub async fn create_approver_token(
         &self,
         caller: &Caller,
         tenant: &TenantId,
-        principals: Vec<String>,
+        principals: Option<Vec<String>>,
         expires_in: Option<u64>,
     ) -> Result<ApproverTokenCreated, ServiceError> {
         caller.require_tenant_admin(tenant)?;
-        if principals.len() > 64 || !principals.iter().all(|p| principal_ok(p)) {
-            return Err(ServiceError::invalid("principals must list at most 64 identifiers of 1–200 printable characters"));
+        if principals.as_ref().is_some_and(|p| p.is_empty() || p.len() > 64 || !p.iter().all(|p| principal_ok(p))) {
+            return Err(ServiceError::invalid(
+                "principals, when given, must list 1–64 identifiers of 1–200 printable characters (omit it for every principal)",
+            ));
         }
+        let principals = principals.unwrap_or_default();
         let expires = match expires_in {
             None => None,
             Some(s) if (60..=31_536_000).contains(&s) => {
