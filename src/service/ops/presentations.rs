@@ -233,7 +233,9 @@ impl Sigil {
                 return Err(bad("an action that needs approval is presented as ldp_vp (the approval travels inside it)"));
             }
             let delegation_urn = delegation.vc.get("id").and_then(Value::as_str).unwrap_or_default();
-            let hash = crate::vc::approval::request_hash(&wallet.did, delegation_urn, &req.action, req.resource.as_deref(), &req.context);
+            // Never a fallback hash: one shared value would let one approval cover them all.
+            let hash = crate::vc::approval::request_hash(&wallet.did, delegation_urn, &req.action, req.resource.as_deref(), &req.context)
+                .map_err(|_| bad("context has no RFC 8785 (JSON canonicalization) form"))?;
             let principal = delegation.vc.pointer("/credentialSubject/principal/identifier").and_then(Value::as_str).unwrap_or_default();
             let asked = crate::service::kernel::approval::Asked {
                 agent,
