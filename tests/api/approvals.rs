@@ -406,3 +406,37 @@ async fn a_webhook_name_resolving_to_loopback_is_never_delivered() {
     assert!(!s.metrics().await.contains("outcome=\"delivered\""));
     assert!(s.logs().contains("approval webhook refused by the egress policy"), "not logged");
 }
+
+/// `principals: []` is refused (it must never read as "every principal"); absent means
+/// every principal.
+#[tokio::test]
+async fn an_approver_token_with_an_empty_principal_list_is_refused() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (st, e) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "approver", "principals": []})).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("invalid_request")), "an empty scope fails open: {e}");
+    assert!(e["detail"].as_str().unwrap().contains("1–64"), "{e}");
+    let (_, tokens) = s.get("/v1/tenants/acme/tokens", &admin).await;
+    assert!(!tokens["items"].as_array().unwrap().iter().any(|t| t["role"] == "approver"), "{tokens}");
+    approver(&s, "acme", &admin, None).await;
+}
+
+/// A context number RFC 8785 would round (beyond ±(2^53−1)) is refused: otherwise
+/// `order_id` …993 and …992 hash alike and one approval covers the other.
+#[tokio::test]
+async fn a_context_number_beyond_2_pow_53_is_refused_before_any_approval() {
+    let s = Server::start().await;
+    let (admin, _, token) = setup(&s, "acme", "alice").await;
+    let mut asked = refund("250.00", "n1");
+    asked["context"]["order_id"] = serde_json::from_str("9007199254740993").unwrap();
+    let (st, e) = s.post("/v1/presentations", &token, asked).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("invalid_request")), "{e}");
+    assert!(e["detail"].as_str().unwrap().contains("context.order_id"), "{e}");
+    let (_, list) = s.get("/v1/tenants/acme/approvals", &admin).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    // Within the safe range it is an ordinary request.
+    let mut asked = refund("250.00", "n2");
+    asked["context"]["order_id"] = json!(9007199254740991_u64);
+    let (st, v) = s.post("/v1/presentations", &token, asked).await;
+    assert_eq!(st, 202, "{v}");
+}

@@ -98,6 +98,52 @@ pub(crate) fn parse_action(action: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// Numbers beyond this magnitude are not all distinct as IEEE 754 doubles.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// The path of the first number in `context` (at any depth) that RFC 8785, which prints
+/// numbers as IEEE 754 doubles, would not keep exactly: an integer beyond ±(2^53−1), or a
+/// number parsed as a double of that magnitude (every fraction is smaller). Such a number
+/// would hash like its neighbours (one approval for another request) and be signed as a
+/// different value than asked.
+pub(crate) fn unsafe_number(context: &Map<String, Value>) -> Option<String> {
+    fn walk(v: &Value, path: &mut String) -> bool {
+        match v {
+            Value::Number(n) => {
+                let ok = match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                    (Some(u), _, _) => u <= MAX_SAFE_INTEGER,
+                    (_, Some(i), _) => i.unsigned_abs() <= MAX_SAFE_INTEGER,
+                    (_, _, Some(f)) => f.is_finite() && f.abs() <= MAX_SAFE_INTEGER as f64,
+                    _ => false,
+                };
+                !ok
+            }
+            Value::Array(a) => a.iter().enumerate().any(|(i, v)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(v, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(m) => m.iter().any(|(k, v)| {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                let found = walk(v, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = String::from("context");
+    walk(&Value::Object(context.clone()), &mut path).then_some(path)
+}
+
 /// Validates the request and extracts amount and currency from `context`.
 fn parse_request(req: &PresentationRequest) -> Result<(Option<Decimal>, Option<&str>), ServiceError> {
     parse_action(&req.action)?;
@@ -111,6 +157,12 @@ fn parse_request(req: &PresentationRequest) -> Result<(Option<Decimal>, Option<&
     printable("domain", &req.domain, 256)?;
     if req.context.len() > 32 || serde_json::to_vec(&req.context).map(|v| v.len()).unwrap_or(usize::MAX) > 4096 {
         return Err(bad("context must have at most 32 keys and 4 KiB"));
+    }
+    if let Some(path) = unsafe_number(&req.context) {
+        return Err(bad(format!(
+            "{path}: numbers in context must lie within ±(2^53−1) (RFC 8785 would round a larger one, so two requests \
+             would hash alike and the signed presentation would carry another number): send it as a string"
+        )));
     }
     let amount = match req.context.get("amount") {
         None => None,
@@ -486,6 +538,32 @@ impl Sigil {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn approval_context_numbers_beyond_2_pow_53_are_refused_at_any_depth() {
+        let ctx = |v: serde_json::Value| -> serde_json::Map<String, serde_json::Value> { serde_json::from_value(v).unwrap() };
+        for ok in [
+            serde_json::json!({"n": 9007199254740991_u64, "m": -9007199254740991_i64, "f": 0.5, "s": "9007199254740993"}),
+            serde_json::json!({"deep": [{"n": 1}], "z": 0}),
+        ] {
+            assert_eq!(super::unsafe_number(&ctx(ok.clone())), None, "{ok}");
+        }
+        for (bad, path) in [
+            (r#"{"order_id": 9007199254740993}"#, "context.order_id"),
+            (r#"{"order_id": 9007199254740992}"#, "context.order_id"),
+            (r#"{"n": -9007199254740993}"#, "context.n"),
+            (r#"{"a": {"b": [1, 18446744073709551615]}}"#, "context.a.b[1]"),
+            (r#"{"big": 123456789012345678901234567890}"#, "context.big"),
+            (r#"{"e": 1e300}"#, "context.e"),
+        ] {
+            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(bad).unwrap();
+            assert_eq!(super::unsafe_number(&m).as_deref(), Some(path), "{bad}");
+        }
+        // Why: these two hash alike under RFC 8785 unless refused.
+        let (a, b): (serde_json::Value, serde_json::Value) =
+            (serde_json::from_str("9007199254740993").unwrap(), serde_json::from_str("9007199254740992").unwrap());
+        assert_eq!(crate::vc::jcs::canonicalize(&a).unwrap(), crate::vc::jcs::canonicalize(&b).unwrap());
+    }
+
     use super::*;
     use crate::ids::TenantId;
     use crate::policy::Authority;
