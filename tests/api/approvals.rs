@@ -123,7 +123,9 @@ async fn an_approved_request_is_presented_once_carrying_the_tenant_signed_approv
     assert_ne!(v["approval"]["id"].as_str(), Some(id.as_str()));
     let (st, e) =
         s.post(&format!("/v1/approvals/{id}/presentation"), &token, json!({"challenge": "c5", "domain": "payments.example"})).await;
-    assert_eq!(st, 202, "a used approval yields a presentation again: {e}");
+    assert_eq!((st, e["code"].as_str()), (409, Some("approval_decided")), "a used approval opened a new request: {e}");
+    let (_, pending) = s.get("/v1/tenants/acme/approvals?status=pending", &approver).await;
+    assert_eq!(pending["items"].as_array().map(Vec::len), Some(1), "only c4's request is open: {pending}");
 
     // Another request (another amount) is not covered by an approval of the first.
     let (st, other) = s.post("/v1/presentations", &token, refund("260.00", "c6")).await;

@@ -217,6 +217,11 @@ impl Sigil {
             Some(a) if a.rec.agent == agent.as_str() => a.rec,
             _ => return Err(ServiceError::not_found(ErrorCode::ApprovalNotFound, "no such approval")),
         };
+        // Spent: this route collects that approval's presentation, and it was collected.
+        // Going on would open (and announce) a new approval request in its name.
+        if rec.status == crate::service::model::records::ApprovalStatus::Used {
+            return Err(ServiceError::conflict(ErrorCode::ApprovalDecided, format!("approval {id} was already used")));
+        }
         let req =
             PresentationRequest { action: rec.action, resource: rec.resource, context: rec.context, challenge, domain, format, expires_in };
         self.present_or_approval(caller, req).await
