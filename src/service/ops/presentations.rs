@@ -475,8 +475,12 @@ impl Sigil {
             }
             granted?;
             if let Some((approval_id, _, _)) = &approval_vc {
+                // Best effort: the approval is already spent by the grant's commit (whose
+                // entry names it), so failing here would spend it and return nothing.
                 let used = Event::new("approval.used", json!({"approval_id": approval_id, "vp_hash": vp_hash})).agent(agent.as_str());
-                self.record(t, actor(caller), used).await?;
+                if let Err(e) = self.record(t, actor(caller), used).await {
+                    tracing::warn!(tenant = %t, approval = %approval_id, error = %e, "approval.used not recorded (the grant's entry names the approval)");
+                }
             }
         }
         Ok(Outcome::Presentation(Presentation { json, format: req.format, credential_ids, expires_at }))
