@@ -295,20 +295,47 @@ impl WebhookHost {
 #[tokio::test]
 async fn the_webhook_is_signed_by_the_tenant_and_never_sent_where_egress_refuses() {
     let host = WebhookHost::start();
-    let args = vec!["--resolver-allow".into(), format!("127.0.0.1:{}", host.port), "--resolver-ca".into(), host.ca.display().to_string()];
+    // A port nothing listens on (allowed too): a delivery there fails with reqwest's error,
+    // whose text quotes the URL.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let args = vec![
+        "--resolver-allow".into(),
+        format!("127.0.0.1:{}", host.port),
+        "--resolver-allow".into(),
+        format!("127.0.0.1:{closed}"),
+        "--resolver-ca".into(),
+        host.ca.display().to_string(),
+    ];
     let s = Server::start_with(crate::helpers::Opts { args, ..Default::default() }).await;
     let (admin, _, token) = setup(&s, "acme", "alice").await;
+    let (st, g) = s.call("PUT", "/v1/tenants/acme/guardrails", Some(&admin),
+        Some(json!({"rate_per_second": 100, "burst": 100, "denial_threshold": 0, "denial_window_secs": 300, "sensitive_context_keys": ["customer"]}))).await;
+    assert_eq!(st, 200, "{g}");
+    let auditor = {
+        let (st, v) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "auditor"})).await;
+        assert_eq!(st, 201, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    };
 
     // Loopback (or any address class the policy refuses) is not a destination.
     for url in ["https://127.0.0.1/hook", "https://localhost:9/hook", "http://example.com/hook", "https://169.254.169.254/latest"] {
         let (st, e) = s.call("PUT", "/v1/tenants/acme/approval-settings", Some(&admin), Some(json!({"webhook_url": url}))).await;
         assert_eq!((st, e["code"].as_str()), (400, Some("invalid_request")), "{url}: {e}");
     }
-    let url = format!("https://127.0.0.1:{}/hooks/approvals", host.port);
+    // Hook URLs carry their receiver's credential in the path or query: it never reaches
+    // the logs (the harness scans them for registered secrets) or the trail.
+    let (path_secret, query_secret) = ("hookpathsecret0123456789", "hookquerysecret0123456789");
+    s.secrets().add(path_secret);
+    s.secrets().add(query_secret);
+    let url = format!("https://127.0.0.1:{}/hooks/{path_secret}/approvals?key={query_secret}", host.port);
     let (st, v) = s.call("PUT", "/v1/tenants/acme/approval-settings", Some(&admin), Some(json!({"webhook_url": url}))).await;
     assert_eq!(st, 200, "{v}");
+    let (st, read) = s.get("/v1/tenants/acme/approval-settings", &auditor).await;
+    assert_eq!((st, read["webhook_url"].as_str()), (200, Some(format!("https://127.0.0.1:{}", host.port).as_str())), "{read}");
 
-    let (st, v) = s.post("/v1/presentations", &token, refund("250.00", "w1")).await;
+    let mut asked = refund("250.00", "w1");
+    asked["context"]["customer"] = json!("Jane Roe");
+    let (st, v) = s.post("/v1/presentations", &token, asked).await;
     assert_eq!(st, 202, "{v}");
     let id = v["approval"]["id"].as_str().unwrap();
     let mut waited = 0;
@@ -320,6 +347,13 @@ async fn the_webhook_is_signed_by_the_tenant_and_never_sent_where_egress_refuses
     let payload: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((payload["type"].as_str(), payload["approval"]["id"].as_str()), (Some("approval.requested"), Some(id)));
     assert_eq!(payload["approval"]["context"]["amount"], "250.00");
+    // A context key the tenant marks sensitive goes as a keyed hash, as in the trail.
+    let customer = payload["approval"]["context"]["customer"].as_str().unwrap();
+    assert!(customer.starts_with("hmac-sha256:"), "a sensitive context value in clear: {payload}");
+    assert!(!String::from_utf8_lossy(&body).contains("Jane Roe"));
+    // The approver still reads it whole through the authenticated route.
+    let (_, full) = s.get(&format!("/v1/tenants/acme/approvals/{id}"), &admin).await;
+    assert_eq!(full["context"]["customer"], "Jane Roe", "{full}");
     assert!(!String::from_utf8_lossy(&body).contains("sgl_"), "a token in the webhook");
     // The signature verifies against the key the tenant's DID document lists.
     let sig_header = headers.get("sigil-signature").expect("unsigned webhook");
@@ -338,6 +372,25 @@ async fn the_webhook_is_signed_by_the_tenant_and_never_sent_where_egress_refuses
     let mut tampered = signed.clone();
     tampered.push(b' ');
     assert!(vk.verify_strict(&tampered, &sig).is_err());
+
+    // A delivery that fails: reqwest's error quotes the URL, the log must not.
+    let dead = format!("https://127.0.0.1:{closed}/hooks/{path_secret}/approvals?key={query_secret}");
+    let (st, v) = s.call("PUT", "/v1/tenants/acme/approval-settings", Some(&admin), Some(json!({"webhook_url": dead}))).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.post("/v1/presentations", &token, refund("251.00", "w2")).await;
+    assert_eq!(st, 202, "{v}");
+    let mut waited = 0;
+    while !s.logs().contains("approval webhook not delivered") && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let logs = s.logs();
+    assert!(logs.contains("approval webhook not delivered"), "the failure was not logged");
+    assert!(!logs.contains(path_secret) && !logs.contains(query_secret), "the webhook URL's secret is in the logs");
+    let (_, trail) = s.get("/v1/tenants/acme/audit?limit=500", &auditor).await;
+    let trail = trail.to_string();
+    assert!(trail.contains("tenant.approval_settings_set"), "{trail}");
+    assert!(!trail.contains(path_secret) && !trail.contains(query_secret), "the webhook URL's secret is in the trail");
 }
 
 /// Under an `eddsa-rdfc-2022` tenant the delegation's approval rule and the approval

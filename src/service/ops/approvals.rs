@@ -18,6 +18,7 @@ use crate::service::kernel::approval::TTL_RANGE;
 pub use crate::service::kernel::approval::effective_status;
 use crate::service::kernel::journal::{Event, actor};
 use crate::service::kernel::mutation::{Attempt, Effects};
+use crate::service::kernel::webhook::url_host;
 use crate::service::model::records::{ApprovalRecord, ApprovalSettings, ApprovalStatus, TokenRecord, TokenRole, kind};
 use crate::service::{Caller, Role, ServiceError, Sigil};
 use crate::store::{Txn, keys};
@@ -235,7 +236,10 @@ impl Sigil {
             let (_, egress) = self.http.client();
             // Checked now for a clear answer (scheme, port, IP literal); names are checked
             // again at every delivery, when they resolve.
-            egress.check_url(url).map_err(|e| ServiceError::invalid(format!("webhook_url: {e}")))?;
+            // Quoting the host only: the answer must not echo a credential in the path.
+            egress
+                .check_url(url)
+                .map_err(|e| ServiceError::invalid(format!("webhook_url: {}", e.to_string().replace(url.as_str(), &url_host(url)))))?;
         }
         if settings.ttl_secs.is_some_and(|s| !TTL_RANGE.contains(&s)) {
             return Err(ServiceError::invalid(format!("ttl_secs must be between {} and {}", TTL_RANGE.start(), TTL_RANGE.end())));
@@ -251,16 +255,25 @@ impl Sigil {
             rec.approvals = Some(settings.clone()).filter(|s| *s != ApprovalSettings::default());
             let mut txn = Txn::new();
             txn.require_equals(k.clone(), blob).put(k, self.seal_record(&tk, t, kind::TENANT, t.as_str(), &rec)?);
-            let event =
-                Event::new("tenant.approval_settings_set", json!({"webhook_url": settings.webhook_url, "ttl_secs": settings.ttl_secs}));
+            // The URL may carry the receiver's credential (path, query): the trail names its
+            // host, and a keyed hash that shows whether it changed without revealing it.
+            let webhook = settings.webhook_url.as_deref().map(|u| {
+                json!({"host": url_host(u), "hash": format!("hmac-sha256:{}", hex::encode(self.keys.pepper.keyed_hash("webhook-url", u.as_bytes())))})
+            });
+            let event = Event::new("tenant.approval_settings_set", json!({"webhook": webhook, "ttl_secs": settings.ttl_secs}));
             Ok(Attempt::commit(txn, event, Effects::none(), settings.clone()))
         })
         .await
     }
 
-    /// The tenant's approval settings (admin or auditor).
+    /// The tenant's approval settings (admin or auditor). The webhook URL may embed the
+    /// receiver's credential: only the tenant's admins read it whole, others its host.
     pub async fn approval_settings(&self, caller: &Caller, tenant: &TenantId) -> Result<ApprovalSettings, ServiceError> {
         caller.require_tenant_read(tenant)?;
-        Ok(self.tenant_record(tenant).await?.approvals.unwrap_or_default())
+        let mut s = self.tenant_record(tenant).await?.approvals.unwrap_or_default();
+        if !matches!(caller, Caller::Tenant { role: Role::Admin, .. }) {
+            s.webhook_url = s.webhook_url.as_deref().map(url_host);
+        }
+        Ok(s)
     }
 }

@@ -424,14 +424,7 @@ impl Sigil {
         };
         drop(lock);
         // Context values the tenant marks sensitive are kept only as keyed hashes.
-        let sensitive = self.guardrail_settings(t).await?.sensitive_context_keys;
-        let mut audit_context = req.context.clone();
-        for (k, v) in audit_context.iter_mut() {
-            if sensitive.contains(k) {
-                let h = self.keys.pepper.keyed_hash("audit-context", v.to_string().as_bytes());
-                *v = Value::String(format!("hmac-sha256:{}", hex::encode(h)));
-            }
-        }
+        let audit_context = self.redact_sensitive_context(t, &req.context).await?;
         metrics::counter!("sigil_presentations_total", "outcome" => "granted", "reason" => "").increment(1);
         let event = Event::new(
             "presentation.granted",
