@@ -617,6 +617,108 @@ mod tests {
         Fixture { sigil: s, clock, agent, tenant: t.id, dir }
     }
 
+    /// The fixture's agent, its plain delegation replaced by one that needs approval above
+    /// 200 EUR.
+    async fn approval_fixture() -> Fixture {
+        let f = fixture(&["refunds:create"], "500.00").await;
+        let admin = testing::admin(&f.tenant);
+        let Caller::Agent { agent: agent_id, .. } = &f.agent else { unreachable!() };
+        let plain = f.sigil.wallet(&f.tenant, agent_id).await.unwrap().delegations[0].id.clone();
+        f.sigil.change_credential_status(&admin, &f.tenant, &plain, crate::service::credentials::StatusChange::Revoke).await.unwrap();
+        let authority = Authority::new(&["refunds:create".to_owned()], &["orders/*".to_owned()], Limits::default(), None)
+            .unwrap()
+            .with_approval(Some(crate::policy::ApprovalRule::new(&[], Some(("200.00", "EUR"))).unwrap()));
+        let new = NewDelegation {
+            principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
+            authority,
+            valid_from: None,
+            valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
+        };
+        f.sigil.issue_delegation(&admin, &f.tenant, agent_id, new).await.unwrap();
+        f
+    }
+
+    async fn ask(f: &Fixture, amount: &str) -> Result<Box<crate::service::model::records::ApprovalRecord>, ServiceError> {
+        match f.sigil.present_or_approval(&f.agent, request("refunds:create", "orders/1", amount, "c")).await? {
+            Outcome::Approval(a) => Ok(a),
+            Outcome::Presentation(_) => panic!("no approval asked for {amount}"),
+        }
+    }
+
+    /// An agent varying its context cannot open approval requests without bound: the
+    /// cap answers 429 `too_many_open_approvals`; a decision frees a place; expiry too.
+    #[tokio::test]
+    async fn approval_requests_open_per_agent_are_capped() {
+        use crate::service::kernel::approval::MAX_OPEN_PER_AGENT;
+        let f = approval_fixture().await;
+        let admin = testing::admin(&f.tenant);
+        let mut first = None;
+        for i in 0..MAX_OPEN_PER_AGENT {
+            let a = ask(&f, &format!("{}.00", 201 + i)).await.unwrap();
+            first.get_or_insert(a.id);
+        }
+        let over = ask(&f, "400.00").await.unwrap_err();
+        assert!(
+            matches!(&over, ServiceError::TooManyRequests { code: ErrorCode::TooManyOpenApprovals, .. }),
+            "the cap did not hold: {over:?}"
+        );
+        // The same request again is the same open approval, not a new one: not refused.
+        assert_eq!(ask(&f, "201.00").await.unwrap().id, *first.as_ref().unwrap());
+        f.sigil.decide_approval(&admin, &f.tenant, first.as_ref().unwrap(), crate::service::approvals::Decision::Deny).await.unwrap();
+        ask(&f, "400.00").await.expect("a decision did not free a place");
+        assert!(ask(&f, "401.00").await.is_err());
+        // Expired requests no longer count.
+        f.clock.set("2026-06-10T10:16:00Z".parse().unwrap());
+        ask(&f, "401.00").await.expect("expired requests still count");
+    }
+
+    /// Housekeeping deletes approval records (and their index and open entries) a week
+    /// after their expiry, through an audited commit; newer ones stay.
+    #[tokio::test]
+    async fn approval_records_are_purged_a_week_after_expiry() {
+        let f = approval_fixture().await;
+        let admin = testing::admin(&f.tenant);
+        let old = ask(&f, "250.00").await.unwrap();
+        let denied = ask(&f, "260.00").await.unwrap();
+        f.sigil.decide_approval(&admin, &f.tenant, &denied.id, crate::service::approvals::Decision::Deny).await.unwrap();
+        assert_eq!(f.sigil.purge_old_approvals().await.unwrap(), 0, "purged before their time");
+        f.clock.set("2026-06-17T10:15:00Z".parse().unwrap());
+        let recent = ask(&f, "270.00").await.unwrap();
+        assert_eq!(f.sigil.purge_old_approvals().await.unwrap(), 2);
+        let left: Vec<String> =
+            f.sigil.list_approvals(&admin, &f.tenant, None, Some(500)).await.unwrap().into_iter().map(|a| a.id).collect();
+        assert_eq!(left, vec![recent.id.clone()]);
+        for id in [&old.id, &denied.id] {
+            assert!(f.sigil.load_approval(&f.tenant, id).await.unwrap().is_none());
+        }
+        let index = f.sigil.approval_index_key(&f.tenant, &old.request_hash);
+        assert!(f.sigil.store.get(&index).await.unwrap().is_none(), "the purged approval's index entry remains");
+        // The same request is a new approval.
+        assert_ne!(ask(&f, "250.00").await.unwrap().id, old.id);
+        let open = f.sigil.store.scan(&crate::store::keys::approval_open_prefix(&f.tenant, None), None, 100).await.unwrap();
+        assert_eq!(open.len(), 2, "open entries of purged or expired requests remain");
+        let trail = f.sigil.audit_export(&admin, &f.tenant).await.unwrap();
+        assert!(trail.lines().any(|l| l.contains("approval.purged") && l.contains(&old.id)), "the purge is not in the trail");
+    }
+
+    /// A record decided while a listing reads the tenant's approvals is read again, not a
+    /// failure of the whole list.
+    #[tokio::test]
+    async fn an_approval_listing_survives_a_decision_in_the_middle() {
+        let f = approval_fixture().await;
+        let admin = testing::admin(&f.tenant);
+        let a = ask(&f, "250.00").await.unwrap();
+        let armed = crate::service::kernel::cache::pause::arm("approvals.list", f.tenant.as_str());
+        let (s, t, adm) = (f.sigil.clone(), f.tenant.clone(), admin.clone());
+        let listing = tokio::spawn(async move { s.list_approvals(&adm, &t, None, None).await });
+        armed.arrived.notified().await;
+        f.sigil.decide_approval(&admin, &f.tenant, &a.id, crate::service::approvals::Decision::Approve).await.unwrap();
+        armed.release.notify_one();
+        let listed = listing.await.unwrap().expect("a record changed mid-list failed the list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, crate::service::model::records::ApprovalStatus::Approved);
+    }
+
     /// A presentation that needs approval verifies only with the matching tenant-signed
     /// approval inside: the agent dropping it, or keeping it for another amount, and
     /// re-signing with its own key gets `approval_missing`.
