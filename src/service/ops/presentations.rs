@@ -107,6 +107,11 @@ const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// would hash like its neighbours (one approval for another request) and be signed as a
 /// different value than asked.
 pub(crate) fn unsafe_number(context: &Map<String, Value>) -> Option<String> {
+    unsafe_number_in("context", context)
+}
+
+/// [`unsafe_number`] for any JSON object, its paths starting at `root`.
+pub(crate) fn unsafe_number_in(root: &str, context: &Map<String, Value>) -> Option<String> {
     fn walk(v: &Value, path: &mut String) -> bool {
         match v {
             Value::Number(n) => {
@@ -140,8 +145,16 @@ pub(crate) fn unsafe_number(context: &Map<String, Value>) -> Option<String> {
             _ => false,
         }
     }
-    let mut path = String::from("context");
-    walk(&Value::Object(context.clone()), &mut path).then_some(path)
+    let mut path = root.to_owned();
+    context
+        .iter()
+        .any(|(k, v)| {
+            path.truncate(root.len());
+            path.push('.');
+            path.push_str(k);
+            walk(v, &mut path)
+        })
+        .then_some(path)
 }
 
 /// Validates the request and extracts amount and currency from `context`.
