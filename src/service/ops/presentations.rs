@@ -481,6 +481,7 @@ impl Sigil {
             }
             granted?;
             if let Some((approval_id, _, _)) = &approval_vc {
+                crate::service::kernel::cache::pause::point("presentations.approval_used", t.as_str()).await;
                 // Best effort: the approval is already spent by the grant's commit (whose
                 // entry names it), so failing here would spend it and return nothing.
                 let used = Event::new("approval.used", json!({"approval_id": approval_id, "vp_hash": vp_hash})).agent(agent.as_str());
@@ -712,6 +713,24 @@ mod tests {
         assert_eq!(open.len(), 2, "open entries of purged or expired requests remain");
         let trail = f.sigil.audit_export(&admin, &f.tenant).await.unwrap();
         assert!(trail.lines().any(|l| l.contains("approval.purged") && l.contains(&old.id)), "the purge is not in the trail");
+    }
+
+    /// The approval is spent by the grant's commit: failing to write the `approval.used`
+    /// entry after it (here: the tenant deleted meanwhile) must not withhold the
+    /// presentation the approval was spent on.
+    #[tokio::test]
+    async fn a_spent_approval_yields_its_presentation_even_if_the_used_entry_fails() {
+        let f = approval_fixture().await;
+        let admin = testing::admin(&f.tenant);
+        let a = ask(&f, "250.00").await.unwrap();
+        f.sigil.decide_approval(&admin, &f.tenant, &a.id, crate::service::approvals::Decision::Approve).await.unwrap();
+        let armed = crate::service::kernel::cache::pause::arm("presentations.approval_used", f.tenant.as_str());
+        let (s, agent) = (f.sigil.clone(), f.agent.clone());
+        let asked = tokio::spawn(async move { s.present(&agent, request("refunds:create", "orders/1", "250.00", "u1")).await });
+        armed.arrived.notified().await;
+        f.sigil.delete_tenant(&testing::operator(), &f.tenant).await.unwrap();
+        armed.release.notify_one();
+        asked.await.unwrap().expect("the approval was spent and no presentation returned");
     }
 
     /// A record decided while a listing reads the tenant's approvals is read again, not a
