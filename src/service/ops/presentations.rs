@@ -98,63 +98,11 @@ pub(crate) fn parse_action(action: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// Numbers beyond this magnitude are not all distinct as IEEE 754 doubles.
-const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-
-/// The path of the first number in `context` (at any depth) that RFC 8785, which prints
-/// numbers as IEEE 754 doubles, would not keep exactly: an integer beyond ±(2^53−1), or a
-/// number parsed as a double of that magnitude (every fraction is smaller). Such a number
-/// would hash like its neighbours (one approval for another request) and be signed as a
-/// different value than asked.
+/// The path of the first number in `context` RFC 8785 would not keep exactly
+/// ([`crate::vc::jcs::inexact_number`]): such a number would hash like its neighbours (one
+/// approval for another request) and be signed as a different value than asked.
 pub(crate) fn unsafe_number(context: &Map<String, Value>) -> Option<String> {
-    unsafe_number_in("context", context)
-}
-
-/// [`unsafe_number`] for any JSON object, its paths starting at `root`.
-pub(crate) fn unsafe_number_in(root: &str, context: &Map<String, Value>) -> Option<String> {
-    fn walk(v: &Value, path: &mut String) -> bool {
-        match v {
-            Value::Number(n) => {
-                let ok = match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                    (Some(u), _, _) => u <= MAX_SAFE_INTEGER,
-                    (_, Some(i), _) => i.unsigned_abs() <= MAX_SAFE_INTEGER,
-                    (_, _, Some(f)) => f.is_finite() && f.abs() <= MAX_SAFE_INTEGER as f64,
-                    _ => false,
-                };
-                !ok
-            }
-            Value::Array(a) => a.iter().enumerate().any(|(i, v)| {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                let found = walk(v, path);
-                if !found {
-                    path.truncate(len);
-                }
-                found
-            }),
-            Value::Object(m) => m.iter().any(|(k, v)| {
-                let len = path.len();
-                path.push('.');
-                path.push_str(k);
-                let found = walk(v, path);
-                if !found {
-                    path.truncate(len);
-                }
-                found
-            }),
-            _ => false,
-        }
-    }
-    let mut path = root.to_owned();
-    context
-        .iter()
-        .any(|(k, v)| {
-            path.truncate(root.len());
-            path.push('.');
-            path.push_str(k);
-            walk(v, &mut path)
-        })
-        .then_some(path)
+    crate::vc::jcs::inexact_number("context", context)
 }
 
 /// Validates the request and extracts amount and currency from `context`.
