@@ -141,6 +141,8 @@ codes! {
     RateLimited => "rate_limited",
     /// Too many failed authentications from this address.
     TooManyAuthFailures => "too_many_auth_failures",
+    /// The agent has as many approval requests open (pending, unexpired) as allowed.
+    TooManyOpenApprovals => "too_many_open_approvals",
     // 5xx: ours, opaque.
     /// Storage is unavailable (503).
     Unavailable => "unavailable",

@@ -523,6 +523,11 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application,
             if let Err(e) = housekeeping.purge_expired_challenges(housekeeping.now()).await {
                 tracing::warn!(error = %e, "purging expired challenges failed");
             }
+            match housekeeping.purge_old_approvals().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "old approval records purged"),
+                Err(e) => tracing::warn!(error = %e, "purging old approval records failed"),
+            }
             if let Err(e) = housekeeping.purge_auth_counters().await {
                 tracing::warn!(error = %e, "purging authentication-failure counts failed");
             }

@@ -92,8 +92,8 @@ pub struct CreateTokenRequest {
     #[schema(minimum = 60, maximum = 31536000)]
     pub expires_in: Option<u64>,
     /// Approver tokens only: the principal identifiers whose delegations it may decide
-    /// approvals under (1–64; absent: every principal of the tenant).
-    #[schema(max_items = 64)]
+    /// approvals under (1–64; absent: every principal of the tenant; `[]` is refused).
+    #[schema(min_items = 1, max_items = 64)]
     pub principals: Option<Vec<String>>,
 }
 

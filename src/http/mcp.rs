@@ -220,6 +220,9 @@ fn next_step(code: ErrorCode) -> &'static str {
         }
         C::ApprovalDenied => "A human denied this request; do not retry it, tell your principal.",
         C::ApprovalExpired | C::ApprovalDecided => "Call request_approval again for a new approval.",
+        C::TooManyOpenApprovals => {
+            "You have too many approval requests waiting; wait for the humans to decide (approval_status) before asking for new ones."
+        }
         C::InvalidRequest => "Fix the arguments as the detail says (the tool's input schema lists the rules) and call again.",
         C::TooManyAuthFailures | C::RateLimited => "Too many requests; wait before calling again.",
         C::NotAuthorized | C::NotAuthenticated => "This token may not do this; the tool needs an agent token of the tenant.",

@@ -86,7 +86,7 @@ fn add_defaults(op: &mut Operation, has_body: bool, path: &str) {
         add("401", "Missing or invalid token (`not_authenticated`)");
         add("403", "Token may not do this (`not_authorized`, `read_only`)");
         add("404", "Not found, or not visible to this token (`tenant_not_found`, `agent_not_found`, …)");
-        add("429", "Throttled (`too_many_auth_failures`, `rate_limited`); see Retry-After");
+        add("429", "Throttled (`too_many_auth_failures`, `rate_limited`, `too_many_open_approvals`); see Retry-After");
     }
     if path.contains('{') {
         add("404", "Not found (`tenant_not_found`, `agent_not_found`, `credential_not_found`, `status_list_not_found`, …)");

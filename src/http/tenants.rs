@@ -67,7 +67,8 @@ pub async fn create_token(
     let expires_in = body.0.expires_in;
     let (id, token, expires) = match (role, body.0.principals) {
         (TenantTokenRole::Approver, principals) => {
-            let c = sigil.create_approver_token(&auth.0, &tenant, principals.unwrap_or_default(), expires_in).await?;
+            // Absent: every principal; `[]` is refused by the service (never "every").
+            let c = sigil.create_approver_token(&auth.0, &tenant, principals, expires_in).await?;
             (c.id, c.token, c.expires)
         }
         (_, Some(_)) => return Err(ApiError::bad_request("principals is only for approver tokens")),

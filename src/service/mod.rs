@@ -103,6 +103,8 @@ pub struct Sigil {
     /// Per-tenant issuance (status-list allocation) locks; see [`kernel::locks::Issuing`].
     pub(crate) issuance_locks: kernel::locks::KeyedLocks,
     pub(crate) guardrails: kernel::guards::Guardrails,
+    /// The bound on approval webhook deliveries in flight.
+    pub(crate) webhook_slots: kernel::webhook::WebhookSlots,
     pub(crate) challenge_lease: ops::verification::ChallengeLease,
     /// [`Settings::verify_trust`], built once.
     pub(crate) verify_trust: crate::vc::trust::TrustPolicy,
@@ -134,6 +136,7 @@ impl Sigil {
             budget_locks: kernel::locks::KeyedLocks::default(),
             issuance_locks: kernel::locks::KeyedLocks::default(),
             guardrails: guard,
+            webhook_slots: kernel::webhook::WebhookSlots::default(),
             challenge_lease: ops::verification::ChallengeLease::default(),
         })
     }

@@ -314,6 +314,21 @@ pub fn approval(tenant: impl AsRef<str>, id: &str) -> Vec<u8> {
     format!("t/{}/ap/{id}", tenant.as_ref()).into_bytes()
 }
 
+/// One open (pending) approval request of an agent → its expiry (unix seconds, 8 bytes
+/// big-endian): counted against the per-agent cap, removed when it is decided or (by
+/// housekeeping) once expired.
+pub fn approval_open(tenant: impl AsRef<str>, agent: &str, id: &str) -> Vec<u8> {
+    format!("t/{}/apo/{agent}/{id}", tenant.as_ref()).into_bytes()
+}
+
+/// The prefix of an agent's open approval requests (`None`: every agent's).
+pub fn approval_open_prefix(tenant: impl AsRef<str>, agent: Option<&str>) -> Vec<u8> {
+    match agent {
+        Some(a) => format!("t/{}/apo/{a}/", tenant.as_ref()).into_bytes(),
+        None => format!("t/{}/apo/", tenant.as_ref()).into_bytes(),
+    }
+}
+
 /// The latest approval for one request: a keyed hash of the request hash → the approval
 /// id in clear (the key never shows what was asked).
 pub fn approval_index(tenant: impl AsRef<str>, keyed_hash_hex: &str) -> Vec<u8> {

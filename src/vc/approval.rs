@@ -18,13 +18,19 @@ pub const APPROVAL_TYPE: &str = "SigilApprovalCredential";
 
 /// SHA-256 (hex) of what an approval covers: holder, delegation credential `id`, action,
 /// resource and context, in their RFC 8785 form. The same value on both sides: the service
-/// computes it from the request, a verifier from the presentation.
-pub fn request_hash(holder: &str, delegation_id: &str, action: &str, resource: Option<&str>, context: &Map<String, Value>) -> String {
+/// computes it from the request, a verifier from the presentation. A request that has no
+/// RFC 8785 form is an error, never a hash: a fallback value would be the same for every
+/// such request, and one approval would then cover them all.
+pub fn request_hash(
+    holder: &str,
+    delegation_id: &str,
+    action: &str,
+    resource: Option<&str>,
+    context: &Map<String, Value>,
+) -> Result<String, super::jcs::JcsError> {
     let doc = json!({"holder": holder, "delegation": delegation_id, "action": action, "resource": resource, "context": context});
-    // Canonicalization of plain strings and a context that already passed the request's
-    // checks cannot fail; should it, an empty input gives a hash no approval carries.
-    let bytes = super::jcs::canonicalize(&doc).unwrap_or_default();
-    hex::encode(Sha256::digest(&bytes))
+    let bytes = super::jcs::canonicalize(&doc)?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
 /// What an approval says, as a verifier reports it.
@@ -115,6 +121,10 @@ pub fn matching<'a>(claims: &'a [ApprovalClaim], issuer: &str, holder: &str, del
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request_hash(h: &str, d: &str, a: &str, r: Option<&str>, c: &Map<String, Value>) -> String {
+        super::request_hash(h, d, a, r, c).unwrap()
+    }
 
     #[test]
     fn the_hash_covers_the_request_and_nothing_else() {

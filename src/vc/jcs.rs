@@ -44,6 +44,60 @@ pub fn canonicalize_object(map: &Map<String, Value>, skip: Option<&str>) -> Resu
 /// Integers of at most 2^53 in magnitude print the same as ECMAScript numbers.
 const SAFE_INTEGER: u64 = 1 << 53;
 
+/// The largest integer magnitude below which every integer is a distinct IEEE 754 double.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// The path (from `root`) of the first number in `object`, at any depth, that RFC 8785,
+/// which prints numbers as IEEE 754 doubles, would not keep exactly: an integer beyond
+/// ±(2^53−1), or a number parsed as a double of that magnitude (every fraction is smaller).
+/// Inputs that are signed or hashed in canonical form refuse such numbers: two of them can
+/// canonicalize alike, and the canonical form carries another value than the document.
+pub fn inexact_number(root: &str, object: &Map<String, Value>) -> Option<String> {
+    fn walk(v: &Value, path: &mut String) -> bool {
+        match v {
+            Value::Number(n) => {
+                let ok = match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                    (Some(u), _, _) => u <= MAX_SAFE_INTEGER,
+                    (_, Some(i), _) => i.unsigned_abs() <= MAX_SAFE_INTEGER,
+                    (_, _, Some(f)) => f.is_finite() && f.abs() <= MAX_SAFE_INTEGER as f64,
+                    _ => false,
+                };
+                !ok
+            }
+            Value::Array(a) => a.iter().enumerate().any(|(i, v)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(v, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(m) => m.iter().any(|(k, v)| {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                let found = walk(v, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = root.to_owned();
+    object
+        .iter()
+        .any(|(k, v)| {
+            path.truncate(root.len());
+            path.push('.');
+            path.push_str(k);
+            walk(v, &mut path)
+        })
+        .then_some(path)
+}
+
 fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), JcsError> {
     match v {
         Value::Null => out.extend_from_slice(b"null"),

@@ -446,7 +446,10 @@ fn check_approval(
     if !authority.approval.as_ref().is_some_and(|rule| rule.requires(&req)) {
         return None;
     }
-    let hash = super::approval::request_hash(holder, delegation_id, name, resource, context);
+    let Ok(hash) = super::approval::request_hash(holder, delegation_id, name, resource, context) else {
+        r.push(Check::fail("approval", "approval_missing", "the presented request has no RFC 8785 form, so no approval can match it"));
+        return None;
+    };
     match super::approval::matching(approvals, issuer, holder, delegation_id, &hash) {
         Some(a) => {
             r.push(Check::pass(

@@ -123,7 +123,9 @@ async fn an_approved_request_is_presented_once_carrying_the_tenant_signed_approv
     assert_ne!(v["approval"]["id"].as_str(), Some(id.as_str()));
     let (st, e) =
         s.post(&format!("/v1/approvals/{id}/presentation"), &token, json!({"challenge": "c5", "domain": "payments.example"})).await;
-    assert_eq!(st, 202, "a used approval yields a presentation again: {e}");
+    assert_eq!((st, e["code"].as_str()), (409, Some("approval_decided")), "a used approval opened a new request: {e}");
+    let (_, pending) = s.get("/v1/tenants/acme/approvals?status=pending", &approver).await;
+    assert_eq!(pending["items"].as_array().map(Vec::len), Some(1), "only c4's request is open: {pending}");
 
     // Another request (another amount) is not covered by an approval of the first.
     let (st, other) = s.post("/v1/presentations", &token, refund("260.00", "c6")).await;
@@ -293,20 +295,47 @@ impl WebhookHost {
 #[tokio::test]
 async fn the_webhook_is_signed_by_the_tenant_and_never_sent_where_egress_refuses() {
     let host = WebhookHost::start();
-    let args = vec!["--resolver-allow".into(), format!("127.0.0.1:{}", host.port), "--resolver-ca".into(), host.ca.display().to_string()];
+    // A port nothing listens on (allowed too): a delivery there fails with reqwest's error,
+    // whose text quotes the URL.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let args = vec![
+        "--resolver-allow".into(),
+        format!("127.0.0.1:{}", host.port),
+        "--resolver-allow".into(),
+        format!("127.0.0.1:{closed}"),
+        "--resolver-ca".into(),
+        host.ca.display().to_string(),
+    ];
     let s = Server::start_with(crate::helpers::Opts { args, ..Default::default() }).await;
     let (admin, _, token) = setup(&s, "acme", "alice").await;
+    let (st, g) = s.call("PUT", "/v1/tenants/acme/guardrails", Some(&admin),
+        Some(json!({"rate_per_second": 100, "burst": 100, "denial_threshold": 0, "denial_window_secs": 300, "sensitive_context_keys": ["customer"]}))).await;
+    assert_eq!(st, 200, "{g}");
+    let auditor = {
+        let (st, v) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "auditor"})).await;
+        assert_eq!(st, 201, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    };
 
     // Loopback (or any address class the policy refuses) is not a destination.
     for url in ["https://127.0.0.1/hook", "https://localhost:9/hook", "http://example.com/hook", "https://169.254.169.254/latest"] {
         let (st, e) = s.call("PUT", "/v1/tenants/acme/approval-settings", Some(&admin), Some(json!({"webhook_url": url}))).await;
         assert_eq!((st, e["code"].as_str()), (400, Some("invalid_request")), "{url}: {e}");
     }
-    let url = format!("https://127.0.0.1:{}/hooks/approvals", host.port);
+    // Hook URLs carry their receiver's credential in the path or query: it never reaches
+    // the logs (the harness scans them for registered secrets) or the trail.
+    let (path_secret, query_secret) = ("hookpathsecret0123456789", "hookquerysecret0123456789");
+    s.secrets().add(path_secret);
+    s.secrets().add(query_secret);
+    let url = format!("https://127.0.0.1:{}/hooks/{path_secret}/approvals?key={query_secret}", host.port);
     let (st, v) = s.call("PUT", "/v1/tenants/acme/approval-settings", Some(&admin), Some(json!({"webhook_url": url}))).await;
     assert_eq!(st, 200, "{v}");
+    let (st, read) = s.get("/v1/tenants/acme/approval-settings", &auditor).await;
+    assert_eq!((st, read["webhook_url"].as_str()), (200, Some(format!("https://127.0.0.1:{}", host.port).as_str())), "{read}");
 
-    let (st, v) = s.post("/v1/presentations", &token, refund("250.00", "w1")).await;
+    let mut asked = refund("250.00", "w1");
+    asked["context"]["customer"] = json!("Jane Roe");
+    let (st, v) = s.post("/v1/presentations", &token, asked).await;
     assert_eq!(st, 202, "{v}");
     let id = v["approval"]["id"].as_str().unwrap();
     let mut waited = 0;
@@ -318,6 +347,13 @@ async fn the_webhook_is_signed_by_the_tenant_and_never_sent_where_egress_refuses
     let payload: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((payload["type"].as_str(), payload["approval"]["id"].as_str()), (Some("approval.requested"), Some(id)));
     assert_eq!(payload["approval"]["context"]["amount"], "250.00");
+    // A context key the tenant marks sensitive goes as a keyed hash, as in the trail.
+    let customer = payload["approval"]["context"]["customer"].as_str().unwrap();
+    assert!(customer.starts_with("hmac-sha256:"), "a sensitive context value in clear: {payload}");
+    assert!(!String::from_utf8_lossy(&body).contains("Jane Roe"));
+    // The approver still reads it whole through the authenticated route.
+    let (_, full) = s.get(&format!("/v1/tenants/acme/approvals/{id}"), &admin).await;
+    assert_eq!(full["context"]["customer"], "Jane Roe", "{full}");
     assert!(!String::from_utf8_lossy(&body).contains("sgl_"), "a token in the webhook");
     // The signature verifies against the key the tenant's DID document lists.
     let sig_header = headers.get("sigil-signature").expect("unsigned webhook");
@@ -336,6 +372,25 @@ async fn the_webhook_is_signed_by_the_tenant_and_never_sent_where_egress_refuses
     let mut tampered = signed.clone();
     tampered.push(b' ');
     assert!(vk.verify_strict(&tampered, &sig).is_err());
+
+    // A delivery that fails: reqwest's error quotes the URL, the log must not.
+    let dead = format!("https://127.0.0.1:{closed}/hooks/{path_secret}/approvals?key={query_secret}");
+    let (st, v) = s.call("PUT", "/v1/tenants/acme/approval-settings", Some(&admin), Some(json!({"webhook_url": dead}))).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.post("/v1/presentations", &token, refund("251.00", "w2")).await;
+    assert_eq!(st, 202, "{v}");
+    let mut waited = 0;
+    while !s.logs().contains("approval webhook not delivered") && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let logs = s.logs();
+    assert!(logs.contains("approval webhook not delivered"), "the failure was not logged");
+    assert!(!logs.contains(path_secret) && !logs.contains(query_secret), "the webhook URL's secret is in the logs");
+    let (_, trail) = s.get("/v1/tenants/acme/audit?limit=500", &auditor).await;
+    let trail = trail.to_string();
+    assert!(trail.contains("tenant.approval_settings_set"), "{trail}");
+    assert!(!trail.contains(path_secret) && !trail.contains(query_secret), "the webhook URL's secret is in the trail");
 }
 
 /// Under an `eddsa-rdfc-2022` tenant the delegation's approval rule and the approval
@@ -405,4 +460,38 @@ async fn a_webhook_name_resolving_to_loopback_is_never_delivered() {
     assert!(refused, "no refused delivery counted: {}", s.metrics().await);
     assert!(!s.metrics().await.contains("outcome=\"delivered\""));
     assert!(s.logs().contains("approval webhook refused by the egress policy"), "not logged");
+}
+
+/// `principals: []` is refused (it must never read as "every principal"); absent means
+/// every principal.
+#[tokio::test]
+async fn an_approver_token_with_an_empty_principal_list_is_refused() {
+    let s = Server::start().await;
+    let admin = s.tenant("acme").await;
+    let (st, e) = s.post("/v1/tenants/acme/tokens", &admin, json!({"role": "approver", "principals": []})).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("invalid_request")), "an empty scope fails open: {e}");
+    assert!(e["detail"].as_str().unwrap().contains("1–64"), "{e}");
+    let (_, tokens) = s.get("/v1/tenants/acme/tokens", &admin).await;
+    assert!(!tokens["items"].as_array().unwrap().iter().any(|t| t["role"] == "approver"), "{tokens}");
+    approver(&s, "acme", &admin, None).await;
+}
+
+/// A context number RFC 8785 would round (beyond ±(2^53−1)) is refused: otherwise
+/// `order_id` …993 and …992 hash alike and one approval covers the other.
+#[tokio::test]
+async fn a_context_number_beyond_2_pow_53_is_refused_before_any_approval() {
+    let s = Server::start().await;
+    let (admin, _, token) = setup(&s, "acme", "alice").await;
+    let mut asked = refund("250.00", "n1");
+    asked["context"]["order_id"] = serde_json::from_str("9007199254740993").unwrap();
+    let (st, e) = s.post("/v1/presentations", &token, asked).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("invalid_request")), "{e}");
+    assert!(e["detail"].as_str().unwrap().contains("context.order_id"), "{e}");
+    let (_, list) = s.get("/v1/tenants/acme/approvals", &admin).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    // Within the safe range it is an ordinary request.
+    let mut asked = refund("250.00", "n2");
+    asked["context"]["order_id"] = json!(9007199254740991_u64);
+    let (st, v) = s.post("/v1/presentations", &token, asked).await;
+    assert_eq!(st, 202, "{v}");
 }

@@ -260,6 +260,12 @@ async fn vc_api_issue_and_verify() {
     assert_eq!(st, 400);
     let (st, _) = s.post("/tenants/acme/vc-api/credentials/issue", &admin, json!({"credential": "nope"})).await;
     assert_eq!(st, 400);
+    // A number RFC 8785 would round: the proof would cover another value than the document.
+    let mut big = cred.clone();
+    big["credentialSubject"]["studentNumber"] = serde_json::from_str("9007199254740993").unwrap();
+    let (st, e) = s.post("/tenants/acme/vc-api/credentials/issue", &admin, json!({"credential": big})).await;
+    assert_eq!(st, 400, "{e}");
+    assert!(e.to_string().contains("credential.credentialSubject.studentNumber"), "{e}");
     let (st, _) = s.post("/tenants/acme/vc-api/credentials/issue", &admin, json!({"credential": cred, "options": {"x": 1}})).await;
     assert_eq!(st, 400);
     let (st, _) = s.call("POST", "/tenants/acme/vc-api/credentials/verify", None, Some(json!({"nothing": 1}))).await;

@@ -25,6 +25,12 @@ use crate::store::{Txn, keys};
 pub const DEFAULT_TTL_SECS: u64 = 900;
 /// The shortest and longest lifetime a tenant may configure.
 pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
+/// Open (pending, unexpired) approval requests one agent may have at once: an agent
+/// varying its context cannot flood the store, the approvers' list or the webhook.
+pub const MAX_OPEN_PER_AGENT: usize = 100;
+/// How long a decided, used or expired approval record is kept after its expiry before
+/// housekeeping deletes it (the trail keeps its history).
+pub const RETENTION_SECS: i64 = 7 * 86_400;
 
 /// An approval record as read, with its stored bytes (for the compare-and-set).
 #[derive(Debug, Clone)]
@@ -76,7 +82,7 @@ pub fn effective_status(rec: &ApprovalRecord, now: Timestamp) -> &'static str {
 impl Sigil {
     /// The index key of the latest approval for `request_hash`: keyed, so the store's key
     /// space does not reveal (or let anyone test) what was asked.
-    fn approval_index_key(&self, tenant: &TenantId, request_hash: &str) -> Vec<u8> {
+    pub(crate) fn approval_index_key(&self, tenant: &TenantId, request_hash: &str) -> Vec<u8> {
         keys::approval_index(tenant, &hex::encode(self.keys.pepper.keyed_hash("approval-request", request_hash.as_bytes())))
     }
 
@@ -141,7 +147,9 @@ impl Sigil {
             vc: None,
         };
         let index = self.approval_index_key(t, asked.request_hash);
-        let (rec_ref, index_ref) = (&rec, &index);
+        let open_prefix = keys::approval_open_prefix(t, Some(asked.agent.as_str()));
+        let open_key = keys::approval_open(t, asked.agent.as_str(), &rec.id);
+        let (rec_ref, index_ref, open_prefix, open_key) = (&rec, &index, &open_prefix, &open_key);
         let replaced = &latest_id(&self.store.get(&index).await?);
         let made = self
             .mutate(t, &actor(caller), || async move {
@@ -153,6 +161,21 @@ impl Sigil {
                 if latest_id(&current) != *replaced {
                     return Ok(Attempt::Done(false));
                 }
+                // The cap on open requests: entries whose expiry passed do not count (they
+                // wait for housekeeping). Two requests at once may both pass it by one: the
+                // bound is on flooding, not an exact count.
+                let open = self.store.scan(open_prefix, None, MAX_OPEN_PER_AGENT * 4).await?;
+                let now_s = now.as_second();
+                let live =
+                    open.iter().filter(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).map(i64::from_be_bytes).unwrap_or(0) > now_s).count();
+                if live >= MAX_OPEN_PER_AGENT {
+                    return Err(ServiceError::TooManyRequests {
+                        code: ErrorCode::TooManyOpenApprovals,
+                        detail: format!(
+                            "the agent has {MAX_OPEN_PER_AGENT} approval requests open (pending, unexpired): wait for decisions or expiry"
+                        ),
+                    });
+                }
                 let mut txn = Txn::new();
                 match current {
                     Some(b) => txn.require_equals(index_ref.clone(), b),
@@ -160,7 +183,8 @@ impl Sigil {
                 };
                 txn.require_absent(key.clone())
                     .put(key, self.seal_record(&tk, t, kind::APPROVAL, &rec_ref.id, rec_ref)?)
-                    .put(index_ref.clone(), rec_ref.id.clone().into_bytes());
+                    .put(index_ref.clone(), rec_ref.id.clone().into_bytes())
+                    .put(open_key.clone(), rec_ref.expires.as_second().to_be_bytes().to_vec());
                 let event = Event::new(
                     "approval.requested",
                     json!({"approval_id": rec_ref.id, "action": rec_ref.action, "resource": rec_ref.resource,

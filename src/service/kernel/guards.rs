@@ -324,6 +324,26 @@ impl Sigil {
         Ok(self.guards(tenant).await?.settings.clone())
     }
 
+    /// `context` with the values of the keys the tenant marks sensitive
+    /// (`sensitive_context_keys`) replaced by keyed hashes (`hmac-sha256:…`): what the
+    /// trail and the approval webhook carry. Equal values hash alike, so a reader can
+    /// still match them, but never learn them.
+    pub(crate) async fn redact_sensitive_context(
+        &self,
+        tenant: &TenantId,
+        context: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, ServiceError> {
+        let sensitive = self.guardrail_settings(tenant).await?.sensitive_context_keys;
+        let mut out = context.clone();
+        for (k, v) in out.iter_mut() {
+            if sensitive.contains(k) {
+                let h = self.keys.pepper.keyed_hash("audit-context", v.to_string().as_bytes());
+                *v = serde_json::Value::String(format!("hmac-sha256:{}", hex::encode(h)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Refuses a request over the agent's rate limit.
     pub(crate) async fn check_rate(&self, tenant: &TenantId, agent: &AgentId) -> Result<(), ServiceError> {
         let g = self.guards(tenant).await?;

@@ -98,6 +98,13 @@ pub(crate) fn parse_action(action: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// The path of the first number in `context` RFC 8785 would not keep exactly
+/// ([`crate::vc::jcs::inexact_number`]): such a number would hash like its neighbours (one
+/// approval for another request) and be signed as a different value than asked.
+pub(crate) fn unsafe_number(context: &Map<String, Value>) -> Option<String> {
+    crate::vc::jcs::inexact_number("context", context)
+}
+
 /// Validates the request and extracts amount and currency from `context`.
 fn parse_request(req: &PresentationRequest) -> Result<(Option<Decimal>, Option<&str>), ServiceError> {
     parse_action(&req.action)?;
@@ -111,6 +118,12 @@ fn parse_request(req: &PresentationRequest) -> Result<(Option<Decimal>, Option<&
     printable("domain", &req.domain, 256)?;
     if req.context.len() > 32 || serde_json::to_vec(&req.context).map(|v| v.len()).unwrap_or(usize::MAX) > 4096 {
         return Err(bad("context must have at most 32 keys and 4 KiB"));
+    }
+    if let Some(path) = unsafe_number(&req.context) {
+        return Err(bad(format!(
+            "{path}: numbers in context must lie within ±(2^53−1) (RFC 8785 would round a larger one, so two requests \
+             would hash alike and the signed presentation would carry another number): send it as a string"
+        )));
     }
     let amount = match req.context.get("amount") {
         None => None,
@@ -165,6 +178,11 @@ impl Sigil {
             Some(a) if a.rec.agent == agent.as_str() => a.rec,
             _ => return Err(ServiceError::not_found(ErrorCode::ApprovalNotFound, "no such approval")),
         };
+        // Spent: this route collects that approval's presentation, and it was collected.
+        // Going on would open (and announce) a new approval request in its name.
+        if rec.status == crate::service::model::records::ApprovalStatus::Used {
+            return Err(ServiceError::conflict(ErrorCode::ApprovalDecided, format!("approval {id} was already used")));
+        }
         let req =
             PresentationRequest { action: rec.action, resource: rec.resource, context: rec.context, challenge, domain, format, expires_in };
         self.present_or_approval(caller, req).await
@@ -233,7 +251,9 @@ impl Sigil {
                 return Err(bad("an action that needs approval is presented as ldp_vp (the approval travels inside it)"));
             }
             let delegation_urn = delegation.vc.get("id").and_then(Value::as_str).unwrap_or_default();
-            let hash = crate::vc::approval::request_hash(&wallet.did, delegation_urn, &req.action, req.resource.as_deref(), &req.context);
+            // Never a fallback hash: one shared value would let one approval cover them all.
+            let hash = crate::vc::approval::request_hash(&wallet.did, delegation_urn, &req.action, req.resource.as_deref(), &req.context)
+                .map_err(|_| bad("context has no RFC 8785 (JSON canonicalization) form"))?;
             let principal = delegation.vc.pointer("/credentialSubject/principal/identifier").and_then(Value::as_str).unwrap_or_default();
             let asked = crate::service::kernel::approval::Asked {
                 agent,
@@ -365,14 +385,7 @@ impl Sigil {
         };
         drop(lock);
         // Context values the tenant marks sensitive are kept only as keyed hashes.
-        let sensitive = self.guardrail_settings(t).await?.sensitive_context_keys;
-        let mut audit_context = req.context.clone();
-        for (k, v) in audit_context.iter_mut() {
-            if sensitive.contains(k) {
-                let h = self.keys.pepper.keyed_hash("audit-context", v.to_string().as_bytes());
-                *v = Value::String(format!("hmac-sha256:{}", hex::encode(h)));
-            }
-        }
+        let audit_context = self.redact_sensitive_context(t, &req.context).await?;
         metrics::counter!("sigil_presentations_total", "outcome" => "granted", "reason" => "").increment(1);
         let event = Event::new(
             "presentation.granted",
@@ -416,8 +429,13 @@ impl Sigil {
             }
             granted?;
             if let Some((approval_id, _, _)) = &approval_vc {
+                crate::service::kernel::cache::pause::point("presentations.approval_used", t.as_str()).await;
+                // Best effort: the approval is already spent by the grant's commit (whose
+                // entry names it), so failing here would spend it and return nothing.
                 let used = Event::new("approval.used", json!({"approval_id": approval_id, "vp_hash": vp_hash})).agent(agent.as_str());
-                self.record(t, actor(caller), used).await?;
+                if let Err(e) = self.record(t, actor(caller), used).await {
+                    tracing::warn!(tenant = %t, approval = %approval_id, error = %e, "approval.used not recorded (the grant's entry names the approval)");
+                }
             }
         }
         Ok(Outcome::Presentation(Presentation { json, format: req.format, credential_ids, expires_at }))
@@ -484,6 +502,32 @@ impl Sigil {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn approval_context_numbers_beyond_2_pow_53_are_refused_at_any_depth() {
+        let ctx = |v: serde_json::Value| -> serde_json::Map<String, serde_json::Value> { serde_json::from_value(v).unwrap() };
+        for ok in [
+            serde_json::json!({"n": 9007199254740991_u64, "m": -9007199254740991_i64, "f": 0.5, "s": "9007199254740993"}),
+            serde_json::json!({"deep": [{"n": 1}], "z": 0}),
+        ] {
+            assert_eq!(super::unsafe_number(&ctx(ok.clone())), None, "{ok}");
+        }
+        for (bad, path) in [
+            (r#"{"order_id": 9007199254740993}"#, "context.order_id"),
+            (r#"{"order_id": 9007199254740992}"#, "context.order_id"),
+            (r#"{"n": -9007199254740993}"#, "context.n"),
+            (r#"{"a": {"b": [1, 18446744073709551615]}}"#, "context.a.b[1]"),
+            (r#"{"big": 123456789012345678901234567890}"#, "context.big"),
+            (r#"{"e": 1e300}"#, "context.e"),
+        ] {
+            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(bad).unwrap();
+            assert_eq!(super::unsafe_number(&m).as_deref(), Some(path), "{bad}");
+        }
+        // Why: these two hash alike under RFC 8785 unless refused.
+        let (a, b): (serde_json::Value, serde_json::Value) =
+            (serde_json::from_str("9007199254740993").unwrap(), serde_json::from_str("9007199254740992").unwrap());
+        assert_eq!(crate::vc::jcs::canonicalize(&a).unwrap(), crate::vc::jcs::canonicalize(&b).unwrap());
+    }
+
     use super::*;
     use crate::ids::TenantId;
     use crate::policy::Authority;
@@ -533,6 +577,126 @@ mod tests {
         s.set_guardrails(&admin, &t.id, relaxed()).await.unwrap();
         let agent = Caller::Agent { tenant: t.id.clone(), agent: a.id, token: TokenId::random() };
         Fixture { sigil: s, clock, agent, tenant: t.id, dir }
+    }
+
+    /// The fixture's agent, its plain delegation replaced by one that needs approval above
+    /// 200 EUR.
+    async fn approval_fixture() -> Fixture {
+        let f = fixture(&["refunds:create"], "500.00").await;
+        let admin = testing::admin(&f.tenant);
+        let Caller::Agent { agent: agent_id, .. } = &f.agent else { unreachable!() };
+        let plain = f.sigil.wallet(&f.tenant, agent_id).await.unwrap().delegations[0].id.clone();
+        f.sigil.change_credential_status(&admin, &f.tenant, &plain, crate::service::credentials::StatusChange::Revoke).await.unwrap();
+        let authority = Authority::new(&["refunds:create".to_owned()], &["orders/*".to_owned()], Limits::default(), None)
+            .unwrap()
+            .with_approval(Some(crate::policy::ApprovalRule::new(&[], Some(("200.00", "EUR"))).unwrap()));
+        let new = NewDelegation {
+            principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
+            authority,
+            valid_from: None,
+            valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
+        };
+        f.sigil.issue_delegation(&admin, &f.tenant, agent_id, new).await.unwrap();
+        f
+    }
+
+    async fn ask(f: &Fixture, amount: &str) -> Result<Box<crate::service::model::records::ApprovalRecord>, ServiceError> {
+        match f.sigil.present_or_approval(&f.agent, request("refunds:create", "orders/1", amount, "c")).await? {
+            Outcome::Approval(a) => Ok(a),
+            Outcome::Presentation(_) => panic!("no approval asked for {amount}"),
+        }
+    }
+
+    /// An agent varying its context cannot open approval requests without bound: the
+    /// cap answers 429 `too_many_open_approvals`; a decision frees a place; expiry too.
+    #[tokio::test]
+    async fn approval_requests_open_per_agent_are_capped() {
+        use crate::service::kernel::approval::MAX_OPEN_PER_AGENT;
+        let f = approval_fixture().await;
+        let admin = testing::admin(&f.tenant);
+        let mut first = None;
+        for i in 0..MAX_OPEN_PER_AGENT {
+            let a = ask(&f, &format!("{}.00", 201 + i)).await.unwrap();
+            first.get_or_insert(a.id);
+        }
+        let over = ask(&f, "400.00").await.unwrap_err();
+        assert!(
+            matches!(&over, ServiceError::TooManyRequests { code: ErrorCode::TooManyOpenApprovals, .. }),
+            "the cap did not hold: {over:?}"
+        );
+        // The same request again is the same open approval, not a new one: not refused.
+        assert_eq!(ask(&f, "201.00").await.unwrap().id, *first.as_ref().unwrap());
+        f.sigil.decide_approval(&admin, &f.tenant, first.as_ref().unwrap(), crate::service::approvals::Decision::Deny).await.unwrap();
+        ask(&f, "400.00").await.expect("a decision did not free a place");
+        assert!(ask(&f, "401.00").await.is_err());
+        // Expired requests no longer count.
+        f.clock.set("2026-06-10T10:16:00Z".parse().unwrap());
+        ask(&f, "401.00").await.expect("expired requests still count");
+    }
+
+    /// Housekeeping deletes approval records (and their index and open entries) a week
+    /// after their expiry, through an audited commit; newer ones stay.
+    #[tokio::test]
+    async fn approval_records_are_purged_a_week_after_expiry() {
+        let f = approval_fixture().await;
+        let admin = testing::admin(&f.tenant);
+        let old = ask(&f, "250.00").await.unwrap();
+        let denied = ask(&f, "260.00").await.unwrap();
+        f.sigil.decide_approval(&admin, &f.tenant, &denied.id, crate::service::approvals::Decision::Deny).await.unwrap();
+        assert_eq!(f.sigil.purge_old_approvals().await.unwrap(), 0, "purged before their time");
+        f.clock.set("2026-06-17T10:15:00Z".parse().unwrap());
+        let recent = ask(&f, "270.00").await.unwrap();
+        assert_eq!(f.sigil.purge_old_approvals().await.unwrap(), 2);
+        let left: Vec<String> =
+            f.sigil.list_approvals(&admin, &f.tenant, None, Some(500)).await.unwrap().into_iter().map(|a| a.id).collect();
+        assert_eq!(left, vec![recent.id.clone()]);
+        for id in [&old.id, &denied.id] {
+            assert!(f.sigil.load_approval(&f.tenant, id).await.unwrap().is_none());
+        }
+        let index = f.sigil.approval_index_key(&f.tenant, &old.request_hash);
+        assert!(f.sigil.store.get(&index).await.unwrap().is_none(), "the purged approval's index entry remains");
+        // The same request is a new approval.
+        assert_ne!(ask(&f, "250.00").await.unwrap().id, old.id);
+        let open = f.sigil.store.scan(&crate::store::keys::approval_open_prefix(&f.tenant, None), None, 100).await.unwrap();
+        assert_eq!(open.len(), 2, "open entries of purged or expired requests remain");
+        let trail = f.sigil.audit_export(&admin, &f.tenant).await.unwrap();
+        assert!(trail.lines().any(|l| l.contains("approval.purged") && l.contains(&old.id)), "the purge is not in the trail");
+    }
+
+    /// The approval is spent by the grant's commit: failing to write the `approval.used`
+    /// entry after it (here: the tenant deleted meanwhile) must not withhold the
+    /// presentation the approval was spent on.
+    #[tokio::test]
+    async fn a_spent_approval_yields_its_presentation_even_if_the_used_entry_fails() {
+        let f = approval_fixture().await;
+        let admin = testing::admin(&f.tenant);
+        let a = ask(&f, "250.00").await.unwrap();
+        f.sigil.decide_approval(&admin, &f.tenant, &a.id, crate::service::approvals::Decision::Approve).await.unwrap();
+        let armed = crate::service::kernel::cache::pause::arm("presentations.approval_used", f.tenant.as_str());
+        let (s, agent) = (f.sigil.clone(), f.agent.clone());
+        let asked = tokio::spawn(async move { s.present(&agent, request("refunds:create", "orders/1", "250.00", "u1")).await });
+        armed.arrived.notified().await;
+        f.sigil.delete_tenant(&testing::operator(), &f.tenant).await.unwrap();
+        armed.release.notify_one();
+        asked.await.unwrap().expect("the approval was spent and no presentation returned");
+    }
+
+    /// A record decided while a listing reads the tenant's approvals is read again, not a
+    /// failure of the whole list.
+    #[tokio::test]
+    async fn an_approval_listing_survives_a_decision_in_the_middle() {
+        let f = approval_fixture().await;
+        let admin = testing::admin(&f.tenant);
+        let a = ask(&f, "250.00").await.unwrap();
+        let armed = crate::service::kernel::cache::pause::arm("approvals.list", f.tenant.as_str());
+        let (s, t, adm) = (f.sigil.clone(), f.tenant.clone(), admin.clone());
+        let listing = tokio::spawn(async move { s.list_approvals(&adm, &t, None, None).await });
+        armed.arrived.notified().await;
+        f.sigil.decide_approval(&admin, &f.tenant, &a.id, crate::service::approvals::Decision::Approve).await.unwrap();
+        armed.release.notify_one();
+        let listed = listing.await.unwrap().expect("a record changed mid-list failed the list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, crate::service::model::records::ApprovalStatus::Approved);
     }
 
     /// A presentation that needs approval verifies only with the matching tenant-signed

@@ -192,6 +192,13 @@ impl Sigil {
             }
         }
         datamodel::check_credential(&doc).map_err(|v| VcApiError::BadRequest(v.to_string()))?;
+        // eddsa-jcs-2022 signs the RFC 8785 form, which rounds integers beyond ±(2^53−1):
+        // the proof would cover another number than the document carries.
+        if let Some(path) = crate::vc::jcs::inexact_number("credential", &doc) {
+            return Err(VcApiError::BadRequest(format!(
+                "{path}: numbers must lie within ±(2^53−1) (RFC 8785 would round a larger one): send it as a string"
+            )));
+        }
         // The rules that need JSON-LD expansion, for either cryptosuite: a JCS credential
         // is still JSON-LD to its verifiers.
         match jsonld::check_expanded(&Value::Object(doc.clone())) {
