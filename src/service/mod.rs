@@ -151,6 +151,18 @@ impl Sigil {
         &self.settings
     }
 
+    /// Whom a tenant's VC-API verify routes trust: whom `/v1/verify` trusts, and the
+    /// tenant's own issuer for any subject (what it issued through its VC-API is about
+    /// anyone, not only its agents).
+    pub(crate) fn vc_api_trust(&self, tenant: &TenantId) -> crate::vc::trust::TrustPolicy {
+        self.verify_trust.clone().trust_issuer(self.tenant_did(tenant))
+    }
+
+    /// How the VC-API verify routes treat issuer trust (`--vc-api-trust`).
+    pub(crate) fn vc_api_trust_mode(&self) -> crate::vc::verify::TrustMode {
+        if self.settings.vc_api_trust_advisory { crate::vc::verify::TrustMode::Advisory } else { crate::vc::verify::TrustMode::Enforce }
+    }
+
     /// `did:web` of a tenant.
     pub fn tenant_did(&self, tenant: &TenantId) -> String {
         format!("did:web:{}:tenants:{tenant}", self.settings.public_url.did_host())

@@ -315,18 +315,6 @@ impl Sigil {
         verify::verify_credential_in(vc, &resolver, self.clock.now(), opts, &trust, self.vc_api_trust_mode()).await
     }
 
-    /// Whom a tenant's VC-API verify routes trust: whom `/v1/verify` trusts, and the
-    /// tenant's own issuer for any subject (what it issued through its VC-API is about
-    /// anyone, not only its agents).
-    pub(crate) fn vc_api_trust(&self, tenant: &TenantId) -> crate::vc::trust::TrustPolicy {
-        self.verify_trust.clone().trust_issuer(self.tenant_did(tenant))
-    }
-
-    /// How the VC-API verify routes treat issuer trust (`--vc-api-trust`).
-    pub(crate) fn vc_api_trust_mode(&self) -> verify::TrustMode {
-        if self.settings.vc_api_trust_advisory { verify::TrustMode::Advisory } else { verify::TrustMode::Enforce }
-    }
-
     /// `POST /tenants/{tenant}/vc-api/credentials/verify` (the tenant only scopes the URL).
     pub async fn vc_api_verify(&self, tenant: &TenantId, body: Map<String, Value>) -> Result<Report, VcApiError> {
         self.tenant_record(tenant).await?;
