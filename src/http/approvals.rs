@@ -2,6 +2,9 @@
 //! agent's (`/v1/approvals/{id}…`) and the tenant's approval settings (webhook, lifetime).
 //! `POST /v1/presentations` answers `202` with an [`ApprovalRequested`] body when the
 //! action needs approval first.
+//!
+//! Must never decide anything itself: who may decide, single use and expiry live in the
+//! service (`ops::approvals`, `kernel::approval`); this module only parses and answers.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};

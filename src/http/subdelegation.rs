@@ -1,5 +1,8 @@
 //! Handlers for sub-delegation: an agent narrows one of its delegations for another agent
 //! of its tenant (agent token), and admins list a delegation's children.
+//!
+//! Must never judge narrowing or sign: the rules are `policy::narrowing`, the signature
+//! the tenant issuer key's in the service; this module only parses and answers.
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
