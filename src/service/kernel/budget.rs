@@ -19,6 +19,10 @@ use crate::store::keys;
 pub(crate) struct Spent {
     pub amount: Decimal,
     pub stored: Option<Vec<u8>>,
+    /// The counter was sealed under a data key the key set in hand lacks (another node
+    /// rotated the tenant's data key and spent since): read with the reloaded keys, but a
+    /// new total must not be sealed with the stale set ([`Sigil::stage_spends`] retries).
+    pub stale_keys: bool,
 }
 
 fn id(credential: &str, day: &str) -> String {
@@ -35,9 +39,21 @@ impl Sigil {
         day: &str,
     ) -> Result<Spent, ServiceError> {
         let key = keys::budget(tenant, credential, day);
-        let Some(stored) = self.fresh_blob(tenant, &key).await? else { return Ok(Spent { amount: Decimal::ZERO, stored: None }) };
+        let Some(stored) = self.fresh_blob(tenant, &key).await? else {
+            return Ok(Spent { amount: Decimal::ZERO, stored: None, stale_keys: false });
+        };
+        let mut stale_keys = false;
         let amount = if stored.first() == Some(&BLOB_VERSION) {
-            let rec: BudgetRecord = self.open_unchecked(tk, tenant, kind::BUDGET, &id(credential, day), &stored)?;
+            let version = crate::crypto::blob_key_version(&stored)?;
+            let rec: BudgetRecord = if tk.versions.contains_key(&version) {
+                self.open_unchecked(tk, tenant, kind::BUDGET, &id(credential, day), &stored)?
+            } else {
+                // Another node rotated the data key and spent under the new one: read it
+                // with the keys loaded once more (a 503 here failed a request mid-rotation).
+                stale_keys = true;
+                let fresh = self.tenant_keys_opening(tenant, &stored).await?;
+                self.open_unchecked(&fresh, tenant, kind::BUDGET, &id(credential, day), &stored)?
+            };
             rec.spent.parse::<Decimal>().ok()
         } else {
             // Written before budgets were sealed: a decimal in clear, never starting with
@@ -45,7 +61,7 @@ impl Sigil {
             std::str::from_utf8(&stored).ok().and_then(|s| s.parse::<Decimal>().ok())
         };
         let amount = amount.ok_or_else(|| ServiceError::Internal("bad budget counter".into()))?;
-        Ok(Spent { amount, stored: Some(stored) })
+        Ok(Spent { amount, stored: Some(stored), stale_keys })
     }
 
     /// The sealed record of `amount` spent by `credential` on `day`.

@@ -71,6 +71,14 @@ impl Sigil {
     ) -> Result<(), ServiceError> {
         for l in lines {
             let spent = self.budget_spent(tk, t, &l.id, &l.day).await?;
+            if spent.stale_keys {
+                // Sealing the new total with the stale set could leave it under a key the
+                // rotation destroys: the mutation retries with the reloaded keys.
+                return Err(ServiceError::conflict(
+                    crate::codes::ErrorCode::WriteConflict,
+                    "the tenant's data key changed on another node; retry",
+                ));
+            }
             crate::service::kernel::cache::pause::point("budget.read", t.as_str()).await;
             let total = spent.amount + l.amount;
             if total > l.limit {

@@ -544,6 +544,38 @@ mod tests {
         present(&c.b, &c.token, "1.00", "after").await.unwrap();
     }
 
+    /// A data-key rotation on `a`, then a spend on `a` sealed under the new key: `b`, still
+    /// holding the older key set, reads the day's counter (its keys loaded once more) and
+    /// its own spend retries with the fresh set, never a `503` (CI saw one presentation of
+    /// 253 fail so during `key_rotations_while_both_nodes_serve`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_counter_sealed_under_a_key_another_node_rotated_to_is_read_and_spent() {
+        let c = cluster_of("counter", "1000.00").await;
+        let admin = testing::admin(&c.tenant);
+        let caller = c.b.authenticate(&c.token).await.unwrap();
+        let made = c.b.present(&caller, refund("1.00", "warm")).await.unwrap();
+        let delegation = made.credential_ids[1].to_string();
+        let stale = c.b.tenant_keys(&c.tenant).await.unwrap();
+        c.a.rotate_data_key(&admin, &c.tenant).await.unwrap();
+        present(&c.a, &c.token, "2.00", "on-a").await.unwrap();
+        let day = "2026-06-10";
+        let stored = c.a.store.get(&crate::store::keys::budget(&c.tenant, &delegation, day)).await.unwrap().unwrap();
+        let version = crate::crypto::blob_key_version(&stored).unwrap();
+        assert!(!stale.versions.contains_key(&version), "the counter is not sealed under the new key: the test shows nothing");
+        let spent = c.b.budget_spent(&stale, &c.tenant, &delegation, day).await;
+        assert!(spent.as_ref().is_ok_and(|s| s.stale_keys && s.amount == "3.00".parse().unwrap()), "{:?}", spent.map(|s| s.amount));
+        // Staged with the stale set: a conflict the mutation retries, never a 503.
+        let line = crate::service::kernel::chain_budget::BudgetLine {
+            id: delegation.clone(),
+            limit: "1000.00".parse().unwrap(),
+            amount: "4.00".parse().unwrap(),
+            day: day.to_owned(),
+        };
+        let staged = c.b.stage_spends(&stale, &c.tenant, &[line], &mut crate::store::Txn::new()).await;
+        assert!(matches!(staged, Err(ServiceError::Conflict { .. })), "{staged:?}");
+        present(&c.b, &c.token, "4.00", "on-b").await.unwrap();
+    }
+
     /// A data-key rotation on `a` runs to its end (the older key destroyed) while `b`
     /// still holds the older key set: `b`'s next write must not be sealed under it (it
     /// would be unreadable for good). It conflicts, `b` confirms the tenant and reloads.
