@@ -427,21 +427,9 @@ fn check_approval(
     let resource = action.get("resource").and_then(Value::as_str);
     let empty = Map::new();
     let context = action.get("context").and_then(Value::as_object).unwrap_or(&empty);
-    let amount = context.get("amount").and_then(Value::as_str).and_then(|s| policy::parse_amount("amount", s).ok());
-    let currency = context.get("currency").and_then(Value::as_str);
-    let req = ActionRequest { action: name, resource, amount, currency };
-    let grants: Vec<Grant<'_>> = delegations
-        .iter()
-        .map(|(a, from, until)| Grant {
-            authority: a,
-            valid_from: from.unwrap_or(Timestamp::MIN),
-            valid_until: *until,
-            revoked: false,
-            suspended: false,
-        })
-        .collect();
+    let req = action_request(name, resource, context);
     // No covering delegation: `check_action` already failed the presentation.
-    let i = policy::decide(true, &grants, &req, now).ok()?;
+    let i = covering(delegations, &req, now).ok()?;
     let (authority, (issuer, delegation_id)) = (&delegations.get(i)?.0, refs.get(i)?);
     if !authority.approval.as_ref().is_some_and(|rule| rule.requires(&req)) {
         return None;
@@ -531,9 +519,25 @@ fn check_action(
             r.push(Check::fail("action", "action_mismatch", "the presentation is bound to a different action"));
         }
     }
+    match covering(delegations, &action_request(name, resource, context), now) {
+        Ok(_) => r.push(Check::pass("authority", "a presented delegation covers the action")),
+        Err(d) => r.push(Check::fail("authority", d.code(), d.detail())),
+    }
+}
+
+/// The request a presentation's `action` names, as the policy reads it.
+fn action_request<'a>(name: &'a str, resource: Option<&'a str>, context: &'a Map<String, Value>) -> ActionRequest<'a> {
     let amount = context.get("amount").and_then(Value::as_str).and_then(|s| policy::parse_amount("amount", s).ok());
-    let currency = context.get("currency").and_then(Value::as_str);
-    let req = ActionRequest { action: name, resource, amount, currency };
+    ActionRequest { action: name, resource, amount, currency: context.get("currency").and_then(Value::as_str) }
+}
+
+/// Which presented delegation covers `req` (the one the service would have granted it
+/// under): the same decision for the action check and for the approval check.
+fn covering(
+    delegations: &[(Authority, Option<Timestamp>, Option<Timestamp>)],
+    req: &ActionRequest<'_>,
+    now: Timestamp,
+) -> Result<usize, policy::Denial> {
     let grants: Vec<Grant<'_>> = delegations
         .iter()
         .map(|(a, from, until)| Grant {
@@ -544,10 +548,7 @@ fn check_action(
             suspended: false,
         })
         .collect();
-    match policy::decide(true, &grants, &req, now) {
-        Ok(_) => r.push(Check::pass("authority", "a presented delegation covers the action")),
-        Err(d) => r.push(Check::fail("authority", d.code(), d.detail())),
-    }
+    policy::decide(true, &grants, req, now)
 }
 
 #[cfg(test)]

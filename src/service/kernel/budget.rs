@@ -44,16 +44,10 @@ impl Sigil {
         };
         let mut stale_keys = false;
         let amount = if stored.first() == Some(&BLOB_VERSION) {
-            let version = crate::crypto::blob_key_version(&stored)?;
-            let rec: BudgetRecord = if tk.versions.contains_key(&version) {
-                self.open_unchecked(tk, tenant, kind::BUDGET, &id(credential, day), &stored)?
-            } else {
-                // Another node rotated the data key and spent under the new one: read it
-                // with the keys loaded once more (a 503 here failed a request mid-rotation).
-                stale_keys = true;
-                let fresh = self.tenant_keys_opening(tenant, &stored).await?;
-                self.open_unchecked(&fresh, tenant, kind::BUDGET, &id(credential, day), &stored)?
-            };
+            // Another node may have rotated the data key and spent under the new one:
+            // read with the keys loaded once more (a 503 here failed a request mid-rotation).
+            stale_keys = !tk.versions.contains_key(&crate::crypto::blob_key_version(&stored)?);
+            let rec: BudgetRecord = self.open_reloading(tk, tenant, kind::BUDGET, &id(credential, day), &stored).await?;
             rec.spent.parse::<Decimal>().ok()
         } else {
             // Written before budgets were sealed: a decimal in clear, never starting with

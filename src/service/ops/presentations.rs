@@ -704,23 +704,9 @@ mod tests {
     /// re-signing with its own key gets `approval_missing`.
     #[tokio::test]
     async fn a_presentation_without_its_matching_approval_is_refused() {
-        let f = fixture(&["refunds:create"], "500.00").await;
+        let f = approval_fixture().await;
         let admin = testing::admin(&f.tenant);
         let Caller::Agent { agent: agent_id, .. } = &f.agent else { unreachable!() };
-        // A second delegation, requiring approval above 200 EUR, placed first by replacing
-        // the plain one: the policy picks the first covering delegation.
-        let plain = f.sigil.wallet(&f.tenant, agent_id).await.unwrap().delegations[0].id.clone();
-        f.sigil.change_credential_status(&admin, &f.tenant, &plain, crate::service::credentials::StatusChange::Revoke).await.unwrap();
-        let authority = Authority::new(&["refunds:create".to_owned()], &["orders/*".to_owned()], Limits::default(), None)
-            .unwrap()
-            .with_approval(Some(crate::policy::ApprovalRule::new(&[], Some(("200.00", "EUR"))).unwrap()));
-        let new = NewDelegation {
-            principal: Principal::new("alice".into(), PrincipalKind::Person, None).unwrap(),
-            authority,
-            valid_from: None,
-            valid_until: "2027-01-01T00:00:00Z".parse().unwrap(),
-        };
-        f.sigil.issue_delegation(&admin, &f.tenant, agent_id, new).await.unwrap();
         let Outcome::Approval(a) =
             f.sigil.present_or_approval(&f.agent, request("refunds:create", "orders/1", "250.00", "a0")).await.unwrap()
         else {
